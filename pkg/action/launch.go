@@ -1,0 +1,150 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli/values"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/getter"
+
+	"github.com/iter8-tools/iter8/charts"
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/store"
+)
+
+// DefaultLocalName names a local experiment launched without a name.
+const DefaultLocalName = "local"
+
+// Launch renders the experiment chart with values, as `helm install` would,
+// and runs the experiment locally.
+type Launch struct {
+	cfg *Configuration
+	// Name is the experiment's (release's) name.
+	Name string
+	// ChartPath is a chart folder or archive; empty means the embedded
+	// iter8 chart.
+	ChartPath string
+	// Values are -f/--set/--set-string/--set-file/--set-json, as Helm takes
+	// them.
+	Values values.Options
+	// SpecPath is where the rendered spec is written; its result goes
+	// beside it.
+	SpecPath string
+	// Dry writes the spec and runs nothing.
+	Dry bool
+}
+
+// LaunchResult is what a launch did.
+type LaunchResult struct {
+	SpecPath string
+	// Result is nil for a dry launch.
+	Result *experiment.Result
+}
+
+// NewLaunch returns a Launch action.
+func NewLaunch(cfg *Configuration) *Launch {
+	return &Launch{cfg: cfg, Name: DefaultLocalName, SpecPath: store.DefaultSpecFile}
+}
+
+// Run renders and validates the spec, writes it, and unless Dry runs it. Bad
+// values or a bad spec wrap ErrInvalidSpec and leave no file behind.
+func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
+	spec, err := a.Render()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := decodeSpec(spec, a.cfg, filepath.Dir(a.SpecPath))
+	if err != nil {
+		return nil, fmt.Errorf("experiment rendered from the chart: %w", err)
+	}
+	f := &store.File{SpecPath: a.SpecPath}
+	if err := f.WriteSpec(spec); err != nil {
+		return nil, err
+	}
+	out := &LaunchResult{SpecPath: a.SpecPath}
+	if a.Dry {
+		return out, nil
+	}
+	out.Result, err = runPlan(ctx, a.cfg, plan, f)
+	return out, err
+}
+
+// experimentTemplate is added to the chart for local rendering: it renders
+// only the spec, not the cluster objects. (Helm drops the output of templates
+// whose names start with "_", so this one must not.)
+const experimentTemplate = "templates/local-experiment.yaml"
+
+// Render returns the experiment spec that the chart renders from the values.
+func (a *Launch) Render() ([]byte, error) {
+	ch, err := a.loadChart()
+	if err != nil {
+		return nil, err
+	}
+	vals, err := a.Values.MergeValues(getter.Providers{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: values: %w", ErrInvalidSpec, err)
+	}
+	opts := chartutil.ReleaseOptions{Name: a.Name, Revision: 1, IsInstall: true}
+	renderVals, err := chartutil.ToRenderValues(ch, vals, opts, chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, fmt.Errorf("%w: values of chart %s: %s", ErrInvalidSpec, ch.Name(), strings.TrimSpace(err.Error()))
+	}
+	ch.Templates = append(ch.Templates, &chart.File{
+		Name: experimentTemplate,
+		Data: []byte(`{{ include "iter8.experiment" . }}`),
+	})
+	out, err := engine.Render(ch, renderVals)
+	if err != nil {
+		return nil, fmt.Errorf("%w: render chart %s: %w", ErrInvalidSpec, ch.Name(), err)
+	}
+	spec, ok := out[path.Join(ch.Name(), experimentTemplate)]
+	if !ok {
+		return nil, fmt.Errorf("render chart %s: it defines no iter8.experiment template", ch.Name())
+	}
+	return []byte(spec), nil
+}
+
+func (a *Launch) loadChart() (*chart.Chart, error) {
+	if a.ChartPath != "" {
+		ch, err := loader.Load(a.ChartPath)
+		if err != nil {
+			return nil, fmt.Errorf("load chart %s: %w", a.ChartPath, err)
+		}
+		return ch, nil
+	}
+	return LoadEmbeddedChart("iter8")
+}
+
+// LoadEmbeddedChart loads one of the charts built into the binary.
+func LoadEmbeddedChart(name string) (*chart.Chart, error) {
+	var files []*loader.BufferedFile
+	err := fs.WalkDir(charts.FS, name, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(charts.FS, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, &loader.BufferedFile{Name: strings.TrimPrefix(p, name+"/"), Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read embedded chart %s: %w", name, err)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	ch, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("load embedded chart %s: %w", name, err)
+	}
+	return ch, nil
+}

@@ -1,0 +1,73 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/store"
+)
+
+// LogTailLines is how many lines of a run's log are kept with its result.
+const LogTailLines = 100
+
+// Run runs a local experiment spec and writes its result beside it.
+type Run struct {
+	cfg *Configuration
+	// SpecPath is the spec file.
+	SpecPath string
+}
+
+// NewRun returns a Run action.
+func NewRun(cfg *Configuration) *Run {
+	return &Run{cfg: cfg, SpecPath: store.DefaultSpecFile}
+}
+
+// Run validates the whole spec, then runs it. A spec that fails validation
+// returns an error wrapping ErrInvalidSpec, having sent nothing and written no
+// result.
+func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
+	f := &store.File{SpecPath: a.SpecPath}
+	data, err := f.ReadSpec()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := decodeSpec(data, a.cfg, filepath.Dir(a.SpecPath))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.SpecPath, err)
+	}
+	return runPlan(ctx, a.cfg, plan, f)
+}
+
+// decodeSpec validates a spec; files it names are read relative to dir.
+func decodeSpec(data []byte, cfg *Configuration, dir string) (*experiment.Plan, error) {
+	plan, err := experiment.Decode(data, experiment.DecodeOptions{
+		Registry: cfg.Registry,
+		ReadFile: func(name string) ([]byte, error) {
+			if !filepath.IsAbs(name) {
+				name = filepath.Join(dir, name)
+			}
+			return os.ReadFile(name)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	return plan, nil
+}
+
+func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w experiment.ResultWriter) (*experiment.Result, error) {
+	tail := experiment.NewLogTail(LogTailLines)
+	r := &experiment.Runner{
+		Store:    w,
+		Log:      cfg.logger(io.MultiWriter(cfg.Log, tail)),
+		LogTail:  tail,
+		Progress: cfg.Progress,
+		Secret:   cfg.Secret,
+		Now:      cfg.Now,
+	}
+	return r.Run(ctx, plan)
+}

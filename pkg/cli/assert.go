@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iter8-tools/iter8/pkg/action"
+)
+
+const assertDesc = `Check conditions on an experiment's result, for CI gates.
+
+Conditions (repeat -c or separate with commas):
+  completed   the experiment has finished
+  nofailure   no task failed
+  slos        every SLO is satisfied for every version
+
+With --timeout, assert waits until the conditions hold or the experiment
+ends. Exit status: 0 all hold; 1 a condition is false (each is named with
+the reason); 2 the conditions could not be checked (no result, bad flags).
+
+Examples:
+  %[1]s assert -c completed,nofailure,slos
+  %[1]s assert -c completed -c slos --timeout 60s`
+
+type assertOptions struct {
+	target     targetOptions
+	conditions []string
+}
+
+func newAssertCmd(e *cmdEnv) *cobra.Command {
+	o := &assertOptions{}
+	a := action.NewAssert(e.cfg)
+	cmd := &cobra.Command{
+		Use:   "assert [RELEASE]",
+		Short: "Check conditions on an experiment's result (exit codes for CI)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.target.complete(cmd, args)
+			conds, err := action.ParseConditions(o.conditions)
+			if err != nil {
+				return fmt.Errorf("assert: -c: %w", err)
+			}
+			if a.Timeout < 0 {
+				return fmt.Errorf("assert: --timeout must not be negative")
+			}
+			if err := o.target.validate("assert"); err != nil {
+				return err
+			}
+			a.Conditions, a.SpecPath = conds, o.target.SpecPath
+			res, err := a.Run(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("assert: %w", err)
+			}
+			for _, v := range res.Verdicts {
+				if v.Holds {
+					fmt.Fprintf(e.streams.Out, "✔ %s\n", v.Condition)
+				} else {
+					fmt.Fprintf(e.streams.Out, "✗ %s: %s\n", v.Condition, v.Why)
+				}
+			}
+			if !res.Holds() {
+				return &ExitError{Code: 1, Err: errConditionsFalse}
+			}
+			return nil
+		},
+	}
+	cmd.Long = fmt.Sprintf(assertDesc, e.name)
+	o.target.addFlags(cmd.Flags(), "f")
+	cmd.Flags().StringSliceVarP(&o.conditions, "condition", "c", nil, "condition: completed, nofailure or slos (can repeat)")
+	cmd.Flags().DurationVar(&a.Timeout, "timeout", 0, "how long to wait for the conditions to hold (0: check once)")
+	_ = cmd.RegisterFlagCompletionFunc("condition", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"completed", "nofailure", "slos"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/store"
+)
+
+const runDesc = `Run an experiment spec.
+
+The whole spec is validated before any task runs; every problem is listed
+with its field path. Tasks run in order and the result is written beside the
+spec (experiment.yaml → experiment.result.json) after every task, so an
+interrupt (Ctrl-C) keeps everything that finished.
+
+Exit status: 0 when every task succeeded; 1 when SLOs are not met and the
+spec sets failOnSLOs; 2 when the spec is invalid or a task failed.
+
+Examples:
+  %[1]s run -f experiment.yaml
+  %[1]s run --namespace test --experiment perf   # in a cluster, by the chart's Job`
+
+type runOptions struct {
+	run        *action.Run
+	experiment string
+	namespace  string
+	quiet      bool
+}
+
+func newRunCmd(e *cmdEnv) *cobra.Command {
+	o := &runOptions{run: action.NewRun(e.cfg)}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run an experiment spec and store its result",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.experiment != "" {
+				return fmt.Errorf("run --experiment %s: %w", o.experiment, action.ErrNeedsCluster)
+			}
+			if !cmd.Flags().Changed("file") && !exists(o.run.SpecPath) {
+				return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.run.SpecPath)
+			}
+			_, err := o.run.Run(cmd.Context())
+			return runExit(err)
+		},
+	}
+	cmd.Long = fmt.Sprintf(runDesc, e.name)
+	f := cmd.Flags()
+	f.StringVarP(&o.run.SpecPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
+	f.StringVar(&o.experiment, "experiment", "", "in a cluster: the experiment (release) whose spec Secret to run")
+	return cmd
+}

@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/store"
+)
+
+// targetOptions choose the experiment a command acts on: a release in the
+// cluster (the positional argument) or a local spec (-f).
+type targetOptions struct {
+	Release  string
+	SpecPath string
+	// specSet records that -f was given, so that a default spec that does
+	// not exist can be told apart from a named one.
+	specSet bool
+}
+
+func (o *targetOptions) addFlags(fs *pflag.FlagSet, short string) {
+	fs.StringVarP(&o.SpecPath, "file", short, store.DefaultSpecFile,
+		"local experiment spec; its result is the file beside it with the extension .result.json")
+}
+
+// complete reads the positional release and whether -f was given.
+func (o *targetOptions) complete(cmd *cobra.Command, args []string) {
+	if len(args) > 0 {
+		o.Release = args[0]
+	}
+	o.specSet = cmd.Flags().Changed("file")
+}
+
+// validate refuses a release together with -f, says that releases need a
+// cluster, and explains what a command given neither expected.
+func (o *targetOptions) validate(verb string) error {
+	switch {
+	case o.Release != "" && o.specSet:
+		return fmt.Errorf("%s: give a release name or -f SPEC, not both", verb)
+	case o.Release != "":
+		return fmt.Errorf("%s %s: %w", verb, o.Release, action.ErrNeedsCluster)
+	case !o.specSet && !exists(o.SpecPath) && !exists(store.ResultPath(o.SpecPath)):
+		return fmt.Errorf("%s: expected a release name, or -f SPEC for a local experiment; there is no %s here (launch one with `launch --local`)", verb, o.SpecPath)
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,196 @@
+package experiment
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/stats"
+)
+
+// TaskState is the state of one task in a result.
+type TaskState string
+
+// The states a task can be in.
+const (
+	TaskPending   TaskState = "pending"
+	TaskRunning   TaskState = "running"
+	TaskSucceeded TaskState = "succeeded"
+	TaskFailed    TaskState = "failed"
+	TaskSkipped   TaskState = "skipped"
+)
+
+// Result is everything an experiment run found. It is written after every
+// task.
+type Result struct {
+	// Experiment is the experiment's name.
+	Experiment string `json:"experiment"`
+	// Revision counts the runs of this experiment (a Helm release revision in
+	// a cluster; 1 locally).
+	Revision int `json:"revision"`
+	// StartTime is when the run began; EndTime when it ended (zero while
+	// running).
+	StartTime time.Time  `json:"startTime"`
+	EndTime   *time.Time `json:"endTime,omitempty"`
+	// Tasks has one entry per spec task, in order.
+	Tasks []TaskResult `json:"tasks"`
+	// Versions has one entry per version under test, in spec order.
+	Versions []VersionResult `json:"versions"`
+	// SLOs holds the verdicts of the assess task, in spec order.
+	SLOs []SLOVerdict `json:"slos,omitempty"`
+	// Rewards holds the best version for each reward metric.
+	Rewards []RewardResult `json:"rewards,omitempty"`
+	// Winner is the best version by the first reward among those that meet
+	// all their SLOs; empty when there is none.
+	Winner string `json:"winner,omitempty"`
+	// Log is the tail of the run's log.
+	Log []string `json:"log,omitempty"`
+}
+
+// TaskResult is the outcome of one task.
+type TaskResult struct {
+	Task      string        `json:"task"`
+	State     TaskState     `json:"state"`
+	Error     string        `json:"error,omitempty"`
+	StartTime *time.Time    `json:"startTime,omitempty"`
+	Duration  time.Duration `json:"durationNanos,omitempty"`
+}
+
+// VersionResult holds the metrics of one version.
+type VersionResult struct {
+	// Name is the version's name; empty for the one unnamed version.
+	Name string `json:"name"`
+	// Metrics maps a metric name (http/latency-p99) to its value.
+	Metrics map[string]Metric `json:"metrics,omitempty"`
+	// Histograms maps a histogram metric name (http/latency) to its buckets.
+	Histograms map[string]*stats.Histogram `json:"histograms,omitempty"`
+}
+
+// Metric is one measured value.
+type Metric struct {
+	Value float64 `json:"value"`
+	// Unit such as msec; empty for counts and ratios.
+	Unit string `json:"unit,omitempty"`
+}
+
+// SLOVerdict says whether one version met one objective.
+type SLOVerdict struct {
+	Metric    string   `json:"metric"`
+	Version   string   `json:"version"`
+	Upper     *float64 `json:"upper,omitempty"`
+	Lower     *float64 `json:"lower,omitempty"`
+	Value     *float64 `json:"value,omitempty"`
+	Satisfied bool     `json:"satisfied"`
+	// Reason explains a verdict without a value (a missing metric).
+	Reason string `json:"reason,omitempty"`
+}
+
+// RewardResult names the best version for one reward metric.
+type RewardResult struct {
+	Metric string `json:"metric"`
+	// Direction is "max" or "min".
+	Direction string `json:"direction"`
+	// Best is the best version; empty when no version has a value.
+	Best string `json:"best,omitempty"`
+}
+
+// NewResult starts the result of a run of plan.
+func NewResult(plan *Plan, revision int, start time.Time) *Result {
+	r := &Result{
+		Experiment: plan.Experiment.Metadata.Name,
+		Revision:   revision,
+		StartTime:  start,
+	}
+	for _, t := range plan.Tasks {
+		r.Tasks = append(r.Tasks, TaskResult{Task: t.Spec.Task, State: TaskPending})
+	}
+	for _, v := range plan.Experiment.Spec.VersionNames() {
+		r.Versions = append(r.Versions, VersionResult{Name: v})
+	}
+	return r
+}
+
+// Completed reports whether the run has ended, in success or failure.
+func (r *Result) Completed() bool { return r.EndTime != nil }
+
+// Failed reports whether any task failed.
+func (r *Result) Failed() bool {
+	for _, t := range r.Tasks {
+		if t.State == TaskFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// SLOsSatisfied reports whether every SLO verdict so far is satisfied; true
+// when there are none.
+func (r *Result) SLOsSatisfied() bool {
+	for _, v := range r.SLOs {
+		if !v.Satisfied {
+			return false
+		}
+	}
+	return true
+}
+
+// Version returns the entry of the named version, or nil.
+func (r *Result) Version(name string) *VersionResult {
+	for i := range r.Versions {
+		if r.Versions[i].Name == name {
+			return &r.Versions[i]
+		}
+	}
+	return nil
+}
+
+// SetMetric stores a metric value for a version. Values that are not finite
+// are not stored: a missing metric says more than a NaN.
+func (r *Result) SetMetric(version, name string, value float64, unit string) {
+	v := r.Version(version)
+	if v == nil || math.IsNaN(value) || math.IsInf(value, 0) {
+		return
+	}
+	if v.Metrics == nil {
+		v.Metrics = map[string]Metric{}
+	}
+	v.Metrics[name] = Metric{Value: value, Unit: unit}
+}
+
+// SetHistogram stores a histogram for a version.
+func (r *Result) SetHistogram(version, name string, h *stats.Histogram) {
+	v := r.Version(version)
+	if v == nil || h == nil {
+		return
+	}
+	if v.Histograms == nil {
+		v.Histograms = map[string]*stats.Histogram{}
+	}
+	v.Histograms[name] = h
+}
+
+// Value returns a metric's value for a version.
+func (r *Result) Value(version, name string) (float64, bool) {
+	v := r.Version(version)
+	if v == nil {
+		return 0, false
+	}
+	m, ok := v.Metrics[name]
+	return m.Value, ok
+}
+
+// MetricNames lists every metric name in the result, sorted.
+func (r *Result) MetricNames() []string {
+	set := map[string]bool{}
+	for _, v := range r.Versions {
+		for n := range v.Metrics {
+			set[n] = true
+		}
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,278 @@
+package experiment
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// APIVersion and Kind identify an experiment spec.
+const (
+	APIVersion = "iter8.tools/v1"
+	Kind       = "Experiment"
+)
+
+// Experiment is the spec of an experiment as written by a user or rendered
+// from the chart.
+type Experiment struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+}
+
+// Metadata names the experiment.
+type Metadata struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// Spec lists the versions under test and the tasks to run.
+type Spec struct {
+	// Versions names the versions under test; when empty there is one
+	// unnamed version.
+	Versions []string `json:"versions,omitempty"`
+	// FailOnSLOs makes an unmet SLO fail the run (its exit status), as release
+	// gates need; otherwise an unmet SLO is a verdict in the result.
+	FailOnSLOs bool `json:"failOnSLOs,omitempty"`
+	// Tasks run in order.
+	Tasks []TaskSpec `json:"tasks"`
+}
+
+// TaskSpec is one entry of spec.tasks.
+type TaskSpec struct {
+	// Task is the registered name of the task, such as http or assess.
+	Task string `json:"task"`
+	// If is an optional expression over the result so far; the task is
+	// skipped when it is false.
+	If string `json:"if,omitempty"`
+	// With holds the task's inputs, decoded strictly by the task.
+	With json.RawMessage `json:"with,omitempty"`
+}
+
+// VersionNames returns the versions under test: spec.versions, or one
+// unnamed version.
+func (s *Spec) VersionNames() []string {
+	if len(s.Versions) == 0 {
+		return []string{""}
+	}
+	return s.Versions
+}
+
+// Plan is a decoded and fully validated experiment, ready to run.
+type Plan struct {
+	Experiment Experiment
+	Tasks      []PlannedTask
+}
+
+// PlannedTask is a task with its decoded inputs and compiled condition.
+type PlannedTask struct {
+	Spec      TaskSpec
+	Task      Task
+	condition *condition
+}
+
+// DecodeOptions are what decoding needs beyond the spec itself.
+type DecodeOptions struct {
+	// Registry maps task names to their decoders.
+	Registry *Registry
+	// ReadFile reads files that a spec names (such as a payload file),
+	// relative to the spec's folder. Nil means files cannot be read.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// Decode parses a YAML or JSON spec strictly and validates all of it. The
+// error lists every problem with its field path.
+func Decode(data []byte, opts DecodeOptions) (*Plan, error) {
+	jsonData, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("experiment spec is not valid YAML or JSON: %w", err)
+	}
+	if bytes.Equal(bytes.TrimSpace(jsonData), []byte("null")) {
+		return nil, fmt.Errorf("experiment spec is empty")
+	}
+	var exp Experiment
+	if errs := DecodeStrict(jsonData, &exp, nil); len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	plan, errs := compile(exp, opts)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	return plan, nil
+}
+
+// dnsLabel is what Kubernetes allows in a release and object name; the
+// experiment name ends up in both.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
+	var errs field.ErrorList
+	if exp.APIVersion != APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), exp.APIVersion, []string{APIVersion}))
+	}
+	if exp.Kind != Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), exp.Kind, []string{Kind}))
+	}
+	namePath := field.NewPath("metadata", "name")
+	switch {
+	case exp.Metadata.Name == "":
+		errs = append(errs, field.Required(namePath, "an experiment needs a name"))
+	case len(exp.Metadata.Name) > 53 || !dnsLabel.MatchString(exp.Metadata.Name):
+		errs = append(errs, field.Invalid(namePath, exp.Metadata.Name,
+			"must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit"))
+	}
+
+	specPath := field.NewPath("spec")
+	seen := map[string]bool{}
+	for i, v := range exp.Spec.Versions {
+		p := specPath.Child("versions").Index(i)
+		switch {
+		case v == "":
+			errs = append(errs, field.Required(p, "a listed version needs a name"))
+		case seen[v]:
+			errs = append(errs, field.Duplicate(p, v))
+		case strings.ContainsAny(v, " \t\n/"):
+			errs = append(errs, field.Invalid(p, v, "must not contain spaces or '/'"))
+		}
+		seen[v] = true
+	}
+
+	tasksPath := specPath.Child("tasks")
+	if len(exp.Spec.Tasks) == 0 {
+		errs = append(errs, field.Required(tasksPath, "an experiment needs at least one task"))
+	}
+	if opts.Registry == nil {
+		opts.Registry = NewRegistry()
+	}
+	catalog := newCatalog(exp.Spec.VersionNames())
+	plan := &Plan{Experiment: exp}
+	for i, ts := range exp.Spec.Tasks {
+		p := tasksPath.Index(i)
+		pt := PlannedTask{Spec: ts}
+		if ts.If != "" {
+			cond, err := compileCondition(ts.If)
+			if err != nil {
+				errs = append(errs, field.Invalid(p.Child("if"), ts.If, err.Error()))
+			}
+			pt.condition = cond
+		}
+		decode, ok := opts.Registry.lookup(ts.Task)
+		if !ok {
+			if ts.Task == "" {
+				errs = append(errs, field.Required(p.Child("task"), "name the task: one of "+strings.Join(opts.Registry.Names(), ", ")))
+			} else {
+				errs = append(errs, field.NotSupported(p.Child("task"), ts.Task, opts.Registry.Names()))
+			}
+			continue
+		}
+		task, taskErrs := decode(&Decoding{
+			With:     ts.With,
+			Path:     p.Child("with"),
+			Versions: exp.Spec.VersionNames(),
+			Metrics:  catalog,
+			ReadFile: opts.ReadFile,
+		})
+		errs = append(errs, taskErrs...)
+		pt.Task = task
+		plan.Tasks = append(plan.Tasks, pt)
+	}
+	return plan, errs
+}
+
+// DecodeStrict decodes JSON into v and reports unknown, duplicate and
+// mistyped fields under path (nil for the document root).
+func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(data, v)
+	var errs field.ErrorList
+	if err != nil {
+		errs = append(errs, typeError(err, path))
+	}
+	for _, se := range strictErrs {
+		msg := se.Error()
+		var fe sigsjson.FieldError
+		if fieldErr, ok := se.(sigsjson.FieldError); ok {
+			fe = fieldErr
+		}
+		switch {
+		case fe != nil && strings.Contains(msg, "unknown field"):
+			errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: join(path, fe.FieldPath()),
+				BadValue: field.OmitValueType{}, Detail: "unknown field"})
+		case fe != nil && strings.Contains(msg, "duplicate field"):
+			errs = append(errs, field.Duplicate(pathOf(path, fe.FieldPath()), field.OmitValueType{}))
+		default:
+			errs = append(errs, field.Invalid(path, nil, msg))
+		}
+	}
+	return errs
+}
+
+// typeError turns a JSON decoding error into a field error that names the
+// field and the expected type, without Go type names where possible.
+func typeError(err error, path *field.Path) *field.Error {
+	rv := reflect.ValueOf(err)
+	if rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {
+		e := rv.Elem()
+		f, val, typ := e.FieldByName("Field"), e.FieldByName("Value"), e.FieldByName("Type")
+		if f.IsValid() && val.IsValid() && typ.IsValid() && f.Kind() == reflect.String {
+			want := "a value of another type"
+			if t, ok := typ.Interface().(reflect.Type); ok && t != nil {
+				want = describeType(t)
+			}
+			return &field.Error{Type: field.ErrorTypeTypeInvalid, Field: join(path, f.String()),
+				BadValue: field.OmitValueType{}, Detail: fmt.Sprintf("got %s, want %s", val.String(), want)}
+		}
+	}
+	if ok, off := sigsjson.SyntaxErrorOffset(err); ok {
+		return field.Invalid(path, nil, fmt.Sprintf("malformed JSON at byte %d: %v", off, err))
+	}
+	return field.Invalid(path, nil, err.Error())
+}
+
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	default:
+		return t.String()
+	}
+}
+
+func join(path *field.Path, sub string) string {
+	if path == nil {
+		return sub
+	}
+	if sub == "" {
+		return path.String()
+	}
+	return path.String() + "." + sub
+}
+
+func pathOf(path *field.Path, sub string) *field.Path {
+	if path == nil {
+		return field.NewPath(sub)
+	}
+	return path.Child(sub)
+}

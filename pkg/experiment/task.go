@@ -1,0 +1,172 @@
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Task is one step of an experiment, decoded and validated.
+type Task interface {
+	// Run does the task's work, writing what it measures into env.Result.
+	// An error fails the experiment.
+	Run(ctx context.Context, env *Env) error
+}
+
+// Env is what a running task may use.
+type Env struct {
+	// Result is the result so far; tasks add metrics and verdicts to it.
+	Result *Result
+	// Versions are the versions under test.
+	Versions []string
+	// Log receives progress lines meant for people.
+	Log *slog.Logger
+	// Progress receives live progress output (a terminal bar or periodic
+	// lines); it may be io.Discard.
+	Progress io.Writer
+	// Secret looks up a named secret (an environment variable locally); the
+	// value must never reach the result, a log line or an error.
+	Secret func(name string) (string, bool)
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// Decoder turns a task's `with` block into a Task, reporting every problem
+// with its path.
+type Decoder func(d *Decoding) (Task, field.ErrorList)
+
+// Decoding is what a Decoder is given.
+type Decoding struct {
+	// With is the raw `with` block (JSON); it may be empty.
+	With json.RawMessage
+	// Path is the path of the `with` block, for error messages.
+	Path *field.Path
+	// Versions are the versions under test.
+	Versions []string
+	// Metrics lists the metrics that earlier tasks produce; a task that
+	// produces metrics adds them, a task that reads metrics checks them.
+	Metrics *Catalog
+	// ReadFile reads a file named in the spec, relative to the spec's folder.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// Into decodes the `with` block strictly into v.
+func (d *Decoding) Into(v any) field.ErrorList {
+	return DecodeStrict(d.With, v, d.Path)
+}
+
+// Duration parses a duration field (such as "30s"); empty gives def.
+func (d *Decoding) Duration(s string, def time.Duration, path *field.Path) (time.Duration, *field.Error) {
+	if s == "" {
+		return def, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, field.Invalid(path, s, "want a duration such as 500ms, 30s or 2m")
+	}
+	if v < 0 {
+		return 0, field.Invalid(path, s, "must not be negative")
+	}
+	return v, nil
+}
+
+// Registry maps task names to decoders.
+type Registry struct {
+	decoders map[string]Decoder
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{decoders: map[string]Decoder{}}
+}
+
+// Register adds a task; it panics on a duplicate name, a programming error
+// found at start-up.
+func (r *Registry) Register(name string, d Decoder) {
+	if _, dup := r.decoders[name]; dup {
+		panic(fmt.Sprintf("task %q registered twice", name))
+	}
+	r.decoders[name] = d
+}
+
+// Names lists the registered tasks in order.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.decoders))
+	for n := range r.decoders {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (r *Registry) lookup(name string) (Decoder, bool) {
+	d, ok := r.decoders[name]
+	return d, ok
+}
+
+// Catalog records which metrics earlier tasks produce for which versions, so
+// that a task reading metrics (assess) can be checked before anything runs.
+type Catalog struct {
+	versions []string
+	metrics  map[string]map[string]bool // version → metric
+}
+
+func newCatalog(versions []string) *Catalog {
+	c := &Catalog{versions: versions, metrics: map[string]map[string]bool{}}
+	for _, v := range versions {
+		c.metrics[v] = map[string]bool{}
+	}
+	return c
+}
+
+// Add records that metric will be produced for version.
+func (c *Catalog) Add(version, metric string) {
+	if m, ok := c.metrics[version]; ok {
+		m[metric] = true
+	}
+}
+
+// Has reports whether metric is produced for version.
+func (c *Catalog) Has(version, metric string) bool {
+	return c.metrics[version][metric]
+}
+
+// Producers lists the versions for which metric is produced.
+func (c *Catalog) Producers(metric string) []string {
+	var out []string
+	for _, v := range c.versions {
+		if c.metrics[v][metric] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Known lists every produced metric name, sorted.
+func (c *Catalog) Known() []string {
+	set := map[string]bool{}
+	for _, m := range c.metrics {
+		for name := range m {
+			set[name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for name := range set {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Percentile formats a percentile for a metric name: 99.9 → "p99.9".
+func Percentile(p float64) string {
+	return "p" + strings.TrimSuffix(strconv.FormatFloat(p, 'f', -1, 64), ".0")
+}

@@ -1,0 +1,309 @@
+// Package report writes an experiment result for people (text) and for
+// programs (json, yaml).
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// Format is an output format.
+type Format string
+
+// The formats.
+const (
+	Text Format = "text"
+	JSON Format = "json"
+	YAML Format = "yaml"
+)
+
+// Formats lists the supported formats.
+var Formats = []Format{Text, JSON, YAML}
+
+// ParseFormat checks a format name.
+func ParseFormat(s string) (Format, error) {
+	f := Format(strings.ToLower(s))
+	if slices.Contains(Formats, f) {
+		return f, nil
+	}
+	names := make([]string, len(Formats))
+	for i, f := range Formats {
+		names[i] = string(f)
+	}
+	return "", fmt.Errorf("unknown output format %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// Write writes r in format f.
+func Write(w io.Writer, r *experiment.Result, f Format) error {
+	switch f {
+	case Text:
+		return writeText(w, r)
+	case JSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case YAML:
+		data, err := yaml.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	default:
+		return fmt.Errorf("unknown output format %q", f)
+	}
+}
+
+// State summarises a result in a word: running, failed or completed.
+func State(r *experiment.Result) string {
+	switch {
+	case r.Failed():
+		return "failed"
+	case !r.Completed():
+		return "running"
+	default:
+		return "completed"
+	}
+}
+
+// VersionName shows a version's name, and "default" for the one unnamed
+// version.
+func VersionName(v string) string {
+	if v == "" {
+		return "default"
+	}
+	return v
+}
+
+func writeText(out io.Writer, r *experiment.Result) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Experiment:\t%s (revision %d)\n", r.Experiment, r.Revision)
+	fmt.Fprintf(w, "State:\t%s\n", stateLine(r))
+	took := "running"
+	if r.EndTime != nil {
+		took = "took " + r.EndTime.Sub(r.StartTime).Round(time.Millisecond).String()
+	}
+	fmt.Fprintf(w, "Started:\t%s, %s\n", r.StartTime.Format(time.RFC3339), took)
+	if len(r.SLOs) > 0 {
+		fmt.Fprintf(w, "SLOs:\t%s\n", sloLine(r))
+	}
+	if len(r.Rewards) > 0 {
+		winner := "none (no version meets its SLOs and has a value of the first reward)"
+		if r.Winner != "" {
+			winner = VersionName(r.Winner)
+		}
+		fmt.Fprintf(w, "Winner:\t%s (by %s, %s)\n", winner, r.Rewards[0].Metric, r.Rewards[0].Direction)
+	}
+
+	fmt.Fprintf(w, "\nTasks\n")
+	fmt.Fprintf(w, "  #\tTASK\tSTATE\tDURATION\tERROR\n")
+	for i, t := range r.Tasks {
+		d := ""
+		if t.StartTime != nil {
+			d = t.Duration.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", i, t.Task, t.State, d, oneLine(t.Error))
+	}
+
+	versions := make([]string, len(r.Versions))
+	for i, v := range r.Versions {
+		versions[i] = VersionName(v.Name)
+	}
+	if len(r.SLOs) > 0 {
+		fmt.Fprintf(w, "\nSLOs\t%s\n", strings.Join(versions, "\t"))
+		for _, row := range sloRows(r) {
+			fmt.Fprintf(w, "  %s\t%s\n", row.label, strings.Join(row.cells, "\t"))
+		}
+	}
+
+	names := r.MetricNames()
+	if len(names) > 0 {
+		header := "\nMetrics\t" + strings.Join(versions, "\t")
+		multi := len(r.Versions) > 1
+		if multi {
+			header += "\tBEST"
+		}
+		fmt.Fprintln(w, header)
+		for _, name := range names {
+			label, cells := name, make([]string, len(r.Versions))
+			for i, v := range r.Versions {
+				m, ok := v.Metrics[name]
+				if !ok {
+					cells[i] = "-"
+					continue
+				}
+				cells[i] = FormatValue(m.Value)
+				if m.Unit != "" {
+					label = name + " (" + m.Unit + ")"
+				}
+			}
+			line := "  " + label + "\t" + strings.Join(cells, "\t")
+			if multi {
+				line += "\t" + versionNameOrBlank(Best(r, name))
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if len(r.SLOs) > 0 {
+		var reasons []string
+		for _, v := range r.SLOs {
+			if v.Reason != "" {
+				reasons = append(reasons, fmt.Sprintf("  %s for %s: %s", v.Metric, VersionName(v.Version), v.Reason))
+			}
+		}
+		if len(reasons) > 0 {
+			fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
+		}
+	}
+	return w.Flush()
+}
+
+func versionNameOrBlank(v string) string {
+	if v == "" {
+		return ""
+	}
+	return VersionName(v)
+}
+
+func stateLine(r *experiment.Result) string {
+	done, failed := 0, -1
+	for i, t := range r.Tasks {
+		if t.State == experiment.TaskSucceeded || t.State == experiment.TaskSkipped {
+			done++
+		}
+		if t.State == experiment.TaskFailed && failed < 0 {
+			failed = i
+		}
+	}
+	switch {
+	case failed >= 0:
+		return fmt.Sprintf("failed: task %d (%s) failed", failed, r.Tasks[failed].Task)
+	case !r.Completed():
+		return fmt.Sprintf("running: %d of %d tasks done", done, len(r.Tasks))
+	default:
+		return fmt.Sprintf("completed: %d of %d tasks done, none failed", done, len(r.Tasks))
+	}
+}
+
+func sloLine(r *experiment.Result) string {
+	n := 0
+	for _, v := range r.SLOs {
+		if !v.Satisfied {
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Sprintf("all %d satisfied", len(r.SLOs))
+	}
+	return fmt.Sprintf("%d of %d not satisfied", n, len(r.SLOs))
+}
+
+type sloRow struct {
+	label string
+	cells []string
+}
+
+// sloRows lays the verdicts out as one row per objective and one column per
+// version; a version an SLO does not apply to shows "-".
+func sloRows(r *experiment.Result) []sloRow {
+	var rows []sloRow
+	index := map[string]int{}
+	for _, v := range r.SLOs {
+		label := SLOLabel(v)
+		i, ok := index[label]
+		if !ok {
+			i = len(rows)
+			index[label] = i
+			cells := make([]string, len(r.Versions))
+			for j := range cells {
+				cells[j] = "-"
+			}
+			rows = append(rows, sloRow{label: label, cells: cells})
+		}
+		for j, ver := range r.Versions {
+			if ver.Name == v.Version {
+				rows[i].cells[j] = mark(v.Satisfied)
+			}
+		}
+	}
+	return rows
+}
+
+// SLOLabel shows an objective, such as "0.5 <= http/latency-p99 <= 100".
+func SLOLabel(v experiment.SLOVerdict) string {
+	var b strings.Builder
+	if v.Lower != nil {
+		b.WriteString(FormatValue(*v.Lower) + " <= ")
+	}
+	b.WriteString(v.Metric)
+	if v.Upper != nil {
+		b.WriteString(" <= " + FormatValue(*v.Upper))
+	}
+	return b.String()
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✔"
+	}
+	return "✗"
+}
+
+// FormatValue shows a metric value in the shortest form that reads back
+// exactly.
+func FormatValue(v float64) string {
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+func oneLine(s string) string {
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// Best returns the version with the best value of a metric: the reward's
+// direction when the metric is a reward, lower for latencies and errors, and
+// none for metrics without a direction (such as request counts) or a single
+// version.
+func Best(r *experiment.Result, metric string) string {
+	dir := ""
+	for _, rw := range r.Rewards {
+		if rw.Metric == metric {
+			return rw.Best
+		}
+	}
+	base := metric[strings.LastIndex(metric, "/")+1:]
+	if strings.HasPrefix(base, "latency-") && base != "latency-stddev" ||
+		base == "error-count" || base == "error-rate" {
+		dir = "min"
+	}
+	if dir == "" || len(r.Versions) < 2 {
+		return ""
+	}
+	best, found, tie := "", false, false
+	var bv float64
+	for _, v := range r.Versions {
+		m, ok := v.Metrics[metric]
+		if !ok {
+			continue
+		}
+		switch {
+		case !found || m.Value < bv:
+			best, bv, found, tie = v.Name, m.Value, true, false
+		case m.Value == bv:
+			tie = true
+		}
+	}
+	if tie {
+		return ""
+	}
+	return best
+}

@@ -1,0 +1,321 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	nethttp "net/http"
+	"sync"
+	"time"
+
+	"fortio.org/fortio/fhttp"
+	"fortio.org/fortio/periodic"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/stats"
+)
+
+// Task is the decoded http task.
+type Task struct {
+	Config Config
+}
+
+// EndpointResult is what the load on one endpoint measured.
+type EndpointResult struct {
+	Endpoint *Endpoint
+	// Codes counts responses by status code; -1 counts requests that got no
+	// response (connection errors, timeouts).
+	Codes   map[int]int64
+	Latency *stats.Histogram
+}
+
+// Run sends the load to every endpoint at once, so that versions are measured
+// under the same conditions, and records the metrics per version.
+func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	results := make([]*EndpointResult, len(t.Config.Endpoints))
+	var g errgroup.Group
+	for i := range t.Config.Endpoints {
+		ep := &t.Config.Endpoints[i]
+		g.Go(func() error {
+			r, err := t.load(ctx, ep, env)
+			results[i] = r
+			if err != nil {
+				return fmt.Errorf("%s: %w", ep.Label(), err)
+			}
+			return nil
+		})
+	}
+	loadErr := g.Wait()
+	// Record whatever was measured, even on failure or interrupt.
+	if err := t.record(env.Result, results); err != nil && loadErr == nil {
+		loadErr = err
+	}
+	if loadErr != nil {
+		return loadErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.checkResponses(ctx, results)
+}
+
+// load runs the warmup, then the measured load, on one endpoint.
+func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*EndpointResult, error) {
+	if t.Config.WarmupNumRequests > 0 || t.Config.WarmupDuration > 0 {
+		env.Log.Info("warming up", "endpoint", ep.Label())
+		if _, err := t.fortio(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, nil); err != nil {
+			return nil, fmt.Errorf("warmup: %w", err)
+		}
+	}
+	env.Log.Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
+	rec := newLatencyRecorder(ep.Connections, 2*t.Config.Timeout)
+	res, err := t.fortio(ctx, ep, t.Config.NumRequests, t.Config.Duration, rec)
+	out := &EndpointResult{Endpoint: ep, Latency: rec.histogram(), Codes: map[int]int64{}}
+	if res != nil {
+		for code, n := range res.RetCodes {
+			out.Codes[code] += n
+		}
+	}
+	return out, err
+}
+
+func qpsLabel(q float64) string {
+	if q == 0 {
+		return "max"
+	}
+	return fmt.Sprint(q)
+}
+
+// fortio runs fortio's periodic runner with its fast client. Its output goes
+// nowhere and its Stop is ours, so that it neither prints nor installs a
+// process-wide signal handler.
+func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duration, logger periodic.AccessLogger) (*fhttp.HTTPRunnerResults, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	qps := ep.QPS
+	if qps == 0 {
+		qps = -1 // fortio: 0 means its default of 8; -1 is full speed
+	}
+	o := &fhttp.HTTPRunnerOptions{
+		RunnerOptions: periodic.RunnerOptions{
+			QPS:          qps,
+			NumThreads:   ep.Connections,
+			Exactly:      n,
+			Duration:     d,
+			Out:          io.Discard,
+			Stop:         periodic.NewAborter(),
+			AccessLogger: logger,
+			Percentiles:  []float64{50},
+		},
+		// Connection errors during warm-up are measured, not fatal: they
+		// show as errors in the metrics.
+		AllowInitialErrors: true,
+	}
+	o.HTTPOptions.InitHeaders()
+	if err := o.AddAndValidateExtraHeader("User-Agent: iter8"); err != nil {
+		return nil, err
+	}
+	for k, v := range ep.Headers {
+		if err := o.AddAndValidateExtraHeader(k + ": " + v); err != nil {
+			return nil, fmt.Errorf("header %s: %w", k, err)
+		}
+	}
+	o.URL = ep.URL.String()
+	o.HTTPReqTimeOut = t.Config.Timeout
+	o.Payload = ep.Payload
+	o.ContentType = ep.ContentType
+	o.MethodOverride = ep.Method
+
+	stop := context.AfterFunc(ctx, func() { o.Stop.Abort(false) })
+	defer stop()
+	res, err := fhttp.RunHTTPTest(o)
+	if err != nil {
+		return nil, fmt.Errorf("start load: %w", err)
+	}
+	return res, nil
+}
+
+// record writes the version and endpoint metrics.
+func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
+	byVersion := map[string][]*EndpointResult{}
+	var order []string
+	for _, er := range results {
+		if er == nil {
+			continue
+		}
+		v := er.Endpoint.Version
+		if _, seen := byVersion[v]; !seen {
+			order = append(order, v)
+		}
+		byVersion[v] = append(byVersion[v], er)
+		if er.Endpoint.Name != "" {
+			if err := t.recordOne(r, v, Name+"-"+er.Endpoint.Name, er.Codes, er.Latency); err != nil {
+				return err
+			}
+		}
+	}
+	for _, v := range order {
+		ers := byVersion[v]
+		codes := map[int]int64{}
+		hs := make([]*stats.Histogram, 0, len(ers))
+		for _, er := range ers {
+			for c, n := range er.Codes {
+				codes[c] += n
+			}
+			hs = append(hs, er.Latency)
+		}
+		merged, err := stats.MergeHistograms(hs...)
+		if err != nil {
+			return fmt.Errorf("merge latencies of version %q: %w", v, err)
+		}
+		if err := t.recordOne(r, v, Name, codes, merged); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Task) recordOne(r *experiment.Result, version, prefix string, codes map[int]int64, h *stats.Histogram) error {
+	var total, errs int64
+	for code, n := range codes {
+		total += n
+		if t.isError(code) {
+			errs += n
+		}
+	}
+	r.SetMetric(version, prefix+"/request-count", float64(total), "")
+	r.SetMetric(version, prefix+"/error-count", float64(errs), "")
+	if total > 0 {
+		r.SetMetric(version, prefix+"/error-rate", float64(errs)/float64(total), "")
+	}
+	if h.Count == 0 {
+		return nil
+	}
+	s, err := h.Summarize(t.Config.Percentiles)
+	if err != nil {
+		return fmt.Errorf("latencies of version %q: %w", version, err)
+	}
+	r.SetMetric(version, prefix+"/latency-mean", msec(s.Mean), "msec")
+	r.SetMetric(version, prefix+"/latency-stddev", msec(s.Stdev), "msec")
+	r.SetMetric(version, prefix+"/latency-min", msec(s.Min), "msec")
+	r.SetMetric(version, prefix+"/latency-max", msec(s.Max), "msec")
+	for _, pc := range t.Config.Percentiles {
+		r.SetMetric(version, prefix+"/latency-"+experiment.Percentile(pc), msec(s.Percentiles[pc]), "msec")
+	}
+	r.SetHistogram(version, prefix+"/latency", h)
+	return nil
+}
+
+func (t *Task) isError(code int) bool {
+	if code < 100 {
+		return true // no response: connection error or timeout
+	}
+	for _, r := range t.Config.ErrorRanges {
+		if r.Contains(code) {
+			return true
+		}
+	}
+	return false
+}
+
+func msec(d time.Duration) float64 {
+	return math.Round(float64(d)/1e3) / 1e3
+}
+
+// checkResponses fails the task for an endpoint where no request got any
+// response at all: that is an unreachable target, not a measurement. One
+// probe request finds the reason to report.
+func (t *Task) checkResponses(ctx context.Context, results []*EndpointResult) error {
+	var errs []error
+	for _, er := range results {
+		var answered, total int64
+		for code, n := range er.Codes {
+			total += n
+			if code >= 100 {
+				answered += n
+			}
+		}
+		if answered > 0 {
+			continue
+		}
+		if total == 0 {
+			errs = append(errs, fmt.Errorf("%s: no request was sent", er.Endpoint.Label()))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: none of %d requests got a response (%s)",
+			er.Endpoint.Label(), total, t.probe(ctx, er.Endpoint)))
+	}
+	return errors.Join(errs...)
+}
+
+// probe sends one request to learn why an endpoint does not answer.
+func (t *Task) probe(ctx context.Context, ep *Endpoint) string {
+	ctx, cancel := context.WithTimeout(ctx, t.Config.Timeout)
+	defer cancel()
+	req, err := nethttp.NewRequestWithContext(ctx, ep.Method, ep.URL.String(), nil)
+	if err != nil {
+		return err.Error()
+	}
+	if req.Method == "" {
+		req.Method = nethttp.MethodGet
+	}
+	resp, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) && ue.Unwrap() != nil {
+			err = ue.Unwrap() // drop the URL that url.Error repeats
+		}
+		return err.Error()
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("a probe request got status %d", resp.StatusCode)
+}
+
+// latencyRecorder is fortio's per-request hook: fortio calls it from every
+// load thread at once, so each thread has its own histogram and no lock is
+// taken on the hot path.
+type latencyRecorder struct {
+	threads  []*stats.Recorder
+	mu       sync.Mutex // guards overflow
+	overflow *stats.Recorder
+}
+
+func newLatencyRecorder(threads int, highest time.Duration) *latencyRecorder {
+	l := &latencyRecorder{threads: make([]*stats.Recorder, threads), overflow: stats.NewRecorder(highest)}
+	for i := range l.threads {
+		l.threads[i] = stats.NewRecorder(highest)
+	}
+	return l
+}
+
+// Start implements periodic.AccessLogger.
+func (l *latencyRecorder) Start(ctx context.Context, _ periodic.ThreadID, _ int64, _ time.Time) context.Context {
+	return ctx
+}
+
+// Report implements periodic.AccessLogger.
+func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, _ time.Time, latency float64, _ bool, _ string) {
+	d := time.Duration(latency * float64(time.Second))
+	if int(thread) >= 0 && int(thread) < len(l.threads) {
+		l.threads[thread].Record(d)
+		return
+	}
+	l.mu.Lock()
+	l.overflow.Record(d)
+	l.mu.Unlock()
+}
+
+// Info implements periodic.AccessLogger.
+func (l *latencyRecorder) Info() string { return "iter8 latency histograms" }
+
+func (l *latencyRecorder) histogram() *stats.Histogram {
+	total := l.overflow
+	for _, r := range l.threads {
+		total.Merge(r)
+	}
+	return total.Histogram()
+}

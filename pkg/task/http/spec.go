@@ -1,0 +1,402 @@
+package http
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// Name is the task's name in a spec.
+const Name = "http"
+
+// Defaults of the task's inputs.
+const (
+	DefaultNumRequests = 100
+	DefaultConnections = 4
+	DefaultTimeout     = 5 * time.Second
+)
+
+// DefaultPercentiles are always reported as http/latency-pXX.
+var DefaultPercentiles = []float64{50, 75, 90, 95, 99, 99.9}
+
+// request holds what can be set for all endpoints and overridden per endpoint.
+type request struct {
+	URL         string            `json:"url,omitempty"`
+	Method      string            `json:"method,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Payload     string            `json:"payload,omitempty"`
+	PayloadFile string            `json:"payloadFile,omitempty"`
+	ContentType string            `json:"contentType,omitempty"`
+	QPS         *float64          `json:"qps,omitempty"`
+	Connections *int              `json:"connections,omitempty"`
+}
+
+// inputs is the `with` block as written.
+type inputs struct {
+	request
+	// Version names the version that url belongs to, when there are several.
+	Version           *string      `json:"version,omitempty"`
+	NumRequests       int64        `json:"numRequests,omitempty"`
+	Duration          string       `json:"duration,omitempty"`
+	Timeout           string       `json:"timeout,omitempty"`
+	WarmupNumRequests int64        `json:"warmupNumRequests,omitempty"`
+	WarmupDuration    string       `json:"warmupDuration,omitempty"`
+	ErrorRanges       []errorRange `json:"errorRanges,omitempty"`
+	Percentiles       []float64    `json:"percentiles,omitempty"`
+	Endpoints         []endpoint   `json:"endpoints,omitempty"`
+}
+
+type endpoint struct {
+	request
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+type errorRange struct {
+	Lower *int `json:"lower,omitempty"`
+	Upper *int `json:"upper,omitempty"`
+}
+
+// Config is the task's validated configuration.
+type Config struct {
+	Endpoints []Endpoint
+	// NumRequests per endpoint; 0 when Duration is used.
+	NumRequests int64
+	Duration    time.Duration
+	Timeout     time.Duration
+	// Warmup load, not recorded.
+	WarmupNumRequests int64
+	WarmupDuration    time.Duration
+	// ErrorRanges are the status codes counted as errors, besides failed
+	// connections and timeouts, which always are.
+	ErrorRanges []StatusRange
+	// Percentiles reported, DefaultPercentiles included.
+	Percentiles []float64
+}
+
+// Endpoint is one load target.
+type Endpoint struct {
+	// Name gives the endpoint its own metrics (http-<name>/...); may be empty.
+	Name        string
+	Version     string
+	URL         *url.URL
+	Method      string
+	Headers     map[string]string
+	Payload     []byte
+	ContentType string
+	// QPS is the target rate; 0 means as fast as possible.
+	QPS         float64
+	Connections int
+}
+
+// Label names the endpoint in messages.
+func (e *Endpoint) Label() string {
+	var b strings.Builder
+	if e.Version != "" {
+		fmt.Fprintf(&b, "version %s ", e.Version)
+	}
+	if e.Name != "" {
+		fmt.Fprintf(&b, "endpoint %s ", e.Name)
+	}
+	b.WriteString(e.URL.Redacted())
+	return b.String()
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Lower, Upper int }
+
+// Contains reports whether code is in the range.
+func (r StatusRange) Contains(code int) bool { return code >= r.Lower && code <= r.Upper }
+
+// Decode validates the task's `with` block.
+func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
+	var in inputs
+	if errs := d.Into(&in); len(errs) > 0 {
+		return nil, errs
+	}
+	cfg, errs := validate(&in, d)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	declareMetrics(cfg, d.Metrics)
+	return &Task{Config: *cfg}, nil
+}
+
+func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
+	var errs field.ErrorList
+	p := d.Path
+	cfg := &Config{NumRequests: in.NumRequests}
+
+	var err *field.Error
+	if cfg.Duration, err = d.Duration(in.Duration, 0, p.Child("duration")); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Timeout, err = d.Duration(in.Timeout, DefaultTimeout, p.Child("timeout")); err != nil {
+		errs = append(errs, err)
+	} else if cfg.Timeout == 0 {
+		errs = append(errs, field.Invalid(p.Child("timeout"), in.Timeout, "must be above 0"))
+	}
+	if cfg.WarmupDuration, err = d.Duration(in.WarmupDuration, 0, p.Child("warmupDuration")); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case in.NumRequests < 0:
+		errs = append(errs, field.Invalid(p.Child("numRequests"), in.NumRequests, "must be >= 0"))
+	case in.NumRequests > 0 && in.Duration != "":
+		errs = append(errs, field.Forbidden(p.Child("duration"), "set numRequests or duration, not both"))
+	case in.NumRequests == 0 && in.Duration == "":
+		cfg.NumRequests = DefaultNumRequests
+	case in.Duration != "" && cfg.Duration == 0 && err == nil:
+		errs = append(errs, field.Invalid(p.Child("duration"), in.Duration, "must be above 0"))
+	}
+	if in.WarmupNumRequests < 0 {
+		errs = append(errs, field.Invalid(p.Child("warmupNumRequests"), in.WarmupNumRequests, "must be >= 0"))
+	} else if in.WarmupNumRequests > 0 && in.WarmupDuration != "" {
+		errs = append(errs, field.Forbidden(p.Child("warmupDuration"), "set warmupNumRequests or warmupDuration, not both"))
+	}
+	cfg.WarmupNumRequests = in.WarmupNumRequests
+
+	cfg.Percentiles = slices.Clone(DefaultPercentiles)
+	for i, pc := range in.Percentiles {
+		if !(pc > 0 && pc < 100) {
+			errs = append(errs, field.Invalid(p.Child("percentiles").Index(i), pc, "must be above 0 and below 100"))
+			continue
+		}
+		if !slices.Contains(cfg.Percentiles, pc) {
+			cfg.Percentiles = append(cfg.Percentiles, pc)
+		}
+	}
+	slices.Sort(cfg.Percentiles)
+
+	if len(in.ErrorRanges) == 0 {
+		cfg.ErrorRanges = []StatusRange{{Lower: 400, Upper: 599}}
+	}
+	for i, r := range in.ErrorRanges {
+		rp := p.Child("errorRanges").Index(i)
+		sr := StatusRange{Lower: 100, Upper: 599}
+		if r.Lower != nil {
+			sr.Lower = *r.Lower
+		}
+		if r.Upper != nil {
+			sr.Upper = *r.Upper
+		}
+		switch {
+		case r.Lower == nil && r.Upper == nil:
+			errs = append(errs, field.Required(rp, "set lower, upper or both"))
+		case sr.Lower < 100 || sr.Upper > 599:
+			errs = append(errs, field.Invalid(rp, fmt.Sprintf("%d-%d", sr.Lower, sr.Upper), "status codes run from 100 to 599"))
+		case sr.Lower > sr.Upper:
+			errs = append(errs, field.Invalid(rp, fmt.Sprintf("%d-%d", sr.Lower, sr.Upper), "lower must not be above upper"))
+		}
+		cfg.ErrorRanges = append(cfg.ErrorRanges, sr)
+	}
+
+	errs = append(errs, validateEndpoints(in, d, cfg)...)
+	return cfg, errs
+}
+
+func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
+	var errs field.ErrorList
+	p := d.Path
+	defaults := in.request
+	if len(in.Endpoints) == 0 {
+		if in.URL == "" {
+			return append(errs, field.Required(p.Child("url"), "give url, or endpoints with a url each"))
+		}
+		version := d.Versions[0]
+		switch {
+		case in.Version != nil:
+			version = *in.Version
+			if !slices.Contains(d.Versions, version) {
+				return append(errs, field.NotSupported(p.Child("version"), version, d.Versions))
+			}
+		case len(d.Versions) > 1:
+			return append(errs, field.Required(p.Child("version"),
+				fmt.Sprintf("the experiment has versions %s: name the version of url, or use endpoints", strings.Join(d.Versions, ", "))))
+		}
+		ep, epErrs := resolveEndpoint(endpoint{Version: version}, defaults, d, p)
+		if ep != nil {
+			cfg.Endpoints = append(cfg.Endpoints, *ep)
+		}
+		return epErrs
+	}
+	if in.Version != nil {
+		errs = append(errs, field.Forbidden(p.Child("version"), "with endpoints, each endpoint names its version"))
+	}
+	names := map[string]map[string]bool{}
+	perVersion := map[string]int{}
+	for _, e := range in.Endpoints {
+		perVersion[e.Version]++
+	}
+	for i, e := range in.Endpoints {
+		ep := p.Child("endpoints").Index(i)
+		if e.Version == "" && len(d.Versions) > 1 {
+			errs = append(errs, field.Required(ep.Child("version"), "one of "+strings.Join(d.Versions, ", ")))
+			continue
+		}
+		if !slices.Contains(d.Versions, e.Version) {
+			errs = append(errs, field.NotSupported(ep.Child("version"), e.Version, d.Versions))
+			continue
+		}
+		if e.Name == "" && perVersion[e.Version] > 1 {
+			errs = append(errs, field.Required(ep.Child("name"), "a version with several endpoints needs a name for each (its metrics are http-<name>/...)"))
+		}
+		if e.Name != "" {
+			if !validName(e.Name) {
+				errs = append(errs, field.Invalid(ep.Child("name"), e.Name, "use letters, digits, '-' and '_' only"))
+			}
+			if names[e.Version] == nil {
+				names[e.Version] = map[string]bool{}
+			}
+			if names[e.Version][e.Name] {
+				errs = append(errs, field.Duplicate(ep.Child("name"), e.Name))
+			}
+			names[e.Version][e.Name] = true
+		}
+		resolved, epErrs := resolveEndpoint(e, defaults, d, ep)
+		errs = append(errs, epErrs...)
+		if resolved != nil {
+			cfg.Endpoints = append(cfg.Endpoints, *resolved)
+		}
+	}
+	return errs
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// resolveEndpoint merges an endpoint with the task-level defaults and checks it.
+func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.Path) (*Endpoint, field.ErrorList) {
+	var errs field.ErrorList
+	pick := func(v, dv string) string {
+		if v != "" {
+			return v
+		}
+		return dv
+	}
+	out := &Endpoint{
+		Name:        e.Name,
+		Version:     e.Version,
+		Method:      strings.ToUpper(pick(e.Method, def.Method)),
+		ContentType: pick(e.ContentType, def.ContentType),
+		Connections: DefaultConnections,
+		Headers:     map[string]string{},
+	}
+	for k, v := range def.Headers {
+		out.Headers[k] = v
+	}
+	for k, v := range e.Headers {
+		out.Headers[k] = v
+	}
+	rawURL := pick(e.URL, def.URL)
+	u, err := url.Parse(rawURL)
+	switch {
+	case rawURL == "":
+		errs = append(errs, field.Required(p.Child("url"), "the endpoint's URL, such as http://127.0.0.1:8080/"))
+	case err != nil:
+		errs = append(errs, field.Invalid(p.Child("url"), rawURL, "not a URL"))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, field.Invalid(p.Child("url"), u.Redacted(), "want an http:// or https:// URL"))
+	case u.Host == "":
+		errs = append(errs, field.Invalid(p.Child("url"), u.Redacted(), "the URL has no host"))
+	default:
+		out.URL = u
+	}
+	if out.Method != "" && !validName(out.Method) {
+		errs = append(errs, field.Invalid(p.Child("method"), out.Method, "not an HTTP method"))
+	}
+	for k, v := range out.Headers {
+		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n") {
+			errs = append(errs, field.Invalid(p.Child("headers").Key(k), field.OmitValueType{}, "header names are tokens and values may not contain line breaks"))
+		}
+	}
+	qps, conns := def.QPS, def.Connections
+	if e.QPS != nil {
+		qps = e.QPS
+	}
+	if e.Connections != nil {
+		conns = e.Connections
+	}
+	if qps != nil {
+		if *qps < 0 {
+			errs = append(errs, field.Invalid(p.Child("qps"), *qps, "must be >= 0 (0 means as fast as possible)"))
+		}
+		out.QPS = *qps
+	}
+	if conns != nil {
+		if *conns < 1 || *conns > 10000 {
+			errs = append(errs, field.Invalid(p.Child("connections"), *conns, "must be from 1 to 10000"))
+		}
+		out.Connections = *conns
+	}
+	payload, payloadFile := pick(e.Payload, def.Payload), pick(e.PayloadFile, def.PayloadFile)
+	switch {
+	case payload != "" && payloadFile != "":
+		errs = append(errs, field.Forbidden(p.Child("payloadFile"), "set payload or payloadFile, not both"))
+	case payloadFile != "":
+		if d.ReadFile == nil {
+			errs = append(errs, field.Invalid(p.Child("payloadFile"), payloadFile, "files cannot be read here"))
+			break
+		}
+		data, err := d.ReadFile(payloadFile)
+		if err != nil {
+			errs = append(errs, field.Invalid(p.Child("payloadFile"), payloadFile, fmt.Sprintf("cannot read it: %v", err)))
+		}
+		out.Payload = data
+	case payload != "":
+		out.Payload = []byte(payload)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// metricNames lists the metrics under one prefix (http or http-<endpoint>).
+func metricNames(prefix string, percentiles []float64) []string {
+	names := []string{
+		prefix + "/request-count", prefix + "/error-count", prefix + "/error-rate",
+		prefix + "/latency-mean", prefix + "/latency-stddev", prefix + "/latency-min", prefix + "/latency-max",
+	}
+	for _, pc := range percentiles {
+		names = append(names, prefix+"/latency-"+experiment.Percentile(pc))
+	}
+	return names
+}
+
+func declareMetrics(cfg *Config, c *experiment.Catalog) {
+	for _, ep := range cfg.Endpoints {
+		for _, m := range metricNames(Name, cfg.Percentiles) {
+			c.Add(ep.Version, m)
+		}
+		if ep.Name != "" {
+			for _, m := range metricNames(Name+"-"+ep.Name, cfg.Percentiles) {
+				c.Add(ep.Version, m)
+			}
+		}
+	}
+}

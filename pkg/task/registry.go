@@ -1,0 +1,19 @@
+// Package task gathers the experiment tasks. Each task lives in a package of
+// its own under this one and never imports another task.
+package task
+
+import (
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/task/assess"
+	"github.com/iter8-tools/iter8/pkg/task/http"
+	"github.com/iter8-tools/iter8/pkg/task/ready"
+)
+
+// Registry returns a registry holding every task.
+func Registry() *experiment.Registry {
+	r := experiment.NewRegistry()
+	r.Register(ready.Name, ready.Decode)
+	r.Register(http.Name, http.Decode)
+	r.Register(assess.Name, assess.Decode)
+	return r
+}

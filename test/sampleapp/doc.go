@@ -1,0 +1,14 @@
+// Package sampleapp is a small HTTP application for tests, benchmarks and
+// demos of the load-testing tool.
+//
+// A [Handler] answers every request with the JSON body {"version":"<v>"} and
+// the header X-Version: <v>, after waiting an injected [Latency], and answers
+// a configurable fraction of requests with an error status instead. The wait
+// is precise to a few microseconds so that benchmarks can compare latency
+// percentiles measured by the load tester with the injected distribution.
+//
+// The path /healthz always answers 200 "ok" at once and is not counted, so
+// readiness probes neither slow down nor disturb the statistics.
+//
+// The command in cmd/sampleapp serves a Handler on a loopback address.
+package sampleapp
