@@ -74,4 +74,3 @@ func newAssertCmd(e *cmdEnv) *cobra.Command {
 	})
 	return cmd
 }
-

@@ -100,14 +100,52 @@ func Decode(data []byte, opts DecodeOptions) (*Plan, error) {
 		return nil, fmt.Errorf("experiment spec is empty")
 	}
 	var exp Experiment
-	if errs := DecodeStrict(jsonData, &exp, nil); len(errs) > 0 {
-		return nil, errs.ToAggregate()
+	errs := DecodeStrict(jsonData, &exp, nil)
+	if hasTypeError(errs) {
+		// The spec's shape is wrong; what was decoded cannot be trusted.
+		return nil, &ValidationError{Errs: errs}
 	}
-	plan, errs := compile(exp, opts)
+	plan, compileErrs := compile(exp, opts)
+	errs = append(errs, compileErrs...)
 	if len(errs) > 0 {
-		return nil, errs.ToAggregate()
+		return nil, &ValidationError{Errs: errs}
 	}
 	return plan, nil
+}
+
+// ValidationError lists every problem found in a spec, each with its path.
+type ValidationError struct {
+	Errs field.ErrorList
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Errs))
+	for i, fe := range e.Errs {
+		lines[i] = describe(fe)
+	}
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return fmt.Sprintf("%d problems:\n  - %s", len(lines), strings.Join(lines, "\n  - "))
+}
+
+// describe words a field error; without a value to show, the type's name
+// ("Invalid value") says nothing the detail does not.
+func describe(fe *field.Error) string {
+	if fe.BadValue == (field.OmitValueType{}) && fe.Detail != "" &&
+		(fe.Type == field.ErrorTypeInvalid || fe.Type == field.ErrorTypeTypeInvalid || fe.Type == field.ErrorTypeNotSupported) {
+		return fe.Field + ": " + fe.Detail
+	}
+	return fe.Error()
+}
+
+func hasTypeError(errs field.ErrorList) bool {
+	for _, e := range errs {
+		if e.Type != field.ErrorTypeNotSupported && e.Type != field.ErrorTypeDuplicate {
+			return true
+		}
+	}
+	return false
 }
 
 // dnsLabel is what Kubernetes allows in a release and object name; the
@@ -182,6 +220,9 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 			ReadFile: opts.ReadFile,
 		})
 		errs = append(errs, taskErrs...)
+		if len(taskErrs) > 0 {
+			catalog.incomplete = true
+		}
 		pt.Task = task
 		plan.Tasks = append(plan.Tasks, pt)
 	}
@@ -197,7 +238,7 @@ func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
 	strictErrs, err := sigsjson.UnmarshalStrict(data, v)
 	var errs field.ErrorList
 	if err != nil {
-		errs = append(errs, typeError(err, path))
+		errs = append(errs, typeError(err, reflect.TypeOf(v), path))
 	}
 	for _, se := range strictErrs {
 		msg := se.Error()
@@ -220,7 +261,7 @@ func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
 
 // typeError turns a JSON decoding error into a field error that names the
 // field and the expected type, without Go type names where possible.
-func typeError(err error, path *field.Path) *field.Error {
+func typeError(err error, target reflect.Type, path *field.Path) *field.Error {
 	rv := reflect.ValueOf(err)
 	if rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {
 		e := rv.Elem()
@@ -230,7 +271,7 @@ func typeError(err error, path *field.Path) *field.Error {
 			if t, ok := typ.Interface().(reflect.Type); ok && t != nil {
 				want = describeType(t)
 			}
-			return &field.Error{Type: field.ErrorTypeTypeInvalid, Field: join(path, f.String()),
+			return &field.Error{Type: field.ErrorTypeTypeInvalid, Field: join(path, jsonPath(target, f.String())),
 				BadValue: field.OmitValueType{}, Detail: fmt.Sprintf("got %s, want %s", val.String(), want)}
 		}
 	}
@@ -238,6 +279,49 @@ func typeError(err error, path *field.Path) *field.Error {
 		return field.Invalid(path, nil, fmt.Sprintf("malformed JSON at byte %d: %v", off, err))
 	}
 	return field.Invalid(path, nil, err.Error())
+}
+
+// jsonPath rewrites a decoder's dotted field path in JSON names, leaving out
+// embedded structs, which have no name of their own in JSON.
+func jsonPath(t reflect.Type, dotted string) string {
+	var out []string
+	for _, seg := range strings.Split(dotted, ".") {
+		t = deref(t)
+		if t.Kind() != reflect.Struct {
+			out = append(out, seg)
+			continue
+		}
+		if f, ok := jsonField(t, seg); ok {
+			out = append(out, seg)
+			t = f.Type
+			continue
+		}
+		if f, ok := t.FieldByName(seg); ok && f.Anonymous {
+			t = f.Type // an embedded struct: its fields are promoted
+			continue
+		}
+		out = append(out, seg)
+	}
+	return strings.Join(out, ".")
+}
+
+func deref(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	return t
+}
+
+// jsonField finds the field that decodes the JSON key name, promoted ones
+// included.
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for _, f := range reflect.VisibleFields(t) {
+		tag := strings.Split(f.Tag.Get("json"), ",")[0]
+		if tag == name || (tag == "" && f.Name == name && !f.Anonymous) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 func describeType(t reflect.Type) string {

@@ -117,6 +117,9 @@ func (r *Registry) lookup(name string) (Decoder, bool) {
 type Catalog struct {
 	versions []string
 	metrics  map[string]map[string]bool // version → metric
+	// incomplete is set once a task fails to decode: the metrics it would
+	// produce are unknown, so absence proves nothing.
+	incomplete bool
 }
 
 func newCatalog(versions []string) *Catalog {
@@ -138,6 +141,10 @@ func (c *Catalog) Add(version, metric string) {
 func (c *Catalog) Has(version, metric string) bool {
 	return c.metrics[version][metric]
 }
+
+// Incomplete reports whether an earlier task failed to decode, so that a
+// metric's absence proves nothing (and is not worth an error of its own).
+func (c *Catalog) Incomplete() bool { return c.incomplete }
 
 // Producers lists the versions for which metric is produced.
 func (c *Catalog) Producers(metric string) []string {

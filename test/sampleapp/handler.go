@@ -64,8 +64,7 @@ type Handler struct {
 	okBody    []byte
 	errBody   []byte
 
-	seq      atomic.Uint64 // request sequence number, seeds per-request randomness
-	requests atomic.Int64
+	requests atomic.Int64 // also the sequence number seeding each request's draws
 }
 
 // NewHandler returns a Handler configured by o. It panics if o.Validate
@@ -118,9 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 		return
 	}
-	h.requests.Add(1)
-
-	d, fail := h.draw(h.seq.Add(1))
+	d, fail := h.draw(uint64(h.requests.Add(1)))
 	if d > 0 {
 		if err := waitUntil(req.Context(), start.Add(d)); err != nil {
 			return

@@ -105,6 +105,9 @@ func checkMetric(d *experiment.Decoding, p *field.Path, metric string, version *
 	if metric == "" {
 		return field.Required(p, "a metric name such as http/latency-p99")
 	}
+	if d.Metrics.Incomplete() {
+		return nil
+	}
 	if version != nil {
 		if d.Metrics.Has(*version, metric) {
 			return nil
