@@ -110,7 +110,7 @@ func (a *Launch) Render() ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("render chart %s: it defines no iter8.experiment template", ch.Name())
 	}
-	return []byte(spec), nil
+	return []byte(strings.TrimSpace(spec) + "\n"), nil
 }
 
 func (a *Launch) loadChart() (*chart.Chart, error) {

@@ -36,5 +36,6 @@ condition and the rest its inputs.
   {{- with .values.if }}
   if: {{ toJson . }}
   {{- end }}
-  with: {{ omit .values "if" | toJson }}
+  with:
+    {{- omit .values "if" | toYaml | nindent 4 }}
 {{- end }}

@@ -1,0 +1,45 @@
+# Iter8's build, test and demo entry points. `make test` is what CI runs.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= v0.1.0-dev
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -s -w -X github.com/iter8-tools/iter8/pkg/action.version=$(VERSION) -X github.com/iter8-tools/iter8/pkg/action.gitCommit=$(GIT_COMMIT)
+# How long CI fuzzes the spec decoder.
+FUZZTIME ?= 20s
+
+.PHONY: all build test lint unit fuzz demo bench clean
+
+all: build
+
+## build: the two plugin binaries into bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-iter8 ./cmd/kubectl-iter8
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/helm-iter8 ./cmd/helm-iter8
+
+## lint: go vet and gofmt
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## unit: every package's tests, with the race detector
+unit:
+	$(GO) test -race -count=1 ./...
+
+## fuzz: a short, bounded fuzz run of the spec decoder
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./pkg/experiment/
+
+## test: everything CI checks
+test: lint unit fuzz
+
+## demo: a local experiment against two versions of a sample app on 127.0.0.1
+demo:
+	bash scripts/demo.sh
+
+## bench: the load generator's benchmarks (installs wrk from Debian's packages)
+bench:
+	bash scripts/bench/run.sh
+
+clean:
+	rm -rf $(BIN) demo-out
