@@ -3,6 +3,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -86,7 +87,8 @@ func VersionName(v string) string {
 }
 
 func writeText(out io.Writer, r *experiment.Result) error {
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	var buf bytes.Buffer
+	w := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Experiment:\t%s (revision %d)\n", r.Experiment, r.Revision)
 	fmt.Fprintf(w, "State:\t%s\n", stateLine(r))
 	took := "running"
@@ -109,7 +111,7 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	fmt.Fprintf(w, "  #\tTASK\tSTATE\tDURATION\tERROR\n")
 	for i, t := range r.Tasks {
 		d := ""
-		if t.StartTime != nil {
+		if t.State == experiment.TaskSucceeded || t.State == experiment.TaskFailed {
 			d = t.Duration.Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", i, t.Task, t.State, d, oneLine(t.Error))
@@ -165,7 +167,16 @@ func writeText(out io.Writer, r *experiment.Result) error {
 			fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
 		}
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// Empty last columns leave padding behind; drop it.
+	lines := strings.Split(buf.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(out, strings.Join(lines, "\n"))
+	return err
 }
 
 func versionNameOrBlank(v string) string {

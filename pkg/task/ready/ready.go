@@ -103,11 +103,16 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	defer cancel()
 	tick := time.NewTicker(t.Interval)
 	defer tick.Stop()
+	var last error
 	for attempt := 1; ; attempt++ {
-		last := t.check(ctx, client)
-		if last == nil {
+		err := t.check(ctx, client)
+		if err == nil {
 			env.Log.Info("ready", "url", t.URL.Redacted(), "checks", attempt)
 			return nil
+		}
+		// A check cut short by the deadline says less than the one before it.
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
