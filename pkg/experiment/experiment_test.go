@@ -13,11 +13,11 @@ import (
 
 // fakeTask records that it ran and sets a metric, or fails or panics.
 type fakeTask struct {
-	Metric string `json:"metric,omitempty"`
+	Metric string  `json:"metric,omitempty"`
 	Value  float64 `json:"value,omitempty"`
-	Fail   string `json:"fail,omitempty"`
-	Panic  bool   `json:"panic,omitempty"`
-	Wait   bool   `json:"wait,omitempty"`
+	Fail   string  `json:"fail,omitempty"`
+	Panic  bool    `json:"panic,omitempty"`
+	Wait   bool    `json:"wait,omitempty"`
 }
 
 func (f *fakeTask) Run(ctx context.Context, env *Env) error {
@@ -39,7 +39,7 @@ func (f *fakeTask) Run(ctx context.Context, env *Env) error {
 
 // checkTask reads a metric: it needs an earlier task to produce it.
 type checkTask struct {
-	Metric string `json:"metric"`
+	Metric string  `json:"metric"`
 	Upper  float64 `json:"upper"`
 }
 

@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+func TestResultPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"experiment.yaml":  "experiment.result.json",
+		"dir/perf.yml":     "dir/perf.result.json",
+		"spec":             "spec.result.json",
+		"/a/b.c/spec.json": "/a/b.c/spec.result.json",
+	} {
+		if got := ResultPath(in); got != want {
+			t.Errorf("ResultPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWriteReadDelete(t *testing.T) {
+	dir := t.TempDir()
+	f := &File{SpecPath: filepath.Join(dir, "e.yaml")}
+	ctx := context.Background()
+	if _, err := f.ReadResult(ctx); !errors.Is(err, ErrNoResult) {
+		t.Fatalf("ReadResult before any write = %v, want ErrNoResult", err)
+	}
+	if err := f.WriteSpec([]byte("spec")); err != nil {
+		t.Fatal(err)
+	}
+	r := &experiment.Result{Experiment: "e", Revision: 1, Versions: []experiment.VersionResult{{Name: "v1"}}}
+	r.SetMetric("v1", "http/request-count", 10, "")
+	for i := 0; i < 3; i++ { // rewrites replace the file whole
+		if err := f.WriteResult(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.ReadResult(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := got.Value("v1", "http/request-count"); !ok || v != 10 {
+		t.Errorf("read back request-count %v %v, want 10", v, ok)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("folder holds %d entries, want the spec and the result only (no temp files)", len(entries))
+	}
+	removed, err := f.Delete()
+	if err != nil || len(removed) != 2 {
+		t.Errorf("Delete = %v, %v; want both files removed", removed, err)
+	}
+	if removed, err := f.Delete(); err != nil || len(removed) != 0 {
+		t.Errorf("second Delete = %v, %v; want nothing removed and no error", removed, err)
+	}
+}
+
+func TestReadCorruptResult(t *testing.T) {
+	dir := t.TempDir()
+	f := &File{SpecPath: filepath.Join(dir, "e.yaml")}
+	if err := os.WriteFile(f.ResultPath(), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.ReadResult(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not a valid result file") {
+		t.Errorf("ReadResult of a corrupt file = %v", err)
+	}
+}
+
+func TestWriteIntoMissingFolderFails(t *testing.T) {
+	f := &File{SpecPath: filepath.Join(t.TempDir(), "missing", "e.yaml")}
+	if err := f.WriteResult(context.Background(), &experiment.Result{}); err == nil {
+		t.Error("WriteResult into a missing folder succeeded")
+	}
+}
