@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,22 @@ func (d *Decoding) Duration(s string, def time.Duration, path *field.Path) (time
 		return 0, field.Invalid(path, s, "must not be negative")
 	}
 	return v, nil
+}
+
+// URL parses an http:// or https:// URL field; what field to name is path.
+func (d *Decoding) URL(raw string, path *field.Path, example string) (*url.URL, *field.Error) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return nil, field.Required(path, "a URL such as "+example)
+	case err != nil:
+		return nil, field.Invalid(path, raw, "not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, field.Invalid(path, u.Redacted(), "want an http:// or https:// URL")
+	case u.Host == "":
+		return nil, field.Invalid(path, u.Redacted(), "the URL has no host")
+	}
+	return u, nil
 }
 
 // Registry maps task names to decoders.

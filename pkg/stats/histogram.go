@@ -127,15 +127,15 @@ func (h *Histogram) Load() (*hdr.Histogram, error) {
 	if h.Highest < 2 || h.SigFigs < 1 || h.SigFigs > 5 {
 		return nil, fmt.Errorf("histogram geometry: highest %d, sigFigs %d out of range", h.Highest, h.SigFigs)
 	}
-	width := int64(hdr.New(1, h.Highest, h.SigFigs).ByteSize()) // upper bound on the number of buckets
-	snap := &hdr.Snapshot{LowestTrackableValue: 1, HighestTrackableValue: h.Highest, SignificantFigures: int64(h.SigFigs)}
+	// An empty snapshot of the exact geometry: its Counts has one entry per
+	// bucket, so an index is checked against the real number of buckets and
+	// a stored index cannot make Load allocate more than the geometry needs.
+	snap := hdr.New(1, h.Highest, h.SigFigs).Export()
+	width := int64(len(snap.Counts))
 	for i := 0; i < len(h.Sparse); i += 2 {
 		idx, c := h.Sparse[i], h.Sparse[i+1]
 		if idx < 0 || idx >= width || c < 0 {
 			return nil, fmt.Errorf("histogram bucket %d: index %d count %d out of range", i/2, idx, c)
-		}
-		for int64(len(snap.Counts)) <= idx {
-			snap.Counts = append(snap.Counts, 0)
 		}
 		snap.Counts[idx] += c
 	}
@@ -188,7 +188,10 @@ func MergeHistograms(hs ...*Histogram) (*Histogram, error) {
 		return nil, errors.New("merge: no histograms")
 	}
 	var highest int64
-	for _, h := range hs {
+	for i, h := range hs {
+		if h == nil {
+			return nil, fmt.Errorf("merge: histogram %d: no histogram", i)
+		}
 		highest = max(highest, h.Highest)
 	}
 	total := &Recorder{h: hdr.New(1, highest, SignificantFigures)}

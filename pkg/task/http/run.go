@@ -100,14 +100,28 @@ func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duratio
 	if qps == 0 {
 		qps = -1 // fortio: 0 means its default of 8; -1 is full speed
 	}
+	threads := ep.Connections
+	if n > 0 {
+		// fortio's runner sends at least one request per thread, and at
+		// least 2 in all when it paces them: use no more threads than
+		// requests, and do not pace a single request, so that exactly n
+		// are sent.
+		threads = int(min(int64(threads), n))
+		if n == 1 {
+			qps = -1
+		}
+	}
+	// Keep our own reference: fortio's NewPeriodicRunner moves Stop out of
+	// the options (sets o.Stop to nil), so o.Stop cannot be used to abort.
+	aborter := periodic.NewAborter()
 	o := &fhttp.HTTPRunnerOptions{
 		RunnerOptions: periodic.RunnerOptions{
 			QPS:          qps,
-			NumThreads:   ep.Connections,
+			NumThreads:   threads,
 			Exactly:      n,
 			Duration:     d,
 			Out:          io.Discard,
-			Stop:         periodic.NewAborter(),
+			Stop:         aborter,
 			AccessLogger: logger,
 			Percentiles:  []float64{50},
 		},
@@ -130,7 +144,7 @@ func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duratio
 	o.ContentType = ep.ContentType
 	o.MethodOverride = ep.Method
 
-	stop := context.AfterFunc(ctx, func() { o.Stop.Abort(false) })
+	stop := context.AfterFunc(ctx, func() { aborter.Abort(false) })
 	defer stop()
 	res, err := fhttp.RunHTTPTest(o)
 	if err != nil {

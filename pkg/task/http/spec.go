@@ -137,6 +137,7 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	if cfg.Duration, err = d.Duration(in.Duration, 0, p.Child("duration")); err != nil {
 		errs = append(errs, err)
 	}
+	durationParsed := err == nil // err is reused below
 	if cfg.Timeout, err = d.Duration(in.Timeout, DefaultTimeout, p.Child("timeout")); err != nil {
 		errs = append(errs, err)
 	} else if cfg.Timeout == 0 {
@@ -152,7 +153,7 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 		errs = append(errs, field.Forbidden(p.Child("duration"), "set numRequests or duration, not both"))
 	case in.NumRequests == 0 && in.Duration == "":
 		cfg.NumRequests = DefaultNumRequests
-	case in.Duration != "" && cfg.Duration == 0 && err == nil:
+	case in.Duration != "" && cfg.Duration == 0 && durationParsed:
 		errs = append(errs, field.Invalid(p.Child("duration"), in.Duration, "must be above 0"))
 	}
 	if in.WarmupNumRequests < 0 {
@@ -300,18 +301,9 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 	for k, v := range e.Headers {
 		out.Headers[k] = v
 	}
-	rawURL := pick(e.URL, def.URL)
-	u, err := url.Parse(rawURL)
-	switch {
-	case rawURL == "":
-		errs = append(errs, field.Required(p.Child("url"), "the endpoint's URL, such as http://127.0.0.1:8080/"))
-	case err != nil:
-		errs = append(errs, field.Invalid(p.Child("url"), rawURL, "not a URL"))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, field.Invalid(p.Child("url"), u.Redacted(), "want an http:// or https:// URL"))
-	case u.Host == "":
-		errs = append(errs, field.Invalid(p.Child("url"), u.Redacted(), "the URL has no host"))
-	default:
+	if u, fe := d.URL(pick(e.URL, def.URL), p.Child("url"), "http://127.0.0.1:8080/"); fe != nil {
+		errs = append(errs, fe)
+	} else {
 		out.URL = u
 	}
 	if out.Method != "" && !validName(out.Method) {

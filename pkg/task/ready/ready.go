@@ -57,25 +57,15 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if t.Method == "" {
 		t.Method = http.MethodGet
 	}
-	u, err := url.Parse(in.URL)
-	switch {
-	case in.URL == "":
-		errs = append(errs, field.Required(d.Path.Child("url"), "the URL to wait for, such as http://127.0.0.1:8080/healthz"))
-	case err != nil:
-		errs = append(errs, field.Invalid(d.Path.Child("url"), in.URL, "not a URL"))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, field.Invalid(d.Path.Child("url"), u.Redacted(), "want an http:// or https:// URL"))
-	case u.Host == "":
-		errs = append(errs, field.Invalid(d.Path.Child("url"), u.Redacted(), "the URL has no host"))
-	default:
-		t.URL = u
+	var fe *field.Error
+	if t.URL, fe = d.URL(in.URL, d.Path.Child("url"), "http://127.0.0.1:8080/healthz"); fe != nil {
+		errs = append(errs, fe)
 	}
 	for i, s := range in.Status {
 		if s < 100 || s > 599 {
 			errs = append(errs, field.Invalid(d.Path.Child("status").Index(i), s, "status codes run from 100 to 599"))
 		}
 	}
-	var fe *field.Error
 	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
 		errs = append(errs, fe)
 	} else if t.Timeout == 0 {
