@@ -96,8 +96,11 @@ func Decode(data []byte, opts DecodeOptions) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment spec is not valid YAML or JSON: %w", err)
 	}
-	if bytes.Equal(bytes.TrimSpace(jsonData), []byte("null")) {
+	switch trimmed := bytes.TrimSpace(jsonData); {
+	case bytes.Equal(trimmed, []byte("null")):
 		return nil, fmt.Errorf("experiment spec is empty")
+	case len(trimmed) == 0 || trimmed[0] != '{':
+		return nil, fmt.Errorf("experiment spec must be an object with apiVersion, kind, metadata and spec")
 	}
 	var exp Experiment
 	errs := DecodeStrict(jsonData, &exp, nil)
