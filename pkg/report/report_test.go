@@ -1,0 +1,85 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+func result(values map[string]float64, metric string) *experiment.Result {
+	r := &experiment.Result{}
+	for _, v := range []string{"a", "b", "c"} {
+		r.Versions = append(r.Versions, experiment.VersionResult{Name: v})
+		if val, ok := values[v]; ok {
+			r.SetMetric(v, metric, val, "")
+		}
+	}
+	return r
+}
+
+func TestBest(t *testing.T) {
+	tests := []struct {
+		name   string
+		metric string
+		values map[string]float64
+		reward *experiment.RewardResult
+		want   string
+	}{
+		{"lower latency wins", "http/latency-p99", map[string]float64{"a": 5, "b": 3, "c": 9}, nil, "b"},
+		{"lower error rate wins", "http/error-rate", map[string]float64{"a": 0.1, "b": 0.2}, nil, "a"},
+		{"endpoint metrics too", "http-login/latency-mean", map[string]float64{"a": 5, "b": 3}, nil, "b"},
+		{"a tie has no best", "http/error-count", map[string]float64{"a": 0, "b": 0, "c": 1}, nil, ""},
+		{"no direction for counts", "http/request-count", map[string]float64{"a": 5, "b": 3}, nil, ""},
+		{"no direction for stddev", "http/latency-stddev", map[string]float64{"a": 5, "b": 3}, nil, ""},
+		{"a reward's best", "abn/sales", map[string]float64{"a": 5, "b": 3}, &experiment.RewardResult{Metric: "abn/sales", Direction: "max", Best: "a"}, "a"},
+		{"missing values are skipped", "http/latency-p50", map[string]float64{"c": 1}, nil, "c"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := result(tc.values, tc.metric)
+			if tc.reward != nil {
+				r.Rewards = append(r.Rewards, *tc.reward)
+			}
+			if got := Best(r, tc.metric); got != tc.want {
+				t.Errorf("Best(%s over %v) = %q, want %q", tc.metric, tc.values, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFormatsRoundTrip(t *testing.T) {
+	r := result(map[string]float64{"a": 1.5, "b": 2}, "http/latency-p99")
+	for _, f := range []Format{JSON, YAML} {
+		var buf bytes.Buffer
+		if err := Write(&buf, r, f); err != nil {
+			t.Fatal(err)
+		}
+		var back experiment.Result
+		var err error
+		if f == JSON {
+			err = json.Unmarshal(buf.Bytes(), &back)
+		} else {
+			err = yaml.Unmarshal(buf.Bytes(), &back)
+		}
+		if err != nil {
+			t.Fatalf("%s does not read back: %v", f, err)
+		}
+		if v, ok := back.Value("b", "http/latency-p99"); !ok || v != 2 {
+			t.Errorf("%s round trip lost b's value: %v %v", f, v, ok)
+		}
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	if f, err := ParseFormat("YAML"); err != nil || f != YAML {
+		t.Errorf("ParseFormat(YAML) = %v, %v", f, err)
+	}
+	if _, err := ParseFormat("xml"); err == nil || !strings.Contains(err.Error(), "text, json, yaml") {
+		t.Errorf("ParseFormat(xml) error = %v, want the list of formats", err)
+	}
+}
