@@ -102,14 +102,9 @@ func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duratio
 	}
 	threads := ep.Connections
 	if n > 0 {
-		// fortio's runner sends at least one request per thread, and at
-		// least 2 in all when it paces them: use no more threads than
-		// requests, and do not pace a single request, so that exactly n
-		// are sent.
+		// fortio's runner sends at least one request per thread: use no
+		// more threads than requests, so that exactly n are sent.
 		threads = int(min(int64(threads), n))
-		if n == 1 {
-			qps = -1
-		}
 	}
 	// Keep our own reference: fortio's NewPeriodicRunner moves Stop out of
 	// the options (sets o.Stop to nil), so o.Stop cannot be used to abort.

@@ -2,6 +2,7 @@ package http
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -208,7 +209,16 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.Er
 	defaults := in.request
 	if len(in.Endpoints) == 0 {
 		if in.URL == "" {
-			return append(errs, field.Required(p.Child("url"), "give url, or endpoints with a url each"))
+			errs = append(errs, field.Required(p.Child("url"), "give url, or endpoints with a url each"))
+			// Check the other task-level fields too, so that every
+			// problem is reported at once.
+			_, epErrs := resolveEndpoint(endpoint{}, defaults, d, p)
+			for _, e := range epErrs {
+				if e.Field != p.Child("url").String() {
+					errs = append(errs, e)
+				}
+			}
+			return errs
 		}
 		version := d.Versions[0]
 		switch {
@@ -309,8 +319,8 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 	if out.Method != "" && !validName(out.Method) {
 		errs = append(errs, field.Invalid(p.Child("method"), out.Method, "not an HTTP method"))
 	}
-	for k, v := range out.Headers {
-		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n") {
+	for _, k := range slices.Sorted(maps.Keys(out.Headers)) {
+		if v := out.Headers[k]; !validHeaderName(k) || strings.ContainsAny(v, "\r\n") {
 			errs = append(errs, field.Invalid(p.Child("headers").Key(k), field.OmitValueType{}, "header names are tokens and values may not contain line breaks"))
 		}
 	}
