@@ -23,9 +23,10 @@ type Recorder struct {
 	dropped int64
 }
 
-// NewRecorder returns a Recorder that tracks latencies from 1ns up to highest.
-// Choose highest above the request timeout so that a timed-out request is still
-// recorded; larger values are counted as dropped.
+// NewRecorder returns a Recorder that tracks latencies from 1ns up to at
+// least highest. Choose highest above the request timeout so that a timed-out
+// request is still recorded; values beyond the last bucket (which may reach
+// somewhat above highest) are counted as dropped.
 func NewRecorder(highest time.Duration) *Recorder {
 	if highest < time.Millisecond {
 		highest = time.Millisecond
