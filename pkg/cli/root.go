@@ -77,6 +77,7 @@ a failed task, no result).`
 func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 	cfg := action.NewConfiguration()
 	cfg.Log = streams.ErrOut
+	cfg.Progress = streams.ErrOut
 	cfg.Secret = os.LookupEnv
 
 	root := &cobra.Command{

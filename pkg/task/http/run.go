@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	nethttp "net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fortio.org/fortio/fhttp"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/progress"
 	"github.com/iter8-tools/iter8/pkg/stats"
 )
 
@@ -35,12 +38,17 @@ type EndpointResult struct {
 // Run sends the load to every endpoint at once, so that versions are measured
 // under the same conditions, and records the metrics per version.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	recorders := make([]*latencyRecorder, len(t.Config.Endpoints))
+	for i, ep := range t.Config.Endpoints {
+		recorders[i] = newLatencyRecorder(ep.Connections, 2*t.Config.Timeout, t.isError)
+	}
+	stopProgress := t.showProgress(ctx, env, recorders)
 	results := make([]*EndpointResult, len(t.Config.Endpoints))
 	var g errgroup.Group
 	for i := range t.Config.Endpoints {
 		ep := &t.Config.Endpoints[i]
 		g.Go(func() error {
-			r, err := t.load(ctx, ep, env)
+			r, err := t.load(ctx, ep, recorders[i], env)
 			results[i] = r
 			if err != nil {
 				return fmt.Errorf("%s: %w", ep.Label(), err)
@@ -49,6 +57,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		})
 	}
 	loadErr := g.Wait()
+	stopProgress()
 	// Record whatever was measured, even on failure or interrupt.
 	if err := t.record(env.Result, results); err != nil && loadErr == nil {
 		loadErr = err
@@ -62,8 +71,37 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	return t.checkResponses(ctx, results)
 }
 
+// showProgress draws the load's progress on env.Progress until the returned
+// function is called; that function returns once the last line is drawn.
+func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders []*latencyRecorder) func() {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	opts := progress.Options{
+		Label:    Name,
+		Total:    t.Config.NumRequests * int64(len(recorders)),
+		Duration: t.Config.Duration,
+	}
+	read := func() progress.Snapshot {
+		var s progress.Snapshot
+		for _, r := range recorders {
+			p := r.progress()
+			s.Requests += p.Requests
+			s.Errors += p.Errors
+		}
+		return s
+	}
+	go func() {
+		defer close(done)
+		progress.Show(ctx, env.Progress, read, opts)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // load runs the warmup, then the measured load, on one endpoint.
-func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*EndpointResult, error) {
+func (t *Task) load(ctx context.Context, ep *Endpoint, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
 	if t.Config.WarmupNumRequests > 0 || t.Config.WarmupDuration > 0 {
 		env.Log.Info("warming up", "endpoint", ep.Label())
 		if _, err := t.fortio(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, nil); err != nil {
@@ -71,7 +109,6 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*En
 		}
 	}
 	env.Log.Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
-	rec := newLatencyRecorder(ep.Connections, 2*t.Config.Timeout)
 	res, err := t.fortio(ctx, ep, t.Config.NumRequests, t.Config.Duration, rec)
 	out := &EndpointResult{Endpoint: ep, Latency: rec.histogram(), Codes: map[int]int64{}}
 	if res != nil {
@@ -285,18 +322,30 @@ func (t *Task) probe(ctx context.Context, ep *Endpoint) string {
 }
 
 // latencyRecorder is fortio's per-request hook: fortio calls it from every
-// load thread at once, so each thread has its own histogram and no lock is
-// taken on the hot path.
+// load thread at once, so each thread has its own histogram and counters and
+// no lock is taken on the hot path.
 type latencyRecorder struct {
-	threads  []*stats.Recorder
+	threads  []threadRecorder
+	isError  func(code int) bool
 	mu       sync.Mutex // guards overflow
-	overflow *stats.Recorder
+	overflow threadRecorder
 }
 
-func newLatencyRecorder(threads int, highest time.Duration) *latencyRecorder {
-	l := &latencyRecorder{threads: make([]*stats.Recorder, threads), overflow: stats.NewRecorder(highest)}
+// threadRecorder is one load thread's share. The counters are read by the
+// progress display while the thread writes them; the padding keeps threads
+// off each other's cache lines.
+type threadRecorder struct {
+	latency  *stats.Recorder
+	requests atomic.Int64
+	errors   atomic.Int64
+	_        [48]byte
+}
+
+func newLatencyRecorder(threads int, highest time.Duration, isError func(int) bool) *latencyRecorder {
+	l := &latencyRecorder{threads: make([]threadRecorder, threads), isError: isError}
+	l.overflow.latency = stats.NewRecorder(highest)
 	for i := range l.threads {
-		l.threads[i] = stats.NewRecorder(highest)
+		l.threads[i].latency = stats.NewRecorder(highest)
 	}
 	return l
 }
@@ -306,25 +355,50 @@ func (l *latencyRecorder) Start(ctx context.Context, _ periodic.ThreadID, _ int6
 	return ctx
 }
 
-// Report implements periodic.AccessLogger.
-func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, _ time.Time, latency float64, _ bool, _ string) {
+// Report implements periodic.AccessLogger. fortio passes the status code as
+// details; it is parsed only for responses that are not 2xx.
+func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, _ time.Time, latency float64, ok bool, details string) {
 	d := time.Duration(latency * float64(time.Second))
+	isErr := false
+	if !ok {
+		code, err := strconv.Atoi(details)
+		isErr = err != nil || l.isError(code)
+	}
 	if int(thread) >= 0 && int(thread) < len(l.threads) {
-		l.threads[thread].Record(d)
+		l.threads[thread].record(d, isErr)
 		return
 	}
 	l.mu.Lock()
-	l.overflow.Record(d)
+	l.overflow.record(d, isErr)
 	l.mu.Unlock()
+}
+
+func (r *threadRecorder) record(d time.Duration, isErr bool) {
+	r.latency.Record(d)
+	r.requests.Add(1)
+	if isErr {
+		r.errors.Add(1)
+	}
 }
 
 // Info implements periodic.AccessLogger.
 func (l *latencyRecorder) Info() string { return "iter8 latency histograms" }
 
+// progress sums the counters of all threads.
+func (l *latencyRecorder) progress() progress.Snapshot {
+	s := progress.Snapshot{Requests: l.overflow.requests.Load(), Errors: l.overflow.errors.Load()}
+	for i := range l.threads {
+		s.Requests += l.threads[i].requests.Load()
+		s.Errors += l.threads[i].errors.Load()
+	}
+	return s
+}
+
+// histogram merges the threads' latencies; call it once the load is over.
 func (l *latencyRecorder) histogram() *stats.Histogram {
-	total := l.overflow
-	for _, r := range l.threads {
-		total.Merge(r)
+	total := l.overflow.latency
+	for i := range l.threads {
+		total.Merge(l.threads[i].latency)
 	}
 	return total.Histogram()
 }
