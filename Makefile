@@ -7,13 +7,21 @@ GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/iter8-tools/iter8/pkg/action.version=$(VERSION) -X github.com/iter8-tools/iter8/pkg/action.gitCommit=$(GIT_COMMIT)
 # How long CI fuzzes the spec decoder.
 FUZZTIME ?= 20s
+# plotly.js for the HTML report, from npm at build time (not committed).
+PLOTLY_VERSION := 4.1.2
+PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test lint unit fuzz demo bench clean
+.PHONY: all build test test-deps lint unit fuzz demo bench clean plotly
 
 all: build
 
+## plotly: embed plotly.js in the HTML report (without it, histograms are tables)
+plotly: $(PLOTLY)
+$(PLOTLY):
+	bash scripts/fetch-plotly.sh $(PLOTLY_VERSION) $@
+
 ## build: the two plugin binaries into bin/
-build:
+build: $(PLOTLY)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-iter8 ./cmd/kubectl-iter8
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/helm-iter8 ./cmd/helm-iter8
 
@@ -22,9 +30,13 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+## test-deps: what the tests need beyond Go (Chromium, from Debian's packages)
+test-deps:
+	bash scripts/install-test-deps.sh
+
 ## unit: every package's tests, with the race detector
-unit:
-	$(GO) test -race -count=1 ./...
+unit: $(PLOTLY) test-deps
+	ITER8_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
 
 ## fuzz: a short, bounded fuzz run of the spec decoder
 fuzz:
@@ -42,4 +54,4 @@ bench:
 	bash scripts/bench/run.sh
 
 clean:
-	rm -rf $(BIN) demo-out
+	rm -rf $(BIN) demo-out $(PLOTLY)

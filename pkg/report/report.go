@@ -1,5 +1,5 @@
-// Package report writes an experiment result for people (text) and for
-// programs (json, yaml).
+// Package report writes an experiment result for people (text, and a
+// self-contained html page) and for programs (json, yaml).
 package report
 
 import (
@@ -29,7 +29,7 @@ const (
 )
 
 // Formats lists the supported formats.
-var Formats = []Format{Text, JSON, YAML}
+var Formats = []Format{Text, HTML, JSON, YAML}
 
 // ParseFormat checks a format name.
 func ParseFormat(s string) (Format, error) {
@@ -49,6 +49,8 @@ func Write(w io.Writer, r *experiment.Result, f Format) error {
 	switch f {
 	case Text:
 		return writeText(w, r)
+	case HTML:
+		return writeHTML(w, r, plotlyJS)
 	case JSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

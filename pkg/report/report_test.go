@@ -79,7 +79,7 @@ func TestParseFormat(t *testing.T) {
 	if f, err := ParseFormat("YAML"); err != nil || f != YAML {
 		t.Errorf("ParseFormat(YAML) = %v, %v", f, err)
 	}
-	if _, err := ParseFormat("xml"); err == nil || !strings.Contains(err.Error(), "text, json, yaml") {
+	if _, err := ParseFormat("xml"); err == nil || !strings.Contains(err.Error(), "text, html, json, yaml") {
 		t.Errorf("ParseFormat(xml) error = %v, want the list of formats", err)
 	}
 }

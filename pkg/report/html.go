@@ -1,0 +1,312 @@
+package report
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/stats"
+)
+
+// HTML is a self-contained page: styles and plotly.js are inside it, so it
+// renders with no network.
+const HTML Format = "html"
+
+//go:embed templates/report.html.tmpl
+var htmlTemplate string
+
+//go:embed assets
+var assets embed.FS
+
+// plotlyJS is plotly.js when the build embedded it, else empty.
+var plotlyJS = func() string {
+	data, err := fs.ReadFile(assets, "assets/plotly.min.js")
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}()
+
+// HasPlotly reports whether this binary can draw histograms.
+func HasPlotly() bool { return plotlyJS != "" }
+
+var reportTemplate = template.Must(template.New("report").Option("missingkey=error").Parse(htmlTemplate))
+
+// displayBins is how many bins a histogram plot has at most: HDR buckets are
+// far finer than a person can read.
+const displayBins = 40
+
+type htmlView struct {
+	Experiment string
+	Revision   int
+	State      string
+	StateLine  string
+	Started    string
+	Took       string
+	SLOSummary string
+	Winner     string
+	Versions   []string
+	Tasks      []htmlTask
+	SLORows    []htmlSLORow
+	Metrics    []htmlMetric
+	Histograms []htmlHistogram
+	Plotly     template.JS
+}
+
+type htmlTask struct {
+	Index                   int
+	Task, State, Duration   string
+	Error                   string
+	Failed, Skipped, Passed bool
+}
+
+type htmlSLORow struct {
+	Label string
+	Cells []htmlSLOCell
+}
+
+type htmlSLOCell struct {
+	Applies, Satisfied bool
+	Value              string
+}
+
+type htmlMetric struct {
+	Name, Unit string
+	Cells      []string
+	Best       string
+}
+
+type htmlHistogram struct {
+	Metric string
+	// ID is a safe element id for the plot.
+	ID string
+	// Traces is the plot's data as JSON, one bar trace per version.
+	Traces template.JS
+	// Rows is the same data as a table, for builds without plotly.js.
+	Rows []htmlBinRow
+}
+
+type htmlBinRow struct {
+	Range  string
+	Counts []int64
+}
+
+type trace struct {
+	Name    string    `json:"name"`
+	Type    string    `json:"type"`
+	X       []float64 `json:"x"`
+	Y       []int64   `json:"y"`
+	Width   []float64 `json:"width"`
+	Opacity float64   `json:"opacity"`
+}
+
+func writeHTML(w io.Writer, r *experiment.Result, plotly string) error {
+	v, err := newHTMLView(r, plotly)
+	if err != nil {
+		return err
+	}
+	return reportTemplate.Execute(w, v)
+}
+
+func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
+	v := &htmlView{
+		Experiment: r.Experiment,
+		Revision:   r.Revision,
+		State:      State(r),
+		StateLine:  stateLine(r),
+		Started:    r.StartTime.Format(time.RFC3339),
+		Took:       "running",
+		Plotly:     template.JS(plotly),
+	}
+	if r.EndTime != nil {
+		v.Took = r.EndTime.Sub(r.StartTime).Round(time.Millisecond).String()
+	}
+	if len(r.SLOs) > 0 {
+		v.SLOSummary = sloLine(r)
+	}
+	if len(r.Rewards) > 0 {
+		v.Winner = "none"
+		if r.Winner != "" {
+			v.Winner = VersionName(r.Winner)
+		}
+		v.Winner += fmt.Sprintf(" (by %s, %s)", r.Rewards[0].Metric, r.Rewards[0].Direction)
+	}
+	for _, ver := range r.Versions {
+		v.Versions = append(v.Versions, VersionName(ver.Name))
+	}
+	for i, t := range r.Tasks {
+		ht := htmlTask{Index: i, Task: t.Task, State: string(t.State), Error: t.Error,
+			Failed: t.State == experiment.TaskFailed, Skipped: t.State == experiment.TaskSkipped, Passed: t.State == experiment.TaskSucceeded}
+		if ht.Failed || ht.Passed {
+			ht.Duration = t.Duration.Round(time.Millisecond).String()
+		}
+		v.Tasks = append(v.Tasks, ht)
+	}
+	v.SLORows = htmlSLORows(r)
+	for _, name := range r.MetricNames() {
+		m := htmlMetric{Name: name, Cells: make([]string, len(r.Versions)), Best: versionNameOrBlank(Best(r, name))}
+		for i, ver := range r.Versions {
+			val, ok := ver.Metrics[name]
+			if !ok {
+				m.Cells[i] = "-"
+				continue
+			}
+			m.Cells[i] = FormatValue(val.Value)
+			m.Unit = val.Unit
+		}
+		v.Metrics = append(v.Metrics, m)
+	}
+	hs, err := htmlHistograms(r)
+	if err != nil {
+		return nil, err
+	}
+	v.Histograms = hs
+	return v, nil
+}
+
+func htmlSLORows(r *experiment.Result) []htmlSLORow {
+	var rows []htmlSLORow
+	index := map[string]int{}
+	for _, s := range r.SLOs {
+		label := SLOLabel(s)
+		i, ok := index[label]
+		if !ok {
+			i = len(rows)
+			index[label] = i
+			rows = append(rows, htmlSLORow{Label: label, Cells: make([]htmlSLOCell, len(r.Versions))})
+		}
+		for j, ver := range r.Versions {
+			if ver.Name != s.Version {
+				continue
+			}
+			c := htmlSLOCell{Applies: true, Satisfied: s.Satisfied, Value: s.Reason}
+			if s.Value != nil {
+				c.Value = FormatValue(*s.Value)
+			}
+			rows[i].Cells[j] = c
+		}
+	}
+	return rows
+}
+
+// htmlHistograms overlays, per histogram metric, one trace per version on
+// shared bins, so that versions can be compared bar by bar. Only non-empty
+// bins are listed.
+func htmlHistograms(r *experiment.Result) ([]htmlHistogram, error) {
+	names := map[string]bool{}
+	for _, ver := range r.Versions {
+		for n := range ver.Histograms {
+			names[n] = true
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+
+	var out []htmlHistogram
+	for _, name := range sorted {
+		bars := make([][]stats.Bar, len(r.Versions))
+		lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+		for i, ver := range r.Versions {
+			h, ok := ver.Histograms[name]
+			if !ok {
+				continue
+			}
+			b, err := h.Bars()
+			if err != nil {
+				return nil, fmt.Errorf("histogram %s of version %s: %w", name, VersionName(ver.Name), err)
+			}
+			bars[i] = b
+			if len(b) > 0 {
+				lo, hi = min(lo, b[0].From), max(hi, b[len(b)-1].To)
+			}
+		}
+		if hi == 0 {
+			continue
+		}
+		edges := binEdges(lo, hi)
+		counts := make([][]int64, len(r.Versions))
+		for i, b := range bars {
+			counts[i] = make([]int64, len(edges)-1)
+			for _, bar := range b {
+				mid := bar.From + (bar.To-bar.From)/2
+				j := sort.Search(len(edges)-1, func(k int) bool { return edges[k+1] > mid })
+				counts[i][min(j, len(edges)-2)] += bar.Count
+			}
+		}
+		hh := htmlHistogram{Metric: name, ID: "hist-" + strings.NewReplacer("/", "-", ".", "-").Replace(name)}
+		var traces []trace
+		for i, ver := range r.Versions {
+			if bars[i] == nil {
+				continue
+			}
+			t := trace{Name: VersionName(ver.Name), Type: "bar", Opacity: 0.6}
+			for j, c := range counts[i] {
+				if c == 0 {
+					continue
+				}
+				t.X = append(t.X, msecOf(edges[j]+(edges[j+1]-edges[j])/2))
+				t.Y = append(t.Y, c)
+				t.Width = append(t.Width, msecOf(edges[j+1]-edges[j]))
+			}
+			traces = append(traces, t)
+		}
+		for j := 0; j < len(edges)-1; j++ {
+			row := htmlBinRow{Range: fmt.Sprintf("%s – %s", FormatValue(msecOf(edges[j])), FormatValue(msecOf(edges[j+1])))}
+			empty := true
+			for i := range r.Versions {
+				row.Counts = append(row.Counts, counts[i][j])
+				empty = empty && counts[i][j] == 0
+			}
+			if !empty {
+				hh.Rows = append(hh.Rows, row)
+			}
+		}
+		data, err := json.Marshal(traces)
+		if err != nil {
+			return nil, err
+		}
+		hh.Traces = template.JS(data)
+		out = append(out, hh)
+	}
+	return out, nil
+}
+
+// binEdges splits [lo, hi] into at most displayBins bins of a round width
+// (1, 2 or 5 times a power of ten, in nanoseconds).
+func binEdges(lo, hi time.Duration) []time.Duration {
+	span := float64(hi - lo)
+	if span <= 0 {
+		span = 1
+	}
+	raw := span / displayBins
+	width := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if width*m >= raw {
+			width *= m
+			break
+		}
+	}
+	w := time.Duration(math.Max(width, 1))
+	start := lo / w * w
+	edges := []time.Duration{start}
+	for e := start; e <= hi; {
+		e += w
+		edges = append(edges, e)
+	}
+	return edges
+}
+
+func msecOf(d time.Duration) float64 {
+	return math.Round(float64(d)/1e3) / 1e3
+}
