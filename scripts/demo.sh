@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: build iter8 and a sample app, start two versions
 # of the app on 127.0.0.1 (v2 slower and with some errors), run a local
-# experiment that compares them against SLOs, print the report, and stop
-# everything it started. Files land in demo-out/.
+# experiment that compares them against SLOs, print the report, write an HTML
+# one, and stop everything it started. Files land in demo-out/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,6 +10,7 @@ out="$root/demo-out"
 mkdir -p "$out" bin
 
 echo "==> building iter8 and the sample app" >&2
+make --no-print-directory plotly >&2
 go build -o bin/kubectl-iter8 ./cmd/kubectl-iter8
 go build -o bin/sampleapp ./test/sampleapp/cmd/sampleapp
 
@@ -27,7 +28,7 @@ start() { # start VERSION LATENCY ERROR_RATE
 	pids+=($!)
 }
 start v1 uniform:2ms-6ms 0
-start v2 uniform:6ms-14ms 0.02
+start v2 uniform:10ms-20ms 0.02
 
 addr() { # wait up to 10 s for an app's address file
 	for _ in $(seq 100); do
@@ -39,7 +40,7 @@ addr() { # wait up to 10 s for an app's address file
 }
 v1=$(addr v1)
 v2=$(addr v2)
-echo "==> v1 on http://$v1/ (2-6 ms), v2 on http://$v2/ (6-14 ms, 2% errors)" >&2
+echo "==> v1 on http://$v1/ (2-6 ms), v2 on http://$v2/ (10-20 ms, 2% errors)" >&2
 
 rm -f "$out/experiment.yaml" "$out/experiment.result.json"
 status=0
@@ -50,10 +51,12 @@ bin/kubectl-iter8 launch --local --spec "$out/experiment.yaml" \
 	--set http.duration=5s --set http.qps=200 --set http.connections=4 \
 	--set http.endpoints[0].version=v1 --set http.endpoints[0].url="http://$v1/" \
 	--set http.endpoints[1].version=v2 --set http.endpoints[1].url="http://$v2/" \
-	--set assess.slos[0].metric=http/latency-p95 --set assess.slos[0].upper=10 \
+	--set assess.slos[0].metric=http/latency-p95 --set assess.slos[0].upper=15 \
 	--set assess.slos[1].metric=http/error-rate --set assess.slos[1].upper=0.01 \
 	--set 'assess.rewards.min={http/latency-mean}' || status=$?
+bin/kubectl-iter8 report -f "$out/experiment.yaml" -o html >"$out/report.html"
 echo >&2
 echo "==> spec: $out/experiment.yaml, result: $out/experiment.result.json" >&2
+echo "==> HTML report (opens offline): $out/report.html" >&2
 echo "==> try: bin/kubectl-iter8 report -f $out/experiment.yaml -o yaml" >&2
 exit "$status"
