@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -187,10 +188,16 @@ func (r *Result) MetricNames() []string {
 			set[n] = true
 		}
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
+	return slices.Sorted(maps.Keys(set))
+}
+
+// HistogramNames lists every histogram name in the result, sorted.
+func (r *Result) HistogramNames() []string {
+	set := map[string]bool{}
+	for _, v := range r.Versions {
+		for n := range v.Histograms {
+			set[n] = true
+		}
 	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(set))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -116,12 +117,7 @@ func (r *Registry) Register(name string, d Decoder) {
 
 // Names lists the registered tasks in order.
 func (r *Registry) Names() []string {
-	names := make([]string, 0, len(r.decoders))
-	for n := range r.decoders {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(r.decoders))
 }
 
 func (r *Registry) lookup(name string) (Decoder, bool) {
@@ -182,12 +178,7 @@ func (c *Catalog) Known() []string {
 			set[name] = true
 		}
 	}
-	out := make([]string, 0, len(set))
-	for name := range set {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // Percentile formats a percentile for a metric name: 99.9 → "p99.9".

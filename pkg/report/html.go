@@ -201,20 +201,8 @@ func htmlSLORows(r *experiment.Result) []htmlSLORow {
 // shared bins, so that versions can be compared bar by bar. Only non-empty
 // bins are listed.
 func htmlHistograms(r *experiment.Result) ([]htmlHistogram, error) {
-	names := map[string]bool{}
-	for _, ver := range r.Versions {
-		for n := range ver.Histograms {
-			names[n] = true
-		}
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-
 	var out []htmlHistogram
-	for _, name := range sorted {
+	for _, name := range r.HistogramNames() {
 		bars := make([][]stats.Bar, len(r.Versions))
 		lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
 		for i, ver := range r.Versions {
