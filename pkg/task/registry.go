@@ -6,6 +6,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/task/assess"
 	"github.com/iter8-tools/iter8/pkg/task/http"
+	"github.com/iter8-tools/iter8/pkg/task/notify"
 	"github.com/iter8-tools/iter8/pkg/task/ready"
 )
 
@@ -15,5 +16,6 @@ func Registry() *experiment.Registry {
 	r.Register(ready.Name, ready.Decode)
 	r.Register(http.Name, http.Decode)
 	r.Register(assess.Name, assess.Decode)
+	r.Register(notify.Name, notify.Decode)
 	return r
 }

@@ -1,0 +1,138 @@
+package notify
+
+import (
+	"encoding/json"
+	"errors"
+	"html"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Redacted replaces a secret in every message.
+const Redacted = "REDACTED"
+
+// minPartLen is the shortest part of a secret URL (a query value, a path
+// segment) that is redacted on its own: shorter parts ("1", "v2") are not
+// secret by themselves, and replacing them would garble messages.
+const minPartLen = 6
+
+// redactor removes secret values from text. It is the one way that errors
+// and log lines of this task are made safe; see add for what it looks for.
+type redactor struct {
+	olds []string // longest first, so that a longer form wins over its parts
+}
+
+// add registers a secret value. Besides the value itself it registers the
+// forms in which it may appear in a message: query- and path-escaped, JSON
+// and Go quoted, HTML escaped, JSON with escaped slashes; the longer words
+// after the first ("Bearer <token>"); and, when the value is a URL, its path
+// and query and their longer parts, and its password.
+func (r *redactor) add(secret string) {
+	if secret == "" {
+		return
+	}
+	parts := []string{secret}
+	// A header value such as "Bearer <token>" may be echoed without its
+	// scheme; the scheme (the first of several words) is no secret.
+	if words := strings.Fields(secret); len(words) > 1 {
+		for _, w := range words[1:] {
+			if len(w) >= minPartLen {
+				parts = append(parts, w)
+			}
+		}
+	}
+	if u, err := url.Parse(secret); err == nil && u.Host != "" {
+		parts = append(parts, u.Path, u.EscapedPath(), u.RawQuery, u.Fragment)
+		if p, ok := u.User.Password(); ok {
+			parts = append(parts, p)
+		}
+		for _, seg := range strings.Split(u.Path, "/") {
+			if len(seg) >= minPartLen {
+				parts = append(parts, seg)
+			}
+		}
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				if len(v) >= minPartLen {
+					parts = append(parts, v)
+				}
+			}
+		}
+	}
+	for _, p := range parts {
+		if p == "" || p == "/" {
+			continue
+		}
+		r.olds = append(r.olds, forms(p)...)
+	}
+	slices.SortFunc(r.olds, func(a, b string) int { return len(b) - len(a) })
+	r.olds = slices.Compact(r.olds)
+}
+
+// forms lists the ways s may be written in a message.
+func forms(s string) []string {
+	out := []string{s, url.QueryEscape(s), url.PathEscape(s), html.EscapeString(s)}
+	if j, err := json.Marshal(s); err == nil {
+		inner := string(j[1 : len(j)-1])
+		out = append(out, inner, strings.ReplaceAll(inner, "/", `\/`))
+	}
+	q := strconv.Quote(s)
+	out = append(out, q[1:len(q)-1])
+	return slices.DeleteFunc(out, func(f string) bool { return f == "" })
+}
+
+// String returns s with every registered form replaced by Redacted.
+func (r *redactor) String(s string) string {
+	// One ReplaceAll per form, longest first: a single pass of a
+	// strings.Replacer would let a shorter form that starts earlier hide
+	// part of a longer one.
+	for _, old := range r.olds {
+		s = strings.ReplaceAll(s, old, Redacted)
+	}
+	return s
+}
+
+// Error returns err as an error whose text holds no secret: the URL of every
+// *url.Error in its tree is removed, then registered secrets are replaced.
+// The result does not unwrap to err, so that nobody can reach the URL through
+// errors.As.
+func (r *redactor) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, u := range urlErrors(err) {
+		// url.Error prints the URL quoted (%q); replace both forms.
+		msg = strings.ReplaceAll(msg, strconv.Quote(u), Redacted)
+		if u != "" {
+			msg = strings.ReplaceAll(msg, u, Redacted)
+		}
+	}
+	return errors.New(r.String(msg))
+}
+
+// urlErrors collects the URLs of the *url.Errors in err's tree.
+func urlErrors(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if ue, ok := e.(*url.Error); ok {
+			out = append(out, ue.URL)
+		}
+		switch w := e.(type) {
+		case interface{ Unwrap() error }:
+			walk(w.Unwrap())
+		case interface{ Unwrap() []error }:
+			for _, c := range w.Unwrap() {
+				walk(c)
+			}
+		}
+	}
+	walk(err)
+	return out
+}

@@ -1,0 +1,381 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// What is kept of a response body for an error message.
+const (
+	maxBodyRead = 4 << 10 // bytes read; the secrets in them are redacted...
+	maxExcerpt  = 200     // ...before they are cut to this many runes
+)
+
+// userAgent identifies the task to the services it calls (GitHub requires
+// one).
+const userAgent = "iter8-notify"
+
+// GitHub's REST API headers; see
+// https://docs.github.com/en/rest/repos/repos#create-a-repository-dispatch-event.
+const (
+	githubAccept     = "application/vnd.github+json"
+	githubAPIVersion = "2022-11-28"
+)
+
+// Run notifies every target at the same time. A target that fails (a
+// missing secret, a template error, no response within Timeout, a status
+// other than 2xx) does not stop the others; the error lists each failure as
+// "target <i> (<kind>): ...", with every secret redacted. With SoftFailure
+// the failures are logged as a warning and Run returns nil, unless ctx was
+// cancelled.
+func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	log := env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	red := &redactor{}
+	secrets, missing := t.lookupSecrets(env.Secret, red)
+	s := &sender{
+		client: &http.Client{
+			Timeout:   t.Timeout,
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			// Redirects are not followed: a redirect to another host would
+			// carry secret headers and payloads along.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		task:    t,
+		summary: NewSummary(env.Result),
+		secrets: secrets,
+		missing: missing,
+		red:     red,
+		log:     log,
+		now:     env.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	defer s.client.CloseIdleConnections()
+
+	errs := make([]error, len(t.targets))
+	var wg sync.WaitGroup
+	for i, tg := range t.targets {
+		wg.Go(func() {
+			if err := s.notify(ctx, i, tg); err != nil {
+				errs[i] = red.Error(fmt.Errorf("target %d (%s): %w", i, tg.kind, err))
+			}
+		})
+	}
+	wg.Wait()
+
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	msg := msgs[0]
+	if len(msgs) > 1 {
+		msg = fmt.Sprintf("%d of %d targets failed: %s", len(msgs), len(t.targets), strings.Join(msgs, "; "))
+	}
+	if ctx.Err() != nil {
+		return errors.New(msg)
+	}
+	if t.SoftFailure {
+		log.Warn("notification failed; the task succeeds because softFailure is set", "error", red.String(msg))
+		return nil
+	}
+	return errors.New(msg)
+}
+
+// lookupSecrets looks up every secret the targets name, registers each value
+// with red, and says why each missing one is missing.
+func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redactor) (found, missing map[string]string) {
+	found, missing = map[string]string{}, map[string]string{}
+	names := map[string]bool{}
+	for _, tg := range t.targets {
+		for _, n := range tg.secrets() {
+			names[n] = true
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		var v string
+		var ok bool
+		if lookup != nil {
+			v, ok = lookup(n)
+		}
+		switch {
+		case !ok:
+			missing[n] = "is not set (locally an environment variable; in a cluster an env entry of the Job, from a Secret)"
+		case v == "":
+			missing[n] = "is empty"
+		default:
+			found[n] = v
+			red.add(v)
+		}
+	}
+	return found, missing
+}
+
+// sender holds what every target's request needs.
+type sender struct {
+	client  *http.Client
+	task    *Task
+	summary *Summary
+	secrets map[string]string
+	missing map[string]string
+	red     *redactor
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// secret returns a secret's value; every name was looked up before.
+func (s *sender) secret(name string) (string, error) {
+	if v, ok := s.secrets[name]; ok {
+		return v, nil
+	}
+	return "", fmt.Errorf("secret %s is not set", name)
+}
+
+// notify sends one target's request. Its error may hold secrets: the caller
+// redacts it.
+func (s *sender) notify(ctx context.Context, i int, tg *target) error {
+	for _, n := range tg.secrets() {
+		if why, ok := s.missing[n]; ok {
+			return fmt.Errorf("secret %s %s", n, why)
+		}
+	}
+	req, display, err := s.request(ctx, tg)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if ue.Timeout() && ctx.Err() == nil {
+				return fmt.Errorf("%s %s: no response within %v (timeout)", req.Method, display, s.task.Timeout)
+			}
+			err = ue.Err // the url.Error's URL may hold a secret
+		}
+		return fmt.Errorf("%s %s: %w", req.Method, display, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyRead))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
+	if resp.StatusCode/100 != 2 {
+		hint := ""
+		if resp.StatusCode/100 == 3 {
+			hint = " (redirects are not followed: give the final URL)"
+		}
+		return fmt.Errorf("%s %s: status %d%s: %s", req.Method, display, resp.StatusCode, hint, s.excerpt(body))
+	}
+	s.log.Info("notified", "target", i, "kind", tg.kind, "endpoint", s.red.String(display), "status", resp.StatusCode)
+	return nil
+}
+
+// excerpt is the start of a response body, on one line, without secrets.
+func (s *sender) excerpt(body []byte) string {
+	text := s.red.String(strings.ToValidUTF8(string(body), "\uFFFD"))
+	text = strings.Join(strings.Fields(text), " ")
+	if text == "" {
+		return "(empty body)"
+	}
+	return s.red.String(truncate(text, maxExcerpt))
+}
+
+// request builds a target's request; display names its URL in messages
+// (REDACTED when the URL is a secret).
+func (s *sender) request(ctx context.Context, tg *target) (req *http.Request, display string, err error) {
+	u, display, err := s.endpoint(tg)
+	if err != nil {
+		return nil, "", err
+	}
+	var body []byte
+	header := http.Header{"User-Agent": {userAgent}}
+	switch tg.kind {
+	case KindWebhook:
+		u, body, err = s.webhook(tg, u, header)
+	case KindSlack:
+		body, err = s.slack(tg)
+	case KindGitHub:
+		body, err = s.github(tg, header)
+	case KindCloudEvent:
+		return s.cloudEvent(ctx, tg, u, display)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+		header.Set("Content-Type", tg.contentType)
+	}
+	req, err = http.NewRequestWithContext(ctx, tg.method, u.String(), r)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: %w", tg.method, display, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	return req, display, nil
+}
+
+// endpoint returns the target's URL, from its secret when urlFrom is set.
+func (s *sender) endpoint(tg *target) (*url.URL, string, error) {
+	if tg.urlFrom == "" {
+		return tg.url, display(tg.url), nil
+	}
+	raw := s.secrets[tg.urlFrom]
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// Neither the value nor the parser's error (which quotes it) is shown.
+		return nil, "", fmt.Errorf("secret %s does not hold an http:// or https:// URL", tg.urlFrom)
+	}
+	return u, Redacted, nil
+}
+
+// display shows a URL from the spec without user, query or fragment.
+func display(u *url.URL) string {
+	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return d.String()
+}
+
+func (s *sender) webhook(tg *target, u *url.URL, header http.Header) (*url.URL, []byte, error) {
+	if len(tg.query) > 0 {
+		q := u.Query()
+		for _, k := range slices.Sorted(maps.Keys(tg.query)) {
+			v, err := tg.query[k].render(s.summary, s.secret)
+			if err != nil {
+				return nil, nil, err
+			}
+			q.Set(k, v)
+		}
+		withQuery := *u
+		withQuery.RawQuery = q.Encode()
+		u = &withQuery
+	}
+	for _, k := range slices.Sorted(maps.Keys(tg.headers)) {
+		v, err := tg.headers[k].render(s.summary, s.secret)
+		if err != nil {
+			return nil, nil, err
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, nil, fmt.Errorf("header %s: the value has a line break", k)
+		}
+		header.Set(k, v)
+	}
+	for _, k := range slices.Sorted(maps.Keys(tg.headersFrom)) {
+		v := s.secrets[tg.headersFrom[k]]
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, nil, fmt.Errorf("header %s: secret %s has a line break", k, tg.headersFrom[k])
+		}
+		header.Set(k, v)
+	}
+	if tg.method == http.MethodGet || tg.method == http.MethodHead {
+		return u, nil, nil
+	}
+	if tg.payload == nil {
+		body, err := json.Marshal(s.summary)
+		return u, body, err
+	}
+	payload, err := tg.payload.render(s.summary, s.secret)
+	return u, []byte(payload), err
+}
+
+func (s *sender) slack(tg *target) ([]byte, error) {
+	text := defaultSlackText(s.summary)
+	if tg.payload != nil {
+		var err error
+		if text, err = tg.payload.render(s.summary, s.secret); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(struct {
+		Text string `json:"text"`
+	}{text})
+}
+
+func (s *sender) github(tg *target, header http.Header) ([]byte, error) {
+	g := tg.github
+	header.Set("Accept", githubAccept)
+	header.Set("X-GitHub-Api-Version", githubAPIVersion)
+	header.Set("Authorization", "Bearer "+s.secrets[g.tokenFrom])
+	if g.dispatch == DispatchRepository {
+		return json.Marshal(struct {
+			EventType     string   `json:"event_type"`
+			ClientPayload *Summary `json:"client_payload"`
+		}{g.eventType, s.summary})
+	}
+	inputs := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(g.inputs)) {
+		v, err := g.inputs[k].render(s.summary, s.secret)
+		if err != nil {
+			return nil, err
+		}
+		inputs[k] = v
+	}
+	return json.Marshal(struct {
+		Ref    string            `json:"ref"`
+		Inputs map[string]string `json:"inputs,omitempty"`
+	}{g.ref, inputs})
+}
+
+// cloudEvent builds a CloudEvent request in binary mode: the attributes in
+// ce-* headers and the Summary as the JSON body, so that a receiver that does
+// not speak CloudEvents still reads a plain JSON payload.
+func (s *sender) cloudEvent(ctx context.Context, tg *target, u *url.URL, display string) (*http.Request, string, error) {
+	c := tg.cloudEvent
+	e := ce.New()
+	e.SetID(rand.Text())
+	e.SetType(c.eventType)
+	e.SetSource(c.source)
+	e.SetTime(s.now())
+	if c.subject != nil {
+		subject, err := c.subject.render(s.summary, s.secret)
+		if err != nil {
+			return nil, "", err
+		}
+		e.SetSubject(subject)
+	}
+	data, err := json.Marshal(s.summary)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := e.SetData(ce.ApplicationJSON, data); err != nil {
+		return nil, "", fmt.Errorf("CloudEvent data: %w", err)
+	}
+	if err := e.Validate(); err != nil {
+		return nil, "", fmt.Errorf("CloudEvent: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, tg.method, u.String(), nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: %w", tg.method, display, err)
+	}
+	req.Header.Set("User-Agent", userAgent)
+	if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req); err != nil {
+		return nil, "", fmt.Errorf("CloudEvent: %w", err)
+	}
+	return req, display, nil
+}

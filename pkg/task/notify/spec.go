@@ -1,0 +1,541 @@
+package notify
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// Name is the task's name in a spec.
+const Name = "notify"
+
+// Defaults of the task's inputs.
+const (
+	// DefaultTimeout bounds each target's request.
+	DefaultTimeout = 10 * time.Second
+	// DefaultGitHubAPI is GitHub's REST API; GitHub Enterprise Server's is
+	// https://HOST/api/v3.
+	DefaultGitHubAPI = "https://api.github.com"
+	// DefaultContentType is the webhook payload's type.
+	DefaultContentType = "application/json"
+)
+
+// The kinds of target.
+const (
+	KindWebhook    = "webhook"
+	KindSlack      = "slack"
+	KindGitHub     = "github"
+	KindCloudEvent = "cloudevent"
+)
+
+// The dispatch kinds of a github target.
+const (
+	DispatchRepository = "repository"
+	DispatchWorkflow   = "workflow"
+)
+
+// inputs is the `with` block as written.
+type inputs struct {
+	Targets []targetIn `json:"targets"`
+	// SoftFailure logs failed notifications as a warning instead of failing
+	// the task.
+	SoftFailure bool   `json:"softFailure,omitempty"`
+	Timeout     string `json:"timeout,omitempty"`
+}
+
+// targetIn holds exactly one kind of target.
+type targetIn struct {
+	Webhook    *webhookIn    `json:"webhook,omitempty"`
+	Slack      *slackIn      `json:"slack,omitempty"`
+	GitHub     *githubIn     `json:"github,omitempty"`
+	CloudEvent *cloudEventIn `json:"cloudevent,omitempty"`
+}
+
+type webhookIn struct {
+	URL             string            `json:"url,omitempty"`
+	URLFrom         string            `json:"urlFrom,omitempty"`
+	Method          string            `json:"method,omitempty"`
+	Headers         map[string]string `json:"headers,omitempty"`
+	HeadersFrom     map[string]string `json:"headersFrom,omitempty"`
+	Query           map[string]string `json:"query,omitempty"`
+	PayloadTemplate string            `json:"payloadTemplate,omitempty"`
+	ContentType     string            `json:"contentType,omitempty"`
+}
+
+type slackIn struct {
+	// URL is refused with a reason: a Slack webhook URL is a secret.
+	URL     string `json:"url,omitempty"`
+	URLFrom string `json:"urlFrom,omitempty"`
+	Text    string `json:"text,omitempty"`
+}
+
+type githubIn struct {
+	Repository string            `json:"repository,omitempty"`
+	TokenFrom  string            `json:"tokenFrom,omitempty"`
+	Dispatch   string            `json:"dispatch,omitempty"`
+	EventType  string            `json:"eventType,omitempty"`
+	Workflow   string            `json:"workflow,omitempty"`
+	Ref        string            `json:"ref,omitempty"`
+	Inputs     map[string]string `json:"inputs,omitempty"`
+	APIURL     string            `json:"apiURL,omitempty"`
+}
+
+type cloudEventIn struct {
+	URL     string `json:"url,omitempty"`
+	URLFrom string `json:"urlFrom,omitempty"`
+	Type    string `json:"type,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// Task is the decoded notify task.
+type Task struct {
+	// SoftFailure: failed notifications are logged as a warning (and so kept
+	// in the result's log tail) and the task succeeds.
+	SoftFailure bool
+	// Timeout bounds each target's request.
+	Timeout time.Duration
+	// targets are notified at the same time; each failure is reported.
+	targets []*target
+}
+
+// target is one validated destination; kind says which fields are set.
+type target struct {
+	kind string
+	// url is where the request goes; nil when urlFrom names a secret that
+	// holds it.
+	url     *url.URL
+	urlFrom string
+	method  string
+	// headers are templates; headersFrom maps a header to a secret's name.
+	headers     map[string]*tmpl
+	headersFrom map[string]string
+	// query parameters (templates) are added to the URL's own.
+	query map[string]*tmpl
+	// payload of a webhook, or text of a Slack message; nil means the
+	// default (the Summary as JSON, or defaultSlackText).
+	payload     *tmpl
+	contentType string
+	github      *githubTarget
+	cloudEvent  *cloudEventTarget
+}
+
+// githubTarget is what a github target adds.
+type githubTarget struct {
+	repository string // owner/name
+	tokenFrom  string
+	dispatch   string
+	eventType  string
+	workflow   string
+	ref        string
+	inputs     map[string]*tmpl
+}
+
+// cloudEventTarget is what a cloudevent target adds.
+type cloudEventTarget struct {
+	eventType string
+	source    string
+	subject   *tmpl // nil: no subject
+}
+
+// secrets lists the names of the secrets the target uses, sorted.
+func (t *target) secrets() []string {
+	var out []string
+	if t.urlFrom != "" {
+		out = append(out, t.urlFrom)
+	}
+	if t.github != nil {
+		out = append(out, t.github.tokenFrom)
+	}
+	out = append(out, slices.Collect(maps.Values(t.headersFrom))...)
+	for _, x := range t.templates() {
+		out = append(out, x.secrets...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// templates lists the target's templates.
+func (t *target) templates() []*tmpl {
+	var out []*tmpl
+	ms := []map[string]*tmpl{t.headers, t.query}
+	if t.github != nil {
+		ms = append(ms, t.github.inputs)
+	}
+	for _, m := range ms {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, m[k])
+		}
+	}
+	if t.payload != nil {
+		out = append(out, t.payload)
+	}
+	if t.cloudEvent != nil && t.cloudEvent.subject != nil {
+		out = append(out, t.cloudEvent.subject)
+	}
+	return out
+}
+
+// Decode validates the task's `with` block.
+func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
+	var in inputs
+	if errs := d.Into(&in); len(errs) > 0 {
+		return nil, errs
+	}
+	var errs field.ErrorList
+	t := &Task{SoftFailure: in.SoftFailure}
+	var fe *field.Error
+	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
+		errs = append(errs, fe)
+	} else if t.Timeout == 0 {
+		errs = append(errs, field.Invalid(d.Path.Child("timeout"), in.Timeout, "must be above 0"))
+	}
+	tp := d.Path.Child("targets")
+	if len(in.Targets) == 0 {
+		errs = append(errs, field.Required(tp, "a list of targets, each one of webhook, slack, github, cloudevent"))
+	}
+	// Templates are tried on samples only when the metrics that earlier
+	// tasks produce are known; otherwise a missing version proves nothing.
+	var samples []*Summary
+	if d.Metrics != nil && !d.Metrics.Incomplete() {
+		versions := d.Versions
+		if len(versions) == 0 {
+			versions = []string{""}
+		}
+		samples = sampleSummaries(versions, d.Metrics)
+	}
+	for i, ti := range in.Targets {
+		p := tp.Index(i)
+		tg, terrs := decodeTarget(d, ti, p)
+		errs = append(errs, terrs...)
+		if tg == nil {
+			continue
+		}
+		if samples != nil {
+			// Every template that parsed is tried, even when the target has
+			// other problems, so that all of them are reported at once.
+			for _, x := range tg.templates() {
+				if fe := x.dryRun(samples); fe != nil {
+					errs = append(errs, fe)
+				}
+			}
+		}
+		t.targets = append(t.targets, tg)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return t, nil
+}
+
+func decodeTarget(d *experiment.Decoding, ti targetIn, p *field.Path) (*target, field.ErrorList) {
+	var set []string
+	for _, k := range []struct {
+		name string
+		on   bool
+	}{{KindWebhook, ti.Webhook != nil}, {KindSlack, ti.Slack != nil}, {KindGitHub, ti.GitHub != nil}, {KindCloudEvent, ti.CloudEvent != nil}} {
+		if k.on {
+			set = append(set, k.name)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		return nil, field.ErrorList{field.Required(p, "one of webhook, slack, github, cloudevent")}
+	case len(set) > 1:
+		var errs field.ErrorList
+		for _, k := range set[1:] {
+			errs = append(errs, field.Forbidden(p.Child(k), fmt.Sprintf("a target is one of webhook, slack, github, cloudevent; this one is already %s", set[0])))
+		}
+		return nil, errs
+	}
+	switch {
+	case ti.Webhook != nil:
+		return decodeWebhook(d, ti.Webhook, p.Child(KindWebhook))
+	case ti.Slack != nil:
+		return decodeSlack(ti.Slack, p.Child(KindSlack))
+	case ti.GitHub != nil:
+		return decodeGitHub(d, ti.GitHub, p.Child(KindGitHub))
+	default:
+		return decodeCloudEvent(d, ti.CloudEvent, p.Child(KindCloudEvent))
+	}
+}
+
+// decodeURL checks that exactly one of url and urlFrom is set.
+func decodeURL(d *experiment.Decoding, raw, from string, p *field.Path, example string) (*url.URL, field.ErrorList) {
+	switch {
+	case raw != "" && from != "":
+		return nil, field.ErrorList{field.Forbidden(p.Child("urlFrom"), "set url or urlFrom, not both")}
+	case from != "":
+		if fe := checkSecretName(from, p.Child("urlFrom")); fe != nil {
+			return nil, field.ErrorList{fe}
+		}
+		return nil, nil
+	case raw == "":
+		return nil, field.ErrorList{field.Required(p.Child("url"), "a URL such as "+example+", or urlFrom: the name of a secret that holds it")}
+	}
+	u, fe := d.URL(raw, p.Child("url"), example)
+	if fe != nil {
+		return nil, field.ErrorList{fe}
+	}
+	return u, nil
+}
+
+// templateMap parses a map of templates (headers, query, inputs).
+func templateMap(m map[string]string, p *field.Path, checkKey func(string) string) (map[string]*tmpl, field.ErrorList) {
+	var errs field.ErrorList
+	out := map[string]*tmpl{}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		kp := p.Key(k)
+		if checkKey != nil {
+			if why := checkKey(k); why != "" {
+				errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
+				continue
+			}
+		}
+		x, terrs := parseTemplate(m[k], kp)
+		errs = append(errs, terrs...)
+		if x != nil {
+			out[k] = x
+		}
+	}
+	return out, errs
+}
+
+func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*target, field.ErrorList) {
+	t := &target{kind: KindWebhook, urlFrom: in.URLFrom, method: strings.ToUpper(in.Method), contentType: in.ContentType}
+	u, errs := decodeURL(d, in.URL, in.URLFrom, p, "https://example.com/hooks/iter8")
+	t.url = u
+	if t.method == "" {
+		t.method = http.MethodPost
+	}
+	if !validToken(t.method) {
+		errs = append(errs, field.Invalid(p.Child("method"), in.Method, "not an HTTP method"))
+	}
+	if t.contentType == "" {
+		t.contentType = DefaultContentType
+	} else if strings.ContainsAny(t.contentType, "\r\n") {
+		errs = append(errs, field.Invalid(p.Child("contentType"), field.OmitValueType{}, "must not contain line breaks"))
+	}
+	seen := map[string]string{} // canonical header name → the field that sets it
+	checkHeader := func(from string) func(string) string {
+		return func(k string) string {
+			c := textproto.CanonicalMIMEHeaderKey(k)
+			switch {
+			case !validToken(k):
+				return "not a header name"
+			case c == "Content-Type":
+				return "set it with contentType"
+			case c == "Host":
+				return "the host is the URL's"
+			case seen[c] != "":
+				return fmt.Sprintf("%s is set in %s too", c, seen[c])
+			}
+			seen[c] = from
+			return ""
+		}
+	}
+	var terrs field.ErrorList
+	t.headers, terrs = templateMap(in.Headers, p.Child("headers"), checkHeader("headers"))
+	errs = append(errs, terrs...)
+	t.headersFrom = map[string]string{}
+	fromCheck := checkHeader("headersFrom")
+	for _, k := range slices.Sorted(maps.Keys(in.HeadersFrom)) {
+		kp := p.Child("headersFrom").Key(k)
+		if why := fromCheck(k); why != "" {
+			errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
+			continue
+		}
+		if fe := checkSecretName(in.HeadersFrom[k], kp); fe != nil {
+			errs = append(errs, fe)
+			continue
+		}
+		t.headersFrom[k] = in.HeadersFrom[k]
+	}
+	t.query, terrs = templateMap(in.Query, p.Child("query"), func(k string) string {
+		if k == "" {
+			return "a query parameter needs a name"
+		}
+		return ""
+	})
+	errs = append(errs, terrs...)
+	if in.PayloadTemplate != "" {
+		if t.method == http.MethodGet || t.method == http.MethodHead {
+			errs = append(errs, field.Forbidden(p.Child("payloadTemplate"), t.method+" requests carry no payload"))
+		}
+		t.payload, terrs = parseTemplate(in.PayloadTemplate, p.Child("payloadTemplate"))
+		errs = append(errs, terrs...)
+	}
+	return t, errs
+}
+
+func decodeSlack(in *slackIn, p *field.Path) (*target, field.ErrorList) {
+	var errs field.ErrorList
+	t := &target{kind: KindSlack, urlFrom: in.URLFrom, method: http.MethodPost, contentType: "application/json"}
+	switch {
+	case in.URL != "":
+		// The value is not shown: it is the secret.
+		errs = append(errs, field.Forbidden(p.Child("url"),
+			"a Slack webhook URL is a secret: keep it in one (an environment variable, or a Kubernetes Secret in a cluster) and name it in urlFrom"))
+	case in.URLFrom == "":
+		errs = append(errs, field.Required(p.Child("urlFrom"), "the name of the secret that holds the incoming-webhook URL, such as SLACK_WEBHOOK_URL"))
+	default:
+		if fe := checkSecretName(in.URLFrom, p.Child("urlFrom")); fe != nil {
+			errs = append(errs, fe)
+		}
+	}
+	if in.Text != "" {
+		var terrs field.ErrorList
+		t.payload, terrs = parseTemplate(in.Text, p.Child("text"))
+		errs = append(errs, terrs...)
+	}
+	return t, errs
+}
+
+var (
+	// repository is owner/name as GitHub allows them.
+	repository = regexp.MustCompile(`^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$`)
+	// workflowFile is a workflow's file name or numeric ID.
+	workflowFile = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+)
+
+// maxEventType is the longest event_type GitHub takes.
+const maxEventType = 100
+
+func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target, field.ErrorList) {
+	var errs field.ErrorList
+	g := &githubTarget{
+		repository: in.Repository, tokenFrom: in.TokenFrom, dispatch: in.Dispatch,
+		eventType: in.EventType, workflow: in.Workflow, ref: in.Ref,
+	}
+	t := &target{kind: KindGitHub, method: http.MethodPost, contentType: "application/json", github: g}
+	switch {
+	case in.Repository == "":
+		errs = append(errs, field.Required(p.Child("repository"), "owner/name, such as iter8-tools/iter8"))
+	case !repository.MatchString(in.Repository):
+		errs = append(errs, field.Invalid(p.Child("repository"), in.Repository, "want owner/name, such as iter8-tools/iter8"))
+	}
+	if in.TokenFrom == "" {
+		errs = append(errs, field.Required(p.Child("tokenFrom"), "the name of the secret that holds a GitHub token, such as GITHUB_TOKEN"))
+	} else if fe := checkSecretName(in.TokenFrom, p.Child("tokenFrom")); fe != nil {
+		errs = append(errs, fe)
+	}
+	apiURL := in.APIURL
+	if apiURL == "" {
+		apiURL = DefaultGitHubAPI
+	}
+	base, fe := d.URL(apiURL, p.Child("apiURL"), DefaultGitHubAPI)
+	if fe != nil {
+		errs = append(errs, fe)
+	} else if base.RawQuery != "" || base.Fragment != "" || base.User != nil {
+		errs = append(errs, field.Invalid(p.Child("apiURL"), base.Redacted(), "want the API's base URL, without user, query or fragment"))
+		base = nil
+	}
+	if g.dispatch == "" {
+		g.dispatch = DispatchRepository
+	}
+	var terrs field.ErrorList
+	switch g.dispatch {
+	case DispatchRepository:
+		switch {
+		case in.EventType == "":
+			errs = append(errs, field.Required(p.Child("eventType"), "the event type that the workflow's on.repository_dispatch.types lists"))
+		case len(in.EventType) > maxEventType:
+			errs = append(errs, field.TooLong(p.Child("eventType"), field.OmitValueType{}, maxEventType))
+		}
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"workflow", in.Workflow != ""}, {"ref", in.Ref != ""}, {"inputs", in.Inputs != nil}} {
+			if f.set {
+				errs = append(errs, field.Forbidden(p.Child(f.name), "only for dispatch: workflow"))
+			}
+		}
+		if base != nil && repository.MatchString(g.repository) {
+			t.url = base.JoinPath("repos", g.repository, "dispatches")
+		}
+	case DispatchWorkflow:
+		switch {
+		case in.Workflow == "":
+			errs = append(errs, field.Required(p.Child("workflow"), "the workflow's file name (such as deploy.yaml) or ID"))
+		case !workflowFile.MatchString(in.Workflow):
+			errs = append(errs, field.Invalid(p.Child("workflow"), in.Workflow, "the workflow's file name (such as deploy.yaml, not a path) or ID"))
+		}
+		if in.Ref == "" {
+			errs = append(errs, field.Required(p.Child("ref"), "the branch or tag to run the workflow on, such as main"))
+		}
+		if in.EventType != "" {
+			errs = append(errs, field.Forbidden(p.Child("eventType"), "only for dispatch: repository"))
+		}
+		g.inputs, terrs = templateMap(in.Inputs, p.Child("inputs"), func(k string) string {
+			if k == "" {
+				return "an input needs a name"
+			}
+			return ""
+		})
+		errs = append(errs, terrs...)
+		if base != nil && repository.MatchString(g.repository) && workflowFile.MatchString(g.workflow) {
+			t.url = base.JoinPath("repos", g.repository, "actions", "workflows", g.workflow, "dispatches")
+		}
+	default:
+		errs = append(errs, field.NotSupported(p.Child("dispatch"), in.Dispatch, []string{DispatchRepository, DispatchWorkflow}))
+	}
+	return t, errs
+}
+
+func decodeCloudEvent(d *experiment.Decoding, in *cloudEventIn, p *field.Path) (*target, field.ErrorList) {
+	c := &cloudEventTarget{eventType: in.Type, source: in.Source}
+	t := &target{kind: KindCloudEvent, urlFrom: in.URLFrom, method: http.MethodPost, contentType: "application/json", cloudEvent: c}
+	u, errs := decodeURL(d, in.URL, in.URLFrom, p, "https://broker.example.com/")
+	t.url = u
+	if in.Type == "" {
+		errs = append(errs, field.Required(p.Child("type"), "the event's type, such as tools.iter8.experiment.completed"))
+	}
+	sourceOK := false
+	if in.Source == "" {
+		errs = append(errs, field.Required(p.Child("source"), "the event's source (a URI reference), such as /iter8/experiments/checkout"))
+	} else if _, err := url.Parse(in.Source); err != nil {
+		errs = append(errs, field.Invalid(p.Child("source"), in.Source, "not a URI reference such as /iter8/experiments/checkout"))
+	} else {
+		sourceOK = true
+	}
+	if in.Subject != "" {
+		var terrs field.ErrorList
+		c.subject, terrs = parseTemplate(in.Subject, p.Child("subject"))
+		errs = append(errs, terrs...)
+	}
+	if in.Type != "" && sourceOK {
+		// Let the SDK check the attributes as it will when sending.
+		e := ce.New()
+		e.SetID("sample")
+		e.SetType(in.Type)
+		e.SetSource(in.Source)
+		if err := e.Validate(); err != nil {
+			errs = append(errs, field.Invalid(p, field.OmitValueType{}, "not a valid CloudEvent: "+err.Error()))
+		}
+	}
+	return t, errs
+}
+
+// validToken reports whether s is an HTTP token (a method or a header name).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
