@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps lint unit fuzz demo bench clean plotly
+.PHONY: all build test test-deps lint unit fuzz demo bench bench-grpc clean plotly
 
 all: build
 
@@ -49,9 +49,13 @@ test: lint unit fuzz
 demo:
 	bash scripts/demo.sh
 
-## bench: the load generator's benchmarks (installs wrk from Debian's packages)
+## bench: the http load generator's benchmarks (installs wrk from Debian's packages)
 bench:
 	bash scripts/bench/run.sh
+
+## bench-grpc: the grpc task against the ghz CLI
+bench-grpc:
+	bash scripts/bench/grpc/run.sh
 
 clean:
 	rm -rf $(BIN) demo-out $(PLOTLY)

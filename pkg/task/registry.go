@@ -5,6 +5,7 @@ package task
 import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/task/assess"
+	"github.com/iter8-tools/iter8/pkg/task/grpc"
 	"github.com/iter8-tools/iter8/pkg/task/http"
 	"github.com/iter8-tools/iter8/pkg/task/notify"
 	"github.com/iter8-tools/iter8/pkg/task/ready"
@@ -15,6 +16,7 @@ func Registry() *experiment.Registry {
 	r := experiment.NewRegistry()
 	r.Register(ready.Name, ready.Decode)
 	r.Register(http.Name, http.Decode)
+	r.Register(grpc.Name, grpc.Decode)
 	r.Register(assess.Name, assess.Decode)
 	r.Register(notify.Name, notify.Decode)
 	return r

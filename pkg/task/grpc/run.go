@@ -1,0 +1,386 @@
+package grpc
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bojand/ghz/runner"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/status"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/stats"
+)
+
+// Task is the decoded grpc task.
+type Task struct {
+	Config Config
+}
+
+// statusOK is how ghz names the status of a call that succeeded.
+const statusOK = "OK"
+
+// EndpointResult is what the load on one endpoint measured.
+type EndpointResult struct {
+	Endpoint *Endpoint
+	// Calls is the number of calls that ended, successful or not.
+	Calls int64
+	// Codes counts calls by status code name (OK, Unavailable, ...); ""
+	// counts errors without a gRPC status.
+	Codes map[string]int64
+	// Errors counts calls by error text.
+	Errors map[string]int64
+	// Latency holds the latencies of the first Kept calls: ghz keeps the
+	// details of at most 10^6 calls (see the package documentation).
+	Latency *stats.Histogram
+	Kept    int64
+}
+
+// Run sends the load to every endpoint at once, so that versions are
+// measured under the same conditions, and records the metrics per version.
+func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	results := make([]*EndpointResult, len(t.Config.Endpoints))
+	var g errgroup.Group
+	for i := range t.Config.Endpoints {
+		ep := &t.Config.Endpoints[i]
+		g.Go(func() error {
+			r, err := t.load(ctx, ep, env)
+			results[i] = r
+			if err != nil {
+				return fmt.Errorf("%s: %w", ep.Label(), err)
+			}
+			return nil
+		})
+	}
+	loadErr := g.Wait()
+	// Record whatever was measured, even on failure or cancellation.
+	if err := t.record(env.Result, results); err != nil && loadErr == nil {
+		loadErr = err
+	}
+	if loadErr != nil {
+		return loadErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return checkCalls(results)
+}
+
+// load runs ghz's requester on one endpoint until it has made its calls, its
+// duration has passed or ctx is done.
+func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*EndpointResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctl := newControl()
+	cfg, err := t.runConfig(ep, ctl)
+	if err != nil {
+		return nil, fmt.Errorf("configure the load: %w", err)
+	}
+	// With reflection, NewRequester asks the server for the method, for up
+	// to the call timeout and without a context: do not wait for it past
+	// a cancel. It closes its own connection when it returns.
+	type made struct {
+		r   *runner.Requester
+		err error
+	}
+	mc := make(chan made, 1)
+	go func() {
+		r, err := runner.NewRequester(cfg)
+		mc <- made{r, err}
+	}()
+	var reqr *runner.Requester
+	select {
+	case m := <-mc:
+		if m.err != nil && t.Config.Protoset == nil {
+			return nil, fmt.Errorf("prepare the calls with server reflection: %s", describe(m.err))
+		}
+		if m.err != nil {
+			return nil, fmt.Errorf("prepare the calls: %s", describe(m.err))
+		}
+		reqr = m.r
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	env.Log.Info("sending gRPC load", "endpoint", ep.Label(), "rps", rpsLabel(ep.RPS),
+		"concurrency", ep.Concurrency, "connections", ep.Connections)
+	ctl.stop = func() { reqr.Stop(runner.ReasonCancel) }
+	stopCancel := context.AfterFunc(ctx, ctl.cancel)
+	rep, runErr := reqr.Run()
+	stopCancel()
+	ctl.finish() // also waits for a cancel in progress to finish its Stop
+
+	out := t.result(ep, rep)
+	if out.Kept < out.Calls {
+		env.Log.Warn("latencies cover the first calls only: ghz keeps the details of at most 10^6 calls",
+			"endpoint", ep.Label(), "calls", out.Calls, "kept", out.Kept)
+	}
+	if runErr != nil && ctx.Err() == nil {
+		return out, fmt.Errorf("send calls: %s", describe(runErr))
+	}
+	return out, nil
+}
+
+// runConfig turns an endpoint into ghz's options.
+func (t *Task) runConfig(ep *Endpoint, ctl *control) (*runner.RunConfig, error) {
+	c := &t.Config
+	opts := []runner.Option{
+		runner.WithConcurrency(uint(ep.Concurrency)),
+		runner.WithConnections(uint(ep.Connections)),
+		runner.WithTimeout(c.Timeout),
+		runner.WithDialTimeout(c.Timeout),
+		runner.WithDataFromJSON(string(ep.Data)),
+		runner.WithInsecure(c.TLS.Insecure),
+		runner.WithSkipTLSVerify(c.TLS.SkipVerify),
+		// A cancel ignores the calls it cuts short instead of counting
+		// them as errors; a timed load ends through the pacer, letting
+		// calls in flight finish.
+		runner.WithDurationStopAction("ignore"),
+		runner.WithPacer(&pacer{ctl: ctl, rate: ep.RPS, max: uint64(c.Total), duration: c.Duration}),
+		runner.WithWorkerTicker(newTicker(ctl, ep.Concurrency)),
+		// ghz sizes its store of call details by the total up front;
+		// timed loads let it grow as calls come (see the package
+		// documentation).
+		runner.WithTotalRequests(uint(detailsCapacity(c, ep))),
+	}
+	if len(ep.Metadata) > 0 {
+		// Empty metadata would make ghz parse it as a template for
+		// every call.
+		opts = append(opts, runner.WithMetadata(ep.Metadata))
+	}
+	if !ep.templated() {
+		// Without template actions, ghz need not make a template with
+		// its (and sprig's) functions for every call.
+		opts = append(opts, runner.WithDisableTemplateData(true), runner.WithDisableTemplateFuncs(true))
+	}
+	if c.Protoset != nil {
+		opts = append(opts, runner.WithProtosetBinary(c.Protoset))
+	} else {
+		opts = append(opts, runner.WithReflectionMetadata(ep.Metadata))
+	}
+	if c.TLS.RootCert == nil {
+		return runner.NewConfig(ep.Call, ep.Host, opts...)
+	}
+	// ghz reads root certificates from a file only, in NewConfig.
+	var cfg *runner.RunConfig
+	err := withContentAsFile(c.TLS.RootCert, func(name string) error {
+		var err error
+		cfg, err = runner.NewConfig(ep.Call, ep.Host, append(opts, runner.WithRootCertificate(name))...)
+		return err
+	})
+	return cfg, err
+}
+
+// templated reports whether the endpoint's data or metadata holds template
+// actions, such as {{.RequestNumber}}.
+func (e *Endpoint) templated() bool {
+	if bytes.Contains(e.Data, []byte("{{")) {
+		return true
+	}
+	for k, v := range e.Metadata {
+		if strings.Contains(k, "{{") || strings.Contains(v, "{{") {
+			return true
+		}
+	}
+	return false
+}
+
+// maxDetails is how many call details ghz keeps (its runner.maxResult).
+const maxDetails = 1_000_000
+
+// detailsCapacity is what ghz should reserve for call details: the total
+// when counted, the expected number of calls when timed at a rate, and
+// nothing up front for a timed load at full speed.
+func detailsCapacity(c *Config, ep *Endpoint) int64 {
+	switch {
+	case c.Total > 0:
+		return min(c.Total, maxDetails)
+	case ep.RPS > 0:
+		return int64(min(math.Ceil(ep.RPS*c.Duration.Seconds()), maxDetails))
+	}
+	return 0
+}
+
+func rpsLabel(r float64) string {
+	if r == 0 {
+		return "max"
+	}
+	return fmt.Sprint(r)
+}
+
+// result turns ghz's report into an EndpointResult; rep may be nil.
+func (t *Task) result(ep *Endpoint, rep *runner.Report) *EndpointResult {
+	out := &EndpointResult{Endpoint: ep, Codes: map[string]int64{}, Errors: map[string]int64{}}
+	// The highest trackable latency is above the call timeout, so that
+	// calls that time out are still recorded.
+	rec := stats.NewRecorder(2 * t.Config.Timeout)
+	if rep != nil {
+		out.Calls = int64(rep.Count)
+		for code, n := range rep.StatusCodeDist {
+			out.Codes[code] += int64(n)
+		}
+		for msg, n := range rep.ErrorDist {
+			out.Errors[msg] += int64(n)
+		}
+		for i := range rep.Details {
+			rec.Record(rep.Details[i].Latency)
+		}
+		out.Kept = int64(len(rep.Details))
+	}
+	out.Latency = rec.Histogram()
+	return out
+}
+
+// record writes the version and endpoint metrics.
+func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
+	byVersion := map[string][]*EndpointResult{}
+	var order []string
+	for _, er := range results {
+		if er == nil {
+			continue
+		}
+		v := er.Endpoint.Version
+		if _, seen := byVersion[v]; !seen {
+			order = append(order, v)
+		}
+		byVersion[v] = append(byVersion[v], er)
+		if er.Endpoint.Name != "" {
+			if err := t.recordOne(r, v, Name+"-"+er.Endpoint.Name, er.Calls, er.Codes[statusOK], er.Latency); err != nil {
+				return err
+			}
+		}
+	}
+	for _, v := range order {
+		ers := byVersion[v]
+		var calls, ok int64
+		hs := make([]*stats.Histogram, 0, len(ers))
+		for _, er := range ers {
+			calls += er.Calls
+			ok += er.Codes[statusOK]
+			hs = append(hs, er.Latency)
+		}
+		merged, err := stats.MergeHistograms(hs...)
+		if err != nil {
+			return fmt.Errorf("merge latencies of version %q: %w", v, err)
+		}
+		if err := t.recordOne(r, v, Name, calls, ok, merged); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Task) recordOne(r *experiment.Result, version, prefix string, calls, ok int64, h *stats.Histogram) error {
+	errs := calls - ok
+	r.SetMetric(version, prefix+"/request-count", float64(calls), "")
+	r.SetMetric(version, prefix+"/error-count", float64(errs), "")
+	if calls > 0 {
+		r.SetMetric(version, prefix+"/error-rate", float64(errs)/float64(calls), "")
+	}
+	if h.Count == 0 {
+		return nil
+	}
+	s, err := h.Summarize(t.Config.Percentiles)
+	if err != nil {
+		return fmt.Errorf("latencies of version %q: %w", version, err)
+	}
+	r.SetMetric(version, prefix+"/latency-mean", msec(s.Mean), "msec")
+	r.SetMetric(version, prefix+"/latency-stddev", msec(s.Stdev), "msec")
+	r.SetMetric(version, prefix+"/latency-min", msec(s.Min), "msec")
+	r.SetMetric(version, prefix+"/latency-max", msec(s.Max), "msec")
+	for _, pc := range t.Config.Percentiles {
+		r.SetMetric(version, prefix+"/latency-"+experiment.Percentile(pc), msec(s.Percentiles[pc]), "msec")
+	}
+	r.SetHistogram(version, prefix+"/latency", h)
+	return nil
+}
+
+func msec(d time.Duration) float64 {
+	return math.Round(float64(d)/1e3) / 1e3
+}
+
+// checkCalls fails the task for an endpoint where no call succeeded and
+// every call failed with Unavailable, the code of connection failures
+// (refused, unreachable, TLS handshake): that is a target that cannot be
+// reached, not a measurement. Calls that the server answered with another
+// error code are measured as errors.
+func checkCalls(results []*EndpointResult) error {
+	var errs []error
+	for _, er := range results {
+		switch {
+		case er.Codes[statusOK] > 0:
+			continue
+		case er.Calls == 0:
+			errs = append(errs, fmt.Errorf("%s: no call was made", er.Endpoint.Label()))
+		case er.Codes["Unavailable"] == er.Calls:
+			errs = append(errs, fmt.Errorf("%s: none of %d calls succeeded, all Unavailable: %s",
+				er.Endpoint.Label(), er.Calls, commonError(er.Errors)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// describe words an error from ghz: a gRPC status as "Code: message", and
+// the errors of many calls (ghz joins one per failed call) once each, with
+// how often they happened.
+func describe(err error) string {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	counts := map[string]int{}
+	var order []string
+	for _, e := range errs {
+		msg := e.Error()
+		if s, ok := status.FromError(e); ok {
+			msg = s.Code().String() + ": " + s.Message()
+		}
+		if counts[msg] == 0 {
+			order = append(order, msg)
+		}
+		counts[msg]++
+	}
+	const shown = 3
+	parts := make([]string, 0, shown+1)
+	for i, msg := range order {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d other errors", len(order)-shown))
+			break
+		}
+		if n := counts[msg]; n > 1 {
+			msg = fmt.Sprintf("%s (%d times)", msg, n)
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// commonError returns the most frequent error text, without the
+// "rpc error: code = Unavailable desc =" that every one repeats.
+func commonError(errs map[string]int64) string {
+	msgs := slices.SortedFunc(maps.Keys(errs), func(a, b string) int {
+		return cmp.Or(cmp.Compare(errs[b], errs[a]), cmp.Compare(a, b))
+	})
+	if len(msgs) == 0 {
+		return "no error text"
+	}
+	_, desc, found := strings.Cut(msgs[0], " desc = ")
+	if !found || !strings.HasPrefix(msgs[0], "rpc error: code = ") {
+		return msgs[0]
+	}
+	return desc
+}
