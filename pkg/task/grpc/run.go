@@ -10,7 +10,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/bojand/ghz/runner"
 	"golang.org/x/sync/errgroup"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/stats"
+	"github.com/iter8-tools/iter8/pkg/task/load"
 )
 
 // Task is the decoded grpc task.
@@ -245,70 +245,19 @@ func (t *Task) result(ep *Endpoint, rep *runner.Report) *EndpointResult {
 
 // record writes the version and endpoint metrics.
 func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
-	byVersion := map[string][]*EndpointResult{}
-	var order []string
-	for _, er := range results {
+	measured := make([]*load.Measured, len(results))
+	for i, er := range results {
 		if er == nil {
 			continue
 		}
-		v := er.Endpoint.Version
-		if _, seen := byVersion[v]; !seen {
-			order = append(order, v)
-		}
-		byVersion[v] = append(byVersion[v], er)
-		if er.Endpoint.Name != "" {
-			if err := t.recordOne(r, v, Name+"-"+er.Endpoint.Name, er.Calls, er.Codes[statusOK], er.Latency); err != nil {
-				return err
-			}
+		measured[i] = &load.Measured{
+			Target:   load.Target{Name: er.Endpoint.Name, Version: er.Endpoint.Version},
+			Requests: er.Calls,
+			Errors:   er.Calls - er.Codes[statusOK],
+			Latency:  er.Latency,
 		}
 	}
-	for _, v := range order {
-		ers := byVersion[v]
-		var calls, ok int64
-		hs := make([]*stats.Histogram, 0, len(ers))
-		for _, er := range ers {
-			calls += er.Calls
-			ok += er.Codes[statusOK]
-			hs = append(hs, er.Latency)
-		}
-		merged, err := stats.MergeHistograms(hs...)
-		if err != nil {
-			return fmt.Errorf("merge latencies of version %q: %w", v, err)
-		}
-		if err := t.recordOne(r, v, Name, calls, ok, merged); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *Task) recordOne(r *experiment.Result, version, prefix string, calls, ok int64, h *stats.Histogram) error {
-	errs := calls - ok
-	r.SetMetric(version, prefix+"/request-count", float64(calls), "")
-	r.SetMetric(version, prefix+"/error-count", float64(errs), "")
-	if calls > 0 {
-		r.SetMetric(version, prefix+"/error-rate", float64(errs)/float64(calls), "")
-	}
-	if h.Count == 0 {
-		return nil
-	}
-	s, err := h.Summarize(t.Config.Percentiles)
-	if err != nil {
-		return fmt.Errorf("latencies of version %q: %w", version, err)
-	}
-	r.SetMetric(version, prefix+"/latency-mean", msec(s.Mean), "msec")
-	r.SetMetric(version, prefix+"/latency-stddev", msec(s.Stdev), "msec")
-	r.SetMetric(version, prefix+"/latency-min", msec(s.Min), "msec")
-	r.SetMetric(version, prefix+"/latency-max", msec(s.Max), "msec")
-	for _, pc := range t.Config.Percentiles {
-		r.SetMetric(version, prefix+"/latency-"+experiment.Percentile(pc), msec(s.Percentiles[pc]), "msec")
-	}
-	r.SetHistogram(version, prefix+"/latency", h)
-	return nil
-}
-
-func msec(d time.Duration) float64 {
-	return math.Round(float64(d)/1e3) / 1e3
+	return load.Record(r, Name, measured, t.Config.Percentiles)
 }
 
 // checkCalls fails the task for an endpoint where no call succeeded and

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	nethttp "net/http"
 	"strconv"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/progress"
 	"github.com/iter8-tools/iter8/pkg/stats"
+	"github.com/iter8-tools/iter8/pkg/task/load"
 )
 
 // Task is the decoded http task.
@@ -187,73 +187,21 @@ func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duratio
 
 // record writes the version and endpoint metrics.
 func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
-	byVersion := map[string][]*EndpointResult{}
-	var order []string
-	for _, er := range results {
+	measured := make([]*load.Measured, len(results))
+	for i, er := range results {
 		if er == nil {
 			continue
 		}
-		v := er.Endpoint.Version
-		if _, seen := byVersion[v]; !seen {
-			order = append(order, v)
-		}
-		byVersion[v] = append(byVersion[v], er)
-		if er.Endpoint.Name != "" {
-			if err := t.recordOne(r, v, Name+"-"+er.Endpoint.Name, er.Codes, er.Latency); err != nil {
-				return err
+		m := &load.Measured{Target: load.Target{Name: er.Endpoint.Name, Version: er.Endpoint.Version}, Latency: er.Latency}
+		for code, n := range er.Codes {
+			m.Requests += n
+			if t.isError(code) {
+				m.Errors += n
 			}
 		}
+		measured[i] = m
 	}
-	for _, v := range order {
-		ers := byVersion[v]
-		codes := map[int]int64{}
-		hs := make([]*stats.Histogram, 0, len(ers))
-		for _, er := range ers {
-			for c, n := range er.Codes {
-				codes[c] += n
-			}
-			hs = append(hs, er.Latency)
-		}
-		merged, err := stats.MergeHistograms(hs...)
-		if err != nil {
-			return fmt.Errorf("merge latencies of version %q: %w", v, err)
-		}
-		if err := t.recordOne(r, v, Name, codes, merged); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *Task) recordOne(r *experiment.Result, version, prefix string, codes map[int]int64, h *stats.Histogram) error {
-	var total, errs int64
-	for code, n := range codes {
-		total += n
-		if t.isError(code) {
-			errs += n
-		}
-	}
-	r.SetMetric(version, prefix+"/request-count", float64(total), "")
-	r.SetMetric(version, prefix+"/error-count", float64(errs), "")
-	if total > 0 {
-		r.SetMetric(version, prefix+"/error-rate", float64(errs)/float64(total), "")
-	}
-	if h.Count == 0 {
-		return nil
-	}
-	s, err := h.Summarize(t.Config.Percentiles)
-	if err != nil {
-		return fmt.Errorf("latencies of version %q: %w", version, err)
-	}
-	r.SetMetric(version, prefix+"/latency-mean", msec(s.Mean), "msec")
-	r.SetMetric(version, prefix+"/latency-stddev", msec(s.Stdev), "msec")
-	r.SetMetric(version, prefix+"/latency-min", msec(s.Min), "msec")
-	r.SetMetric(version, prefix+"/latency-max", msec(s.Max), "msec")
-	for _, pc := range t.Config.Percentiles {
-		r.SetMetric(version, prefix+"/latency-"+experiment.Percentile(pc), msec(s.Percentiles[pc]), "msec")
-	}
-	r.SetHistogram(version, prefix+"/latency", h)
-	return nil
+	return load.Record(r, Name, measured, t.Config.Percentiles)
 }
 
 func (t *Task) isError(code int) bool {
@@ -266,10 +214,6 @@ func (t *Task) isError(code int) bool {
 		}
 	}
 	return false
-}
-
-func msec(d time.Duration) float64 {
-	return math.Round(float64(d)/1e3) / 1e3
 }
 
 // checkResponses fails the task for an endpoint where no request got any

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/task/load"
 )
 
 // Name is the task's name in a spec.
@@ -220,16 +221,9 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.Er
 			}
 			return errs
 		}
-		version := d.Versions[0]
-		switch {
-		case in.Version != nil:
-			version = *in.Version
-			if !slices.Contains(d.Versions, version) {
-				return append(errs, field.NotSupported(p.Child("version"), version, d.Versions))
-			}
-		case len(d.Versions) > 1:
-			return append(errs, field.Required(p.Child("version"),
-				fmt.Sprintf("the experiment has versions %s: name the version of url, or use endpoints", strings.Join(d.Versions, ", "))))
+		version, fe := load.SingleVersion(p, d.Versions, in.Version, "url")
+		if fe != nil {
+			return append(errs, fe)
 		}
 		ep, epErrs := resolveEndpoint(endpoint{Version: version}, defaults, d, p)
 		if ep != nil {
@@ -240,35 +234,17 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.Er
 	if in.Version != nil {
 		errs = append(errs, field.Forbidden(p.Child("version"), "with endpoints, each endpoint names its version"))
 	}
-	names := map[string]map[string]bool{}
-	perVersion := map[string]int{}
-	for _, e := range in.Endpoints {
-		perVersion[e.Version]++
+	targets := make([]load.Target, len(in.Endpoints))
+	for i, e := range in.Endpoints {
+		targets[i] = load.Target{Name: e.Name, Version: e.Version}
 	}
+	checker := load.NewEndpointChecker(Name, d.Versions, targets)
 	for i, e := range in.Endpoints {
 		ep := p.Child("endpoints").Index(i)
-		if e.Version == "" && len(d.Versions) > 1 {
-			errs = append(errs, field.Required(ep.Child("version"), "one of "+strings.Join(d.Versions, ", ")))
+		ok, checkErrs := checker.Check(ep, targets[i])
+		errs = append(errs, checkErrs...)
+		if !ok {
 			continue
-		}
-		if !slices.Contains(d.Versions, e.Version) {
-			errs = append(errs, field.NotSupported(ep.Child("version"), e.Version, d.Versions))
-			continue
-		}
-		if e.Name == "" && perVersion[e.Version] > 1 {
-			errs = append(errs, field.Required(ep.Child("name"), "a version with several endpoints needs a name for each (its metrics are http-<name>/...)"))
-		}
-		if e.Name != "" {
-			if !validName(e.Name) {
-				errs = append(errs, field.Invalid(ep.Child("name"), e.Name, "use letters, digits, '-' and '_' only"))
-			}
-			if names[e.Version] == nil {
-				names[e.Version] = map[string]bool{}
-			}
-			if names[e.Version][e.Name] {
-				errs = append(errs, field.Duplicate(ep.Child("name"), e.Name))
-			}
-			names[e.Version][e.Name] = true
 		}
 		resolved, epErrs := resolveEndpoint(e, defaults, d, ep)
 		errs = append(errs, epErrs...)
@@ -277,15 +253,6 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.Er
 		}
 	}
 	return errs
-}
-
-func validName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // resolveEndpoint merges an endpoint with the task-level defaults and checks it.
@@ -316,7 +283,7 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 	} else {
 		out.URL = u
 	}
-	if out.Method != "" && !validName(out.Method) {
+	if out.Method != "" && !load.ValidName(out.Method) {
 		errs = append(errs, field.Invalid(p.Child("method"), out.Method, "not an HTTP method"))
 	}
 	for _, k := range slices.Sorted(maps.Keys(out.Headers)) {
@@ -378,27 +345,10 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// metricNames lists the metrics under one prefix (http or http-<endpoint>).
-func metricNames(prefix string, percentiles []float64) []string {
-	names := []string{
-		prefix + "/request-count", prefix + "/error-count", prefix + "/error-rate",
-		prefix + "/latency-mean", prefix + "/latency-stddev", prefix + "/latency-min", prefix + "/latency-max",
-	}
-	for _, pc := range percentiles {
-		names = append(names, prefix+"/latency-"+experiment.Percentile(pc))
-	}
-	return names
-}
-
 func declareMetrics(cfg *Config, c *experiment.Catalog) {
-	for _, ep := range cfg.Endpoints {
-		for _, m := range metricNames(Name, cfg.Percentiles) {
-			c.Add(ep.Version, m)
-		}
-		if ep.Name != "" {
-			for _, m := range metricNames(Name+"-"+ep.Name, cfg.Percentiles) {
-				c.Add(ep.Version, m)
-			}
-		}
+	targets := make([]load.Target, len(cfg.Endpoints))
+	for i, ep := range cfg.Endpoints {
+		targets[i] = load.Target{Name: ep.Name, Version: ep.Version}
 	}
+	load.Declare(c, Name, targets, cfg.Percentiles)
 }
