@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps lint unit fuzz demo bench bench-grpc clean plotly
+.PHONY: all build test test-deps testbed lint unit fuzz demo bench bench-grpc clean plotly
 
 all: build
 
@@ -34,9 +34,14 @@ lint:
 test-deps:
 	bash scripts/install-test-deps.sh
 
-## unit: every package's tests, with the race detector
-unit: $(PLOTLY) test-deps
-	ITER8_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
+## testbed: build the test bed's kube-apiserver, etcd and helm once, into a cache outside the clone
+testbed:
+	bash scripts/testbed.sh >/dev/null
+
+## unit: every package's tests, with the race detector (test packages that need
+## Kubernetes start their own API server from the test bed)
+unit: $(PLOTLY) test-deps testbed
+	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
 
 ## fuzz: a short, bounded fuzz run of the spec decoder
 fuzz:

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# testbed.sh builds the test bed's binaries (kube-apiserver, etcd, helm) from
+# the versions pinned in test/tools/go.mod, once, into a cache outside the
+# clone keyed by those versions, and prints that directory on stdout (the value
+# for KUBEBUILDER_ASSETS). Binaries already in the cache are not rebuilt, so a
+# second run costs nothing; progress goes to stderr.
+#
+#   export KUBEBUILDER_ASSETS="$(bash scripts/testbed.sh)"
+#
+# ITER8_TESTBED_CACHE overrides the cache root (default
+# ${XDG_CACHE_HOME:-$HOME/.cache}/iter8/testbed); ITER8_TESTBED_TIMEOUT bounds
+# the build (default 30m). A cold build takes about 6 minutes on 2 cores.
+set -euo pipefail
+
+# Keep in step with test/tools/go.mod (checked below).
+K8S_VERSION=1.37.1
+ETCD_VERSION=3.7.0
+HELM_VERSION=3.22.0
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/test/tools"
+GO="${GO:-go}"
+
+log() { echo "testbed: $*" >&2; }
+
+for pin in "k8s.io/kubernetes v$K8S_VERSION" "go.etcd.io/etcd/server/v3 v$ETCD_VERSION" "helm.sh/helm/v3 v$HELM_VERSION"; do
+	if ! grep -qE "^[[:space:]]*(require[[:space:]]+)?${pin//./\\.}( |$)" "$tools/go.mod"; then
+		log "test/tools/go.mod does not pin $pin; update the versions in $0"
+		exit 2
+	fi
+done
+
+cache_root="${ITER8_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/iter8/testbed}"
+dir="$cache_root/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+mkdir -p "$dir"
+
+# binary name -> package (the name is the last path element, as go build -o dir/ writes it)
+declare -A pkgs=(
+	[kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+	[etcd]=github.com/iter8-tools/iter8/test/tools/etcd
+	[helm]=helm.sh/helm/v3/cmd/helm
+)
+
+missing() {
+	local name out=()
+	for name in kube-apiserver etcd helm; do
+		[[ -x "$dir/$name" ]] || out+=("$name")
+	done
+	echo "${out[@]}"
+}
+
+if [[ -n "$(missing)" ]]; then
+	# One builder at a time per cache directory: test packages and CI steps
+	# may call this script concurrently.
+	exec 9>"$dir/.lock"
+	if ! flock -w "${ITER8_TESTBED_LOCK_WAIT:-1800}" 9; then
+		log "timed out waiting for the lock on $dir"
+		exit 1
+	fi
+	read -r -a todo <<<"$(missing)"
+	if ((${#todo[@]} > 0)); then
+		targets=()
+		for name in "${todo[@]}"; do targets+=("${pkgs[$name]}"); done
+		tmp="$(mktemp -d "$dir/.build.XXXXXX")"
+		trap 'rm -rf "$tmp"' EXIT
+		ldflags=(
+			-s -w
+			-X "k8s.io/component-base/version.gitVersion=v$K8S_VERSION"
+			-X "k8s.io/component-base/version.gitMajor=${K8S_VERSION%%.*}"
+			-X "k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")"
+			-X "k8s.io/component-base/version.gitTreeState=clean"
+			-X "k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION"
+			-X "k8s.io/client-go/pkg/version.gitMajor=${K8S_VERSION%%.*}"
+			-X "k8s.io/client-go/pkg/version.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")"
+			-X "helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+			-X "helm.sh/helm/v3/internal/version.gitTreeState=clean"
+		)
+		log "building ${todo[*]} into $dir (cold: about 6 minutes on 2 cores)"
+		start=$SECONDS
+		(cd "$tools" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly" \
+			timeout "${ITER8_TESTBED_TIMEOUT:-30m}" \
+			"$GO" build -trimpath -ldflags "${ldflags[*]}" -o "$tmp/" "${targets[@]}")
+		for name in "${todo[@]}"; do
+			mv -f "$tmp/$name" "$dir/$name"
+		done
+		log "built ${todo[*]} in $((SECONDS - start))s"
+	fi
+fi
+
+echo "$dir"
