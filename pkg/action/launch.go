@@ -74,7 +74,7 @@ func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
 	if a.Dry {
 		return out, nil
 	}
-	out.Result, err = runPlan(ctx, a.cfg, plan, f)
+	out.Result, err = runPlan(ctx, a.cfg, plan, f, 1)
 	return out, err
 }
 

@@ -19,6 +19,9 @@ type Run struct {
 	cfg *Configuration
 	// SpecPath is the spec file.
 	SpecPath string
+	// Revision is recorded in the result (a Helm release's revision in a
+	// cluster); 0 means 1.
+	Revision int
 }
 
 // NewRun returns a Run action.
@@ -39,7 +42,7 @@ func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.SpecPath, err)
 	}
-	return runPlan(ctx, a.cfg, plan, f)
+	return runPlan(ctx, a.cfg, plan, f, a.Revision)
 }
 
 // decodeSpec validates a spec; files it names are read relative to dir.
@@ -59,7 +62,7 @@ func decodeSpec(data []byte, cfg *Configuration, dir string) (*experiment.Plan, 
 	return plan, nil
 }
 
-func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w experiment.ResultWriter) (*experiment.Result, error) {
+func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w experiment.ResultWriter, revision int) (*experiment.Result, error) {
 	tail := experiment.NewLogTail(LogTailLines)
 	r := &experiment.Runner{
 		Store:    w,
@@ -68,6 +71,7 @@ func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w e
 		Progress: cfg.Progress,
 		Secret:   cfg.Secret,
 		Now:      cfg.Now,
+		Revision: revision,
 	}
 	return r.Run(ctx, plan)
 }

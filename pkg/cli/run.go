@@ -26,8 +26,6 @@ Examples:
 type runOptions struct {
 	run        *action.Run
 	experiment string
-	namespace  string
-	quiet      bool
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
@@ -37,6 +35,9 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 		Short: "Run an experiment spec and store its result",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.run.Revision < 1 {
+				return fmt.Errorf("run: --revision must be at least 1, got %d", o.run.Revision)
+			}
 			if o.experiment != "" {
 				return fmt.Errorf("run --experiment %s: %w", o.experiment, action.ErrNeedsCluster)
 			}
@@ -51,5 +52,6 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&o.run.SpecPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
 	f.StringVar(&o.experiment, "experiment", "", "in a cluster: the experiment (release) whose spec Secret to run")
+	f.IntVar(&o.run.Revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
 	return cmd
 }
