@@ -1,12 +1,17 @@
 package action
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/store"
 	"github.com/iter8-tools/iter8/pkg/task"
 )
 
@@ -22,6 +27,35 @@ type Configuration struct {
 	Secret func(name string) (string, bool)
 	// Now is the clock.
 	Now func() time.Time
+	// Cluster connects to the cluster the front-end's flags choose and says
+	// which namespace they name; nil when there is none.
+	Cluster func() (kubernetes.Interface, string, error)
+}
+
+// secrets is where a release's spec and results live.
+func (c *Configuration) secrets(release string, revision int) (*store.Secrets, error) {
+	if c.Cluster == nil {
+		return nil, ErrNeedsCluster
+	}
+	client, ns, err := c.Cluster()
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	return &store.Secrets{Client: client, Namespace: ns, Release: release, Revision: revision}, nil
+}
+
+// resultReader reads an experiment's newest result.
+type resultReader interface {
+	ReadResult(ctx context.Context) (*experiment.Result, error)
+}
+
+// results reads a release's results when release is set, else the local
+// result beside specPath.
+func (c *Configuration) results(specPath, release string) (resultReader, error) {
+	if release == "" {
+		return &store.File{SpecPath: specPath}, nil
+	}
+	return c.secrets(release, 0)
 }
 
 // NewConfiguration returns a configuration with every task, a discarded log
@@ -51,6 +85,10 @@ func (c *Configuration) logger(w io.Writer) *slog.Logger {
 // fail validation; nothing has run when it is returned.
 var ErrInvalidSpec = errors.New("invalid experiment")
 
-// ErrNeedsCluster is returned by the cluster forms of the commands, which this
+// ErrNeedsCluster is returned by cluster forms of the commands that a
+// front-end without a cluster connection, or this version, cannot do.
 // version cannot run yet.
-var ErrNeedsCluster = errors.New("this needs a Kubernetes cluster, and this version of iter8 cannot use one yet; use a local experiment (launch --local, or -f SPEC)")
+var ErrNeedsCluster = errors.New("this needs a Kubernetes cluster connection")
+
+// ErrNotYet is returned by cluster forms that this version does not have yet.
+var ErrNotYet = errors.New("this version of iter8 cannot do this in a cluster yet: install the chart with plain helm (helm install NAME charts/iter8 ...), delete with helm uninstall")

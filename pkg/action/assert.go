@@ -53,8 +53,10 @@ func ParseConditions(raw []string) ([]Condition, error) {
 // Assert checks conditions on a local experiment's result, waiting up to
 // Timeout for them to hold.
 type Assert struct {
-	cfg        *Configuration
-	SpecPath   string
+	cfg      *Configuration
+	SpecPath string
+	// Release, when set, names an experiment in the cluster instead.
+	Release    string
 	Conditions []Condition
 	// Timeout is how long to wait for the conditions; 0 checks once.
 	Timeout time.Duration
@@ -97,7 +99,10 @@ func (a *Assert) Run(ctx context.Context) (*AssertResult, error) {
 	if len(a.Conditions) == 0 {
 		return nil, errors.New("no condition given: use -c completed, -c nofailure and/or -c slos")
 	}
-	f := &store.File{SpecPath: a.SpecPath}
+	f, err := a.cfg.results(a.SpecPath, a.Release)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.NewTimer(a.Timeout)
 	defer deadline.Stop()
 	interval := max(a.Interval, 10*time.Millisecond)

@@ -2,16 +2,21 @@ package action
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
-// Report reads the result of a local experiment.
+// Report reads an experiment's result: a release's in the cluster, or a
+// local one.
 type Report struct {
 	cfg *Configuration
-	// SpecPath is the experiment's spec; the result is read from beside it.
+	// SpecPath is a local experiment's spec; the result is read from beside
+	// it.
 	SpecPath string
+	// Release, when set, names an experiment in the cluster instead.
+	Release string
 }
 
 // NewReport returns a Report action.
@@ -22,13 +27,19 @@ func NewReport(cfg *Configuration) *Report {
 // Run returns the result; the error wraps store.ErrNoResult when there is
 // none yet.
 func (a *Report) Run(ctx context.Context) (*experiment.Result, error) {
-	return (&store.File{SpecPath: a.SpecPath}).ReadResult(ctx)
+	rr, err := a.cfg.results(a.SpecPath, a.Release)
+	if err != nil {
+		return nil, err
+	}
+	return rr.ReadResult(ctx)
 }
 
-// Log returns the log lines kept with a local experiment's result.
+// Log returns the log lines kept with an experiment's result.
 type Log struct {
 	cfg      *Configuration
 	SpecPath string
+	// Release, when set, names an experiment in the cluster instead.
+	Release string
 }
 
 // NewLog returns a Log action.
@@ -38,11 +49,42 @@ func NewLog(cfg *Configuration) *Log {
 
 // Run returns the log lines.
 func (a *Log) Run(ctx context.Context) ([]string, error) {
-	r, err := (&store.File{SpecPath: a.SpecPath}).ReadResult(ctx)
+	rr, err := a.cfg.results(a.SpecPath, a.Release)
+	if err != nil {
+		return nil, err
+	}
+	r, err := rr.ReadResult(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return r.Log, nil
+}
+
+// List lists the experiments in a cluster.
+type List struct {
+	cfg *Configuration
+	// AllNamespaces lists every namespace instead of the chosen one.
+	AllNamespaces bool
+}
+
+// NewList returns a List action.
+func NewList(cfg *Configuration) *List {
+	return &List{cfg: cfg}
+}
+
+// Run returns the experiments, sorted by namespace and name.
+func (a *List) Run(ctx context.Context) ([]store.Summary, error) {
+	if a.cfg.Cluster == nil {
+		return nil, ErrNeedsCluster
+	}
+	client, ns, err := a.cfg.Cluster()
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	if a.AllNamespaces {
+		ns = ""
+	}
+	return store.ListExperiments(ctx, client, ns)
 }
 
 // Delete removes a local experiment's spec and result.

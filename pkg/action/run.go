@@ -22,6 +22,9 @@ type Run struct {
 	// Revision is recorded in the result (a Helm release's revision in a
 	// cluster); 0 means 1.
 	Revision int
+	// Release, when set, runs that experiment in the cluster: its spec and
+	// results are in the release's Secrets.
+	Release string
 }
 
 // NewRun returns a Run action.
@@ -33,6 +36,9 @@ func NewRun(cfg *Configuration) *Run {
 // returns an error wrapping ErrInvalidSpec, having sent nothing and written no
 // result.
 func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
+	if a.Release != "" {
+		return a.runRelease(ctx)
+	}
 	f := &store.File{SpecPath: a.SpecPath}
 	data, err := f.ReadSpec()
 	if err != nil {
@@ -43,6 +49,24 @@ func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
 		return nil, fmt.Errorf("%s: %w", a.SpecPath, err)
 	}
 	return runPlan(ctx, a.cfg, plan, f, a.Revision)
+}
+
+// runRelease runs a release's experiment from its spec Secret, writing its
+// result Secret. Files a spec names are read relative to the working folder.
+func (a *Run) runRelease(ctx context.Context) (*experiment.Result, error) {
+	s, err := a.cfg.secrets(a.Release, max(a.Revision, 1))
+	if err != nil {
+		return nil, fmt.Errorf("run experiment %s: %w", a.Release, err)
+	}
+	data, err := s.ReadSpec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := decodeSpec(data, a.cfg, ".")
+	if err != nil {
+		return nil, fmt.Errorf("experiment %s in namespace %s: %w", a.Release, s.Namespace, err)
+	}
+	return runPlan(ctx, a.cfg, plan, s, a.Revision)
 }
 
 // decodeSpec validates a spec; files it names are read relative to dir.

@@ -47,10 +47,10 @@ func newAssertCmd(e *cmdEnv) *cobra.Command {
 			if err := o.target.validate("assert"); err != nil {
 				return err
 			}
-			a.Conditions, a.SpecPath = conds, o.target.SpecPath
+			a.Conditions, a.SpecPath, a.Release = conds, o.target.SpecPath, o.target.Release
 			res, err := a.Run(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("assert: %w", err)
+				return fmt.Errorf("assert%s: %w", releaseSuffix(o.target.Release), err)
 			}
 			for _, v := range res.Verdicts {
 				if v.Holds {

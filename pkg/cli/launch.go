@@ -83,7 +83,7 @@ func (o *launchOptions) validate() error {
 		if name == "" {
 			return errors.New("launch: give --local to run here, or a release name to install in a cluster")
 		}
-		return fmt.Errorf("launch %s: %w", name, action.ErrNeedsCluster)
+		return fmt.Errorf("launch %s: %w", name, action.ErrNotYet)
 	}
 	if o.release != "" && !validReleaseName(o.release) {
 		return fmt.Errorf("launch: release name %q: must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit", o.release)

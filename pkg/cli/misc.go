@@ -3,10 +3,16 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/report"
+	"github.com/iter8-tools/iter8/pkg/store"
 )
 
 func newLogCmd(e *cmdEnv) *cobra.Command {
@@ -22,10 +28,10 @@ func newLogCmd(e *cmdEnv) *cobra.Command {
 			if err := o.validate("log"); err != nil {
 				return err
 			}
-			a.SpecPath = o.SpecPath
+			a.SpecPath, a.Release = o.SpecPath, o.Release
 			lines, err := a.Run(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("log: %w", err)
+				return fmt.Errorf("log%s: %w", releaseSuffix(o.Release), err)
 			}
 			for _, l := range lines {
 				fmt.Fprintln(e.streams.Out, l)
@@ -38,14 +44,83 @@ func newLogCmd(e *cmdEnv) *cobra.Command {
 }
 
 func newListCmd(e *cmdEnv) *cobra.Command {
-	return &cobra.Command{
+	a := action.NewList(e.cfg)
+	var output string
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the experiments in a cluster",
+		Long:  "List the experiments in the namespace (-n, or the context's), or in all namespaces (-A), with their newest revision, state and SLO verdict.",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return fmt.Errorf("list: %w", action.ErrNeedsCluster)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "" && output != "json" && output != "yaml" {
+				return fmt.Errorf("list: -o: unknown output format %q: want json or yaml (default: a table)", output)
+			}
+			list, err := a.Run(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("list: %w", err)
+			}
+			return printList(e.streams.Out, list, output)
 		},
 	}
+	cmd.Flags().BoolVarP(&a.AllNamespaces, "all-namespaces", "A", false, "list experiments in all namespaces")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	return cmd
+}
+
+// listItem is what list prints of an experiment.
+type listItem struct {
+	Namespace  string `json:"namespace"`
+	Experiment string `json:"experiment"`
+	Revision   int    `json:"revision"`
+	State      string `json:"state"`
+	SLOs       string `json:"slos"`
+}
+
+func printList(w io.Writer, list []store.Summary, output string) error {
+	items := make([]listItem, 0, len(list))
+	for _, s := range list {
+		it := listItem{Namespace: s.Namespace, Experiment: s.Release, Revision: s.Revision, State: "not run", SLOs: "-"}
+		switch {
+		case s.Error != "":
+			it.State = "unreadable: " + s.Error
+		case s.Result != nil:
+			it.State = report.State(s.Result)
+			if len(s.Result.SLOs) > 0 {
+				it.SLOs = "not satisfied"
+				if s.Result.SLOsSatisfied() {
+					it.SLOs = "satisfied"
+				}
+			}
+		}
+		items = append(items, it)
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(items)
+	case "yaml":
+		data, err := yaml.Marshal(items)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tEXPERIMENT\tREVISION\tSTATE\tSLOS")
+	for _, it := range items {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", it.Namespace, it.Experiment, it.Revision, it.State, it.SLOs)
+	}
+	return tw.Flush()
+}
+
+// releaseSuffix names a release in an error's verb ("report perf").
+func releaseSuffix(release string) string {
+	if release == "" {
+		return ""
+	}
+	return " " + release
 }
 
 func newDeleteCmd(e *cmdEnv) *cobra.Command {
@@ -60,6 +135,9 @@ func newDeleteCmd(e *cmdEnv) *cobra.Command {
 			o.complete(cmd, args)
 			if err := o.validate("delete"); err != nil {
 				return err
+			}
+			if o.Release != "" {
+				return fmt.Errorf("delete %s: %w", o.Release, action.ErrNotYet)
 			}
 			a.SpecPath = o.SpecPath
 			removed, err := a.Run(cmd.Context())

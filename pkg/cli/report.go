@@ -38,10 +38,10 @@ func newReportCmd(e *cmdEnv) *cobra.Command {
 			if err := o.validate(); err != nil {
 				return err
 			}
-			a.SpecPath = o.target.SpecPath
+			a.SpecPath, a.Release = o.target.SpecPath, o.target.Release
 			res, err := a.Run(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("report: %w", err)
+				return fmt.Errorf("report%s: %w", releaseSuffix(o.target.Release), err)
 			}
 			return report.Write(e.streams.Out, res, o.format)
 		},

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	helmcli "helm.sh/helm/v3/pkg/cli"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -23,6 +24,9 @@ type Frontend struct {
 	// addClusterFlags binds the flags that choose a cluster and namespace,
 	// the way the host tool does.
 	addClusterFlags func(fs *pflag.FlagSet)
+	// cluster connects with those flags (read once parsed) and names the
+	// namespace they choose.
+	cluster func() (kubernetes.Interface, string, error)
 }
 
 // Helm is `helm iter8`: cluster settings come from Helm's own environment
@@ -32,6 +36,9 @@ func Helm() Frontend {
 	return Frontend{
 		DisplayName:     "helm iter8",
 		addClusterFlags: settings.AddFlags,
+		cluster: func() (kubernetes.Interface, string, error) {
+			return connect(settings.RESTClientGetter(), settings.Namespace())
+		},
 	}
 }
 
@@ -42,7 +49,28 @@ func Kubectl() Frontend {
 	return Frontend{
 		DisplayName:     "kubectl iter8",
 		addClusterFlags: flags.AddFlags,
+		cluster: func() (kubernetes.Interface, string, error) {
+			ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
+			if err != nil {
+				return nil, "", err
+			}
+			return connect(flags, ns)
+		},
 	}
+}
+
+// connect makes a client from the host tool's settings (a kubeconfig, or
+// the in-cluster credentials of a Pod).
+func connect(getter genericclioptions.RESTClientGetter, namespace string) (kubernetes.Interface, string, error) {
+	cfg, err := getter.ToRESTConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return client, namespace, nil
 }
 
 // IOStreams are where commands read and write.
@@ -79,6 +107,7 @@ func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 	cfg.Log = streams.ErrOut
 	cfg.Progress = streams.ErrOut
 	cfg.Secret = os.LookupEnv
+	cfg.Cluster = fe.cluster
 
 	root := &cobra.Command{
 		Use:           "iter8",

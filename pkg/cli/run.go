@@ -38,10 +38,8 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 			if o.run.Revision < 1 {
 				return fmt.Errorf("run: --revision must be at least 1, got %d", o.run.Revision)
 			}
-			if o.experiment != "" {
-				return fmt.Errorf("run --experiment %s: %w", o.experiment, action.ErrNeedsCluster)
-			}
-			if !cmd.Flags().Changed("file") && !exists(o.run.SpecPath) {
+			o.run.Release = o.experiment
+			if o.experiment == "" && !cmd.Flags().Changed("file") && !exists(o.run.SpecPath) {
 				return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.run.SpecPath)
 			}
 			_, err := o.run.Run(cmd.Context())

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -36,14 +35,14 @@ func (o *targetOptions) complete(cmd *cobra.Command, args []string) {
 	o.specSet = cmd.Flags().Changed("file")
 }
 
-// validate refuses a release together with -f, says that releases need a
-// cluster, and explains what a command given neither expected.
+// validate refuses a release together with -f, and explains what a command
+// given neither expected.
 func (o *targetOptions) validate(verb string) error {
 	switch {
 	case o.Release != "" && o.specSet:
 		return fmt.Errorf("%s: give a release name or -f SPEC, not both", verb)
 	case o.Release != "":
-		return fmt.Errorf("%s %s: %w", verb, o.Release, action.ErrNeedsCluster)
+		return nil
 	case !o.specSet && !exists(o.SpecPath) && !exists(store.ResultPath(o.SpecPath)):
 		return fmt.Errorf("%s: expected a release name, or -f SPEC for a local experiment; there is no %s here (launch one with `launch --local`)", verb, o.SpecPath)
 	}

@@ -111,7 +111,9 @@ func TestLocalJourney(t *testing.T) {
 	})
 
 	t.Run("report of a release needs a cluster", func(t *testing.T) {
-		out := mustRun(t, 2, "report", "somerelease")
+		// A kubeconfig that does not exist: the release form must say it could
+		// not reach a cluster, and never fall back to a local result.
+		out := mustRun(t, 2, "report", "somerelease", "--kubeconfig", filepath.Join(t.TempDir(), "none"))
 		if !strings.Contains(out.stderr, "somerelease") || !strings.Contains(out.stderr, "cluster") {
 			t.Errorf("stderr does not say that release somerelease needs a cluster\n%s", out)
 		}
