@@ -19,7 +19,9 @@ run here; the spec is written to --spec and its result beside it. Values are
 checked against the chart's schema and the whole experiment is validated
 before any task runs. --dry writes the spec and runs nothing.
 
-Without --local, the experiment is installed as a Helm release in a cluster.
+Without --local, launch will install the experiment as a Helm release in a
+cluster; that is not built yet, so use plain helm: helm install NAME
+charts/iter8 -f values.yaml.
 
 Examples:
   %[1]s launch --local --set tasks={ready,http,assess} \
