@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log"
-	"log/slog"
 	nethttp "net/http"
 	"net/http/httptest"
 	"os"
@@ -16,9 +15,9 @@ import (
 
 	fortiolog "fortio.org/log"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/yaml"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/experiment/experimenttest"
 )
 
 func TestMain(m *testing.M) {
@@ -28,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 // withPath is where the task's `with` block sits in the helper's spec.
-var withPath = field.NewPath("spec", "tasks").Index(0).Child("with")
+var withPath = experimenttest.WithPath
 
 // fixture is a decoded http task with the experiment around it.
 type fixture struct {
@@ -43,29 +42,19 @@ type fixture struct {
 // stand-in task captures it.
 func decode(t *testing.T, with string, versions []string, readFile func(string) ([]byte, error)) (*fixture, field.ErrorList) {
 	t.Helper()
-	withJSON, err := yaml.YAMLToJSON([]byte(with))
-	if err != nil {
-		t.Fatalf("with block %q is not YAML: %v", with, err)
-	}
-	catalog, plan := newExperiment(t, versions)
-	task, errs := Decode(&experiment.Decoding{
-		With:     withJSON,
-		Path:     withPath,
-		Versions: plan.Experiment.Spec.VersionNames(),
-		Metrics:  catalog,
-		ReadFile: readFile,
-	})
+	d, plan := experimenttest.Decoding(t, with, versions, readFile)
+	task, errs := Decode(d)
 	if len(errs) > 0 {
 		if task != nil {
 			t.Errorf("Decode(%s) returned a task along with errors %v", with, errs)
 		}
 		return nil, errs
 	}
-	ht, ok := task.(*Task)
+	typed, ok := task.(*Task)
 	if !ok {
 		t.Fatalf("Decode(%s) returned %T, want *Task", with, task)
 	}
-	return &fixture{task: ht, catalog: catalog, plan: plan}, nil
+	return &fixture{task: typed, catalog: d.Metrics, plan: plan}, nil
 }
 
 // mustDecode is decode for inputs that must be valid.
@@ -78,50 +67,9 @@ func mustDecode(t *testing.T, with string, versions []string) *fixture {
 	return f
 }
 
-// newExperiment decodes a minimal spec with the given versions, capturing
-// the Catalog that experiment.Decode hands to task decoders.
-func newExperiment(t *testing.T, versions []string) (*experiment.Catalog, *experiment.Plan) {
-	t.Helper()
-	var catalog *experiment.Catalog
-	reg := experiment.NewRegistry()
-	reg.Register("capture", func(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
-		catalog = d.Metrics
-		return nopTask{}, nil
-	})
-	spec := map[string]any{
-		"apiVersion": experiment.APIVersion,
-		"kind":       experiment.Kind,
-		"metadata":   map[string]any{"name": "http-test"},
-		"spec":       map[string]any{"versions": versions, "tasks": []any{map[string]any{"task": "capture"}}},
-	}
-	data, err := yaml.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := experiment.Decode(data, experiment.DecodeOptions{Registry: reg})
-	if err != nil {
-		t.Fatalf("decode the test experiment: %v", err)
-	}
-	if catalog == nil {
-		t.Fatal("the capture task was not decoded")
-	}
-	return catalog, plan
-}
-
-type nopTask struct{}
-
-func (nopTask) Run(context.Context, *experiment.Env) error { return nil }
-
 // newEnv returns an Env with a fresh Result for the fixture's experiment.
 func (f *fixture) newEnv() *experiment.Env {
-	return &experiment.Env{
-		Result:   experiment.NewResult(f.plan, 1, time.Now()),
-		Versions: f.plan.Experiment.Spec.VersionNames(),
-		Log:      slog.New(slog.DiscardHandler),
-		Progress: io.Discard,
-		Secret:   func(string) (string, bool) { return "", false },
-		Now:      time.Now,
-	}
+	return experimenttest.Env(f.plan, nil)
 }
 
 // run runs the task and returns its result.
