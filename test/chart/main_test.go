@@ -41,21 +41,9 @@ func runMain(m *testing.M) int {
 		return 2
 	}
 	chartDir = filepath.Join(root, "charts", "iter8")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	// ServiceAccount admission, as in a real cluster: a Pod's ServiceAccount
 	// must exist, so the admission test also checks the chart's names.
-	e, err := testbed.Start(ctx, testbed.WithServiceAccountAdmission())
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	env = e
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	return code
+	return testbed.Main(m, func(e *testbed.Env) { env = e }, testbed.WithServiceAccountAdmission())
 }
 
 // helmResult is what one helm command did.

@@ -46,19 +46,7 @@ func runMain(m *testing.M) int {
 		return 2
 	}
 	chartDir = filepath.Join(root, "charts", "iter8")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	e, err := testbed.Start(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	env = e
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	return code
+	return testbed.Main(m, func(e *testbed.Env) { env = e })
 }
 
 // iter8 runs a front-end's command tree in-process with the test bed's

@@ -45,6 +45,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -305,4 +306,26 @@ func RepoRoot() (string, error) {
 func isRepoRoot(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, "scripts", "testbed.sh"))
 	return err == nil
+}
+
+// Main is the TestMain of a package that needs an API server: it starts
+// one (a cold build of the binaries may take minutes), hands it to use, runs
+// the tests and stops it. It returns the exit code for os.Exit.
+func Main(m *testing.M, use func(*Env), opts ...Option) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	e, err := Start(ctx, opts...)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	use(e)
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
 }

@@ -3,7 +3,6 @@ package testbed_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -22,23 +21,7 @@ import (
 var env *testbed.Env
 
 func TestMain(m *testing.M) {
-	// A cold build of the binaries takes minutes; a warm start seconds.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	e, err := testbed.Start(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	env = e
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testbed.Main(m, func(e *testbed.Env) { env = e }))
 }
 
 func testContext(t *testing.T) context.Context {
