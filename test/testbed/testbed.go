@@ -312,6 +312,13 @@ func isRepoRoot(dir string) bool {
 // one (a cold build of the binaries may take minutes), hands it to use, runs
 // the tests and stops it. It returns the exit code for os.Exit.
 func Main(m *testing.M, use func(*Env), opts ...Option) int {
+	return MainWith(m, func(e *Env) (func(), error) { use(e); return func() {}, nil }, opts...)
+}
+
+// MainWith is Main for packages that set up more on the API server (a node
+// harness, built binaries): setup runs after the API server started, its
+// teardown after the tests and before the API server stops.
+func MainWith(m *testing.M, setup func(*Env) (teardown func(), err error), opts ...Option) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	e, err := Start(ctx, opts...)
 	cancel()
@@ -319,8 +326,13 @@ func Main(m *testing.M, use func(*Env), opts ...Option) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	use(e)
-	code := m.Run()
+	code := 2
+	if teardown, err := setup(e); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+		teardown()
+	}
 	if err := e.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if code == 0 {

@@ -1,0 +1,904 @@
+// Package node plays the kubelet and the Job controller for the test bed's
+// API server, which runs neither: for every Job it creates the Pod from the
+// Job's template (so admission, Pod Security and validation are the API
+// server's own), requests a token for the Pod's ServiceAccount, runs the
+// container's command as a local process the way a container would see the
+// world, keeps its output as the Pod's log, and writes Pod and Job status so
+// that Helm's wait for a hook Job ends as it would in a cluster.
+//
+// The container's process runs in a private mount namespace (unshare) where
+//   - /run is a fresh tmpfs holding only the ServiceAccount's token, the API
+//     server's CA and the namespace at the in-cluster path
+//     /var/run/secrets/kubernetes.io/serviceaccount (read-only);
+//   - the root filesystem is remounted read-only when the container asks for
+//     readOnlyRootFilesystem;
+//   - it runs as the Pod's runAsUser and runAsGroup with no capabilities and
+//     no_new_privs, HOME=/ and the working directory / unless the container
+//     names one;
+//   - its environment is exactly the container's env (valueFrom resolved),
+//     KUBERNETES_SERVICE_HOST/PORT, HOSTNAME, HOME and PATH: nothing of the
+//     test process, so no admin credentials.
+//
+// Images are not pulled: a container's command[0] is looked up in
+// Config.Executables. It needs root (for unshare and setpriv, both from
+// util-linux). This is test code only, never shipped.
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+)
+
+// TokenDir is where a container finds its ServiceAccount's credentials.
+const TokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// DefaultUser is the uid a container runs as when neither the Pod nor the
+// container sets runAsUser: the user of the project's image.
+const DefaultUser = 65532
+
+// Config says what the harness needs to reach the API server and run
+// containers.
+type Config struct {
+	// Admin is a client with the rights of the kubelet and the Job
+	// controller together (the test bed's admin).
+	Admin *rest.Config
+	// Executables maps a container's command[0] to a program on this
+	// machine, which must be readable and executable by the Pod's user.
+	Executables map[string]string
+	// Namespace limits the harness to one namespace; "" watches all.
+	Namespace string
+	// Logf, when set, receives a line for every step of every run.
+	Logf func(format string, args ...any)
+}
+
+// Run records one Pod that the harness ran for a Job.
+type Run struct {
+	Namespace, Job, Pod string
+	// Env is the environment the process got.
+	Env []string
+	// Output is the process's stdout and stderr together: the Pod's log.
+	Output string
+	// ExitCode is the process's exit status; -1 when it never started.
+	ExitCode int
+	// Err says why the container could not start, if it did not.
+	Err error
+	// Last is true for the Job's last run: the Job has finished, or its Pod
+	// was refused and it stays active.
+	Last bool
+	// Seen is when the harness saw the Job, Started when the process
+	// started, Exited when it ended and Finished when the Job's status was
+	// written: Started-Seen plus Finished-Exited is the harness's own latency.
+	Seen, Started, Exited, Finished time.Time
+}
+
+// Overhead is the time the harness itself added to the run.
+func (r Run) Overhead() time.Duration {
+	if r.Started.IsZero() || r.Finished.IsZero() {
+		return 0
+	}
+	return r.Started.Sub(r.Seen) + r.Finished.Sub(r.Exited)
+}
+
+// Harness runs Jobs until Stop.
+type Harness struct {
+	cfg      Config
+	client   kubernetes.Interface
+	apiHost  string
+	apiPort  string
+	caData   []byte
+	workRoot string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	started map[string]bool // Job UIDs already handled
+	runs    []Run
+	changed chan struct{} // closed and replaced whenever runs changes
+}
+
+// Start begins watching Jobs. Stop ends every run it started.
+func Start(ctx context.Context, cfg Config) (*Harness, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("node harness: needs root (unshare, mount, setpriv)")
+	}
+	for _, tool := range []string{"unshare", "setpriv", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("node harness: %w (util-linux)", err)
+		}
+	}
+	u, err := url.Parse(cfg.Admin.Host)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("node harness: API server host %q: want https://HOST:PORT", cfg.Admin.Host)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	ca := cfg.Admin.CAData
+	if len(ca) == 0 && cfg.Admin.CAFile != "" {
+		if ca, err = os.ReadFile(cfg.Admin.CAFile); err != nil {
+			return nil, fmt.Errorf("node harness: %w", err)
+		}
+	}
+	client, err := kubernetes.NewForConfig(cfg.Admin)
+	if err != nil {
+		return nil, fmt.Errorf("node harness: %w", err)
+	}
+	// The Pod's user must reach its token through this directory.
+	work, err := os.MkdirTemp("", "iter8-node-")
+	if err != nil {
+		return nil, fmt.Errorf("node harness: %w", err)
+	}
+	if err := os.Chmod(work, 0o755); err != nil {
+		return nil, fmt.Errorf("node harness: %w", err)
+	}
+	h := &Harness{
+		cfg: cfg, client: client, apiHost: u.Hostname(), apiPort: port, caData: ca, workRoot: work,
+		started: map[string]bool{}, changed: make(chan struct{}),
+	}
+	ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return client.BatchV1().Jobs(cfg.Namespace).List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return client.BatchV1().Jobs(cfg.Namespace).Watch(ctx, opts)
+		},
+	}
+	_, controller := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: lw,
+		ObjectType:    &batchv1.Job{},
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { h.jobSeen(ctx, obj) },
+			UpdateFunc: func(_, obj any) { h.jobSeen(ctx, obj) },
+		},
+	})
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		controller.RunWithContext(ctx)
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), controller.HasSynced) {
+		h.Stop()
+		return nil, errors.New("node harness: the Job informer did not sync")
+	}
+	return h, nil
+}
+
+// Stop kills running containers and waits for the harness to end.
+func (h *Harness) Stop() {
+	h.cancel()
+	h.wg.Wait()
+	_ = os.RemoveAll(h.workRoot)
+}
+
+// Runs returns the runs so far, in the order they finished.
+func (h *Harness) Runs() []Run {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Run(nil), h.runs...)
+}
+
+// WaitRun waits for the last run of the Job namespace/job (see Run.Last).
+func (h *Harness) WaitRun(ctx context.Context, namespace, job string) (Run, error) {
+	for {
+		h.mu.Lock()
+		changed := h.changed
+		for i := len(h.runs) - 1; i >= 0; i-- {
+			if r := h.runs[i]; r.Namespace == namespace && r.Job == job && r.Last {
+				h.mu.Unlock()
+				return r, nil
+			}
+		}
+		h.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Run{}, fmt.Errorf("no run of Job %s/%s: %w", namespace, job, ctx.Err())
+		}
+	}
+}
+
+// Log returns the log of Pod namespace/pod.
+func (h *Harness) Log(namespace, pod string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.runs {
+		if r.Namespace == namespace && r.Pod == pod {
+			return r.Output, true
+		}
+	}
+	return "", false
+}
+
+func (h *Harness) logf(format string, args ...any) {
+	if h.cfg.Logf != nil {
+		h.cfg.Logf(format, args...)
+	}
+}
+
+func (h *Harness) record(r Run) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.runs = append(h.runs, r)
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// jobSeen starts a Job that no one has started: not suspended, no start time.
+func (h *Harness) jobSeen(ctx context.Context, obj any) {
+	job, ok := obj.(*batchv1.Job)
+	if !ok || job.Status.StartTime != nil || job.DeletionTimestamp != nil ||
+		(job.Spec.Suspend != nil && *job.Spec.Suspend) {
+		return
+	}
+	h.mu.Lock()
+	if h.started[string(job.UID)] {
+		h.mu.Unlock()
+		return
+	}
+	h.started[string(job.UID)] = true
+	h.mu.Unlock()
+	seen := time.Now()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if err := h.runJob(ctx, job.DeepCopy(), seen); err != nil && ctx.Err() == nil {
+			h.logf("node: Job %s/%s: %v", job.Namespace, job.Name, err)
+		}
+	}()
+}
+
+// runJob runs Pods for job until one succeeds or backoffLimit failures,
+// then writes the Job's final status.
+func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) error {
+	if job.Spec.ActiveDeadlineSeconds != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second)
+		defer cancel()
+	}
+	start := metav1.NewTime(seen.Truncate(time.Second))
+	if err := h.updateJobStatus(ctx, job, func(s *batchv1.JobStatus) {
+		s.StartTime = &start
+		s.Active = 1
+	}); err != nil {
+		return err
+	}
+	backoffLimit := int32(6)
+	if job.Spec.BackoffLimit != nil {
+		backoffLimit = *job.Spec.BackoffLimit
+	}
+	var failed int32
+	for {
+		r := h.runPod(ctx, job, seen)
+		if r.Err != nil && r.Pod == "" {
+			// The Pod was refused (admission, validation): a Job controller
+			// records an event and tries again later; the Job stays active.
+			h.event(ctx, job, corev1.EventTypeWarning, "FailedCreate", fmt.Sprintf("Error creating: %v", r.Err))
+			r.Last = true
+			h.record(r)
+			return r.Err
+		}
+		succeeded := r.Err == nil && r.ExitCode == 0
+		if !succeeded {
+			failed++
+		}
+		if succeeded || failed > backoffLimit || ctx.Err() != nil {
+			err := h.finishJob(ctx, job, succeeded, failed)
+			r.Finished, r.Last = time.Now(), true
+			h.record(r)
+			return err
+		}
+		h.record(r)
+		if err := h.updateJobStatus(ctx, job, func(s *batchv1.JobStatus) { s.Failed = failed }); err != nil {
+			return err
+		}
+		seen = time.Now()
+	}
+}
+
+// finishJob writes a finished Job's status the way the Job controller does:
+// SuccessCriteriaMet then Complete, or FailureTarget then Failed.
+func (h *Harness) finishJob(ctx context.Context, job *batchv1.Job, succeeded bool, failed int32) error {
+	// A cancelled harness still finishes the Job, so that no helm waits on it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	now := metav1.Now()
+	return h.updateJobStatus(ctx, job, func(s *batchv1.JobStatus) {
+		s.Active = 0
+		s.Ready = ptr(int32(0))
+		s.Terminating = ptr(int32(0))
+		s.Failed = failed
+		cond := func(t batchv1.JobConditionType, reason, msg string) batchv1.JobCondition {
+			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg,
+				LastProbeTime: now, LastTransitionTime: now}
+		}
+		if succeeded {
+			s.Succeeded = 1
+			s.CompletionTime = &now
+			s.Conditions = append(s.Conditions,
+				cond(batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached, "Reached expected number of succeeded pods"),
+				cond(batchv1.JobComplete, batchv1.JobReasonCompletionsReached, "Reached expected number of succeeded pods"))
+			return
+		}
+		reason, msg := batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit"
+		if ctx.Err() != nil || (job.Spec.ActiveDeadlineSeconds != nil && time.Since(s.StartTime.Time) >= time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second) {
+			reason, msg = batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline"
+		}
+		s.Conditions = append(s.Conditions,
+			cond(batchv1.JobFailureTarget, reason, msg),
+			cond(batchv1.JobFailed, reason, msg))
+	})
+}
+
+func (h *Harness) updateJobStatus(ctx context.Context, job *batchv1.Job, change func(*batchv1.JobStatus)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := h.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.UID != job.UID {
+			return fmt.Errorf("Job %s/%s was replaced", job.Namespace, job.Name)
+		}
+		change(&cur.Status)
+		_, err = h.client.BatchV1().Jobs(job.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("update status of Job %s/%s: %w", job.Namespace, job.Name, err)
+		}
+		return nil
+	})
+}
+
+func (h *Harness) event(ctx context.Context, job *batchv1.Job, kind, reason, msg string) {
+	now := metav1.Now()
+	_, err := h.client.CoreV1().Events(job.Namespace).Create(ctx, &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: job.Name + ".", Namespace: job.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Job", APIVersion: "batch/v1", Namespace: job.Namespace,
+			Name: job.Name, UID: job.UID},
+		Type: kind, Reason: reason, Message: msg, Source: corev1.EventSource{Component: "job-controller"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}, metav1.CreateOptions{})
+	if err != nil {
+		h.logf("node: event for Job %s/%s: %v", job.Namespace, job.Name, err)
+	}
+}
+
+// runPod creates one Pod for job and runs its single container.
+func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) Run {
+	r := Run{Namespace: job.Namespace, Job: job.Name, ExitCode: -1, Seen: seen}
+	tmpl := job.Spec.Template.DeepCopy()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: job.Name + "-",
+			Namespace:    job.Namespace,
+			Labels:       tmpl.Labels,
+			Annotations:  tmpl.Annotations,
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
+				Controller: ptr(true), BlockOwnerDeletion: ptr(true),
+			}},
+		},
+		Spec: tmpl.Spec,
+	}
+	pod, err := h.client.CoreV1().Pods(job.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Pod = pod.Name
+	h.logf("node: Job %s/%s: Pod %s created", job.Namespace, job.Name, pod.Name)
+	if len(pod.Spec.Containers) != 1 || len(pod.Spec.InitContainers) != 0 {
+		r.Err = fmt.Errorf("the harness runs Pods of exactly one container and no init containers; Pod %s has %d and %d",
+			pod.Name, len(pod.Spec.Containers), len(pod.Spec.InitContainers))
+		h.podFailed(ctx, pod, "CreateContainerConfigError", r.Err.Error())
+		return r
+	}
+	c := pod.Spec.Containers[0]
+
+	proc, err := h.prepare(ctx, pod, &c)
+	if err != nil {
+		// The kubelet leaves such a Pod Pending with the reason; the Job
+		// does not fail. The harness fails it so that tests end.
+		r.Err = err
+		h.podFailed(ctx, pod, "CreateContainerConfigError", err.Error())
+		return r
+	}
+	defer func() { _ = os.RemoveAll(proc.dir) }()
+	r.Env = proc.cmd.Env
+	var out bytes.Buffer
+	proc.cmd.Stdout, proc.cmd.Stderr = &out, &out
+
+	startedAt := metav1.Now()
+	if err := proc.cmd.Start(); err != nil {
+		r.Err = err
+		h.podFailed(ctx, pod, "StartError", err.Error())
+		return r
+	}
+	r.Started = time.Now()
+	if err := h.updatePodStatus(ctx, pod, func(s *corev1.PodStatus) {
+		s.Phase = corev1.PodRunning
+		s.StartTime = &startedAt
+		s.HostIP, s.PodIP = "127.0.0.1", "127.0.0.1"
+		s.Conditions = podConditions(corev1.ConditionTrue, startedAt)
+		s.ContainerStatuses = []corev1.ContainerStatus{{
+			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr(true),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}},
+		}}
+	}); err != nil {
+		h.logf("node: %v", err)
+	}
+	waitErr := proc.cmd.Wait()
+	r.Exited = time.Now()
+	r.Output = out.String()
+	r.ExitCode = proc.cmd.ProcessState.ExitCode()
+	if ws, ok := proc.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		r.ExitCode = 128 + int(ws.Signal())
+	}
+	h.logf("node: Pod %s/%s exited %d (%v)", pod.Namespace, pod.Name, r.ExitCode, waitErr)
+
+	phase, reason := corev1.PodSucceeded, "Completed"
+	if r.ExitCode != 0 {
+		phase, reason = corev1.PodFailed, "Error"
+	}
+	finishedAt := metav1.Now()
+	if err := h.updatePodStatus(context.WithoutCancel(ctx), pod, func(s *corev1.PodStatus) {
+		s.Phase = phase
+		s.Conditions = podConditions(corev1.ConditionFalse, finishedAt)
+		s.ContainerStatuses = []corev1.ContainerStatus{{
+			Name: c.Name, Image: c.Image, ImageID: c.Image, Started: ptr(false),
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: int32(r.ExitCode), Reason: reason, StartedAt: startedAt, FinishedAt: finishedAt,
+			}},
+		}}
+	}); err != nil {
+		h.logf("node: %v", err)
+	}
+	return r
+}
+
+func podConditions(ready corev1.ConditionStatus, at metav1.Time) []corev1.PodCondition {
+	return []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: at},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: at},
+		{Type: corev1.ContainersReady, Status: ready, LastTransitionTime: at},
+		{Type: corev1.PodReady, Status: ready, LastTransitionTime: at},
+	}
+}
+
+// podFailed marks a Pod whose container never ran as Failed with reason.
+func (h *Harness) podFailed(ctx context.Context, pod *corev1.Pod, reason, msg string) {
+	now := metav1.Now()
+	err := h.updatePodStatus(context.WithoutCancel(ctx), pod, func(s *corev1.PodStatus) {
+		s.Phase = corev1.PodFailed
+		s.StartTime = &now
+		s.Reason, s.Message = reason, msg
+		s.ContainerStatuses = []corev1.ContainerStatus{{
+			Name: pod.Spec.Containers[0].Name, Image: pod.Spec.Containers[0].Image, Started: ptr(false),
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}},
+		}}
+	})
+	if err != nil {
+		h.logf("node: %v", err)
+	}
+}
+
+func (h *Harness) updatePodStatus(ctx context.Context, pod *corev1.Pod, change func(*corev1.PodStatus)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := h.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(&cur.Status)
+		_, err = h.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("update status of Pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		return nil
+	})
+}
+
+// process is a container's command, ready to start.
+type process struct {
+	cmd *exec.Cmd
+	dir string // the Pod's private files, removed after the run
+}
+
+// prepare resolves the container's environment, user and command and lays
+// out its token files; the error is what a kubelet would report.
+func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (*process, error) {
+	env, err := h.containerEnv(ctx, pod, c)
+	if err != nil {
+		return nil, err
+	}
+	uid, gid, groups, err := identity(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Command) == 0 {
+		return nil, fmt.Errorf("container %s has no command; the harness does not know images' entrypoints", c.Name)
+	}
+	exe, ok := h.cfg.Executables[c.Command[0]]
+	if !ok {
+		return nil, fmt.Errorf("container %s: executable %q not found in the image", c.Name, c.Command[0])
+	}
+	lookup := envLookup(env)
+	var args []string
+	for _, a := range append(c.Command[1:], c.Args...) {
+		args = append(args, expand(a, lookup))
+	}
+
+	dir, err := os.MkdirTemp(h.workRoot, pod.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	mountToken, err := h.writeToken(ctx, pod, filepath.Join(dir, "serviceaccount"))
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+
+	workDir := c.WorkingDir
+	if workDir == "" {
+		workDir = "/"
+	}
+	readOnlyRoot := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
+	// As root in the new mount namespace: a private /run with the token,
+	// the read-only root, then the container's user, with nothing kept.
+	script := "set -e\nmount -n -t tmpfs -o mode=0755 tmpfs /run\n"
+	if mountToken {
+		script += "mkdir -p " + TokenDir + "\n" +
+			"mount -n --bind \"$TOKEN_SRC\" " + TokenDir + "\n" +
+			"mount -n -o remount,bind,ro " + TokenDir + "\n"
+	}
+	if readOnlyRoot {
+		script += "mount -n -o remount,bind,ro /\n"
+	}
+	script += "cd \"$WORK_DIR\"\nunset TOKEN_SRC WORK_DIR OLDPWD\n" +
+		"exec setpriv --reuid=\"$RUN_UID\" --regid=\"$RUN_GID\" --groups=\"$RUN_GROUPS\" " +
+		"--no-new-privs --inh-caps=-all --bounding-set=-all -- env -u RUN_UID -u RUN_GID -u RUN_GROUPS \"$@\"\n"
+	groupList := strconv.Itoa(gid)
+	for _, g := range groups {
+		groupList += "," + strconv.FormatInt(g, 10)
+	}
+
+	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", exe}, args...)...)
+	cmd.Env = append(env,
+		"TOKEN_SRC="+filepath.Join(dir, "serviceaccount"),
+		"WORK_DIR="+workDir,
+		"RUN_UID="+strconv.Itoa(uid), "RUN_GID="+strconv.Itoa(gid), "RUN_GROUPS="+groupList)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A cancelled run is killed as a kubelet would: SIGTERM, then SIGKILL
+	// after the grace period.
+	grace := 30 * time.Second
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = grace
+	return &process{cmd: cmd, dir: dir}, nil
+}
+
+// containerEnv is the environment a container gets: HOSTNAME, HOME, PATH,
+// the service link variables of the API server and the container's env.
+func (h *Harness) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container) ([]string, error) {
+	vars := map[string]string{}
+	var order []string
+	set := func(name, value string) {
+		if _, ok := vars[name]; !ok {
+			order = append(order, name)
+		}
+		vars[name] = value
+	}
+	set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	set("HOSTNAME", pod.Name)
+	set("HOME", "/")
+	set("KUBERNETES_SERVICE_HOST", h.apiHost)
+	set("KUBERNETES_SERVICE_PORT", h.apiPort)
+	set("KUBERNETES_SERVICE_PORT_HTTPS", h.apiPort)
+	for _, from := range c.EnvFrom {
+		data, err := h.envFromSource(ctx, pod.Namespace, from)
+		if err != nil {
+			return nil, fmt.Errorf("container %s envFrom: %w", c.Name, err)
+		}
+		for k, v := range data {
+			set(from.Prefix+k, v)
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			set(e.Name, expand(e.Value, func(n string) (string, bool) { v, ok := vars[n]; return v, ok }))
+			continue
+		}
+		v, ok, err := h.valueFrom(ctx, pod, c, e.ValueFrom)
+		if err != nil {
+			return nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
+		}
+		if ok {
+			set(e.Name, v)
+		}
+	}
+	env := make([]string, 0, len(order))
+	for _, name := range order {
+		env = append(env, name+"="+vars[name])
+	}
+	return env, nil
+}
+
+func (h *Harness) envFromSource(ctx context.Context, ns string, from corev1.EnvFromSource) (map[string]string, error) {
+	switch {
+	case from.SecretRef != nil:
+		return h.sourceData(ctx, ns, "Secret", from.SecretRef.Name, from.SecretRef.Optional)
+	case from.ConfigMapRef != nil:
+		return h.sourceData(ctx, ns, "ConfigMap", from.ConfigMapRef.Name, from.ConfigMapRef.Optional)
+	}
+	return nil, errors.New("neither secretRef nor configMapRef")
+}
+
+// sourceData reads a Secret's or ConfigMap's data; a missing optional one
+// has none.
+func (h *Harness) sourceData(ctx context.Context, ns, kind, name string, optional *bool) (map[string]string, error) {
+	data := map[string]string{}
+	var err error
+	if kind == "Secret" {
+		var s *corev1.Secret
+		if s, err = h.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			for k, v := range s.Data {
+				data[k] = string(v)
+			}
+		}
+	} else {
+		var cm *corev1.ConfigMap
+		if cm, err = h.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = cm.Data
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err) && isTrue(optional):
+		return nil, nil
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("%s %q not found", strings.ToLower(kind), name)
+	case err != nil:
+		return nil, fmt.Errorf("get %s %s/%s: %w", kind, ns, name, err)
+	}
+	return data, nil
+}
+
+// keyValue is one key of a Secret or ConfigMap; ok is false for a missing
+// optional one.
+func (h *Harness) keyValue(ctx context.Context, ns, kind, name, key string, optional *bool) (string, bool, error) {
+	data, err := h.sourceData(ctx, ns, kind, name, optional)
+	if err != nil || data == nil {
+		return "", false, err
+	}
+	v, ok := data[key]
+	if !ok && !isTrue(optional) {
+		return "", false, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, ns, name)
+	}
+	return v, ok, nil
+}
+
+// valueFrom resolves one env source; ok is false for a missing optional key.
+func (h *Harness) valueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src *corev1.EnvVarSource) (string, bool, error) {
+	switch {
+	case src.SecretKeyRef != nil:
+		ref := src.SecretKeyRef
+		return h.keyValue(ctx, pod.Namespace, "Secret", ref.Name, ref.Key, ref.Optional)
+	case src.ConfigMapKeyRef != nil:
+		ref := src.ConfigMapKeyRef
+		return h.keyValue(ctx, pod.Namespace, "ConfigMap", ref.Name, ref.Key, ref.Optional)
+	case src.FieldRef != nil:
+		v, err := fieldValue(pod, src.FieldRef.FieldPath)
+		return v, err == nil, err
+	case src.ResourceFieldRef != nil:
+		return resourceValue(c, src.ResourceFieldRef)
+	}
+	return "", false, errors.New("valueFrom names no source")
+}
+
+// fieldValue is the downward API's fieldRef.
+func fieldValue(pod *corev1.Pod, path string) (string, error) {
+	if key, ok := strings.CutPrefix(path, "metadata.labels['"); ok {
+		return pod.Labels[strings.TrimSuffix(key, "']")], nil
+	}
+	if key, ok := strings.CutPrefix(path, "metadata.annotations['"); ok {
+		return pod.Annotations[strings.TrimSuffix(key, "']")], nil
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "status.hostIP", "status.podIP", "status.hostIPs", "status.podIPs":
+		return "127.0.0.1", nil
+	}
+	return "", fmt.Errorf("fieldRef %q is not supported by the harness", path)
+}
+
+// resourceValue is the downward API's resourceFieldRef (limits fall back to
+// the node's capacity, here the machine's CPUs and no memory limit).
+func resourceValue(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, bool, error) {
+	kind, name, ok := strings.Cut(ref.Resource, ".")
+	if !ok {
+		return "", false, fmt.Errorf("resourceFieldRef %q", ref.Resource)
+	}
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok {
+		return "0", true, nil
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		return strconv.FormatInt(q.Value(), 10), true, nil
+	}
+	return strconv.FormatInt((q.MilliValue()+divisor.MilliValue()-1)/divisor.MilliValue(), 10), true, nil
+}
+
+// identity is the uid, gid and supplementary groups the container runs as.
+func identity(pod *corev1.Pod, c *corev1.Container) (uid, gid int, groups []int64, err error) {
+	uid, gid = DefaultUser, DefaultUser
+	nonRoot := false
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			uid = int(*psc.RunAsUser)
+		}
+		if psc.RunAsGroup != nil {
+			gid = int(*psc.RunAsGroup)
+		}
+		nonRoot = isTrue(psc.RunAsNonRoot)
+		groups = append(groups, psc.SupplementalGroups...)
+		if psc.FSGroup != nil {
+			groups = append(groups, *psc.FSGroup)
+		}
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = int(*sc.RunAsUser)
+		}
+		if sc.RunAsGroup != nil {
+			gid = int(*sc.RunAsGroup)
+		}
+		if sc.RunAsNonRoot != nil {
+			nonRoot = *sc.RunAsNonRoot
+		}
+	}
+	if nonRoot && uid == 0 {
+		return 0, 0, nil, errors.New("container has runAsNonRoot and image will run as root")
+	}
+	return uid, gid, groups, nil
+}
+
+// writeToken lays out the ServiceAccount's token, the CA and the namespace
+// in dir, readable by the container (mode 0644, as the kubelet's default;
+// 0640 and group fsGroup when the Pod sets one). It reports false when the
+// Pod does not mount a token.
+func (h *Harness) writeToken(ctx context.Context, pod *corev1.Pod, dir string) (bool, error) {
+	automount := pod.Spec.AutomountServiceAccountToken
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	if automount == nil {
+		acct, err := h.client.CoreV1().ServiceAccounts(pod.Namespace).Get(ctx, sa, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("serviceaccount %s/%s: %w", pod.Namespace, sa, err)
+		}
+		automount = acct.AutomountServiceAccountToken
+	}
+	if automount != nil && !*automount {
+		return false, nil
+	}
+	tr, err := h.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: ptr(int64(3607)),
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("token for serviceaccount %s/%s: %w", pod.Namespace, sa, err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return false, err
+	}
+	mode, group := os.FileMode(0o644), -1
+	if psc := pod.Spec.SecurityContext; psc != nil && psc.FSGroup != nil {
+		mode, group = 0o640, int(*psc.FSGroup)
+	}
+	for name, data := range map[string][]byte{
+		"token":     []byte(tr.Status.Token),
+		"ca.crt":    h.caData,
+		"namespace": []byte(pod.Namespace),
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, mode); err != nil {
+			return false, err
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return false, err
+		}
+		if group >= 0 {
+			if err := os.Chown(p, 0, group); err != nil {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// expand replaces $(NAME) with NAME's value when it is defined, and $$ with
+// $, as the kubelet does in commands, args and env values.
+func expand(s string, lookup func(string) (string, bool)) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+			continue
+		case '(':
+			if end := strings.IndexByte(s[i+2:], ')'); end >= 0 {
+				name := s[i+2 : i+2+end]
+				if v, ok := lookup(name); ok {
+					b.WriteString(v)
+					i += 2 + end
+					continue
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func envLookup(env []string) func(string) (string, bool) {
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return func(n string) (string, bool) { v, ok := m[n]; return v, ok }
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+func ptr[T any](v T) *T { return &v }
