@@ -25,6 +25,9 @@ type Run struct {
 	// Release, when set, runs that experiment in the cluster: its spec and
 	// results are in the release's Secrets.
 	Release string
+	// Job, when set with Release, is the Job running this; it is first made
+	// owned by the release's result Secret (see store.Secrets.AdoptJob).
+	Job string
 }
 
 // NewRun returns a Run action.
@@ -57,6 +60,11 @@ func (a *Run) runRelease(ctx context.Context) (*experiment.Result, error) {
 	s, err := a.cfg.secrets(a.Release, max(a.Revision, 1))
 	if err != nil {
 		return nil, fmt.Errorf("run experiment %s: %w", a.Release, err)
+	}
+	if a.Job != "" {
+		if err := s.AdoptJob(ctx, a.Job); err != nil {
+			return nil, err
+		}
 	}
 	data, err := s.ReadSpec(ctx)
 	if err != nil {

@@ -39,6 +39,9 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 				return fmt.Errorf("run: --revision must be at least 1, got %d", o.run.Revision)
 			}
 			o.run.Release = o.experiment
+			if o.run.Job != "" && o.experiment == "" {
+				return fmt.Errorf("run: --job needs --experiment")
+			}
 			if o.experiment == "" && !cmd.Flags().Changed("file") && !exists(o.run.SpecPath) {
 				return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.run.SpecPath)
 			}
@@ -50,6 +53,7 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&o.run.SpecPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
 	f.StringVar(&o.experiment, "experiment", "", "in a cluster: the experiment (release) whose spec Secret to run")
+	f.StringVar(&o.run.Job, "job", "", "in a cluster: the Job running this, to be owned by the result Secret so that uninstall removes it")
 	f.IntVar(&o.run.Revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -78,6 +79,31 @@ func (s *Secrets) ReadSpec(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
+// AdoptJob makes the result Secret the owner of the Job job (the chart's
+// hook Job running this experiment), so that uninstalling the release
+// garbage-collects the Job and its Pod even when the run fails and Helm
+// keeps the Job. A strategic merge patch adds the reference to any the Job
+// has, so the Role needs only patch on that one Job.
+func (s *Secrets) AdoptJob(ctx context.Context, job string) error {
+	op := s.op("adopt job")
+	name := ResultSecretName(s.Release)
+	sec, err := s.Client.CoreV1().Secrets(s.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("%s: get secret %s: %w", op, name, err)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"ownerReferences": []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: name, UID: sec.UID}},
+	}})
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err = s.Client.BatchV1().Jobs(s.Namespace).Patch(ctx, job, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("%s: patch job %s: %w", op, job, err)
+	}
+	return nil
+}
+
 // ReadResult reads the result of the newest revision; the error wraps
 // ErrNoResult when there is none.
 func (s *Secrets) ReadResult(ctx context.Context) (*experiment.Result, error) {
@@ -86,6 +112,24 @@ func (s *Secrets) ReadResult(ctx context.Context) (*experiment.Result, error) {
 		return nil, err
 	}
 	return &rs[len(rs)-1], nil
+}
+
+// ReadRevision reads the result of revision; the error names the kept
+// revisions when it is not one of them.
+func (s *Secrets) ReadRevision(ctx context.Context, revision int) (*experiment.Result, error) {
+	rs, err := s.ReadResults(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]string, len(rs))
+	for i := range rs {
+		if rs[i].Revision == revision {
+			return &rs[i], nil
+		}
+		kept[i] = fmt.Sprint(rs[i].Revision)
+	}
+	return nil, fmt.Errorf("%s: no result of revision %d (kept: %s): %w",
+		s.op("read result"), revision, strings.Join(kept, ", "), ErrNoResult)
 }
 
 // ReadResults reads the results of every kept revision, oldest first; the

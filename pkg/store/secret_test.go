@@ -18,6 +18,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/stats"
 	"github.com/iter8-tools/iter8/test/testbed"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,19 +34,7 @@ import (
 var env *testbed.Env
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	var err error
-	env, err = testbed.Start(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
+	os.Exit(testbed.Main(m, func(e *testbed.Env) { env = e }))
 }
 
 // newNamespace creates a fresh namespace for one test. It is not deleted:
@@ -217,6 +206,12 @@ func TestSecretsRevisionsAppendAndReplace(t *testing.T) {
 	newest, err := writer(0).ReadResult(ctx)
 	if err != nil || newest.Revision != 3 {
 		t.Errorf("ReadResult = revision %v, %v; want the newest, 3", newest, err)
+	}
+	if r, err := writer(0).ReadRevision(ctx, 2); err != nil || r.Revision != 2 {
+		t.Errorf("ReadRevision(2) = %v, %v", r, err)
+	}
+	if _, err := writer(0).ReadRevision(ctx, 7); !errors.Is(err, ErrNoResult) || !strings.Contains(err.Error(), "no result of revision 7 (kept: 1, 2, 3)") {
+		t.Errorf("ReadRevision(7) = %v; want ErrNoResult naming the kept revisions", err)
 	}
 
 	err = writer(5).WriteResult(ctx, testResult(4, 0))
@@ -657,5 +652,44 @@ func TestStoredFormat(t *testing.T) {
 	data := sec.Data[ResultsKey]
 	if err := json.Unmarshal(data, &arr); err != nil || len(arr) != 1 || !bytes.HasPrefix(data, []byte(`[{"experiment":"perf","revision":1`)) {
 		t.Errorf("stored %s (%v); want a JSON array of one result", data, err)
+	}
+}
+
+func TestAdoptJob(t *testing.T) {
+	ns := newNamespace(t)
+	install(t, ns, "perf")
+	ctx := context.Background()
+	other := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "keeper", UID: "0a0a0a0a-0000-4000-8000-000000000001"}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "perf-iter8-run", OwnerReferences: []metav1.OwnerReference{other}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "iter8", Image: "iter8"}},
+		}}},
+	}
+	if _, err := env.Clientset.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Secrets{Client: env.Clientset, Namespace: ns, Release: "perf"}
+	if err := s.AdoptJob(ctx, "perf-iter8-run"); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := env.Clientset.CoreV1().Secrets(ns).Get(ctx, ResultSecretName("perf"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := env.Clientset.BatchV1().Jobs(ns).Get(ctx, "perf-iter8-run", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A strategic merge patch adds the reference (first) to the one there.
+	want := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: "perf-result", UID: sec.UID}, other}
+	if mustJSON(t, got.OwnerReferences) != mustJSON(t, want) {
+		t.Errorf("owners = %s; want %s", mustJSON(t, got.OwnerReferences), mustJSON(t, want))
+	}
+
+	err = s.AdoptJob(ctx, "absent")
+	if err == nil || !strings.Contains(err.Error(), "adopt job of experiment perf in namespace "+ns+": patch job absent") {
+		t.Errorf("AdoptJob(absent) = %v; want an error naming the experiment and the Job", err)
 	}
 }

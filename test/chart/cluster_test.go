@@ -256,31 +256,38 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		}
 	}
 
-	t.Run("ServiceAccount may only read its spec and update its result", func(t *testing.T) {
+	t.Run("ServiceAccount may only read its spec, update its result and patch its Job", func(t *testing.T) {
 		sa := "system:serviceaccount:" + ns + ":perf-iter8"
 		groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
 		checks := []struct {
 			verb, resource, name string
 			allowed              bool
+			group                string
 		}{
-			{"get", "secrets", "perf-spec", true},
-			{"update", "secrets", "perf-spec", false},
-			{"patch", "secrets", "perf-spec", false},
-			{"get", "secrets", "perf-result", true},
-			{"update", "secrets", "perf-result", true},
-			{"patch", "secrets", "perf-result", false},
-			{"delete", "secrets", "perf-result", false},
-			{"get", "secrets", "slack", false},
-			{"list", "secrets", "", false},
-			{"watch", "secrets", "", false},
-			{"create", "secrets", "", false},
-			{"get", "pods", "", false},
-			{"create", "pods", "", false},
+			{"get", "secrets", "perf-spec", true, ""},
+			{"update", "secrets", "perf-spec", false, ""},
+			{"patch", "secrets", "perf-spec", false, ""},
+			{"get", "secrets", "perf-result", true, ""},
+			{"update", "secrets", "perf-result", true, ""},
+			{"patch", "secrets", "perf-result", false, ""},
+			{"delete", "secrets", "perf-result", false, ""},
+			{"get", "secrets", "slack", false, ""},
+			{"list", "secrets", "", false, ""},
+			{"watch", "secrets", "", false, ""},
+			{"create", "secrets", "", false, ""},
+			{"get", "pods", "", false, ""},
+			{"create", "pods", "", false, ""},
+			{"patch", "jobs", "perf-iter8-run", true, "batch"},
+			{"get", "jobs", "perf-iter8-run", false, "batch"},
+			{"update", "jobs", "perf-iter8-run", false, "batch"},
+			{"delete", "jobs", "perf-iter8-run", false, "batch"},
+			{"patch", "jobs", "other-iter8-run", false, "batch"},
+			{"create", "jobs", "", false, "batch"},
 		}
 		for _, c := range checks {
 			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 				User: sa, Groups: groups,
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: c.verb, Resource: c.resource, Name: c.name},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: c.verb, Group: c.group, Resource: c.resource, Name: c.name},
 			}}
 			got, err := env.Clientset.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 			if err != nil {
@@ -320,7 +327,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		hooks := parseManifests(t, mustHelm(t, "get", "hooks", release, "-n", ns).stdout)
 		var job batchv1.Job
 		hooks.decode(t, "Job/perf-iter8-run", &job)
-		if got := job.Spec.Template.Spec.Containers[0].Command; got[len(got)-1] != "2" {
+		if got := job.Spec.Template.Spec.Containers[0].Command; !slices.Contains(got, "--revision") || got[slices.Index(got, "--revision")+1] != "2" {
 			t.Errorf("Job of revision 2 runs %q, want --revision 2", got)
 		}
 	})

@@ -183,6 +183,7 @@ func TestTemplate(t *testing.T) {
 		wantRules := []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"perf-spec"}, Verbs: []string{"get"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"perf-result"}, Verbs: []string{"get", "update"}},
+			{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, ResourceNames: []string{"perf-iter8-run"}, Verbs: []string{"patch"}},
 		}
 		if !reflect.DeepEqual(role.Rules, wantRules) {
 			t.Errorf("Role/perf-iter8 rules:\n got %+v\nwant %+v", role.Rules, wantRules)
@@ -245,7 +246,7 @@ func TestTemplate(t *testing.T) {
 				len(pod.Spec.Containers), len(pod.Spec.InitContainers), len(pod.Spec.Volumes))
 		}
 		c := pod.Spec.Containers[0]
-		wantCmd := []string{"iter8", "run", "--namespace", ns, "--experiment", release, "--revision", "1"}
+		wantCmd := []string{"iter8", "run", "--namespace", ns, "--experiment", release, "--revision", "1", "--job", release + "-iter8-run"}
 		if !slices.Equal(c.Command, wantCmd) || len(c.Args) != 0 {
 			t.Errorf("command: got %q args %q, want %q", c.Command, c.Args, wantCmd)
 		}

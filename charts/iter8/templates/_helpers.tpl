@@ -26,6 +26,13 @@ iter8.resultSecret names the Secret that the Job writes results into.
 {{- end }}
 
 {{- /*
+iter8.jobName names the hook Job that runs the experiment.
+*/ -}}
+{{- define "iter8.jobName" -}}
+{{ .Release.Name }}-iter8-run
+{{- end }}
+
+{{- /*
 iter8.rbacName names the chart's ServiceAccount, Role and RoleBinding.
 */ -}}
 {{- define "iter8.rbacName" -}}
