@@ -49,6 +49,26 @@ type resultReader interface {
 	ReadResult(ctx context.Context) (*experiment.Result, error)
 }
 
+// result reads a release's result of revision (0: the newest), or the local
+// result beside specPath.
+func (c *Configuration) result(ctx context.Context, specPath, release string, revision int) (*experiment.Result, error) {
+	if revision == 0 {
+		rr, err := c.results(specPath, release)
+		if err != nil {
+			return nil, err
+		}
+		return rr.ReadResult(ctx)
+	}
+	if release == "" {
+		return nil, errors.New("a revision needs a release: a local experiment keeps one result")
+	}
+	s, err := c.secrets(release, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.ReadRevision(ctx, revision)
+}
+
 // results reads a release's results when release is set, else the local
 // result beside specPath.
 func (c *Configuration) results(specPath, release string) (resultReader, error) {

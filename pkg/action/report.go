@@ -17,6 +17,9 @@ type Report struct {
 	SpecPath string
 	// Release, when set, names an experiment in the cluster instead.
 	Release string
+	// Revision, with Release, picks the result of that revision; 0 is the
+	// newest.
+	Revision int
 }
 
 // NewReport returns a Report action.
@@ -27,11 +30,7 @@ func NewReport(cfg *Configuration) *Report {
 // Run returns the result; the error wraps store.ErrNoResult when there is
 // none yet.
 func (a *Report) Run(ctx context.Context) (*experiment.Result, error) {
-	rr, err := a.cfg.results(a.SpecPath, a.Release)
-	if err != nil {
-		return nil, err
-	}
-	return rr.ReadResult(ctx)
+	return a.cfg.result(ctx, a.SpecPath, a.Release, a.Revision)
 }
 
 // Log returns the log lines kept with an experiment's result.
@@ -40,6 +39,9 @@ type Log struct {
 	SpecPath string
 	// Release, when set, names an experiment in the cluster instead.
 	Release string
+	// Revision, with Release, picks the run of that revision; 0 is the
+	// newest.
+	Revision int
 }
 
 // NewLog returns a Log action.
@@ -49,11 +51,7 @@ func NewLog(cfg *Configuration) *Log {
 
 // Run returns the log lines.
 func (a *Log) Run(ctx context.Context) ([]string, error) {
-	rr, err := a.cfg.results(a.SpecPath, a.Release)
-	if err != nil {
-		return nil, err
-	}
-	r, err := rr.ReadResult(ctx)
+	r, err := a.cfg.result(ctx, a.SpecPath, a.Release, a.Revision)
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,8 @@ func TestCommands(t *testing.T) {
 		{name: "report release without a cluster", args: []string{"report", "perf", "--kubeconfig", "/nonexistent/kubeconfig"}, code: 2, stderr: "report perf: connect to the cluster"},
 		{name: "report release and file", fixture: "completed", args: []string{"report", "perf", "-f", "x.yaml"}, code: 2, stderr: "not both"},
 		{name: "report nothing here", args: []string{"report"}, code: 2, stderr: "expected a release name, or -f SPEC"},
+		{name: "report revision of a local result", fixture: "completed", args: []string{"report", "--revision", "2"}, code: 2, stderr: "--revision needs a release name"},
+		{name: "log revision zero or less", args: []string{"log", "perf", "--revision", "-1"}, code: 2, stderr: "--revision must be at least 1"},
 		{name: "report missing file", fixture: "", args: []string{"report", "-f", "/nonexistent/e.yaml"}, code: 2, stderr: "no result at /nonexistent/e.result.json"},
 		{name: "assert holds", fixture: "completed", args: []string{"assert", "-c", "completed,nofailure"}, golden: "assert-holds.txt"},
 		{name: "assert slos false", fixture: "completed", args: []string{"assert", "-c", "completed", "-c", "slos"}, golden: "assert-slos.txt", code: 1},

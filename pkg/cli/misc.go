@@ -28,7 +28,7 @@ func newLogCmd(e *cmdEnv) *cobra.Command {
 			if err := o.validate("log"); err != nil {
 				return err
 			}
-			a.SpecPath, a.Release = o.SpecPath, o.Release
+			a.SpecPath, a.Release, a.Revision = o.SpecPath, o.Release, o.Revision
 			lines, err := a.Run(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("log%s: %w", releaseSuffix(o.Release), err)
@@ -40,6 +40,7 @@ func newLogCmd(e *cmdEnv) *cobra.Command {
 		},
 	}
 	o.addFlags(cmd.Flags(), "f")
+	o.addRevisionFlag(cmd.Flags())
 	return cmd
 }
 

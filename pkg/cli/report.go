@@ -18,7 +18,8 @@ another spec; a release name reads an experiment in the cluster.
 
 Examples:
   %[1]s report
-  %[1]s report -f perf.yaml -o json`
+  %[1]s report -f perf.yaml -o json
+  %[1]s report perf -n team-a --revision 2`
 
 type reportOptions struct {
 	target targetOptions
@@ -38,7 +39,7 @@ func newReportCmd(e *cmdEnv) *cobra.Command {
 			if err := o.validate(); err != nil {
 				return err
 			}
-			a.SpecPath, a.Release = o.target.SpecPath, o.target.Release
+			a.SpecPath, a.Release, a.Revision = o.target.SpecPath, o.target.Release, o.target.Revision
 			res, err := a.Run(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("report%s: %w", releaseSuffix(o.target.Release), err)
@@ -48,6 +49,7 @@ func newReportCmd(e *cmdEnv) *cobra.Command {
 	}
 	cmd.Long = fmt.Sprintf(reportDesc, e.name)
 	o.target.addFlags(cmd.Flags(), "f")
+	o.target.addRevisionFlag(cmd.Flags())
 	cmd.Flags().StringVarP(&o.output, "output", "o", string(report.Text), "output format: "+formatNames())
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return strings.Split(formatNames(), "|"), cobra.ShellCompDirectiveNoFileComp

@@ -17,6 +17,8 @@ import (
 type targetOptions struct {
 	Release  string
 	SpecPath string
+	// Revision picks a release's result by revision; 0 is the newest.
+	Revision int
 	// specSet records that -f was given, so that a default spec that does
 	// not exist can be told apart from a named one.
 	specSet bool
@@ -25,6 +27,11 @@ type targetOptions struct {
 func (o *targetOptions) addFlags(fs *pflag.FlagSet, short string) {
 	fs.StringVarP(&o.SpecPath, "file", short, store.DefaultSpecFile,
 		"local experiment spec; its result is the file beside it with the extension .result.json")
+}
+
+// addRevisionFlag adds --revision, for commands that read one result.
+func (o *targetOptions) addRevisionFlag(fs *pflag.FlagSet) {
+	fs.IntVar(&o.Revision, "revision", 0, "with a release: the result of this revision (default: the newest)")
 }
 
 // complete reads the positional release and whether -f was given.
@@ -39,6 +46,10 @@ func (o *targetOptions) complete(cmd *cobra.Command, args []string) {
 // given neither expected.
 func (o *targetOptions) validate(verb string) error {
 	switch {
+	case o.Revision < 0:
+		return fmt.Errorf("%s: --revision must be at least 1, got %d", verb, o.Revision)
+	case o.Revision > 0 && o.Release == "":
+		return fmt.Errorf("%s: --revision needs a release name; a local experiment keeps one result", verb)
 	case o.Release != "" && o.specSet:
 		return fmt.Errorf("%s: give a release name or -f SPEC, not both", verb)
 	case o.Release != "":
