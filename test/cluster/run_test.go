@@ -2,8 +2,9 @@
 // the test bed's API server: the spec comes from the release's Secret (put
 // there by the real helm), the result goes to the release's result Secret,
 // and report, assert, log and list read it back through both front-ends.
-// No kubelet runs here, so the run is started in-process with the same
-// arguments the Job's command has.
+// Here the run is started in-process with the same arguments the Job's
+// command has, so that both front-ends are covered; journey_test.go runs the
+// real hook Job through the node harness.
 package cluster_test
 
 import (
@@ -13,41 +14,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	fortiolog "fortio.org/log"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/iter8-tools/iter8/pkg/cli"
 	"github.com/iter8-tools/iter8/pkg/store"
-	"github.com/iter8-tools/iter8/test/testbed"
 )
-
-var (
-	env      *testbed.Env
-	chartDir string
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	fortiolog.SetLogLevelQuiet(fortiolog.Error)
-	root, err := testbed.RepoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	chartDir = filepath.Join(root, "charts", "iter8")
-	return testbed.Main(m, func(e *testbed.Env) { env = e })
-}
 
 // iter8 runs a front-end's command tree in-process with the test bed's
 // kubeconfig.

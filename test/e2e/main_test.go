@@ -13,11 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/iter8-tools/iter8/test/testbed"
 )
 
 // iter8Bin is the kubectl-iter8 binary that TestMain builds.
@@ -38,37 +39,15 @@ func runMain(m *testing.M) int {
 		return 2
 	}
 	defer os.RemoveAll(dir)
-	bin, err := buildBinary(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	bin, err := testbed.BuildIter8(ctx, dir)
+	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 2
 	}
 	iter8Bin = bin
 	return m.Run()
-}
-
-// buildBinary builds cmd/kubectl-iter8 into dir with the go command on PATH
-// (or the one in $GOROOT/bin), once for the whole package.
-func buildBinary(dir string) (string, error) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goroot := os.Getenv("GOROOT")
-		if goroot == "" {
-			return "", fmt.Errorf("find the go command: %w", err)
-		}
-		goCmd = filepath.Join(goroot, "bin", "go")
-	}
-	bin := filepath.Join(dir, "kubectl-iter8")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	cmd := exec.Command(goCmd, "build", "-o", bin, "github.com/iter8-tools/iter8/cmd/kubectl-iter8")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build kubectl-iter8: %w\n%s", err, out.String())
-	}
-	return bin, nil
 }
 
 // outcome is what one run of the binary did.

@@ -1,0 +1,285 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/iter8-tools/iter8/test/node"
+	"github.com/iter8-tools/iter8/test/sampleapp"
+	"github.com/iter8-tools/iter8/test/testbed"
+)
+
+// commandTimeout bounds each helm and kubectl command; helm waits for the
+// hook Job within it.
+const commandTimeout = 2 * time.Minute
+
+// outcome is what one command did.
+type outcome struct {
+	args           []string
+	code           int
+	stdout, stderr string
+}
+
+func (o outcome) String() string {
+	return strings.Join(o.args, " ") + ": exit " + itoa(o.code) + "\nstdout:\n" + o.stdout + "\nstderr:\n" + o.stderr
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// run runs cmd and returns what it did; it fails the test when cmd cannot
+// start or outlives commandTimeout.
+func run(t *testing.T, ctx context.Context, cmd *exec.Cmd) outcome {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	o := outcome{args: cmd.Args, stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("still running after %v: %s", commandTimeout, o)
+	case errors.As(err, &ee):
+		o.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
+	}
+	return o
+}
+
+// helm runs the built helm against the test bed.
+func helm(t *testing.T, args ...string) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	return run(t, ctx, env.Helm(ctx, args...))
+}
+
+// kubectl runs the machine's kubectl against the test bed, with the built
+// kubectl-iter8 on PATH.
+func kubectl(t *testing.T, args ...string) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", args...)
+	cmd.Env = append(os.Environ(),
+		"KUBECONFIG="+env.Kubeconfig,
+		"KUBECACHEDIR="+filepath.Join(env.Dir, "kubectl-cache"),
+		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"NO_COLOR=1",
+	)
+	return run(t, ctx, cmd)
+}
+
+// restrictedNamespace makes a namespace that enforces Pod Security
+// "restricted", so that every Job Pod in it passes that profile.
+func restrictedNamespace(t *testing.T, name string) {
+	t.Helper()
+	_, err := env.Clientset.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: name, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sampleApp serves a version of the sample app on 127.0.0.1.
+func sampleApp(t *testing.T, latency string) *httptest.Server {
+	t.Helper()
+	lat, err := sampleapp.ParseLatency(latency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sampleapp.NewHandler(sampleapp.Options{Version: "v1", Latency: lat}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// lastRun is the harness's last run of the release's hook Job.
+func lastRun(t *testing.T, ns, release string) node.Run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := harness.WaitRun(ctx, ns, release+"-iter8-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkNothingLeft fails the test when ns holds an object that garbage
+// collection would not remove, found through discovery over every
+// namespaced resource type; it returns the collectable ones.
+func checkNothingLeft(t *testing.T, ns string) []string {
+	t.Helper()
+	objs, err := env.Objects(context.Background(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := testbed.Uncollectable(objs); len(left) != 0 {
+		t.Errorf("after uninstall, namespace %s holds %v, which no garbage collector would remove", ns, left)
+	}
+	var ids []string
+	for _, o := range objs {
+		ids = append(ids, o.ID)
+	}
+	return ids
+}
+
+// TestJourney is a user's path: install, report, assert, upgrade with a
+// tighter SLO, uninstall; helm waits for each hook Job, which the node
+// harness runs as a Pod would run it, in a namespace enforcing "restricted".
+func TestJourney(t *testing.T) {
+	const ns, release = "journey", "perf"
+	restrictedNamespace(t, ns)
+	app := sampleApp(t, "fixed:5ms")
+
+	install := helm(t, "install", release, chartDir, "-n", ns, "--timeout", "90s",
+		"--set", "tasks={http,assess}",
+		"--set", "http.url="+app.URL+"/",
+		"--set", "http.numRequests=40", "--set", "http.connections=2",
+		"--set", "assess.slos[0].metric=http/latency-mean", "--set", "assess.slos[0].upper=50",
+		"--set", "assess.slos[1].metric=http/error-rate", "--set", "assess.slos[1].upper=0")
+	if install.code != 0 {
+		t.Fatalf("helm install: %s\nJob log:\n%s", install, lastRun(t, ns, release).Output)
+	}
+	// helm returned after the hook: the run is over and its Job is gone.
+	r := lastRun(t, ns, release)
+	if r.ExitCode != 0 || r.Pod == "" {
+		t.Fatalf("hook run: exit %d, %v\n%s", r.ExitCode, r.Err, r.Output)
+	}
+	if _, err := env.Clientset.BatchV1().Jobs(ns).Get(context.Background(), release+"-iter8-run", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the succeeded hook Job is still there (%v); helm deletes it on success", err)
+	}
+
+	report := kubectl(t, "iter8", "report", release, "-n", ns)
+	if report.code != 0 || !strings.Contains(report.stdout, "http/latency-mean") {
+		t.Fatalf("kubectl iter8 report: %s", report)
+	}
+	if o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure", "-c", "slos"); o.code != 0 {
+		t.Errorf("kubectl iter8 assert: %s", o)
+	}
+	if got := int(sampleRequests(t, release, ns)); got != 40 {
+		t.Errorf("the result counts %d requests, want 40", got)
+	}
+
+	// A tighter SLO: the 5 ms app cannot keep a 1 ms mean.
+	// (--set replaces a list whole, so both SLOs are given again.)
+	upgrade := helm(t, "upgrade", release, chartDir, "-n", ns, "--reuse-values", "--timeout", "90s",
+		"--set", "assess.slos[0].metric=http/latency-mean", "--set", "assess.slos[0].upper=1",
+		"--set", "assess.slos[1].metric=http/error-rate", "--set", "assess.slos[1].upper=0")
+	if upgrade.code != 0 {
+		t.Fatalf("helm upgrade: %s\nJob log:\n%s", upgrade, lastRun(t, ns, release).Output)
+	}
+	var res struct {
+		Revision int
+		SLOs     []struct {
+			Metric    string
+			Satisfied bool
+		}
+	}
+	report = kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json")
+	if err := json.Unmarshal([]byte(report.stdout), &res); err != nil || report.code != 0 {
+		t.Fatalf("report -o json: %v\n%s", err, report)
+	}
+	if res.Revision != 2 || len(res.SLOs) != 2 || res.SLOs[0].Satisfied || !res.SLOs[1].Satisfied {
+		t.Errorf("revision 2 result = %+v; want the latency SLO not met and the error SLO met", res)
+	}
+	o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure", "-c", "slos")
+	if o.code != 1 || !strings.Contains(o.stdout+o.stderr, "http/latency-mean") {
+		t.Errorf("assert after the tighter SLO: want exit 1 naming http/latency-mean: %s", o)
+	}
+	if o := kubectl(t, "iter8", "report", release, "-n", ns, "--revision", "1", "-o", "json"); o.code != 0 || !strings.Contains(o.stdout, `"revision": 1`) {
+		t.Errorf("report --revision 1: %s", o)
+	}
+	if o := kubectl(t, "iter8", "log", release, "-n", ns, "--revision", "3"); o.code != 2 || !strings.Contains(o.stderr, "no result of revision 3 (kept: 1, 2)") {
+		t.Errorf("log --revision 3: want exit 2 naming the kept revisions: %s", o)
+	}
+
+	if o := helm(t, "uninstall", release, "-n", ns); o.code != 0 {
+		t.Fatalf("helm uninstall: %s", o)
+	}
+	left := checkNothingLeft(t, ns)
+	// What is left are the two runs' Pods, owned by their deleted Jobs.
+	if pods := slices.DeleteFunc(left, func(id string) bool { return !strings.HasPrefix(id, "Pod/") }); len(pods) != 2 {
+		t.Errorf("after uninstall: %v; want the two hook Pods (collectable)", left)
+	}
+}
+
+// sampleRequests reads the request count of the newest result through the
+// in-process front-end.
+func sampleRequests(t *testing.T, release, ns string) float64 {
+	t.Helper()
+	o := kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json")
+	var res struct {
+		Versions []struct {
+			Metrics map[string]struct{ Value float64 }
+		}
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &res); err != nil || len(res.Versions) != 1 {
+		t.Fatalf("report -o json: %v\n%s", err, o)
+	}
+	return res.Versions[0].Metrics["http/request-count"].Value
+}
+
+// TestTargetDown: the hook fails, helm says so, the result says why, and
+// uninstall still leaves nothing a garbage collector would not remove
+// (the failed Job is owned by the result Secret).
+func TestTargetDown(t *testing.T) {
+	const ns, release = "down", "perf"
+	restrictedNamespace(t, ns)
+	install := helm(t, "install", release, chartDir, "-n", ns, "--timeout", "90s",
+		"--set", "tasks={http}", "--set", "http.url=http://127.0.0.1:1/", "--set", "http.numRequests=5")
+	if install.code == 0 || !strings.Contains(install.stderr, "post-install") || !strings.Contains(install.stderr, "BackoffLimitExceeded") {
+		t.Errorf("helm install against a closed port: want a failed post-install hook: %s", install)
+	}
+	if r := lastRun(t, ns, release); r.ExitCode != 2 || !strings.Contains(r.Output, "connection refused") {
+		t.Errorf("hook run: exit %d, want 2 and the reason in its log:\n%s", r.ExitCode, r.Output)
+	}
+	o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure")
+	if o.code != 1 || !strings.Contains(o.stdout, "connection refused") {
+		t.Errorf("assert: want exit 1 with the reason: %s", o)
+	}
+	if o := kubectl(t, "iter8", "log", release, "-n", ns); o.code != 0 || !strings.Contains(o.stdout, "127.0.0.1:1") {
+		t.Errorf("log: want the run's log naming the endpoint: %s", o)
+	}
+	job, err := env.Clientset.BatchV1().Jobs(ns).Get(context.Background(), release+"-iter8-run", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the failed hook Job: %v; want it kept for its log", err)
+	}
+	if len(job.OwnerReferences) != 1 || job.OwnerReferences[0].Name != release+"-result" {
+		t.Errorf("failed Job owners = %+v; want the result Secret", job.OwnerReferences)
+	}
+	if o := helm(t, "uninstall", release, "-n", ns); o.code != 0 {
+		t.Fatalf("helm uninstall: %s", o)
+	}
+	left := checkNothingLeft(t, ns)
+	if !slices.Contains(left, "Job.batch/"+release+"-iter8-run") {
+		t.Errorf("after uninstall: %v; want the failed Job there, collectable", left)
+	}
+}
+
+// TestUnknownRelease: report and assert of a release that does not exist
+// exit 2 naming it and the namespace.
+func TestUnknownRelease(t *testing.T) {
+	for _, cmd := range [][]string{{"report"}, {"assert", "-c", "completed"}, {"log"}} {
+		o := kubectl(t, append(append([]string{"iter8"}, cmd...), "ghost", "-n", "nowhere")...)
+		if o.code != 2 || !strings.Contains(o.stderr, "ghost") || !strings.Contains(o.stderr, "nowhere") {
+			t.Errorf("kubectl iter8 %s ghost: want exit 2 naming release and namespace: %s", cmd[0], o)
+		}
+	}
+}
