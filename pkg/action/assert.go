@@ -60,13 +60,15 @@ type Assert struct {
 	Conditions []Condition
 	// Timeout is how long to wait for the conditions; 0 checks once.
 	Timeout time.Duration
-	// Interval is the time between checks while waiting.
-	Interval time.Duration
+	// Interval is the time between checks of a local result while waiting.
+	// A release's result is watched, so checks follow its changes; when the
+	// watch is refused or ends, it is polled every ClusterInterval.
+	Interval, ClusterInterval time.Duration
 }
 
 // NewAssert returns an Assert action.
 func NewAssert(cfg *Configuration) *Assert {
-	return &Assert{cfg: cfg, SpecPath: store.DefaultSpecFile, Interval: time.Second}
+	return &Assert{cfg: cfg, SpecPath: store.DefaultSpecFile, Interval: 100 * time.Millisecond, ClusterInterval: time.Second}
 }
 
 // Verdict is the outcome of one condition.
@@ -106,6 +108,14 @@ func (a *Assert) Run(ctx context.Context) (*AssertResult, error) {
 	deadline := time.NewTimer(a.Timeout)
 	defer deadline.Stop()
 	interval := max(a.Interval, 10*time.Millisecond)
+	var changes <-chan struct{}
+	if w, ok := f.(resultWatcher); ok && a.Timeout > 0 {
+		interval = max(a.ClusterInterval, 10*time.Millisecond)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		// Without a watch (refused by RBAC, say), polling still answers.
+		changes, _ = w.WatchResult(ctx)
+	}
 	for {
 		res, err := f.ReadResult(ctx)
 		var out *AssertResult
@@ -126,9 +136,18 @@ func (a *Assert) Run(ctx context.Context) (*AssertResult, error) {
 				return nil, fmt.Errorf("waited %v: %w", a.Timeout, err)
 			}
 			return out, nil
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+			}
 		case <-time.After(interval):
 		}
 	}
+}
+
+// resultWatcher reports changes of a result as they happen.
+type resultWatcher interface {
+	WatchResult(ctx context.Context) (<-chan struct{}, error)
 }
 
 func (a *Assert) check(r *experiment.Result) *AssertResult {

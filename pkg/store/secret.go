@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -112,6 +113,40 @@ func (s *Secrets) ReadResult(ctx context.Context) (*experiment.Result, error) {
 		return nil, err
 	}
 	return &rs[len(rs)-1], nil
+}
+
+// WatchResult reports changes of the result Secret on the returned
+// channel (one pending signal at most) until ctx ends or the API server
+// ends the watch, when the channel closes. Start it before reading, so that
+// no change between the read and the watch is missed.
+func (s *Secrets) WatchResult(ctx context.Context) (<-chan struct{}, error) {
+	name := ResultSecretName(s.Release)
+	w, err := s.Client.CoreV1().Secrets(s.Namespace).Watch(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: watch secret %s: %w", s.op("watch result"), name, err)
+	}
+	changes := make(chan struct{}, 1)
+	go func() {
+		defer close(changes)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				select {
+				case changes <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return changes, nil
 }
 
 // ReadRevision reads the result of revision; the error names the kept

@@ -40,7 +40,7 @@ func iter8(t *testing.T, fe cli.Frontend, args ...string) (string, string, int) 
 	return out.String(), errOut.String(), cli.ExitCode(err)
 }
 
-func helmInstall(t *testing.T, ns, release string, set ...string) {
+func helmInstall(t testing.TB, ns, release string, set ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -53,7 +53,7 @@ func helmInstall(t *testing.T, ns, release string, set ...string) {
 	}
 }
 
-func namespace(t *testing.T, name string) {
+func namespace(t testing.TB, name string) {
 	t.Helper()
 	_, err := env.Clientset.CoreV1().Namespaces().Create(context.Background(),
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
