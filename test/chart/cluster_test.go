@@ -61,6 +61,25 @@ func objectsIn(t *testing.T, ns, selector string) []string {
 	return got
 }
 
+// snapshot lists the namespace and every object in it, of every namespaced
+// type, with their resourceVersions: any write changes it.
+func snapshot(t *testing.T, ns string) []string {
+	t.Helper()
+	n, err := env.Clientset.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := env.Objects(t.Context(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{"Namespace/" + ns + "@" + n.ResourceVersion}
+	for _, o := range objs {
+		out = append(out, o.ID+"@"+o.ResourceVersion)
+	}
+	return out
+}
+
 func names[T any](items []T, name func(T) string) []string {
 	out := make([]string, 0, len(items))
 	for _, it := range items {
@@ -182,6 +201,7 @@ func (r *warningRecorder) get() []string {
 func TestInstallBadValues(t *testing.T) {
 	const ns = "iter8-bad"
 	createNamespace(t, ns, nil)
+	before := snapshot(t, ns)
 	// typical.yaml sets secretEnv[0]; --set changes one of its fields or adds
 	// secretEnv[1].
 	tests := []struct {
@@ -220,8 +240,8 @@ func TestInstallBadValues(t *testing.T) {
 			}
 		})
 	}
-	if got := objectsIn(t, ns, ""); len(got) != 0 {
-		t.Errorf("after failed installs, namespace %s holds %v; want nothing", ns, got)
+	if after := snapshot(t, ns); !slices.Equal(after, before) {
+		t.Errorf("after failed installs, namespace %s changed:\n got %v\nwant %v", ns, after, before)
 	}
 	if out := mustHelm(t, "list", "-a", "-n", ns, "-q").stdout; strings.TrimSpace(out) != "" {
 		t.Errorf("helm list: got releases %q, want none", out)

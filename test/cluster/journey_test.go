@@ -162,6 +162,20 @@ func TestJourney(t *testing.T) {
 	if r.ExitCode != 0 || r.Pod == "" {
 		t.Fatalf("hook run: exit %d, %v\n%s", r.ExitCode, r.Err, r.Output)
 	}
+	// The process had the container's environment only: no kubeconfig, no
+	// admin credentials of the test.
+	var names []string
+	for _, kv := range r.Env {
+		name, value, _ := strings.Cut(kv, "=")
+		names = append(names, name)
+		if strings.Contains(value, "BEGIN") || (env.Config.BearerToken != "" && strings.Contains(value, env.Config.BearerToken)) {
+			t.Errorf("the Job's environment holds credentials in %s", name)
+		}
+	}
+	slices.Sort(names)
+	if got, want := strings.Join(names, " "), "HOME HOSTNAME KUBERNETES_SERVICE_HOST KUBERNETES_SERVICE_PORT KUBERNETES_SERVICE_PORT_HTTPS PATH"; got != want {
+		t.Errorf("the Job's environment = %s; want %s", got, want)
+	}
 	if _, err := env.Clientset.BatchV1().Jobs(ns).Get(context.Background(), release+"-iter8-run", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the succeeded hook Job is still there (%v); helm deletes it on success", err)
 	}

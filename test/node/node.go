@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,7 +78,8 @@ type Config struct {
 // Run records one Pod that the harness ran for a Job.
 type Run struct {
 	Namespace, Job, Pod string
-	// Env is the environment the process got.
+	// Env is the container's environment, which the process got (the
+	// harness's own variables for the mount script are unset before exec).
 	Env []string
 	// Output is the process's stdout and stderr together: the Pod's log.
 	Output string
@@ -429,7 +431,7 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 		return r
 	}
 	defer func() { _ = os.RemoveAll(proc.dir) }()
-	r.Env = proc.cmd.Env
+	r.Env = proc.env
 	var out bytes.Buffer
 	proc.cmd.Stdout, proc.cmd.Stderr = &out, &out
 
@@ -525,7 +527,8 @@ func (h *Harness) updatePodStatus(ctx context.Context, pod *corev1.Pod, change f
 // process is a container's command, ready to start.
 type process struct {
 	cmd *exec.Cmd
-	dir string // the Pod's private files, removed after the run
+	env []string // the container's environment
+	dir string   // the Pod's private files, removed after the run
 }
 
 // prepare resolves the container's environment, user and command and lays
@@ -590,7 +593,7 @@ func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 	}
 
 	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", exe}, args...)...)
-	cmd.Env = append(env,
+	cmd.Env = append(slices.Clone(env),
 		"TOKEN_SRC="+filepath.Join(dir, "serviceaccount"),
 		"WORK_DIR="+workDir,
 		"RUN_UID="+strconv.Itoa(uid), "RUN_GID="+strconv.Itoa(gid), "RUN_GROUPS="+groupList)
@@ -603,7 +606,7 @@ func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = grace
-	return &process{cmd: cmd, dir: dir}, nil
+	return &process{cmd: cmd, env: env, dir: dir}, nil
 }
 
 // containerEnv is the environment a container gets: HOSTNAME, HOME, PATH,
