@@ -11,7 +11,7 @@ FUZZTIME ?= 20s
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps testbed lint unit fuzz demo bench bench-grpc clean plotly
+.PHONY: all build test test-deps testbed lint unit fuzz demo bench bench-grpc bench-cluster clean plotly
 
 all: build
 
@@ -61,6 +61,10 @@ bench:
 ## bench-grpc: the grpc task against the ghz CLI
 bench-grpc:
 	bash scripts/bench/grpc/run.sh
+
+## bench-cluster: helm install to a readable result, minus the load (median of 5)
+bench-cluster: testbed
+	bash scripts/bench/cluster.sh
 
 clean:
 	rm -rf $(BIN) demo-out $(PLOTLY)

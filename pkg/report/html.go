@@ -10,6 +10,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -26,19 +27,22 @@ var htmlTemplate string
 //go:embed assets
 var assets embed.FS
 
-// plotlyJS is plotly.js when the build embedded it, else empty.
-var plotlyJS = func() string {
+// plotlyJS is plotly.js when the build embedded it, else empty. It is read
+// on first use: copying its megabytes at start-up would slow every command.
+var plotlyJS = sync.OnceValue(func() string {
 	data, err := fs.ReadFile(assets, "assets/plotly.min.js")
 	if err != nil {
 		return ""
 	}
 	return string(data)
-}()
+})
 
 // HasPlotly reports whether this binary can draw histograms.
-func HasPlotly() bool { return plotlyJS != "" }
+func HasPlotly() bool { return plotlyJS() != "" }
 
-var reportTemplate = template.Must(template.New("report").Option("missingkey=error").Parse(htmlTemplate))
+var reportTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Option("missingkey=error").Parse(htmlTemplate))
+})
 
 // displayBins is how many bins a histogram plot has at most: HDR buckets are
 // far finer than a person can read.
@@ -113,7 +117,7 @@ func writeHTML(w io.Writer, r *experiment.Result, plotly string) error {
 	if err != nil {
 		return err
 	}
-	return reportTemplate.Execute(w, v)
+	return reportTemplate().Execute(w, v)
 }
 
 func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {

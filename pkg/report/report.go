@@ -50,7 +50,7 @@ func Write(w io.Writer, r *experiment.Result, f Format) error {
 	case Text:
 		return writeText(w, r)
 	case HTML:
-		return writeHTML(w, r, plotlyJS)
+		return writeHTML(w, r, plotlyJS())
 	case JSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

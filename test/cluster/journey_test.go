@@ -42,7 +42,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // run runs cmd and returns what it did; it fails the test when cmd cannot
 // start or outlives commandTimeout.
-func run(t *testing.T, ctx context.Context, cmd *exec.Cmd) outcome {
+func run(t testing.TB, ctx context.Context, cmd *exec.Cmd) outcome {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -62,7 +62,7 @@ func run(t *testing.T, ctx context.Context, cmd *exec.Cmd) outcome {
 }
 
 // helm runs the built helm against the test bed.
-func helm(t *testing.T, args ...string) outcome {
+func helm(t testing.TB, args ...string) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
@@ -98,7 +98,7 @@ func restrictedNamespace(t *testing.T, name string) {
 }
 
 // sampleApp serves a version of the sample app on 127.0.0.1.
-func sampleApp(t *testing.T, latency string) *httptest.Server {
+func sampleApp(t testing.TB, latency string) *httptest.Server {
 	t.Helper()
 	lat, err := sampleapp.ParseLatency(latency)
 	if err != nil {
@@ -110,7 +110,7 @@ func sampleApp(t *testing.T, latency string) *httptest.Server {
 }
 
 // lastRun is the harness's last run of the release's hook Job.
-func lastRun(t *testing.T, ns, release string) node.Run {
+func lastRun(t testing.TB, ns, release string) node.Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

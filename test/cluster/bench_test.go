@@ -1,0 +1,60 @@
+package cluster_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/store"
+)
+
+// BenchmarkInstallToResult measures what a cluster experiment adds to its
+// load: the time from starting `helm install` (hook Job included) to a
+// readable completed result, minus the http task's own duration and minus
+// the node harness's measured latency (it stands in for a kubelet and the
+// Job controller). It reports the median of the iterations (run with
+// -benchtime=5x for the median of 5) as s-overhead, and the medians of the
+// parts.
+func BenchmarkInstallToResult(b *testing.B) {
+	const ns = "bench"
+	namespace(b, ns)
+	app := sampleApp(b, "fixed:1ms")
+	var totals, loads, harnessLat, overheads, runs []time.Duration
+	for i := 0; b.Loop(); i++ {
+		release := "b" + itoa(i)
+		start := time.Now()
+		install := helm(b, "install", release, chartDir, "-n", ns, "--timeout", "90s",
+			"--set", "tasks={http}", "--set", "http.url="+app.URL+"/",
+			"--set", "http.numRequests=200", "--set", "http.connections=2")
+		if install.code != 0 {
+			b.Fatalf("helm install: %s", install)
+		}
+		s := &store.Secrets{Client: env.Clientset, Namespace: ns, Release: release}
+		res, err := s.ReadResult(context.Background())
+		if err != nil || !res.Completed() || res.Failed() {
+			b.Fatalf("result after helm install: %+v, %v", res, err)
+		}
+		total := time.Since(start)
+		r := lastRun(b, ns, release)
+		load := res.Tasks[0].Duration
+		totals, loads, harnessLat = append(totals, total), append(loads, load), append(harnessLat, r.Overhead())
+		overheads = append(overheads, total-load-r.Overhead())
+		runs = append(runs, r.Exited.Sub(r.Started)-load)
+	}
+	b.ReportMetric(median(overheads).Seconds(), "s-overhead")
+	b.ReportMetric(median(totals).Seconds(), "s-total")
+	b.ReportMetric(median(loads).Seconds(), "s-load")
+	b.ReportMetric(median(harnessLat).Seconds(), "s-harness")
+	// The run's process without its load: start-up, Secrets, result writes.
+	b.ReportMetric(median(runs).Seconds(), "s-run")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
