@@ -2,9 +2,14 @@ package cluster_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -296,4 +301,90 @@ func TestUnknownRelease(t *testing.T) {
 			t.Errorf("kubectl iter8 %s ghost: want exit 2 naming release and namespace: %s", cmd[0], o)
 		}
 	}
+}
+
+// TestSecretEnv: a user secret reaches the Job as env through secretEnv
+// (secretKeyRef, resolved as a kubelet would), the notify task uses it, and
+// it appears neither in the release, the spec, the result nor the log.
+func TestSecretEnv(t *testing.T) {
+	const ns, release, secret = "secret-env", "perf", "s3cr3t-T0KEN"
+	restrictedNamespace(t, ns)
+	app := sampleApp(t, "fixed:1ms")
+	got := make(chan string, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.URL.RequestURI()
+	}))
+	t.Cleanup(receiver.Close)
+	_, err := env.Clientset.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "hook"},
+		StringData: map[string]string{"url": receiver.URL + "/hook?token=" + secret},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	install := helm(t, "install", release, chartDir, "-n", ns, "--timeout", "90s",
+		"--set", "tasks={http,notify}", "--set", "http.url="+app.URL+"/", "--set", "http.numRequests=10",
+		"--set", "notify.targets[0].webhook.urlFrom=HOOK_URL",
+		"--set", "secretEnv[0].name=HOOK_URL", "--set", "secretEnv[0].secretName=hook", "--set", "secretEnv[0].key=url")
+	if install.code != 0 {
+		t.Fatalf("helm install: %s\nJob log:\n%s", install, lastRun(t, ns, release).Output)
+	}
+	select {
+	case req := <-got:
+		if req != "POST /hook?token="+secret {
+			t.Errorf("the webhook got %q", req)
+		}
+	default:
+		t.Fatal("the webhook got nothing")
+	}
+
+	places := map[string]string{
+		"helm get all": helm(t, "get", "all", release, "-n", ns).stdout,
+		"report":       kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json").stdout,
+		"log":          kubectl(t, "iter8", "log", release, "-n", ns).stdout,
+		"Pod log":      lastRun(t, ns, release).Output,
+	}
+	secrets, err := env.Clientset.CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		if s.Name == "hook" {
+			continue
+		}
+		for k, v := range s.Data {
+			places["Secret "+s.Name+" "+k] = string(v)
+			if s.Type == "helm.sh/release.v1" {
+				places["Secret "+s.Name+" "+k+" decoded"] = helmRelease(t, v)
+			}
+		}
+	}
+	if len(places) < 8 { // with the spec, result and Helm's release Secrets
+		t.Fatalf("looked in %d places, want at least 8: %v", len(places), slices.Collect(maps.Keys(places)))
+	}
+	for where, text := range places {
+		if strings.Contains(text, secret) || strings.Contains(text, base64.StdEncoding.EncodeToString([]byte(secret))) {
+			t.Errorf("the secret appears in %s", where)
+		}
+	}
+}
+
+// helmRelease decodes a release as Helm stores it in a Secret: base64 of
+// gzipped JSON.
+func helmRelease(t *testing.T, data []byte) string {
+	t.Helper()
+	zipped, err := base64.StdEncoding.DecodeString(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(zipped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(plain)
 }
