@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -27,21 +29,71 @@ type Configuration struct {
 	Secret func(name string) (string, bool)
 	// Now is the clock.
 	Now func() time.Time
-	// Cluster connects to the cluster the front-end's flags choose and says
-	// which namespace they name; nil when there is none.
-	Cluster func() (kubernetes.Interface, string, error)
+	// Cluster connects to the cluster the front-end's flags choose; nil
+	// when there is none.
+	Cluster func() (*Cluster, error)
+}
+
+// Cluster is a connection to a cluster, made from the host tool's flags
+// and environment.
+type Cluster struct {
+	// Client and Dynamic reach the API server.
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
+	// Getter is what the clients were made from, for Helm's actions.
+	Getter genericclioptions.RESTClientGetter
+	// Namespace is the namespace the flags choose.
+	Namespace string
+	// HelmDriver is where Helm keeps releases (HELM_DRIVER; "" is Secrets).
+	HelmDriver string
+}
+
+// NewCluster connects through getter.
+func NewCluster(getter genericclioptions.RESTClientGetter, namespace, helmDriver string) (*Cluster, error) {
+	cfg, err := getter.ToRESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{Client: client, Dynamic: dyn, Getter: getter, Namespace: namespace, HelmDriver: helmDriver}, nil
+}
+
+// cluster connects, or says why it cannot.
+func (c *Configuration) cluster() (*Cluster, error) {
+	if c.Cluster == nil {
+		return nil, ErrNeedsCluster
+	}
+	cl, err := c.Cluster()
+	if err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	return cl, nil
 }
 
 // secrets is where a release's spec and results live.
 func (c *Configuration) secrets(release string, revision int) (*store.Secrets, error) {
-	if c.Cluster == nil {
-		return nil, ErrNeedsCluster
-	}
-	client, ns, err := c.Cluster()
+	cl, err := c.cluster()
 	if err != nil {
-		return nil, fmt.Errorf("connect to the cluster: %w", err)
+		return nil, err
 	}
-	return &store.Secrets{Client: client, Namespace: ns, Release: release, Revision: revision}, nil
+	return &store.Secrets{Client: cl.Client, Namespace: cl.Namespace, Release: release, Revision: revision}, nil
+}
+
+// kube is how tasks reach Kubernetes objects: the dynamic client and the
+// default namespace of the cluster the flags choose.
+func (c *Configuration) kube() (dynamic.Interface, string, error) {
+	cl, err := c.cluster()
+	if err != nil {
+		return nil, "", err
+	}
+	return cl.Dynamic, cl.Namespace, nil
 }
 
 // resultReader reads an experiment's newest result.

@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
@@ -72,17 +71,15 @@ func NewList(cfg *Configuration) *List {
 
 // Run returns the experiments, sorted by namespace and name.
 func (a *List) Run(ctx context.Context) ([]store.Summary, error) {
-	if a.cfg.Cluster == nil {
-		return nil, ErrNeedsCluster
-	}
-	client, ns, err := a.cfg.Cluster()
+	cl, err := a.cfg.cluster()
 	if err != nil {
-		return nil, fmt.Errorf("connect to the cluster: %w", err)
+		return nil, err
 	}
+	ns := cl.Namespace
 	if a.AllNamespaces {
 		ns = ""
 	}
-	return store.ListExperiments(ctx, client, ns)
+	return store.ListExperiments(ctx, cl.Client, ns)
 }
 
 // Delete removes a local experiment's spec and result.

@@ -104,6 +104,7 @@ func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w e
 		Secret:   cfg.Secret,
 		Now:      cfg.Now,
 		Revision: revision,
+		Kube:     cfg.kube,
 	}
 	return r.Run(ctx, plan)
 }

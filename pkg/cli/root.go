@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	helmcli "helm.sh/helm/v3/pkg/cli"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -24,9 +24,8 @@ type Frontend struct {
 	// addClusterFlags binds the flags that choose a cluster and namespace,
 	// the way the host tool does.
 	addClusterFlags func(fs *pflag.FlagSet)
-	// cluster connects with those flags (read once parsed) and names the
-	// namespace they choose.
-	cluster func() (kubernetes.Interface, string, error)
+	// cluster connects with those flags (read once parsed).
+	cluster func() (*action.Cluster, error)
 }
 
 // Helm is `helm iter8`: cluster settings come from Helm's own environment
@@ -36,8 +35,8 @@ func Helm() Frontend {
 	return Frontend{
 		DisplayName:     "helm iter8",
 		addClusterFlags: settings.AddFlags,
-		cluster: func() (kubernetes.Interface, string, error) {
-			return connect(settings.RESTClientGetter(), settings.Namespace())
+		cluster: func() (*action.Cluster, error) {
+			return action.NewCluster(settings.RESTClientGetter(), settings.Namespace(), os.Getenv("HELM_DRIVER"))
 		},
 	}
 }
@@ -49,28 +48,14 @@ func Kubectl() Frontend {
 	return Frontend{
 		DisplayName:     "kubectl iter8",
 		addClusterFlags: flags.AddFlags,
-		cluster: func() (kubernetes.Interface, string, error) {
+		cluster: func() (*action.Cluster, error) {
 			ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
 			if err != nil {
-				return nil, "", err
+				return nil, err
 			}
-			return connect(flags, ns)
+			return action.NewCluster(flags, ns, os.Getenv("HELM_DRIVER"))
 		},
 	}
-}
-
-// connect makes a client from the host tool's settings (a kubeconfig, or
-// the in-cluster credentials of a Pod).
-func connect(getter genericclioptions.RESTClientGetter, namespace string) (kubernetes.Interface, string, error) {
-	cfg, err := getter.ToRESTConfig()
-	if err != nil {
-		return nil, "", err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	return client, namespace, nil
 }
 
 // IOStreams are where commands read and write.
@@ -107,7 +92,8 @@ func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 	cfg.Log = streams.ErrOut
 	cfg.Progress = streams.ErrOut
 	cfg.Secret = os.LookupEnv
-	cfg.Cluster = fe.cluster
+	// Connect once per command, on first use.
+	cfg.Cluster = sync.OnceValues(fe.cluster)
 
 	root := &cobra.Command{
 		Use:           "iter8",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/client-go/dynamic"
 	"log/slog"
 	"time"
 )
@@ -37,6 +38,9 @@ type Runner struct {
 	Now func() time.Time
 	// Revision is recorded in the result; 0 means 1.
 	Revision int
+	// Kube reaches Kubernetes objects for tasks that read them; nil when
+	// there is no cluster.
+	Kube func() (dynamic.Interface, string, error)
 }
 
 // Run runs every task of plan and returns the result. The error wraps
@@ -70,6 +74,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 		Progress: progress,
 		Secret:   secret,
 		Now:      now,
+		Kube:     r.Kube,
 	}
 	// Writes use a context that outlives an interrupt, so that what finished
 	// before the interrupt is kept.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"k8s.io/client-go/dynamic"
 	"log/slog"
 	"maps"
 	"net/url"
@@ -39,6 +40,9 @@ type Env struct {
 	Secret func(name string) (string, bool)
 	// Now is the clock.
 	Now func() time.Time
+	// Kube returns a client for Kubernetes objects and the default
+	// namespace, connecting on first use; nil when there is no cluster.
+	Kube func() (dynamic.Interface, string, error)
 }
 
 // Decoder turns a task's `with` block into a Task, reporting every problem

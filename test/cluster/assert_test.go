@@ -46,7 +46,7 @@ func startAssert(t testing.TB, ns, release string) (<-chan struct{}, <-chan erro
 		t.Fatal(err)
 	}
 	conf := action.NewConfiguration()
-	conf.Cluster = func() (kubernetes.Interface, string, error) { return client, ns, nil }
+	conf.Cluster = func() (*action.Cluster, error) { return &action.Cluster{Client: client, Namespace: ns}, nil }
 	a := action.NewAssert(conf)
 	a.Release, a.Conditions = release, []action.Condition{action.Completed}
 	a.Timeout, a.ClusterInterval = time.Minute, time.Hour
