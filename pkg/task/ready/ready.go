@@ -1,9 +1,8 @@
-// Package ready is the `ready` task: it waits until a URL answers as
-// expected, so that load starts only once the target is up.
 package ready
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
@@ -26,19 +26,26 @@ const (
 )
 
 type inputs struct {
-	URL      string `json:"url"`
-	Method   string `json:"method,omitempty"`
-	Status   []int  `json:"status,omitempty"`
-	Timeout  string `json:"timeout,omitempty"`
-	Interval string `json:"interval,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Method string `json:"method,omitempty"`
+	Status []int  `json:"status,omitempty"`
+	// Objects are decoded one by one, so that errors name their index.
+	Objects  []json.RawMessage `json:"objects,omitempty"`
+	Timeout  string            `json:"timeout,omitempty"`
+	Interval string            `json:"interval,omitempty"`
 }
 
-// Task waits for a URL.
+// Task waits for a URL, for Kubernetes objects, or for both.
 type Task struct {
+	// URL is checked with Method until it answers with one of Status; nil
+	// when the task waits for objects only.
 	URL    *url.URL
 	Method string
 	// Status lists the accepted status codes; empty accepts any 2xx.
-	Status   []int
+	Status []int
+	// Objects must each exist with their conditions holding.
+	Objects []Object
+	// Timeout bounds the whole wait; Interval is the time between checks.
 	Timeout  time.Duration
 	Interval time.Duration
 	// Client sends the checks; nil means a client without keep-alive, so
@@ -58,14 +65,30 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		t.Method = http.MethodGet
 	}
 	var fe *field.Error
-	if t.URL, fe = d.URL(in.URL, d.Path.Child("url"), "http://127.0.0.1:8080/healthz"); fe != nil {
-		errs = append(errs, fe)
+	switch {
+	case in.URL != "":
+		if t.URL, fe = d.URL(in.URL, d.Path.Child("url"), "http://127.0.0.1:8080/healthz"); fe != nil {
+			errs = append(errs, fe)
+		}
+	case len(in.Objects) == 0:
+		errs = append(errs, field.Required(d.Path.Child("url"),
+			"a URL such as http://127.0.0.1:8080/healthz, or objects to wait for (or both)"))
+	default: // objects only: method and status would be ignored
+		if in.Method != "" {
+			errs = append(errs, field.Forbidden(d.Path.Child("method"), "only with a url"))
+		}
+		if len(in.Status) > 0 {
+			errs = append(errs, field.Forbidden(d.Path.Child("status"), "only with a url"))
+		}
 	}
 	for i, s := range in.Status {
 		if s < 100 || s > 599 {
 			errs = append(errs, field.Invalid(d.Path.Child("status").Index(i), s, "status codes run from 100 to 599"))
 		}
 	}
+	var oerrs field.ErrorList
+	t.Objects, oerrs = decodeObjects(in.Objects, d.Path.Child("objects"))
+	errs = append(errs, oerrs...)
 	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
 		errs = append(errs, fe)
 	} else if t.Timeout == 0 {
@@ -82,37 +105,130 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	return t, nil
 }
 
-// Run checks the URL every Interval until it answers as expected or Timeout
-// passes; the error says what the last check saw.
+// Run checks the URL and the objects every Interval until all are ready or
+// Timeout passes; the error names each target that is not ready and what its
+// last check saw. An object that the client may not read (forbidden) fails
+// the task at once: waiting would not change that.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	client := t.Client
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
+	var kube dynamic.Interface
+	var ns string
+	if len(t.Objects) > 0 {
+		var err error
+		if kube, ns, err = t.connect(env); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 	tick := time.NewTicker(t.Interval)
 	defer tick.Stop()
-	var last error
+	// What each target lacked at its last check, for the error.
+	var urlLast string
+	objLast := make([]state, len(t.Objects))
+	for i := range objLast {
+		objLast[i].transient = true // nothing known yet
+	}
 	for attempt := 1; ; attempt++ {
-		err := t.check(ctx, client)
-		if err == nil {
-			env.Log.Info("ready", "url", t.URL.Redacted(), "checks", attempt)
-			return nil
+		ready := true
+		if t.URL != nil {
+			if err := t.check(ctx, client); err != nil {
+				ready = false
+				// A check cut short by the deadline says less than the one
+				// before it.
+				if urlLast == "" || ctx.Err() == nil {
+					urlLast = err.Error()
+				}
+			} else {
+				urlLast = ""
+			}
 		}
-		// A check cut short by the deadline says less than the one before it.
-		if last == nil || ctx.Err() == nil {
-			last = err
+		for i, o := range t.Objects {
+			st, err := o.check(ctx, kube, ns)
+			if err != nil {
+				return err
+			}
+			if st.lack != "" {
+				ready = false
+			}
+			// An error on the way (the deadline, the client's rate limit,
+			// a busy API server) says less than the last answer about the
+			// object, whether it was ready or not.
+			if !st.transient || objLast[i].transient {
+				objLast[i] = st
+			}
+		}
+		if ready {
+			t.logReady(env, ns, attempt)
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s not ready after %v (%d checks): %w", t.URL.Redacted(), t.Timeout, attempt, last)
+				var waiting []string
+				if urlLast != "" {
+					waiting = append(waiting, t.URL.Redacted()+": "+urlLast)
+				}
+				for i, o := range t.Objects {
+					if objLast[i].lack != "" {
+						waiting = append(waiting, o.ID(ns)+": "+objLast[i].lack)
+					}
+				}
+				return fmt.Errorf("not ready after %v (%d checks): %s", t.Timeout, attempt, strings.Join(waiting, "; "))
 			}
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// connect returns the Kubernetes client and the namespace of objects that
+// name none; without them, no object can be waited for.
+func (t *Task) connect(env *experiment.Env) (dynamic.Interface, string, error) {
+	ids := make([]string, len(t.Objects))
+	for i, o := range t.Objects {
+		ids[i] = o.ID("")
+	}
+	what := strings.Join(ids, ", ")
+	if env.Kube == nil {
+		return nil, "", fmt.Errorf("wait for %s: no Kubernetes cluster connection: objects can only be waited for in a cluster or with a kubeconfig", what)
+	}
+	kube, ns, err := env.Kube()
+	switch {
+	case err != nil:
+		return nil, "", fmt.Errorf("wait for %s: connect to Kubernetes: %w", what, err)
+	case kube == nil:
+		return nil, "", fmt.Errorf("wait for %s: no Kubernetes cluster connection", what)
+	}
+	if ns == "" {
+		for _, o := range t.Objects {
+			if o.Namespace == "" {
+				return nil, "", fmt.Errorf("wait for %s: the Kubernetes connection has no default namespace: set its namespace", o.ID(""))
+			}
+		}
+	}
+	return kube, ns, nil
+}
+
+func (t *Task) logReady(env *experiment.Env, ns string, checks int) {
+	if env.Log == nil {
+		return
+	}
+	args := []any{"checks", checks}
+	if t.URL != nil {
+		args = append(args, "url", t.URL.Redacted())
+	}
+	if len(t.Objects) > 0 {
+		ids := make([]string, len(t.Objects))
+		for i, o := range t.Objects {
+			ids[i] = o.ID(ns)
+		}
+		args = append(args, "objects", strings.Join(ids, ", "))
+	}
+	env.Log.Info("ready", args...)
 }
 
 func (t *Task) check(ctx context.Context, client *http.Client) error {

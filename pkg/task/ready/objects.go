@@ -1,0 +1,264 @@
+package ready
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// Object is a Kubernetes object that the task waits for.
+type Object struct {
+	// Resource is the object's API group, version and resource (plural).
+	Resource schema.GroupVersionResource
+	Name     string
+	// Namespace is empty for the experiment's namespace: the default
+	// namespace of the Kubernetes connection.
+	Namespace string
+	// Conditions must each hold (see the package doc); empty means that the
+	// object only has to exist.
+	Conditions []string
+}
+
+// ID names the object as resource.group namespace/name, such as
+// "deployments.apps default/app"; ns is the namespace of an object that
+// names none (empty: the name alone).
+func (o Object) ID(ns string) string {
+	if o.Namespace != "" {
+		ns = o.Namespace
+	}
+	gr := o.Resource.GroupResource().String()
+	if ns == "" {
+		return gr + " " + o.Name
+	}
+	return gr + " " + ns + "/" + o.Name
+}
+
+type objectInputs struct {
+	Group      string   `json:"group"`
+	Version    string   `json:"version"`
+	Resource   string   `json:"resource"`
+	Name       string   `json:"name"`
+	Namespace  string   `json:"namespace,omitempty"`
+	Conditions []string `json:"conditions,omitempty"`
+}
+
+// conditionType is what metav1.Condition allows in a condition's type:
+// an optional DNS-subdomain prefix and a name such as Available.
+var conditionType = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`)
+
+// decodeObjects validates the objects, reporting every problem with its path.
+func decodeObjects(in []json.RawMessage, path *field.Path) ([]Object, field.ErrorList) {
+	var errs field.ErrorList
+	var out []Object
+	seen := map[string]int{}
+	for i, raw := range in {
+		p := path.Index(i)
+		var oi objectInputs
+		if derrs := experiment.DecodeStrict(raw, &oi, p); len(derrs) > 0 {
+			errs = append(errs, derrs...)
+			continue
+		}
+		o := Object{
+			Resource:   schema.GroupVersionResource{Group: oi.Group, Version: oi.Version, Resource: oi.Resource},
+			Name:       oi.Name,
+			Namespace:  oi.Namespace,
+			Conditions: oi.Conditions,
+		}
+		switch {
+		case strings.Contains(oi.Group, "/"):
+			errs = append(errs, field.Invalid(p.Child("group"), oi.Group, "want the API group alone, such as apps; the version goes in version"))
+		case oi.Group != "":
+			for _, msg := range validation.IsDNS1123Subdomain(oi.Group) {
+				errs = append(errs, field.Invalid(p.Child("group"), oi.Group, msg+` (the core group is "")`))
+			}
+		}
+		if oi.Version == "" {
+			errs = append(errs, field.Required(p.Child("version"), "an API version such as v1"))
+		} else {
+			for _, msg := range validation.IsDNS1035Label(oi.Version) {
+				errs = append(errs, field.Invalid(p.Child("version"), oi.Version, msg))
+			}
+		}
+		switch {
+		case oi.Resource == "":
+			errs = append(errs, field.Required(p.Child("resource"), "a resource (lowercase plural) such as deployments"))
+		case len(validation.IsDNS1123Label(oi.Resource)) > 0:
+			errs = append(errs, field.Invalid(p.Child("resource"), oi.Resource, "want a resource: the lowercase plural of the kind, such as deployments"))
+		}
+		if oi.Name == "" {
+			errs = append(errs, field.Required(p.Child("name"), "the object's name"))
+		} else {
+			for _, msg := range validation.IsDNS1123Subdomain(oi.Name) {
+				errs = append(errs, field.Invalid(p.Child("name"), oi.Name, msg))
+			}
+		}
+		if oi.Namespace != "" {
+			for _, msg := range validation.IsDNS1123Label(oi.Namespace) {
+				errs = append(errs, field.Invalid(p.Child("namespace"), oi.Namespace, msg))
+			}
+		}
+		conds := map[string]bool{}
+		for j, c := range oi.Conditions {
+			cp := p.Child("conditions").Index(j)
+			switch {
+			case c == "":
+				errs = append(errs, field.Required(cp, "a condition type such as Available or Ready"))
+			case len(c) > 316 || !conditionType.MatchString(c):
+				errs = append(errs, field.Invalid(cp, c, "want a condition type such as Available or Ready"))
+			case conds[c]:
+				errs = append(errs, field.Duplicate(cp, c))
+			}
+			conds[c] = true
+		}
+		key := oi.Group + "/" + oi.Resource + "/" + oi.Namespace + "/" + oi.Name
+		if j, dup := seen[key]; dup && oi.Name != "" {
+			errs = append(errs, field.Duplicate(p, fmt.Sprintf("%s (as objects[%d])", o.ID(""), j)))
+		} else {
+			seen[key] = i
+		}
+		out = append(out, o)
+	}
+	return out, errs
+}
+
+// state is what a check found: what the object lacks ("" when it is
+// ready), and whether that is an error on the way to the object rather than
+// an answer about it.
+type state struct {
+	lack      string
+	transient bool
+}
+
+// check reads the object and says what it lacks. The error is for failures
+// that waiting cannot mend, such as a missing permission.
+func (o Object) check(ctx context.Context, kube dynamic.Interface, ns string) (state, error) {
+	if o.Namespace != "" {
+		ns = o.Namespace
+	}
+	obj, err := kube.Resource(o.Resource).Namespace(ns).Get(ctx, o.Name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return state{lack: unmet(obj, o.Conditions)}, nil
+	case apierrors.IsNotFound(err):
+		var se apierrors.APIStatus
+		if errors.As(err, &se) {
+			if d := se.Status().Details; d == nil || d.Name == "" {
+				// The API server knows no such resource: its CRD may be
+				// missing, or is still being installed.
+				return state{lack: fmt.Sprintf("the API server serves no resource %s in %s", o.Resource.Resource, o.Resource.GroupVersion())}, nil
+			}
+		}
+		return state{lack: "not found"}, nil
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err),
+		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
+		return state{}, fmt.Errorf("get %s: %w", o.ID(ns), err)
+	default:
+		// Anything else (the API server is busy or unreachable, the deadline
+		// passed) may pass; the next check tries again.
+		return state{lack: err.Error(), transient: true}, nil
+	}
+}
+
+// unmet says what obj lacks for each of conditions to hold, joined by "; ";
+// "" when they all hold. A condition holds when status.conditions has it
+// with status "True" and both the object's status.observedGeneration and
+// the condition's own observedGeneration, where present, are at least
+// metadata.generation. Malformed status fields count as missing.
+func unmet(obj *unstructured.Unstructured, conditions []string) string {
+	if len(conditions) == 0 {
+		return ""
+	}
+	content := obj.UnstructuredContent()
+	generation, hasGeneration := intField(content, "metadata", "generation")
+	observed, hasObserved := intField(content, "status", "observedGeneration")
+	raw, _, _ := unstructured.NestedFieldNoCopy(content, "status", "conditions")
+	list, _ := raw.([]any)
+
+	var lacks []string
+	for _, want := range conditions {
+		var cond map[string]any
+		for _, item := range list {
+			if c, ok := item.(map[string]any); ok && c["type"] == want {
+				cond = c
+				break
+			}
+		}
+		if cond == nil {
+			lacks = append(lacks, "condition "+want+" is missing")
+			continue
+		}
+		status, _ := cond["status"].(string)
+		if status != string(metav1.ConditionTrue) {
+			if status == "" {
+				status = "not set"
+			}
+			lacks = append(lacks, "condition "+want+" is "+status+why(cond))
+			continue
+		}
+		if !hasGeneration {
+			continue
+		}
+		if hasObserved && observed < generation {
+			lacks = append(lacks, fmt.Sprintf("condition %s is True but stale (status.observedGeneration %d < metadata.generation %d)", want, observed, generation))
+			continue
+		}
+		if g, ok := intField(cond, "observedGeneration"); ok && g < generation {
+			lacks = append(lacks, fmt.Sprintf("condition %s is True but stale (its observedGeneration %d < metadata.generation %d)", want, g, generation))
+		}
+	}
+	return strings.Join(lacks, "; ")
+}
+
+// why gives a condition's reason and message, shortened, in parentheses.
+func why(cond map[string]any) string {
+	reason, _ := cond["reason"].(string)
+	msg, _ := cond["message"].(string)
+	const maxMsg = 200
+	if utf8.RuneCountInString(msg) > maxMsg {
+		msg = string([]rune(msg)[:maxMsg]) + "…"
+	}
+	switch {
+	case reason != "" && msg != "":
+		return " (" + reason + ": " + msg + ")"
+	case reason != "" || msg != "":
+		return " (" + reason + msg + ")"
+	}
+	return ""
+}
+
+// intField reads an integer field of decoded JSON, whatever number type the
+// decoder chose.
+func intField(m map[string]any, fields ...string) (int64, bool) {
+	v, found, err := unstructured.NestedFieldNoCopy(m, fields...)
+	if !found || err != nil {
+		return 0, false
+	}
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
+}
