@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	helmcli "helm.sh/helm/v3/pkg/cli"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -32,6 +33,9 @@ type Configuration struct {
 	// Cluster connects to the cluster the front-end's flags choose; nil
 	// when there is none.
 	Cluster func() (*Cluster, error)
+	// Helm holds Helm's settings for chart repositories, registries and
+	// debug output; nil means those of Helm's environment variables.
+	Helm *helmcli.EnvSettings
 }
 
 // Cluster is a connection to a cluster, made from the host tool's flags
@@ -157,10 +161,6 @@ func (c *Configuration) logger(w io.Writer) *slog.Logger {
 // fail validation; nothing has run when it is returned.
 var ErrInvalidSpec = errors.New("invalid experiment")
 
-// ErrNeedsCluster is returned by cluster forms of the commands that a
-// front-end without a cluster connection, or this version, cannot do.
-// version cannot run yet.
+// ErrNeedsCluster is returned by cluster forms of the commands when the
+// front-end has no cluster connection.
 var ErrNeedsCluster = errors.New("this needs a Kubernetes cluster connection")
-
-// ErrNotYet is returned by cluster forms that this version does not have yet.
-var ErrNotYet = errors.New("this version of iter8 cannot do this in a cluster yet: install the chart with plain helm (helm install NAME charts/iter8 ...), delete with helm uninstall")

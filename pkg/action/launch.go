@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -41,6 +42,11 @@ type Launch struct {
 	SpecPath string
 	// Dry writes the spec and runs nothing.
 	Dry bool
+	// ChartVersion picks a chart version from a repository or registry.
+	ChartVersion string
+	// Timeout bounds a cluster launch (Install), hooks included; 0 is
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
 // LaunchResult is what a launch did.

@@ -2,6 +2,8 @@ package action
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
@@ -51,6 +53,24 @@ func NewLog(cfg *Configuration) *Log {
 // Run returns the log lines.
 func (a *Log) Run(ctx context.Context) ([]string, error) {
 	r, err := a.cfg.result(ctx, a.SpecPath, a.Release, a.Revision)
+	switch {
+	case a.Release == "" || a.Revision != 0:
+	case err == nil && len(r.Log) == 0, errors.Is(err, store.ErrNoResult):
+		// The run stored no log (it failed before it could): the Pod's
+		// log, where a kubelet serves it, says why.
+		cl, cerr := a.cfg.cluster()
+		if cerr != nil {
+			return nil, cerr
+		}
+		lines, perr := podLog(ctx, cl, a.Release)
+		if perr == nil {
+			return lines, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("the result of experiment %s holds no log", a.Release)
+		}
+		return nil, fmt.Errorf("%w; and the pod log: %w", err, perr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -80,20 +100,4 @@ func (a *List) Run(ctx context.Context) ([]store.Summary, error) {
 		ns = ""
 	}
 	return store.ListExperiments(ctx, cl.Client, ns)
-}
-
-// Delete removes a local experiment's spec and result.
-type Delete struct {
-	cfg      *Configuration
-	SpecPath string
-}
-
-// NewDelete returns a Delete action.
-func NewDelete(cfg *Configuration) *Delete {
-	return &Delete{cfg: cfg, SpecPath: store.DefaultSpecFile}
-}
-
-// Run returns the files it removed.
-func (a *Delete) Run(_ context.Context) ([]string, error) {
-	return (&store.File{SpecPath: a.SpecPath}).Delete()
 }

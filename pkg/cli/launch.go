@@ -19,11 +19,15 @@ run here; the spec is written to --spec and its result beside it. Values are
 checked against the chart's schema and the whole experiment is validated
 before any task runs. --dry writes the spec and runs nothing.
 
-Without --local, launch will install the experiment as a Helm release in a
-cluster; that is not built yet, so use plain helm: helm install NAME
-charts/iter8 -f values.yaml.
+Given a release name instead, launch installs the chart as that Helm release
+in the cluster (or upgrades it, when it exists), exactly as helm upgrade
+--install would with the same chart and values; Helm waits up to --timeout
+for the release's hook Job, which runs the experiment, and launch then prints
+the run's report. -c takes what helm install takes: a chart folder or
+archive, repo/chart, a URL or an oci:// reference (--version picks one).
 
 Examples:
+  %[1]s launch perf -n test --set tasks={http,assess}       --set http.url=http://app.test:8080/       --set assess.slos[0].metric=http/latency-p99 --set assess.slos[0].upper=50
   %[1]s launch --local --set tasks={ready,http,assess} \
       --set ready.url=http://127.0.0.1:8080/healthz \
       --set http.url=http://127.0.0.1:8080/ --set http.duration=10s \
@@ -53,6 +57,9 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 			if o.release != "" {
 				o.launch.Name = o.release
 			}
+			if !o.local {
+				return o.install(cmd, e)
+			}
 			res, err := o.launch.Run(cmd.Context())
 			if res != nil && res.Result != nil {
 				if werr := report.Write(e.streams.Out, res.Result, report.Text); werr != nil && err == nil {
@@ -70,7 +77,9 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	f.BoolVar(&o.local, "local", false, "run the experiment here instead of installing it in a cluster")
 	f.BoolVar(&o.launch.Dry, "dry", false, "with --local: write the spec, run nothing")
 	f.StringVar(&o.launch.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
-	f.StringVarP(&o.launch.ChartPath, "chart", "c", "", "chart folder or archive (default: the iter8 chart built into this binary)")
+	f.StringVarP(&o.launch.ChartPath, "chart", "c", "", "chart folder or archive, repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
+	f.StringVar(&o.launch.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
+	f.DurationVar(&o.launch.Timeout, "timeout", action.DefaultTimeout, "in a cluster: how long the install or upgrade may take, the experiment's run included")
 	f.StringSliceVarP(&o.launch.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
 	f.StringArrayVar(&o.launch.Values.Values, "set", nil, "set values: key1=val1,key2=val2 (can repeat)")
 	f.StringArrayVar(&o.launch.Values.StringValues, "set-string", nil, "set STRING values: key1=val1 (can repeat)")
@@ -79,13 +88,31 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	return cmd
 }
 
+// install is the cluster form: install or upgrade the release, then show
+// its run's report.
+func (o *launchOptions) install(cmd *cobra.Command, e *cmdEnv) error {
+	res, err := o.launch.Install(cmd.Context())
+	if res != nil {
+		fmt.Fprintf(e.streams.Out, "NAME: %s\nNAMESPACE: %s\nREVISION: %d\nSTATUS: %s\n\n", res.Release, res.Namespace, res.Revision, res.Status)
+		if res.Result != nil {
+			if werr := report.Write(e.streams.Out, res.Result, report.Text); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return err
+}
+
 func (o *launchOptions) validate() error {
 	if !o.local {
-		name := o.release
-		if name == "" {
+		switch {
+		case o.release == "":
 			return errors.New("launch: give --local to run here, or a release name to install in a cluster")
+		case o.launch.Dry:
+			return errors.New("launch: --dry needs --local; for a cluster, render with helm template")
+		case o.launch.Timeout < 0:
+			return errors.New("launch: --timeout must not be negative")
 		}
-		return fmt.Errorf("launch %s: %w", name, action.ErrNotYet)
 	}
 	if o.release != "" && !validReleaseName(o.release) {
 		return fmt.Errorf("launch: release name %q: must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit", o.release)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -127,31 +128,35 @@ func releaseSuffix(release string) string {
 func newDeleteCmd(e *cmdEnv) *cobra.Command {
 	o := &targetOptions{}
 	a := action.NewDelete(e.cfg)
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete [RELEASE]",
 		Short: "Delete an experiment and its result",
-		Long:  "Delete an experiment: locally its spec and result files (-f), in a cluster its release and everything its runs created.",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Delete an experiment: locally its spec and result files (-f); in a cluster
+its release (as helm uninstall) and the Jobs and Pods its runs left (a failed
+run's Job stays for its log until then).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.complete(cmd, args)
 			if err := o.validate("delete"); err != nil {
 				return err
 			}
-			if o.Release != "" {
-				return fmt.Errorf("delete %s: %w", o.Release, action.ErrNotYet)
+			if timeout < 0 {
+				return fmt.Errorf("delete: --timeout must not be negative")
 			}
-			a.SpecPath = o.SpecPath
+			a.SpecPath, a.Release, a.Timeout = o.SpecPath, o.Release, timeout
 			removed, err := a.Run(cmd.Context())
 			for _, p := range removed {
 				fmt.Fprintf(e.streams.Out, "removed %s\n", p)
 			}
 			if err != nil {
-				return fmt.Errorf("delete: %w", err)
+				return fmt.Errorf("delete%s: %w", releaseSuffix(o.Release), err)
 			}
 			return nil
 		},
 	}
 	o.addFlags(cmd.Flags(), "f")
+	cmd.Flags().DurationVar(&timeout, "timeout", action.DefaultTimeout, "with a release: how long the uninstall may take")
 	return cmd
 }
 

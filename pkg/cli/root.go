@@ -26,6 +26,9 @@ type Frontend struct {
 	addClusterFlags func(fs *pflag.FlagSet)
 	// cluster connects with those flags (read once parsed).
 	cluster func() (*action.Cluster, error)
+	// helm holds Helm's settings for charts from repositories and
+	// registries, and its debug switch.
+	helm *helmcli.EnvSettings
 }
 
 // Helm is `helm iter8`: cluster settings come from Helm's own environment
@@ -38,6 +41,7 @@ func Helm() Frontend {
 		cluster: func() (*action.Cluster, error) {
 			return action.NewCluster(settings.RESTClientGetter(), settings.Namespace(), os.Getenv("HELM_DRIVER"))
 		},
+		helm: settings,
 	}
 }
 
@@ -48,6 +52,9 @@ func Kubectl() Frontend {
 	return Frontend{
 		DisplayName:     "kubectl iter8",
 		addClusterFlags: flags.AddFlags,
+		// Charts from repositories and registries are found as Helm finds
+		// them, from Helm's environment.
+		helm: helmcli.New(),
 		cluster: func() (*action.Cluster, error) {
 			ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
 			if err != nil {
@@ -94,6 +101,7 @@ func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 	cfg.Secret = os.LookupEnv
 	// Connect once per command, on first use.
 	cfg.Cluster = sync.OnceValues(fe.cluster)
+	cfg.Helm = fe.helm
 
 	root := &cobra.Command{
 		Use:           "iter8",

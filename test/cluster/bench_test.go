@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,18 +18,33 @@ import (
 // -benchtime=5x for the median of 5) as s-overhead, and the medians of the
 // parts.
 func BenchmarkInstallToResult(b *testing.B) {
-	const ns = "bench"
+	benchToResult(b, "bench", func(release string, values ...string) outcome {
+		return helm(b, append([]string{"install", release, chartDir, "-n", "bench", "--timeout", "90s"}, values...)...)
+	})
+}
+
+// BenchmarkLaunchToResult is BenchmarkInstallToResult through `kubectl
+// iter8 launch` (the built kubectl-iter8, as kubectl runs it).
+func BenchmarkLaunchToResult(b *testing.B) {
+	benchToResult(b, "bench-launch", func(release string, values ...string) outcome {
+		args := append([]string{"launch", release, "-n", "bench-launch", "--kubeconfig", env.Kubeconfig}, values...)
+		return command(b, nil, filepath.Join(binDir, "kubectl-iter8"), args...)
+	})
+}
+
+// benchToResult measures install(release, values...) to a readable result
+// in namespace ns; see BenchmarkInstallToResult.
+func benchToResult(b *testing.B, ns string, install func(release string, values ...string) outcome) {
 	namespace(b, ns)
 	app := sampleApp(b, "fixed:1ms")
 	var totals, loads, harnessLat, overheads, runs []time.Duration
 	for i := 0; b.Loop(); i++ {
 		release := "b" + itoa(i)
 		start := time.Now()
-		install := helm(b, "install", release, chartDir, "-n", ns, "--timeout", "90s",
-			"--set", "tasks={http}", "--set", "http.url="+app.URL+"/",
+		o := install(release, "--set", "tasks={http}", "--set", "http.url="+app.URL+"/",
 			"--set", "http.numRequests=200", "--set", "http.connections=2")
-		if install.code != 0 {
-			b.Fatalf("helm install: %s", install)
+		if o.code != 0 {
+			b.Fatalf("install: %s", o)
 		}
 		s := &store.Secrets{Client: env.Clientset, Namespace: ns, Release: release}
 		res, err := s.ReadResult(context.Background())

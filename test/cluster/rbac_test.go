@@ -95,6 +95,12 @@ func TestForbiddenFailsTheRun(t *testing.T) {
 	if r.ExitCode != 2 || !strings.Contains(r.Output, want) {
 		t.Errorf("hook run: exit %d, want 2 and %q in its log:\n%s", r.ExitCode, want, r.Output)
 	}
+	// No result, so log turns to the Pod's log, which only a kubelet serves
+	// (the test bed's API server answers with an empty one).
+	o := kubectl(t, "iter8", "log", release, "-n", ns)
+	if o.code != 2 || !strings.Contains(o.stderr, "no result") || !strings.Contains(o.stderr, "log of pod "+r.Pod) {
+		t.Errorf("kubectl iter8 log without a result: want exit 2 naming the missing result and the Pod tried: %s", o)
+	}
 }
 
 // copyChart copies charts/iter8 into a temporary folder.

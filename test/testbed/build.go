@@ -11,7 +11,8 @@ import (
 )
 
 // BuildIter8 builds cmd/kubectl-iter8 into dir (with the go command on PATH,
-// or the one in $GOROOT/bin) and returns the binary's path. The binary and
+// or the one in $GOROOT/bin) and returns the binary's path. -trimpath, as
+// the helm plugin's install hook builds, so that the two share Go's cache. The binary and
 // dir are readable and executable by every user, so that a node harness
 // may run it as a Pod's non-root user.
 func BuildIter8(ctx context.Context, dir string) (string, error) {
@@ -27,7 +28,7 @@ func BuildIter8(ctx context.Context, dir string) (string, error) {
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", bin, "github.com/iter8-tools/iter8/cmd/kubectl-iter8")
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-o", bin, "github.com/iter8-tools/iter8/cmd/kubectl-iter8")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -1,0 +1,289 @@
+package cluster_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/iter8-tools/iter8/test/testbed"
+)
+
+// multiKubeconfig writes a kubeconfig whose current context reaches
+// nothing, so that a command works only when it is given the context
+// "testbed" (or "testbed-ns", whose namespace is ns).
+func multiKubeconfig(t *testing.T, ns string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := cfg.Contexts[cfg.CurrentContext]
+	cfg.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	cfg.Contexts = map[string]*clientcmdapi.Context{
+		"broken":     {Cluster: "nowhere", AuthInfo: cur.AuthInfo},
+		"testbed":    {Cluster: cur.Cluster, AuthInfo: cur.AuthInfo},
+		"testbed-ns": {Cluster: cur.Cluster, AuthInfo: cur.AuthInfo, Namespace: ns},
+	}
+	cfg.CurrentContext = "broken"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// command runs name with args and the test's environment plus extra.
+func command(t testing.TB, extra []string, name string, args ...string) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), extra...)
+	return run(t, ctx, cmd)
+}
+
+// checkoutCopy copies what the plugin needs of this checkout (the module,
+// plugin.yaml and its install hook) into a fresh folder, as a user's clone.
+func checkoutCopy(t *testing.T) string {
+	t.Helper()
+	root, err := testbed.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "iter8")
+	for _, dir := range []string{"cmd", "pkg", "charts", "scripts"} {
+		if err := os.CopyFS(filepath.Join(dst, dir), os.DirFS(filepath.Join(root, dir))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"go.mod", "go.sum", "plugin.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// experimentValues are the values of a short http experiment with an SLO
+// against app.
+func experimentValues(appURL string) []string {
+	return []string{
+		"--set", "tasks={http,assess}", "--set", "http.url=" + appURL + "/",
+		"--set", "http.numRequests=20", "--set", "http.connections=2",
+		"--set", "assess.slos[0].metric=http/error-rate", "--set", "assess.slos[0].upper=0",
+	}
+}
+
+// TestHelmPlugin installs the plugin from a copy of the checkout into an
+// empty HELM_PLUGINS with the built helm, then runs an experiment's whole
+// life through `helm iter8`: first with -n and --kube-context given to
+// helm, then with HELM_NAMESPACE and HELM_KUBECONTEXT only.
+func TestHelmPlugin(t *testing.T) {
+	app := sampleApp(t, "fixed:1ms")
+	kubeconfig := multiKubeconfig(t, "")
+	checkout := checkoutCopy(t)
+	helmEnv := append(env.HelmEnv(), "HELM_PLUGINS="+t.TempDir(), "KUBECONFIG="+kubeconfig)
+	helmCmd := func(extra []string, args ...string) outcome {
+		t.Helper()
+		return command(t, append(append([]string(nil), helmEnv...), extra...), env.HelmBin, args...)
+	}
+
+	if o := helmCmd(nil, "plugin", "install", checkout); o.code != 0 {
+		t.Fatalf("helm plugin install: %s", o)
+	}
+	if o := helmCmd(nil, "plugin", "list"); !strings.Contains(o.stdout, "iter8") || !strings.Contains(o.stdout, "0.1.0") {
+		t.Errorf("helm plugin list: %s", o)
+	}
+	// The hook again (as `helm plugin update` runs it): harmless.
+	hook := command(t, append(helmEnv, "HELM_PLUGIN_DIR="+checkout), "sh", filepath.Join(checkout, "scripts", "helm-plugin-install.sh"))
+	if hook.code != 0 {
+		t.Errorf("install hook, second run: %s", hook)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		ns    string
+		flags []string
+		env   []string
+	}{
+		{"flags", "helm-flags", []string{"-n", "helm-flags", "--kube-context", "testbed"}, nil},
+		{"environment", "helm-env", nil, []string{"HELM_NAMESPACE=helm-env", "HELM_KUBECONTEXT=testbed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			restrictedNamespace(t, tc.ns)
+			iter8 := func(args ...string) outcome {
+				t.Helper()
+				return helmCmd(tc.env, append(append([]string{"iter8"}, args...), tc.flags...)...)
+			}
+			o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...)
+			if o.code != 0 || !strings.Contains(o.stdout, "STATUS: deployed") || !strings.Contains(o.stdout, "NAMESPACE: "+tc.ns) {
+				t.Fatalf("helm iter8 launch: %s", o)
+			}
+			if o := iter8("report", "perf"); o.code != 0 || !strings.Contains(o.stdout, "http/error-rate") {
+				t.Errorf("helm iter8 report: %s", o)
+			}
+			if o := iter8("assert", "perf", "-c", "completed,nofailure,slos"); o.code != 0 {
+				t.Errorf("helm iter8 assert: %s", o)
+			}
+			if o := iter8("list"); o.code != 0 || !strings.Contains(o.stdout, "perf") {
+				t.Errorf("helm iter8 list: %s", o)
+			}
+			if o := iter8("delete", "perf"); o.code != 0 || !strings.Contains(o.stdout, "removed release/perf") {
+				t.Errorf("helm iter8 delete: %s", o)
+			}
+			checkEmpty(t, tc.ns)
+		})
+	}
+}
+
+// checkEmpty fails the test unless namespace ns holds no object at all.
+func checkEmpty(t *testing.T, ns string) {
+	t.Helper()
+	objs, err := env.Objects(context.Background(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 0 {
+		var ids []string
+		for _, o := range objs {
+			ids = append(ids, o.ID)
+		}
+		t.Errorf("after delete, namespace %s holds %v; want nothing", ns, ids)
+	}
+}
+
+// TestKubectlPlugin runs an experiment's life through the machine's
+// kubectl with kubectl-iter8 on PATH: with -n and --context, then with the
+// namespace of the kubeconfig's context.
+func TestKubectlPlugin(t *testing.T) {
+	app := sampleApp(t, "fixed:1ms")
+	kubeconfig := multiKubeconfig(t, "kubectl-ctx")
+	extra := []string{
+		"KUBECONFIG=" + kubeconfig,
+		"KUBECACHEDIR=" + filepath.Join(t.TempDir(), "cache"),
+		"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+	}
+	if o := command(t, extra, "kubectl", "plugin", "list"); !strings.Contains(o.stdout, filepath.Join(binDir, "kubectl-iter8")) {
+		t.Errorf("kubectl plugin list does not show kubectl-iter8: %s", o)
+	}
+	for _, tc := range []struct {
+		name, ns string
+		flags    []string
+	}{
+		{"flags", "kubectl-flags", []string{"-n", "kubectl-flags", "--context", "testbed"}},
+		{"context namespace", "kubectl-ctx", []string{"--context", "testbed-ns"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			restrictedNamespace(t, tc.ns)
+			iter8 := func(args ...string) outcome {
+				t.Helper()
+				return command(t, extra, "kubectl", append(append([]string{"iter8"}, args...), tc.flags...)...)
+			}
+			o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...)
+			if o.code != 0 || !strings.Contains(o.stdout, "NAMESPACE: "+tc.ns) {
+				t.Fatalf("kubectl iter8 launch: %s", o)
+			}
+			if o := iter8("report", "perf", "-o", "json"); o.code != 0 || !strings.Contains(o.stdout, `"revision": 1`) {
+				t.Errorf("kubectl iter8 report: %s", o)
+			}
+			if o := iter8("assert", "perf", "-c", "completed,nofailure,slos"); o.code != 0 {
+				t.Errorf("kubectl iter8 assert: %s", o)
+			}
+			// A second launch upgrades the release: revision 2.
+			if o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...); o.code != 0 || !strings.Contains(o.stdout, "REVISION: 2") {
+				t.Errorf("kubectl iter8 launch again: %s", o)
+			}
+			if o := iter8("list", "-o", "json"); o.code != 0 || !strings.Contains(o.stdout, `"revision": 2`) {
+				t.Errorf("kubectl iter8 list: %s", o)
+			}
+			if o := iter8("delete", "perf"); o.code != 0 {
+				t.Errorf("kubectl iter8 delete: %s", o)
+			}
+			checkEmpty(t, tc.ns)
+			if o := iter8("delete", "perf"); o.code != 2 || !strings.Contains(o.stderr, "release perf not found in namespace "+tc.ns) {
+				t.Errorf("kubectl iter8 delete of a deleted release: want exit 2 naming it: %s", o)
+			}
+		})
+	}
+}
+
+// TestLaunchIsPlainHelm: `helm iter8 launch`, `kubectl iter8 launch` and
+// plain `helm install` of the same values make the same release.
+func TestLaunchIsPlainHelm(t *testing.T) {
+	const ns, release = "same", "perf"
+	restrictedNamespace(t, ns)
+	app := sampleApp(t, "fixed:1ms")
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`tasks: [http, assess]
+http:
+  url: `+app.URL+`/
+  numRequests: 10
+assess:
+  slos:
+  - metric: http/latency-p99
+    upper: 100
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectlEnv := []string{"KUBECONFIG=" + env.Kubeconfig, "PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH")}
+	helmPluginEnv := append(env.HelmEnv(), "HELM_PLUGINS="+t.TempDir())
+	if o := command(t, helmPluginEnv, env.HelmBin, "plugin", "install", checkoutCopy(t)); o.code != 0 {
+		t.Fatalf("helm plugin install: %s", o)
+	}
+
+	releaseOf := func() map[string]string {
+		t.Helper()
+		got := map[string]string{}
+		for _, what := range [][]string{{"manifest"}, {"hooks"}, {"values", "--all"}} {
+			o := helm(t, append(append([]string{"get"}, what...), release, "-n", ns)...)
+			if o.code != 0 {
+				t.Fatalf("helm get %v: %s", what, o)
+			}
+			got[what[0]] = o.stdout
+		}
+		return got
+	}
+	install := []struct {
+		name string
+		run  func() outcome
+	}{
+		{"helm install", func() outcome {
+			return helm(t, "install", release, chartDir, "-n", ns, "-f", values)
+		}},
+		{"helm iter8 launch", func() outcome {
+			return command(t, helmPluginEnv, env.HelmBin, "--kubeconfig", env.Kubeconfig, "iter8", "launch", release, "-n", ns, "-f", values)
+		}},
+		{"kubectl iter8 launch", func() outcome {
+			return command(t, kubectlEnv, "kubectl", "iter8", "launch", release, "-n", ns, "-f", values)
+		}},
+	}
+	var first map[string]string
+	for _, in := range install {
+		if o := in.run(); o.code != 0 {
+			t.Fatalf("%s: %s", in.name, o)
+		}
+		got := releaseOf()
+		if first == nil {
+			first = got
+		} else {
+			for k, want := range first {
+				if got[k] != want {
+					t.Errorf("%s: helm get %s differs from plain helm install's:\n%s\nwant:\n%s", in.name, k, got[k], want)
+				}
+			}
+		}
+		if o := command(t, kubectlEnv, "kubectl", "iter8", "delete", release, "-n", ns); o.code != 0 {
+			t.Fatalf("delete after %s: %s", in.name, o)
+		}
+	}
+}
