@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -117,7 +118,7 @@ func TestHelmPlugin(t *testing.T) {
 		env   []string
 	}{
 		{"flags", "helm-flags", []string{"-n", "helm-flags", "--kube-context", "testbed"}, nil},
-		{"environment", "helm-env", nil, []string{"HELM_NAMESPACE=helm-env", "HELM_KUBECONTEXT=testbed"}},
+		{"environment", "helm-env", nil, []string{"HELM_NAMESPACE=helm-env", "HELM_KUBECONTEXT=testbed", "HELM_DRIVER=configmap", "HELM_DEBUG=true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restrictedNamespace(t, tc.ns)
@@ -128,6 +129,17 @@ func TestHelmPlugin(t *testing.T) {
 			o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...)
 			if o.code != 0 || !strings.Contains(o.stdout, "STATUS: deployed") || !strings.Contains(o.stdout, "NAMESPACE: "+tc.ns) {
 				t.Fatalf("helm iter8 launch: %s", o)
+			}
+			if tc.env != nil {
+				// HELM_DRIVER: the release is kept in a ConfigMap; HELM_DEBUG:
+				// Helm's debug lines.
+				cms, err := env.Clientset.CoreV1().ConfigMaps(tc.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,name=perf"})
+				if err != nil || len(cms.Items) != 1 {
+					t.Errorf("release ConfigMaps with HELM_DRIVER=configmap: %d, %v; want 1", len(cms.Items), err)
+				}
+				if !strings.Contains(o.stderr, "helm: ") {
+					t.Errorf("HELM_DEBUG=true: no debug lines from helm on stderr: %s", o)
+				}
 			}
 			if o := iter8("report", "perf"); o.code != 0 || !strings.Contains(o.stdout, "http/error-rate") {
 				t.Errorf("helm iter8 report: %s", o)
