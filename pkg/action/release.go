@@ -46,11 +46,7 @@ type Installed struct {
 // values would; Helm waits for the hook Job that runs the experiment. A
 // failed run is returned as an error together with what was installed.
 func (a *Launch) Install(ctx context.Context) (*Installed, error) {
-	cl, err := a.cfg.cluster()
-	if err != nil {
-		return nil, err
-	}
-	helm, err := newHelmConfig(a.cfg, helmSettingsOf(a.cfg), cl)
+	cl, helm, err := a.cfg.helmAction()
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +89,20 @@ func (a *Launch) Install(ctx context.Context) (*Installed, error) {
 		return out, fmt.Errorf("launch %s in namespace %s: revision %d: %w", a.Name, cl.Namespace, rel.Version, err)
 	}
 	return out, nil
+}
+
+// helmAction connects to the cluster and makes Helm's action
+// configuration for it.
+func (c *Configuration) helmAction() (*Cluster, *helmaction.Configuration, error) {
+	cl, err := c.cluster()
+	if err != nil {
+		return nil, nil, err
+	}
+	helm, err := newHelmConfig(c, helmSettingsOf(c), cl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, helm, nil
 }
 
 // newHelmConfig is Helm's action configuration for the cluster cl.
@@ -162,11 +172,7 @@ func (a *Delete) Run(ctx context.Context) ([]string, error) {
 	if a.Release == "" {
 		return (&store.File{SpecPath: a.SpecPath}).Delete()
 	}
-	cl, err := a.cfg.cluster()
-	if err != nil {
-		return nil, err
-	}
-	helm, err := newHelmConfig(a.cfg, helmSettingsOf(a.cfg), cl)
+	cl, helm, err := a.cfg.helmAction()
 	if err != nil {
 		return nil, err
 	}

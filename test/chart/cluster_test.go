@@ -204,11 +204,7 @@ func TestInstallBadValues(t *testing.T) {
 	before := snapshot(t, ns)
 	// typical.yaml sets secretEnv[0]; --set changes one of its fields or adds
 	// secretEnv[1].
-	tests := []struct {
-		name string
-		set  []string
-		want string // in helm's error
-	}{
+	tests := []badValues{
 		{"unknown key", []string{"replicas=2"}, "additional properties 'replicas' not allowed"},
 		{"secretEnv name not an env var", []string{"secretEnv[0].name=SLACK-URL"}, "/secretEnv/0/name"},
 		{"secretEnv name starts with a digit", []string{"secretEnv[0].name=1URL"}, "/secretEnv/0/name"},
@@ -223,11 +219,26 @@ func TestInstallBadValues(t *testing.T) {
 		{"resources unknown key", []string{"resources.cpu=1"}, "additional properties 'cpu' not allowed"},
 		{"resources quantity", []string{"resources.limits.memory=lots"}, "/resources/limits/memory"},
 	}
+	checkBadInstalls(t, ns, []string{"-f", absPath(t, typicalValues)}, before, tests)
+}
+
+// badValues is a value set that helm install must refuse, saying want.
+type badValues struct {
+	name string
+	set  []string
+	want string // in helm's error
+}
+
+// checkBadInstalls runs helm install with args and each value set, wants
+// each refused with its message, and then the namespace as it was before
+// (a snapshot) and no release.
+func checkBadInstalls(t *testing.T, ns string, args []string, before []string, tests []badValues) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// A short timeout: were the values taken, helm would wait for
 			// the hook Job, which nothing runs here.
-			args := []string{"install", "bad", chartDir, "-n", ns, "-f", absPath(t, typicalValues), "--timeout", "10s"}
+			args := append([]string{"install", "bad", chartDir, "-n", ns, "--timeout", "10s"}, args...)
 			for _, s := range tc.set {
 				args = append(args, "--set", s)
 			}

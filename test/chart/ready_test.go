@@ -172,11 +172,7 @@ func TestReadyBadValues(t *testing.T) {
 	const ns = "iter8-ready-bad"
 	createNamespace(t, ns, nil)
 	before := snapshot(t, ns)
-	tests := []struct {
-		name string
-		set  []string
-		want string // in helm's error
-	}{
+	tests := []badValues{
 		{"unknown short name", []string{"ready.deploi=app"},
 			`ready.deploi: unknown short name "deploi": want one of cm, deploy, httproute, isvc, job, ksvc, pod, svc, or add it to resourceTypes`},
 		{"unknown short name lists the user's types", []string{"resourceTypes.sts.version=v1,resourceTypes.sts.resource=statefulsets", "ready.statefulset=db"},
@@ -199,27 +195,7 @@ func TestReadyBadValues(t *testing.T) {
 		{"resource type bad condition", []string{"resourceTypes.deploy.conditions={Is Available}"}, "/resourceTypes/deploy/conditions/0"},
 		{"short name not a name", []string{"resourceTypes.My_Type.version=v1,resourceTypes.My_Type.resource=things"}, "My_Type"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"install", "bad", chartDir, "-n", ns, "--set", "tasks={ready}", "--timeout", "10s"}
-			for _, s := range tc.set {
-				args = append(args, "--set", s)
-			}
-			r := helm(t, args...)
-			if r.err == nil {
-				t.Fatalf("want failure: %s", r)
-			}
-			if !strings.Contains(r.stderr, tc.want) {
-				t.Errorf("helm's error does not say %q: %s", tc.want, r)
-			}
-		})
-	}
-	if after := snapshot(t, ns); !slices.Equal(after, before) {
-		t.Errorf("after failed installs, namespace %s changed:\n got %v\nwant %v", ns, after, before)
-	}
-	if out := mustHelm(t, "list", "-a", "-n", ns, "-q").stdout; strings.TrimSpace(out) != "" {
-		t.Errorf("helm list: got releases %q, want none", out)
-	}
+	checkBadInstalls(t, ns, []string{"--set", "tasks={ready}"}, before, tests)
 }
 
 // TestReadyOnCluster installs the chart (without running its hook) with
