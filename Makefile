@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-VERSION ?= v0.1.0-dev
+# The release version is the chart's appVersion, so that the binaries, the
+# image tag the chart pulls and the krew manifest agree.
+APP_VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/iter8/Chart.yaml)
+VERSION ?= v$(APP_VERSION)
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/iter8-tools/iter8/pkg/action.version=$(VERSION) -X github.com/iter8-tools/iter8/pkg/action.gitCommit=$(GIT_COMMIT)
 # How long CI fuzzes the spec decoder.
@@ -11,7 +14,7 @@ FUZZTIME ?= 20s
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps testbed lint unit fuzz demo bench bench-grpc bench-cluster clean plotly
+.PHONY: all build test test-deps testbed lint unit fuzz demo bench bench-grpc bench-cluster clean plotly dist image
 
 all: build
 
@@ -65,6 +68,16 @@ bench-grpc:
 ## bench-cluster: helm install to a readable result, minus the load (median of 5)
 bench-cluster: testbed
 	bash scripts/bench/cluster.sh
+
+## dist: release archives of kubectl-iter8 (linux, darwin: amd64, arm64; windows: amd64)
+## into dist/, and their sha256 into krew/iter8.yaml; the version is the chart's appVersion
+dist: $(PLOTLY)
+	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' archives
+
+## image: the OCI image of kubectl-iter8 (linux/amd64, linux/arm64), without Docker, as an
+## OCI image layout in dist/image named ghcr.io/iter8-tools/iter8:<the chart's appVersion>
+image: $(PLOTLY)
+	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' image
 
 clean:
 	rm -rf $(BIN) demo-out $(PLOTLY)
