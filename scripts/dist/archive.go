@@ -208,13 +208,13 @@ metadata:
 spec:
   version: {{.Version}}
   homepage: https://github.com/iter8-tools/iter8
-  shortDescription: Run SLO and A/B/n experiments on apps
+  shortDescription: Load-test and validate versions of apps with SLOs
   description: |
-    Iter8 runs experiments on Kubernetes apps and ML models: it readies
-    the versions under test, sends HTTP or gRPC load, reads metrics from
-    Prometheus and other backends, and checks SLOs and rewards. Run an
-    experiment locally or as a Helm release in the cluster, then read its
-    report (text, HTML, JSON) and assert on it in CI.
+    Iter8 runs experiments on Kubernetes apps: it waits until the versions
+    under test are ready, sends HTTP or gRPC load with latency and error
+    metrics, and checks SLOs per version and rewards that pick a winner.
+    Run an experiment locally or as a Helm release in the cluster, then
+    read its report (text, HTML, JSON, YAML) and assert on it in CI.
   platforms:
 {{- range .Archives}}
   - selector:
