@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/kube"
 	"github.com/iter8-tools/iter8/pkg/store"
 	"github.com/iter8-tools/iter8/pkg/task"
 )
@@ -90,14 +91,14 @@ func (c *Configuration) secrets(release string, revision int) (*store.Secrets, e
 	return &store.Secrets{Client: cl.Client, Namespace: cl.Namespace, Release: release, Revision: revision}, nil
 }
 
-// kube is how tasks reach Kubernetes objects: the dynamic client and the
-// default namespace of the cluster the flags choose.
-func (c *Configuration) kube() (dynamic.Interface, string, error) {
+// kube is how tasks reach Kubernetes objects: a reader over the dynamic
+// client and the default namespace of the cluster the flags choose.
+func (c *Configuration) kube() (experiment.ObjectReader, string, error) {
 	cl, err := c.cluster()
 	if err != nil {
 		return nil, "", err
 	}
-	return cl.Dynamic, cl.Namespace, nil
+	return kube.Objects(cl.Dynamic), cl.Namespace, nil
 }
 
 // resultReader reads an experiment's newest result.

@@ -86,6 +86,11 @@ func (a *Launch) Install(ctx context.Context) (*Installed, error) {
 		out.Result = res
 	}
 	if err != nil {
+		// The hook fails for unmet SLOs only when the spec sets failOnSLOs:
+		// a verdict, exit 1, as for run.
+		if r := out.Result; r != nil && r.Completed() && !r.Failed() && !r.SLOsSatisfied() {
+			err = fmt.Errorf("%w: %w", experiment.ErrSLOsNotMet, err)
+		}
 		return out, fmt.Errorf("launch %s in namespace %s: revision %d: %w", a.Name, cl.Namespace, rel.Version, err)
 	}
 	return out, nil
@@ -223,10 +228,12 @@ func deleteRunObjects(ctx context.Context, cl *Cluster, rel string) ([]string, e
 	bg := metav1.DeletePropagationBackground
 	for _, j := range jobs.Items {
 		err := cl.Client.BatchV1().Jobs(cl.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		if err != nil && !apierrors.IsNotFound(err) {
+		switch {
+		case err == nil:
+			removed = append(removed, "Job/"+j.Name)
+		case !apierrors.IsNotFound(err): // else gone meanwhile
 			return removed, fmt.Errorf("delete job %s: %w", j.Name, err)
 		}
-		removed = append(removed, "Job/"+j.Name)
 	}
 	pods, err := cl.Client.CoreV1().Pods(cl.Namespace).List(ctx, sel)
 	if err != nil {
@@ -234,19 +241,25 @@ func deleteRunObjects(ctx context.Context, cl *Cluster, rel string) ([]string, e
 	}
 	for _, p := range pods.Items {
 		err := cl.Client.CoreV1().Pods(cl.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
+		switch {
+		case err == nil:
+			removed = append(removed, "Pod/"+p.Name)
+		case !apierrors.IsNotFound(err): // else gone meanwhile
 			return removed, fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
-		removed = append(removed, "Pod/"+p.Name)
 	}
 	return removed, nil
 }
 
-// podLog reads the log of the newest Pod of the experiment's runs, for
-// when its result Secret holds no log (the run failed before it could
-// write one). It needs a kubelet that serves the log.
-func podLog(ctx context.Context, cl *Cluster, rel string) ([]string, error) {
-	pods, err := cl.Client.CoreV1().Pods(cl.Namespace).List(ctx, metav1.ListOptions{LabelSelector: store.LabelExperiment + "=" + rel})
+// podLog reads the log of the newest Pod of the experiment's runs (of
+// revision, when not 0), for when its result Secret holds no log (the run
+// failed before it could write one). It needs a kubelet that serves logs.
+func podLog(ctx context.Context, cl *Cluster, rel string, revision int) ([]string, error) {
+	sel := store.LabelExperiment + "=" + rel
+	if revision != 0 {
+		sel += fmt.Sprintf(",%s=%d", store.LabelRevision, revision)
+	}
+	pods, err := cl.Client.CoreV1().Pods(cl.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}

@@ -54,7 +54,7 @@ func NewLog(cfg *Configuration) *Log {
 func (a *Log) Run(ctx context.Context) ([]string, error) {
 	r, err := a.cfg.result(ctx, a.SpecPath, a.Release, a.Revision)
 	switch {
-	case a.Release == "" || a.Revision != 0:
+	case a.Release == "":
 	case err == nil && len(r.Log) == 0, errors.Is(err, store.ErrNoResult):
 		// The run stored no log (it failed before it could): the Pod's
 		// log, where a kubelet serves it, says why.
@@ -62,7 +62,7 @@ func (a *Log) Run(ctx context.Context) ([]string, error) {
 		if cerr != nil {
 			return nil, cerr
 		}
-		lines, perr := podLog(ctx, cl, a.Release)
+		lines, perr := podLog(ctx, cl, a.Release, a.Revision)
 		if perr == nil {
 			return lines, nil
 		}

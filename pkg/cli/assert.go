@@ -17,8 +17,10 @@ Conditions (repeat -c or separate with commas):
 
 With --timeout, assert waits until the conditions hold or the experiment
 ends: it watches a release's result Secret (polling every second if the
-watch is not allowed) and checks a local result ten times a second. Exit status: 0 all hold; 1 a condition is false (each is named with
-the reason); 2 the conditions could not be checked (no result, bad flags).
+watch is not allowed) and checks a local result ten times a second.
+
+Exit status: 0 all hold; 1 a condition is false (each is named with the
+reason); 2 the conditions could not be checked (no result, bad flags).
 
 Examples:
   %[1]s assert -c completed,nofailure,slos

@@ -73,6 +73,8 @@ func TestCommands(t *testing.T) {
 		{name: "list bad format", args: []string{"list", "-o", "xml"}, code: 2, stderr: `unknown output format "xml"`},
 		{name: "delete release without a cluster", args: []string{"delete", "perf", "--kubeconfig", "/nonexistent/kubeconfig"}, code: 2, stderr: "delete perf"},
 		{name: "launch release without a cluster", args: []string{"launch", "perf", "--server", "https://127.0.0.1:1"}, code: 2, stderr: "release perf in namespace default: Kubernetes cluster unreachable"},
+		{name: "launch spec without local", args: []string{"launch", "perf", "--spec", "x.yaml"}, code: 2, stderr: "--spec needs --local"},
+		{name: "launch local with a chart version", args: []string{"launch", "--local", "--version", "1.0.0"}, code: 2, stderr: "--version is for charts from a repository"},
 		{name: "launch dry without local", args: []string{"launch", "perf", "--dry"}, code: 2, stderr: "--dry needs --local"},
 		{name: "launch needs --local or release", args: []string{"launch"}, code: 2, stderr: "give --local"},
 		{name: "launch bad release name", args: []string{"launch", "--local", "Bad_Name"}, code: 2, stderr: `release name "Bad_Name"`},

@@ -23,11 +23,14 @@ Given a release name instead, launch installs the chart as that Helm release
 in the cluster (or upgrades it, when it exists), exactly as helm upgrade
 --install would with the same chart and values; Helm waits up to --timeout
 for the release's hook Job, which runs the experiment, and launch then prints
-the run's report. -c takes what helm install takes: a chart folder or
-archive, repo/chart, a URL or an oci:// reference (--version picks one).
+the run's report; exit status as for run. -c takes what helm install takes:
+a chart folder or archive, repo/chart, a URL or an oci:// reference
+(--version picks one); with --local, a chart folder or archive.
 
 Examples:
-  %[1]s launch perf -n test --set tasks={http,assess}       --set http.url=http://app.test:8080/       --set assess.slos[0].metric=http/latency-p99 --set assess.slos[0].upper=50
+  %[1]s launch perf -n test --set tasks={http,assess} \
+      --set http.url=http://app.test:8080/ \
+      --set assess.slos[0].metric=http/latency-p99 --set assess.slos[0].upper=50
   %[1]s launch --local --set tasks={ready,http,assess} \
       --set ready.url=http://127.0.0.1:8080/healthz \
       --set http.url=http://127.0.0.1:8080/ --set http.duration=10s \
@@ -37,6 +40,7 @@ Examples:
 type launchOptions struct {
 	launch  *action.Launch
 	local   bool
+	specSet bool
 	release string
 	format  string
 }
@@ -51,6 +55,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 			if len(args) > 0 {
 				o.release = args[0]
 			}
+			o.specSet = cmd.Flags().Changed("spec")
 			if err := o.validate(); err != nil {
 				return err
 			}
@@ -77,7 +82,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	f.BoolVar(&o.local, "local", false, "run the experiment here instead of installing it in a cluster")
 	f.BoolVar(&o.launch.Dry, "dry", false, "with --local: write the spec, run nothing")
 	f.StringVar(&o.launch.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
-	f.StringVarP(&o.launch.ChartPath, "chart", "c", "", "chart folder or archive, repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
+	f.StringVarP(&o.launch.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
 	f.StringVar(&o.launch.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
 	f.DurationVar(&o.launch.Timeout, "timeout", action.DefaultTimeout, "in a cluster: how long the install or upgrade may take, the experiment's run included")
 	f.StringSliceVarP(&o.launch.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
@@ -100,7 +105,7 @@ func (o *launchOptions) install(cmd *cobra.Command, e *cmdEnv) error {
 			}
 		}
 	}
-	return err
+	return runExit(err)
 }
 
 func (o *launchOptions) validate() error {
@@ -110,9 +115,14 @@ func (o *launchOptions) validate() error {
 			return errors.New("launch: give --local to run here, or a release name to install in a cluster")
 		case o.launch.Dry:
 			return errors.New("launch: --dry needs --local; for a cluster, render with helm template")
+		case o.specSet:
+			return errors.New("launch: --spec needs --local; a release keeps its spec in the cluster")
 		case o.launch.Timeout < 0:
 			return errors.New("launch: --timeout must not be negative")
 		}
+	}
+	if o.local && o.launch.ChartVersion != "" {
+		return errors.New("launch: --version is for charts from a repository or registry, which --local does not fetch")
 	}
 	if o.release != "" && !validReleaseName(o.release) {
 		return fmt.Errorf("launch: release name %q: must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit", o.release)

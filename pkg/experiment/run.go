@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"k8s.io/client-go/dynamic"
 	"log/slog"
 	"time"
 )
@@ -40,7 +39,7 @@ type Runner struct {
 	Revision int
 	// Kube reaches Kubernetes objects for tasks that read them; nil when
 	// there is no cluster.
-	Kube func() (dynamic.Interface, string, error)
+	Kube func() (ObjectReader, string, error)
 }
 
 // Run runs every task of plan and returns the result. The error wraps

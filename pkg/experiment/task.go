@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"k8s.io/client-go/dynamic"
 	"log/slog"
 	"maps"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -40,9 +41,15 @@ type Env struct {
 	Secret func(name string) (string, bool)
 	// Now is the clock.
 	Now func() time.Time
-	// Kube returns a client for Kubernetes objects and the default
+	// Kube returns a reader of Kubernetes objects and the default
 	// namespace, connecting on first use; nil when there is no cluster.
-	Kube func() (dynamic.Interface, string, error)
+	Kube func() (ObjectReader, string, error)
+}
+
+// ObjectReader reads Kubernetes objects for tasks. The core imports no
+// client-go: pkg/kube adapts a dynamic client to it.
+type ObjectReader interface {
+	Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error)
 }
 
 // Decoder turns a task's `with` block into a Task, reporting every problem

@@ -24,6 +24,8 @@ import (
 const (
 	// LabelExperiment labels both Secrets of an experiment with its release.
 	LabelExperiment = "iter8.tools/experiment"
+	// LabelRevision labels the Pods of a run with the release's revision.
+	LabelRevision = "iter8.tools/revision"
 	// LabelManagedBy is set to "Helm" on both Secrets by the chart.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// SpecKey is the key of the rendered spec in the spec Secret.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/kube"
 	"github.com/iter8-tools/iter8/pkg/task"
 	"github.com/iter8-tools/iter8/pkg/task/ready"
 )
@@ -294,7 +295,7 @@ func TestReadyOnCluster(t *testing.T) {
 	run := func(rt *ready.Task) error {
 		return rt.Run(ctx, &experiment.Env{
 			Log:  slog.New(slog.DiscardHandler),
-			Kube: func() (dynamic.Interface, string, error) { return asJob, ns, nil },
+			Kube: func() (experiment.ObjectReader, string, error) { return kube.Objects(asJob), ns, nil },
 		})
 	}
 	if err := run(rt); err != nil {

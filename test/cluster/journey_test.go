@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func (o outcome) String() string {
 	return strings.Join(o.args, " ") + ": exit " + itoa(o.code) + "\nstdout:\n" + o.stdout + "\nstderr:\n" + o.stderr
 }
 
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // run runs cmd and returns what it did; it fails the test when cmd cannot
 // start or outlives commandTimeout.
@@ -94,12 +95,7 @@ func kubectl(t *testing.T, args ...string) outcome {
 // "restricted", so that every Job Pod in it passes that profile.
 func restrictedNamespace(t *testing.T, name string) {
 	t.Helper()
-	_, err := env.Clientset.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: name, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"},
-	}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	createNamespace(t, name, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
 }
 
 // sampleApp serves a version of the sample app on 127.0.0.1.
@@ -239,8 +235,8 @@ func TestJourney(t *testing.T) {
 	}
 }
 
-// sampleRequests reads the request count of the newest result through the
-// in-process front-end.
+// sampleRequests reads the request count of the newest result with
+// kubectl iter8 report.
 func sampleRequests(t *testing.T, release, ns string) float64 {
 	t.Helper()
 	o := kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json")
@@ -387,4 +383,18 @@ func helmRelease(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return string(plain)
+}
+
+// TestLaunchFailOnSLOs: with failOnSLOs an unmet SLO fails the hook, and
+// launch exits 1 (a verdict), as run does, with the report.
+func TestLaunchFailOnSLOs(t *testing.T) {
+	const ns = "fail-on-slos"
+	restrictedNamespace(t, ns)
+	app := sampleApp(t, "fixed:5ms")
+	o := kubectl(t, "iter8", "launch", "perf", "-n", ns, "--set", "failOnSLOs=true",
+		"--set", "tasks={http,assess}", "--set", "http.url="+app.URL+"/", "--set", "http.numRequests=10",
+		"--set", "assess.slos[0].metric=http/latency-mean", "--set", "assess.slos[0].upper=1")
+	if o.code != 1 || !strings.Contains(o.stdout, "STATUS: failed") || !strings.Contains(o.stdout, "http/latency-mean") {
+		t.Errorf("launch with an unmet SLO and failOnSLOs: want exit 1, the failed release and the report: %s", o)
+	}
 }

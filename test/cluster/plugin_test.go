@@ -105,6 +105,9 @@ func TestHelmPlugin(t *testing.T) {
 	if o := helmCmd(nil, "plugin", "list"); !strings.Contains(o.stdout, "iter8") || !strings.Contains(o.stdout, "0.1.0") {
 		t.Errorf("helm plugin list: %s", o)
 	}
+	if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.stdout) != "v0.1.0" {
+		t.Errorf("helm iter8 version --short: want the plugin's version v0.1.0: %s", o)
+	}
 	// The hook again (as `helm plugin update` runs it): harmless.
 	hook := command(t, append(helmEnv, "HELM_PLUGIN_DIR="+checkout), "sh", filepath.Join(checkout, "scripts", "helm-plugin-install.sh"))
 	if hook.code != 0 {

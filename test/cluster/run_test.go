@@ -55,8 +55,14 @@ func helmInstall(t testing.TB, ns, release string, set ...string) {
 
 func namespace(t testing.TB, name string) {
 	t.Helper()
+	createNamespace(t, name, nil)
+}
+
+// createNamespace makes a namespace with labels.
+func createNamespace(t testing.TB, name string, labels map[string]string) {
+	t.Helper()
 	_, err := env.Clientset.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"sigs.k8s.io/yaml"
+
+	"github.com/iter8-tools/iter8/test/testbed"
 )
 
 // What the tests give the program, to see it reach the artefacts.
@@ -794,12 +796,9 @@ func keys(m map[string]*tar.Header) []string {
 // repoRoot is the module's root, where `make` runs the program.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := testbed.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("module root: %v", err)
 	}
 	return root
 }
@@ -821,6 +820,25 @@ func release(t *testing.T) (appVersion, version string) {
 		t.Fatal("charts/iter8/Chart.yaml: no appVersion")
 	}
 	return c.AppVersion, "v" + c.AppVersion
+}
+
+// TestPluginVersion: the helm plugin's version is the release's (plugin.yaml
+// wants it without the v).
+func TestPluginVersion(t *testing.T) {
+	appVersion, _ := release(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "plugin.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Version string `json:"version"`
+	}
+	if err := yaml.Unmarshal(b, &p); err != nil {
+		t.Fatalf("plugin.yaml: %v", err)
+	}
+	if p.Version != appVersion {
+		t.Errorf("plugin.yaml version %q, want the chart's appVersion %q", p.Version, appVersion)
+	}
 }
 
 // TestImageReproducible runs `image` again (this machine's platform only)

@@ -156,12 +156,15 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 		return nil, fmt.Errorf("node harness: %w", err)
 	}
 	if err := os.Chmod(work, 0o755); err != nil {
+		_ = os.RemoveAll(work)
 		return nil, fmt.Errorf("node harness: %w", err)
 	}
 	h := &Harness{
 		cfg: cfg, client: client, apiHost: u.Hostname(), apiPort: port, caData: ca, workRoot: work,
 		started: map[string]bool{}, changed: make(chan struct{}),
 	}
+	// The harness outlives Start's ctx, which bounds only the start.
+	startCtx := ctx
 	ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	lw := &cache.ListWatch{
@@ -185,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 		defer h.wg.Done()
 		controller.RunWithContext(ctx)
 	}()
-	if !cache.WaitForCacheSync(ctx.Done(), controller.HasSynced) {
+	if !cache.WaitForCacheSync(startCtx.Done(), controller.HasSynced) {
 		h.Stop()
 		return nil, errors.New("node harness: the Job informer did not sync")
 	}

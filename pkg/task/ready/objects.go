@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
@@ -145,11 +144,11 @@ type state struct {
 
 // check reads the object and says what it lacks. The error is for failures
 // that waiting cannot mend, such as a missing permission.
-func (o Object) check(ctx context.Context, kube dynamic.Interface, ns string) (state, error) {
+func (o Object) check(ctx context.Context, kube experiment.ObjectReader, ns string) (state, error) {
 	if o.Namespace != "" {
 		ns = o.Namespace
 	}
-	obj, err := kube.Resource(o.Resource).Namespace(ns).Get(ctx, o.Name, metav1.GetOptions{})
+	obj, err := kube.Get(ctx, o.Resource, ns, o.Name)
 	switch {
 	case err == nil:
 		return state{lack: unmet(obj, o.Conditions)}, nil

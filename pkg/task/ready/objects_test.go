@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/kube"
 )
 
 var (
@@ -205,7 +206,7 @@ func TestUnmetShortensLongMessages(t *testing.T) {
 // kubeEnv returns an Env whose Kube gives client and namespace ns.
 func kubeEnv(client dynamic.Interface, ns string) *experiment.Env {
 	e := env()
-	e.Kube = func() (dynamic.Interface, string, error) { return client, ns, nil }
+	e.Kube = func() (experiment.ObjectReader, string, error) { return kube.Objects(client), ns, nil }
 	return e
 }
 
@@ -222,12 +223,12 @@ func TestNoCluster(t *testing.T) {
 	}
 
 	refused := errors.New("no configuration has been provided")
-	e.Kube = func() (dynamic.Interface, string, error) { return nil, "", refused }
+	e.Kube = func() (experiment.ObjectReader, string, error) { return nil, "", refused }
 	if err := task.Run(context.Background(), e); !errors.Is(err, refused) || !strings.Contains(err.Error(), "deployments.apps app") {
 		t.Errorf("Run with a failing Kube = %v; want it wrapped, naming the object", err)
 	}
 
-	e.Kube = func() (dynamic.Interface, string, error) { return nil, "", nil }
+	e.Kube = func() (experiment.ObjectReader, string, error) { return nil, "", nil }
 	if err := task.Run(context.Background(), e); err == nil || !strings.Contains(err.Error(), "no Kubernetes cluster connection") {
 		t.Errorf("Run with a nil client = %v; want no Kubernetes cluster connection", err)
 	}

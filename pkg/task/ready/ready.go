@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
@@ -114,7 +113,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
-	var kube dynamic.Interface
+	var kube experiment.ObjectReader
 	var ns string
 	if len(t.Objects) > 0 {
 		var err error
@@ -129,6 +128,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	// What each target lacked at its last check, for the error.
 	var urlLast string
 	objLast := make([]state, len(t.Objects))
+	objNow := make([]state, len(t.Objects)) // the latest check's, transient or not
 	for i := range objLast {
 		objLast[i].transient = true // nothing known yet
 	}
@@ -154,6 +154,9 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			if st.lack != "" {
 				ready = false
 			}
+			if ctx.Err() == nil { // a check cut by the deadline says nothing
+				objNow[i] = st
+			}
 			// An error on the way (the deadline, the client's rate limit,
 			// a busy API server) says less than the last answer about the
 			// object, whether it was ready or not.
@@ -173,8 +176,12 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 					waiting = append(waiting, t.URL.Redacted()+": "+urlLast)
 				}
 				for i, o := range t.Objects {
-					if objLast[i].lack != "" {
-						waiting = append(waiting, o.ID(ns)+": "+objLast[i].lack)
+					lack := objLast[i].lack
+					if lack == "" { // ready at its last answer, unreachable since
+						lack = objNow[i].lack
+					}
+					if lack != "" {
+						waiting = append(waiting, o.ID(ns)+": "+lack)
 					}
 				}
 				return fmt.Errorf("not ready after %v (%d checks): %s", t.Timeout, attempt, strings.Join(waiting, "; "))
@@ -187,7 +194,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 
 // connect returns the Kubernetes client and the namespace of objects that
 // name none; without them, no object can be waited for.
-func (t *Task) connect(env *experiment.Env) (dynamic.Interface, string, error) {
+func (t *Task) connect(env *experiment.Env) (experiment.ObjectReader, string, error) {
 	ids := make([]string, len(t.Objects))
 	for i, o := range t.Objects {
 		ids[i] = o.ID("")
