@@ -13,7 +13,7 @@
 // the spec (urlFrom, tokenFrom, headersFrom, {{ secret "NAME" }}) and looked
 // up only at run time through experiment.Env.Secret. Their values never
 // reach an error, a log line or the result: every message goes through one
-// redactor, which replaces each secret value (and its escaped forms, and for
+// redact.Redactor, which replaces each secret value (and its escaped forms, and for
 // URLs their path and query) with REDACTED and strips the URL that
 // *url.Error carries.
 //

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"html"
 	"net/http"
@@ -147,46 +146,5 @@ func TestMissingSecret(t *testing.T) {
 	want := "target 0 (github): secret GITHUB_TOKEN is not set (locally an environment variable; in a cluster an env entry of the Job, from a Secret)"
 	if err == nil || err.Error() != want {
 		t.Errorf("Run = %v, want %s", err, want)
-	}
-}
-
-func TestRedactor(t *testing.T) {
-	r := &redactor{}
-	secretURL := "https://hooks.example.com/services/T1/B2/tokentokentoken?sig=abcdef123&v=1"
-	r.add(secretURL)
-	r.add(`pa"ss wörd/+`)
-	r.add("")
-	r.add("Bearer bearer-token-123")
-	ue := &url.Error{Op: "Post", URL: "https://other.example.com/x?y=z", Err: errors.New("connection reset")}
-	for _, tc := range []struct{ in, want string }{
-		{"to " + secretURL + "!", "to REDACTED!"},
-		{"path /services/T1/B2/tokentokentoken only", "path REDACTED only"},
-		{"segment tokentokentoken", "segment REDACTED"},
-		{"query sig=abcdef123&v=1", "query REDACTED"},
-		{"value abcdef123", "value REDACTED"},
-		{"escaped " + url.QueryEscape(secretURL), "escaped REDACTED"},
-		{`json "https:\/\/hooks.example.com\/services\/T1\/B2\/tokentokentoken?sig=abcdef123\u0026v=1"`, `json "REDACTED"`},
-		{"short parts stay: v=1, T1, B2", "short parts stay: v=1, T1, B2"},
-		{`quoted "pa\"ss wörd/+"`, `quoted "REDACTED"`},
-		{"query-escaped " + url.QueryEscape(`pa"ss wörd/+`), "query-escaped REDACTED"},
-		{"path-escaped " + url.PathEscape(`pa"ss wörd/+`), "path-escaped REDACTED"},
-		{"html " + html.EscapeString(`pa"ss wörd/+`), "html REDACTED"},
-		{"auth=Bearer bearer-token-123 token=bearer-token-123", "auth=REDACTED token=REDACTED"},
-		{"Bearer scheme stays", "Bearer scheme stays"},
-	} {
-		if got := r.String(tc.in); got != tc.want {
-			t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	err := r.Error(fmt.Errorf("target 0: %w", errors.Join(ue, errors.New("tokentokentoken"))))
-	if want := "target 0: Post REDACTED: connection reset\nREDACTED"; err.Error() != want {
-		t.Errorf("Error = %q, want %q", err, want)
-	}
-	var target *url.Error
-	if errors.As(err, &target) {
-		t.Error("the redacted error unwraps to the url.Error, whose URL holds the secret")
-	}
-	if r.Error(nil) != nil {
-		t.Error("Error(nil) != nil")
 	}
 }

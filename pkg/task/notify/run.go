@@ -22,6 +22,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/redact"
 )
 
 // What is kept of a response body for an error message.
@@ -52,7 +53,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	red := &redactor{}
+	red := &redact.Redactor{}
 	secrets, missing := t.lookupSecrets(env.Secret, red)
 	s := &sender{
 		client: &http.Client{
@@ -111,7 +112,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 
 // lookupSecrets looks up every secret the targets name, registers each value
 // with red, and says why each missing one is missing.
-func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redactor) (found, missing map[string]string) {
+func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Redactor) (found, missing map[string]string) {
 	found, missing = map[string]string{}, map[string]string{}
 	names := map[string]bool{}
 	for _, tg := range t.targets {
@@ -132,7 +133,7 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redactor) 
 			missing[n] = "is empty"
 		default:
 			found[n] = v
-			red.add(v)
+			red.Add(v)
 		}
 	}
 	return found, missing
@@ -145,7 +146,7 @@ type sender struct {
 	summary *Summary
 	secrets map[string]string
 	missing map[string]string
-	red     *redactor
+	red     *redact.Redactor
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -253,7 +254,7 @@ func (s *sender) endpoint(tg *target) (*url.URL, string, error) {
 		// Neither the value nor the parser's error (which quotes it) is shown.
 		return nil, "", fmt.Errorf("secret %s does not hold an http:// or https:// URL", tg.urlFrom)
 	}
-	return u, Redacted, nil
+	return u, redact.Redacted, nil
 }
 
 // display shows a URL from the spec without user, query or fragment.

@@ -1,6 +1,9 @@
-package notify
+// Package redact removes secret values, in every form they may take in a
+// message, from the errors, log lines and results of tasks.
+package redact
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html"
@@ -18,18 +21,20 @@ const Redacted = "REDACTED"
 // secret by themselves, and replacing them would garble messages.
 const minPartLen = 6
 
-// redactor removes secret values from text. It is the one way that errors
-// and log lines of this task are made safe; see add for what it looks for.
-type redactor struct {
+// Redactor removes secret values from text. It is the one way that errors
+// and log lines of a task that holds secrets are made safe; see Add for
+// what it looks for. The zero value is ready to use.
+type Redactor struct {
 	olds []string // longest first, so that a longer form wins over its parts
 }
 
-// add registers a secret value. Besides the value itself it registers the
+// Add registers a secret value. Besides the value itself it registers the
 // forms in which it may appear in a message: query- and path-escaped, JSON
-// and Go quoted, HTML escaped, JSON with escaped slashes; the longer words
+// and Go quoted, HTML escaped, JSON with escaped slashes, base64 in its four
+// alphabets (a Basic Authorization header echoed back); the longer words
 // after the first ("Bearer <token>"); and, when the value is a URL, its path
 // and query and their longer parts, and its password.
-func (r *redactor) add(secret string) {
+func (r *Redactor) Add(secret string) {
 	if secret == "" {
 		return
 	}
@@ -80,11 +85,14 @@ func forms(s string) []string {
 	}
 	q := strconv.Quote(s)
 	out = append(out, q[1:len(q)-1])
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		out = append(out, enc.EncodeToString([]byte(s)))
+	}
 	return slices.DeleteFunc(out, func(f string) bool { return f == "" })
 }
 
 // String returns s with every registered form replaced by Redacted.
-func (r *redactor) String(s string) string {
+func (r *Redactor) String(s string) string {
 	// One ReplaceAll per form, longest first: a single pass of a
 	// strings.Replacer would let a shorter form that starts earlier hide
 	// part of a longer one.
@@ -98,7 +106,7 @@ func (r *redactor) String(s string) string {
 // *url.Error in its tree is removed, then registered secrets are replaced.
 // The result does not unwrap to err, so that nobody can reach the URL through
 // errors.As.
-func (r *redactor) Error(err error) error {
+func (r *Redactor) Error(err error) error {
 	if err == nil {
 		return nil
 	}
