@@ -35,7 +35,7 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## test-deps: what the tests need beyond Go (Chromium, from Debian's packages)
+## test-deps: what the tests need beyond Go (Chromium and Prometheus, from Debian's packages)
 test-deps:
 	bash scripts/install-test-deps.sh
 
@@ -46,7 +46,7 @@ testbed:
 ## unit: every package's tests, with the race detector (test packages that need
 ## Kubernetes start their own API server from the test bed)
 unit: $(PLOTLY) test-deps testbed
-	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 ITER8_REQUIRE_PROMETHEUS=1 $(GO) test -race -count=1 ./...
 
 ## fuzz: a short, bounded fuzz run of the spec decoder
 fuzz:

@@ -10,5 +10,11 @@
 // The path /healthz always answers 200 "ok" at once and is not counted, so
 // readiness probes neither slow down nor disturb the statistics.
 //
+// The path [MetricsPath] (/metrics) exports Prometheus metrics from a registry
+// of the handler's own: [MetricRequests], a counter, and [MetricDuration], a
+// histogram in seconds with the fixed [DurationBuckets], both labelled with
+// the version, the status code and whether the answer is an injected error.
+// Scrapes are not counted either.
+//
 // The command in cmd/sampleapp serves a Handler on a loopback address.
 package sampleapp

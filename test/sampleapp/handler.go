@@ -65,6 +65,7 @@ type Handler struct {
 	errBody   []byte
 
 	requests atomic.Int64 // also the sequence number seeding each request's draws
+	metrics  *metrics
 }
 
 // NewHandler returns a Handler configured by o. It panics if o.Validate
@@ -89,6 +90,7 @@ func NewHandler(o Options) *Handler {
 	if h.seed == 0 {
 		h.seed = rand.Uint64()
 	}
+	h.metrics = newMetrics(o.Version, h.errorCode)
 	h.okBody = mustJSON(map[string]string{"version": o.Version})
 	h.errBody = mustJSON(map[string]string{"version": o.Version, "error": "injected error"})
 	return h
@@ -103,7 +105,7 @@ func mustJSON(v any) []byte {
 }
 
 // Requests returns how many requests the handler has received, not counting
-// HealthPath. A request is counted as soon as it arrives.
+// HealthPath or MetricsPath. A request is counted as soon as it arrives.
 func (h *Handler) Requests() int64 { return h.requests.Load() }
 
 // ServeHTTP waits the sampled latency, then answers with the version JSON or
@@ -115,6 +117,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path == HealthPath {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")
+		return
+	}
+	if req.URL.Path == MetricsPath {
+		h.metrics.handler.ServeHTTP(w, req)
 		return
 	}
 	d, fail := h.draw(uint64(h.requests.Add(1)))
@@ -129,6 +135,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	// Recorded before answering, so a client that has its answer finds it
+	// counted on MetricsPath.
+	h.metrics.observe(fail, time.Since(start))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

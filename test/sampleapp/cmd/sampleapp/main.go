@@ -7,6 +7,7 @@
 //	          [--error-rate 0] [--error-code 503] [--seed 0]
 //	          [--addr-file FILE] [--allow-non-loopback]
 //
+// Prometheus metrics are served on /metrics (see package sampleapp).
 // With --listen 127.0.0.1:0 the kernel picks a free port; --addr-file then
 // tells scripts which one. SIGINT or SIGTERM shuts the server down
 // gracefully. Bad flags exit with status 2, other failures with status 1.
