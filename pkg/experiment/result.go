@@ -65,6 +65,9 @@ type VersionResult struct {
 	Metrics map[string]Metric `json:"metrics,omitempty"`
 	// Histograms maps a histogram metric name (http/latency) to its buckets.
 	Histograms map[string]*stats.Histogram `json:"histograms,omitempty"`
+	// Unavailable maps a metric that a task could not read (a backend error,
+	// no data) to the reason, so that a report can say why it is missing.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
 }
 
 // Metric is one measured value.
@@ -156,6 +159,21 @@ func (r *Result) SetMetric(version, name string, value float64, unit string) {
 		v.Metrics = map[string]Metric{}
 	}
 	v.Metrics[name] = Metric{Value: value, Unit: unit}
+	delete(v.Unavailable, name)
+}
+
+// SetUnavailable records why a metric has no value for a version, and drops
+// a value that an earlier run of the task stored.
+func (r *Result) SetUnavailable(version, name, reason string) {
+	v := r.Version(version)
+	if v == nil {
+		return
+	}
+	if v.Unavailable == nil {
+		v.Unavailable = map[string]string{}
+	}
+	v.Unavailable[name] = reason
+	delete(v.Metrics, name)
 }
 
 // SetHistogram stores a histogram for a version.

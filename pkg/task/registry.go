@@ -7,6 +7,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/task/assess"
 	"github.com/iter8-tools/iter8/pkg/task/grpc"
 	"github.com/iter8-tools/iter8/pkg/task/http"
+	"github.com/iter8-tools/iter8/pkg/task/metrics"
 	"github.com/iter8-tools/iter8/pkg/task/notify"
 	"github.com/iter8-tools/iter8/pkg/task/ready"
 )
@@ -17,6 +18,7 @@ func Registry() *experiment.Registry {
 	r.Register(ready.Name, ready.Decode)
 	r.Register(http.Name, http.Decode)
 	r.Register(grpc.Name, grpc.Decode)
+	r.Register(metrics.Name, metrics.Decode)
 	r.Register(assess.Name, assess.Decode)
 	r.Register(notify.Name, notify.Decode)
 	return r

@@ -1,0 +1,382 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math"
+	"math/big"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/redact"
+)
+
+const (
+	// maxBody bounds how much of a response is read.
+	maxBody = 8 << 20
+	// excerptLen bounds the part of an error response shown in a reason.
+	excerptLen = 200
+)
+
+// times is the window that metrics are read over.
+type times struct {
+	start, end time.Time
+	window     time.Duration
+}
+
+func sampleTimes(end time.Time, window time.Duration) times {
+	return times{start: end.Add(-window), end: end, window: window}
+}
+
+// promDuration writes d as a Prometheus duration: whole hours, minutes or
+// seconds (37s, 5m, 2h), at least 1s.
+func promDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Second:
+		return "1s"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	default:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+}
+
+// data is what the templates of version i see.
+func (t *Task) data(i int, tm times) map[string]any {
+	d := maps.Clone(t.values[i])
+	secs := int64(tm.window.Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	d["window"] = promDuration(tm.window)
+	d["windowSeconds"] = secs
+	d["startTime"] = tm.start.UTC().Format(time.RFC3339)
+	d["endTime"] = tm.end.UTC().Format(time.RFC3339)
+	d["startUnix"] = tm.start.Unix()
+	d["endUnix"] = tm.end.Unix()
+	return d
+}
+
+// rendered is a request ready to send.
+type rendered struct {
+	method  string
+	url     *url.URL
+	headers map[string]string
+	body    string
+}
+
+func execute(t *template.Template, data any) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// render executes a metric's templates for one version.
+func (t *Task) render(m *metric, data map[string]any) (*rendered, error) {
+	if m.query != nil {
+		q, err := execute(m.query, data)
+		if err != nil {
+			return nil, fmt.Errorf("query: %w", err)
+		}
+		data = maps.Clone(data)
+		data["query"] = q
+	}
+	raw, err := execute(m.request.url, data)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %w", raw, err)
+	}
+	if !u.IsAbs() {
+		if t.endpoint == nil {
+			return nil, fmt.Errorf("url %q is relative and there is no endpoint", raw)
+		}
+		rel := u
+		u = t.endpoint.JoinPath(rel.Path)
+		if !strings.HasPrefix(u.Path, "/") {
+			u.Path = "/" + u.Path
+		}
+		u.RawQuery = rel.RawQuery
+	}
+	q := u.Query()
+	for _, p := range m.request.params {
+		v, err := execute(p.value, data)
+		if err != nil {
+			return nil, fmt.Errorf("param %s: %w", p.name, err)
+		}
+		q.Add(p.name, v)
+	}
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	r := &rendered{method: m.request.method, url: u, headers: map[string]string{}}
+	for _, h := range slices.Sorted(maps.Keys(m.request.headers)) {
+		v, err := execute(m.request.headers[h], data)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", h, err)
+		}
+		r.headers[h] = v
+	}
+	if m.request.body != nil {
+		if r.body, err = execute(m.request.body, data); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Run reads every metric for every version. A metric that cannot be read is
+// recorded as unavailable with its reason; unless AllowMissing, the task
+// then fails, naming the provider, metric, version and reason. Secrets are
+// redacted from every reason, log line and error.
+func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	log := env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	red := &redact.Redactor{}
+	auth, err := t.lookupSecrets(env.Secret, red)
+	if err != nil {
+		return fmt.Errorf("provider %s: %w", t.Provider, err)
+	}
+	now := time.Now
+	if env.Now != nil {
+		now = env.Now
+	}
+	end := now()
+	window := t.Window
+	if window == 0 {
+		if env.Result == nil || env.Result.StartTime.IsZero() {
+			return fmt.Errorf("provider %s: no window and no experiment start time to take it from", t.Provider)
+		}
+		window = end.Sub(env.Result.StartTime)
+	}
+	tm := sampleTimes(end, window)
+	client := &http.Client{
+		Timeout:   t.Timeout,
+		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		// Redirects are not followed: they would carry credentials along.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	defer client.CloseIdleConnections()
+
+	var failures []string
+	total := 0
+	for i, v := range t.versions {
+		data := t.data(i, tm)
+		for _, m := range t.metrics {
+			total++
+			name := t.Provider + "/" + m.name
+			val, err := t.read(ctx, client, m, data, auth)
+			if err != nil {
+				reason := red.String(err.Error())
+				if env.Result != nil {
+					env.Result.SetUnavailable(v, name, reason)
+				}
+				log.Warn("metric unavailable", "metric", name, "version", v, "reason", reason)
+				failures = append(failures, fmt.Sprintf("%s for version %q: %s", m.name, v, reason))
+				continue
+			}
+			if env.Result != nil {
+				env.Result.SetMetric(v, name, val, m.units)
+			}
+			log.Info("metric read", "metric", name, "version", v, "value", val)
+		}
+	}
+	if len(failures) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("provider %s: %d of %d metrics unavailable: %s", t.Provider, len(failures), total, strings.Join(failures, "; "))
+	if ctx.Err() != nil || !t.AllowMissing {
+		return errors.New(msg)
+	}
+	log.Warn("metrics unavailable; the task succeeds because allowMissing is set", "provider", t.Provider, "count", len(failures))
+	return nil
+}
+
+// credentials are the auth headers of every request.
+type credentials struct {
+	headers map[string]string
+}
+
+// lookupSecrets looks up the secrets that auth names and registers each
+// value with red.
+func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Redactor) (*credentials, error) {
+	c := &credentials{headers: map[string]string{}}
+	a := t.auth
+	if a == nil {
+		return c, nil
+	}
+	var missing []string
+	get := func(name string) string {
+		var v string
+		var ok bool
+		if lookup != nil {
+			v, ok = lookup(name)
+		}
+		if !ok || v == "" {
+			missing = append(missing, name)
+			return ""
+		}
+		red.Add(v)
+		return v
+	}
+	if a.BearerFrom != "" {
+		c.headers["Authorization"] = "Bearer " + get(a.BearerFrom)
+	}
+	if a.Basic != nil {
+		user, pass := get(a.Basic.UsernameFrom), get(a.Basic.PasswordFrom)
+		req := &http.Request{Header: http.Header{}}
+		req.SetBasicAuth(user, pass)
+		c.headers["Authorization"] = req.Header.Get("Authorization")
+		red.Add(user + ":" + pass)
+	}
+	if a.APIKey != nil {
+		h := a.APIKey.Header
+		if h == "" {
+			h = t.apiKey
+		}
+		c.headers[h] = get(a.APIKey.KeyFrom)
+	}
+	for _, h := range slices.Sorted(maps.Keys(a.HeadersFrom)) {
+		c.headers[h] = get(a.HeadersFrom[h])
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("secrets %s are not set or empty (locally environment variables; in a cluster env entries of the Job, from a Secret)",
+			strings.Join(slices.Compact(missing), ", "))
+	}
+	return c, nil
+}
+
+// read fetches one metric for one version.
+func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data map[string]any, auth *credentials) (float64, error) {
+	r, err := t.render(m, data)
+	if err != nil {
+		return 0, fmt.Errorf("template: %w", err)
+	}
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if r.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for h, v := range r.headers {
+		req.Header.Set(h, v)
+	}
+	for h, v := range auth.headers {
+		req.Header.Set(h, v)
+	}
+	// The query string is left out of messages: it is long, and says
+	// nothing that the metric's name does not.
+	where := r.method + " " + r.url.Scheme + "://" + r.url.Host + r.url.Path
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, fmt.Errorf("%s: %w", where, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return 0, fmt.Errorf("%s: read the response: %w", where, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return 0, fmt.Errorf("%s: status %d: %s", where, resp.StatusCode, excerpt(raw))
+	}
+	if len(raw) > maxBody {
+		return 0, fmt.Errorf("%s: the response is larger than %d bytes", where, maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return 0, fmt.Errorf("%s: the response is not JSON (%v): %s", where, err, excerpt(raw))
+	}
+	return evaluate(ctx, m, v)
+}
+
+// evaluate applies a metric's jq to a response; it must yield exactly one
+// finite number.
+func evaluate(ctx context.Context, m *metric, v any) (float64, error) {
+	iter := m.jq.RunWithContext(ctx, v)
+	var out []any
+	for len(out) < 2 {
+		x, ok := iter.Next()
+		if !ok {
+			break
+		}
+		if err, isErr := x.(error); isErr {
+			return 0, fmt.Errorf("jq: %w", err)
+		}
+		out = append(out, x)
+	}
+	switch len(out) {
+	case 0:
+		return 0, errors.New("jq yielded no value (no data for the query?)")
+	case 2:
+		return 0, errors.New("jq yielded more than one value (does the query select several series?)")
+	}
+	var f float64
+	switch x := out[0].(type) {
+	case json.Number:
+		var err error
+		if f, err = strconv.ParseFloat(string(x), 64); err != nil {
+			return 0, fmt.Errorf("jq yielded %s, not a number", x)
+		}
+	case float64:
+		f = x
+	case int:
+		f = float64(x)
+	case *big.Int:
+		f, _ = new(big.Float).SetInt(x).Float64()
+	case nil:
+		return 0, errors.New("jq yielded null, not a number")
+	default:
+		b, _ := json.Marshal(x)
+		return 0, fmt.Errorf("jq yielded %s, not a number", excerpt(b))
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("jq yielded %v, not a finite number", f)
+	}
+	return f, nil
+}
+
+// excerpt is the start of b on one line.
+func excerpt(b []byte) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if len(s) > excerptLen {
+		s = s[:excerptLen] + "..."
+	}
+	if s == "" {
+		return "(empty)"
+	}
+	return s
+}
