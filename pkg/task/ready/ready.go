@@ -154,9 +154,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			if st.lack != "" {
 				ready = false
 			}
-			if ctx.Err() == nil { // a check cut by the deadline says nothing
-				objNow[i] = st
-			}
+			objNow[i] = st
 			// An error on the way (the deadline, the client's rate limit,
 			// a busy API server) says less than the last answer about the
 			// object, whether it was ready or not.
@@ -176,12 +174,17 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 					waiting = append(waiting, t.URL.Redacted()+": "+urlLast)
 				}
 				for i, o := range t.Objects {
-					lack := objLast[i].lack
-					if lack == "" { // ready at its last answer, unreachable since
-						lack = objNow[i].lack
+					if objLast[i].lack != "" {
+						waiting = append(waiting, o.ID(ns)+": "+objLast[i].lack)
 					}
-					if lack != "" {
-						waiting = append(waiting, o.ID(ns)+": "+lack)
+				}
+				if len(waiting) == 0 {
+					// Each was ready at its last answer, but not all at
+					// once: name what the latest checks could not read.
+					for i, o := range t.Objects {
+						if objNow[i].lack != "" {
+							waiting = append(waiting, o.ID(ns)+": "+objNow[i].lack)
+						}
 					}
 				}
 				return fmt.Errorf("not ready after %v (%d checks): %s", t.Timeout, attempt, strings.Join(waiting, "; "))
