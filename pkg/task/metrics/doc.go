@@ -10,7 +10,8 @@
 // the request once; the spec's `queries` give each metric's query, which the
 // request sees as .query. Templates see the spec's values merged with the
 // version's, and .version, .window (a Prometheus duration such as 37s),
-// .windowSeconds, .startTime/.endTime (RFC3339) and .startUnix/.endUnix.
+// .windowSeconds, .startTime/.endTime (RFC3339), .startUnix/.endUnix and
+// .startSeconds/.endSeconds (with milliseconds).
 //
 // Decoding parses every template, compiles every jq expression and renders
 // every template with each version's values, so that mistakes are found

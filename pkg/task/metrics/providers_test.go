@@ -57,7 +57,7 @@ queries:
 			secrets:  map[string]string{"PROM_TOKEN": token},
 			fixture:  promVector,
 			method:   http.MethodGet, path: "/api/v1/query",
-			params:  map[string]string{"query": `namespace="default",app="v`, "time": "1767323082"},
+			params:  map[string]string{"query": `namespace="default",app="v`, "time": "1767323082.000"},
 			headers: map[string]string{"Authorization": "Bearer " + token},
 			metrics: map[string]float64{"prometheus/cpu": 42.5},
 			units:   map[string]string{"prometheus/cpu": "cores"},

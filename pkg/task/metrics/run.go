@@ -69,6 +69,10 @@ func (t *Task) data(i int, tm times) map[string]any {
 	d["endTime"] = tm.end.UTC().Format(time.RFC3339)
 	d["startUnix"] = tm.start.Unix()
 	d["endUnix"] = tm.end.Unix()
+	// Seconds with milliseconds, for APIs that take them (Prometheus): a
+	// whole second would end the window before a scrape of the last second.
+	d["startSeconds"] = fmt.Sprintf("%.3f", float64(tm.start.UnixMilli())/1000)
+	d["endSeconds"] = fmt.Sprintf("%.3f", float64(tm.end.UnixMilli())/1000)
 	return d
 }
 

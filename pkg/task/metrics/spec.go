@@ -53,7 +53,7 @@ type apiKeyIn struct {
 }
 
 // reserved are the template values that the task sets.
-var reserved = []string{"version", "window", "windowSeconds", "startTime", "endTime", "startUnix", "endUnix", "query"}
+var reserved = []string{"version", "window", "windowSeconds", "startTime", "endTime", "startUnix", "endUnix", "startSeconds", "endSeconds", "query"}
 
 // secretName is what a secret's name looks like (an environment variable);
 // anything else is likely a value pasted where its name belongs.
