@@ -7,16 +7,19 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -335,6 +338,15 @@ func TestSecretEnv(t *testing.T) {
 		t.Fatal("the webhook got nothing")
 	}
 
+	checkSecretAbsent(t, ns, release, secret, "hook")
+}
+
+// checkSecretAbsent fails the test when secret (plain, base64 or
+// URL-encoded) appears in the release (helm get all, and Helm's release
+// Secret decoded), in any Secret of ns but the user's own (userSecret), in
+// the report, the stored log or the hook Pod's log.
+func checkSecretAbsent(t *testing.T, ns, release, secret, userSecret string) {
+	t.Helper()
 	places := map[string]string{
 		"helm get all": helm(t, "get", "all", release, "-n", ns).stdout,
 		"report":       kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json").stdout,
@@ -346,7 +358,7 @@ func TestSecretEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range secrets.Items {
-		if s.Name == "hook" {
+		if s.Name == userSecret {
 			continue
 		}
 		for k, v := range s.Data {
@@ -359,11 +371,55 @@ func TestSecretEnv(t *testing.T) {
 	if len(places) < 8 { // with the spec, result and Helm's release Secrets
 		t.Fatalf("looked in %d places, want at least 8: %v", len(places), slices.Collect(maps.Keys(places)))
 	}
+	forms := []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)}
 	for where, text := range places {
-		if strings.Contains(text, secret) || strings.Contains(text, base64.StdEncoding.EncodeToString([]byte(secret))) {
-			t.Errorf("the secret appears in %s", where)
+		for _, f := range forms {
+			if strings.Contains(text, f) {
+				t.Errorf("the secret appears in %s (as %q)", where, f)
+			}
 		}
 	}
+}
+
+// TestMetricsSecret: the metrics task reads a backend with a bearer token
+// from a Secret (secretEnv → secretKeyRef), and the token is nowhere in the
+// release, its Secrets, the report or the logs.
+func TestMetricsSecret(t *testing.T) {
+	const ns, release, token = "metrics-secret", "perf", "t0k+en/with=chars&more"
+	restrictedNamespace(t, ns)
+	var authorized atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token || r.URL.Path != "/api/v1/query" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		authorized.Add(1)
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[%d,"42"]}]}}`, time.Now().Unix())
+	}))
+	t.Cleanup(backend.Close)
+	_, err := env.Clientset.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "prom"}, StringData: map[string]string{"token": token},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := helm(t, "install", release, chartDir, "-n", ns, "--timeout", "90s",
+		"--set", "tasks={metrics,assess}",
+		"--set", "metrics.provider=prometheus", "--set", "metrics.endpoint="+backend.URL,
+		"--set", "metrics.auth.bearerFrom=PROM_TOKEN",
+		"--set", "metrics.queries[0].name=up", "--set", "metrics.queries[0].query=up",
+		"--set", "secretEnv[0].name=PROM_TOKEN", "--set", "secretEnv[0].secretName=prom", "--set", "secretEnv[0].key=token",
+		"--set", "assess.slos[0].metric=prometheus/up", "--set", "assess.slos[0].upper=100")
+	if install.code != 0 {
+		t.Fatalf("helm install: %s\nJob log:\n%s", install, lastRun(t, ns, release).Output)
+	}
+	if authorized.Load() != 1 {
+		t.Errorf("the backend answered %d authorized queries, want 1", authorized.Load())
+	}
+	if o := kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json"); !strings.Contains(o.stdout, `"prometheus/up"`) || !strings.Contains(o.stdout, `"value": 42`) {
+		t.Errorf("report: want prometheus/up = 42: %s", o)
+	}
+	checkSecretAbsent(t, ns, release, token, "prom")
 }
 
 // helmRelease decodes a release as Helm stores it in a Secret: base64 of
