@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,6 +145,9 @@ func writeText(out io.Writer, r *experiment.Result) error {
 				m, ok := v.Metrics[name]
 				if !ok {
 					cells[i] = "-"
+					if _, unavailable := v.Unavailable[name]; unavailable {
+						cells[i] = "n/a" // the reason is in the notes
+					}
 					continue
 				}
 				cells[i] = FormatValue(m.Value)
@@ -158,16 +162,19 @@ func writeText(out io.Writer, r *experiment.Result) error {
 			fmt.Fprintln(w, line)
 		}
 	}
-	if len(r.SLOs) > 0 {
-		var reasons []string
-		for _, v := range r.SLOs {
-			if v.Reason != "" {
-				reasons = append(reasons, fmt.Sprintf("  %s for %s: %s", v.Metric, VersionName(v.Version), v.Reason))
-			}
+	var reasons []string
+	for _, v := range r.SLOs {
+		if v.Reason != "" {
+			reasons = append(reasons, fmt.Sprintf("  %s for %s: %s", v.Metric, VersionName(v.Version), v.Reason))
 		}
-		if len(reasons) > 0 {
-			fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
+	}
+	for _, v := range r.Versions {
+		for _, name := range slices.Sorted(maps.Keys(v.Unavailable)) {
+			reasons = append(reasons, fmt.Sprintf("  %s for %s: unavailable: %s", name, VersionName(v.Name), oneLine(v.Unavailable[name])))
 		}
+	}
+	if len(reasons) > 0 {
+		fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -83,3 +83,34 @@ func TestParseFormat(t *testing.T) {
 		t.Errorf("ParseFormat(xml) error = %v, want the list of formats", err)
 	}
 }
+
+// TestTextShowsBackendMetrics: backend metrics sit beside the built-in ones
+// with their units, and one a backend could not give shows n/a and why.
+func TestTextShowsBackendMetrics(t *testing.T) {
+	r := result(map[string]float64{"a": 4.25, "b": 9}, "http/latency-mean")
+	r.SetMetric("a", "istio/latency-p99", 12, "msec")
+	r.SetUnavailable("b", "istio/latency-p99", "jq yielded no value (no data for the query?)")
+	var buf bytes.Buffer
+	if err := Write(&buf, r, Text); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"istio/latency-p99 (msec)",
+		"http/latency-mean",
+		"istio/latency-p99 for b: unavailable: jq yielded no value (no data for the query?)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q:\n%s", want, out)
+		}
+	}
+	var row string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "istio/latency-p99 (msec)") {
+			row = strings.Join(strings.Fields(l), " ")
+		}
+	}
+	if row != "istio/latency-p99 (msec) 12 n/a - a" {
+		t.Errorf("istio row = %q; want 12 for a, n/a for b, - for c, best a", row)
+	}
+}
