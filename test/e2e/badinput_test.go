@@ -55,6 +55,34 @@ type badInput struct {
 var badInputs = []badInput{
 	// Specs, run with `run -f`.
 	{
+		name: "spec/metrics unknown provider",
+		spec: loadHead + `  - task: metrics
+    with: {provider: prometheos, endpoint: "{{URL}}", queries: [{name: up, query: up}]}
+`,
+		want: []string{`spec.tasks[1].with.provider`, `"prometheos"`},
+	},
+	{
+		name: "spec/metrics template does not parse",
+		spec: loadHead + `  - task: metrics
+    with: {provider: prometheus, endpoint: "{{URL}}", queries: [{name: up, query: 'up{app="{{ .app "}'}]}
+`,
+		want: []string{`spec.tasks[1].with.queries[0].query`},
+	},
+	{
+		name: "spec/metrics template does not render",
+		spec: loadHead + `  - task: metrics
+    with: {provider: istio, endpoint: "{{URL}}", values: {namespace: ns}}
+`,
+		want: []string{`spec.tasks[1].with.values`, `workload`},
+	},
+	{
+		name: "spec/metrics jq does not compile",
+		spec: loadHead + `  - task: metrics
+    with: {provider: prometheus, endpoint: "{{URL}}", queries: [{name: up, query: up, jq: '.data | ]'}]}
+`,
+		want: []string{`spec.tasks[1].with.queries[0].jq`},
+	},
+	{
 		name: "spec/unknown task",
 		spec: specHead + `  - task: nope
 `,
