@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"html"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Redacted replaces a secret in every message.
@@ -119,6 +121,17 @@ func (r *Redactor) Error(err error) error {
 		}
 	}
 	return errors.New(r.String(msg))
+}
+
+// Client returns an HTTP client for requests that carry secrets (tokens in
+// headers, secret URLs, payloads): it follows no redirect, which would carry
+// them along to another host, and has its own connections.
+func Client(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // urlErrors collects the URLs of the *url.Errors in err's tree.

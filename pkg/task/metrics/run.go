@@ -175,12 +175,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		window = end.Sub(env.Result.StartTime)
 	}
 	tm := sampleTimes(end, window)
-	client := &http.Client{
-		Timeout:   t.Timeout,
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
-		// Redirects are not followed: they would carry credentials along.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	client := redact.Client(t.Timeout)
 	defer client.CloseIdleConnections()
 
 	var failures []string

@@ -56,13 +56,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	red := &redact.Redactor{}
 	secrets, missing := t.lookupSecrets(env.Secret, red)
 	s := &sender{
-		client: &http.Client{
-			Timeout:   t.Timeout,
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
-			// Redirects are not followed: a redirect to another host would
-			// carry secret headers and payloads along.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:  redact.Client(t.Timeout),
 		task:    t,
 		summary: NewSummary(env.Result),
 		secrets: secrets,
