@@ -44,6 +44,16 @@ type Result struct {
 	// Winner is the best version by the first reward among those that meet
 	// all their SLOs; empty when there is none.
 	Winner string `json:"winner,omitempty"`
+	// Comparisons holds the assess task's candidate-against-baseline
+	// verdicts, in spec order.
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+	// Loop is the loop in progress or last finished, from 1; Loops is the
+	// number planned (1 for an experiment without loops).
+	Loop  int `json:"loop,omitempty"`
+	Loops int `json:"loops,omitempty"`
+	// History summarises each finished loop, oldest first; thinned when
+	// long (see MaxHistory) so that the result stays small.
+	History []LoopSummary `json:"history,omitempty"`
 	// Log is the tail of the run's log.
 	Log []string `json:"log,omitempty"`
 }
@@ -68,6 +78,10 @@ type VersionResult struct {
 	// Unavailable maps a metric that a task could not read (a backend error,
 	// no data) to the reason, so that a report can say why it is missing.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
+	// Samples maps a metric to the sample behind its value (successes of
+	// trials for a rate, count, mean and deviation for a mean), which
+	// comparisons and probabilities of being best need.
+	Samples map[string]stats.Sample `json:"samples,omitempty"`
 }
 
 // Metric is one measured value.
@@ -96,6 +110,74 @@ type RewardResult struct {
 	Direction string `json:"direction"`
 	// Best is the best version; empty when no version has a value.
 	Best string `json:"best,omitempty"`
+	// ProbabilityBest maps a version to the posterior probability that it is
+	// the best one, and ExpectedLoss to how much reward choosing it is
+	// expected to give up against the truly best; both present only when
+	// every version has a sample of the metric.
+	ProbabilityBest map[string]float64 `json:"probabilityBest,omitempty"`
+	ExpectedLoss    map[string]float64 `json:"expectedLoss,omitempty"`
+	// Reason says why there are no probabilities.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Verdict of a comparison of a candidate with the baseline.
+type Verdict string
+
+// The verdicts: Better and Worse only with the confidence asked for.
+const (
+	VerdictBetter       Verdict = "better"
+	VerdictWorse        Verdict = "worse"
+	VerdictInconclusive Verdict = "inconclusive"
+)
+
+// Comparison is the verdict on one metric of a candidate against the
+// baseline.
+type Comparison struct {
+	Metric    string `json:"metric"`
+	Baseline  string `json:"baseline"`
+	Candidate string `json:"candidate"`
+	// Test names the statistical test: mann-whitney (latency histograms),
+	// two-proportion (rates) or welch (means).
+	Test string `json:"test,omitempty"`
+	// Confidence is the level asked for, such as 0.95.
+	Confidence float64 `json:"confidence"`
+	Verdict    Verdict `json:"verdict"`
+	// Reason explains an inconclusive verdict ("need 1200 more requests per
+	// version") or a comparison that could not be made.
+	Reason string `json:"reason,omitempty"`
+	// Effect is the candidate's estimated change against the baseline with
+	// its confidence interval [Low, High]: a relative change for latencies
+	// (0.2 is 20% slower), a difference otherwise.
+	Effect *float64 `json:"effect,omitempty"`
+	Low    *float64 `json:"low,omitempty"`
+	High   *float64 `json:"high,omitempty"`
+	// Relative tells that Effect is a relative change.
+	Relative bool `json:"relative,omitempty"`
+	// PValue of the test.
+	PValue *float64 `json:"pValue,omitempty"`
+	// BaselineCount and CandidateCount are the sample sizes compared.
+	BaselineCount  int64 `json:"baselineCount,omitempty"`
+	CandidateCount int64 `json:"candidateCount,omitempty"`
+	// Needed is the sample size per version at which a change of the
+	// comparison's minimum effect would be detected (80% power), from the
+	// observed variance; 0 when unknown.
+	Needed int64 `json:"needed,omitempty"`
+}
+
+// LoopSummary is what one loop of an experiment found: its metric values,
+// SLO verdicts and comparisons, without histograms or samples.
+type LoopSummary struct {
+	Loop      int       `json:"loop"`
+	StartTime time.Time `json:"startTime"`
+	EndTime   time.Time `json:"endTime"`
+	// Metrics maps version to metric to value.
+	Metrics map[string]map[string]float64 `json:"metrics,omitempty"`
+	// SLOsSatisfied maps version to whether it met all its SLOs.
+	SLOsSatisfied map[string]bool `json:"slosSatisfied,omitempty"`
+	// Verdicts maps "candidate metric" to the comparison's verdict.
+	Verdicts map[string]Verdict `json:"verdicts,omitempty"`
+	// Failed tells that a task failed in this loop.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // NewResult starts the result of a run of plan.
@@ -186,6 +268,37 @@ func (r *Result) SetHistogram(version, name string, h *stats.Histogram) {
 		v.Histograms = map[string]*stats.Histogram{}
 	}
 	v.Histograms[name] = h
+}
+
+// SetSample stores the sample behind a metric's value for a version.
+func (r *Result) SetSample(version, name string, s stats.Sample) {
+	v := r.Version(version)
+	if v == nil {
+		return
+	}
+	if v.Samples == nil {
+		v.Samples = map[string]stats.Sample{}
+	}
+	v.Samples[name] = s
+}
+
+// Sample returns the sample behind a metric's value for a version.
+func (r *Result) Sample(version, name string) (stats.Sample, bool) {
+	v := r.Version(version)
+	if v == nil {
+		return stats.Sample{}, false
+	}
+	s, ok := v.Samples[name]
+	return s, ok
+}
+
+// Histogram returns a histogram metric of a version.
+func (r *Result) Histogram(version, name string) *stats.Histogram {
+	v := r.Version(version)
+	if v == nil {
+		return nil
+	}
+	return v.Histograms[name]
 }
 
 // Value returns a metric's value for a version.
