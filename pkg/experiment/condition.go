@@ -15,6 +15,9 @@ type conditionEnv struct {
 	SLOs bool `expr:"slos"`
 	// Versions lists the versions under test.
 	Versions []string `expr:"versions"`
+	// Loop is the loop in progress, from 1, of Loops.
+	Loop  int `expr:"loop"`
+	Loops int `expr:"loops"`
 }
 
 type condition struct {
@@ -24,7 +27,7 @@ type condition struct {
 func compileCondition(src string) (*condition, error) {
 	p, err := expr.Compile(src, expr.Env(conditionEnv{}), expr.AsBool())
 	if err != nil {
-		return nil, fmt.Errorf("not a true/false expression over metrics, slos and versions: %v", err)
+		return nil, fmt.Errorf("not a true/false expression over metrics, slos, versions, loop and loops: %v", err)
 	}
 	return &condition{program: p}, nil
 }
@@ -33,6 +36,8 @@ func (c *condition) eval(r *Result) (bool, error) {
 	env := conditionEnv{
 		Metrics: map[string]map[string]float64{},
 		SLOs:    r.SLOsSatisfied(),
+		Loop:    r.Loop,
+		Loops:   r.Loops,
 	}
 	for _, v := range r.Versions {
 		env.Versions = append(env.Versions, v.Name)

@@ -18,6 +18,10 @@ type fakeTask struct {
 	Fail   string  `json:"fail,omitempty"`
 	Panic  bool    `json:"panic,omitempty"`
 	Wait   bool    `json:"wait,omitempty"`
+	// PerLoop is added to Value in every loop after the first; FailInLoop
+	// makes the task fail in that loop.
+	PerLoop    float64 `json:"perLoop,omitempty"`
+	FailInLoop int     `json:"failInLoop,omitempty"`
 }
 
 func (f *fakeTask) Run(ctx context.Context, env *Env) error {
@@ -31,8 +35,11 @@ func (f *fakeTask) Run(ctx context.Context, env *Env) error {
 	if f.Fail != "" {
 		return errors.New(f.Fail)
 	}
+	if f.FailInLoop != 0 && f.FailInLoop == env.Result.Loop {
+		return errors.New("failed in this loop")
+	}
 	for _, v := range env.Versions {
-		env.Result.SetMetric(v, f.Metric, f.Value, "")
+		env.Result.SetMetric(v, f.Metric, f.Value+f.PerLoop*float64(env.Result.Loop-1), "")
 	}
 	return nil
 }
@@ -114,6 +121,11 @@ func TestDecodeErrorsNamePaths(t *testing.T) {
 		{"bad if", header + "spec: {tasks: [{task: fake, if: 'metrics +'}]}", []string{"spec.tasks[0].if: Invalid value"}},
 		{"non-bool if", header + "spec: {tasks: [{task: fake, if: '1 + 2'}]}", []string{"spec.tasks[0].if: Invalid value"}},
 		{"metric not produced", header + "spec: {tasks: [{task: check, with: {metric: fake/value}}]}", []string{"spec.tasks[0].with.metric: Invalid value"}},
+		{"negative loops", header + "spec: {loops: -1, tasks: [{task: fake}]}", []string{"spec.loops: Invalid value: -1: must be from 1 to 100000"}},
+		{"too many loops", header + "spec: {loops: 100001, tasks: [{task: fake}]}", []string{"spec.loops: Invalid value"}},
+		{"bad interval", header + "spec: {loops: 2, interval: soon, tasks: [{task: fake}]}", []string{`spec.interval: Invalid value: "soon": a duration such as 30s or 5m`}},
+		{"negative interval", header + "spec: {loops: 2, interval: -5s, tasks: [{task: fake}]}", []string{"spec.interval: Invalid value", "must not be negative"}},
+		{"loop in if", header + "spec: {tasks: [{task: fake, if: 'loop == \"last\"'}]}", []string{"spec.tasks[0].if: Invalid value"}},
 		{"several problems", header + "spec: {versions: [a, a], extra: 1, tasks: [{task: nope}]}",
 			[]string{"3 problems", "spec.extra", "spec.versions[1]", "spec.tasks[0].task"}},
 	}
@@ -319,5 +331,168 @@ func TestPercentileNames(t *testing.T) {
 		if got := Percentile(in); got != want {
 			t.Errorf("Percentile(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// loopClock is a fake clock with a Wait that moves it to the time asked for,
+// recording the times.
+type loopClock struct {
+	now   time.Time
+	waits []time.Time
+}
+
+func (c *loopClock) Now() time.Time {
+	c.now = c.now.Add(time.Second)
+	return c.now
+}
+
+func (c *loopClock) Wait(_ context.Context, until time.Time) error {
+	c.waits = append(c.waits, until)
+	if until.After(c.now) {
+		c.now = until
+	}
+	return nil
+}
+
+func TestRunLoops(t *testing.T) {
+	plan := decode(t, header+`spec: {loops: 3, interval: 1m, versions: [a, b], tasks: [
+  {task: fake, with: {value: 3, perLoop: 2}},
+  {task: check, with: {metric: fake/value, upper: 6}},
+  {task: fake, if: "loop == loops", with: {metric: fake/last}}]}`)
+	clock := &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	st := &memStore{}
+	res, err := (&Runner{Store: st, Now: clock.Now, Wait: clock.Wait}).Run(context.Background(), plan)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Loop != 3 || res.Loops != 3 {
+		t.Errorf("loop %d of %d, want 3 of 3", res.Loop, res.Loops)
+	}
+	// Loops start an interval apart, counted from the run's start.
+	start := res.StartTime
+	if want := []time.Time{start.Add(time.Minute), start.Add(2 * time.Minute)}; !slicesEqualTime(clock.waits, want) {
+		t.Errorf("waited until %v, want %v", clock.waits, want)
+	}
+	if len(res.History) != 3 {
+		t.Fatalf("history has %d loops, want 3", len(res.History))
+	}
+	for i, h := range res.History {
+		want := 3 + 2*float64(i)
+		if h.Loop != i+1 || h.Metrics["b"]["fake/value"] != want {
+			t.Errorf("history[%d]: loop %d, b fake/value %v; want loop %d, %v", i, h.Loop, h.Metrics["b"]["fake/value"], i+1, want)
+		}
+		if h.StartTime.Before(start.Add(time.Duration(i)*time.Minute)) || h.EndTime.Before(h.StartTime) {
+			t.Errorf("history[%d]: %v to %v", i, h.StartTime, h.EndTime)
+		}
+	}
+	// The check task appends verdicts: loop 3's value 7 breaks upper 6.
+	if !res.History[1].SLOsSatisfied["a"] || res.History[2].SLOsSatisfied["a"] {
+		t.Errorf("SLOs per loop: %v, %v; want met in loop 2, not in loop 3", res.History[1].SLOsSatisfied, res.History[2].SLOsSatisfied)
+	}
+	if _, ok := res.History[1].Metrics["a"]["fake/last"]; ok {
+		t.Errorf("the task conditioned on the last loop ran in loop 2")
+	}
+	if _, ok := res.Value("a", "fake/last"); !ok {
+		t.Errorf("the task conditioned on the last loop did not run in it")
+	}
+	// Every loop starts with its tasks pending again.
+	var pendingAgain int
+	for i := 1; i < len(st.writes); i++ {
+		if states(st.writes[i]) == "pending,pending,pending" && st.writes[i-1].Tasks[0].State != TaskPending {
+			pendingAgain++
+		}
+	}
+	if pendingAgain != 2 {
+		t.Errorf("tasks reset to pending %d times, want 2 (before loops 2 and 3)", pendingAgain)
+	}
+}
+
+func slicesEqualTime(a, b []time.Time) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRunLoopsStop(t *testing.T) {
+	clock := func() *loopClock { return &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+	t.Run("a failed task ends the run", func(t *testing.T) {
+		plan := decode(t, header+"spec: {loops: 5, tasks: [{task: fake, with: {failInLoop: 2}}, {task: fake}]}")
+		c := clock()
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan)
+		if !errors.Is(err, ErrTaskFailed) {
+			t.Fatalf("Run error = %v, want ErrTaskFailed", err)
+		}
+		if res.Loop != 2 || len(res.History) != 2 || !res.History[1].Failed || res.History[0].Failed {
+			t.Errorf("loop %d, history %+v; want 2 loops, the second failed", res.Loop, res.History)
+		}
+		if states(*res) != "failed,skipped" || res.EndTime == nil {
+			t.Errorf("states %s, end %v", states(*res), res.EndTime)
+		}
+	})
+	t.Run("failOnSLOs ends the run at the first unmet loop", func(t *testing.T) {
+		plan := decode(t, header+"spec: {loops: 5, failOnSLOs: true, tasks: [{task: fake, with: {value: 1, perLoop: 1}}, {task: check, with: {metric: fake/value, upper: 2}}]}")
+		c := clock()
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan)
+		if !errors.Is(err, ErrSLOsNotMet) {
+			t.Fatalf("Run error = %v, want ErrSLOsNotMet", err)
+		}
+		if res.Loop != 3 || len(res.History) != 3 {
+			t.Errorf("stopped in loop %d with %d in history, want 3 and 3", res.Loop, len(res.History))
+		}
+	})
+	t.Run("an interrupt between loops keeps the finished loops", func(t *testing.T) {
+		plan := decode(t, header+"spec: {loops: 5, interval: 1h, tasks: [{task: fake, with: {value: 4}}]}")
+		ctx, cancel := context.WithCancel(context.Background())
+		st := &memStore{}
+		wait := func(ctx context.Context, _ time.Time) error {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		_, err := (&Runner{Store: st, Wait: wait}).Run(ctx, plan)
+		if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "before loop 2 of 5") {
+			t.Fatalf("Run error = %v, want ErrInterrupted before loop 2 of 5", err)
+		}
+		last := st.writes[len(st.writes)-1]
+		if last.EndTime == nil || len(last.History) != 1 || last.History[0].Metrics[""]["fake/value"] != 4 {
+			t.Errorf("last write: end %v, history %+v; want an end and loop 1's value", last.EndTime, last.History)
+		}
+	})
+	t.Run("the real wait follows the interval", func(t *testing.T) {
+		plan := decode(t, header+"spec: {loops: 2, interval: 20ms, tasks: [{task: fake}]}")
+		res, err := (&Runner{}).Run(context.Background(), plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.History[1].StartTime.Sub(res.StartTime); got < 20*time.Millisecond {
+			t.Errorf("loop 2 started %v after the run, want at least the 20ms interval", got)
+		}
+	})
+}
+
+func TestHistoryIsThinned(t *testing.T) {
+	var r Result
+	for loop := 1; loop <= 1000; loop++ {
+		r.addHistory(LoopSummary{Loop: loop})
+		if len(r.History) > MaxHistory {
+			t.Fatalf("after loop %d the history holds %d loops, more than %d", loop, len(r.History), MaxHistory)
+		}
+	}
+	if first, last := r.History[0].Loop, r.History[len(r.History)-1].Loop; first != 1 || last != 1000 {
+		t.Errorf("history runs from loop %d to %d, want 1 to 1000", first, last)
+	}
+	for i := 1; i < len(r.History); i++ {
+		if r.History[i].Loop <= r.History[i-1].Loop {
+			t.Fatalf("history out of order at %d: %d after %d", i, r.History[i].Loop, r.History[i-1].Loop)
+		}
+	}
+	if len(r.History) < MaxHistory/2 {
+		t.Errorf("history kept %d loops, want at least %d", len(r.History), MaxHistory/2)
 	}
 }

@@ -332,3 +332,54 @@ func (r *Result) HistogramNames() []string {
 	}
 	return slices.Sorted(maps.Keys(set))
 }
+
+// MaxHistory bounds Result.History. Past it, every other older loop is
+// dropped (the first and the latest are kept), so a long run keeps an even
+// sample of its trend and the result stays far below a Secret's 1 MiB.
+const MaxHistory = 64
+
+// summarize takes the loop's values, SLO verdicts and comparison verdicts.
+func (r *Result) summarize(loop int, start, end time.Time, failed bool) LoopSummary {
+	s := LoopSummary{Loop: loop, StartTime: start, EndTime: end, Failed: failed}
+	for _, v := range r.Versions {
+		if len(v.Metrics) == 0 {
+			continue
+		}
+		if s.Metrics == nil {
+			s.Metrics = map[string]map[string]float64{}
+		}
+		m := make(map[string]float64, len(v.Metrics))
+		for name, val := range v.Metrics {
+			m[name] = val.Value
+		}
+		s.Metrics[v.Name] = m
+	}
+	for _, v := range r.SLOs {
+		if s.SLOsSatisfied == nil {
+			s.SLOsSatisfied = map[string]bool{}
+		}
+		ok, seen := s.SLOsSatisfied[v.Version]
+		s.SLOsSatisfied[v.Version] = v.Satisfied && (ok || !seen)
+	}
+	for _, c := range r.Comparisons {
+		if s.Verdicts == nil {
+			s.Verdicts = map[string]Verdict{}
+		}
+		s.Verdicts[c.Candidate+" "+c.Metric] = c.Verdict
+	}
+	return s
+}
+
+// addHistory appends a loop's summary, thinning the history past
+// MaxHistory.
+func (r *Result) addHistory(s LoopSummary) {
+	r.History = append(r.History, s)
+	if len(r.History) <= MaxHistory {
+		return
+	}
+	kept := r.History[:1]
+	for i := 2; i < len(r.History)-1; i += 2 {
+		kept = append(kept, r.History[i])
+	}
+	r.History = append(kept, r.History[len(r.History)-1])
+}

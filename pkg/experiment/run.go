@@ -17,6 +17,9 @@ type ResultWriter interface {
 // ErrTaskFailed is wrapped by the error of a run in which a task failed.
 var ErrTaskFailed = errors.New("a task failed")
 
+// ErrInterrupted is wrapped by the error of a run stopped between loops.
+var ErrInterrupted = errors.New("interrupted")
+
 // ErrSLOsNotMet is wrapped by the error of a run whose SLOs were not all met
 // when the spec sets failOnSLOs.
 var ErrSLOsNotMet = errors.New("SLOs not met")
@@ -40,11 +43,16 @@ type Runner struct {
 	// Kube reaches Kubernetes objects for tasks that read them; nil when
 	// there is no cluster.
 	Kube func() (ObjectReader, string, error)
+	// Wait waits between loops until the clock reaches a time or ctx ends;
+	// nil means a timer. Tests give one that follows their clock.
+	Wait func(ctx context.Context, until time.Time) error
 }
 
-// Run runs every task of plan and returns the result. The error wraps
-// ErrTaskFailed when a task failed, ErrSLOsNotMet when SLOs were not met and
-// the spec asks to fail on them, or is the store's error. The result is
+// Run runs every task of plan, plan.Loops times, and returns the result.
+// The error wraps ErrTaskFailed when a task failed (later tasks and loops
+// are skipped), ErrInterrupted when ctx ended between loops, ErrSLOsNotMet
+// when SLOs were not met and the spec asks to fail on them (checked after
+// every loop, so that a gate fails at once), or is the store's error. The result is
 // returned (and was written) in every case where the store works.
 func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	now := r.Now
@@ -82,50 +90,46 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 		return res, err
 	}
 
+	res.Loops = max(plan.Loops, 1)
+	wait := r.Wait
+	if wait == nil {
+		wait = waitUntil
+	}
 	var failure error
-	for i, t := range plan.Tasks {
-		tr := &res.Tasks[i]
+	for loop := 1; loop <= res.Loops; loop++ {
+		if loop > 1 {
+			next := res.StartTime.Add(time.Duration(loop-1) * plan.Interval)
+			if err := wait(ctx, next); err != nil {
+				failure = fmt.Errorf("%w before loop %d of %d: %w", ErrInterrupted, loop, res.Loops, err)
+				logger.Error("run interrupted", "loop", loop, "loops", res.Loops)
+				break
+			}
+			resetTasks(res)
+			res.Loop = loop
+			if err := r.write(writeCtx, res); err != nil {
+				return res, err
+			}
+		}
+		res.Loop = loop
+		if res.Loops > 1 {
+			logger.Info("loop started", "loop", loop, "loops", res.Loops)
+		}
+		loopStart := now()
+		var err error
+		if failure, err = r.runTasks(ctx, plan, env, writeCtx); err != nil {
+			return res, err
+		}
+		if res.Loops > 1 {
+			res.addHistory(res.summarize(loop, loopStart, now(), failure != nil))
+		}
 		if failure != nil {
-			tr.State = TaskSkipped
-			continue
+			break
 		}
-		if t.condition != nil {
-			ok, err := t.condition.eval(res)
-			if err != nil {
-				failure = fmt.Errorf("task %d (%s): evaluate if %q: %w", i, t.Spec.Task, t.Spec.If, err)
-				tr.State, tr.Error = TaskFailed, failure.Error()
-				continue
+		if plan.Experiment.Spec.FailOnSLOs && !res.SLOsSatisfied() {
+			if loop < res.Loops {
+				logger.Info("SLOs not met: later loops are not run (failOnSLOs is set)", "loop", loop, "loops", res.Loops)
 			}
-			if !ok {
-				tr.State = TaskSkipped
-				logger.Info("task skipped: its condition is false", "task", i, "name", t.Spec.Task, "if", t.Spec.If)
-				if err := r.write(writeCtx, res); err != nil {
-					return res, err
-				}
-				continue
-			}
-		}
-		start := now()
-		tr.State, tr.StartTime = TaskRunning, &start
-		logger.Info("task started", "task", i, "name", t.Spec.Task)
-		if err := r.write(writeCtx, res); err != nil {
-			return res, err
-		}
-		err := runTask(ctx, t.Task, env)
-		tr.Duration = now().Sub(start)
-		if err != nil {
-			if ctx.Err() != nil {
-				err = fmt.Errorf("interrupted: %w", err)
-			}
-			failure = fmt.Errorf("task %d (%s): %w", i, t.Spec.Task, err)
-			tr.State, tr.Error = TaskFailed, err.Error()
-			logger.Error("task failed", "task", i, "name", t.Spec.Task, "error", err.Error())
-		} else {
-			tr.State = TaskSucceeded
-			logger.Info("task succeeded", "task", i, "name", t.Spec.Task, "duration", tr.Duration.Round(time.Millisecond).String())
-		}
-		if err := r.write(writeCtx, res); err != nil {
-			return res, err
+			break
 		}
 	}
 	end := now()
@@ -135,11 +139,87 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	}
 	switch {
 	case failure != nil:
-		return res, fmt.Errorf("%w: %w", ErrTaskFailed, failure)
+		return res, failure
 	case plan.Experiment.Spec.FailOnSLOs && !res.SLOsSatisfied():
 		return res, fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet)
 	}
 	return res, nil
+}
+
+// runTasks runs every task of plan once. It returns the first task's failure
+// (wrapping ErrTaskFailed), after which the other tasks are skipped, and
+// separately the store's error, which ends the run.
+func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx context.Context) (failure, storeErr error) {
+	res, logger, now := env.Result, env.Log, env.Now
+	for i, t := range plan.Tasks {
+		tr := &res.Tasks[i]
+		if failure != nil {
+			tr.State = TaskSkipped
+			continue
+		}
+		if t.condition != nil {
+			ok, err := t.condition.eval(res)
+			if err != nil {
+				failure = fmt.Errorf("%w: task %d (%s): evaluate if %q: %w", ErrTaskFailed, i, t.Spec.Task, t.Spec.If, err)
+				tr.State, tr.Error = TaskFailed, fmt.Sprintf("evaluate if %q: %v", t.Spec.If, err)
+				continue
+			}
+			if !ok {
+				tr.State = TaskSkipped
+				logger.Info("task skipped: its condition is false", "task", i, "name", t.Spec.Task, "if", t.Spec.If)
+				if err := r.write(writeCtx, res); err != nil {
+					return failure, err
+				}
+				continue
+			}
+		}
+		start := now()
+		tr.State, tr.StartTime = TaskRunning, &start
+		logger.Info("task started", "task", i, "name", t.Spec.Task)
+		if err := r.write(writeCtx, res); err != nil {
+			return failure, err
+		}
+		err := runTask(ctx, t.Task, env)
+		tr.Duration = now().Sub(start)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("interrupted: %w", err)
+			}
+			failure = fmt.Errorf("%w: task %d (%s): %w", ErrTaskFailed, i, t.Spec.Task, err)
+			tr.State, tr.Error = TaskFailed, err.Error()
+			logger.Error("task failed", "task", i, "name", t.Spec.Task, "error", err.Error())
+		} else {
+			tr.State = TaskSucceeded
+			logger.Info("task succeeded", "task", i, "name", t.Spec.Task, "duration", tr.Duration.Round(time.Millisecond).String())
+		}
+		if err := r.write(writeCtx, res); err != nil {
+			return failure, err
+		}
+	}
+	return failure, nil
+}
+
+// resetTasks makes every task pending again for the next loop.
+func resetTasks(res *Result) {
+	for i := range res.Tasks {
+		res.Tasks[i] = TaskResult{Task: res.Tasks[i].Task, State: TaskPending}
+	}
+}
+
+// waitUntil waits for the clock to reach t, or for ctx to end.
+func waitUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // runTask turns a panic in a task into a task failure, so that a bug in one

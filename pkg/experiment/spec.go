@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
@@ -43,6 +44,11 @@ type Spec struct {
 	// FailOnSLOs makes an unmet SLO fail the run (its exit status), as release
 	// gates need; otherwise an unmet SLO is a verdict in the result.
 	FailOnSLOs bool `json:"failOnSLOs,omitempty"`
+	// Loops repeats the tasks this many times in one run (1 when unset);
+	// Interval is the time from the start of one loop to the start of the
+	// next, such as 30s (none when unset).
+	Loops    int    `json:"loops,omitempty"`
+	Interval string `json:"interval,omitempty"`
 	// Tasks run in order.
 	Tasks []TaskSpec `json:"tasks"`
 }
@@ -67,10 +73,32 @@ func (s *Spec) VersionNames() []string {
 	return s.Versions
 }
 
+// MaxLoops bounds spec.loops: a run is one process, and a loop is worth at
+// least seconds of load, so this is days of looping.
+const MaxLoops = 100000
+
 // Plan is a decoded and fully validated experiment, ready to run.
 type Plan struct {
 	Experiment Experiment
 	Tasks      []PlannedTask
+	// Loops (at least 1) and Interval come from the spec; a caller may
+	// override them (run --loops, --interval) with values that pass
+	// CheckLoops.
+	Loops    int
+	Interval time.Duration
+}
+
+// CheckLoops checks a number of loops and an interval, naming the fields
+// at paths loops and interval.
+func CheckLoops(loops int, interval time.Duration, loopsPath, intervalPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if loops < 1 || loops > MaxLoops {
+		errs = append(errs, field.Invalid(loopsPath, loops, fmt.Sprintf("must be from 1 to %d", MaxLoops)))
+	}
+	if interval < 0 {
+		errs = append(errs, field.Invalid(intervalPath, interval.String(), "must not be negative"))
+	}
+	return errs
 }
 
 // PlannedTask is a task with its decoded inputs and compiled condition.
@@ -187,6 +215,19 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		seen[v] = true
 	}
 
+	plan := &Plan{Experiment: exp, Loops: exp.Spec.Loops}
+	if plan.Loops == 0 {
+		plan.Loops = 1
+	}
+	if exp.Spec.Interval != "" {
+		d, err := time.ParseDuration(exp.Spec.Interval)
+		if err != nil {
+			errs = append(errs, field.Invalid(specPath.Child("interval"), exp.Spec.Interval, "a duration such as 30s or 5m"))
+		}
+		plan.Interval = d
+	}
+	errs = append(errs, CheckLoops(plan.Loops, plan.Interval, specPath.Child("loops"), specPath.Child("interval"))...)
+
 	tasksPath := specPath.Child("tasks")
 	if len(exp.Spec.Tasks) == 0 {
 		errs = append(errs, field.Required(tasksPath, "an experiment needs at least one task"))
@@ -195,7 +236,6 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		opts.Registry = NewRegistry()
 	}
 	catalog := newCatalog(exp.Spec.VersionNames())
-	plan := &Plan{Experiment: exp}
 	for i, ts := range exp.Spec.Tasks {
 		p := tasksPath.Index(i)
 		pt := PlannedTask{Spec: ts}
