@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
@@ -28,6 +29,10 @@ type Run struct {
 	// Job, when set with Release, is the Job running this; it is first made
 	// owned by the release's result Secret (see store.Secrets.AdoptJob).
 	Job string
+	// Loops and Interval, when set (Loops > 0, Interval not nil), replace
+	// the spec's loops and interval.
+	Loops    int
+	Interval *time.Duration
 }
 
 // NewRun returns a Run action.
@@ -51,7 +56,18 @@ func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.SpecPath, err)
 	}
-	return runPlan(ctx, a.cfg, plan, f, a.Revision)
+	return runPlan(ctx, a.cfg, a.loops(plan), f, a.Revision)
+}
+
+// loops applies the Loops and Interval overrides.
+func (a *Run) loops(plan *experiment.Plan) *experiment.Plan {
+	if a.Loops > 0 {
+		plan.Loops = a.Loops
+	}
+	if a.Interval != nil {
+		plan.Interval = *a.Interval
+	}
+	return plan
 }
 
 // runRelease runs a release's experiment from its spec Secret, writing its
@@ -74,7 +90,7 @@ func (a *Run) runRelease(ctx context.Context) (*experiment.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment %s in namespace %s: %w", a.Release, s.Namespace, err)
 	}
-	return runPlan(ctx, a.cfg, plan, s, a.Revision)
+	return runPlan(ctx, a.cfg, a.loops(plan), s, a.Revision)
 }
 
 // decodeSpec validates a spec; files it names are read relative to dir.

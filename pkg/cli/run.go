@@ -2,10 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -16,16 +18,22 @@ with its field path. Tasks run in order and the result is written beside the
 spec (experiment.yaml → experiment.result.json) after every task, so an
 interrupt (Ctrl-C) keeps everything that finished.
 
+With loops (spec.loops, or --loops here) the tasks run again and again in
+one run, a loop starting every interval; the result keeps a summary of each
+loop for the report's trend.
+
 Exit status: 0 when every task succeeded; 1 when SLOs are not met and the
 spec sets failOnSLOs; 2 when the spec is invalid or a task failed.
 
 Examples:
   %[1]s run -f experiment.yaml
+  %[1]s run -f experiment.yaml --loops 10 --interval 30s
   %[1]s run --namespace test --experiment perf   # in a cluster, by the chart's Job`
 
 type runOptions struct {
 	run        *action.Run
 	experiment string
+	interval   time.Duration
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
@@ -42,6 +50,15 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 			if o.run.Job != "" && o.experiment == "" {
 				return fmt.Errorf("run: --job needs --experiment")
 			}
+			if cmd.Flags().Changed("interval") {
+				o.run.Interval = &o.interval
+			}
+			if cmd.Flags().Changed("loops") && (o.run.Loops < 1 || o.run.Loops > experiment.MaxLoops) {
+				return fmt.Errorf("run: --loops must be from 1 to %d, got %d", experiment.MaxLoops, o.run.Loops)
+			}
+			if o.interval < 0 {
+				return fmt.Errorf("run: --interval must not be negative, got %v", o.interval)
+			}
 			if o.experiment == "" && !cmd.Flags().Changed("file") && !exists(o.run.SpecPath) {
 				return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.run.SpecPath)
 			}
@@ -54,6 +71,8 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 	f.StringVarP(&o.run.SpecPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
 	f.StringVar(&o.experiment, "experiment", "", "in a cluster: the experiment (release) whose spec Secret to run")
 	f.StringVar(&o.run.Job, "job", "", "in a cluster: the Job running this, to be owned by the result Secret so that uninstall removes it")
+	f.IntVar(&o.run.Loops, "loops", 0, "run the tasks this many times, replacing the spec's loops")
+	f.DurationVar(&o.interval, "interval", 0, "time from the start of one loop to the next, replacing the spec's interval")
 	f.IntVar(&o.run.Revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
 	return cmd
 }

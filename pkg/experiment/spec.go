@@ -81,16 +81,15 @@ const MaxLoops = 100000
 type Plan struct {
 	Experiment Experiment
 	Tasks      []PlannedTask
-	// Loops (at least 1) and Interval come from the spec; a caller may
-	// override them (run --loops, --interval) with values that pass
-	// CheckLoops.
+	// Loops (1 to MaxLoops) and Interval (not negative) come from the spec;
+	// a caller may override them (run --loops, --interval).
 	Loops    int
 	Interval time.Duration
 }
 
-// CheckLoops checks a number of loops and an interval, naming the fields
+// checkLoops checks a number of loops and an interval, naming the fields
 // at paths loops and interval.
-func CheckLoops(loops int, interval time.Duration, loopsPath, intervalPath *field.Path) field.ErrorList {
+func checkLoops(loops int, interval time.Duration, loopsPath, intervalPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if loops < 1 || loops > MaxLoops {
 		errs = append(errs, field.Invalid(loopsPath, loops, fmt.Sprintf("must be from 1 to %d", MaxLoops)))
@@ -226,7 +225,7 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		}
 		plan.Interval = d
 	}
-	errs = append(errs, CheckLoops(plan.Loops, plan.Interval, specPath.Child("loops"), specPath.Child("interval"))...)
+	errs = append(errs, checkLoops(plan.Loops, plan.Interval, specPath.Child("loops"), specPath.Child("interval"))...)
 
 	tasksPath := specPath.Child("tasks")
 	if len(exp.Spec.Tasks) == 0 {

@@ -17,6 +17,12 @@ spec:
   {{- if .Values.failOnSLOs }}
   failOnSLOs: true
   {{- end }}
+  {{- if gt (int .Values.loops) 1 }}
+  loops: {{ int .Values.loops }}
+  {{- end }}
+  {{- with .Values.interval }}
+  interval: {{ toJson . }}
+  {{- end }}
   tasks:
   {{- range $i, $name := .Values.tasks }}
   {{- if has $name (list "ready" "http" "grpc" "metrics" "assess" "notify") }}
