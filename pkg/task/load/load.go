@@ -179,6 +179,7 @@ func record(r *experiment.Result, version, prefix string, requests, errs int64, 
 	r.SetMetric(version, prefix+"/error-count", float64(errs), "")
 	if requests > 0 {
 		r.SetMetric(version, prefix+"/error-rate", float64(errs)/float64(requests), "")
+		r.SetSample(version, prefix+"/error-rate", stats.RateSample(errs, requests))
 	}
 	if h.Count == 0 {
 		return nil
@@ -188,6 +189,7 @@ func record(r *experiment.Result, version, prefix string, requests, errs int64, 
 		return fmt.Errorf("latencies of version %q: %w", version, err)
 	}
 	r.SetMetric(version, prefix+"/latency-mean", Msec(s.Mean), "msec")
+	r.SetSample(version, prefix+"/latency-mean", stats.MeanSample(s.Count, Msec(s.Mean), Msec(s.Stdev)))
 	r.SetMetric(version, prefix+"/latency-stddev", Msec(s.Stdev), "msec")
 	r.SetMetric(version, prefix+"/latency-min", Msec(s.Min), "msec")
 	r.SetMetric(version, prefix+"/latency-max", Msec(s.Max), "msec")

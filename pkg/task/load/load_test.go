@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -83,6 +84,19 @@ func TestRecordSumsEndpointsPerVersion(t *testing.T) {
 		if got, ok := r.Value("v1", metric); !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", metric, got, ok, want)
 		}
+	}
+	// The samples behind rates and means, for comparisons and rewards.
+	if s, ok := r.Sample("v1", "http/error-rate"); !ok || s != stats.RateSample(1, 40) {
+		t.Errorf("sample of http/error-rate = %+v (present %v), want 1 of 40", s, ok)
+	}
+	s, ok := r.Sample("v1", "http/latency-mean")
+	// 10 values at 1ms and 30 at 3ms (within the histogram's 0.1%): mean
+	// 2.5ms, standard deviation sqrt(0.75) ms.
+	if !ok || s.Kind != stats.KindMean || s.Count != 40 || math.Abs(s.Mean-2.5) > 0.005 || math.Abs(s.Stdev-math.Sqrt(0.75)) > 0.005 {
+		t.Errorf("sample of http/latency-mean = %+v (present %v), want 40 values, mean 2.5, stdev 0.866", s, ok)
+	}
+	if s, ok := r.Sample("v1", "http-a/error-rate"); !ok || s != stats.RateSample(1, 10) {
+		t.Errorf("sample of http-a/error-rate = %+v (present %v), want 1 of 10", s, ok)
 	}
 }
 
