@@ -62,7 +62,12 @@ type htmlView struct {
 	SLORows    []htmlSLORow
 	Metrics    []htmlMetric
 	Histograms []htmlHistogram
-	Plotly     template.JS
+	// Confidence is the level all comparisons share, if they do.
+	Confidence  string
+	Comparisons []htmlComparison
+	Rewards     []htmlReward
+	Trend       *htmlTrend
+	Plotly      template.JS
 }
 
 type htmlTask struct {
@@ -110,6 +115,14 @@ type trace struct {
 	Y       []int64   `json:"y"`
 	Width   []float64 `json:"width"`
 	Opacity float64   `json:"opacity"`
+}
+
+// TrendCharts are the trend's charts, if there is a trend.
+func (v *htmlView) TrendCharts() []htmlTrendChart {
+	if v.Trend == nil {
+		return nil
+	}
+	return v.Trend.Charts
 }
 
 func writeHTML(w io.Writer, r *experiment.Result, plotly string) error {
@@ -173,6 +186,14 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 		return nil, err
 	}
 	v.Histograms = hs
+	v.Comparisons = htmlComparisons(r)
+	if c, ok := sharedConfidence(r.Comparisons); ok {
+		v.Confidence = formatConfidence(c)
+	}
+	v.Rewards = htmlRewards(r)
+	if v.Trend, err = htmlTrendView(r); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 

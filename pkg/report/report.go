@@ -1,5 +1,3 @@
-// Package report writes an experiment result for people (text, and a
-// self-contained html page) and for programs (json, yaml).
 package report
 
 import (
@@ -176,6 +174,9 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
 	}
+	writeComparisons(w, r)
+	writeRewards(w, r)
+	writeTrend(w, r)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -196,6 +197,10 @@ func versionNameOrBlank(v string) string {
 }
 
 func stateLine(r *experiment.Result) string {
+	loop := ""
+	if hasLoops(r) {
+		loop = loopPhrase(r) + ", "
+	}
 	done, failed := 0, -1
 	for i, t := range r.Tasks {
 		if t.State == experiment.TaskSucceeded || t.State == experiment.TaskSkipped {
@@ -207,11 +212,11 @@ func stateLine(r *experiment.Result) string {
 	}
 	switch {
 	case failed >= 0:
-		return fmt.Sprintf("failed: task %d (%s) failed", failed, r.Tasks[failed].Task)
+		return fmt.Sprintf("failed: %stask %d (%s) failed", loop, failed, r.Tasks[failed].Task)
 	case !r.Completed():
-		return fmt.Sprintf("running: %d of %d tasks done", done, len(r.Tasks))
+		return fmt.Sprintf("running: %s%d of %d tasks done", loop, done, len(r.Tasks))
 	default:
-		return fmt.Sprintf("completed: %d of %d tasks done, none failed", done, len(r.Tasks))
+		return fmt.Sprintf("completed: %s%d of %d tasks done, none failed", loop, done, len(r.Tasks))
 	}
 }
 

@@ -1,0 +1,263 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// This file shows the assess task's statistics: comparisons of candidates
+// with the baseline, and each version's probability of having the best
+// reward. Text and html share these helpers so that both show the same
+// numbers.
+
+// FormatEffect shows a comparison's effect with its confidence interval:
+// "+20.0% [+12.1%, +28.3%]" for a relative change, "-0.0021 [-0.0035,
+// -0.0007]" for a difference, and "-" when the comparison has no estimate.
+func FormatEffect(c experiment.Comparison) string {
+	if c.Effect == nil {
+		return "-"
+	}
+	f := func(v float64) string {
+		if c.Relative {
+			return fmt.Sprintf("%+.1f%%", v*100)
+		}
+		s := FormatValue(roundSignificant(v, 3))
+		if v >= 0 {
+			s = "+" + s
+		}
+		return s
+	}
+	s := f(*c.Effect)
+	if c.Low != nil && c.High != nil {
+		s += fmt.Sprintf(" [%s, %s]", f(*c.Low), f(*c.High))
+	}
+	return s
+}
+
+// formatPValue shows a p-value to two significant digits, and the tiny ones
+// as "<0.0001": more digits than that say nothing.
+func formatPValue(p *float64) string {
+	switch {
+	case p == nil:
+		return "-"
+	case *p < 0.0001:
+		return "<0.0001"
+	default:
+		return FormatValue(roundSignificant(*p, 2))
+	}
+}
+
+// formatCounts shows the sample sizes compared, baseline first.
+func formatCounts(c experiment.Comparison) string {
+	if c.BaselineCount == 0 && c.CandidateCount == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", c.BaselineCount, c.CandidateCount)
+}
+
+// formatConfidence shows a confidence level as a percentage, such as 95%.
+func formatConfidence(c float64) string {
+	return FormatValue(math.Round(c*1e4)/1e2) + "%"
+}
+
+// formatProbability shows a probability as a percentage with one decimal,
+// without rounding a near certainty up to 100% or a slim chance down to 0%.
+func formatProbability(p float64) string {
+	switch {
+	case p > 0.999 && p < 1:
+		return ">99.9%"
+	case p > 0 && p < 0.001:
+		return "<0.1%"
+	default:
+		return fmt.Sprintf("%.1f%%", p*100)
+	}
+}
+
+// formatStat shows a derived statistic (an expected loss, a difference) to
+// three significant digits.
+func formatStat(v float64) string {
+	return FormatValue(roundSignificant(v, 3))
+}
+
+// roundSignificant rounds v to n significant digits.
+func roundSignificant(v float64, n int) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	d := n - 1 - int(math.Floor(math.Log10(math.Abs(v))))
+	if d >= 0 {
+		p := math.Pow(10, float64(d))
+		return math.Round(v*p) / p
+	}
+	p := math.Pow(10, float64(-d))
+	return math.Round(v/p) * p
+}
+
+// comparisonVersions shows "candidate vs baseline".
+func comparisonVersions(c experiment.Comparison) string {
+	return VersionName(c.Candidate) + " vs " + VersionName(c.Baseline)
+}
+
+// comparisonNote is what a reader should know about a comparison beyond its
+// verdict: why it is inconclusive or could not be made; empty when nothing.
+func comparisonNote(c experiment.Comparison) string {
+	switch {
+	case c.Reason != "":
+		return oneLine(c.Reason)
+	case c.Verdict == experiment.VerdictInconclusive && c.Needed > 0:
+		return fmt.Sprintf("a change of the minimum effect needs about %d per version to detect", c.Needed)
+	}
+	return ""
+}
+
+// sharedConfidence returns the confidence level of all comparisons when
+// they share one, so that a table can say it once.
+func sharedConfidence(cs []experiment.Comparison) (float64, bool) {
+	if len(cs) == 0 {
+		return 0, false
+	}
+	for _, c := range cs[1:] {
+		if c.Confidence != cs[0].Confidence {
+			return 0, false
+		}
+	}
+	return cs[0].Confidence, true
+}
+
+// writeComparisons writes the comparisons table, and below it why the
+// inconclusive ones are.
+func writeComparisons(w io.Writer, r *experiment.Result) {
+	if len(r.Comparisons) == 0 {
+		return
+	}
+	conf, shared := sharedConfidence(r.Comparisons)
+	title := "Comparisons"
+	if shared && conf > 0 {
+		title += " (" + formatConfidence(conf) + " confidence)"
+	}
+	fmt.Fprintf(w, "\n%s\n", title)
+	header := []string{"METRIC", "VERSIONS"}
+	if !shared {
+		header = append(header, "CONFIDENCE")
+	}
+	header = append(header, "EFFECT", "P-VALUE", "N (B/C)", "VERDICT")
+	fmt.Fprintf(w, "  %s\n", strings.Join(header, "\t"))
+	var notes []string
+	for _, c := range r.Comparisons {
+		cells := []string{c.Metric, comparisonVersions(c)}
+		if !shared {
+			cells = append(cells, formatConfidence(c.Confidence))
+		}
+		cells = append(cells, FormatEffect(c), formatPValue(c.PValue), formatCounts(c), string(c.Verdict))
+		fmt.Fprintf(w, "  %s\n", strings.Join(cells, "\t"))
+		if note := comparisonNote(c); note != "" {
+			notes = append(notes, fmt.Sprintf("  %s, %s: %s", c.Metric, comparisonVersions(c), note))
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+}
+
+// hasRewardStats reports whether any reward has probabilities of being best
+// or says why not; results from before these existed have neither.
+func hasRewardStats(r *experiment.Result) bool {
+	for _, rw := range r.Rewards {
+		if len(rw.ProbabilityBest) > 0 || len(rw.ExpectedLoss) > 0 || rw.Reason != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// rewardVersions lists the versions to show for a reward: those of the
+// result, in order, then any others the reward names.
+func rewardVersions(r *experiment.Result, rw experiment.RewardResult) []string {
+	var out []string
+	known := map[string]bool{}
+	for _, v := range r.Versions {
+		out = append(out, v.Name)
+		known[v.Name] = true
+	}
+	extra := map[string]bool{}
+	for v := range rw.ProbabilityBest {
+		extra[v] = !known[v]
+	}
+	for v := range rw.ExpectedLoss {
+		extra[v] = !known[v]
+	}
+	for _, v := range slices.Sorted(maps.Keys(extra)) {
+		if extra[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+type rewardRow struct {
+	Version, PBest, Loss string
+	Best                 bool
+}
+
+// rewardRows has one row per version with its probability of being best
+// and expected loss, or none when the reward has no probabilities.
+func rewardRows(r *experiment.Result, rw experiment.RewardResult) []rewardRow {
+	if len(rw.ProbabilityBest) == 0 && len(rw.ExpectedLoss) == 0 {
+		return nil
+	}
+	var rows []rewardRow
+	for _, v := range rewardVersions(r, rw) {
+		row := rewardRow{Version: VersionName(v), PBest: "-", Loss: "-", Best: rw.Best != "" && v == rw.Best}
+		if p, ok := rw.ProbabilityBest[v]; ok {
+			row.PBest = formatProbability(p)
+		}
+		if l, ok := rw.ExpectedLoss[v]; ok {
+			row.Loss = formatStat(l)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// writeRewards writes, per reward, each version's probability of being
+// best and expected loss, or why there are none.
+func writeRewards(w io.Writer, r *experiment.Result) {
+	if !hasRewardStats(r) {
+		return
+	}
+	fmt.Fprintf(w, "\nRewards\tVERSION\tP(BEST)\tEXPECTED LOSS\n")
+	var notes []string
+	for _, rw := range r.Rewards {
+		label := fmt.Sprintf("%s (%s)", rw.Metric, rw.Direction)
+		rows := rewardRows(r, rw)
+		if len(rows) == 0 {
+			best := "-"
+			if rw.Best != "" {
+				best = VersionName(rw.Best) + " (best)"
+			}
+			fmt.Fprintf(w, "  %s\t%s\t-\t-\n", label, best)
+		}
+		for i, row := range rows {
+			v := row.Version
+			if row.Best {
+				v += " (best)"
+			}
+			if i > 0 {
+				label = ""
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", label, v, row.PBest, row.Loss)
+		}
+		if rw.Reason != "" {
+			notes = append(notes, fmt.Sprintf("  %s: %s", rw.Metric, oneLine(rw.Reason)))
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+}

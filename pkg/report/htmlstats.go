@@ -1,0 +1,269 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// This file builds the html report's views of comparisons, probabilities of
+// being best and the trend over loops.
+
+type htmlComparison struct {
+	Metric, Versions, Test, Confidence string
+	Effect, PValue, Counts, Verdict    string
+	// Class colours the verdict: ok (better), no (worse) or muted.
+	Class string
+	Note  string
+}
+
+type htmlReward struct {
+	Metric, Direction, Best string
+	Rows                    []rewardRow
+	Reason                  string
+}
+
+type htmlTrend struct {
+	// Versions head the SLO columns of the loop table, and Verdicts its
+	// comparison columns ("v2 http/latency-p95").
+	Versions []string
+	Verdicts []string
+	Loops    []htmlLoop
+	Charts   []htmlTrendChart
+}
+
+type htmlLoop struct {
+	Loop     int
+	Time     string
+	Failed   bool
+	SLOs     []htmlMark
+	Verdicts []htmlMark
+}
+
+// htmlMark is one cell of the loop table: an SLO mark or a verdict.
+type htmlMark struct {
+	Text, Class string
+}
+
+type htmlTrendChart struct {
+	Metric, Unit string
+	// ID is the plot's element id.
+	ID string
+	// Traces is the plot's data as JSON, one line per version; Layout its
+	// layout.
+	Traces, Layout template.JS
+	// Rows is the same data as a table, for builds without plotly.js.
+	Rows []htmlTrendRow
+}
+
+type htmlTrendRow struct {
+	Loop  int
+	Cells []string
+}
+
+type lineTrace struct {
+	Name string     `json:"name"`
+	Type string     `json:"type"`
+	Mode string     `json:"mode"`
+	X    []int      `json:"x"`
+	Y    []*float64 `json:"y"`
+}
+
+type axis struct {
+	Title     map[string]string `json:"title"`
+	TickMode  string            `json:"tickmode,omitempty"`
+	TickVals  []int             `json:"tickvals,omitempty"`
+	TickFmt   string            `json:"tickformat,omitempty"`
+	RangeMode string            `json:"rangemode,omitempty"`
+}
+
+type lineLayout struct {
+	XAxis  axis           `json:"xaxis"`
+	YAxis  axis           `json:"yaxis"`
+	Margin map[string]int `json:"margin"`
+}
+
+// maxLoopTicks is how many loops a trend's x axis labels one by one; beyond
+// it plotly picks the ticks.
+const maxLoopTicks = 20
+
+func htmlComparisons(r *experiment.Result) []htmlComparison {
+	var out []htmlComparison
+	for _, c := range r.Comparisons {
+		hc := htmlComparison{
+			Metric: c.Metric, Versions: comparisonVersions(c), Test: c.Test,
+			Confidence: formatConfidence(c.Confidence), Effect: FormatEffect(c),
+			PValue: formatPValue(c.PValue), Counts: formatCounts(c),
+			Verdict: string(c.Verdict), Class: verdictClass(c.Verdict), Note: comparisonNote(c),
+		}
+		out = append(out, hc)
+	}
+	return out
+}
+
+func verdictClass(v experiment.Verdict) string {
+	switch v {
+	case experiment.VerdictBetter:
+		return "ok"
+	case experiment.VerdictWorse:
+		return "no"
+	default:
+		return "muted"
+	}
+}
+
+func htmlRewards(r *experiment.Result) []htmlReward {
+	if !hasRewardStats(r) {
+		return nil
+	}
+	var out []htmlReward
+	for _, rw := range r.Rewards {
+		out = append(out, htmlReward{Metric: rw.Metric, Direction: rw.Direction,
+			Best: versionNameOrBlank(rw.Best), Rows: rewardRows(r, rw), Reason: rw.Reason})
+	}
+	return out
+}
+
+// htmlTrendView lays out the history of an experiment with loops: a table
+// of SLO marks and verdicts per loop and, when there is more than one loop,
+// a chart per trend metric.
+func htmlTrendView(r *experiment.Result) (*htmlTrend, error) {
+	if !hasLoops(r) || len(r.History) == 0 {
+		return nil, nil
+	}
+	versions := trendVersions(r)
+	t := &htmlTrend{}
+	for _, v := range versions {
+		t.Versions = append(t.Versions, VersionName(v))
+	}
+	keys := verdictKeys(r)
+	for _, k := range keys {
+		cand, metric, _ := strings.Cut(k, " ")
+		t.Verdicts = append(t.Verdicts, VersionName(cand)+" "+metric)
+	}
+	times := loopTimes(r.History)
+	for i, l := range r.History {
+		hl := htmlLoop{Loop: l.Loop, Time: times[i], Failed: l.Failed}
+		for _, v := range versions {
+			m := htmlMark{Text: "-", Class: "muted"}
+			if ok, found := l.SLOsSatisfied[v]; found {
+				m = htmlMark{Text: mark(ok), Class: "no"}
+				if ok {
+					m.Class = "ok"
+				}
+			}
+			hl.SLOs = append(hl.SLOs, m)
+		}
+		for _, k := range keys {
+			m := htmlMark{Text: "-", Class: "muted"}
+			if v, ok := l.Verdicts[k]; ok {
+				m = htmlMark{Text: string(v), Class: verdictClass(v)}
+			}
+			hl.Verdicts = append(hl.Verdicts, m)
+		}
+		t.Loops = append(t.Loops, hl)
+	}
+	if len(r.History) < 2 {
+		return t, nil
+	}
+	loops := make([]int, len(r.History))
+	for i, l := range r.History {
+		loops[i] = l.Loop
+	}
+	for _, metric := range trendMetrics(r) {
+		c := htmlTrendChart{Metric: metric, Unit: metricUnit(r, metric),
+			ID: "trend-" + strings.NewReplacer("/", "-", ".", "-", " ", "-").Replace(metric)}
+		var traces []lineTrace
+		for _, v := range versions {
+			tr := lineTrace{Name: VersionName(v), Type: "scatter", Mode: "lines+markers", X: loops}
+			has := false
+			for _, l := range r.History {
+				if val, ok := loopValue(l, v, metric); ok {
+					tr.Y = append(tr.Y, &val)
+					has = true
+				} else {
+					tr.Y = append(tr.Y, nil)
+				}
+			}
+			if has {
+				traces = append(traces, tr)
+			}
+		}
+		for _, l := range r.History {
+			row := htmlTrendRow{Loop: l.Loop}
+			for _, v := range versions {
+				cell := "-"
+				if val, ok := loopValue(l, v, metric); ok {
+					cell = FormatValue(val)
+				}
+				if verdict, ok := loopVerdict(l, v, metric); ok && v != "" {
+					cell += " (" + string(verdict) + ")"
+				}
+				row.Cells = append(row.Cells, cell)
+			}
+			c.Rows = append(c.Rows, row)
+		}
+		yTitle := metric
+		if c.Unit != "" {
+			yTitle += " (" + c.Unit + ")"
+		}
+		layout := lineLayout{
+			XAxis:  axis{Title: map[string]string{"text": "loop"}, TickFmt: "d"},
+			YAxis:  axis{Title: map[string]string{"text": yTitle}, RangeMode: "tozero"},
+			Margin: map[string]int{"t": 20},
+		}
+		if len(loops) <= maxLoopTicks {
+			layout.XAxis.TickMode, layout.XAxis.TickVals = "array", loops
+		}
+		data, err := json.Marshal(traces)
+		if err != nil {
+			return nil, fmt.Errorf("trend of %s: %w", metric, err)
+		}
+		lay, err := json.Marshal(layout)
+		if err != nil {
+			return nil, fmt.Errorf("trend of %s: %w", metric, err)
+		}
+		c.Traces, c.Layout = template.JS(data), template.JS(lay)
+		t.Charts = append(t.Charts, c)
+	}
+	return t, nil
+}
+
+// verdictKeys lists the LoopSummary.Verdicts keys of the history: those of
+// the comparisons first, in order, then any other, sorted.
+func verdictKeys(r *experiment.Result) []string {
+	inHistory := map[string]bool{}
+	for _, l := range r.History {
+		for k := range l.Verdicts {
+			inHistory[k] = true
+		}
+	}
+	var out []string
+	for _, c := range r.Comparisons {
+		k := c.Candidate + " " + c.Metric
+		if inHistory[k] && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(inHistory)) {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// metricUnit returns the unit of a metric, from any version that has it.
+func metricUnit(r *experiment.Result, metric string) string {
+	for _, v := range r.Versions {
+		if m, ok := v.Metrics[metric]; ok && m.Unit != "" {
+			return m.Unit
+		}
+	}
+	return ""
+}

@@ -1,0 +1,281 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// This file shows how an experiment with loops went, loop by loop, from the
+// result's History.
+
+// hasLoops reports whether r comes from an experiment that runs its tasks
+// in more than one loop.
+func hasLoops(r *experiment.Result) bool {
+	return r.Loops > 1 || len(r.History) > 1
+}
+
+// loopPhrase says which loop r is at, such as "loop 3 of 10".
+func loopPhrase(r *experiment.Result) string {
+	loop := r.Loop
+	if loop == 0 && len(r.History) > 0 {
+		loop = r.History[len(r.History)-1].Loop
+	}
+	switch {
+	case loop == 0 && r.Loops > 0:
+		return fmt.Sprintf("before loop 1 of %d", r.Loops)
+	case r.Loops > 0:
+		return fmt.Sprintf("loop %d of %d", loop, r.Loops)
+	default:
+		return fmt.Sprintf("loop %d", loop)
+	}
+}
+
+// trendFallback are the metrics a trend shows when no SLO or comparison
+// names one.
+var trendFallback = []string{"http/latency-p95", "http/error-rate"}
+
+// trendFallbackMax is how many metrics a trend shows at most when neither
+// SLOs, comparisons nor trendFallback name one that the history has.
+const trendFallbackMax = 3
+
+// trendMetrics picks the metrics whose trend to show: those the SLOs and
+// comparisons use, in that order, and which the history has a value or a
+// verdict of. Without any, the key metrics of trendFallback, or else the
+// first few the history has.
+func trendMetrics(r *experiment.Result) []string {
+	inHistory := map[string]bool{}
+	for _, l := range r.History {
+		for _, ms := range l.Metrics {
+			for m := range ms {
+				inHistory[m] = true
+			}
+		}
+	}
+	versions := trendVersions(r)
+	for _, l := range r.History {
+		for key := range l.Verdicts {
+			if _, m, ok := splitVerdictKey(key, versions); ok {
+				inHistory[m] = true
+			}
+		}
+	}
+	var out []string
+	add := func(m string) {
+		if inHistory[m] && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	for _, s := range r.SLOs {
+		add(s.Metric)
+	}
+	for _, c := range r.Comparisons {
+		add(c.Metric)
+	}
+	for _, l := range r.History {
+		for _, key := range slices.Sorted(maps.Keys(l.Verdicts)) {
+			if _, m, ok := splitVerdictKey(key, versions); ok {
+				add(m)
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, m := range trendFallback {
+		add(m)
+	}
+	if len(out) > 0 {
+		return out
+	}
+	all := slices.Sorted(maps.Keys(inHistory))
+	return all[:min(len(all), trendFallbackMax)]
+}
+
+// trendVersions lists the versions of a trend: those of the result, in
+// order, then any other the history names.
+func trendVersions(r *experiment.Result) []string {
+	var out []string
+	for _, v := range r.Versions {
+		out = append(out, v.Name)
+	}
+	extra := map[string]bool{}
+	for _, l := range r.History {
+		for v := range l.Metrics {
+			extra[v] = true
+		}
+		for v := range l.SLOsSatisfied {
+			extra[v] = true
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(extra)) {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// splitVerdictKey splits a LoopSummary.Verdicts key, "candidate metric",
+// by the versions it may start with.
+func splitVerdictKey(key string, versions []string) (version, metric string, ok bool) {
+	for _, v := range versions {
+		if m, found := strings.CutPrefix(key, v+" "); found && v != "" {
+			return v, m, true
+		}
+	}
+	return "", "", false
+}
+
+// loopValue returns a version's value of a metric in one loop.
+func loopValue(l experiment.LoopSummary, version, metric string) (float64, bool) {
+	v, ok := l.Metrics[version][metric]
+	return v, ok
+}
+
+// loopVerdict returns the verdict of a candidate's comparison on a metric
+// in one loop.
+func loopVerdict(l experiment.LoopSummary, candidate, metric string) (experiment.Verdict, bool) {
+	v, ok := l.Verdicts[candidate+" "+metric]
+	return v, ok
+}
+
+// loopTimes shows when each loop of the history ended (or began, if it has
+// no end): as a time of day when they all fall on one day, with the date
+// otherwise.
+func loopTimes(history []experiment.LoopSummary) []string {
+	at := make([]time.Time, len(history))
+	var first time.Time
+	oneDay := true
+	for i, l := range history {
+		at[i] = l.EndTime
+		if at[i].IsZero() {
+			at[i] = l.StartTime
+		}
+		if at[i].IsZero() {
+			continue
+		}
+		if first.IsZero() {
+			first = at[i]
+		}
+		oneDay = oneDay && sameDay(first, at[i])
+	}
+	layout := time.TimeOnly
+	if !oneDay {
+		layout = "01-02 15:04"
+	}
+	out := make([]string, len(history))
+	for i, t := range at {
+		out[i] = "-"
+		if !t.IsZero() {
+			out[i] = t.Format(layout)
+		}
+	}
+	return out
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
+}
+
+// compact shows a metric value in a trend's narrow columns: four
+// significant digits, and whole numbers from a thousand up.
+func compact(v float64) string {
+	if math.Abs(v) >= 1000 {
+		return FormatValue(math.Round(v))
+	}
+	return FormatValue(roundSignificant(v, 4))
+}
+
+// verdictMark is a verdict in a trend cell: better and worse spelled out,
+// and inconclusive (the usual state) kept short.
+func verdictMark(v experiment.Verdict) string {
+	if v == experiment.VerdictInconclusive {
+		return "?"
+	}
+	return string(v)
+}
+
+// metricHeaders drops a namespace ("http/") that every metric shares, so
+// that a trend of three metrics fits in 80 columns; it returns the
+// namespace, or "" when the metrics do not share one.
+func metricHeaders(metrics []string) ([]string, string) {
+	if len(metrics) == 0 {
+		return nil, ""
+	}
+	i := strings.Index(metrics[0], "/")
+	if i < 0 {
+		return metrics, ""
+	}
+	ns := metrics[0][:i+1]
+	out := make([]string, len(metrics))
+	for j, m := range metrics {
+		rest, ok := strings.CutPrefix(m, ns)
+		if !ok || rest == "" {
+			return metrics, ""
+		}
+		out[j] = rest
+	}
+	return out, ns
+}
+
+// writeTrend writes one row per loop and version of the history: the
+// loop's number and end, whether the version met all its SLOs, and its
+// values of the trend metrics, each with the verdict of the version's
+// comparison with the baseline.
+func writeTrend(w io.Writer, r *experiment.Result) {
+	if !hasLoops(r) || len(r.History) == 0 {
+		return
+	}
+	metrics := trendMetrics(r)
+	versions := trendVersions(r)
+	headers, ns := metricHeaders(metrics)
+	title := "Trend"
+	if ns != "" {
+		title += " (" + ns + " metrics)"
+	}
+	fmt.Fprintf(w, "\n%s\n", title)
+	header := append([]string{"LOOP", "END", "VERSION", "SLOS"}, headers...)
+	fmt.Fprintf(w, "  %s\n", strings.Join(header, "\t"))
+	anyVerdict := false
+	times := loopTimes(r.History)
+	for j, l := range r.History {
+		loop, end := fmt.Sprint(l.Loop), times[j]
+		if l.Failed {
+			loop += " failed"
+		}
+		for i, v := range versions {
+			if i > 0 {
+				loop, end = "", ""
+			}
+			slo := "-"
+			if ok, found := l.SLOsSatisfied[v]; found {
+				slo = mark(ok)
+			}
+			cells := []string{loop, end, VersionName(v), slo}
+			for _, m := range metrics {
+				cell := "-"
+				if val, ok := loopValue(l, v, m); ok {
+					cell = compact(val)
+				}
+				if verdict, ok := loopVerdict(l, v, m); ok && v != "" {
+					cell += " " + verdictMark(verdict)
+					anyVerdict = true
+				}
+				cells = append(cells, cell)
+			}
+			fmt.Fprintf(w, "  %s\n", strings.Join(cells, "\t"))
+		}
+	}
+	if anyVerdict {
+		fmt.Fprintln(w, "  better, worse: the candidate against the baseline; ?: inconclusive")
+	}
+}
