@@ -16,7 +16,7 @@ FUZZTIME ?= 50000x
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps testbed lint unit fuzz demo bench bench-grpc bench-cluster clean plotly dist image
+.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster clean plotly dist image
 
 all: build
 
@@ -48,12 +48,17 @@ testbed:
 unit: $(PLOTLY) test-deps testbed
 	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 ITER8_REQUIRE_PROMETHEUS=1 $(GO) test -race -count=1 ./...
 
+## sim: the statistics' acceptance simulations at full size (1000 A/A and A/B
+## runs, 10,000 A/B/n runs), without -race, under which they would take minutes
+sim:
+	$(GO) test -count=1 -run 'Acceptance|Calibration' ./pkg/stats/
+
 ## fuzz: a short, bounded fuzz run of the spec decoder
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./pkg/experiment/
 
 ## test: everything CI checks
-test: lint unit fuzz
+test: lint unit sim fuzz
 
 ## demo: a local experiment against two versions of a sample app on 127.0.0.1
 demo:

@@ -53,7 +53,9 @@ bin/kubectl-iter8 launch --local --spec "$out/experiment.yaml" \
 	--set http.endpoints[1].version=v2 --set http.endpoints[1].url="http://$v2/" \
 	--set assess.slos[0].metric=http/latency-p95 --set assess.slos[0].upper=15 \
 	--set assess.slos[1].metric=http/error-rate --set assess.slos[1].upper=0.01 \
-	--set 'assess.rewards.min={http/latency-mean}' || status=$?
+	--set 'assess.rewards.min={http/latency-mean,http/error-rate}' \
+	--set assess.comparisons[0].metric=http/latency \
+	--set assess.comparisons[1].metric=http/error-rate || status=$?
 bin/kubectl-iter8 report -f "$out/experiment.yaml" -o html >"$out/report.html"
 echo >&2
 echo "==> spec: $out/experiment.yaml, result: $out/experiment.result.json" >&2

@@ -162,6 +162,9 @@ type Comparison struct {
 	// comparison's minimum effect would be detected (80% power), from the
 	// observed variance; 0 when unknown.
 	Needed int64 `json:"needed,omitempty"`
+	// Inflation is the factor by which the test's variance was widened
+	// because consecutive latencies were correlated; absent when 1.
+	Inflation float64 `json:"inflation,omitempty"`
 }
 
 // LoopSummary is what one loop of an experiment found: its metric values,

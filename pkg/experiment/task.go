@@ -141,15 +141,19 @@ func (r *Registry) lookup(name string) (Decoder, bool) {
 type Catalog struct {
 	versions []string
 	metrics  map[string]map[string]bool // version → metric
+	// evidence maps version → metric → what stands behind its value
+	// (EvidenceHistogram, or a stats.SampleKind), for comparisons.
+	evidence map[string]map[string]string
 	// incomplete is set once a task fails to decode: the metrics it would
 	// produce are unknown, so absence proves nothing.
 	incomplete bool
 }
 
 func newCatalog(versions []string) *Catalog {
-	c := &Catalog{versions: versions, metrics: map[string]map[string]bool{}}
+	c := &Catalog{versions: versions, metrics: map[string]map[string]bool{}, evidence: map[string]map[string]string{}}
 	for _, v := range versions {
 		c.metrics[v] = map[string]bool{}
+		c.evidence[v] = map[string]string{}
 	}
 	return c
 }
@@ -160,6 +164,26 @@ func (c *Catalog) Add(version, metric string) {
 		m[metric] = true
 	}
 }
+
+// EvidenceHistogram is the evidence of a histogram metric (http/latency).
+const EvidenceHistogram = "histogram"
+
+// AddEvidence records that metric will have evidence of a kind for version:
+// a histogram (EvidenceHistogram) or a sample (a stats.SampleKind).
+func (c *Catalog) AddEvidence(version, metric, kind string) {
+	if m, ok := c.evidence[version]; ok {
+		m[metric] = kind
+	}
+}
+
+// Evidence returns the kind of evidence behind metric for version.
+func (c *Catalog) Evidence(version, metric string) (string, bool) {
+	k, ok := c.evidence[version][metric]
+	return k, ok
+}
+
+// KnownEvidence lists every metric with evidence, sorted.
+func (c *Catalog) KnownEvidence() []string { return names(c.evidence) }
 
 // Has reports whether metric is produced for version.
 func (c *Catalog) Has(version, metric string) bool {
@@ -182,9 +206,12 @@ func (c *Catalog) Producers(metric string) []string {
 }
 
 // Known lists every produced metric name, sorted.
-func (c *Catalog) Known() []string {
+func (c *Catalog) Known() []string { return names(c.metrics) }
+
+// names lists the metric names of a version → metric map, sorted.
+func names[V any](byVersion map[string]map[string]V) []string {
 	set := map[string]bool{}
-	for _, m := range c.metrics {
+	for _, m := range byVersion {
 		for name := range m {
 			set[name] = true
 		}

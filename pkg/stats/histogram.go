@@ -1,6 +1,7 @@
 // Package stats holds the math behind experiment results: latency histograms
-// that merge exactly and stay small when stored, and the comparison of a
-// candidate version against a baseline.
+// that merge exactly and stay small when stored, the comparison of a
+// candidate version against a baseline, and the probability that each
+// version is the best.
 package stats
 
 import (

@@ -35,6 +35,22 @@ spec:
       duration: 20s
 `
 
+// twoVersionHead is loadHead with two versions, each with an endpoint.
+const twoVersionHead = `apiVersion: iter8.tools/v1
+kind: Experiment
+metadata:
+  name: bad
+spec:
+  versions: [v1, v2]
+  tasks:
+  - task: http
+    with:
+      duration: 20s
+      endpoints:
+      - {version: v1, url: "{{URL}}"}
+      - {version: v2, url: "{{URL}}"}
+`
+
 // badInput is one malformed spec (run -f spec.yaml) or value set (launch
 // --local with args, and values.yaml when values is set).
 type badInput struct {
@@ -222,20 +238,7 @@ spec:
 	},
 	{
 		name: "spec/endpoint names an unknown version",
-		spec: `apiVersion: iter8.tools/v1
-kind: Experiment
-metadata:
-  name: bad
-spec:
-  versions: [v1, v2]
-  tasks:
-  - task: http
-    with:
-      duration: 20s
-      endpoints:
-      - {version: v1, url: "{{URL}}"}
-      - {version: v3, url: "{{URL}}"}
-`,
+		spec: strings.Replace(twoVersionHead, "{version: v2,", "{version: v3,", 1),
 		want: []string{`spec.tasks[0].with.endpoints[1].version`, `"v3"`},
 	},
 	{
@@ -402,6 +405,68 @@ spec:
         max: [http/throughput]
 `,
 		want: []string{`spec.tasks[1].with.rewards.max[0]`, `http/throughput`},
+	},
+	{
+		name: "spec/comparison with an unknown candidate",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      comparisons:
+      - {metric: http/latency, candidate: v3}
+`,
+		want: []string{`spec.tasks[1].with.comparisons[0].candidate`, `"v3"`},
+	},
+	{
+		name: "spec/comparison against an unknown baseline",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      baseline: stable
+      comparisons:
+      - {metric: http/latency}
+`,
+		want: []string{`spec.tasks[1].with.baseline`, `"stable"`},
+	},
+	{
+		name: "spec/comparison on a metric without samples",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      comparisons:
+      - {metric: http/latency-p99}
+`,
+		want: []string{`spec.tasks[1].with.comparisons[0].metric`, `is a single value`},
+	},
+	{
+		name: "spec/comparison on a metric no task produces",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      comparisons:
+      - {metric: grpc/latency}
+`,
+		want: []string{`spec.tasks[1].with.comparisons[0].metric`, `no earlier task produces it`},
+	},
+	{
+		name: "spec/confidence outside (0,1)",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      confidence: 95
+      comparisons:
+      - {metric: http/latency}
+`,
+		want: []string{`spec.tasks[1].with.confidence`, `between 0 and 1`},
+	},
+	{
+		name: "spec/negative loops",
+		spec: strings.Replace(loadHead, "spec:\n", "spec:\n  loops: -2\n  interval: 5 minutes\n", 1),
+		want: []string{`spec.loops`, `spec.interval`},
+	},
+	{
+		name:   "values/confidence outside (0,1)",
+		launch: []string{"--set", "versions={v1,v2}", "--set", "tasks={http,assess}", "--set", "http.endpoints[0].url={{URL}}", "--set", "http.endpoints[0].version=v1", "--set", "http.endpoints[1].url={{URL}}", "--set", "http.endpoints[1].version=v2", "--set", "assess.comparisons[0].metric=http/latency", "--set", "assess.confidence=1.5"},
+		want:   []string{`assess.confidence`, `between 0 and 1`},
+	},
+	{
+		name:   "values/zero loops",
+		launch: []string{"--set", "tasks={ready}", "--set", "ready.url={{URL}}", "--set", "loops=0"},
+		want:   []string{`/loops`, `minimum`},
 	},
 	{
 		name: "spec/every problem is listed",

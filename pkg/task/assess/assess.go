@@ -1,16 +1,20 @@
-// Package assess is the `assess` task: it judges each version against SLOs
-// and picks the best version by reward metrics.
+// Package assess is the `assess` task: it judges each version against SLOs,
+// compares candidates with the baseline with stated confidence, and picks
+// the best version by reward metrics, with the probability that each
+// version is the best.
 package assess
 
 import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/stats"
 )
 
 // Name is the task's name in a spec.
@@ -32,9 +36,51 @@ type Rewards struct {
 	Min []string `json:"min,omitempty"`
 }
 
+// Comparison asks whether candidates differ from the baseline in a metric
+// that has per-request evidence: a latency histogram (http/latency), or the
+// sample behind a rate (http/error-rate) or a mean (http/latency-mean).
+type Comparison struct {
+	Metric string `json:"metric"`
+	// Candidate limits the comparison to one version; empty means every
+	// version but the baseline.
+	Candidate *string `json:"candidate,omitempty"`
+	// Better is "lower" (the default: latencies, error rates) or "higher".
+	Better string `json:"better,omitempty"`
+	// MinEffect is the smallest change worth detecting, from which the
+	// sample size needed is computed: relative for latencies and means
+	// (default 0.1, 10%), absolute for rates (default 0.01).
+	MinEffect *float64 `json:"minEffect,omitempty"`
+}
+
 type inputs struct {
 	SLOs    []SLO    `json:"slos,omitempty"`
 	Rewards *Rewards `json:"rewards,omitempty"`
+	// Baseline is the version candidates are compared with; the first
+	// version when unset.
+	Baseline *string `json:"baseline,omitempty"`
+	// Confidence of comparisons, in (0, 1); DefaultConfidence when unset.
+	Confidence  *float64     `json:"confidence,omitempty"`
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+}
+
+// DefaultConfidence is the confidence of comparisons unless the spec sets one.
+const DefaultConfidence = 0.95
+
+// Default smallest effects worth detecting, by the kind of evidence.
+const (
+	DefaultMinEffectRelative = 0.1
+	DefaultMinEffectRate     = 0.01
+)
+
+// bestSeed makes probabilities of being best the same in every run on the
+// same data.
+const bestSeed = 8
+
+// comparison is one planned candidate-against-baseline test.
+type comparison struct {
+	metric, candidate, kind string
+	higherIsBetter          bool
+	minEffect               float64
 }
 
 // reward is one reward metric with its direction.
@@ -45,8 +91,11 @@ type reward struct {
 
 // Task is the decoded assess task.
 type Task struct {
-	SLOs    []SLO
-	rewards []reward
+	SLOs        []SLO
+	rewards     []reward
+	baseline    string
+	confidence  float64
+	comparisons []comparison
 }
 
 // Decode validates the task's `with` block against the metrics that earlier
@@ -57,8 +106,8 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		return nil, errs
 	}
 	var errs field.ErrorList
-	if len(in.SLOs) == 0 && (in.Rewards == nil || len(in.Rewards.Max)+len(in.Rewards.Min) == 0) {
-		errs = append(errs, field.Required(d.Path.Child("slos"), "give slos, rewards or both"))
+	if len(in.SLOs) == 0 && len(in.Comparisons) == 0 && (in.Rewards == nil || len(in.Rewards.Max)+len(in.Rewards.Min) == 0) {
+		errs = append(errs, field.Required(d.Path.Child("slos"), "give slos, comparisons, rewards or a mix"))
 	}
 	for i, s := range in.SLOs {
 		p := d.Path.Child("slos").Index(i)
@@ -81,6 +130,7 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		}
 	}
 	t := &Task{SLOs: in.SLOs}
+	errs = append(errs, t.decodeComparisons(d, in)...)
 	if in.Rewards != nil {
 		// max before min, each in spec order: the first reward decides the winner.
 		for _, dir := range []struct {
@@ -99,6 +149,108 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		return nil, errs
 	}
 	return t, nil
+}
+
+// decodeComparisons checks baseline, confidence and comparisons, and plans
+// one test per comparison and candidate.
+func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorList {
+	var errs field.ErrorList
+	t.baseline, t.confidence = d.Versions[0], DefaultConfidence
+	if in.Baseline != nil {
+		t.baseline = *in.Baseline
+		if !slices.Contains(d.Versions, t.baseline) {
+			errs = append(errs, field.NotSupported(d.Path.Child("baseline"), t.baseline, d.Versions))
+		}
+	}
+	if in.Confidence != nil {
+		t.confidence = *in.Confidence
+		if !(t.confidence > 0 && t.confidence < 1) {
+			errs = append(errs, field.Invalid(d.Path.Child("confidence"), t.confidence, "must be between 0 and 1 (exclusive), such as 0.95"))
+		}
+	}
+	if len(in.Comparisons) > 0 && len(d.Versions) < 2 {
+		errs = append(errs, field.Invalid(d.Path.Child("comparisons"), field.OmitValueType{},
+			"comparisons need at least two versions in spec.versions: a baseline and a candidate"))
+		return errs
+	}
+	for i, c := range in.Comparisons {
+		p := d.Path.Child("comparisons").Index(i)
+		candidates := slices.DeleteFunc(slices.Clone(d.Versions), func(v string) bool { return v == t.baseline })
+		if c.Candidate != nil {
+			switch {
+			case !slices.Contains(d.Versions, *c.Candidate):
+				errs = append(errs, field.NotSupported(p.Child("candidate"), *c.Candidate, candidates))
+				continue
+			case *c.Candidate == t.baseline:
+				errs = append(errs, field.Invalid(p.Child("candidate"), *c.Candidate, "is the baseline: compare another version with it"))
+				continue
+			}
+			candidates = []string{*c.Candidate}
+		}
+		higher := false
+		switch c.Better {
+		case "", "lower":
+		case "higher":
+			higher = true
+		default:
+			errs = append(errs, field.NotSupported(p.Child("better"), c.Better, []string{"lower", "higher"}))
+		}
+		kind, fe := evidenceOf(d, p.Child("metric"), c.Metric, append([]string{t.baseline}, candidates...))
+		if fe != nil {
+			errs = append(errs, fe)
+			continue
+		}
+		minEffect := DefaultMinEffectRelative
+		if kind == string(stats.KindRate) {
+			minEffect = DefaultMinEffectRate
+		}
+		if c.MinEffect != nil {
+			minEffect = *c.MinEffect
+			if !(minEffect > 0) || (kind == string(stats.KindRate) && minEffect >= 1) {
+				errs = append(errs, field.Invalid(p.Child("minEffect"), minEffect, "must be above 0 (and below 1 for a rate)"))
+			}
+		}
+		for _, cand := range candidates {
+			t.comparisons = append(t.comparisons, comparison{metric: c.Metric, candidate: cand, kind: kind, higherIsBetter: higher, minEffect: minEffect})
+		}
+	}
+	return errs
+}
+
+// evidenceOf finds what stands behind metric for every one of versions. An
+// incomplete catalog (an earlier task did not decode) proves nothing, and
+// the comparison then learns its kind from the result at run time.
+func evidenceOf(d *experiment.Decoding, p *field.Path, metric string, versions []string) (string, *field.Error) {
+	if metric == "" {
+		return "", field.Required(p, "a metric with per-request evidence, such as http/latency or http/error-rate")
+	}
+	if d.Metrics.Incomplete() {
+		return "", nil
+	}
+	kind := ""
+	for _, v := range versions {
+		k, ok := d.Metrics.Evidence(v, metric)
+		if !ok {
+			return "", field.Invalid(p, metric, noEvidence(d, metric, v))
+		}
+		kind = k
+	}
+	return kind, nil
+}
+
+func noEvidence(d *experiment.Decoding, metric, version string) string {
+	known := d.Metrics.KnownEvidence()
+	list := "no earlier task produces any"
+	if len(known) > 0 {
+		list = "these do: " + strings.Join(known, ", ")
+	}
+	switch {
+	case d.Metrics.Has(version, metric):
+		return fmt.Sprintf("is a single value for version %q; a comparison needs per-request evidence (a latency histogram, or the sample behind a rate or a mean): %s", version, list)
+	case len(d.Metrics.Producers(metric)) > 0:
+		return fmt.Sprintf("no earlier task produces it for version %q; %s", version, list)
+	}
+	return "no earlier task produces it with per-request evidence; " + list
 }
 
 func checkMetric(d *experiment.Decoding, p *field.Path, metric string, version *string) *field.Error {
@@ -148,11 +300,141 @@ func (t *Task) Run(_ context.Context, env *experiment.Env) error {
 			Metric: rw.metric, Direction: rw.direction, Best: best(r, env.Versions, rw, nil),
 		})
 	}
+	for i, rw := range t.rewards {
+		probabilities(r, env.Versions, rw, &r.Rewards[i])
+	}
 	if len(t.rewards) > 0 {
 		r.Winner = best(r, env.Versions, t.rewards[0], func(v string) bool { return meetsSLOs(r, v) })
 	}
+	r.Comparisons = nil
+	for _, c := range t.comparisons {
+		r.Comparisons = append(r.Comparisons, t.compare(r, c))
+	}
 	return nil
 }
+
+// probabilities adds to out the probability that each version is the best
+// by the reward, when every version has a sample of its metric.
+func probabilities(r *experiment.Result, versions []string, rw reward, out *experiment.RewardResult) {
+	if len(versions) < 2 {
+		return
+	}
+	samples := make([]stats.Sample, len(versions))
+	for i, v := range versions {
+		s, ok := r.Sample(v, rw.metric)
+		if !ok {
+			out.Reason = fmt.Sprintf("no sample of %s for version %s: probabilities need a metric with per-request samples, such as http/error-rate or http/latency-mean", rw.metric, versionLabel(v))
+			return
+		}
+		samples[i] = s
+	}
+	b, err := stats.Best(samples, rw.direction == "max", stats.BestOptions{Seed: bestSeed})
+	if err != nil {
+		out.Reason = err.Error()
+		return
+	}
+	out.ProbabilityBest, out.ExpectedLoss = map[string]float64{}, map[string]float64{}
+	for i, v := range versions {
+		out.ProbabilityBest[v], out.ExpectedLoss[v] = b.Probability[i], b.ExpectedLoss[i]
+	}
+}
+
+// compare runs one planned comparison on the result.
+func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison {
+	out := experiment.Comparison{Metric: c.metric, Baseline: t.baseline, Candidate: c.candidate, Confidence: t.confidence, Verdict: experiment.VerdictInconclusive}
+	kind := c.kind
+	if kind == "" { // the catalog was incomplete: learn it from the result
+		if r.Histogram(t.baseline, c.metric) != nil {
+			kind = experiment.EvidenceHistogram
+		} else if s, ok := r.Sample(t.baseline, c.metric); ok {
+			kind = string(s.Kind)
+		}
+	}
+	var significant, higher bool
+	var needed int64
+	switch kind {
+	case experiment.EvidenceHistogram:
+		hb, hc := r.Histogram(t.baseline, c.metric), r.Histogram(c.candidate, c.metric)
+		if hb == nil || hc == nil {
+			out.Reason = missing(c.metric, t.baseline, hb != nil, c.candidate, hc != nil)
+			return out
+		}
+		s, err := stats.CompareLatencies(hb, hc, t.confidence, c.minEffect)
+		if err != nil {
+			out.Reason = err.Error()
+			return out
+		}
+		out.Test, out.Relative = "mann-whitney", true
+		out.Effect, out.Low, out.High = ptr(s.Ratio-1), ptr(s.Low-1), ptr(s.High-1)
+		out.PValue, out.BaselineCount, out.CandidateCount = ptr(s.PValue), s.BaselineCount, s.CandidateCount
+		significant, higher, needed = s.Significant, s.Ratio > 1, s.Needed
+		if s.Inflation > 1 {
+			out.Inflation = s.Inflation
+		}
+	case string(stats.KindRate), string(stats.KindMean):
+		sb, okB := r.Sample(t.baseline, c.metric)
+		sc, okC := r.Sample(c.candidate, c.metric)
+		if !okB || !okC {
+			out.Reason = missing(c.metric, t.baseline, okB, c.candidate, okC)
+			return out
+		}
+		compare, test := stats.CompareRates, "two-proportion"
+		if kind == string(stats.KindMean) {
+			compare, test = stats.CompareMeans, "welch"
+		}
+		d, err := compare(sb, sc, t.confidence, c.minEffect)
+		if err != nil {
+			out.Reason = err.Error()
+			return out
+		}
+		out.Test = test
+		out.Effect, out.Low, out.High = ptr(d.Difference), ptr(d.Low), ptr(d.High)
+		out.PValue, out.BaselineCount, out.CandidateCount = ptr(d.PValue), sb.N(), sc.N()
+		significant, higher, needed = d.Significant, d.Difference > 0, d.Needed
+	default:
+		out.Reason = fmt.Sprintf("no evidence of %s for version %s: no task measured it", c.metric, versionLabel(t.baseline))
+		return out
+	}
+	out.Needed = needed
+	switch {
+	case significant && higher == c.higherIsBetter:
+		out.Verdict = experiment.VerdictBetter
+	case significant:
+		out.Verdict = experiment.VerdictWorse
+	case needed > min(out.BaselineCount, out.CandidateCount):
+		out.Reason = fmt.Sprintf("need %d more requests per version to detect a change of %s", needed-min(out.BaselineCount, out.CandidateCount), effect(c))
+	default:
+		out.Reason = fmt.Sprintf("no difference at %s confidence; a change of %s would have been found 80%% of the time", percent(t.confidence), effect(c))
+	}
+	return out
+}
+
+func missing(metric, baseline string, hasBaseline bool, candidate string, hasCandidate bool) string {
+	v := candidate
+	if !hasBaseline {
+		v = baseline
+	}
+	return fmt.Sprintf("no evidence of %s for version %s: its task failed, was skipped or measured nothing", metric, versionLabel(v))
+}
+
+func effect(c comparison) string {
+	if c.kind == string(stats.KindRate) {
+		return strconv.FormatFloat(c.minEffect, 'g', 3, 64)
+	}
+	return percent(c.minEffect)
+}
+
+func percent(f float64) string { return strconv.FormatFloat(100*f, 'g', 3, 64) + "%" }
+
+// versionLabel names a version in messages; the unnamed one is "default".
+func versionLabel(v string) string {
+	if v == "" {
+		return "default"
+	}
+	return v
+}
+
+func ptr(f float64) *float64 { return &f }
 
 func verdict(r *experiment.Result, s SLO, version string) experiment.SLOVerdict {
 	out := experiment.SLOVerdict{Metric: s.Metric, Version: version, Upper: s.Upper, Lower: s.Lower}

@@ -16,11 +16,21 @@ import (
 // version, followed by an assess task with the given `with` block.
 func plan(t *testing.T, versions, with string) (*experiment.Plan, error) {
 	t.Helper()
+	return planAfter(t, versions, with, func(c *experiment.Catalog, v string) {
+		c.Add(v, "m/a")
+		c.Add(v, "m/b")
+	})
+}
+
+// planAfter decodes a spec whose first task declares, through produce, what
+// it produces for each version, followed by an assess task with the given
+// `with` block.
+func planAfter(t *testing.T, versions, with string, produce func(c *experiment.Catalog, version string)) (*experiment.Plan, error) {
+	t.Helper()
 	reg := experiment.NewRegistry()
 	reg.Register("produce", func(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		for _, v := range d.Versions {
-			d.Metrics.Add(v, "m/a")
-			d.Metrics.Add(v, "m/b")
+			produce(d.Metrics, v)
 		}
 		return nil, nil
 	})

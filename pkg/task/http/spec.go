@@ -19,7 +19,7 @@ const Name = "http"
 
 // Defaults of the task's inputs.
 const (
-	DefaultNumRequests = 100
+	DefaultNumRequests = 400
 	DefaultConnections = 4
 	DefaultTimeout     = 5 * time.Second
 )

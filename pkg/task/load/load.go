@@ -112,16 +112,22 @@ func MetricNames(prefix string, percentiles []float64) []string {
 }
 
 // Declare records in the catalog the metrics that a load on targets
-// produces: <family>/... per version, <family>-<name>/... per named target.
+// produces: <family>/... per version, <family>-<name>/... per named target,
+// with the evidence behind them: the latency histogram, and the samples of
+// error-rate and latency-mean.
 func Declare(c *experiment.Catalog, family string, targets []Target, percentiles []float64) {
-	for _, t := range targets {
-		for _, m := range MetricNames(family, percentiles) {
-			c.Add(t.Version, m)
+	declare := func(version, prefix string) {
+		for _, m := range MetricNames(prefix, percentiles) {
+			c.Add(version, m)
 		}
+		c.AddEvidence(version, prefix+"/latency", experiment.EvidenceHistogram)
+		c.AddEvidence(version, prefix+"/error-rate", string(stats.KindRate))
+		c.AddEvidence(version, prefix+"/latency-mean", string(stats.KindMean))
+	}
+	for _, t := range targets {
+		declare(t.Version, family)
 		if t.Name != "" {
-			for _, m := range MetricNames(family+"-"+t.Name, percentiles) {
-				c.Add(t.Version, m)
-			}
+			declare(t.Version, family+"-"+t.Name)
 		}
 	}
 }

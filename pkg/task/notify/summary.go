@@ -53,6 +53,24 @@ type Summary struct {
 	// Winner is the best version by the first reward among those meeting
 	// their SLOs; empty when there is none.
 	Winner string `json:"winner"`
+	// Comparisons are the assess task's verdicts on candidates against the
+	// baseline. (The summary keeps to 10 top-level fields: GitHub's
+	// client_payload takes no more.)
+	Comparisons []Comparison `json:"comparisons"`
+}
+
+// Comparison is one candidate's verdict against the baseline on a metric.
+type Comparison struct {
+	Metric    string `json:"metric"`
+	Baseline  string `json:"baseline"`
+	Candidate string `json:"candidate"`
+	// Verdict is better, worse or inconclusive.
+	Verdict string `json:"verdict"`
+	// Effect is the estimated change (relative for latencies: 0.2 is 20%
+	// slower); nil when the comparison could not be made.
+	Effect *float64 `json:"effect,omitempty"`
+	// Reason explains an inconclusive verdict.
+	Reason string `json:"reason,omitempty"`
 }
 
 // FailedTask names the task that failed.
@@ -93,6 +111,13 @@ func NewSummary(r *experiment.Result) *Summary {
 		Metrics:       map[string]map[string]float64{},
 		SLOs:          []SLO{},
 		Winner:        r.Winner,
+		Comparisons:   []Comparison{},
+	}
+	for _, c := range r.Comparisons {
+		s.Comparisons = append(s.Comparisons, Comparison{
+			Metric: c.Metric, Baseline: c.Baseline, Candidate: c.Candidate,
+			Verdict: string(c.Verdict), Effect: c.Effect, Reason: c.Reason,
+		})
 	}
 	for i, t := range r.Tasks {
 		if t.State == experiment.TaskFailed {
@@ -130,7 +155,8 @@ func sampleSummaries(versions []string, metrics *experiment.Catalog) []*Summary 
 	completed := &Summary{
 		Experiment: "sample", Revision: 1, State: StateCompleted, SLOsSatisfied: true,
 		Versions: versions, Metrics: map[string]map[string]float64{},
-		SLOs: []SLO{{Metric: "sample/metric", Version: versions[0], Upper: &one, Value: &one, Satisfied: true}},
+		SLOs:        []SLO{{Metric: "sample/metric", Version: versions[0], Upper: &one, Value: &one, Satisfied: true}},
+		Comparisons: []Comparison{{Metric: "sample/metric", Baseline: versions[0], Candidate: versions[len(versions)-1], Verdict: "inconclusive", Effect: &one, Reason: "sample"}},
 	}
 	for _, name := range metrics.Known() {
 		for _, v := range metrics.Producers(name) {
