@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"encoding/json"
 	"maps"
 	"math"
 	"slices"
@@ -336,10 +337,14 @@ func (r *Result) HistogramNames() []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
-// MaxHistory bounds Result.History. Past it, every other older loop is
-// dropped (the first and the latest are kept), so a long run keeps an even
-// sample of its trend and the result stays far below a Secret's 1 MiB.
-const MaxHistory = 64
+// MaxHistory and MaxHistoryBytes bound Result.History. Past either, every
+// other older loop is dropped (the first and the latest are kept), so a long
+// run keeps an even sample of its trend and the result stays far below a
+// Secret's 1 MiB, however many versions and metrics there are.
+const (
+	MaxHistory      = 64
+	MaxHistoryBytes = 256 << 10
+)
 
 // summarize takes the loop's values, SLO verdicts and comparison verdicts.
 func (r *Result) summarize(loop int, start, end time.Time, failed bool) LoopSummary {
@@ -374,15 +379,22 @@ func (r *Result) summarize(loop int, start, end time.Time, failed bool) LoopSumm
 }
 
 // addHistory appends a loop's summary, thinning the history past
-// MaxHistory.
+// MaxHistory loops or MaxHistoryBytes of JSON.
 func (r *Result) addHistory(s LoopSummary) {
 	r.History = append(r.History, s)
-	if len(r.History) <= MaxHistory {
-		return
+	for len(r.History) > 2 && (len(r.History) > MaxHistory || historyBytes(r.History) > MaxHistoryBytes) {
+		kept := r.History[:1]
+		for i := 2; i < len(r.History)-1; i += 2 {
+			kept = append(kept, r.History[i])
+		}
+		r.History = append(kept, r.History[len(r.History)-1])
 	}
-	kept := r.History[:1]
-	for i := 2; i < len(r.History)-1; i += 2 {
-		kept = append(kept, r.History[i])
+}
+
+func historyBytes(h []LoopSummary) int {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return 0
 	}
-	r.History = append(kept, r.History[len(r.History)-1])
+	return len(b)
 }
