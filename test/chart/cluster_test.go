@@ -218,6 +218,10 @@ func TestInstallBadValues(t *testing.T) {
 		{"serviceAccountName", []string{"serviceAccountName=CI_Runner"}, "/serviceAccountName"},
 		{"resources unknown key", []string{"resources.cpu=1"}, "additional properties 'cpu' not allowed"},
 		{"resources quantity", []string{"resources.limits.memory=lots"}, "/resources/limits/memory"},
+		{"no loops", []string{"loops=0"}, "/loops"},
+		{"interval not a duration", []string{"interval=soon"}, "/interval"},
+		{"confidence outside (0,1)", []string{"assess.comparisons[0].metric=http/latency,assess.confidence=1.5"}, "assess.confidence: 1.5 is not between 0 and 1"},
+		{"comparison unknown key", []string{"assess.comparisons[0].metric=http/latency,assess.comparisons[0].against=v1"}, "additional properties 'against' not allowed"},
 	}
 	checkBadInstalls(t, ns, []string{"-f", absPath(t, typicalValues)}, before, tests)
 }

@@ -294,6 +294,22 @@ func TestTemplateOptions(t *testing.T) {
 			t.Errorf("env: got %+v, want none", c.Env)
 		}
 	})
+	t.Run("loops and comparisons in the spec", func(t *testing.T) {
+		out := mustHelm(t, "template", "exp", chartDir, "-n", "ns1", "-f", valuesFile,
+			"--set", "loops=5,interval=30s,assess.confidence=0.9",
+			"--set", "assess.comparisons[0].metric=http/latency,assess.comparisons[0].minEffect=0.2").stdout
+		var secret corev1.Secret
+		parseManifests(t, out).decode(t, "Secret/exp-spec", &secret)
+		spec := secret.StringData["experiment.yaml"]
+		if spec == "" {
+			spec = string(secret.Data["experiment.yaml"])
+		}
+		for _, want := range []string{"loops: 5", `interval: "30s"`, "confidence: 0.9", "minEffect: 0.2", "metric: http/latency\n"} {
+			if !strings.Contains(spec, strings.ReplaceAll(want, "\\n", "\n")) {
+				t.Errorf("spec lacks %q:\n%s", want, spec)
+			}
+		}
+	})
 	t.Run("existing ServiceAccount, image and resources", func(t *testing.T) {
 		out := mustHelm(t, "template", "exp", chartDir, "-n", "ns1", "-f", valuesFile,
 			"--set", "serviceAccountName=ci-runner",
