@@ -305,7 +305,7 @@ func TestTemplateOptions(t *testing.T) {
 			spec = string(secret.Data["experiment.yaml"])
 		}
 		for _, want := range []string{"loops: 5", `interval: "30s"`, "confidence: 0.9", "minEffect: 0.2", "metric: http/latency\n"} {
-			if !strings.Contains(spec, strings.ReplaceAll(want, "\\n", "\n")) {
+			if !strings.Contains(spec, want) {
 				t.Errorf("spec lacks %q:\n%s", want, spec)
 			}
 		}
