@@ -156,16 +156,17 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorList {
 	var errs field.ErrorList
 	t.baseline, t.confidence = d.Versions[0], DefaultConfidence
-	if in.Baseline != nil {
-		t.baseline = *in.Baseline
-		if !slices.Contains(d.Versions, t.baseline) {
-			errs = append(errs, field.NotSupported(d.Path.Child("baseline"), t.baseline, d.Versions))
-		}
-	}
 	if in.Confidence != nil {
 		t.confidence = *in.Confidence
 		if !(t.confidence > 0 && t.confidence < 1) {
 			errs = append(errs, field.Invalid(d.Path.Child("confidence"), t.confidence, "must be between 0 and 1 (exclusive), such as 0.95"))
+		}
+	}
+	if in.Baseline != nil {
+		t.baseline = *in.Baseline
+		if !slices.Contains(d.Versions, t.baseline) {
+			// Candidates are the other versions: none can be checked.
+			return append(errs, field.NotSupported(d.Path.Child("baseline"), t.baseline, d.Versions))
 		}
 	}
 	if len(in.Comparisons) > 0 && len(d.Versions) < 2 {
@@ -218,8 +219,8 @@ func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorL
 }
 
 // evidenceOf finds what stands behind metric for every one of versions. An
-// incomplete catalog (an earlier task did not decode) proves nothing, and
-// the comparison then learns its kind from the result at run time.
+// incomplete catalog (an earlier task did not decode, so the spec will not
+// run) proves nothing and gives no error of its own.
 func evidenceOf(d *experiment.Decoding, p *field.Path, metric string, versions []string) (string, *field.Error) {
 	if metric == "" {
 		return "", field.Required(p, "a metric with per-request evidence, such as http/latency or http/error-rate")
@@ -343,13 +344,6 @@ func probabilities(r *experiment.Result, versions []string, rw reward, out *expe
 func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison {
 	out := experiment.Comparison{Metric: c.metric, Baseline: t.baseline, Candidate: c.candidate, Confidence: t.confidence, Verdict: experiment.VerdictInconclusive}
 	kind := c.kind
-	if kind == "" { // the catalog was incomplete: learn it from the result
-		if r.Histogram(t.baseline, c.metric) != nil {
-			kind = experiment.EvidenceHistogram
-		} else if s, ok := r.Sample(t.baseline, c.metric); ok {
-			kind = string(s.Kind)
-		}
-	}
 	var significant, higher bool
 	var needed int64
 	switch kind {
