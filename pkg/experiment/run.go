@@ -74,6 +74,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	rev := max(r.Revision, 1)
 
 	res := NewResult(plan, rev, now())
+	res.Loop, res.Loops = 1, max(plan.Loops, 1)
 	env := &Env{
 		Result:   res,
 		Versions: plan.Experiment.Spec.VersionNames(),
@@ -90,7 +91,6 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 		return res, err
 	}
 
-	res.Loops = max(plan.Loops, 1)
 	wait := r.Wait
 	if wait == nil {
 		wait = waitUntil
@@ -110,7 +110,6 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 				return res, err
 			}
 		}
-		res.Loop = loop
 		if res.Loops > 1 {
 			logger.Info("loop started", "loop", loop, "loops", res.Loops)
 		}
