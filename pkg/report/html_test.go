@@ -90,10 +90,10 @@ func TestBinEdges(t *testing.T) {
 	}
 }
 
-// TestHTMLInChromium opens the report in headless Chromium with no network
-// (a new network namespace) and checks what it draws. make test sets
-// ITER8_REQUIRE_BROWSER so that a missing browser fails rather than skips.
-func TestHTMLInChromium(t *testing.T) {
+// chromiumWithPlotly finds Chromium, and skips the test when it or the
+// embedded plotly.js is missing (fails under ITER8_REQUIRE_BROWSER).
+func chromiumWithPlotly(t *testing.T) string {
+	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("ITER8_REQUIRE_BROWSER") != "" {
@@ -107,9 +107,13 @@ func TestHTMLInChromium(t *testing.T) {
 		}
 		t.Skip("plotly.js not embedded")
 	}
-	r := histogramResult(t)
-	dir := t.TempDir()
-	page := filepath.Join(dir, "report.html")
+	return chromium
+}
+
+// writePage writes r's HTML report into a file of its own.
+func writePage(t *testing.T, r *experiment.Result) (string, *bytes.Buffer) {
+	t.Helper()
+	page := filepath.Join(t.TempDir(), "report.html")
 	var buf bytes.Buffer
 	if err := Write(&buf, r, HTML); err != nil {
 		t.Fatal(err)
@@ -117,6 +121,16 @@ func TestHTMLInChromium(t *testing.T) {
 	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return page, &buf
+}
+
+// TestHTMLInChromium opens the report in headless Chromium with no network
+// (a new network namespace) and checks what it draws. make test sets
+// ITER8_REQUIRE_BROWSER so that a missing browser fails rather than skips.
+func TestHTMLInChromium(t *testing.T) {
+	chromium := chromiumWithPlotly(t)
+	r := histogramResult(t)
+	page, buf := writePage(t, r)
 	// No src or href to the network in the page's markup, as written and as
 	// drawn (plotly's own source mentions URLs in strings, which load nothing).
 	if refs := networkRefs(t, buf.String()); len(refs) > 0 {
@@ -157,8 +171,8 @@ func TestHTMLInChromium(t *testing.T) {
 	if refs := networkRefs(t, `<img src="https://cdn.example/x.png"><a href="//cdn.example/">`); len(refs) != 2 {
 		t.Errorf("networkRefs missed references: %v", refs)
 	}
-	// ...and so is a console error.: a page that logs an error is caught.
-	bad := filepath.Join(dir, "bad.html")
+	// A page that logs an error is caught.
+	bad := filepath.Join(t.TempDir(), "bad.html")
 	if err := os.WriteFile(bad, []byte(`<html><body><script>console.error("broken")</script></body></html>`), 0o644); err != nil {
 		t.Fatal(err)
 	}

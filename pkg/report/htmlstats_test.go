@@ -2,9 +2,6 @@ package report
 
 import (
 	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -133,30 +130,11 @@ func TestHTMLStatsWithoutPlotly(t *testing.T) {
 // Chromium with no network: a chart per trend metric with a line of five
 // points per version.
 func TestTrendInChromium(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("ITER8_REQUIRE_BROWSER") != "" {
-			t.Fatalf("chromium not found (scripts/install-test-deps.sh installs it): %v", err)
-		}
-		t.Skip("chromium not installed")
-	}
-	if !HasPlotly() {
-		if os.Getenv("ITER8_REQUIRE_BROWSER") != "" {
-			t.Fatal("plotly.js is not embedded: run make plotly")
-		}
-		t.Skip("plotly.js not embedded")
-	}
+	chromium := chromiumWithPlotly(t)
 	r := loopsResult(t)
 	// A gap: v1 has no p95 in loop 4, which the line skips.
 	delete(r.History[3].Metrics["v1"], "http/latency-p95")
-	page := filepath.Join(t.TempDir(), "report.html")
-	var buf bytes.Buffer
-	if err := Write(&buf, r, HTML); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	page, _ := writePage(t, r)
 	dom, logs := openInChromium(t, chromium, page)
 	if refs := networkRefs(t, dom); len(refs) > 0 {
 		t.Errorf("rendered page refers to the network: %v", refs)
