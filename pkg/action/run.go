@@ -29,6 +29,10 @@ type Run struct {
 	// Job, when set with Release, is the Job running this; it is first made
 	// owned by the release's result Secret (see store.Secrets.AdoptJob).
 	Job string
+	// Spec, when set with Release, is the spec to run instead of the one in
+	// the release's spec Secret (a gate of the release chart passes its spec
+	// in the Job, so that no hook object outlives the release).
+	Spec []byte
 	// Loops and Interval, when set (Loops > 0, Interval not nil), replace
 	// the spec's loops and interval.
 	Loops    int
@@ -82,9 +86,11 @@ func (a *Run) runRelease(ctx context.Context) (*experiment.Result, error) {
 			return nil, err
 		}
 	}
-	data, err := s.ReadSpec(ctx)
-	if err != nil {
-		return nil, err
+	data := a.Spec
+	if data == nil {
+		if data, err = s.ReadSpec(ctx); err != nil {
+			return nil, err
+		}
 	}
 	plan, err := decodeSpec(data, a.cfg, ".")
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,6 +35,7 @@ type runOptions struct {
 	run        *action.Run
 	experiment string
 	interval   time.Duration
+	specEnv    string
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
@@ -49,6 +51,13 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 			o.run.Release = o.experiment
 			if o.run.Job != "" && o.experiment == "" {
 				return fmt.Errorf("run: --job needs --experiment")
+			}
+			if o.specEnv != "" {
+				spec, ok := os.LookupEnv(o.specEnv)
+				if o.experiment == "" || !ok || spec == "" {
+					return fmt.Errorf("run: --spec-env %s needs --experiment and a spec in environment variable %s", o.specEnv, o.specEnv)
+				}
+				o.run.Spec = []byte(spec)
 			}
 			if cmd.Flags().Changed("interval") {
 				o.run.Interval = &o.interval
@@ -71,6 +80,7 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 	f.StringVarP(&o.run.SpecPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
 	f.StringVar(&o.experiment, "experiment", "", "in a cluster: the experiment (release) whose spec Secret to run")
 	f.StringVar(&o.run.Job, "job", "", "in a cluster: the Job running this, to be owned by the result Secret so that uninstall removes it")
+	f.StringVar(&o.specEnv, "spec-env", "", "in a cluster: read the spec from this environment variable instead of the experiment's spec Secret")
 	f.IntVar(&o.run.Loops, "loops", 0, "run the tasks this many times, replacing the spec's loops")
 	f.DurationVar(&o.interval, "interval", 0, "time from the start of one loop to the next, replacing the spec's interval")
 	f.IntVar(&o.run.Revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
