@@ -47,9 +47,14 @@ type Env struct {
 }
 
 // ObjectReader reads Kubernetes objects for tasks. The core imports no
-// client-go: pkg/kube adapts a dynamic client to it.
+// client-go: pkg/kube adapts a dynamic client to it. Get reads one object by
+// name; List reads the objects of a resource in a namespace whose labels
+// match labelSelector (in the API server's syntax, such as
+// "kubernetes.io/service-name=app"; empty matches all). Errors are the API
+// server's (k8s.io/apimachinery/pkg/api/errors tells them apart).
 type ObjectReader interface {
 	Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error)
+	List(ctx context.Context, gvr schema.GroupVersionResource, namespace, labelSelector string) (*unstructured.UnstructuredList, error)
 }
 
 // Decoder turns a task's `with` block into a Task, reporting every problem

@@ -26,3 +26,10 @@ type objects struct{ client dynamic.Interface }
 func (o objects) Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error) {
 	return o.client.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 }
+
+// List asks for every match in one response (no Limit): the task's lists,
+// such as the EndpointSlices of one Service, are short, and one response is
+// one consistent snapshot.
+func (o objects) List(ctx context.Context, gvr schema.GroupVersionResource, namespace, labelSelector string) (*unstructured.UnstructuredList, error) {
+	return o.client.Resource(gvr).Namespace(namespace).List(ctx, metav1.ListOptions{LabelSelector: labelSelector})
+}

@@ -12,6 +12,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,6 +111,30 @@ func TestReadyTemplate(t *testing.T) {
 			},
 		},
 		{
+			name: "services with endpoints",
+			set:  []string{"tasks={ready}", "ready.deploy=app", "ready.svc={app,backend}", "resourceTypes.svc.endpoints=true"},
+			wantObjects: []ready.Object{
+				{Resource: deployments, Name: "app", Conditions: []string{"Available"}},
+				{Resource: services, Name: "app", Endpoints: true},
+				{Resource: services, Name: "backend", Endpoints: true},
+			},
+			wantRules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"app"}, Verbs: []string{"get"}},
+				{APIGroups: []string{""}, Resources: []string{"services"}, ResourceNames: []string{"app", "backend"}, Verbs: []string{"get"}},
+				{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list"}},
+			},
+		},
+		{
+			name: "endpoints on a type that ready does not use",
+			set:  []string{"tasks={ready}", "ready.deploy=app", "resourceTypes.svc.endpoints=true"},
+			wantObjects: []ready.Object{
+				{Resource: deployments, Name: "app", Conditions: []string{"Available"}},
+			},
+			wantRules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"app"}, Verbs: []string{"get"}},
+			},
+		},
+		{
 			name: "url only",
 			set:  []string{"tasks={ready}", "ready.url=http://app:8080/healthz"},
 		},
@@ -194,6 +219,11 @@ func TestReadyBadValues(t *testing.T) {
 		{"resource type resource not lowercase plural", []string{"resourceTypes.deploy.resource=Deployment"}, "/resourceTypes/deploy/resource"},
 		{"resource type group with version", []string{"resourceTypes.deploy.group=apps/v1"}, "/resourceTypes/deploy/group"},
 		{"resource type bad condition", []string{"resourceTypes.deploy.conditions={Is Available}"}, "/resourceTypes/deploy/conditions/0"},
+		{"endpoints on a Deployment", []string{"ready.deploy=app", "resourceTypes.deploy.endpoints=true"},
+			`resourceTypes.deploy.endpoints: only for Services (group "", version v1, resource services): deployments has no EndpointSlices`},
+		{"endpoints on Knative Services", []string{"ready.ksvc=app", "resourceTypes.ksvc.endpoints=true"},
+			`resourceTypes.ksvc.endpoints: only for Services (group "", version v1, resource services)`},
+		{"endpoints not a boolean", []string{"ready.svc=app", "resourceTypes.svc.endpoints=yes"}, "/resourceTypes/svc/endpoints"},
 		{"short name not a name", []string{"resourceTypes.My_Type.version=v1,resourceTypes.My_Type.resource=things"}, "My_Type"},
 	}
 	checkBadInstalls(t, ns, []string{"--set", "tasks={ready}"}, before, tests)
@@ -211,12 +241,7 @@ func TestReadyOnCluster(t *testing.T) {
 		"--set", "tasks={ready}", "--set", "ready.deploy=app", "--set", "ready.svc={app,backend}", "--set", "ready.timeout=30s", "--set", "ready.interval=10ms")
 	t.Cleanup(func() { helm(t, "uninstall", release, "-n", ns) })
 
-	sa := "system:serviceaccount:" + ns + ":perf-iter8"
-	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
-	checks := []struct {
-		verb, group, resource, name, ns string
-		allowed                         bool
-	}{
+	checkAccess(t, ns, "perf-iter8", []accessCheck{
 		{"get", "apps", "deployments", "app", ns, true},
 		{"get", "", "services", "app", ns, true},
 		{"get", "", "services", "backend", ns, true},
@@ -230,20 +255,8 @@ func TestReadyOnCluster(t *testing.T) {
 		{"patch", "apps", "deployments", "app", ns, false},
 		{"delete", "", "services", "app", ns, false},
 		{"get", "apps", "deployments", "app", "default", false},
-	}
-	for _, ck := range checks {
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: sa, Groups: groups,
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ck.ns, Verb: ck.verb, Group: ck.group, Resource: ck.resource, Name: ck.name},
-		}}
-		got, err := c.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("review %s %s %s: %v", ck.verb, ck.resource, ck.name, err)
-		}
-		if got.Status.Allowed != ck.allowed {
-			t.Errorf("%s may %s %s.%s %s/%q: got %v, want %v (%s)", sa, ck.verb, ck.resource, ck.group, ck.ns, ck.name, got.Status.Allowed, ck.allowed, got.Status.Reason)
-		}
-	}
+		{"list", "discovery.k8s.io", "endpointslices", "", ns, false}, // no Service needs endpoints
+	})
 
 	// The objects, ready: the Deployment Available at its generation.
 	labels := map[string]string{"app": "app"}
@@ -283,21 +296,7 @@ func TestReadyOnCluster(t *testing.T) {
 	if rt == nil {
 		t.Fatalf("the release's spec has no ready task:\n%s", secret.Data["experiment.yaml"])
 	}
-	tok, err := c.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "perf-iter8", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("request a token for perf-iter8: %v", err)
-	}
-	cfg := &rest.Config{Host: env.Config.Host, TLSClientConfig: rest.TLSClientConfig{CAData: env.Config.CAData}, BearerToken: tok.Status.Token}
-	asJob, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(rt *ready.Task) error {
-		return rt.Run(ctx, &experiment.Env{
-			Log:  slog.New(slog.DiscardHandler),
-			Kube: func() (experiment.ObjectReader, string, error) { return kube.Objects(asJob), ns, nil },
-		})
-	}
+	run := asServiceAccount(t, ns, "perf-iter8")
 	if err := run(rt); err != nil {
 		t.Errorf("the release's ready task, as perf-iter8: %v", err)
 	}
@@ -308,5 +307,143 @@ func TestReadyOnCluster(t *testing.T) {
 	other.Objects = []ready.Object{{Resource: deployments, Name: "other"}}
 	if err := run(&other); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "deployments.apps "+ns+"/other") {
 		t.Errorf("ready task for an object the values did not name, as perf-iter8: got %v, want Forbidden naming deployments.apps %s/other", err, ns)
+	}
+}
+
+// accessCheck is one SubjectAccessReview: may the ServiceAccount do verb on
+// the object?
+type accessCheck struct {
+	verb, group, resource, name, ns string
+	allowed                         bool
+}
+
+// checkAccess asks the API server whether ServiceAccount sa of ns may do
+// each check, and reports the answers that differ.
+func checkAccess(t *testing.T, ns, sa string, checks []accessCheck) {
+	t.Helper()
+	user := "system:serviceaccount:" + ns + ":" + sa
+	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	for _, ck := range checks {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: groups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ck.ns, Verb: ck.verb, Group: ck.group, Resource: ck.resource, Name: ck.name},
+		}}
+		got, err := env.Clientset.AuthorizationV1().SubjectAccessReviews().Create(t.Context(), sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("review %s %s %s: %v", ck.verb, ck.resource, ck.name, err)
+		}
+		if got.Status.Allowed != ck.allowed {
+			t.Errorf("%s may %s %s.%s %s/%q: got %v, want %v (%s)", user, ck.verb, ck.resource, ck.group, ck.ns, ck.name, got.Status.Allowed, ck.allowed, got.Status.Reason)
+		}
+	}
+}
+
+// asServiceAccount returns a function that runs a ready task with a token of
+// ServiceAccount sa in ns, as the release's Job would, with ns as the
+// default namespace.
+func asServiceAccount(t *testing.T, ns, sa string) func(*ready.Task) error {
+	t.Helper()
+	tok, err := env.Clientset.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("request a token for %s: %v", sa, err)
+	}
+	cfg := &rest.Config{Host: env.Config.Host, TLSClientConfig: rest.TLSClientConfig{CAData: env.Config.CAData}, BearerToken: tok.Status.Token}
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(rt *ready.Task) error {
+		return rt.Run(t.Context(), &experiment.Env{
+			Log:  slog.New(slog.DiscardHandler),
+			Kube: func() (experiment.ObjectReader, string, error) { return kube.Objects(client), ns, nil },
+		})
+	}
+}
+
+// TestReadyEndpointsOnCluster installs the chart with ready waiting for the
+// endpoints of three Services: web, whose EndpointSlice has a ready
+// endpoint; idle, whose endpoints are not ready; and none, which has no
+// EndpointSlice (the test bed runs no EndpointSlice controller, so the test
+// writes the slices). As the Job's ServiceAccount, web alone is ready, and
+// the others fail naming what they lack; the Role lets the Job list
+// EndpointSlices and nothing more.
+func TestReadyEndpointsOnCluster(t *testing.T) {
+	const ns, release = "iter8-ready-endpoints", "perf"
+	createNamespace(t, ns, nil)
+	ctx, c := t.Context(), env.Clientset
+	mustHelm(t, "install", release, chartDir, "-n", ns, "--no-hooks",
+		"--set", "tasks={ready}", "--set", "ready.svc={web,idle,none}", "--set", "resourceTypes.svc.endpoints=true",
+		"--set", "ready.timeout=300ms", "--set", "ready.interval=20ms")
+	t.Cleanup(func() { helm(t, "uninstall", release, "-n", ns) })
+
+	checkAccess(t, ns, "perf-iter8", []accessCheck{
+		{"get", "", "services", "web", ns, true},
+		{"list", "discovery.k8s.io", "endpointslices", "", ns, true},
+		{"get", "discovery.k8s.io", "endpointslices", "web-a", ns, false},
+		{"watch", "discovery.k8s.io", "endpointslices", "", ns, false},
+		{"create", "discovery.k8s.io", "endpointslices", "", ns, false},
+		{"list", "discovery.k8s.io", "endpointslices", "", "default", false},
+		{"list", "", "services", "", ns, false},
+		{"list", "", "endpoints", "", ns, false},
+	})
+
+	for _, name := range []string{"web", "idle", "none"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+		if _, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The API server refuses loopback addresses in EndpointSlices: these
+	// are in 10.0.0.0/8, and nothing needs to answer on them.
+	endpoint := func(ip string, ready bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}
+	}
+	slices := []*discoveryv1.EndpointSlice{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web-a", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+			Endpoints: []discoveryv1.Endpoint{endpoint("10.0.0.1", false), endpoint("10.0.0.2", true)}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "idle-a", Labels: map[string]string{discoveryv1.LabelServiceName: "idle"}},
+			Endpoints: []discoveryv1.Endpoint{endpoint("10.0.1.1", false), endpoint("10.0.1.2", false)}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "idle-b", Labels: map[string]string{discoveryv1.LabelServiceName: "idle"}},
+			Endpoints: []discoveryv1.Endpoint{endpoint("10.0.1.3", false)}},
+	}
+	for _, s := range slices {
+		s.AddressType = discoveryv1.AddressTypeIPv4
+		s.Ports = []discoveryv1.EndpointPort{{Port: new(int32(8080))}}
+		if _, err := c.DiscoveryV1().EndpointSlices(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create EndpointSlice %s/%s: %v", ns, s.Name, err)
+		}
+	}
+
+	secret, err := c.CoreV1().Secrets(ns).Get(ctx, release+"-spec", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := readyTask(t, string(secret.Data["experiment.yaml"]))
+	want := []ready.Object{{Resource: services, Name: "web", Endpoints: true}, {Resource: services, Name: "idle", Endpoints: true}, {Resource: services, Name: "none", Endpoints: true}}
+	if rt == nil || !reflect.DeepEqual(rt.Objects, want) {
+		t.Fatalf("the release's ready task waits for %+v, want %+v", rt, want)
+	}
+	run := asServiceAccount(t, ns, "perf-iter8")
+
+	web := *rt
+	web.Objects = rt.Objects[:1]
+	if err := run(&web); err != nil {
+		t.Errorf("ready for Service web with a ready endpoint, as perf-iter8: %v", err)
+	}
+	err = run(rt)
+	if err == nil {
+		t.Fatal("ready for web, idle and none succeeded; want idle and none not ready")
+	}
+	for _, want := range []string{
+		"not ready after 300ms (",
+		"services " + ns + "/idle: 0 of 3 endpoints ready",
+		"services " + ns + "/none: no EndpointSlice",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("ready for web, idle and none = %v\nwant it to say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "/web") {
+		t.Errorf("ready for web, idle and none = %v; web is ready and should not be named", err)
 	}
 }

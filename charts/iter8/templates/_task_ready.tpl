@@ -15,9 +15,12 @@ as the explicit objects that iter8.ready.objects resolves.
 iter8.ready.objects resolves the short names in .Values.ready through
 .Values.resourceTypes into the objects that the ready task waits for (and
 that the chart's Role lets the Job get), as JSON {"objects": [...]}, in the
-order of the short names and then of the names. It fails on a short name
-that resourceTypes does not define (or that shadows an input of ready), on
-an object named twice, and on a namespace other than the release's: a Role
+order of the short names and then of the names. A resource type with
+endpoints: true (core v1 Services only) adds endpoints: true to its objects,
+so that the task also waits for a ready endpoint in their EndpointSlices. It
+fails on a short name that resourceTypes does not define (or that shadows an
+input of ready), on endpoints for any other resource, on an object named
+twice, and on a namespace other than the release's: a Role
 cannot grant access to objects in another namespace. (A local render has no release namespace; the run then
 reads objects with the user's own credentials.)
 */ -}}
@@ -28,6 +31,11 @@ reads objects with the user's own credentials.)
 {{- range $inputs }}
 {{- if hasKey $types . }}
 {{- fail (printf "resourceTypes.%s: %q is an input of ready (ready.%s), not a short name: choose another name" . . .) }}
+{{- end }}
+{{- end }}
+{{- range $key, $t := $types }}
+{{- if and (kindIs "map" $t) $t.endpoints (not (and (eq (toString ($t.group | default "")) "") (eq (toString $t.version) "v1") (eq (toString $t.resource) "services"))) }}
+{{- fail (printf "resourceTypes.%s.endpoints: only for Services (group \"\", version v1, resource services): %s has no EndpointSlices" $key (toString $t.resource)) }}
 {{- end }}
 {{- end }}
 {{- $ns := "" }}
@@ -52,6 +60,7 @@ reads objects with the user's own credentials.)
 {{- with $ns }}{{ $_ := set $o "namespace" . }}{{ end }}
 {{- /* helm --set x={} gives [""]: empty strings are dropped. */}}
 {{- with without ($t.conditions | default list) "" }}{{ $_ := set $o "conditions" . }}{{ end }}
+{{- if $t.endpoints }}{{ $_ := set $o "endpoints" true }}{{ end }}
 {{- $id := printf "%s/%s/%s" $o.group $o.resource $name }}
 {{- if hasKey $seen $id }}
 {{- fail (printf "ready.%s: %s %q is already named by ready.%s" $key $o.resource $name (get $seen $id)) }}

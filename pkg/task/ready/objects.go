@@ -30,6 +30,11 @@ type Object struct {
 	// Conditions must each hold (see the package doc); empty means that the
 	// object only has to exist.
 	Conditions []string
+	// Endpoints, only for core v1 Services, asks that the Service also have
+	// a ready endpoint: one whose conditions.ready is true or unset, in one
+	// of its EndpointSlices (discovery.k8s.io/v1, labelled
+	// kubernetes.io/service-name=<name>).
+	Endpoints bool
 }
 
 // ID names the object as resource.group namespace/name, such as
@@ -53,7 +58,18 @@ type objectInputs struct {
 	Name       string   `json:"name"`
 	Namespace  string   `json:"namespace,omitempty"`
 	Conditions []string `json:"conditions,omitempty"`
+	Endpoints  bool     `json:"endpoints,omitempty"`
 }
+
+var (
+	// serviceResource is the only resource that takes endpoints.
+	serviceResource = schema.GroupVersionResource{Version: "v1", Resource: "services"}
+	// endpointSliceResource is where a Service's endpoints are listed.
+	endpointSliceResource = schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}
+)
+
+// serviceNameLabel names the Service of an EndpointSlice.
+const serviceNameLabel = "kubernetes.io/service-name"
 
 // conditionType is what metav1.Condition allows in a condition's type:
 // an optional DNS-subdomain prefix and a name such as Available.
@@ -76,6 +92,7 @@ func decodeObjects(in []json.RawMessage, path *field.Path) ([]Object, field.Erro
 			Name:       oi.Name,
 			Namespace:  oi.Namespace,
 			Conditions: oi.Conditions,
+			Endpoints:  oi.Endpoints,
 		}
 		switch {
 		case strings.Contains(oi.Group, "/"):
@@ -109,6 +126,10 @@ func decodeObjects(in []json.RawMessage, path *field.Path) ([]Object, field.Erro
 			for _, msg := range validation.IsDNS1123Label(oi.Namespace) {
 				errs = append(errs, field.Invalid(p.Child("namespace"), oi.Namespace, msg))
 			}
+		}
+		if oi.Endpoints && o.Resource != serviceResource {
+			errs = append(errs, field.Invalid(p.Child("endpoints"), oi.Endpoints,
+				`only for Services (group "", version v1, resource services): other objects have no EndpointSlices`))
 		}
 		conds := map[string]bool{}
 		for j, c := range oi.Conditions {
@@ -151,7 +172,20 @@ func (o Object) check(ctx context.Context, kube experiment.ObjectReader, ns stri
 	obj, err := kube.Get(ctx, o.Resource, ns, o.Name)
 	switch {
 	case err == nil:
-		return state{lack: unmet(obj, o.Conditions)}, nil
+		lack := unmet(obj, o.Conditions)
+		if !o.Endpoints {
+			return state{lack: lack}, nil
+		}
+		st, err := o.checkEndpoints(ctx, kube, ns)
+		if err != nil || st.transient {
+			return st, err
+		}
+		if lack != "" && st.lack != "" {
+			st.lack = lack + "; " + st.lack
+		} else {
+			st.lack += lack
+		}
+		return st, nil
 	case apierrors.IsNotFound(err):
 		var se apierrors.APIStatus
 		if errors.As(err, &se) {
@@ -170,6 +204,97 @@ func (o Object) check(ctx context.Context, kube experiment.ObjectReader, ns stri
 		// passed) may pass; the next check tries again.
 		return state{lack: err.Error(), transient: true}, nil
 	}
+}
+
+// checkEndpoints lists the Service's EndpointSlices and says what they lack
+// for the Service to have a ready endpoint; errors as in check.
+func (o Object) checkEndpoints(ctx context.Context, kube experiment.ObjectReader, ns string) (state, error) {
+	list, err := kube.List(ctx, endpointSliceResource, ns, serviceNameLabel+"="+o.Name)
+	switch {
+	case err == nil:
+		return state{lack: unready(list.Items)}, nil
+	case apierrors.IsNotFound(err):
+		// Served since Kubernetes 1.21; an API server without it answers
+		// 404 to the list.
+		return state{lack: "the API server serves no resource endpointslices in discovery.k8s.io/v1"}, nil
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err),
+		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
+		return state{}, fmt.Errorf("list the EndpointSlices of %s: %w", o.ID(ns), err)
+	default:
+		return state{lack: "list its EndpointSlices: " + err.Error(), transient: true}, nil
+	}
+}
+
+// unready says what a Service's EndpointSlices lack for it to have a ready
+// endpoint ("" when one is ready). An endpoint is ready when its
+// conditions.ready is true or unset (the EndpointSlice API says that unset
+// means ready); an endpoint in several slices, as it may be while the
+// slices change, counts once, ready when any copy says so.
+func unready(slices []unstructured.Unstructured) string {
+	if len(slices) == 0 {
+		return "no EndpointSlice"
+	}
+	ready := map[string]bool{}
+	for _, s := range slices {
+		raw, _, _ := unstructured.NestedFieldNoCopy(s.Object, "endpoints")
+		items, _ := raw.([]any)
+		for _, item := range items {
+			ep, ok := item.(map[string]any)
+			if !ok {
+				continue
+			}
+			key := endpointKey(s.Object, ep)
+			ready[key] = ready[key] || endpointReady(ep)
+		}
+	}
+	n := 0
+	for _, r := range ready {
+		if r {
+			n++
+		}
+	}
+	switch {
+	case n > 0:
+		return ""
+	case len(ready) == 0:
+		return fmt.Sprintf("no endpoints in %s", plural(len(slices), "EndpointSlice"))
+	}
+	return fmt.Sprintf("0 of %s ready", plural(len(ready), "endpoint"))
+}
+
+// endpointKey identifies an endpoint across slices by its address type and
+// addresses.
+func endpointKey(slice, ep map[string]any) string {
+	addressType, _ := slice["addressType"].(string)
+	addrs, _ := ep["addresses"].([]any)
+	var b strings.Builder
+	b.WriteString(addressType)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, " %v", a)
+	}
+	return b.String()
+}
+
+// endpointReady reads conditions.ready: unset (or null) is ready, as the API
+// documents; anything but true otherwise is not.
+func endpointReady(ep map[string]any) bool {
+	conds, ok := ep["conditions"].(map[string]any)
+	if !ok {
+		return ep["conditions"] == nil
+	}
+	r, set := conds["ready"]
+	if !set || r == nil {
+		return true
+	}
+	b, _ := r.(bool)
+	return b
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // unmet says what obj lacks for each of conditions to hold, joined by "; ";
