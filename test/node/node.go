@@ -1,27 +1,3 @@
-// Package node plays the kubelet and the Job controller for the test bed's
-// API server, which runs neither: for every Job it creates the Pod from the
-// Job's template (so admission, Pod Security and validation are the API
-// server's own), requests a token for the Pod's ServiceAccount, runs the
-// container's command as a local process the way a container would see the
-// world, keeps its output as the Pod's log, and writes Pod and Job status so
-// that Helm's wait for a hook Job ends as it would in a cluster.
-//
-// The container's process runs in a private mount namespace (unshare) where
-//   - /run is a fresh tmpfs holding only the ServiceAccount's token, the API
-//     server's CA and the namespace at the in-cluster path
-//     /var/run/secrets/kubernetes.io/serviceaccount (read-only);
-//   - the root filesystem is remounted read-only when the container asks for
-//     readOnlyRootFilesystem;
-//   - it runs as the Pod's runAsUser and runAsGroup with no capabilities and
-//     no_new_privs, HOME=/ and the working directory / unless the container
-//     names one;
-//   - its environment is exactly the container's env (valueFrom resolved),
-//     KUBERNETES_SERVICE_HOST/PORT, HOSTNAME, HOME and PATH: nothing of the
-//     test process, so no admin credentials.
-//
-// Images are not pulled: a container's command[0] is looked up in
-// Config.Executables. It needs root (for unshare and setpriv, both from
-// util-linux). This is test code only, never shipped.
 package node
 
 import (
@@ -73,6 +49,19 @@ type Config struct {
 	Namespace string
 	// Logf, when set, receives a line for every step of every run.
 	Logf func(format string, args ...any)
+
+	// Deployments makes the harness also play the Deployment, ReplicaSet
+	// and EndpointSlice controllers, the kubelet of the Deployments' Pods
+	// (which it marks Running and Ready without running them) and the
+	// garbage collector of what those controllers own. Off by default. At
+	// most one harness with Deployments may watch a namespace.
+	Deployments bool
+	// PodAddress, when set, gives the podIP of a Deployment's Pod (and so
+	// its EndpointSlice address) when the Pod starts; "" or a nil
+	// PodAddress takes the next free address of the fake range 10.244.0.0/16.
+	// The API server refuses loopback and link-local addresses in
+	// EndpointSlices.
+	PodAddress func(pod *corev1.Pod) string
 }
 
 // Run records one Pod that the harness ran for a Job.
@@ -119,10 +108,14 @@ type Harness struct {
 	mu      sync.Mutex
 	started map[string]bool // Job UIDs already handled
 	runs    []Run
-	changed chan struct{} // closed and replaced whenever runs changes
+	changed chan struct{}   // closed and replaced whenever runs changes
+	held    map[string]bool // "namespace/deployment" kept unready (HoldUnready)
+
+	deploy *deployController // nil unless Config.Deployments
 }
 
-// Start begins watching Jobs. Stop ends every run it started.
+// Start begins watching Jobs (and Deployments, Services and their Pods
+// with Config.Deployments). Stop ends every run it started.
 func Start(ctx context.Context, cfg Config) (*Harness, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("node harness: needs root (unshare, mount, setpriv)")
@@ -161,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 	}
 	h := &Harness{
 		cfg: cfg, client: client, apiHost: u.Hostname(), apiPort: port, caData: ca, workRoot: work,
-		started: map[string]bool{}, changed: make(chan struct{}),
+		started: map[string]bool{}, changed: make(chan struct{}), held: map[string]bool{},
 	}
 	// The harness outlives Start's ctx, which bounds only the start.
 	startCtx := ctx
@@ -192,12 +185,21 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 		h.Stop()
 		return nil, errors.New("node harness: the Job informer did not sync")
 	}
+	if cfg.Deployments {
+		if err := h.startDeployments(ctx, startCtx); err != nil {
+			h.Stop()
+			return nil, err
+		}
+	}
 	return h, nil
 }
 
 // Stop kills running containers and waits for the harness to end.
 func (h *Harness) Stop() {
 	h.cancel()
+	if h.deploy != nil {
+		h.deploy.informers.Shutdown()
+	}
 	h.wg.Wait()
 	_ = os.RemoveAll(h.workRoot)
 }
