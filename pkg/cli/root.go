@@ -126,6 +126,7 @@ func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 		newLogCmd(e),
 		newListCmd(e),
 		newDeleteCmd(e),
+		newReleaseCmd(e),
 		newVersionCmd(e),
 	)
 	return root

@@ -1,0 +1,250 @@
+// Package release_test drives charts/release with the built helm and the
+// machine's kubectl against the test bed's API server, with the Gateway API
+// and Istio CRDs installed from their Go modules, and the node harness
+// playing the Deployment controller and running the gates' Jobs.
+package release_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	fortiolog "fortio.org/log"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/iter8-tools/iter8/test/node"
+	"github.com/iter8-tools/iter8/test/testbed"
+)
+
+// The CRDs' modules, pinned (DESIGN §4): the Gateway API's standard channel
+// and Istio's API.
+const (
+	gatewayAPIModule = "sigs.k8s.io/gateway-api@v1.6.3"
+	istioAPIModule   = "istio.io/api@v1.31.1"
+)
+
+var (
+	env      *testbed.Env
+	chartDir string
+	binDir   string
+	harness  *node.Harness
+	dyn      *dynamic.DynamicClient
+)
+
+var (
+	httpRoutes      = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
+	virtualServices = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	crds            = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	fortiolog.SetLogLevelQuiet(fortiolog.Error)
+	root, err := testbed.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	chartDir = filepath.Join(root, "charts", "release")
+	return testbed.MainWith(m, setup, testbed.WithServiceAccountAdmission())
+}
+
+func setup(e *testbed.Env) (func(), error) {
+	env = e
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var err error
+	if dyn, err = dynamic.NewForConfig(e.Config); err != nil {
+		return nil, err
+	}
+	if err := installCRDs(ctx); err != nil {
+		return nil, err
+	}
+	binDir = filepath.Join(e.Dir, "bin")
+	if err := os.Mkdir(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	// The Pod's user must reach the binary through the test bed's folder.
+	if err := os.Chmod(e.Dir, 0o711); err != nil {
+		return nil, err
+	}
+	bin, err := testbed.BuildIter8(ctx, binDir)
+	if err != nil {
+		return nil, err
+	}
+	harness, err = node.Start(ctx, node.Config{
+		Admin:       e.Config,
+		Executables: map[string]string{"iter8": bin},
+		Deployments: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return harness.Stop, nil
+}
+
+// installCRDs creates the HTTPRoute (and the rest of the Gateway API's
+// standard channel) and Istio's CRDs from the modules' own files, fetched
+// through the Go module proxy, and waits until they are established.
+func installCRDs(ctx context.Context) error {
+	dirs, err := moduleDirs(ctx, gatewayAPIModule, istioAPIModule)
+	if err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(dirs[0], "config", "crd", "standard", "gateway.networking.k8s.io_*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no Gateway API CRDs in %s: %v", dirs[0], err)
+	}
+	files = append(files, filepath.Join(dirs[1], "kubernetes", "customresourcedefinitions.gen.yaml"))
+	args := []string{"create"}
+	for _, f := range files {
+		args = append(args, "-f", f)
+	}
+	// create, not apply: Istio's CRDs are too large for apply's annotation.
+	cmd := exec.CommandContext(ctx, "kubectl", args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "KUBECACHEDIR="+filepath.Join(env.Dir, "kubectl-cache"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl create the CRDs: %v\n%s", err, out)
+	}
+	for _, name := range []string{"httproutes.gateway.networking.k8s.io", "virtualservices.networking.istio.io"} {
+		if err := waitEstablished(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moduleDirs downloads modules (module@version) and returns their folders.
+func moduleDirs(ctx context.Context, modules ...string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"mod", "download", "-json"}, modules...)...)
+	cmd.Dir = os.TempDir() // outside any module: the versions are explicit
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go mod download %v: %v\n%s", modules, err, stderr.String())
+	}
+	var dirs []string
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var m struct{ Path, Version, Dir, Error string }
+		if err := dec.Decode(&m); err != nil {
+			return nil, err
+		}
+		if m.Error != "" || m.Dir == "" {
+			return nil, fmt.Errorf("go mod download %s@%s: %s", m.Path, m.Version, m.Error)
+		}
+		dirs = append(dirs, m.Dir)
+	}
+	if len(dirs) != len(modules) {
+		return nil, fmt.Errorf("go mod download %v: got %d folders", modules, len(dirs))
+	}
+	return dirs, nil
+}
+
+func waitEstablished(ctx context.Context, name string) error {
+	for {
+		u, err := dyn.Resource(crds).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			var crd apiextensionsv1.CustomResourceDefinition
+			if err := runtimeFromUnstructured(u, &crd); err != nil {
+				return err
+			}
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("CRD %s not established: %v", name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// outcome is what one command did.
+type outcome struct {
+	args           []string
+	code           int
+	stdout, stderr string
+}
+
+func (o outcome) String() string {
+	return fmt.Sprintf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(o.args, " "), o.code, o.stdout, o.stderr)
+}
+
+// commandTimeout bounds each command; helm waits for the gates within it.
+const commandTimeout = 2 * time.Minute
+
+func run(t testing.TB, ctx context.Context, cmd *exec.Cmd) outcome {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	o := outcome{args: cmd.Args, stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("still running after %v: %s", commandTimeout, o)
+	case errors.As(err, &ee):
+		o.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
+	}
+	return o
+}
+
+// helm runs the built helm against the test bed.
+func helm(t testing.TB, args ...string) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	return run(t, ctx, env.Helm(ctx, args...))
+}
+
+// mustHelm runs helm and fails the test unless it succeeds.
+func mustHelm(t testing.TB, args ...string) outcome {
+	t.Helper()
+	o := helm(t, args...)
+	if o.code != 0 {
+		t.Fatalf("want success: %s", o)
+	}
+	return o
+}
+
+// kubectl runs the machine's kubectl against the test bed, with stdin.
+func kubectl(t testing.TB, stdin string, args ...string) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "KUBECACHEDIR="+filepath.Join(env.Dir, "kubectl-cache"))
+	cmd.Stdin = strings.NewReader(stdin)
+	return run(t, ctx, cmd)
+}
+
+func runtimeFromUnstructured(u *unstructured.Unstructured, into any) error {
+	b, err := u.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, into)
+}
