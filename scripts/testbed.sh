@@ -7,18 +7,28 @@
 #
 #   export KUBEBUILDER_ASSETS="$(bash scripts/testbed.sh)"
 #
+# It also builds Traefik (the Gateway API data plane of the routing tests)
+# from test/traefik/tools/go.mod into a cache directory of its own, keyed by
+# Traefik's version, and links it as "traefik" in the printed directory, so
+# tests find it at $KUBEBUILDER_ASSETS/traefik. ITER8_TESTBED_TRAEFIK=0 skips
+# it.
+#
 # ITER8_TESTBED_CACHE overrides the cache root (default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/iter8/testbed); ITER8_TESTBED_TIMEOUT bounds
-# the build (default 30m). A cold build takes about 6 minutes on 2 cores.
+# each build (default 30m). A cold build takes about 6 minutes on 2 cores, and
+# Traefik's about 7 more.
 set -euo pipefail
 
 # Keep in step with test/tools/go.mod (checked below).
 K8S_VERSION=1.37.1
 ETCD_VERSION=3.7.0
 HELM_VERSION=3.22.0
+# Keep in step with test/traefik/tools/go.mod (checked below).
+TRAEFIK_VERSION=3.6.12
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/test/tools"
+traefik_tools="$root/test/traefik/tools"
 GO="${GO:-go}"
 
 log() { echo "testbed: $*" >&2; }
@@ -84,6 +94,42 @@ if [[ -n "$(missing)" ]]; then
 			mv -f "$tmp/$name" "$dir/$name"
 		done
 		log "built ${todo[*]} in $((SECONDS - start))s"
+	fi
+fi
+
+# Traefik: its own module and its own cache directory (its version is not
+# part of $dir's key), linked into $dir.
+if [[ "${ITER8_TESTBED_TRAEFIK:-1}" != 0 ]]; then
+	pin="github.com/traefik/traefik/v3 v$TRAEFIK_VERSION"
+	if ! grep -qE "^[[:space:]]*(require[[:space:]]+)?${pin//./\\.}( |$)" "$traefik_tools/go.mod"; then
+		log "test/traefik/tools/go.mod does not pin $pin; update the version in $0"
+		exit 2
+	fi
+	tdir="$cache_root/traefik-$TRAEFIK_VERSION"
+	mkdir -p "$tdir"
+	if [[ ! -x "$tdir/traefik" ]]; then
+		exec 8>"$tdir/.lock"
+		if ! flock -w "${ITER8_TESTBED_LOCK_WAIT:-1800}" 8; then
+			log "timed out waiting for the lock on $tdir"
+			exit 1
+		fi
+		if [[ ! -x "$tdir/traefik" ]]; then
+			ttmp="$(mktemp -d "$tdir/.build.XXXXXX")"
+			trap 'rm -rf "${tmp:-}" "$ttmp"' EXIT
+			log "building traefik v$TRAEFIK_VERSION into $tdir (cold: about 7 minutes on 2 cores)"
+			start=$SECONDS
+			(cd "$traefik_tools" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly" \
+				timeout "${ITER8_TESTBED_TIMEOUT:-30m}" \
+				"$GO" build -trimpath \
+				-ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=v$TRAEFIK_VERSION" \
+				-o "$ttmp/" github.com/traefik/traefik/v3/cmd/traefik)
+			mv -f "$ttmp/traefik" "$tdir/traefik"
+			log "built traefik in $((SECONDS - start))s"
+		fi
+	fi
+	if [[ "$(readlink "$dir/traefik" 2>/dev/null || true)" != "$tdir/traefik" ]]; then
+		ln -sfn "$tdir/traefik" "$dir/traefik.tmp.$$"
+		mv -fT "$dir/traefik.tmp.$$" "$dir/traefik"
 	fi
 fi
 

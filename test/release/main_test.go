@@ -91,6 +91,9 @@ func setup(e *testbed.Env) (func(), error) {
 		Admin:       e.Config,
 		Executables: map[string]string{"iter8": bin},
 		Deployments: true,
+		// Versions whose backends run in network namespaces (traffic tests)
+		// get those addresses in their EndpointSlices.
+		PodAddress: podAddresses.PodAddress,
 	})
 	if err != nil {
 		return nil, err
