@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Go, from Debian's packages: Chromium
-# (the HTML report is opened in it), unshare (to open it with no network) and
-# Prometheus (test/promtest starts it as a metrics backend). Does nothing when
-# they are already there.
+# (the HTML report is opened in it), unshare (to open it with no network),
+# Prometheus (test/promtest starts it as a metrics backend) and ip from
+# iproute2 (test/traefik puts app versions in network namespaces). Does
+# nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v unshare >/dev/null || missing+=(util-linux)
+command -v ip >/dev/null || missing+=(iproute2)
 # test/promtest runs this exact path, not whatever prometheus is on PATH.
 [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
