@@ -210,13 +210,7 @@ func (b *Backend) Stop() error {
 	b.stopOnce.Do(func() {
 		var errs []error
 		if b.cmd != nil && b.cmd.Process != nil {
-			_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-b.exited:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-				<-b.exited
-			}
+			terminate(b.cmd.Process.Pid, b.exited)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -429,13 +429,7 @@ func (t *Traefik) Stop() error {
 	t.stopOnce.Do(func() {
 		var errs []error
 		if t.cmd != nil && t.cmd.Process != nil {
-			_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-t.exited:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
-				<-t.exited
-			}
+			terminate(t.cmd.Process.Pid, t.exited)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -517,4 +511,16 @@ func (b *tailBuffer) String() string {
 		return "[...]\n" + string(b.buf)
 	}
 	return string(b.buf)
+}
+
+// terminate ends the process group of pid: SIGTERM, then SIGKILL if it has
+// not exited (exited closed) within 10s.
+func terminate(pid int, exited <-chan struct{}) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+	}
 }
