@@ -137,8 +137,10 @@ func valuesFile(t *testing.T, plane, strategy string, versions []version, more m
 		"dataPlane":  plane,
 		"strategy":   strategy,
 		"versions":   versions,
-		"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": "infra"}}},
-		"istio":      map[string]any{"gateways": []string{"infra/gateway"}},
+		// Not infra/gateway, where TestTutorial's Traefik listens: these
+		// routes must not join its traffic.
+		"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": "no-data-plane"}}},
+		"istio":      map[string]any{"gateways": []string{"no-data-plane/gateway"}},
 	}
 	maps.Copy(v, more)
 	b, err := yaml.Marshal(v)
