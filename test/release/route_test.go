@@ -134,9 +134,9 @@ func deployed(name string, weight int, extra ...any) version {
 func valuesFile(t *testing.T, plane, strategy string, versions []version, more map[string]any) string {
 	t.Helper()
 	v := map[string]any{
-		"dataPlane":  plane,
-		"strategy":   strategy,
-		"versions":   versions,
+		"dataPlane": plane,
+		"strategy":  strategy,
+		"versions":  versions,
 		// Not infra/gateway, where TestTutorial's Traefik listens: these
 		// routes must not join its traffic.
 		"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": "no-data-plane"}}},
