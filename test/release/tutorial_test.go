@@ -159,6 +159,9 @@ func TestTutorial(t *testing.T) {
 	if n, _ := res.Value("", "http/request-count"); n == 0 || res.SLOsSatisfied() {
 		t.Errorf("SLO gate result: %v requests, SLOs met %v; want load and an unmet SLO", n, res.SLOsSatisfied())
 	}
+	if o := iter8(t, "report", "shop-slo", "-n", ns); o.code != 0 || !strings.Contains(o.stdout, "http/latency-p50") {
+		t.Errorf("report of the SLO gate: want its SLO on http/latency-p50: %s", o)
+	}
 	split("after the rollback", map[string]int{"v1": 500, "v2": 500})
 
 	if o := iter8(t, "release", "promote", "shop", "v2", "-n", ns, "--wait"); o.code != 0 {
