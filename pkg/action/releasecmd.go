@@ -401,15 +401,7 @@ type Change struct {
 // error wraps ErrUnknownVersion, naming the versions, when Version is not
 // one of them.
 func (a *ReleasePromote) Run(ctx context.Context) (*Promoted, error) {
-	cl, helm, err := a.cfg.helmAction()
-	if err != nil {
-		return nil, err
-	}
-	rel, err := releaseOf(ctx, cl, a.App)
-	if err != nil {
-		return nil, err
-	}
-	last, err := lastRelease(helm, rel, cl.Namespace)
+	cl, helm, rel, last, err := a.cfg.appRelease(ctx, a.App)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +445,24 @@ func (a *ReleasePromote) Run(ctx context.Context) (*Promoted, error) {
 	}
 	out.Changes = changes
 	return out, nil
+}
+
+// appRelease finds the Helm release that routes app and reads its newest
+// revision, with the cluster and Helm configuration to act on it.
+func (c *Configuration) appRelease(ctx context.Context, app string) (*Cluster, *helmaction.Configuration, string, *release.Release, error) {
+	cl, helm, err := c.helmAction()
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	rel, err := releaseOf(ctx, cl, app)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	last, err := lastRelease(helm, rel, cl.Namespace)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	return cl, helm, rel, last, nil
 }
 
 // lastRelease reads the newest revision of rel.
@@ -581,15 +591,7 @@ type RolledBack struct {
 
 // Run rolls the release back.
 func (a *ReleaseRollback) Run(ctx context.Context) (*RolledBack, error) {
-	cl, helm, err := a.cfg.helmAction()
-	if err != nil {
-		return nil, err
-	}
-	rel, err := releaseOf(ctx, cl, a.App)
-	if err != nil {
-		return nil, err
-	}
-	last, err := lastRelease(helm, rel, cl.Namespace)
+	cl, helm, rel, last, err := a.cfg.appRelease(ctx, a.App)
 	if err != nil {
 		return nil, err
 	}
