@@ -43,7 +43,7 @@ func benchToResult(b *testing.B, ns string, install func(release string, values 
 		start := time.Now()
 		o := install(release, "--set", "tasks={http}", "--set", "http.url="+app.URL+"/",
 			"--set", "http.numRequests=200", "--set", "http.connections=2")
-		if o.code != 0 {
+		if o.Code != 0 {
 			b.Fatalf("install: %s", o)
 		}
 		s := &store.Secrets{Client: env.Clientset, Namespace: ns, Release: release}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -36,46 +35,17 @@ import (
 // hook Job within it.
 const commandTimeout = 2 * time.Minute
 
-// outcome is what one command did.
-type outcome struct {
-	args           []string
-	code           int
-	stdout, stderr string
-}
-
-func (o outcome) String() string {
-	return strings.Join(o.args, " ") + ": exit " + itoa(o.code) + "\nstdout:\n" + o.stdout + "\nstderr:\n" + o.stderr
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// run runs cmd and returns what it did; it fails the test when cmd cannot
-// start or outlives commandTimeout.
-func run(t testing.TB, ctx context.Context, cmd *exec.Cmd) outcome {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	o := outcome{args: cmd.Args, stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("still running after %v: %s", commandTimeout, o)
-	case errors.As(err, &ee):
-		o.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
-	}
-	return o
-}
+// outcome is what one command did.
+type outcome = testbed.Outcome
 
 // helm runs the built helm against the test bed.
 func helm(t testing.TB, args ...string) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	return run(t, ctx, env.Helm(ctx, args...))
+	return testbed.Run(t, ctx, env.Helm(ctx, args...))
 }
 
 // kubectl runs the machine's kubectl against the test bed, with the built
@@ -91,7 +61,7 @@ func kubectl(t *testing.T, args ...string) outcome {
 		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"NO_COLOR=1",
 	)
-	return run(t, ctx, cmd)
+	return testbed.Run(t, ctx, cmd)
 }
 
 // restrictedNamespace makes a namespace that enforces Pod Security
@@ -158,7 +128,7 @@ func TestJourney(t *testing.T) {
 		"--set", "http.numRequests=40", "--set", "http.connections=2",
 		"--set", "assess.slos[0].metric=http/latency-mean", "--set", "assess.slos[0].upper=50",
 		"--set", "assess.slos[1].metric=http/error-rate", "--set", "assess.slos[1].upper=0")
-	if install.code != 0 {
+	if install.Code != 0 {
 		t.Fatalf("helm install: %s\nJob log:\n%s", install, lastRun(t, ns, release).Output)
 	}
 	// helm returned after the hook: the run is over and its Job is gone.
@@ -185,10 +155,10 @@ func TestJourney(t *testing.T) {
 	}
 
 	report := kubectl(t, "iter8", "report", release, "-n", ns)
-	if report.code != 0 || !strings.Contains(report.stdout, "http/latency-mean") {
+	if report.Code != 0 || !strings.Contains(report.Stdout, "http/latency-mean") {
 		t.Fatalf("kubectl iter8 report: %s", report)
 	}
-	if o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure", "-c", "slos"); o.code != 0 {
+	if o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure", "-c", "slos"); o.Code != 0 {
 		t.Errorf("kubectl iter8 assert: %s", o)
 	}
 	if got := int(sampleRequests(t, release, ns)); got != 40 {
@@ -200,7 +170,7 @@ func TestJourney(t *testing.T) {
 	upgrade := helm(t, "upgrade", release, chartDir, "-n", ns, "--reuse-values", "--timeout", "90s",
 		"--set", "assess.slos[0].metric=http/latency-mean", "--set", "assess.slos[0].upper=1",
 		"--set", "assess.slos[1].metric=http/error-rate", "--set", "assess.slos[1].upper=0")
-	if upgrade.code != 0 {
+	if upgrade.Code != 0 {
 		t.Fatalf("helm upgrade: %s\nJob log:\n%s", upgrade, lastRun(t, ns, release).Output)
 	}
 	var res struct {
@@ -211,24 +181,24 @@ func TestJourney(t *testing.T) {
 		}
 	}
 	report = kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json")
-	if err := json.Unmarshal([]byte(report.stdout), &res); err != nil || report.code != 0 {
+	if err := json.Unmarshal([]byte(report.Stdout), &res); err != nil || report.Code != 0 {
 		t.Fatalf("report -o json: %v\n%s", err, report)
 	}
 	if res.Revision != 2 || len(res.SLOs) != 2 || res.SLOs[0].Satisfied || !res.SLOs[1].Satisfied {
 		t.Errorf("revision 2 result = %+v; want the latency SLO not met and the error SLO met", res)
 	}
 	o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure", "-c", "slos")
-	if o.code != 1 || !strings.Contains(o.stdout+o.stderr, "http/latency-mean") {
+	if o.Code != 1 || !strings.Contains(o.Stdout+o.Stderr, "http/latency-mean") {
 		t.Errorf("assert after the tighter SLO: want exit 1 naming http/latency-mean: %s", o)
 	}
-	if o := kubectl(t, "iter8", "report", release, "-n", ns, "--revision", "1", "-o", "json"); o.code != 0 || !strings.Contains(o.stdout, `"revision": 1`) {
+	if o := kubectl(t, "iter8", "report", release, "-n", ns, "--revision", "1", "-o", "json"); o.Code != 0 || !strings.Contains(o.Stdout, `"revision": 1`) {
 		t.Errorf("report --revision 1: %s", o)
 	}
-	if o := kubectl(t, "iter8", "log", release, "-n", ns, "--revision", "3"); o.code != 2 || !strings.Contains(o.stderr, "no result of revision 3 (kept: 1, 2)") {
+	if o := kubectl(t, "iter8", "log", release, "-n", ns, "--revision", "3"); o.Code != 2 || !strings.Contains(o.Stderr, "no result of revision 3 (kept: 1, 2)") {
 		t.Errorf("log --revision 3: want exit 2 naming the kept revisions: %s", o)
 	}
 
-	if o := helm(t, "uninstall", release, "-n", ns); o.code != 0 {
+	if o := helm(t, "uninstall", release, "-n", ns); o.Code != 0 {
 		t.Fatalf("helm uninstall: %s", o)
 	}
 	left := checkNothingLeft(t, ns)
@@ -248,7 +218,7 @@ func sampleRequests(t *testing.T, release, ns string) float64 {
 			Metrics map[string]struct{ Value float64 }
 		}
 	}
-	if err := json.Unmarshal([]byte(o.stdout), &res); err != nil || len(res.Versions) != 1 {
+	if err := json.Unmarshal([]byte(o.Stdout), &res); err != nil || len(res.Versions) != 1 {
 		t.Fatalf("report -o json: %v\n%s", err, o)
 	}
 	return res.Versions[0].Metrics["http/request-count"].Value
@@ -262,17 +232,17 @@ func TestTargetDown(t *testing.T) {
 	restrictedNamespace(t, ns)
 	install := helm(t, "install", release, chartDir, "-n", ns, "--timeout", "90s",
 		"--set", "tasks={http}", "--set", "http.url=http://127.0.0.1:1/", "--set", "http.numRequests=5")
-	if install.code == 0 || !strings.Contains(install.stderr, "post-install") || !strings.Contains(install.stderr, "BackoffLimitExceeded") {
+	if install.Code == 0 || !strings.Contains(install.Stderr, "post-install") || !strings.Contains(install.Stderr, "BackoffLimitExceeded") {
 		t.Errorf("helm install against a closed port: want a failed post-install hook: %s", install)
 	}
 	if r := lastRun(t, ns, release); r.ExitCode != 2 || !strings.Contains(r.Output, "connection refused") {
 		t.Errorf("hook run: exit %d, want 2 and the reason in its log:\n%s", r.ExitCode, r.Output)
 	}
 	o := kubectl(t, "iter8", "assert", release, "-n", ns, "-c", "completed", "-c", "nofailure")
-	if o.code != 1 || !strings.Contains(o.stdout, "connection refused") {
+	if o.Code != 1 || !strings.Contains(o.Stdout, "connection refused") {
 		t.Errorf("assert: want exit 1 with the reason: %s", o)
 	}
-	if o := kubectl(t, "iter8", "log", release, "-n", ns); o.code != 0 || !strings.Contains(o.stdout, "127.0.0.1:1") {
+	if o := kubectl(t, "iter8", "log", release, "-n", ns); o.Code != 0 || !strings.Contains(o.Stdout, "127.0.0.1:1") {
 		t.Errorf("log: want the run's log naming the endpoint: %s", o)
 	}
 	job, err := env.Clientset.BatchV1().Jobs(ns).Get(context.Background(), release+"-iter8-run", metav1.GetOptions{})
@@ -282,7 +252,7 @@ func TestTargetDown(t *testing.T) {
 	if len(job.OwnerReferences) != 1 || job.OwnerReferences[0].Name != release+"-result" {
 		t.Errorf("failed Job owners = %+v; want the result Secret", job.OwnerReferences)
 	}
-	if o := helm(t, "uninstall", release, "-n", ns); o.code != 0 {
+	if o := helm(t, "uninstall", release, "-n", ns); o.Code != 0 {
 		t.Fatalf("helm uninstall: %s", o)
 	}
 	left := checkNothingLeft(t, ns)
@@ -296,7 +266,7 @@ func TestTargetDown(t *testing.T) {
 func TestUnknownRelease(t *testing.T) {
 	for _, cmd := range [][]string{{"report"}, {"assert", "-c", "completed"}, {"log"}} {
 		o := kubectl(t, append(append([]string{"iter8"}, cmd...), "ghost", "-n", "nowhere")...)
-		if o.code != 2 || !strings.Contains(o.stderr, "ghost") || !strings.Contains(o.stderr, "nowhere") {
+		if o.Code != 2 || !strings.Contains(o.Stderr, "ghost") || !strings.Contains(o.Stderr, "nowhere") {
 			t.Errorf("kubectl iter8 %s ghost: want exit 2 naming release and namespace: %s", cmd[0], o)
 		}
 	}
@@ -326,7 +296,7 @@ func TestSecretEnv(t *testing.T) {
 		"--set", "tasks={http,notify}", "--set", "http.url="+app.URL+"/", "--set", "http.numRequests=10",
 		"--set", "notify.targets[0].webhook.urlFrom=HOOK_URL",
 		"--set", "secretEnv[0].name=HOOK_URL", "--set", "secretEnv[0].secretName=hook", "--set", "secretEnv[0].key=url")
-	if install.code != 0 {
+	if install.Code != 0 {
 		t.Fatalf("helm install: %s\nJob log:\n%s", install, lastRun(t, ns, release).Output)
 	}
 	select {
@@ -348,9 +318,9 @@ func TestSecretEnv(t *testing.T) {
 func checkSecretAbsent(t *testing.T, ns, release, secret, userSecret string) {
 	t.Helper()
 	places := map[string]string{
-		"helm get all": helm(t, "get", "all", release, "-n", ns).stdout,
-		"report":       kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json").stdout,
-		"log":          kubectl(t, "iter8", "log", release, "-n", ns).stdout,
+		"helm get all": helm(t, "get", "all", release, "-n", ns).Stdout,
+		"report":       kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json").Stdout,
+		"log":          kubectl(t, "iter8", "log", release, "-n", ns).Stdout,
 		"Pod log":      lastRun(t, ns, release).Output,
 	}
 	secrets, err := env.Clientset.CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{})
@@ -410,13 +380,13 @@ func TestMetricsSecret(t *testing.T) {
 		"--set", "metrics.queries[0].name=up", "--set", "metrics.queries[0].query=up",
 		"--set", "secretEnv[0].name=PROM_TOKEN", "--set", "secretEnv[0].secretName=prom", "--set", "secretEnv[0].key=token",
 		"--set", "assess.slos[0].metric=prometheus/up", "--set", "assess.slos[0].upper=100")
-	if install.code != 0 {
+	if install.Code != 0 {
 		t.Fatalf("helm install: %s\nJob log:\n%s", install, lastRun(t, ns, release).Output)
 	}
 	if authorized.Load() != 1 {
 		t.Errorf("the backend answered %d authorized queries, want 1", authorized.Load())
 	}
-	if o := kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json"); !strings.Contains(o.stdout, `"prometheus/up"`) || !strings.Contains(o.stdout, `"value": 42`) {
+	if o := kubectl(t, "iter8", "report", release, "-n", ns, "-o", "json"); !strings.Contains(o.Stdout, `"prometheus/up"`) || !strings.Contains(o.Stdout, `"value": 42`) {
 		t.Errorf("report: want prometheus/up = 42: %s", o)
 	}
 	checkSecretAbsent(t, ns, release, token, "prom")
@@ -450,7 +420,7 @@ func TestLaunchFailOnSLOs(t *testing.T) {
 	o := kubectl(t, "iter8", "launch", "perf", "-n", ns, "--set", "failOnSLOs=true",
 		"--set", "tasks={http,assess}", "--set", "http.url="+app.URL+"/", "--set", "http.numRequests=10",
 		"--set", "assess.slos[0].metric=http/latency-mean", "--set", "assess.slos[0].upper=1")
-	if o.code != 1 || !strings.Contains(o.stdout, "STATUS: failed") || !strings.Contains(o.stdout, "http/latency-mean") {
+	if o.Code != 1 || !strings.Contains(o.Stdout, "STATUS: failed") || !strings.Contains(o.Stdout, "http/latency-mean") {
 		t.Errorf("launch with an unmet SLO and failOnSLOs: want exit 1, the failed release and the report: %s", o)
 	}
 }

@@ -46,7 +46,7 @@ func command(t testing.TB, extra []string, name string, args ...string) outcome 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), extra...)
-	return run(t, ctx, cmd)
+	return testbed.Run(t, ctx, cmd)
 }
 
 // checkoutCopy copies what the plugin needs of this checkout (the module,
@@ -99,18 +99,18 @@ func TestHelmPlugin(t *testing.T) {
 		return command(t, append(append([]string(nil), helmEnv...), extra...), env.HelmBin, args...)
 	}
 
-	if o := helmCmd(nil, "plugin", "install", checkout); o.code != 0 {
+	if o := helmCmd(nil, "plugin", "install", checkout); o.Code != 0 {
 		t.Fatalf("helm plugin install: %s", o)
 	}
-	if o := helmCmd(nil, "plugin", "list"); !strings.Contains(o.stdout, "iter8") || !strings.Contains(o.stdout, "0.1.0") {
+	if o := helmCmd(nil, "plugin", "list"); !strings.Contains(o.Stdout, "iter8") || !strings.Contains(o.Stdout, "0.1.0") {
 		t.Errorf("helm plugin list: %s", o)
 	}
-	if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.stdout) != "v0.1.0" {
+	if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.Stdout) != "v0.1.0" {
 		t.Errorf("helm iter8 version --short: want the plugin's version v0.1.0: %s", o)
 	}
 	// The hook again (as `helm plugin update` runs it): harmless.
 	hook := command(t, append(helmEnv, "HELM_PLUGIN_DIR="+checkout), "sh", filepath.Join(checkout, "scripts", "helm-plugin-install.sh"))
-	if hook.code != 0 {
+	if hook.Code != 0 {
 		t.Errorf("install hook, second run: %s", hook)
 	}
 
@@ -130,7 +130,7 @@ func TestHelmPlugin(t *testing.T) {
 				return helmCmd(tc.env, append(append([]string{"iter8"}, args...), tc.flags...)...)
 			}
 			o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...)
-			if o.code != 0 || !strings.Contains(o.stdout, "STATUS: deployed") || !strings.Contains(o.stdout, "NAMESPACE: "+tc.ns) {
+			if o.Code != 0 || !strings.Contains(o.Stdout, "STATUS: deployed") || !strings.Contains(o.Stdout, "NAMESPACE: "+tc.ns) {
 				t.Fatalf("helm iter8 launch: %s", o)
 			}
 			if tc.env != nil {
@@ -140,20 +140,20 @@ func TestHelmPlugin(t *testing.T) {
 				if err != nil || len(cms.Items) != 1 {
 					t.Errorf("release ConfigMaps with HELM_DRIVER=configmap: %d, %v; want 1", len(cms.Items), err)
 				}
-				if !strings.Contains(o.stderr, "helm: ") {
+				if !strings.Contains(o.Stderr, "helm: ") {
 					t.Errorf("HELM_DEBUG=true: no debug lines from helm on stderr: %s", o)
 				}
 			}
-			if o := iter8("report", "perf"); o.code != 0 || !strings.Contains(o.stdout, "http/error-rate") {
+			if o := iter8("report", "perf"); o.Code != 0 || !strings.Contains(o.Stdout, "http/error-rate") {
 				t.Errorf("helm iter8 report: %s", o)
 			}
-			if o := iter8("assert", "perf", "-c", "completed,nofailure,slos"); o.code != 0 {
+			if o := iter8("assert", "perf", "-c", "completed,nofailure,slos"); o.Code != 0 {
 				t.Errorf("helm iter8 assert: %s", o)
 			}
-			if o := iter8("list"); o.code != 0 || !strings.Contains(o.stdout, "perf") {
+			if o := iter8("list"); o.Code != 0 || !strings.Contains(o.Stdout, "perf") {
 				t.Errorf("helm iter8 list: %s", o)
 			}
-			if o := iter8("delete", "perf"); o.code != 0 || !strings.Contains(o.stdout, "removed release/perf") {
+			if o := iter8("delete", "perf"); o.Code != 0 || !strings.Contains(o.Stdout, "removed release/perf") {
 				t.Errorf("helm iter8 delete: %s", o)
 			}
 			checkEmpty(t, tc.ns)
@@ -188,7 +188,7 @@ func TestKubectlPlugin(t *testing.T) {
 		"KUBECACHEDIR=" + filepath.Join(t.TempDir(), "cache"),
 		"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 	}
-	if o := command(t, extra, "kubectl", "plugin", "list"); !strings.Contains(o.stdout, filepath.Join(binDir, "kubectl-iter8")) {
+	if o := command(t, extra, "kubectl", "plugin", "list"); !strings.Contains(o.Stdout, filepath.Join(binDir, "kubectl-iter8")) {
 		t.Errorf("kubectl plugin list does not show kubectl-iter8: %s", o)
 	}
 	for _, tc := range []struct {
@@ -205,27 +205,27 @@ func TestKubectlPlugin(t *testing.T) {
 				return command(t, extra, "kubectl", append(append([]string{"iter8"}, args...), tc.flags...)...)
 			}
 			o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...)
-			if o.code != 0 || !strings.Contains(o.stdout, "NAMESPACE: "+tc.ns) {
+			if o.Code != 0 || !strings.Contains(o.Stdout, "NAMESPACE: "+tc.ns) {
 				t.Fatalf("kubectl iter8 launch: %s", o)
 			}
-			if o := iter8("report", "perf", "-o", "json"); o.code != 0 || !strings.Contains(o.stdout, `"revision": 1`) {
+			if o := iter8("report", "perf", "-o", "json"); o.Code != 0 || !strings.Contains(o.Stdout, `"revision": 1`) {
 				t.Errorf("kubectl iter8 report: %s", o)
 			}
-			if o := iter8("assert", "perf", "-c", "completed,nofailure,slos"); o.code != 0 {
+			if o := iter8("assert", "perf", "-c", "completed,nofailure,slos"); o.Code != 0 {
 				t.Errorf("kubectl iter8 assert: %s", o)
 			}
 			// A second launch upgrades the release: revision 2.
-			if o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...); o.code != 0 || !strings.Contains(o.stdout, "REVISION: 2") {
+			if o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...); o.Code != 0 || !strings.Contains(o.Stdout, "REVISION: 2") {
 				t.Errorf("kubectl iter8 launch again: %s", o)
 			}
-			if o := iter8("list", "-o", "json"); o.code != 0 || !strings.Contains(o.stdout, `"revision": 2`) {
+			if o := iter8("list", "-o", "json"); o.Code != 0 || !strings.Contains(o.Stdout, `"revision": 2`) {
 				t.Errorf("kubectl iter8 list: %s", o)
 			}
-			if o := iter8("delete", "perf"); o.code != 0 {
+			if o := iter8("delete", "perf"); o.Code != 0 {
 				t.Errorf("kubectl iter8 delete: %s", o)
 			}
 			checkEmpty(t, tc.ns)
-			if o := iter8("delete", "perf"); o.code != 2 || !strings.Contains(o.stderr, "release perf not found in namespace "+tc.ns) {
+			if o := iter8("delete", "perf"); o.Code != 2 || !strings.Contains(o.Stderr, "release perf not found in namespace "+tc.ns) {
 				t.Errorf("kubectl iter8 delete of a deleted release: want exit 2 naming it: %s", o)
 			}
 		})
@@ -252,7 +252,7 @@ assess:
 	}
 	kubectlEnv := []string{"KUBECONFIG=" + env.Kubeconfig, "PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH")}
 	helmPluginEnv := append(env.HelmEnv(), "HELM_PLUGINS="+t.TempDir())
-	if o := command(t, helmPluginEnv, env.HelmBin, "plugin", "install", checkoutCopy(t)); o.code != 0 {
+	if o := command(t, helmPluginEnv, env.HelmBin, "plugin", "install", checkoutCopy(t)); o.Code != 0 {
 		t.Fatalf("helm plugin install: %s", o)
 	}
 
@@ -261,10 +261,10 @@ assess:
 		got := map[string]string{}
 		for _, what := range [][]string{{"manifest"}, {"hooks"}, {"values", "--all"}} {
 			o := helm(t, append(append([]string{"get"}, what...), release, "-n", ns)...)
-			if o.code != 0 {
+			if o.Code != 0 {
 				t.Fatalf("helm get %v: %s", what, o)
 			}
-			got[what[0]] = o.stdout
+			got[what[0]] = o.Stdout
 		}
 		return got
 	}
@@ -284,7 +284,7 @@ assess:
 	}
 	var first map[string]string
 	for _, in := range install {
-		if o := in.run(); o.code != 0 {
+		if o := in.run(); o.Code != 0 {
 			t.Fatalf("%s: %s", in.name, o)
 		}
 		got := releaseOf()
@@ -297,7 +297,7 @@ assess:
 				}
 			}
 		}
-		if o := command(t, kubectlEnv, "kubectl", "iter8", "delete", release, "-n", ns); o.code != 0 {
+		if o := command(t, kubectlEnv, "kubectl", "iter8", "delete", release, "-n", ns); o.Code != 0 {
 			t.Fatalf("delete after %s: %s", in.name, o)
 		}
 	}

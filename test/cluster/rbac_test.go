@@ -21,11 +21,11 @@ func TestJobPermissions(t *testing.T) {
 	as := "--as=system:serviceaccount:" + ns + ":" + release + "-iter8"
 
 	o := kubectl(t, "auth", "can-i", "--list", "-n", ns, as)
-	if o.code != 0 {
+	if o.Code != 0 {
 		t.Fatalf("can-i --list: %s", o)
 	}
 	// Sorted lines: kubectl does not promise an order of rules.
-	lines := strings.Split(strings.TrimRight(o.stdout, "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(o.Stdout, "\n"), "\n")
 	slices.Sort(lines[1:])
 	got := strings.Join(lines, "\n") + "\n"
 	golden := filepath.Join("testdata", "can-i-list.golden")
@@ -56,7 +56,7 @@ func TestJobPermissions(t *testing.T) {
 		{"patch", "jobs.batch/other-iter8-run", ns, false},
 	} {
 		o := kubectl(t, "auth", "can-i", c.verb, c.object, "-n", c.ns, as)
-		if got := strings.TrimSpace(o.stdout) == "yes"; got != c.yes || (o.code == 0) != c.yes {
+		if got := strings.TrimSpace(o.Stdout) == "yes"; got != c.yes || (o.Code == 0) != c.yes {
 			t.Errorf("can-i %s %s -n %s: %s; want yes=%v", c.verb, c.object, c.ns, o, c.yes)
 		}
 	}
@@ -87,7 +87,7 @@ func TestForbiddenFailsTheRun(t *testing.T) {
 	}
 
 	install := helm(t, "install", release, chart, "-n", ns, "--timeout", "90s", "--set", "tasks={assess}")
-	if install.code == 0 || !strings.Contains(install.stderr, "post-install") {
+	if install.Code == 0 || !strings.Contains(install.Stderr, "post-install") {
 		t.Errorf("helm install without the result rule: want a failed post-install hook: %s", install)
 	}
 	r := lastRun(t, ns, release)
@@ -98,7 +98,7 @@ func TestForbiddenFailsTheRun(t *testing.T) {
 	// No result, so log turns to the Pod's log, which only a kubelet serves
 	// (the test bed's API server answers with an empty one).
 	o := kubectl(t, "iter8", "log", release, "-n", ns)
-	if o.code != 2 || !strings.Contains(o.stderr, "no result") || !strings.Contains(o.stderr, "log of pod "+r.Pod) {
+	if o.Code != 2 || !strings.Contains(o.Stderr, "no result") || !strings.Contains(o.Stderr, "log of pod "+r.Pod) {
 		t.Errorf("kubectl iter8 log without a result: want exit 2 naming the missing result and the Pod tried: %s", o)
 	}
 }

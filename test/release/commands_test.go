@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/iter8-tools/iter8/test/testbed"
 )
 
 // iter8 runs the built kubectl-iter8 (as kubectl runs the plugin) against
@@ -17,7 +19,7 @@ func iter8(t *testing.T, args ...string) outcome {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kubectl-iter8"), append(args, "--kubeconfig", env.Kubeconfig)...)
 	cmd.Env = env.HelmEnv()
-	return run(t, ctx, cmd)
+	return testbed.Run(t, ctx, cmd)
 }
 
 // appStatus is the part of release status -o json that the tests read.
@@ -48,11 +50,11 @@ type appStatus struct {
 func releaseStatus(t *testing.T, ns, app string) appStatus {
 	t.Helper()
 	o := iter8(t, "release", "status", app, "-n", ns, "-o", "json")
-	if o.code != 0 {
+	if o.Code != 0 {
 		t.Fatalf("want success: %s", o)
 	}
 	var st appStatus
-	if err := json.Unmarshal([]byte(o.stdout), &st); err != nil {
+	if err := json.Unmarshal([]byte(o.Stdout), &st); err != nil {
 		t.Fatalf("release status -o json: %v\n%s", err, o)
 	}
 	return st
@@ -68,13 +70,13 @@ func TestReleaseCommands(t *testing.T) {
 	wantWeights(t, "install", readRoute(t, "gateway-api", ns, "app"), map[string]int64{"app-v1": 90, "app-v2": 10})
 
 	o := iter8(t, "release", "status", "app", "-n", ns)
-	if o.code != 0 {
+	if o.Code != 0 {
 		t.Fatalf("want success: %s", o)
 	}
 	for _, want := range []string{"Route:      HTTPRoute app", "Strategy:   canary", "Receiving:  v1, v2",
 		"app-v1:80", "app-v2:80", "90%", "10%", "no controller has reported"} {
-		if !strings.Contains(o.stdout, want) {
-			t.Errorf("release status: no %q in\n%s", want, o.stdout)
+		if !strings.Contains(o.Stdout, want) {
+			t.Errorf("release status: no %q in\n%s", want, o.Stdout)
 		}
 	}
 	st := releaseStatus(t, ns, "app")
@@ -97,17 +99,17 @@ func TestReleaseCommands(t *testing.T) {
 		t.Errorf("release status: gates %+v, want ready and slo (which never ran)", st.Gates)
 	}
 
-	if o := iter8(t, "release", "promote", "app", "v3", "-n", ns); o.code != 2 || !strings.Contains(o.stderr, "the versions are v1, v2") {
+	if o := iter8(t, "release", "promote", "app", "v3", "-n", ns); o.Code != 2 || !strings.Contains(o.Stderr, "the versions are v1, v2") {
 		t.Errorf("promote of an unknown version: want exit 2 listing the versions: %s", o)
 	}
 
 	o = iter8(t, "release", "promote", "app", "v2", "-n", ns, "--wait", "--timeout", "90s")
-	if o.code != 0 {
+	if o.Code != 0 {
 		t.Fatalf("want success: %s", o)
 	}
 	for _, want := range []string{"promoted v2 (revision 1 -> 2)", "v1 weight: 90 -> 0", "v2 weight: 10 -> 100"} {
-		if !strings.Contains(o.stdout, want) {
-			t.Errorf("release promote: no %q in\n%s", want, o.stdout)
+		if !strings.Contains(o.Stdout, want) {
+			t.Errorf("release promote: no %q in\n%s", want, o.Stdout)
 		}
 	}
 	wantWeights(t, "promote", readRoute(t, "gateway-api", ns, "app"), map[string]int64{"app-v1": 0, "app-v2": 100})
@@ -117,25 +119,25 @@ func TestReleaseCommands(t *testing.T) {
 		t.Errorf("after promote: gates %+v, want the ready gate's verdict of revision 2", st.Gates)
 	}
 	// The release keeps its other values: the chart and strategy are its own.
-	if o := mustHelm(t, "get", "values", "app", "-n", ns, "-o", "json"); !strings.Contains(o.stdout, `"strategy":"canary"`) {
-		t.Errorf("after promote: values lost the strategy: %s", o.stdout)
+	if o := mustHelm(t, "get", "values", "app", "-n", ns, "-o", "json"); !strings.Contains(o.Stdout, `"strategy":"canary"`) {
+		t.Errorf("after promote: values lost the strategy: %s", o.Stdout)
 	}
 
-	if o := iter8(t, "release", "promote", "app", "v2", "-n", ns); o.code != 0 || !strings.Contains(o.stdout, "nothing changed") {
+	if o := iter8(t, "release", "promote", "app", "v2", "-n", ns); o.Code != 0 || !strings.Contains(o.Stdout, "nothing changed") {
 		t.Errorf("promote of the promoted version: want success, nothing changed: %s", o)
 	}
 
 	o = iter8(t, "release", "rollback", "app", "-n", ns, "--wait", "--timeout", "90s")
-	if o.code != 0 || !strings.Contains(o.stdout, "rolled back from revision 2 to 1 (now revision 3)") {
+	if o.Code != 0 || !strings.Contains(o.Stdout, "rolled back from revision 2 to 1 (now revision 3)") {
 		t.Fatalf("want success: %s", o)
 	}
 	wantWeights(t, "rollback", readRoute(t, "gateway-api", ns, "app"), map[string]int64{"app-v1": 90, "app-v2": 10})
 
 	o = iter8(t, "release", "status", "nope", "-n", ns)
-	if o.code != 2 || !strings.Contains(o.stderr, "no HTTPRoute or VirtualService named nope in namespace "+ns) {
+	if o.Code != 2 || !strings.Contains(o.Stderr, "no HTTPRoute or VirtualService named nope in namespace "+ns) {
 		t.Errorf("status of a missing app: want exit 2 naming the app and namespace: %s", o)
 	}
-	if o := iter8(t, "release", "rollback", "nope", "-n", ns); o.code != 2 || !strings.Contains(o.stderr, "release nope not found in namespace "+ns) {
+	if o := iter8(t, "release", "rollback", "nope", "-n", ns); o.Code != 2 || !strings.Contains(o.Stderr, "release nope not found in namespace "+ns) {
 		t.Errorf("rollback of a missing app: want exit 2: %s", o)
 	}
 }
@@ -156,7 +158,7 @@ func TestReleaseStatusIstio(t *testing.T) {
 		t.Errorf("release status: v2 %+v, want weight 33, ready", v)
 	}
 	o := iter8(t, "release", "promote", "shop", "v2", "-n", ns, "--atomic", "--timeout", "90s")
-	if o.code != 0 || !strings.Contains(o.stdout, "release web in namespace "+ns+": promoted v2") {
+	if o.Code != 0 || !strings.Contains(o.Stdout, "release web in namespace "+ns+": promoted v2") {
 		t.Fatalf("want success: %s", o)
 	}
 	wantWeights(t, "promote", readRoute(t, "istio", ns, "shop"), map[string]int64{"shop-v1": 0, "shop-v2": 100})

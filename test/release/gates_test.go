@@ -26,7 +26,7 @@ func TestReadinessGate(t *testing.T) {
 
 	fast := map[string]any{"gates": map[string]any{"readiness": map[string]any{"enabled": true, "timeout": "3s"}}}
 	o := upgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 90), deployed("v2", 10)}, fast))
-	if o.code == 0 || !strings.Contains(o.stderr, "pre-upgrade hooks failed") {
+	if o.Code == 0 || !strings.Contains(o.Stderr, "pre-upgrade hooks failed") {
 		t.Fatalf("an upgrade giving weight to unready v2: want a failed pre-upgrade hook: %s", o)
 	}
 	after := readRoute(t, "gateway-api", ns, "app")
@@ -62,11 +62,11 @@ func TestSLOGateRollsBack(t *testing.T) {
 
 	// The gate's load now meets errors (standing in for a bad v2 behind the route).
 	o := upgrade(t, ns, "app", valuesFile(t, "istio", "canary", []version{deployed("v1", 50), deployed("v2", 50)}, gate(bad.URL)), "--wait", "--atomic")
-	if o.code == 0 || !strings.Contains(o.stderr, "post-upgrade hooks failed") {
+	if o.Code == 0 || !strings.Contains(o.Stderr, "post-upgrade hooks failed") {
 		t.Fatalf("want the upgrade to fail in its post-upgrade SLO gate: %s", o)
 	}
 	wantWeights(t, "after --atomic", readRoute(t, "istio", ns, "app"), map[string]int64{"app-v1": 100, "app-v2": 0})
-	history := mustHelm(t, "history", "app", "-n", ns, "-o", "json").stdout
+	history := mustHelm(t, "history", "app", "-n", ns, "-o", "json").Stdout
 	var revs []struct {
 		Revision    int
 		Status      string

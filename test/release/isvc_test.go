@@ -16,7 +16,7 @@ var inferenceServices = schema.GroupVersionResource{Group: "serving.kserve.io", 
 // TestInferenceServiceGate routes to an existing KServe InferenceService:
 // the readiness gate refuses it weight until it is Ready.
 func TestInferenceServiceGate(t *testing.T) {
-	if o := kubectl(t, "", "apply", "-f", filepath.Join("testdata", "kserve-inferenceservice-crd.yaml")); o.code != 0 {
+	if o := kubectl(t, "", "apply", "-f", filepath.Join("testdata", "kserve-inferenceservice-crd.yaml")); o.Code != 0 {
 		t.Fatal(o)
 	}
 	if err := waitEstablished(t.Context(), "inferenceservices.serving.kserve.io"); err != nil {
@@ -38,7 +38,7 @@ func TestInferenceServiceGate(t *testing.T) {
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100), withWeight(0)}, fast), "--wait")
 
 	o := upgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 90), withWeight(10)}, fast))
-	if o.code == 0 || !strings.Contains(o.stderr, "pre-upgrade hooks failed") {
+	if o.Code == 0 || !strings.Contains(o.Stderr, "pre-upgrade hooks failed") {
 		t.Fatalf("weight for an InferenceService that is not Ready: want a failed gate: %s", o)
 	}
 	if res := gateResult(t, ns, "app-ready", 0); !strings.Contains(res.Tasks[0].Error, "model") {

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -182,52 +181,25 @@ func waitEstablished(ctx context.Context, name string) error {
 	}
 }
 
-// outcome is what one command did.
-type outcome struct {
-	args           []string
-	code           int
-	stdout, stderr string
-}
-
-func (o outcome) String() string {
-	return fmt.Sprintf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(o.args, " "), o.code, o.stdout, o.stderr)
-}
-
 // commandTimeout bounds each command; helm waits for the gates within it.
 const commandTimeout = 2 * time.Minute
 
-func run(t testing.TB, ctx context.Context, cmd *exec.Cmd) outcome {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	o := outcome{args: cmd.Args, stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("still running after %v: %s", commandTimeout, o)
-	case errors.As(err, &ee):
-		o.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
-	}
-	return o
-}
+// outcome is what one command did.
+type outcome = testbed.Outcome
 
 // helm runs the built helm against the test bed.
 func helm(t testing.TB, args ...string) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	return run(t, ctx, env.Helm(ctx, args...))
+	return testbed.Run(t, ctx, env.Helm(ctx, args...))
 }
 
 // mustHelm runs helm and fails the test unless it succeeds.
 func mustHelm(t testing.TB, args ...string) outcome {
 	t.Helper()
 	o := helm(t, args...)
-	if o.code != 0 {
+	if o.Code != 0 {
 		t.Fatalf("want success: %s", o)
 	}
 	return o
@@ -241,7 +213,7 @@ func kubectl(t testing.TB, stdin string, args ...string) outcome {
 	cmd := exec.CommandContext(ctx, "kubectl", args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "KUBECACHEDIR="+filepath.Join(env.Dir, "kubectl-cache"))
 	cmd.Stdin = strings.NewReader(stdin)
-	return run(t, ctx, cmd)
+	return testbed.Run(t, ctx, cmd)
 }
 
 func runtimeFromUnstructured(u *unstructured.Unstructured, into any) error {

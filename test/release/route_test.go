@@ -184,7 +184,7 @@ func upgrade(t *testing.T, ns, release, values string, flags ...string) outcome 
 
 func mustUpgrade(t *testing.T, ns, release, values string, flags ...string) {
 	t.Helper()
-	if o := upgrade(t, ns, release, values, flags...); o.code != 0 {
+	if o := upgrade(t, ns, release, values, flags...); o.Code != 0 {
 		t.Fatalf("want success: %s", o)
 	}
 }

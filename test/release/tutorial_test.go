@@ -88,7 +88,7 @@ func TestTutorial(t *testing.T) {
 	}
 	step := func(args ...string) {
 		t.Helper()
-		if o := helm(t, append(args, "--timeout", "90s")...); o.code != 0 {
+		if o := helm(t, append(args, "--timeout", "90s")...); o.Code != 0 {
 			t.Fatalf("want success: %s", o)
 		}
 	}
@@ -113,7 +113,7 @@ func TestTutorial(t *testing.T) {
 	if conds["Accepted"] != "True" || conds["ResolvedRefs"] != "True" {
 		t.Errorf("release status: route conditions %v, want Accepted and ResolvedRefs True as Traefik sets them", st.Conditions)
 	}
-	if o := iter8(t, "release", "status", "app", "-n", ns); !strings.Contains(o.stdout, "Accepted") || !strings.Contains(o.stdout, "ResolvedRefs") {
+	if o := iter8(t, "release", "status", "app", "-n", ns); !strings.Contains(o.Stdout, "Accepted") || !strings.Contains(o.Stdout, "ResolvedRefs") {
 		t.Errorf("release status text lacks the route's conditions:\n%s", o)
 	}
 	v1Before := served(t, backends["v1"])
@@ -149,22 +149,22 @@ func TestTutorial(t *testing.T) {
 	o := helm(t, "upgrade", "--install", "shop", chartDir, "-n", ns, "-f", canary, "--set", "versions[0].weight=10", "--set", "versions[1].weight=90",
 		"--set", "gates.slo.enabled=true", "--set", "gates.slo.url="+url,
 		"--set", "gates.slo.slos[0].metric=http/latency-p50", "--set", "gates.slo.slos[0].upper=0.001", "--wait", "--atomic", "--timeout", "90s")
-	if o.code == 0 || !strings.Contains(o.stderr, "post-upgrade hooks failed") {
+	if o.Code == 0 || !strings.Contains(o.Stderr, "post-upgrade hooks failed") {
 		t.Fatalf("want the SLO gate to fail the upgrade: %s", o)
 	}
-	if h := mustHelm(t, "history", "shop", "-n", ns).stdout; !strings.Contains(h, "Rollback to 4") {
+	if h := mustHelm(t, "history", "shop", "-n", ns).Stdout; !strings.Contains(h, "Rollback to 4") {
 		t.Errorf("helm history shows no rollback to revision 4:\n%s", h)
 	}
 	res := gateResult(t, ns, "shop-slo", 5)
 	if n, _ := res.Value("", "http/request-count"); n == 0 || res.SLOsSatisfied() {
 		t.Errorf("SLO gate result: %v requests, SLOs met %v; want load and an unmet SLO", n, res.SLOsSatisfied())
 	}
-	if o := iter8(t, "report", "shop-slo", "-n", ns); o.code != 0 || !strings.Contains(o.stdout, "http/latency-p50") {
+	if o := iter8(t, "report", "shop-slo", "-n", ns); o.Code != 0 || !strings.Contains(o.Stdout, "http/latency-p50") {
 		t.Errorf("report of the SLO gate: want its SLO on http/latency-p50: %s", o)
 	}
 	split("after the rollback", map[string]int{"v1": 500, "v2": 500})
 
-	if o := iter8(t, "release", "promote", "shop", "v2", "-n", ns, "--wait"); o.code != 0 {
+	if o := iter8(t, "release", "promote", "shop", "v2", "-n", ns, "--wait"); o.Code != 0 {
 		t.Fatalf("promote: %s", o)
 	}
 	split("promoted", map[string]int{"v2": 1000})

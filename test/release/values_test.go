@@ -15,7 +15,7 @@ func TestRetirement(t *testing.T) {
 	ns := namespace(t, "retire")
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "blue-green", []version{deployed("v1", 100), deployed("v2", 0)}, nil), "--wait")
 	o := upgrade(t, ns, "app", valuesFile(t, "gateway-api", "blue-green", []version{deployed("v2", 100)}, nil))
-	if o.code == 0 || !strings.Contains(o.stderr, "v1 still receives traffic in the live route") {
+	if o.Code == 0 || !strings.Contains(o.Stderr, "v1 still receives traffic in the live route") {
 		t.Fatalf("removing v1 while it has weight 100: want a refusal: %s", o)
 	}
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "blue-green", []version{deployed("v1", 0), deployed("v2", 100)}, nil), "--wait")
@@ -64,7 +64,7 @@ func TestBadValues(t *testing.T) {
 					continue // only an upgrade has a live route to read
 				}
 				o := upgrade(t, ns, release, values)
-				if o.code == 0 || !strings.Contains(o.stderr, tc.want) {
+				if o.Code == 0 || !strings.Contains(o.Stderr, tc.want) {
 					t.Errorf("%s: want a refusal saying %q: %s", release, tc.want, o)
 				}
 			}
@@ -104,14 +104,14 @@ func TestServerDryRun(t *testing.T) {
 	for _, plane := range planes {
 		for strategy, versions := range sets {
 			t.Run(plane+"/"+strategy, func(t *testing.T) {
-				manifests := mustHelm(t, "template", "app", chartDir, "-n", ns, "-f", valuesFile(t, plane, strategy, versions, slo)).stdout
+				manifests := mustHelm(t, "template", "app", chartDir, "-n", ns, "-f", valuesFile(t, plane, strategy, versions, slo)).Stdout
 				o := kubectl(t, manifests, "apply", "--dry-run=server", "-n", ns, "-f", "-")
-				if o.code != 0 {
+				if o.Code != 0 {
 					t.Fatalf("server dry run: %s\nmanifests:\n%s", o, manifests)
 				}
 				for _, kind := range []string{"deployment.apps/app-v1", "job.batch/app-ready-gate", "job.batch/app-slo-gate"} {
-					if !strings.Contains(o.stdout, kind) {
-						t.Errorf("dry run did not take %s:\n%s", kind, o.stdout)
+					if !strings.Contains(o.Stdout, kind) {
+						t.Errorf("dry run did not take %s:\n%s", kind, o.Stdout)
 					}
 				}
 			})
