@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -619,10 +620,11 @@ http: {url: "{{URL}}", connections: many}
 // before any task acts: exit 2, an error naming the field, no request to the
 // target, no result file and no crash.
 func TestBadInput(t *testing.T) {
-	if len(badInputs) < 24 {
-		t.Fatalf("only %d cases", len(badInputs))
+	all := slices.Concat(badInputs, badSpecInputs, badNumberInputs, badFileInputs)
+	if len(all) < 24 {
+		t.Fatalf("only %d cases", len(all))
 	}
-	for _, tc := range badInputs {
+	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tg := newTarget(t)
