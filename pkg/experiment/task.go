@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -81,35 +85,161 @@ func (d *Decoding) Into(v any) field.ErrorList {
 	return DecodeStrict(d.With, v, d.Path)
 }
 
-// Duration parses a duration field (such as "30s"); empty gives def.
+// MaxDuration bounds every duration a spec gives (load durations, timeouts,
+// intervals) unless a field states its own bound: an experiment is meant to
+// finish within a day, and a typo such as 30000h should be refused rather
+// than leave a Job running for years.
+const MaxDuration = 24 * time.Hour
+
+// Duration parses a duration field (such as "30s") of at most MaxDuration;
+// empty gives def.
 func (d *Decoding) Duration(s string, def time.Duration, path *field.Path) (time.Duration, *field.Error) {
+	return d.DurationAtMost(s, def, MaxDuration, path)
+}
+
+// DurationAtMost parses a duration field of at most max; empty gives def.
+func (d *Decoding) DurationAtMost(s string, def, max time.Duration, path *field.Path) (time.Duration, *field.Error) {
 	if s == "" {
 		return def, nil
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, field.Invalid(path, s, "want a duration such as 500ms, 30s or 2m")
-	}
-	if v < 0 {
+	case v < 0:
 		return 0, field.Invalid(path, s, "must not be negative")
+	case v > max:
+		return 0, field.Invalid(path, s, "must be at most "+FormatDuration(max))
 	}
 	return v, nil
 }
 
-// URL parses an http:// or https:// URL field; what field to name is path.
+// FormatDuration writes a duration as people write it: 24h rather than
+// 24h0m0s.
+func FormatDuration(v time.Duration) string {
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// URL parses an http:// or https:// URL field with a host and, if it names
+// one, a port from 1 to 65535; what field to name is path.
 func (d *Decoding) URL(raw string, path *field.Path, example string) (*url.URL, *field.Error) {
+	if raw == "" {
+		return nil, field.Required(path, "a URL such as "+example)
+	}
 	u, err := url.Parse(raw)
 	switch {
-	case raw == "":
-		return nil, field.Required(path, "a URL such as "+example)
 	case err != nil:
-		return nil, field.Invalid(path, raw, "not a URL")
+		// url.Error repeats the whole URL, which may hold a secret.
+		return nil, field.Invalid(path, field.OmitValueType{}, "not a URL: want one such as "+example)
 	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, field.Invalid(path, u.Redacted(), "want an http:// or https:// URL")
-	case u.Host == "":
-		return nil, field.Invalid(path, u.Redacted(), "the URL has no host")
+	case u.Hostname() == "":
+		// http://:8080/ has a Host (":8080") but no host name: Go's
+		// client would send it to localhost, which is never what a spec
+		// means.
+		return nil, field.Invalid(path, u.Redacted(), "the URL has no host: want one such as "+example)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, field.Invalid(path, u.Redacted(), "the port must be a number from 1 to 65535")
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return nil, field.Invalid(path, u.Redacted(), "the port is empty: give a number from 1 to 65535, or no colon")
 	}
 	return u, nil
+}
+
+// CheckHeader says what is wrong with a header (or metadata) field, or ""
+// when there is nothing: the name must be a token and the value may hold no
+// control characters (a NUL or a line break would be sent on the wire, or
+// split the header). The value is never quoted, as it may be a secret.
+func CheckHeader(name, value string) string {
+	switch {
+	case !httpguts.ValidHeaderFieldName(name):
+		return "a header name is a token: letters, digits and !#$%&'*+-.^_`|~"
+	case !httpguts.ValidHeaderFieldValue(value):
+		return "a header value may not hold control characters (such as NUL or a line break)"
+	}
+	return ""
+}
+
+// MaxFileSize bounds a file that a spec names (an http payload, a gRPC
+// proto file, protoset or root certificate): far above any real one, and
+// small enough that a wrong name (a disk image, a log) fails at once
+// rather than filling memory.
+const MaxFileSize = 16 << 20
+
+// File reads a file that the spec names in the field at path, of at most
+// MaxFileSize bytes, through ReadFile.
+func (d *Decoding) File(name string, path *field.Path) ([]byte, *field.Error) {
+	if d.ReadFile == nil {
+		return nil, field.Invalid(path, name, "files cannot be read here")
+	}
+	data, err := d.ReadFile(name)
+	switch {
+	case err != nil:
+		return nil, field.Invalid(path, name, fmt.Sprintf("cannot read it: %v", err))
+	case len(data) > MaxFileSize:
+		return nil, field.Invalid(path, name, fmt.Sprintf("larger than %d MiB: want a regular file of at most that size", MaxFileSize>>20))
+	}
+	return data, nil
+}
+
+// ReadRegularFile reads name, which must be a regular file of at most limit
+// bytes. It is what a Decoding's ReadFile should use. Opening a named pipe
+// blocks until a writer comes (and a process blocked in open(2) ignores
+// Go's signal handling), and /dev/zero never ends; so the file is opened
+// with O_NONBLOCK, which returns at once for a pipe, and checked with fstat
+// before a byte is read. The size is checked again while reading, as a
+// file may grow.
+func ReadRegularFile(name string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is %s, not a regular file", name, fileKind(st.Mode()))
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return data, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }
 
 // Registry maps task names to decoders.

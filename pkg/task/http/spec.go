@@ -149,8 +149,8 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 		errs = append(errs, err)
 	}
 	switch {
-	case in.NumRequests < 0:
-		errs = append(errs, field.Invalid(p.Child("numRequests"), in.NumRequests, "must be >= 0"))
+	case load.CheckCount(p.Child("numRequests"), in.NumRequests) != nil:
+		errs = append(errs, load.CheckCount(p.Child("numRequests"), in.NumRequests))
 	case in.NumRequests > 0 && in.Duration != "":
 		errs = append(errs, field.Forbidden(p.Child("duration"), "set numRequests or duration, not both"))
 	case in.NumRequests == 0 && in.Duration == "":
@@ -158,8 +158,8 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	case in.Duration != "" && cfg.Duration == 0 && durationParsed:
 		errs = append(errs, field.Invalid(p.Child("duration"), in.Duration, "must be above 0"))
 	}
-	if in.WarmupNumRequests < 0 {
-		errs = append(errs, field.Invalid(p.Child("warmupNumRequests"), in.WarmupNumRequests, "must be >= 0"))
+	if fe := load.CheckCount(p.Child("warmupNumRequests"), in.WarmupNumRequests); fe != nil {
+		errs = append(errs, fe)
 	} else if in.WarmupNumRequests > 0 && in.WarmupDuration != "" {
 		errs = append(errs, field.Forbidden(p.Child("warmupDuration"), "set warmupNumRequests or warmupDuration, not both"))
 	}
@@ -201,7 +201,40 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	}
 
 	errs = append(errs, validateEndpoints(in, d, cfg)...)
+	if len(errs) == 0 {
+		errs = append(errs, checkPlans(in, d.Path, cfg)...)
+	}
 	return cfg, errs
+}
+
+// checkPlans refuses endpoints whose planned load would run longer than
+// load.MaxPlan, reporting each at the qps field that the user wrote.
+func checkPlans(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
+	var errs field.ErrorList
+	for i, ep := range cfg.Endpoints {
+		qpsPath := p.Child("qps")
+		if len(in.Endpoints) > 0 && in.Endpoints[i].QPS != nil {
+			qpsPath = p.Child("endpoints").Index(i).Child("qps")
+		}
+		if fe := load.CheckPlan(qpsPath, ep.QPS, cfg.NumRequests, "numRequests", cfg.WarmupNumRequests, cfg.WarmupDuration, cfg.Duration); fe != nil {
+			errs = append(errs, fe)
+		}
+	}
+	return dedupe(errs)
+}
+
+// dedupe drops repeated errors: a task-level qps inherited by several
+// endpoints is reported once.
+func dedupe(errs field.ErrorList) field.ErrorList {
+	seen := map[string]bool{}
+	out := errs[:0]
+	for _, e := range errs {
+		if k := e.Error(); !seen[k] {
+			seen[k] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
@@ -252,12 +285,20 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.Er
 			cfg.Endpoints = append(cfg.Endpoints, *resolved)
 		}
 	}
-	return errs
+	return dedupe(errs)
 }
 
-// resolveEndpoint merges an endpoint with the task-level defaults and checks it.
+// resolveEndpoint merges an endpoint with the task-level defaults and checks
+// it. Numbers, headers and files that the endpoint inherits are reported at
+// the task-level field (d.Path), where the user wrote them.
 func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.Path) (*Endpoint, field.ErrorList) {
 	var errs field.ErrorList
+	at := func(own bool, name string) *field.Path {
+		if own {
+			return p.Child(name)
+		}
+		return d.Path.Child(name)
+	}
 	pick := func(v, dv string) string {
 		if v != "" {
 			return v
@@ -287,8 +328,9 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 		errs = append(errs, field.Invalid(p.Child("method"), out.Method, "not an HTTP method"))
 	}
 	for _, k := range slices.Sorted(maps.Keys(out.Headers)) {
-		if v := out.Headers[k]; !validHeaderName(k) || strings.ContainsAny(v, "\r\n") {
-			errs = append(errs, field.Invalid(p.Child("headers").Key(k), field.OmitValueType{}, "header names are tokens and values may not contain line breaks"))
+		if msg := experiment.CheckHeader(k, out.Headers[k]); msg != "" {
+			_, own := e.Headers[k]
+			errs = append(errs, field.Invalid(at(own, "headers").Key(k), field.OmitValueType{}, msg))
 		}
 	}
 	qps, conns := def.QPS, def.Connections
@@ -299,14 +341,14 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 		conns = e.Connections
 	}
 	if qps != nil {
-		if *qps < 0 {
-			errs = append(errs, field.Invalid(p.Child("qps"), *qps, "must be >= 0 (0 means as fast as possible)"))
+		if fe := load.CheckRate(at(e.QPS != nil, "qps"), *qps); fe != nil {
+			errs = append(errs, fe)
 		}
 		out.QPS = *qps
 	}
 	if conns != nil {
 		if *conns < 1 || *conns > 10000 {
-			errs = append(errs, field.Invalid(p.Child("connections"), *conns, "must be from 1 to 10000"))
+			errs = append(errs, field.Invalid(at(e.Connections != nil, "connections"), *conns, "must be from 1 to 10000"))
 		}
 		out.Connections = *conns
 	}
@@ -315,13 +357,9 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 	case payload != "" && payloadFile != "":
 		errs = append(errs, field.Forbidden(p.Child("payloadFile"), "set payload or payloadFile, not both"))
 	case payloadFile != "":
-		if d.ReadFile == nil {
-			errs = append(errs, field.Invalid(p.Child("payloadFile"), payloadFile, "files cannot be read here"))
-			break
-		}
-		data, err := d.ReadFile(payloadFile)
-		if err != nil {
-			errs = append(errs, field.Invalid(p.Child("payloadFile"), payloadFile, fmt.Sprintf("cannot read it: %v", err)))
+		data, fe := d.File(payloadFile, at(e.PayloadFile != "", "payloadFile"))
+		if fe != nil {
+			errs = append(errs, fe)
 		}
 		out.Payload = data
 	case payload != "":
@@ -331,18 +369,6 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 		return nil, errs
 	}
 	return out, nil
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return false
-		}
-	}
-	return true
 }
 
 func declareMetrics(cfg *Config, c *experiment.Catalog) {

@@ -210,3 +210,69 @@ func record(r *experiment.Result, version, prefix string, requests, errs int64, 
 func Msec(d time.Duration) float64 {
 	return math.Round(float64(d)/1e3) / 1e3
 }
+
+// Bounds of a load's rate and size, shared by the http and grpc tasks.
+const (
+	// MinRate is the lowest rate (qps, rps) apart from 0, which means as
+	// fast as possible: below one request in ten seconds a load measures
+	// too little to be worth a load task, and a rate such as 0.001 is more
+	// likely a mistake than a plan.
+	MinRate = 0.1
+	// MaxRate is the highest rate: well above what one load generator can
+	// send (tens of thousands per second on a core), where a paced runner
+	// would round its interval to nothing (fortio ends after a couple of
+	// requests at 1e308).
+	MaxRate = 1e6
+	// MaxRequests bounds a number of requests or calls (numRequests,
+	// warmupNumRequests, total): at full speed on a fast target, a few
+	// hours.
+	MaxRequests = 1_000_000_000
+	// MaxPlan bounds how long a load may be planned to take: a count of
+	// requests at a rate, plus a duration.
+	MaxPlan = experiment.MaxDuration
+)
+
+// CheckRate checks a rate (qps, rps) at path.
+func CheckRate(path *field.Path, rate float64) *field.Error {
+	if rate == 0 || rate >= MinRate && rate <= MaxRate {
+		return nil
+	}
+	return field.Invalid(path, rate, fmt.Sprintf("must be 0 (as fast as possible) or from %v to %v per second", MinRate, formatRate(MaxRate)))
+}
+
+// CheckCount checks a number of requests or calls at path.
+func CheckCount(path *field.Path, n int64) *field.Error {
+	if n >= 0 && n <= MaxRequests {
+		return nil
+	}
+	return field.Invalid(path, n, fmt.Sprintf("must be from 0 to %d", int64(MaxRequests)))
+}
+
+// Planned is how long n requests at rate (0: as fast as possible, which
+// has no planned time) take, plus a duration d.
+func Planned(n int64, rate float64, d time.Duration) time.Duration {
+	if rate <= 0 || n <= 0 {
+		return d
+	}
+	secs := float64(n) / rate
+	if secs >= MaxPlan.Seconds()*2 {
+		// Avoid overflowing a Duration; anything this long is refused.
+		return 2 * MaxPlan
+	}
+	return d + time.Duration(secs*float64(time.Second))
+}
+
+// CheckPlan refuses a load whose plan (n requests at rate, after a warm-up
+// of wn requests at the same rate or of wd) takes longer than MaxPlan.
+// path names the rate field; count names the count field in the message.
+func CheckPlan(path *field.Path, rate float64, n int64, count string, wn int64, wd, d time.Duration) *field.Error {
+	total := Planned(n, rate, d) + Planned(wn, rate, wd)
+	if total <= MaxPlan {
+		return nil
+	}
+	return field.Invalid(path, rate, fmt.Sprintf("%s %d at %v per second (with warm-up) would take %s, more than %s: raise the rate, lower %s, or set a duration",
+		count, n, rate, total.Round(time.Minute), experiment.FormatDuration(MaxPlan), count))
+}
+
+// formatRate writes 1e6 as 1000000, not 1e+06.
+func formatRate(r float64) string { return fmt.Sprintf("%.0f", r) }
