@@ -61,9 +61,12 @@ type Result struct {
 
 // TaskResult is the outcome of one task.
 type TaskResult struct {
-	Task      string        `json:"task"`
-	State     TaskState     `json:"state"`
-	Error     string        `json:"error,omitempty"`
+	Task  string    `json:"task"`
+	State TaskState `json:"state"`
+	Error string    `json:"error,omitempty"`
+	// Reason says why a task was skipped: its `if` was false, or an
+	// earlier task failed.
+	Reason    string        `json:"reason,omitempty"`
 	StartTime *time.Time    `json:"startTime,omitempty"`
 	Duration  time.Duration `json:"durationNanos,omitempty"`
 }

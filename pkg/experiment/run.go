@@ -153,7 +153,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 	for i, t := range plan.Tasks {
 		tr := &res.Tasks[i]
 		if failure != nil {
-			tr.State = TaskSkipped
+			tr.State, tr.Reason = TaskSkipped, "an earlier task failed"
 			continue
 		}
 		if t.condition != nil {
@@ -164,7 +164,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 				continue
 			}
 			if !ok {
-				tr.State = TaskSkipped
+				tr.State, tr.Reason = TaskSkipped, SkipReasonIf(t.Spec.If)
 				logger.Info("task skipped: its condition is false", "task", i, "name", t.Spec.Task, "if", t.Spec.If)
 				if err := r.write(writeCtx, res); err != nil {
 					return failure, err
@@ -196,6 +196,11 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 		}
 	}
 	return failure, nil
+}
+
+// SkipReasonIf is the reason of a task skipped because its `if` was false.
+func SkipReasonIf(expr string) string {
+	return "if: " + expr + " was false"
 }
 
 // resetTasks makes every task pending again for the next loop.

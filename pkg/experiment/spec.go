@@ -119,6 +119,10 @@ type DecodeOptions struct {
 // Decode parses a YAML or JSON spec strictly and validates all of it. The
 // error lists every problem with its field path.
 func Decode(data []byte, opts DecodeOptions) (*Plan, error) {
+	data, err := oneDocument(data)
+	if err != nil {
+		return nil, err
+	}
 	jsonData, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("experiment spec is not valid YAML or JSON: %w", err)
@@ -208,8 +212,8 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 			errs = append(errs, field.Required(p, "a listed version needs a name"))
 		case seen[v]:
 			errs = append(errs, field.Duplicate(p, v))
-		case strings.ContainsAny(v, " \t\n/"):
-			errs = append(errs, field.Invalid(p, v, "must not contain spaces or '/'"))
+		case !ValidVersionName(v):
+			errs = append(errs, field.Invalid(p, v, VersionNameRule))
 		}
 		seen[v] = true
 	}
@@ -239,7 +243,7 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		p := tasksPath.Index(i)
 		pt := PlannedTask{Spec: ts}
 		if ts.If != "" {
-			cond, err := compileCondition(ts.If)
+			cond, err := compileCondition(ts.If, exp.Spec.VersionNames(), catalog)
 			if err != nil {
 				errs = append(errs, field.Invalid(p.Child("if"), ts.If, err.Error()))
 			}
@@ -280,7 +284,7 @@ func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
 	strictErrs, err := sigsjson.UnmarshalStrict(data, v)
 	var errs field.ErrorList
 	if err != nil {
-		errs = append(errs, typeError(err, reflect.TypeOf(v), path))
+		errs = append(errs, typeError(err, data, reflect.TypeOf(v), path))
 	}
 	for _, se := range strictErrs {
 		msg := se.Error()
@@ -302,8 +306,11 @@ func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
 }
 
 // typeError turns a JSON decoding error into a field error that names the
-// field and the expected type, without Go type names where possible.
-func typeError(err error, target reflect.Type, path *field.Path) *field.Error {
+// field and the expected type, without Go type names where possible. The
+// field is found in data by the error's offset, so that it has its list
+// indexes (spec.tasks[2].with, not spec.tasks.with); the decoder's dotted
+// path of Go fields is the fallback.
+func typeError(err error, data []byte, target reflect.Type, path *field.Path) *field.Error {
 	rv := reflect.ValueOf(err)
 	if rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {
 		e := rv.Elem()
@@ -313,7 +320,13 @@ func typeError(err error, target reflect.Type, path *field.Path) *field.Error {
 			if t, ok := typ.Interface().(reflect.Type); ok && t != nil {
 				want = describeType(t)
 			}
-			return &field.Error{Type: field.ErrorTypeTypeInvalid, Field: join(path, jsonPath(target, f.String())),
+			at := jsonPath(target, f.String())
+			if off := e.FieldByName("Offset"); off.IsValid() && off.CanInt() {
+				if p, ok := valuePathAt(data, off.Int()); ok {
+					at = p
+				}
+			}
+			return &field.Error{Type: field.ErrorTypeTypeInvalid, Field: join(path, at),
 				BadValue: field.OmitValueType{}, Detail: fmt.Sprintf("got %s, want %s", val.String(), want)}
 		}
 	}

@@ -1,0 +1,129 @@
+package experiment
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// oneDocument returns the one YAML document of data. A file of several
+// documents is refused: decoding would otherwise run the first and quietly
+// drop the others. Empty documents (a leading "---", comments only) do not
+// count.
+func oneDocument(data []byte) ([]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return data, nil // the YAML decoder says what is wrong, with a line
+		}
+		if j, err := yaml.YAMLToJSON(doc); err == nil && bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+			continue
+		}
+		docs = append(docs, doc)
+	}
+	switch {
+	case len(docs) > 1:
+		return nil, fmt.Errorf("experiment spec holds %d YAML documents; one experiment per file", len(docs))
+	case len(docs) == 1 && len(bytes.TrimSpace(docs[0])) < len(bytes.TrimSpace(data)):
+		// Keep the whole file (and its line numbers) unless empty documents
+		// came first: the YAML decoder reads only the first.
+		if j, err := yaml.YAMLToJSON(data); err == nil && bytes.Equal(bytes.TrimSpace(j), []byte("null")) {
+			return docs[0], nil
+		}
+	}
+	return data, nil
+}
+
+// valuePathAt finds the value of the JSON document data at a decoder's error
+// offset and returns its path, such as tasks[0].with.qps. The offset of a
+// mistyped literal is its end; that of a mistyped list or object is just
+// past its opening bracket. It reports false when data does not parse.
+func valuePathAt(data []byte, offset int64) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		list  bool
+		index int
+		key   string
+		// wantKey is set in an object when the next token is a key.
+		wantKey bool
+		path    string
+	}
+	var stack []*frame
+	best, found := "", false
+	prevEnd := int64(0)
+	childPath := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		f := stack[len(stack)-1]
+		if f.list {
+			return f.path + "[" + strconv.Itoa(f.index) + "]"
+		}
+		if f.path == "" {
+			return f.key
+		}
+		return f.path + "." + f.key
+	}
+	// valueDone moves the enclosing container past one value.
+	valueDone := func() {
+		if len(stack) == 0 {
+			return
+		}
+		f := stack[len(stack)-1]
+		if f.list {
+			f.index++
+		} else {
+			f.wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return best, found
+		}
+		if err != nil {
+			return "", false
+		}
+		end := dec.InputOffset()
+		if len(stack) > 0 && !stack[len(stack)-1].list && stack[len(stack)-1].wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				// the object ends below
+			} else {
+				k, _ := tok.(string)
+				stack[len(stack)-1].key, stack[len(stack)-1].wantKey = k, false
+				prevEnd = end
+				continue
+			}
+		}
+		switch d, _ := tok.(json.Delim); d {
+		case '[', '{':
+			path := childPath()
+			if prevEnd < offset && offset <= end {
+				best, found = path, true // mistyped as a whole
+			}
+			stack = append(stack, &frame{list: d == '[', wantKey: d == '{', path: path})
+		case ']', '}':
+			stack = stack[:len(stack)-1]
+			valueDone()
+		default:
+			if prevEnd < offset && offset <= end {
+				best, found = childPath(), true
+			}
+			valueDone()
+		}
+		prevEnd = end
+	}
+}
