@@ -42,7 +42,7 @@ func loadDescriptors(in *inputs, d *experiment.Decoding, cfg *Config) (*methodSe
 		if d.ReadFile == nil {
 			return nil, field.ErrorList{field.Invalid(path, in.ProtoFile, "files cannot be read here")}
 		}
-		set, err := compileProtoFile(in.ProtoFile, in.ImportPaths, d.ReadFile)
+		set, err := compileProtoFile(in.ProtoFile, in.ImportPaths, limitedReader(d.ReadFile))
 		if err != nil {
 			return nil, field.ErrorList{field.Invalid(path, in.ProtoFile, err.Error())}
 		}
@@ -60,6 +60,18 @@ func loadDescriptors(in *inputs, d *experiment.Decoding, cfg *Config) (*methodSe
 		return useSet(cfg, set, path, "protoset "+in.Protoset)
 	}
 	return nil, nil
+}
+
+// limitedReader refuses files above experiment.MaxFileSize, so that a
+// proto file or one of its imports is bounded as every spec file is.
+func limitedReader(readFile func(string) ([]byte, error)) func(string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
+		data, err := readFile(name)
+		if err == nil && len(data) > experiment.MaxFileSize {
+			return nil, fmt.Errorf("%s is larger than %d MiB", name, experiment.MaxFileSize>>20)
+		}
+		return data, err
+	}
 }
 
 // useSet checks that set is complete and keeps it, serialized, for ghz.

@@ -137,6 +137,8 @@ func testFiles() (fstest.MapFS, error) {
 		"broken.proto":          {Data: []byte("syntax = \"proto3\";\nservice S {\n")},
 		"garbage.protoset":      {Data: []byte("not a protoset")},
 		"needs-import.protoset": {Data: needsImport},
+		"big.proto":             {Data: make([]byte, 16<<20+1)},
+		"big.protoset":          {Data: make([]byte, 16<<20+1)},
 		"imports/main.proto": {Data: []byte(`syntax = "proto3";
 package app;
 import "common/types.proto";

@@ -172,8 +172,8 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 		errs = append(errs, field.Invalid(p.Child("timeout"), in.Timeout, "must be above 0"))
 	}
 	switch {
-	case in.Total < 0:
-		errs = append(errs, field.Invalid(p.Child("total"), in.Total, "must be >= 0"))
+	case load.CheckCount(p.Child("total"), in.Total) != nil:
+		errs = append(errs, load.CheckCount(p.Child("total"), in.Total))
 	case in.Total > 0 && in.Duration != "":
 		errs = append(errs, field.Forbidden(p.Child("duration"), "set total or duration, not both"))
 	case in.Total == 0 && in.Duration == "":
@@ -198,7 +198,27 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	methods, descErrs := loadDescriptors(in, d, cfg)
 	errs = append(errs, descErrs...)
 	errs = append(errs, validateEndpoints(in, d, cfg, methods)...)
+	if len(errs) == 0 {
+		errs = append(errs, checkPlans(in, p, cfg)...)
+	}
 	return cfg, errs
+}
+
+// checkPlans refuses endpoints whose planned load (total calls at rps)
+// would run longer than load.MaxPlan, reporting each at the rps field that
+// the user wrote.
+func checkPlans(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
+	var errs field.ErrorList
+	for i, ep := range cfg.Endpoints {
+		rpsPath := p.Child("rps")
+		if len(in.Endpoints) > 0 && in.Endpoints[i].RPS != nil {
+			rpsPath = p.Child("endpoints").Index(i).Child("rps")
+		}
+		if fe := load.CheckPlan(rpsPath, ep.RPS, cfg.Total, "total", 0, 0, cfg.Duration); fe != nil {
+			errs = append(errs, fe)
+		}
+	}
+	return dedupe(errs)
 }
 
 func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
@@ -226,16 +246,10 @@ func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorLis
 	return errs
 }
 
-// readSpecFile reads a file that the spec names.
+// readSpecFile reads a file that the spec names, of at most
+// experiment.MaxFileSize bytes.
 func readSpecFile(d *experiment.Decoding, path *field.Path, name string) ([]byte, *field.Error) {
-	if d.ReadFile == nil {
-		return nil, field.Invalid(path, name, "files cannot be read here")
-	}
-	data, err := d.ReadFile(name)
-	if err != nil {
-		return nil, field.Invalid(path, name, fmt.Sprintf("cannot read it: %v", err))
-	}
-	return data, nil
+	return d.File(name, path)
 }
 
 func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config, methods *methodSet) field.ErrorList {
@@ -390,8 +404,8 @@ func resolveEndpoint(e endpoint, def request, p, task *field.Path, methods *meth
 		rps, rpsPath = e.RPS, at(true, "rps")
 	}
 	if rps != nil {
-		if *rps < 0 {
-			errs = append(errs, field.Invalid(rpsPath, *rps, "must be >= 0 (0 means as fast as possible)"))
+		if fe := load.CheckRate(rpsPath, *rps); fe != nil {
+			errs = append(errs, fe)
 		}
 		out.RPS = *rps
 	}

@@ -305,6 +305,21 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "more connections than concurrency", with: hc + "concurrency: 2\nconnections: 3", want: []string{"Invalid value " + w + ".connections"}},
 		{name: "more connections than the default concurrency", with: hc + "connections: 51", want: []string{"Invalid value " + w + ".connections"}},
 		{name: "negative total", with: hc + `total: -1`, want: []string{"Invalid value " + w + ".total"}},
+		// Out-of-range numbers and oversized files (issue 13).
+		{name: "rps above the bound", with: hc + `rps: 1e308`, want: []string{"Invalid value " + w + ".rps"}},
+		{name: "rps below the bound", with: hc + `rps: 0.01`, want: []string{"Invalid value " + w + ".rps"}},
+		{name: "endpoint rps above the bound", with: "call: a.B/C\nendpoints: [{host: \"x:1\", rps: 2e6}]",
+			want: []string{"Invalid value " + w + ".endpoints[0].rps"}},
+		{name: "total above the bound", with: hc + `total: 2000000000`, want: []string{"Invalid value " + w + ".total"}},
+		{name: "plan longer than a day", with: hc + "rps: 0.5\ntotal: 50000", want: []string{"Invalid value " + w + ".rps"}},
+		{name: "inherited rps makes the plan too long, reported once", versions: []string{"v1", "v2"},
+			with: "call: a.B/C\nrps: 1\ntotal: 100000\nendpoints:\n- {host: \"x:1\", version: v1}\n- {host: \"x:2\", version: v2}",
+			want: []string{"Invalid value " + w + ".rps"}},
+		{name: "duration above a day", with: hc + `duration: 25h`, want: []string{"Invalid value " + w + ".duration"}},
+		{name: "timeout above a day", with: hc + `timeout: 1000h`, want: []string{"Invalid value " + w + ".timeout"}},
+		{name: "metadata value with a NUL", with: hc + `metadata: {x-a: "a\0b"}`, want: []string{"Invalid value " + w + ".metadata[x-a]"}},
+		{name: "protoFile above 16 MiB", with: hc + `protoFile: big.proto`, want: []string{"Invalid value " + w + ".protoFile"}},
+		{name: "protoset above 16 MiB", with: hc + `protoset: big.protoset`, want: []string{"Invalid value " + w + ".protoset"}},
 		{name: "total and duration", with: hc + "total: 5\nduration: 1s", want: []string{"Forbidden " + w + ".duration"}},
 		{name: "bad duration", with: hc + `duration: soon`, want: []string{"Invalid value " + w + ".duration"}},
 		{name: "zero duration", with: hc + `duration: 0s`, want: []string{"Invalid value " + w + ".duration"}},
@@ -434,6 +449,9 @@ func TestDecodeErrorsAreClear(t *testing.T) {
 		{hc + "skipVerify: true\nrootCert: ca.pem", []string{"rootCert or skipVerify, not both"}},
 		{hc + `metadata: {grpc-timeout: 1S}`, []string{"reserved"}},
 		{hc + `rps: fast`, []string{"got string", "want"}},
+		{hc + `rps: 1e7`, []string{"must be 0 (as fast as possible) or from 0.1 to 1000000 per second"}},
+		{hc + "rps: 0.5\ntotal: 50000", []string{"total 50000 at 0.5 per second", "more than 24h", "set a duration"}},
+		{hc + "protoFile: big.proto", []string{"big.proto is larger than 16 MiB"}},
 	}
 	for _, tt := range tests {
 		_, errs := decode(t, tt.with, nil, readFile)
