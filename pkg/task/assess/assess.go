@@ -7,6 +7,7 @@ package assess
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +114,16 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		p := d.Path.Child("slos").Index(i)
 		if s.Upper == nil && s.Lower == nil {
 			errs = append(errs, field.Required(p.Child("upper"), "an SLO needs upper, lower or both"))
+		}
+		// JSON has no NaN or infinity, but a spec built in Go (or a
+		// future decoder) could carry one, and no value meets a NaN limit.
+		for _, l := range []struct {
+			name string
+			v    *float64
+		}{{"upper", s.Upper}, {"lower", s.Lower}} {
+			if l.v != nil && (math.IsNaN(*l.v) || math.IsInf(*l.v, 0)) {
+				errs = append(errs, field.Invalid(p.Child(l.name), *l.v, "must be a finite number"))
+			}
 		}
 		if s.Upper != nil && s.Lower != nil && *s.Lower > *s.Upper {
 			errs = append(errs, field.Invalid(p.Child("lower"), *s.Lower, fmt.Sprintf("above upper (%v): no value can meet it", *s.Upper)))

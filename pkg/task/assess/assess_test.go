@@ -51,6 +51,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"{rewards: {max: [m/a], min: [m/nope]}}", "spec.tasks[1].with.rewards.min[0]: Invalid value"},
 		{"{slos: [{metric: m/a, upper: x}]}", "spec.tasks[1].with.slos.upper: got string, want a number"},
 		{"{slo: []}", "spec.tasks[1].with.slo: unknown field"},
+		// 1e999 is beyond float64: YAML keeps it a string, which is refused,
+		// never rounded to infinity or coerced to 0 (issue 13).
+		{"{slos: [{metric: m/a, upper: 1e999}]}", "got string, want a number"},
+		{"{slos: [{metric: m/a, lower: -1e999}]}", "got string, want a number"},
 	}
 	for _, tc := range tests {
 		_, err := plan(t, "[v1, v2]", tc.with)
