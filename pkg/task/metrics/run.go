@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,8 +268,12 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 	return c, nil
 }
 
-// read fetches one metric for one version.
+// read fetches one metric for one version. The timeout bounds the whole
+// read, the jq step included: the client's own timeout ends when the body
+// is read, and a runaway jq program would otherwise run unbounded.
 func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data map[string]any, auth *credentials) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
 	r, err := t.render(m, data)
 	if err != nil {
 		return 0, fmt.Errorf("template: %w", err)
@@ -319,12 +324,33 @@ func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data ma
 	if err := dec.Decode(&v); err != nil {
 		return 0, fmt.Errorf("%s: the response is not JSON (%v): %s", where, err, excerpt(raw))
 	}
-	return evaluate(ctx, m, v)
+	val, err := evaluate(ctx, m, v)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("%s: not read within the timeout (%s): %w", where, t.Timeout, err)
+	}
+	return val, err
 }
 
+// maxJQHeap bounds how much the heap may grow while one jq program runs.
+// A response is at most maxBody bytes, and a program that selects a number
+// from it needs a few times that; one that builds a huge value inside a
+// single expression ([range(1e9)]) is stopped here rather than by the
+// kernel's OOM killer.
+const maxJQHeap = 256 << 20
+
+// errJQMemory is the cause of a jq run stopped by the heap bound.
+var errJQMemory = fmt.Errorf("jq: stopped: its values took more than %d MiB of memory", maxJQHeap>>20)
+
 // evaluate applies a metric's jq to a response; it must yield exactly one
-// finite number.
+// finite number. ctx bounds the run: gojq checks it at every step, so a
+// loop such as last(range(1e12)) ends with ctx. At most two values are
+// taken (a second one is an error), and the heap is watched so that a
+// single huge value cannot exhaust memory.
 func evaluate(ctx context.Context, m *metric, v any) (float64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopWatch := watchHeap(maxJQHeap, func() { cancel(errJQMemory) })
+	defer stopWatch()
 	iter := m.jq.RunWithContext(ctx, v)
 	var out []any
 	for len(out) < 2 {
@@ -333,6 +359,13 @@ func evaluate(ctx context.Context, m *metric, v any) (float64, error) {
 			break
 		}
 		if err, isErr := x.(error); isErr {
+			if cause := context.Cause(ctx); cause != nil {
+				// The context's own error does not say why it ended.
+				if errors.Is(cause, errJQMemory) {
+					return 0, cause
+				}
+				return 0, fmt.Errorf("jq: %w", cause)
+			}
 			return 0, fmt.Errorf("jq: %w", err)
 		}
 		out = append(out, x)
@@ -366,6 +399,50 @@ func evaluate(ctx context.Context, m *metric, v any) (float64, error) {
 		return 0, fmt.Errorf("jq yielded %v, not a finite number", f)
 	}
 	return f, nil
+}
+
+// heapObjects is the runtime metric of the bytes of heap objects, live or
+// not yet swept; reading it does not stop the world.
+const heapObjects = "/memory/classes/heap/objects:bytes"
+
+// watchHeap calls exceeded once if the heap grows by more than limit
+// beyond twice its size at the start (the garbage collector lets the heap
+// double before it collects, so anything less would stop honest programs
+// in a process with a large heap). It polls every few milliseconds until
+// the returned stop is called, so the bound may be overshot by what a
+// program allocates in that time.
+func watchHeap(limit uint64, exceeded func()) (stop func()) {
+	sample := []metrics.Sample{{Name: heapObjects}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return sample[0].Value.Uint64()
+	}
+	bound := 2*read() + limit
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if read() > bound {
+					exceeded()
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // excerpt is the start of b on one line.

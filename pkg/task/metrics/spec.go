@@ -13,6 +13,11 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
 
+// MaxWindow bounds the window that metrics are read over: unlike a wait, a
+// window of days is a fair question to ask a backend (business metrics
+// over a week), but not one of years.
+const MaxWindow = 366 * 24 * time.Hour
+
 // Name is the task's name in a spec.
 const Name = "metrics"
 
@@ -180,7 +185,7 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	}
 
 	var fe *field.Error
-	if t.Window, fe = d.Duration(in.Window, 0, d.Path.Child("window")); fe != nil {
+	if t.Window, fe = d.DurationAtMost(in.Window, 0, MaxWindow, d.Path.Child("window")); fe != nil {
 		errs = append(errs, fe)
 	}
 	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
