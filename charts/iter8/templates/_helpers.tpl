@@ -54,3 +54,29 @@ iter8.image is the Job's image: image.tag defaults to the chart's appVersion.
 {{- $tag := toString (.Values.image.tag | default .Chart.AppVersion) -}}
 {{ .Values.image.repository }}:{{ $tag }}
 {{- end }}
+
+{{- /*
+iter8.float turns a number, or a string of one (helm --set passes decimals
+as strings), into a float64 and sets it as .key of .into. Sprig's float64
+gives 0 for a string beyond float64's range (1e999, -1e999, 1e-999), which
+would make qps full speed or an SLO limit 0; such a value fails here,
+naming its path (.path). With .min and .max it fails outside them too (0
+is taken when .zero is set): helm install checks what the run would refuse
+only once its Job starts.
+*/ -}}
+{{- define "iter8.float" -}}
+{{- $raw := get .into .key }}
+{{- $s := toString $raw }}
+{{- $f := float64 $raw }}
+{{- if and (eq $f 0.0) (not (regexMatch "^[-+]?(0+[.]?0*|[.]0+)([eE][-+]?[0-9]+)?$" $s)) }}
+{{- fail (printf "%s: %s is beyond the range of a number: want a finite number such as 0.5 or 1e6" .path $s) }}
+{{- end }}
+{{- if and (hasKey . "min") (not (and .zero (eq $f 0.0))) (or (lt $f (float64 .min)) (gt $f (float64 .max))) }}
+{{- if .zero }}
+{{- fail (printf "%s: %s must be 0 (as fast as possible) or from %v to %v" .path $s .min .max) }}
+{{- else }}
+{{- fail (printf "%s: %s must be from %v to %v" .path $s .min .max) }}
+{{- end }}
+{{- end }}
+{{- $_ := set .into .key $f }}
+{{- end }}

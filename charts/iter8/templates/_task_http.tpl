@@ -1,21 +1,25 @@
 {{- /*
 iter8.task.http renders the http task from .Values.http. helm --set passes
-decimals as strings, so qps and percentiles are turned into numbers (the
-schema has checked that they are numbers).
+decimals as strings, so qps and percentiles are turned into numbers by
+iter8.float, which refuses what float64 cannot hold (1e999) and a qps out
+of range.
 */ -}}
 {{- define "iter8.task.http" -}}
 {{- $v := deepCopy .Values.http }}
-{{- if hasKey $v "qps" }}{{ $_ := set $v "qps" (float64 $v.qps) }}{{ end }}
+{{- if hasKey $v "qps" }}{{ include "iter8.float" (dict "into" $v "key" "qps" "path" "http.qps" "min" 0.1 "max" 1000000 "zero" true) }}{{ end }}
 {{- if $v.percentiles }}
 {{- $ps := list }}
-{{- range $v.percentiles }}{{ $ps = append $ps (float64 .) }}{{ end }}
+{{- range $i, $p := $v.percentiles }}
+{{- $box := dict "p" $p }}
+{{- include "iter8.float" (dict "into" $box "key" "p" "path" (printf "http.percentiles[%d]" $i)) }}
+{{- $ps = append $ps $box.p }}
+{{- end }}
 {{- $_ := set $v "percentiles" $ps }}
 {{- end }}
 {{- if $v.endpoints }}
 {{- $eps := list }}
-{{- range $v.endpoints }}
-{{- $e := . }}
-{{- if hasKey $e "qps" }}{{ $_ := set $e "qps" (float64 $e.qps) }}{{ end }}
+{{- range $i, $e := $v.endpoints }}
+{{- if hasKey $e "qps" }}{{ include "iter8.float" (dict "into" $e "key" "qps" "path" (printf "http.endpoints[%d].qps" $i) "min" 0.1 "max" 1000000 "zero" true) }}{{ end }}
 {{- $eps = append $eps $e }}
 {{- end }}
 {{- $_ := set $v "endpoints" $eps }}
