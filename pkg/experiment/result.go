@@ -86,6 +86,19 @@ type VersionResult struct {
 	// trials for a rate, count, mean and deviation for a mean), which
 	// comparisons and probabilities of being best need.
 	Samples map[string]stats.Sample `json:"samples,omitempty"`
+	// Failures maps a load's metric prefix (http, http-<endpoint>) to its
+	// requests that got no complete response, by kind of failure, so that
+	// a report can say why they are errors.
+	Failures map[string][]RequestFailure `json:"failures,omitempty"`
+}
+
+// RequestFailure counts the requests of a load that failed in one way
+// (no connection, a timeout, a body shorter than it said, ...).
+type RequestFailure struct {
+	Kind  string `json:"kind"`
+	Count int64  `json:"count"`
+	// Example is what went wrong for the first of them.
+	Example string `json:"example"`
 }
 
 // Metric is one measured value.
@@ -275,6 +288,24 @@ func (r *Result) SetHistogram(version, name string, h *stats.Histogram) {
 		v.Histograms = map[string]*stats.Histogram{}
 	}
 	v.Histograms[name] = h
+}
+
+// SetFailures replaces the failed requests recorded under a load's metric
+// prefix for a version; none removes them, so that a later loop does not
+// show an earlier loop's failures.
+func (r *Result) SetFailures(version, prefix string, failures []RequestFailure) {
+	v := r.Version(version)
+	if v == nil {
+		return
+	}
+	if len(failures) == 0 {
+		delete(v.Failures, prefix)
+		return
+	}
+	if v.Failures == nil {
+		v.Failures = map[string][]RequestFailure{}
+	}
+	v.Failures[prefix] = failures
 }
 
 // SetSample stores the sample behind a metric's value for a version.

@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	nethttp "net/http"
-	"strconv"
-	"sync"
+	"maps"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"fortio.org/fortio/fhttp"
 	"fortio.org/fortio/periodic"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/h1client"
 	"github.com/iter8-tools/iter8/pkg/progress"
 	"github.com/iter8-tools/iter8/pkg/stats"
 	"github.com/iter8-tools/iter8/pkg/task/load"
@@ -29,18 +29,39 @@ type Task struct {
 // EndpointResult is what the load on one endpoint measured.
 type EndpointResult struct {
 	Endpoint *Endpoint
-	// Codes counts responses by status code; -1 counts requests that got no
-	// response (connection errors, timeouts).
-	Codes   map[int]int64
-	Latency *stats.Histogram
+	// Codes counts complete responses by status code.
+	Codes map[int]int64
+	// Failures counts requests without a complete response (no connection,
+	// a timeout, a broken response) by kind.
+	Failures []experiment.RequestFailure
+	Latency  *stats.Histogram
+}
+
+// unreachableAfter is how many connection attempts in a row, with no
+// response between them, stop the load as unreachable; an endpoint with
+// more connections than this gets one attempt per connection.
+const unreachableAfter = 20
+
+// unreachableError stops every endpoint's load when one cannot be reached:
+// the task fails either way, so the rest of the load would tell nothing.
+type unreachableError struct {
+	endpoint string
+	attempts int64
+	last     error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("%s: %d connection attempts in a row failed, the last with %v; the load was stopped", e.endpoint, e.attempts, e.last)
 }
 
 // Run sends the load to every endpoint at once, so that versions are measured
 // under the same conditions, and records the metrics per version.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	loadCtx, stopLoad := context.WithCancelCause(ctx)
+	defer stopLoad(nil)
 	recorders := make([]*latencyRecorder, len(t.Config.Endpoints))
-	for i, ep := range t.Config.Endpoints {
-		recorders[i] = newLatencyRecorder(ep.Connections, 2*t.Config.Timeout, t.isError)
+	for i := range t.Config.Endpoints {
+		recorders[i] = t.newRecorder(&t.Config.Endpoints[i], stopLoad)
 	}
 	stopProgress := t.showProgress(ctx, env, recorders)
 	results := make([]*EndpointResult, len(t.Config.Endpoints))
@@ -48,7 +69,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	for i := range t.Config.Endpoints {
 		ep := &t.Config.Endpoints[i]
 		g.Go(func() error {
-			r, err := t.load(ctx, ep, recorders[i], env)
+			r, err := t.load(loadCtx, ep, recorders[i], env)
 			results[i] = r
 			if err != nil {
 				return fmt.Errorf("%s: %w", ep.Label(), err)
@@ -62,13 +83,18 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if err := t.record(env.Result, results); err != nil && loadErr == nil {
 		loadErr = err
 	}
+	t.logFailures(env, results)
+	var unreachable *unreachableError
+	if cause := context.Cause(loadCtx); errors.As(cause, &unreachable) {
+		return unreachable
+	}
 	if loadErr != nil {
 		return loadErr
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return t.checkResponses(ctx, results)
+	return checkResponses(results)
 }
 
 // showProgress draws the load's progress on env.Progress until the returned
@@ -104,19 +130,15 @@ func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders 
 func (t *Task) load(ctx context.Context, ep *Endpoint, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
 	if t.Config.WarmupNumRequests > 0 || t.Config.WarmupDuration > 0 {
 		env.Log.Info("warming up", "endpoint", ep.Label())
-		if _, err := t.fortio(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, nil); err != nil {
+		// Its own recorder, thrown away: warm-up is not measured, but an
+		// unreachable endpoint stops it as it would the load.
+		if err := t.send(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, t.newRecorder(ep, rec.stopLoad)); err != nil {
 			return nil, fmt.Errorf("warmup: %w", err)
 		}
 	}
 	env.Log.Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
-	res, err := t.fortio(ctx, ep, t.Config.NumRequests, t.Config.Duration, rec)
-	out := &EndpointResult{Endpoint: ep, Latency: rec.histogram(), Codes: map[int]int64{}}
-	if res != nil {
-		for code, n := range res.RetCodes {
-			out.Codes[code] += n
-		}
-	}
-	return out, err
+	err := t.send(ctx, ep, t.Config.NumRequests, t.Config.Duration, rec)
+	return rec.result(ep), err
 }
 
 func qpsLabel(q float64) string {
@@ -126,12 +148,13 @@ func qpsLabel(q float64) string {
 	return fmt.Sprint(q)
 }
 
-// fortio runs fortio's periodic runner with its fast client. Its output goes
-// nowhere and its Stop is ours, so that it neither prints nor installs a
-// process-wide signal handler.
-func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duration, logger periodic.AccessLogger) (*fhttp.HTTPRunnerResults, error) {
+// send runs fortio's periodic runner, which paces the requests, with one
+// h1client per thread, which sends them and reads every response whole.
+// The runner's output goes nowhere and its Stop is ours, so that it neither
+// prints nor installs a process-wide signal handler.
+func (t *Task) send(ctx context.Context, ep *Endpoint, n int64, d time.Duration, rec *latencyRecorder) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	qps := ep.QPS
 	if qps == 0 {
@@ -146,43 +169,70 @@ func (t *Task) fortio(ctx context.Context, ep *Endpoint, n int64, d time.Duratio
 	// Keep our own reference: fortio's NewPeriodicRunner moves Stop out of
 	// the options (sets o.Stop to nil), so o.Stop cannot be used to abort.
 	aborter := periodic.NewAborter()
-	o := &fhttp.HTTPRunnerOptions{
-		RunnerOptions: periodic.RunnerOptions{
-			QPS:          qps,
-			NumThreads:   threads,
-			Exactly:      n,
-			Duration:     d,
-			Out:          io.Discard,
-			Stop:         aborter,
-			AccessLogger: logger,
-			Percentiles:  []float64{50},
-		},
-		// Connection errors during warm-up are measured, not fatal: they
-		// show as errors in the metrics.
-		AllowInitialErrors: true,
-	}
-	o.HTTPOptions.InitHeaders()
-	if err := o.AddAndValidateExtraHeader("User-Agent: iter8"); err != nil {
-		return nil, err
-	}
-	for k, v := range ep.Headers {
-		if err := o.AddAndValidateExtraHeader(k + ": " + v); err != nil {
-			return nil, fmt.Errorf("header %s: %w", k, err)
+	runner := periodic.NewPeriodicRunner(&periodic.RunnerOptions{
+		QPS:          qps,
+		NumThreads:   threads,
+		Exactly:      n,
+		Duration:     d,
+		Out:          io.Discard,
+		Stop:         aborter,
+		AccessLogger: rec,
+		Percentiles:  []float64{50},
+	})
+	opts := runner.Options()
+	clients := make([]*h1client.Client, opts.NumThreads)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
 		}
+	}()
+	for i := range clients {
+		c, err := h1client.New(ctx, h1client.Options{
+			URL:         ep.URL,
+			Method:      ep.Method,
+			Header:      ep.Headers,
+			UserAgent:   "iter8",
+			Body:        ep.Payload,
+			ContentType: contentType(ep),
+			Timeout:     t.Config.Timeout,
+		})
+		if err != nil {
+			opts.Abort()
+			return fmt.Errorf("start load: %w", err)
+		}
+		clients[i] = c
+		opts.Runners[i] = &loadThread{client: c, rec: &rec.threads[i]}
 	}
-	o.URL = ep.URL.String()
-	o.HTTPReqTimeOut = t.Config.Timeout
-	o.Payload = ep.Payload
-	o.ContentType = ep.ContentType
-	o.MethodOverride = ep.Method
-
 	stop := context.AfterFunc(ctx, func() { aborter.Abort(false) })
 	defer stop()
-	res, err := fhttp.RunHTTPTest(o)
-	if err != nil {
-		return nil, fmt.Errorf("start load: %w", err)
+	runner.Run()
+	return nil
+}
+
+// contentType is the endpoint's, or for a payload without one the generic
+// type for bytes.
+func contentType(ep *Endpoint) string {
+	if ep.ContentType == "" && len(ep.Payload) > 0 {
+		return "application/octet-stream"
 	}
-	return res, nil
+	return ep.ContentType
+}
+
+// loadThread is one load thread: fortio calls its Run, then the recorder's
+// Report, in the thread's own goroutine, so the outcome passes between
+// them through the thread's recorder without a lock.
+type loadThread struct {
+	client *h1client.Client
+	rec    *threadRecorder
+}
+
+// Run implements periodic.Runnable.
+func (l *loadThread) Run(context.Context, periodic.ThreadID) (bool, string) {
+	r := l.client.Do()
+	l.rec.last = r
+	return r.Err == nil && r.Status < 400, ""
 }
 
 // record writes the version and endpoint metrics.
@@ -192,12 +242,16 @@ func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
 		if er == nil {
 			continue
 		}
-		m := &load.Measured{Target: load.Target{Name: er.Endpoint.Name, Version: er.Endpoint.Version}, Latency: er.Latency}
+		m := &load.Measured{Target: load.Target{Name: er.Endpoint.Name, Version: er.Endpoint.Version}, Latency: er.Latency, Failures: er.Failures}
 		for code, n := range er.Codes {
 			m.Requests += n
 			if t.isError(code) {
 				m.Errors += n
 			}
+		}
+		for _, f := range er.Failures {
+			m.Requests += f.Count
+			m.Errors += f.Count
 		}
 		measured[i] = m
 	}
@@ -205,9 +259,6 @@ func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
 }
 
 func (t *Task) isError(code int) bool {
-	if code < 100 {
-		return true // no response: connection error or timeout
-	}
 	for _, r := range t.Config.ErrorRanges {
 		if r.Contains(code) {
 			return true
@@ -216,63 +267,59 @@ func (t *Task) isError(code int) bool {
 	return false
 }
 
+// logFailures writes one line per endpoint whose requests failed without a
+// response, with how many failed in which way.
+func (t *Task) logFailures(env *experiment.Env, results []*EndpointResult) {
+	for _, er := range results {
+		if er == nil || len(er.Failures) == 0 {
+			continue
+		}
+		var failed int64
+		kinds := make([]string, len(er.Failures))
+		for i, f := range er.Failures {
+			failed += f.Count
+			kinds[i] = fmt.Sprintf("%d %s (%s)", f.Count, f.Kind, f.Example)
+		}
+		env.Log.Warn("requests failed", "endpoint", er.Endpoint.Label(), "failed", failed, "why", strings.Join(kinds, "; "))
+	}
+}
+
 // checkResponses fails the task for an endpoint where no request got any
-// response at all: that is an unreachable target, not a measurement. One
-// probe request finds the reason to report.
-func (t *Task) checkResponses(ctx context.Context, results []*EndpointResult) error {
+// response at all: that is an unreachable target, not a measurement.
+func checkResponses(results []*EndpointResult) error {
 	var errs []error
 	for _, er := range results {
-		var answered, total int64
-		for code, n := range er.Codes {
-			total += n
-			if code >= 100 {
-				answered += n
-			}
+		var answered, failed int64
+		for _, n := range er.Codes {
+			answered += n
 		}
-		if answered > 0 {
-			continue
+		for _, f := range er.Failures {
+			failed += f.Count
 		}
-		if total == 0 {
+		switch {
+		case answered > 0:
+		case failed == 0:
 			errs = append(errs, fmt.Errorf("%s: no request was sent", er.Endpoint.Label()))
-			continue
+		default:
+			errs = append(errs, fmt.Errorf("%s: none of %d requests got a response (%s: %s)",
+				er.Endpoint.Label(), failed, er.Failures[0].Kind, er.Failures[0].Example))
 		}
-		errs = append(errs, fmt.Errorf("%s: none of %d requests got a response (%s)",
-			er.Endpoint.Label(), total, t.probe(ctx, er.Endpoint)))
 	}
 	return errors.Join(errs...)
 }
 
-// probe sends one request to learn why an endpoint does not answer.
-func (t *Task) probe(ctx context.Context, ep *Endpoint) string {
-	ctx, cancel := context.WithTimeout(ctx, t.Config.Timeout)
-	defer cancel()
-	req, err := nethttp.NewRequestWithContext(ctx, ep.Method, ep.URL.String(), nil)
-	if err != nil {
-		return err.Error()
-	}
-	if req.Method == "" {
-		req.Method = nethttp.MethodGet
-	}
-	resp, err := nethttp.DefaultClient.Do(req)
-	if err != nil {
-		var ue interface{ Unwrap() error }
-		if errors.As(err, &ue) && ue.Unwrap() != nil {
-			err = ue.Unwrap() // drop the URL that url.Error repeats
-		}
-		return err.Error()
-	}
-	resp.Body.Close()
-	return fmt.Sprintf("a probe request got status %d", resp.StatusCode)
-}
-
-// latencyRecorder is fortio's per-request hook: fortio calls it from every
-// load thread at once, so each thread has its own histogram and counters and
-// no lock is taken on the hot path.
+// latencyRecorder is fortio's per-request hook for one endpoint: fortio
+// calls it from every load thread at once, so each thread has its own
+// histogram and counters and no lock is taken on the hot path.
 type latencyRecorder struct {
-	threads  []threadRecorder
-	isError  func(code int) bool
-	mu       sync.Mutex // guards overflow
-	overflow threadRecorder
+	threads []threadRecorder
+	isError func(code int) bool
+	// connectFailures counts connection attempts that failed since the last
+	// response; at unreachableAt the whole task's load stops.
+	connectFailures atomic.Int64
+	unreachableAt   int64
+	label           string
+	stopLoad        context.CancelCauseFunc
 }
 
 // threadRecorder is one load thread's share. The counters are read by the
@@ -282,14 +329,25 @@ type threadRecorder struct {
 	latency  *stats.Recorder
 	requests atomic.Int64
 	errors   atomic.Int64
+	// last is the outcome of the request that Report is about to record.
+	last     h1client.Response
+	codes    map[int]int64
+	failures map[h1client.Kind]*experiment.RequestFailure
 	_        [48]byte
 }
 
-func newLatencyRecorder(threads int, highest time.Duration, isError func(int) bool) *latencyRecorder {
-	l := &latencyRecorder{threads: make([]threadRecorder, threads), isError: isError}
-	l.overflow.latency = stats.NewRecorder(highest)
+func (t *Task) newRecorder(ep *Endpoint, stopLoad context.CancelCauseFunc) *latencyRecorder {
+	l := &latencyRecorder{
+		threads:       make([]threadRecorder, ep.Connections),
+		isError:       t.isError,
+		unreachableAt: max(unreachableAfter, int64(ep.Connections)),
+		label:         ep.Label(),
+		stopLoad:      stopLoad,
+	}
 	for i := range l.threads {
-		l.threads[i].latency = stats.NewRecorder(highest)
+		l.threads[i].latency = stats.NewRecorder(2 * t.Config.Timeout)
+		l.threads[i].codes = map[int]int64{}
+		l.threads[i].failures = map[h1client.Kind]*experiment.RequestFailure{}
 	}
 	return l
 }
@@ -299,29 +357,43 @@ func (l *latencyRecorder) Start(ctx context.Context, _ periodic.ThreadID, _ int6
 	return ctx
 }
 
-// Report implements periodic.AccessLogger. fortio passes the status code as
-// details; it is parsed only for responses that are not 2xx.
-func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, _ time.Time, latency float64, ok bool, details string) {
-	d := time.Duration(latency * float64(time.Second))
-	isErr := false
-	if !ok {
-		code, err := strconv.Atoi(details)
-		isErr = err != nil || l.isError(code)
+// Report implements periodic.AccessLogger: it records the outcome that the
+// thread's Run left, with the latency that fortio measured around it.
+func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, _ time.Time, latency float64, _ bool, _ string) {
+	if int(thread) < 0 || int(thread) >= len(l.threads) {
+		return // fortio numbers threads from 0 up to the ones we made
 	}
-	if int(thread) >= 0 && int(thread) < len(l.threads) {
-		l.threads[thread].record(d, isErr)
+	r := &l.threads[thread]
+	out := r.last
+	if out.Err != nil && out.Err.Kind == h1client.Interrupted {
+		return // cut short by the end of the load: not a measurement
+	}
+	r.latency.Record(time.Duration(latency * float64(time.Second)))
+	r.requests.Add(1)
+	if out.Err == nil {
+		r.codes[out.Status]++
+		if l.isError(out.Status) {
+			r.errors.Add(1)
+		}
+		if l.connectFailures.Load() != 0 {
+			l.connectFailures.Store(0)
+		}
 		return
 	}
-	l.mu.Lock()
-	l.overflow.record(d, isErr)
-	l.mu.Unlock()
-}
-
-func (r *threadRecorder) record(d time.Duration, isErr bool) {
-	r.latency.Record(d)
-	r.requests.Add(1)
-	if isErr {
-		r.errors.Add(1)
+	r.errors.Add(1)
+	f := r.failures[out.Err.Kind]
+	if f == nil {
+		f = &experiment.RequestFailure{Kind: out.Err.Kind.String(), Example: out.Err.Err.Error()}
+		r.failures[out.Err.Kind] = f
+	}
+	f.Count++
+	switch {
+	case out.Err.Kind != h1client.Connect:
+		if out.Status != 0 && l.connectFailures.Load() != 0 {
+			l.connectFailures.Store(0)
+		}
+	case l.connectFailures.Add(1) == l.unreachableAt:
+		l.stopLoad(&unreachableError{endpoint: l.label, attempts: l.unreachableAt, last: out.Err})
 	}
 }
 
@@ -330,7 +402,7 @@ func (l *latencyRecorder) Info() string { return "iter8 latency histograms" }
 
 // progress sums the counters of all threads.
 func (l *latencyRecorder) progress() progress.Snapshot {
-	s := progress.Snapshot{Requests: l.overflow.requests.Load(), Errors: l.overflow.errors.Load()}
+	var s progress.Snapshot
 	for i := range l.threads {
 		s.Requests += l.threads[i].requests.Load()
 		s.Errors += l.threads[i].errors.Load()
@@ -338,11 +410,23 @@ func (l *latencyRecorder) progress() progress.Snapshot {
 	return s
 }
 
-// histogram merges the threads' latencies; call it once the load is over.
-func (l *latencyRecorder) histogram() *stats.Histogram {
-	total := l.overflow.latency
+// result merges the threads' latencies, codes and failures; call it once
+// the load is over.
+func (l *latencyRecorder) result(ep *Endpoint) *EndpointResult {
+	total := l.threads[0].latency
+	out := &EndpointResult{Endpoint: ep, Codes: map[int]int64{}}
 	for i := range l.threads {
-		total.Merge(l.threads[i].latency)
+		th := &l.threads[i]
+		if i > 0 {
+			total.Merge(th.latency)
+		}
+		for code, n := range th.codes {
+			out.Codes[code] += n
+		}
+		for _, kind := range slices.Sorted(maps.Keys(th.failures)) {
+			out.Failures = load.MergeFailures(out.Failures, []experiment.RequestFailure{*th.failures[kind]})
+		}
 	}
-	return total.Histogram()
+	out.Latency = total.Histogram()
+	return out
 }

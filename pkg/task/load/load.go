@@ -138,6 +138,9 @@ type Measured struct {
 	Requests int64
 	Errors   int64
 	Latency  *stats.Histogram
+	// Failures are the errors without a complete response, by kind; they
+	// are counted in Errors too.
+	Failures []experiment.RequestFailure
 }
 
 // Record writes the metrics of each named target and of each version (all
@@ -159,16 +162,20 @@ func Record(r *experiment.Result, family string, measured []*Measured, percentil
 			if err := record(r, v, family+"-"+m.Target.Name, m.Requests, m.Errors, m.Latency, percentiles); err != nil {
 				return err
 			}
+			r.SetFailures(v, family+"-"+m.Target.Name, m.Failures)
 		}
 	}
 	for _, v := range order {
 		var requests, errs int64
+		var failures []experiment.RequestFailure
 		hs := make([]*stats.Histogram, 0, len(byVersion[v]))
 		for _, m := range byVersion[v] {
 			requests += m.Requests
 			errs += m.Errors
 			hs = append(hs, m.Latency)
+			failures = MergeFailures(failures, m.Failures)
 		}
+		r.SetFailures(v, family, failures)
 		merged, err := stats.MergeHistograms(hs...)
 		if err != nil {
 			return fmt.Errorf("merge latencies of version %q: %w", v, err)
@@ -178,6 +185,20 @@ func Record(r *experiment.Result, family string, measured []*Measured, percentil
 		}
 	}
 	return nil
+}
+
+// MergeFailures adds the counts of b to a, kind by kind, keeping a's
+// example where both have one.
+func MergeFailures(a, b []experiment.RequestFailure) []experiment.RequestFailure {
+	for _, f := range b {
+		i := slices.IndexFunc(a, func(g experiment.RequestFailure) bool { return g.Kind == f.Kind })
+		if i < 0 {
+			a = append(a, f)
+			continue
+		}
+		a[i].Count += f.Count
+	}
+	return a
 }
 
 func record(r *experiment.Result, version, prefix string, requests, errs int64, h *stats.Histogram, percentiles []float64) error {
