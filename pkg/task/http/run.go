@@ -34,6 +34,8 @@ type EndpointResult struct {
 	// Failures counts requests without a complete response (no connection,
 	// a timeout, a broken response) by kind.
 	Failures []experiment.RequestFailure
+	// Answered counts the requests that got at least a status line.
+	Answered int64
 	Latency  *stats.Histogram
 }
 
@@ -289,15 +291,12 @@ func (t *Task) logFailures(env *experiment.Env, results []*EndpointResult) {
 func checkResponses(results []*EndpointResult) error {
 	var errs []error
 	for _, er := range results {
-		var answered, failed int64
-		for _, n := range er.Codes {
-			answered += n
-		}
+		var failed int64
 		for _, f := range er.Failures {
 			failed += f.Count
 		}
 		switch {
-		case answered > 0:
+		case er.Answered > 0:
 		case failed == 0:
 			errs = append(errs, fmt.Errorf("%s: no request was sent", er.Endpoint.Label()))
 		default:
@@ -333,6 +332,7 @@ type threadRecorder struct {
 	last     h1client.Response
 	codes    map[int]int64
 	failures map[h1client.Kind]*experiment.RequestFailure
+	answered int64
 	_        [48]byte
 }
 
@@ -370,6 +370,9 @@ func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ 
 	}
 	r.latency.Record(time.Duration(latency * float64(time.Second)))
 	r.requests.Add(1)
+	if out.Status != 0 {
+		r.answered++
+	}
 	if out.Err == nil {
 		r.codes[out.Status]++
 		if l.isError(out.Status) {
@@ -423,6 +426,7 @@ func (l *latencyRecorder) result(ep *Endpoint) *EndpointResult {
 		for code, n := range th.codes {
 			out.Codes[code] += n
 		}
+		out.Answered += th.answered
 		for _, kind := range slices.Sorted(maps.Keys(th.failures)) {
 			out.Failures = load.MergeFailures(out.Failures, []experiment.RequestFailure{*th.failures[kind]})
 		}
