@@ -213,16 +213,24 @@ func ReadRegularFile(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is %s, not a regular file", name, fileKind(st.Mode()))
 	}
 	if st.Size() > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+		return nil, fmt.Errorf("%s is larger than %s", name, byteSize(limit))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+		return nil, fmt.Errorf("%s is larger than %s", name, byteSize(limit))
 	}
 	return data, nil
+}
+
+// byteSize writes a limit in MiB when it is a whole number of them.
+func byteSize(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // fileKind names the type of a file that is not a regular one.
