@@ -137,12 +137,21 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 		return
 	}
 	conf, shared := sharedConfidence(r.Comparisons)
+	// One pair of versions is named in the title rather than on every row,
+	// so that the table fits 80 columns.
+	pair, onePair := sharedPair(r.Comparisons)
 	title := "Comparisons"
 	if shared && conf > 0 {
 		title += " (" + formatConfidence(conf) + " confidence)"
 	}
+	if onePair {
+		title += ": " + Printable(pair)
+	}
 	fmt.Fprintf(w, "\n%s\n", title)
-	header := []string{"METRIC", "VERSIONS"}
+	header := []string{"METRIC"}
+	if !onePair {
+		header = append(header, "VERSIONS")
+	}
 	if !shared {
 		header = append(header, "CONFIDENCE")
 	}
@@ -150,19 +159,43 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 	fmt.Fprintf(w, "  %s\n", strings.Join(header, "\t"))
 	var notes []string
 	for _, c := range r.Comparisons {
-		cells := []string{c.Metric, comparisonVersions(c)}
+		cells := []string{Printable(c.Metric)}
+		if !onePair {
+			cells = append(cells, Printable(comparisonVersions(c)))
+		}
 		if !shared {
 			cells = append(cells, formatConfidence(c.Confidence))
 		}
-		cells = append(cells, FormatEffect(c), formatPValue(c.PValue), formatCounts(c), string(c.Verdict))
+		// "[a,b]" without a space: the table then fits 80 columns with a
+		// difference's interval and an inconclusive verdict on one row.
+		effect := strings.Replace(FormatEffect(c), ", ", ",", 1)
+		cells = append(cells, effect, formatPValue(c.PValue), formatCounts(c), Printable(string(c.Verdict)))
 		fmt.Fprintf(w, "  %s\n", strings.Join(cells, "\t"))
 		if note := comparisonNote(c); note != "" {
-			notes = append(notes, fmt.Sprintf("  %s, %s: %s", c.Metric, comparisonVersions(c), note))
+			prefix := "  " + Printable(c.Metric) + ": "
+			if !onePair {
+				prefix = "  " + Printable(c.Metric+", "+comparisonVersions(c)) + ": "
+			}
+			notes = append(notes, wrap(prefix, note, textWidth)...)
 		}
 	}
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
+}
+
+// sharedPair returns "candidate vs baseline" when every comparison has the
+// same candidate and baseline.
+func sharedPair(cs []experiment.Comparison) (string, bool) {
+	if len(cs) == 0 {
+		return "", false
+	}
+	for _, c := range cs[1:] {
+		if c.Candidate != cs[0].Candidate || c.Baseline != cs[0].Baseline {
+			return "", false
+		}
+	}
+	return comparisonVersions(cs[0]), true
 }
 
 // hasRewardStats reports whether any reward has probabilities of being best
@@ -234,17 +267,17 @@ func writeRewards(w io.Writer, r *experiment.Result) {
 	fmt.Fprintf(w, "\nRewards\tVERSION\tP(BEST)\tEXPECTED LOSS\n")
 	var notes []string
 	for _, rw := range r.Rewards {
-		label := fmt.Sprintf("%s (%s)", rw.Metric, rw.Direction)
+		label := Printable(fmt.Sprintf("%s (%s)", rw.Metric, rw.Direction))
 		rows := rewardRows(r, rw)
 		if len(rows) == 0 {
 			best := "-"
 			if rw.Best != "" {
-				best = VersionName(rw.Best) + " (best)"
+				best = textVersion(rw.Best) + " (best)"
 			}
 			fmt.Fprintf(w, "  %s\t%s\t-\t-\n", label, best)
 		}
 		for i, row := range rows {
-			v := row.Version
+			v := Printable(row.Version)
 			if row.Best {
 				v += " (best)"
 			}
@@ -254,7 +287,7 @@ func writeRewards(w io.Writer, r *experiment.Result) {
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", label, v, row.PBest, row.Loss)
 		}
 		if rw.Reason != "" {
-			notes = append(notes, fmt.Sprintf("  %s: %s", rw.Metric, oneLine(rw.Reason)))
+			notes = append(notes, wrap("  "+Printable(rw.Metric)+": ", oneLine(rw.Reason), textWidth)...)
 		}
 	}
 	for _, n := range notes {

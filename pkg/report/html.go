@@ -71,9 +71,11 @@ type htmlView struct {
 }
 
 type htmlTask struct {
-	Index                   int
-	Task, State, Duration   string
-	Error                   string
+	Index                 int
+	Task, State, Duration string
+	Error                 string
+	// Reason says why a skipped task was skipped.
+	Reason                  string
 	Failed, Skipped, Passed bool
 }
 
@@ -160,7 +162,7 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 		v.Versions = append(v.Versions, VersionName(ver.Name))
 	}
 	for i, t := range r.Tasks {
-		ht := htmlTask{Index: i, Task: t.Task, State: string(t.State), Error: t.Error,
+		ht := htmlTask{Index: i, Task: t.Task, State: string(t.State), Error: t.Error, Reason: t.Reason,
 			Failed: t.State == experiment.TaskFailed, Skipped: t.State == experiment.TaskSkipped, Passed: t.State == experiment.TaskSucceeded}
 		if ht.Failed || ht.Passed {
 			ht.Duration = t.Duration.Round(time.Millisecond).String()

@@ -87,10 +87,14 @@ func VersionName(v string) string {
 	return v
 }
 
+// writeText writes the text report. Every name and text from the result
+// goes through Printable or oneLine, and everything written passes an
+// escapeWriter as well, so that a result file cannot drive the terminal.
 func writeText(out io.Writer, r *experiment.Result) error {
 	var buf bytes.Buffer
-	w := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Experiment:\t%s (revision %d)\n", r.Experiment, r.Revision)
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	w := escapeWriter{tw}
+	fmt.Fprintf(w, "Experiment:\t%s (revision %d)\n", Printable(r.Experiment), r.Revision)
 	fmt.Fprintf(w, "State:\t%s\n", stateLine(r))
 	took := "running"
 	if r.EndTime != nil {
@@ -101,31 +105,43 @@ func writeText(out io.Writer, r *experiment.Result) error {
 		fmt.Fprintf(w, "SLOs:\t%s\n", sloLine(r))
 	}
 	if len(r.Rewards) > 0 {
-		winner := "none (no version meets its SLOs and has a value of the first reward)"
+		rw := r.Rewards[0]
 		if r.Winner != "" {
-			winner = VersionName(r.Winner)
+			fmt.Fprintf(w, "Winner:\t%s (by %s, %s)\n", textVersion(r.Winner), Printable(rw.Metric), Printable(rw.Direction))
+		} else {
+			fmt.Fprintf(w, "Winner:\tnone: no version meets its SLOs with a value of %s\n", Printable(rw.Metric))
 		}
-		fmt.Fprintf(w, "Winner:\t%s (by %s, %s)\n", winner, r.Rewards[0].Metric, r.Rewards[0].Direction)
 	}
 
+	// Errors and reasons go below the table, wrapped: a backend's error is
+	// often longer than a line.
 	fmt.Fprintf(w, "\nTasks\n")
-	fmt.Fprintf(w, "  #\tTASK\tSTATE\tDURATION\tERROR\n")
+	fmt.Fprintf(w, "  #\tTASK\tSTATE\tDURATION\n")
+	var details []string
 	for i, t := range r.Tasks {
 		d := ""
 		if t.State == experiment.TaskSucceeded || t.State == experiment.TaskFailed {
 			d = t.Duration.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\n", i, t.Task, t.State, d, oneLine(t.Error))
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\n", i, Printable(t.Task), Printable(string(t.State)), d)
+		for _, text := range []string{t.Error, t.Reason} {
+			if text != "" {
+				details = append(details, wrap(fmt.Sprintf("  %d %s: ", i, Printable(t.Task)), oneLine(text), textWidth)...)
+			}
+		}
+	}
+	for _, l := range details {
+		fmt.Fprintln(w, l)
 	}
 
 	versions := make([]string, len(r.Versions))
 	for i, v := range r.Versions {
-		versions[i] = VersionName(v.Name)
+		versions[i] = textVersion(v.Name)
 	}
 	if len(r.SLOs) > 0 {
 		fmt.Fprintf(w, "\nSLOs\t%s\n", strings.Join(versions, "\t"))
 		for _, row := range sloRows(r) {
-			fmt.Fprintf(w, "  %s\t%s\n", row.label, strings.Join(row.cells, "\t"))
+			fmt.Fprintf(w, "  %s\t%s\n", Printable(row.label), strings.Join(row.cells, "\t"))
 		}
 	}
 
@@ -138,7 +154,7 @@ func writeText(out io.Writer, r *experiment.Result) error {
 		}
 		fmt.Fprintln(w, header)
 		for _, name := range names {
-			label, cells := name, make([]string, len(r.Versions))
+			label, cells := Printable(name), make([]string, len(r.Versions))
 			for i, v := range r.Versions {
 				m, ok := v.Metrics[name]
 				if !ok {
@@ -148,14 +164,14 @@ func writeText(out io.Writer, r *experiment.Result) error {
 					}
 					continue
 				}
-				cells[i] = FormatValue(m.Value)
+				cells[i] = compact(m.Value)
 				if m.Unit != "" {
-					label = name + " (" + m.Unit + ")"
+					label = Printable(name + " (" + m.Unit + ")")
 				}
 			}
 			line := "  " + label + "\t" + strings.Join(cells, "\t")
 			if multi {
-				line += "\t" + versionNameOrBlank(Best(r, name))
+				line += "\t" + Printable(versionNameOrBlank(Best(r, name)))
 			}
 			fmt.Fprintln(w, line)
 		}
@@ -163,12 +179,12 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	var reasons []string
 	for _, v := range r.SLOs {
 		if v.Reason != "" {
-			reasons = append(reasons, fmt.Sprintf("  %s for %s: %s", v.Metric, VersionName(v.Version), v.Reason))
+			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: ", Printable(v.Metric), textVersion(v.Version)), oneLine(v.Reason), textWidth)...)
 		}
 	}
 	for _, v := range r.Versions {
 		for _, name := range slices.Sorted(maps.Keys(v.Unavailable)) {
-			reasons = append(reasons, fmt.Sprintf("  %s for %s: unavailable: %s", name, VersionName(v.Name), oneLine(v.Unavailable[name])))
+			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: unavailable: ", Printable(name), textVersion(v.Name)), oneLine(v.Unavailable[name]), textWidth)...)
 		}
 	}
 	if len(reasons) > 0 {
@@ -177,7 +193,7 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	writeComparisons(w, r)
 	writeRewards(w, r)
 	writeTrend(w, r)
-	if err := w.Flush(); err != nil {
+	if err := tw.Flush(); err != nil {
 		return err
 	}
 	// Empty last columns leave padding behind; drop it.
@@ -188,6 +204,9 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	_, err := io.WriteString(out, strings.Join(lines, "\n"))
 	return err
 }
+
+// textVersion is a version's name for the text report.
+func textVersion(v string) string { return Printable(VersionName(v)) }
 
 func versionNameOrBlank(v string) string {
 	if v == "" {
@@ -212,7 +231,7 @@ func stateLine(r *experiment.Result) string {
 	}
 	switch {
 	case failed >= 0:
-		return fmt.Sprintf("failed: %stask %d (%s) failed", loop, failed, r.Tasks[failed].Task)
+		return fmt.Sprintf("failed: %stask %d (%s) failed", loop, failed, Printable(r.Tasks[failed].Task))
 	case !r.Completed():
 		return fmt.Sprintf("running: %s%d of %d tasks done", loop, done, len(r.Tasks))
 	default:
@@ -288,10 +307,6 @@ func mark(ok bool) string {
 // exactly.
 func FormatValue(v float64) string {
 	return strconv.FormatFloat(v, 'f', -1, 64)
-}
-
-func oneLine(s string) string {
-	return strings.ReplaceAll(s, "\n", "; ")
 }
 
 // Best returns the version with the best value of a metric: the reward's

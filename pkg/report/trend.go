@@ -242,8 +242,11 @@ func writeTrend(w io.Writer, r *experiment.Result) {
 	if ns != "" {
 		title += " (" + ns + " metrics)"
 	}
-	fmt.Fprintf(w, "\n%s\n", title)
-	header := append([]string{"LOOP", "END", "VERSION", "SLOS"}, headers...)
+	fmt.Fprintf(w, "\n%s\n", Printable(title))
+	header := []string{"LOOP", "END", "VERSION", "SLOS"}
+	for _, h := range headers {
+		header = append(header, Printable(h))
+	}
 	fmt.Fprintf(w, "  %s\n", strings.Join(header, "\t"))
 	anyVerdict := false
 	times := loopTimes(r.History)
@@ -260,7 +263,7 @@ func writeTrend(w io.Writer, r *experiment.Result) {
 			if ok, found := l.SLOsSatisfied[v]; found {
 				slo = mark(ok)
 			}
-			cells := []string{loop, end, VersionName(v), slo}
+			cells := []string{loop, end, textVersion(v), slo}
 			for _, m := range metrics {
 				cell := "-"
 				if val, ok := loopValue(l, v, m); ok {
