@@ -28,6 +28,7 @@ ROUNDS=${ROUNDS:-6}                   # interleaved rounds of ours, fortio, wrk
 CONNS=${CONNS:-16}                    # connections for throughput and RSS
 DURATION=${DURATION:-5}               # seconds per throughput run
 THROUGHPUT_SERVER=${THROUGHPUT_SERVER:-fastserver} # or sampleapp
+BODY_SIZE=${BODY_SIZE:-2}             # fastserver's response body in bytes (e.g. 16384)
 RSS_REQUESTS=${RSS_REQUESTS:-1000000}
 ACC_LATENCY=${ACC_LATENCY:-uniform:2ms-20ms}
 ACC_SEED=${ACC_SEED:-$(($(od -An -N4 -tu4 /dev/urandom) + 1))} # fresh draws each run
@@ -136,14 +137,14 @@ wants() { [[ " $SECTIONS " == *" $1 "* ]]; }
 # fast_pid and fast_url.
 start_fast_server() {
 	case $THROUGHPUT_SERVER in
-	fastserver) start_server fast fastserver ;;
+	fastserver) start_server fast fastserver --body-size "$BODY_SIZE" ;;
 	sampleapp) start_server fast sampleapp --latency 0 ;;
 	*) die "THROUGHPUT_SERVER=$THROUGHPUT_SERVER: want fastserver or sampleapp" ;;
 	esac
 	fast_pid=$server_pid
 	fast_url=http://$server_addr/
-	printf '{"bench":"env","name":"throughput-server","value":0,"info":{"server":"%s"}}\n' \
-		"$THROUGHPUT_SERVER" >>"$results"
+	printf '{"bench":"env","name":"throughput-server","value":0,"info":{"server":"%s","bodySize":"%s"}}\n' \
+		"$THROUGHPUT_SERVER" "$BODY_SIZE" >>"$results"
 }
 
 # (a) throughput: the three tools in interleaved rounds.

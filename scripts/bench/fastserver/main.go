@@ -3,10 +3,10 @@
 // little else, so that on its own CPU it outpaces the load generator under
 // test and the benchmark measures the generator, not the server.
 //
-//	fastserver [--listen 127.0.0.1:0] [--addr-file FILE]
+//	fastserver [--listen 127.0.0.1:0] [--addr-file FILE] [--body-size 2]
 //
 // It reads a request's headers, skips a Content-Length body, and writes the
-// canned response, flushing only when no further request is already
+// canned response (a body of --body-size bytes), flushing only when no further request is already
 // buffered. It does not support chunked request bodies. SIGINT or SIGTERM
 // stops it; it then prints how many requests it answered.
 package main
@@ -29,21 +29,26 @@ import (
 	"syscall"
 )
 
-var response = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "loopback `host:port` to listen on")
 	addrFile := flag.String("addr-file", "", "once listening, write the bound host:port to this `file` (atomically)")
+	bodySize := flag.Int("body-size", 2, "`bytes` in every response body (0 to 64 MiB)")
 	flag.Parse()
+	if *bodySize < 0 || *bodySize > 64<<20 {
+		fmt.Fprintf(os.Stderr, "fastserver: --body-size %d: want 0 to %d\n", *bodySize, 64<<20)
+		os.Exit(2)
+	}
+	response := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", *bodySize)
+	response = append(response, bytes.Repeat([]byte("o"), *bodySize)...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *listen, *addrFile); err != nil {
+	if err := serve(ctx, *listen, *addrFile, response); err != nil {
 		fmt.Fprintf(os.Stderr, "fastserver: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func serve(ctx context.Context, listen, addrFile string) error {
+func serve(ctx context.Context, listen, addrFile string, response []byte) error {
 	host, _, err := net.SplitHostPort(listen)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("--listen %q: want a loopback host:port such as 127.0.0.1:0", listen)
@@ -89,7 +94,7 @@ func serve(ctx context.Context, listen, addrFile string) error {
 		conns[c] = true
 		mu.Unlock()
 		wg.Go(func() {
-			handle(c, &served)
+			handle(c, response, &served)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -102,7 +107,7 @@ func serve(ctx context.Context, listen, addrFile string) error {
 }
 
 // handle answers the requests on one connection until it closes.
-func handle(c net.Conn, served *atomic.Int64) {
+func handle(c net.Conn, response []byte, served *atomic.Int64) {
 	r := bufio.NewReaderSize(c, 16<<10)
 	w := bufio.NewWriterSize(c, 16<<10)
 	for {
