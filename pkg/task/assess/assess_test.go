@@ -49,7 +49,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"{slos: [{metric: '', upper: 1}]}", "spec.tasks[1].with.slos[0].metric: Required value"},
 		{"{slos: [{metric: m/a, upper: 1, version: v9}]}", `spec.tasks[1].with.slos[0].version: Unsupported value: "v9"`},
 		{"{rewards: {max: [m/a], min: [m/nope]}}", "spec.tasks[1].with.rewards.min[0]: Invalid value"},
-		{"{slos: [{metric: m/a, upper: x}]}", "spec.tasks[1].with.slos.upper: got string, want a number"},
+		{"{slos: [{metric: m/a, upper: x}]}", "spec.tasks[1].with.slos[0].upper: got string, want a number"},
 		{"{slo: []}", "spec.tasks[1].with.slo: unknown field"},
 		// 1e999 is beyond float64: YAML keeps it a string, which is refused,
 		// never rounded to infinity or coerced to 0 (issue 13).
