@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -107,7 +106,7 @@ func decodeSpec(data []byte, cfg *Configuration, dir string) (*experiment.Plan, 
 			if !filepath.IsAbs(name) {
 				name = filepath.Join(dir, name)
 			}
-			return os.ReadFile(name)
+			return experiment.ReadRegularFile(name, experiment.MaxFileSize)
 		},
 	})
 	if err != nil {

@@ -20,6 +20,11 @@ var badFileInputs = []badInput{
 		want:  []string{`spec.tasks[0].with.payloadFile`, `big.json`, `16 MiB`},
 	},
 	{
+		name: "file/payloadFile is /dev/zero",
+		spec: httpHead + "      payloadFile: /dev/zero\n",
+		want: []string{`spec.tasks[0].with.payloadFile`, `/dev/zero is a character device, not a regular file`},
+	},
+	{
 		name: "file/payloadFile is a directory",
 		spec: httpHead + "      payloadFile: .\n",
 		want: []string{`spec.tasks[0].with.payloadFile`},
