@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,9 +73,17 @@ func (f *File) ReadResult(_ context.Context) (*experiment.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read result: %w", err)
 	}
+	// json.Unmarshal takes null (and an empty object) for an empty result;
+	// a report of nothing would pass for an experiment that ran.
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("read result %s: not a valid result file: want a JSON object", path)
+	}
 	var r experiment.Result
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("read result %s: not a valid result file: %w", path, err)
+	}
+	if r.Experiment == "" {
+		return nil, fmt.Errorf("read result %s: not a valid result file: it names no experiment", path)
 	}
 	return &r, nil
 }

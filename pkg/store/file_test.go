@@ -79,3 +79,20 @@ func TestWriteIntoMissingFolderFails(t *testing.T) {
 		t.Error("WriteResult into a missing folder succeeded")
 	}
 }
+
+// TestReadResultRefusesEmptyDocuments: a result file holding null, a list
+// or an empty object used to read as an empty experiment, which a report
+// showed as if a run had happened.
+func TestReadResultRefusesEmptyDocuments(t *testing.T) {
+	for _, content := range []string{"null\n", "  ", "[]", `"x"`, "{}"} {
+		dir := t.TempDir()
+		f := &File{SpecPath: filepath.Join(dir, "e.yaml")}
+		if err := os.WriteFile(f.ResultPath(), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := f.ReadResult(context.Background())
+		if err == nil || !strings.Contains(err.Error(), f.ResultPath()) || !strings.Contains(err.Error(), "not a valid result file") {
+			t.Errorf("ReadResult of %q = %+v, %v; want an error naming %s", content, r, err, f.ResultPath())
+		}
+	}
+}
