@@ -91,4 +91,9 @@ assess:
 `,
 		want: []string{`spec.tasks[1].if`, `"http/requests-count"`},
 	},
+	{
+		name:   "values/version name starting with a dash",
+		launch: []string{"--set", "versions={v1,-v2}", "--set", "tasks={http}", "--set", "http.url={{URL}}"},
+		want:   []string{`versions`, `-v2`},
+	},
 }
