@@ -61,6 +61,8 @@ type htmlView struct {
 	Tasks      []htmlTask
 	SLORows    []htmlSLORow
 	Metrics    []htmlMetric
+	// Failures are the requests of each load without a complete response.
+	Failures   []failedRequest
 	Histograms []htmlHistogram
 	// Confidence is the level all comparisons share, if they do.
 	Confidence  string
@@ -182,6 +184,10 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 			m.Unit = val.Unit
 		}
 		v.Metrics = append(v.Metrics, m)
+	}
+	v.Failures = failedRequests(r)
+	for i := range v.Failures {
+		v.Failures[i].Version = VersionName(v.Failures[i].Version)
 	}
 	hs, err := htmlHistograms(r)
 	if err != nil {

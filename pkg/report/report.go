@@ -187,6 +187,9 @@ func writeText(out io.Writer, r *experiment.Result) error {
 			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: unavailable: ", Printable(name), textVersion(v.Name)), oneLine(v.Unavailable[name]), textWidth)...)
 		}
 	}
+	for _, f := range failedRequests(r) {
+		reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: ", Printable(f.Load), textVersion(f.Version)), oneLine(f.Text), textWidth)...)
+	}
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
 	}
@@ -203,6 +206,27 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	}
 	_, err := io.WriteString(out, strings.Join(lines, "\n"))
 	return err
+}
+
+// failedRequest says how many requests of a load failed in one way.
+type failedRequest struct {
+	Version, Load, Text string
+}
+
+// failedRequests lists, for every version and load (http, http-<endpoint>),
+// the requests that got no complete response, by kind, with the first
+// one's reason.
+func failedRequests(r *experiment.Result) []failedRequest {
+	var out []failedRequest
+	for _, v := range r.Versions {
+		for _, load := range slices.Sorted(maps.Keys(v.Failures)) {
+			for _, f := range v.Failures[load] {
+				out = append(out, failedRequest{Version: v.Name, Load: load,
+					Text: fmt.Sprintf("%d requests failed: %s (%s)", f.Count, f.Kind, f.Example)})
+			}
+		}
+	}
+	return out
 }
 
 // textVersion is a version's name for the text report.
