@@ -36,9 +36,11 @@ func ResultPath(specPath string) string {
 // ResultPath is the result file of this experiment.
 func (f *File) ResultPath() string { return ResultPath(f.SpecPath) }
 
-// ReadSpec reads the spec file.
+// ReadSpec reads the spec file: a regular file of at most
+// experiment.MaxFileSize, so that a named pipe or a device given as the
+// spec cannot hang or fill memory.
 func (f *File) ReadSpec() ([]byte, error) {
-	data, err := os.ReadFile(f.SpecPath)
+	data, err := experiment.ReadRegularFile(f.SpecPath, experiment.MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read experiment spec: %w", err)
 	}

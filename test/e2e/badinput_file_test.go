@@ -67,3 +67,19 @@ func TestBadInputFIFO(t *testing.T) {
 	}
 	checkNoCrash(t, out)
 }
+
+// TestSpecMustBeARegularFile: `run -f` on a named pipe or a device ends at
+// once with exit 2 instead of hanging or reading forever.
+func TestSpecMustBeARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe.yaml"), 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	for spec, want := range map[string]string{"pipe.yaml": "named pipe", "/dev/zero": "character device"} {
+		out := iter8(t, dir, "run", "-f", spec)
+		if out.code != 2 || !strings.Contains(out.stderr, want) {
+			t.Errorf("run -f %s: want exit 2 naming a %s\n%s", spec, want, out)
+		}
+		checkNoCrash(t, out)
+	}
+}
