@@ -13,69 +13,16 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/iter8-tools/iter8/test/rawhttp"
 )
 
-// rawServer answers each request on 127.0.0.1 with what answer writes on the
-// raw connection; answer returns false to close the connection afterwards.
-type rawServer struct {
-	ln       net.Listener
-	conns    atomic.Int64
-	requests atomic.Int64
-	mu       sync.Mutex
-	last     string // the last request head and body as read
-}
-
-func newRawServer(t *testing.T, answer func(n int64, w *bufio.Writer) bool) *rawServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.conns.Add(1)
-			wg.Go(func() { s.serve(conn, answer) })
-		}
-	})
-	return s
-}
-
-func (s *rawServer) serve(conn net.Conn, answer func(int64, *bufio.Writer) bool) {
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	for {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		body, _ := io.ReadAll(req.Body)
-		var head strings.Builder
-		req.Header.Write(&head)
-		s.mu.Lock()
-		s.last = fmt.Sprintf("%s %s host=%s\n%s\n%s", req.Method, req.RequestURI, req.Host, head.String(), body)
-		s.mu.Unlock()
-		n := s.requests.Add(1)
-		w := bufio.NewWriter(conn)
-		keep := answer(n, w)
-		if w.Flush() != nil || !keep {
-			return
-		}
-	}
-}
-
-func (s *rawServer) url() *url.URL {
-	return &url.URL{Scheme: "http", Host: s.ln.Addr().String(), Path: "/p", RawQuery: "q=1"}
+// requestURL is the server with the path and query that the tests request.
+func requestURL(s *rawhttp.Server) *url.URL {
+	return &url.URL{Scheme: "http", Host: s.Addr(), Path: "/p", RawQuery: "q=1"}
 }
 
 func newClient(t *testing.T, o Options) *Client {
@@ -106,31 +53,29 @@ func wantErr(t *testing.T, r Response, kind Kind, text string) {
 }
 
 func TestContentLengthKeepsTheConnection(t *testing.T) {
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
 		return true
 	})
-	c := newClient(t, Options{URL: s.url()})
+	c := newClient(t, Options{URL: requestURL(s)})
 	for range 5 {
 		wantOK(t, c.Do(), 200)
 	}
-	if n := s.conns.Load(); n != 1 {
+	if n := s.Conns.Load(); n != 1 {
 		t.Errorf("5 requests used %d connections, want 1", n)
 	}
 }
 
 func TestRequestIsSentAsConfigured(t *testing.T) {
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 		return true
 	})
-	c := newClient(t, Options{URL: s.url(), Body: []byte(`{"a":1}`), ContentType: "application/json",
+	c := newClient(t, Options{URL: requestURL(s), Body: []byte(`{"a":1}`), ContentType: "application/json",
 		UserAgent: "iter8", Header: map[string]string{"X-Test": "yes"}})
 	wantOK(t, c.Do(), 201)
-	s.mu.Lock()
-	got := s.last
-	s.mu.Unlock()
-	for _, want := range []string{"POST /p?q=1 host=" + s.ln.Addr().String(), "Content-Type: application/json", "User-Agent: iter8", "X-Test: yes", `{"a":1}`} {
+	got := s.LastRequest()
+	for _, want := range []string{"POST /p?q=1 host=" + s.Addr(), "Content-Type: application/json", "User-Agent: iter8", "X-Test: yes", `{"a":1}`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("request %q does not contain %q", got, want)
 		}
@@ -138,11 +83,11 @@ func TestRequestIsSentAsConfigured(t *testing.T) {
 }
 
 func TestShortBodyIsAnError(t *testing.T) {
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
 		return false
 	})
-	r := newClient(t, Options{URL: s.url()}).Do()
+	r := newClient(t, Options{URL: requestURL(s)}).Do()
 	wantErr(t, r, ShortBody, "got 10 of 1000 bytes")
 	if r.Status != 200 {
 		t.Errorf("status %d, want the 200 that the head said", r.Status)
@@ -163,16 +108,16 @@ func TestChunkedBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+			s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 				fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s", tt.body)
 				return tt.kind == 0
 			})
-			c := newClient(t, Options{URL: s.url()})
+			c := newClient(t, Options{URL: requestURL(s)})
 			r := c.Do()
 			if tt.kind == 0 {
 				wantOK(t, r, 200)
 				wantOK(t, c.Do(), 200) // the connection is still in step
-				if n := s.conns.Load(); n != 1 {
+				if n := s.Conns.Load(); n != 1 {
 					t.Errorf("2 chunked responses used %d connections, want 1", n)
 				}
 				return
@@ -183,20 +128,20 @@ func TestChunkedBodies(t *testing.T) {
 }
 
 func TestBodyUntilClose(t *testing.T) {
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.0 200 OK\r\n\r\n%s", strings.Repeat("x", 100000))
 		return false
 	})
-	c := newClient(t, Options{URL: s.url()})
+	c := newClient(t, Options{URL: requestURL(s)})
 	wantOK(t, c.Do(), 200)
 	wantOK(t, c.Do(), 200)
-	if n := s.conns.Load(); n != 2 {
+	if n := s.Conns.Load(); n != 2 {
 		t.Errorf("2 responses ended by close used %d connections, want 2", n)
 	}
 }
 
 func TestInformationalAndBodilessResponses(t *testing.T) {
-	s := newRawServer(t, func(n int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(n int64, w *bufio.Writer) bool {
 		switch n {
 		case 1:
 			fmt.Fprintf(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -208,22 +153,22 @@ func TestInformationalAndBodilessResponses(t *testing.T) {
 		}
 		return true
 	})
-	c := newClient(t, Options{URL: s.url()})
+	c := newClient(t, Options{URL: requestURL(s)})
 	wantOK(t, c.Do(), 200)
 	wantOK(t, c.Do(), 204)
 	wantOK(t, c.Do(), 503)
 	wantOK(t, c.Do(), 503)
-	if n := s.conns.Load(); n != 2 {
+	if n := s.Conns.Load(); n != 2 {
 		t.Errorf("connections %d, want 2: one until Connection: close, then a new one", n)
 	}
 }
 
 func TestHeadHasNoBody(t *testing.T) {
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
 		return true
 	})
-	c := newClient(t, Options{URL: s.url(), Method: "HEAD"})
+	c := newClient(t, Options{URL: requestURL(s), Method: "HEAD"})
 	wantOK(t, c.Do(), 200)
 	wantOK(t, c.Do(), 200)
 }
@@ -240,11 +185,11 @@ func TestMalformedHeads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+			s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 				w.WriteString(tt.head)
 				return false
 			})
-			wantErr(t, newClient(t, Options{URL: s.url()}).Do(), BadResponse, tt.text)
+			wantErr(t, newClient(t, Options{URL: requestURL(s)}).Do(), BadResponse, tt.text)
 		})
 	}
 }
@@ -252,7 +197,7 @@ func TestMalformedHeads(t *testing.T) {
 func TestLargeBodiesAreReadWhole(t *testing.T) {
 	const size = 64 << 20
 	chunk := []byte(strings.Repeat("x", 1<<20))
-	s := newRawServer(t, func(n int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(n int64, w *bufio.Writer) bool {
 		if n == 1 {
 			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
 		} else {
@@ -272,10 +217,10 @@ func TestLargeBodiesAreReadWhole(t *testing.T) {
 		}
 		return true
 	})
-	c := newClient(t, Options{URL: s.url()})
+	c := newClient(t, Options{URL: requestURL(s)})
 	wantOK(t, c.Do(), 200)
 	wantOK(t, c.Do(), 200)
-	if n := s.conns.Load(); n != 1 {
+	if n := s.Conns.Load(); n != 1 {
 		t.Errorf("two 64 MiB responses used %d connections, want 1", n)
 	}
 }
@@ -283,15 +228,15 @@ func TestLargeBodiesAreReadWhole(t *testing.T) {
 func TestIdleConnectionClosedByServerIsRetriedOnce(t *testing.T) {
 	// The server answers one request per connection but announces nothing:
 	// the client finds out when it reuses the connection.
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return false
 	})
-	c := newClient(t, Options{URL: s.url()})
+	c := newClient(t, Options{URL: requestURL(s)})
 	for range 3 {
 		wantOK(t, c.Do(), 200)
 	}
-	if n := s.requests.Load(); n != 3 {
+	if n := s.Requests.Load(); n != 3 {
 		t.Errorf("server got %d requests, want 3", n)
 	}
 }
@@ -340,14 +285,14 @@ func TestConnectionRefused(t *testing.T) {
 func TestTimeoutCoversTheWholeResponse(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
 		w.Flush()
 		<-release
 		return false
 	})
 	start := time.Now()
-	r := newClient(t, Options{URL: s.url(), Timeout: 100 * time.Millisecond}).Do()
+	r := newClient(t, Options{URL: requestURL(s), Timeout: 100 * time.Millisecond}).Do()
 	wantErr(t, r, Timeout, "no complete response within 100ms")
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Errorf("timed out after %v, before the 100ms timeout", d)
@@ -357,12 +302,12 @@ func TestTimeoutCoversTheWholeResponse(t *testing.T) {
 func TestCancelEndsARequestInFlight(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	s := newRawServer(t, func(_ int64, w *bufio.Writer) bool {
+	s := rawhttp.Start(t, func(_ int64, w *bufio.Writer) bool {
 		<-release
 		return false
 	})
 	ctx, cancel := context.WithCancelCause(t.Context())
-	c, err := New(ctx, Options{URL: s.url()})
+	c, err := New(ctx, Options{URL: requestURL(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +315,7 @@ func TestCancelEndsARequestInFlight(t *testing.T) {
 	done := make(chan Response)
 	go func() { done <- c.Do() }()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.requests.Load() == 0 && time.Now().Before(deadline) {
+	for s.Requests.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond) // polling the server's count, not synchronising on time
 	}
 	cause := errors.New("stopped by the test")

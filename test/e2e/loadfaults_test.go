@@ -1,17 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/iter8-tools/iter8/test/rawhttp"
 )
 
 // closedPort returns a loopback address where nothing listens.
@@ -73,29 +71,10 @@ spec:
 // TestTruncatedBodiesAreErrors: a target that promises 1000 bytes and
 // closes after 10 was counted as a success.
 func TestTruncatedBodiesAreErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
-					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
-				}
-			})
-		}
-	})
+	srv := rawhttp.Answer(t, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
 	dir := t.TempDir()
 	out := iter8(t, dir, "launch", "--local", "--set", "tasks={http}",
-		"--set", "http.url=http://"+ln.Addr().String()+"/", "--set", "http.numRequests=20")
+		"--set", "http.url="+srv.URL(), "--set", "http.numRequests=20")
 	if out.code != 0 {
 		t.Fatalf("launch: want the load measured (errors are metrics)\n%s", out)
 	}

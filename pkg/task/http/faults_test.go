@@ -1,11 +1,8 @@
 package http
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	nethttp "net/http"
 	"strings"
 	"sync"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/experiment/experimenttest"
+	"github.com/iter8-tools/iter8/test/rawhttp"
 )
 
 // runLogged runs the task and returns its result, error and log.
@@ -88,33 +86,6 @@ func TestRunLargeBodiesAreMeasuredWhole(t *testing.T) {
 	}
 }
 
-// rawAnswer starts a server on 127.0.0.1 that reads each request head and
-// writes answer on the raw connection, then closes it.
-func rawAnswer(t *testing.T, answer string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				if _, err := nethttp.ReadRequest(bufio.NewReader(conn)); err == nil {
-					io.WriteString(conn, answer)
-				}
-			})
-		}
-	})
-	return "http://" + ln.Addr().String() + "/"
-}
-
 func TestRunBrokenResponsesAreErrorsWithTheirReason(t *testing.T) {
 	tests := []struct {
 		name, answer, kind, example string
@@ -126,7 +97,7 @@ func TestRunBrokenResponsesAreErrorsWithTheirReason(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url := rawAnswer(t, tt.answer)
+			url := rawhttp.Answer(t, tt.answer).URL()
 			f := mustDecode(t, fmt.Sprintf(`{url: %q, numRequests: 6, connections: 2}`, url), nil)
 			r, err, log := f.runLogged(t)
 			if got := metric(t, r, "", "http/error-count"); got != 6 {
