@@ -72,6 +72,11 @@ func valuePathAt(data []byte, offset int64) (string, bool) {
 		if f.list {
 			return f.path + "[" + strconv.Itoa(f.index) + "]"
 		}
+		if !identifier(f.key) {
+			// A map's key, such as a header or metadata name, as
+			// field.Path.Key writes it: struct fields are identifiers.
+			return f.path + "[" + f.key + "]"
+		}
 		if f.path == "" {
 			return f.key
 		}
@@ -126,4 +131,15 @@ func valuePathAt(data []byte, offset int64) (string, bool) {
 		}
 		prevEnd = end
 	}
+}
+
+// identifier reports whether key could be a struct field's JSON name.
+func identifier(key string) bool {
+	for i, r := range key {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_'
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return false
+		}
+	}
+	return key != ""
 }

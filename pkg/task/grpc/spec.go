@@ -218,7 +218,7 @@ func checkPlans(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
 			errs = append(errs, fe)
 		}
 	}
-	return dedupe(errs)
+	return load.Dedupe(errs)
 }
 
 func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
@@ -300,21 +300,7 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config, methods 
 			cfg.Endpoints = append(cfg.Endpoints, *resolved)
 		}
 	}
-	return dedupe(errs)
-}
-
-// dedupe drops repeated errors: a bad task-level default is inherited by
-// every endpoint but reported once, at its own path.
-func dedupe(errs field.ErrorList) field.ErrorList {
-	seen := map[string]bool{}
-	out := errs[:0]
-	for _, e := range errs {
-		if k := e.Error(); !seen[k] {
-			seen[k] = true
-			out = append(out, e)
-		}
-	}
-	return out
+	return load.Dedupe(errs)
 }
 
 // callPattern is package.Service/Method (the package may be empty) or, as

@@ -296,7 +296,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "metadata with a bad key", with: hc + `metadata: {"a b": x}`, want: []string{"Invalid value " + w + ".metadata[a b]"}},
 		{name: "metadata with a reserved key", with: hc + `metadata: {grpc-timeout: 1S}`, want: []string{"Invalid value " + w + ".metadata[grpc-timeout]"}},
 		{name: "metadata value with a line break", with: hc + `metadata: {x-a: "a\nb"}`, want: []string{"Invalid value " + w + ".metadata[x-a]"}},
-		{name: "metadata value of the wrong type", with: hc + `metadata: {x-a: 1}`, want: []string{"Invalid value " + w + ".metadata"}},
+		{name: "metadata value of the wrong type", with: hc + `metadata: {x-a: 1}`, want: []string{"Invalid value " + w + ".metadata[x-a]"}},
 		{name: "negative rps", with: hc + `rps: -1`, want: []string{"Invalid value " + w + ".rps"}},
 		{name: "rps of the wrong type", with: hc + `rps: fast`, want: []string{"Invalid value " + w + ".rps"}},
 		{name: "zero concurrency", with: hc + `concurrency: 0`, want: []string{"Invalid value " + w + ".concurrency"}},

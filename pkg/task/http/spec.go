@@ -148,9 +148,10 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	if cfg.WarmupDuration, err = d.Duration(in.WarmupDuration, 0, p.Child("warmupDuration")); err != nil {
 		errs = append(errs, err)
 	}
+	numErr := load.CheckCount(p.Child("numRequests"), in.NumRequests)
 	switch {
-	case load.CheckCount(p.Child("numRequests"), in.NumRequests) != nil:
-		errs = append(errs, load.CheckCount(p.Child("numRequests"), in.NumRequests))
+	case numErr != nil:
+		errs = append(errs, numErr)
 	case in.NumRequests > 0 && in.Duration != "":
 		errs = append(errs, field.Forbidden(p.Child("duration"), "set numRequests or duration, not both"))
 	case in.NumRequests == 0 && in.Duration == "":
@@ -220,21 +221,7 @@ func checkPlans(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
 			errs = append(errs, fe)
 		}
 	}
-	return dedupe(errs)
-}
-
-// dedupe drops repeated errors: a task-level qps inherited by several
-// endpoints is reported once.
-func dedupe(errs field.ErrorList) field.ErrorList {
-	seen := map[string]bool{}
-	out := errs[:0]
-	for _, e := range errs {
-		if k := e.Error(); !seen[k] {
-			seen[k] = true
-			out = append(out, e)
-		}
-	}
-	return out
+	return load.Dedupe(errs)
 }
 
 func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
@@ -285,7 +272,7 @@ func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.Er
 			cfg.Endpoints = append(cfg.Endpoints, *resolved)
 		}
 	}
-	return dedupe(errs)
+	return load.Dedupe(errs)
 }
 
 // resolveEndpoint merges an endpoint with the task-level defaults and checks

@@ -187,6 +187,20 @@ func Record(r *experiment.Result, family string, measured []*Measured, percentil
 	return nil
 }
 
+// Dedupe drops repeated errors: a bad task-level default is inherited by
+// every endpoint but reported once, at its own path.
+func Dedupe(errs field.ErrorList) field.ErrorList {
+	seen := map[string]bool{}
+	out := errs[:0]
+	for _, e := range errs {
+		if k := e.Error(); !seen[k] {
+			seen[k] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // MergeFailures adds the counts of b to a, kind by kind, keeping a's
 // example where both have one.
 func MergeFailures(a, b []experiment.RequestFailure) []experiment.RequestFailure {
