@@ -291,6 +291,9 @@ func (t *Task) logFailures(env *experiment.Env, results []*EndpointResult) {
 func checkResponses(results []*EndpointResult) error {
 	var errs []error
 	for _, er := range results {
+		if er == nil {
+			continue // its load never started; that error is reported
+		}
 		var failed int64
 		for _, f := range er.Failures {
 			failed += f.Count
