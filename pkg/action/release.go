@@ -173,9 +173,11 @@ func NewDelete(cfg *Configuration) *Delete {
 }
 
 // Run returns what it removed: files, or Kind/name of cluster objects.
+// Locally it removes only an Iter8 spec and its Iter8 result, and nothing
+// when either is something else.
 func (a *Delete) Run(ctx context.Context) ([]string, error) {
 	if a.Release == "" {
-		return (&store.File{SpecPath: a.SpecPath}).Delete()
+		return deleteLocal(a.SpecPath)
 	}
 	cl, helm, err := a.cfg.helmAction()
 	if err != nil {
