@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -42,6 +43,10 @@ type Launch struct {
 	SpecPath string
 	// Dry writes the spec and runs nothing.
 	Dry bool
+	// Force replaces a spec that launch did not write, and a file where its
+	// result goes that is not an Iter8 result; without it, launch replaces
+	// only a spec that starts with SpecHeader.
+	Force bool
 	// ChartVersion picks a chart version from a repository or registry.
 	ChartVersion string
 	// Timeout bounds a cluster launch (Install), hooks included; 0 is
@@ -52,6 +57,9 @@ type Launch struct {
 // LaunchResult is what a launch did.
 type LaunchResult struct {
 	SpecPath string
+	// RemovedResult is the previous spec's result, removed because it is
+	// not the new spec's; "" when there was none.
+	RemovedResult string
 	// Result is nil for a dry launch.
 	Result *experiment.Result
 }
@@ -62,7 +70,9 @@ func NewLaunch(cfg *Configuration) *Launch {
 }
 
 // Run renders and validates the spec, writes it, and unless Dry runs it. Bad
-// values or a bad spec wrap ErrInvalidSpec and leave no file behind.
+// values or a bad spec wrap ErrInvalidSpec and leave no file behind. It
+// replaces only a spec that it wrote itself (see Force), and removes that
+// spec's result, which is not the new spec's.
 func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
 	spec, err := a.Render()
 	if err != nil {
@@ -73,10 +83,13 @@ func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
 		return nil, fmt.Errorf("experiment rendered from the chart: %w", err)
 	}
 	f := &store.File{SpecPath: a.SpecPath}
-	if err := f.WriteSpec(spec); err != nil {
+	if err := checkReplace(f, a.Force); err != nil {
 		return nil, err
 	}
 	out := &LaunchResult{SpecPath: a.SpecPath}
+	if out.RemovedResult, err = writeSpecDroppingResult(f, append([]byte(SpecHeader), spec...)); err != nil {
+		return nil, err
+	}
 	if a.Dry {
 		return out, nil
 	}
@@ -91,6 +104,9 @@ const experimentTemplate = "templates/local-experiment.yaml"
 
 // Render returns the experiment spec that the chart renders from the values.
 func (a *Launch) Render() ([]byte, error) {
+	if err := a.checkValueFiles(); err != nil {
+		return nil, err
+	}
 	ch, err := a.loadChart()
 	if err != nil {
 		return nil, err
@@ -117,6 +133,22 @@ func (a *Launch) Render() ([]byte, error) {
 		return nil, fmt.Errorf("render chart %s: it defines no iter8.experiment template", ch.Name())
 	}
 	return []byte(strings.TrimSpace(spec) + "\n"), nil
+}
+
+// checkValueFiles refuses a values file that is an experiment spec: -f
+// means values here, as in Helm, but a spec in the other commands, and
+// Helm's own error (the chart's schema refusing apiVersion) would not say so.
+func (a *Launch) checkValueFiles() error {
+	for _, p := range a.Values.ValueFiles {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue // a URL or a missing file: Helm says what is wrong
+		}
+		if IsSpec(data) {
+			return fmt.Errorf("%w: values file %s is an experiment spec, but launch's -f takes values for the chart; to run a spec, use run -f %s", ErrInvalidSpec, p, p)
+		}
+	}
+	return nil
 }
 
 func (a *Launch) loadChart() (*chart.Chart, error) {

@@ -17,7 +17,12 @@ With --local, the chart's experiment is rendered with the values given by
 -f/--set/--set-string/--set-file/--set-json, exactly as Helm merges them, and
 run here; the spec is written to --spec and its result beside it. Values are
 checked against the chart's schema and the whole experiment is validated
-before any task runs. --dry writes the spec and runs nothing.
+before any task runs. --dry writes the spec and runs nothing. Here -f takes
+values files, as in Helm; to run a spec you wrote, use run -f SPEC.
+
+launch replaces only a spec that it wrote itself (marked by its first line),
+and removes that spec's old result, so that report and assert never show a
+previous run as the new spec's; --force replaces any file at --spec.
 
 Given a release name instead, launch installs the chart as that Helm release
 in the cluster (or upgrades it, when it exists), exactly as helm upgrade
@@ -28,21 +33,22 @@ a chart folder or archive, repo/chart, a URL or an oci:// reference
 (--version picks one); with --local, a chart folder or archive.
 
 Examples:
-  %[1]s launch perf -n test --set tasks={http,assess} \
+  %[1]s launch perf -n test --set 'tasks={http,assess}' \
       --set http.url=http://app.test:8080/ \
-      --set assess.slos[0].metric=http/latency-p99 --set assess.slos[0].upper=50
-  %[1]s launch --local --set tasks={ready,http,assess} \
+      --set 'assess.slos[0].metric=http/latency-p99' --set 'assess.slos[0].upper=50'
+  %[1]s launch --local --set 'tasks={ready,http,assess}' \
       --set ready.url=http://127.0.0.1:8080/healthz \
       --set http.url=http://127.0.0.1:8080/ --set http.duration=10s \
-      --set assess.slos[0].metric=http/error-rate --set assess.slos[0].upper=0.01
+      --set 'assess.slos[0].metric=http/error-rate' --set 'assess.slos[0].upper=0.01'
   %[1]s launch --local -f values.yaml --dry`
 
 type launchOptions struct {
-	launch  *action.Launch
-	local   bool
-	specSet bool
-	release string
-	format  string
+	launch   *action.Launch
+	local    bool
+	specSet  bool
+	forceSet bool
+	release  string
+	format   string
 }
 
 func newLaunchCmd(e *cmdEnv) *cobra.Command {
@@ -56,6 +62,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 				o.release = args[0]
 			}
 			o.specSet = cmd.Flags().Changed("spec")
+			o.forceSet = cmd.Flags().Changed("force")
 			if err := o.validate(); err != nil {
 				return err
 			}
@@ -66,10 +73,16 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 				return o.install(cmd, e)
 			}
 			res, err := o.launch.Run(cmd.Context())
+			if err != nil {
+				err = fmt.Errorf("launch: %w", err)
+			}
 			if res != nil && res.Result != nil {
 				if werr := report.Write(e.streams.Out, res.Result, report.Text); werr != nil && err == nil {
 					err = werr
 				}
+			}
+			if res != nil && res.RemovedResult != "" {
+				fmt.Fprintf(e.streams.ErrOut, "removed %s, the result of the replaced spec\n", res.RemovedResult)
 			}
 			if res != nil && o.launch.Dry {
 				fmt.Fprintf(e.streams.ErrOut, "wrote %s\n", res.SpecPath)
@@ -81,6 +94,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&o.local, "local", false, "run the experiment here instead of installing it in a cluster")
 	f.BoolVar(&o.launch.Dry, "dry", false, "with --local: write the spec, run nothing")
+	f.BoolVar(&o.launch.Force, "force", false, "with --local: replace the file at --spec (and where its result goes) even if launch did not write it")
 	f.StringVar(&o.launch.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
 	f.StringVarP(&o.launch.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
 	f.StringVar(&o.launch.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
@@ -117,12 +131,17 @@ func (o *launchOptions) validate() error {
 			return errors.New("launch: --dry needs --local; for a cluster, render with helm template")
 		case o.specSet:
 			return errors.New("launch: --spec needs --local; a release keeps its spec in the cluster")
+		case o.forceSet:
+			return errors.New("launch: --force needs --local; a release's spec is replaced by helm upgrade")
 		case o.launch.Timeout < 0:
 			return errors.New("launch: --timeout must not be negative")
 		}
 	}
 	if o.local && o.launch.ChartVersion != "" {
 		return errors.New("launch: --version is for charts from a repository or registry, which --local does not fetch")
+	}
+	if looksLikeFile(o.release) {
+		return fmt.Errorf("launch: %s looks like a file, not a release name: launch takes values files with -f, and run -f %s runs a spec", o.release, o.release)
 	}
 	if o.release != "" && !validReleaseName(o.release) {
 		return fmt.Errorf("launch: release name %q: must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit", o.release)
