@@ -39,7 +39,11 @@ func Helm() Frontend {
 		DisplayName:     "helm iter8",
 		addClusterFlags: settings.AddFlags,
 		cluster: func() (*action.Cluster, error) {
-			return action.NewCluster(settings.RESTClientGetter(), settings.Namespace(), os.Getenv("HELM_DRIVER"))
+			getter := settings.RESTClientGetter()
+			if err := clusterConfigured(getter, settings.KubeAPIServer); err != nil {
+				return nil, err
+			}
+			return action.NewCluster(getter, settings.Namespace(), os.Getenv("HELM_DRIVER"))
 		},
 		helm: settings,
 	}
@@ -56,6 +60,13 @@ func Kubectl() Frontend {
 		// them, from Helm's environment.
 		helm: helmcli.New(),
 		cluster: func() (*action.Cluster, error) {
+			server := ""
+			if flags.APIServer != nil {
+				server = *flags.APIServer
+			}
+			if err := clusterConfigured(flags, server); err != nil {
+				return nil, err
+			}
 			ns, _, err := flags.ToRawKubeConfigLoader().Namespace()
 			if err != nil {
 				return nil, err
@@ -63,6 +74,24 @@ func Kubectl() Frontend {
 			return action.NewCluster(flags, ns, os.Getenv("HELM_DRIVER"))
 		},
 	}
+}
+
+// clusterConfigured refuses a connection that names no cluster: no
+// --server, no cluster in any kubeconfig, and not in a Pod. client-go would
+// otherwise fall back to http://localhost:8080, and a command would wait
+// for a cluster that was never there.
+func clusterConfigured(getter genericclioptions.RESTClientGetter, server string) error {
+	if server != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		return nil
+	}
+	raw, err := getter.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return err // a kubeconfig that cannot be read: client-go says why
+	}
+	if len(raw.Clusters) == 0 {
+		return errors.New("no cluster configured: set KUBECONFIG or --kubeconfig")
+	}
+	return nil
 }
 
 // IOStreams are where commands read and write.
@@ -83,9 +112,9 @@ metrics, SLOs per version and rewards that pick a winner.
 
 A local experiment runs here, with no cluster:
 
-  %[1]s launch --local --set tasks={http,assess} \
+  %[1]s launch --local --set 'tasks={http,assess}' \
       --set http.url=http://127.0.0.1:8080/ \
-      --set assess.slos[0].metric=http/latency-p99 --set assess.slos[0].upper=50
+      --set 'assess.slos[0].metric=http/latency-p99' --set 'assess.slos[0].upper=50'
   %[1]s report
   %[1]s assert -c completed -c nofailure -c slos
 

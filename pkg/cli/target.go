@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -50,6 +52,8 @@ func (o *targetOptions) validate(verb string) error {
 		return fmt.Errorf("%s: --revision must be at least 1, got %d", verb, o.Revision)
 	case o.Revision > 0 && o.Release == "":
 		return fmt.Errorf("%s: --revision needs a release name; a local experiment keeps one result", verb)
+	case looksLikeFile(o.Release):
+		return fmt.Errorf("%s: %s looks like a file: use -f %s (a name without -f is a release in the cluster)", verb, o.Release, o.Release)
 	case o.Release != "" && o.specSet:
 		return fmt.Errorf("%s: give a release name or -f SPEC, not both", verb)
 	case o.Release != "":
@@ -58,6 +62,18 @@ func (o *targetOptions) validate(verb string) error {
 		return fmt.Errorf("%s: expected a release name, or -f SPEC for a local experiment; there is no %s here (launch one with `launch --local`)", verb, o.SpecPath)
 	}
 	return nil
+}
+
+// looksLikeFile reports whether a command's release argument is a file
+// instead: a name ending in .yaml, .yml or .json, or holding a path
+// separator, neither of which a release name can. (Whether a file of that
+// name exists is no test: a folder often holds a binary named like the app.)
+func looksLikeFile(arg string) bool {
+	switch strings.ToLower(filepath.Ext(arg)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return strings.ContainsRune(arg, '/') || strings.ContainsRune(arg, filepath.Separator)
 }
 
 func exists(path string) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -161,6 +162,9 @@ func decodeObjects(in []json.RawMessage, path *field.Path) ([]Object, field.Erro
 type state struct {
 	lack      string
 	transient bool
+	// answered says that the API server answered; unreachable, set with
+	// transient, that no connection to it could be made (see unreachable).
+	answered, unreachable bool
 }
 
 // check reads the object and says what it lacks. The error is for failures
@@ -174,9 +178,10 @@ func (o Object) check(ctx context.Context, kube experiment.ObjectReader, ns stri
 	case err == nil:
 		lack := unmet(obj, o.Conditions)
 		if !o.Endpoints {
-			return state{lack: lack}, nil
+			return state{lack: lack, answered: true}, nil
 		}
 		st, err := o.checkEndpoints(ctx, kube, ns)
+		st.answered = true // to the Get, whatever the list met
 		if err != nil || st.transient {
 			return st, err
 		}
@@ -192,18 +197,42 @@ func (o Object) check(ctx context.Context, kube experiment.ObjectReader, ns stri
 			if d := se.Status().Details; d == nil || d.Name == "" {
 				// The API server knows no such resource: its CRD may be
 				// missing, or is still being installed.
-				return state{lack: fmt.Sprintf("the API server serves no resource %s in %s", o.Resource.Resource, o.Resource.GroupVersion())}, nil
+				return state{lack: fmt.Sprintf("the API server serves no resource %s in %s", o.Resource.Resource, o.Resource.GroupVersion()), answered: true}, nil
 			}
 		}
-		return state{lack: "not found"}, nil
+		return state{lack: "not found", answered: true}, nil
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err),
 		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
 		return state{}, fmt.Errorf("get %s: %w", o.ID(ns), err)
 	default:
 		// Anything else (the API server is busy or unreachable, the deadline
 		// passed) may pass; the next check tries again.
-		return state{lack: err.Error(), transient: true}, nil
+		if msg := unreachable(err); msg != "" {
+			return state{lack: msg, transient: true, unreachable: true}, nil
+		}
+		var se apierrors.APIStatus
+		return state{lack: err.Error(), transient: true, answered: errors.As(err, &se)}, nil
 	}
+}
+
+// unreachable describes err when it says that no connection to the API
+// server could be made (refused, no such host, a failed TLS handshake),
+// as opposed to an answer from it, a client-side limit or the deadline;
+// else it returns "". client-go returns such failures as *url.Error.
+func unreachable(err error) string {
+	var se apierrors.APIStatus
+	var ue *url.Error
+	if errors.As(err, &se) || !errors.As(err, &ue) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return ""
+	}
+	// The server alone: the request's path says nothing more, and its
+	// query could hold anything.
+	server := "the configured server"
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		server = u.Scheme + "://" + u.Host
+	}
+	return fmt.Sprintf("Kubernetes cluster at %s unreachable: %v", server, ue.Err)
 }
 
 // checkEndpoints lists the Service's EndpointSlices and says what they lack
@@ -221,6 +250,9 @@ func (o Object) checkEndpoints(ctx context.Context, kube experiment.ObjectReader
 		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
 		return state{}, fmt.Errorf("list the EndpointSlices of %s: %w", o.ID(ns), err)
 	default:
+		if msg := unreachable(err); msg != "" {
+			return state{lack: msg, transient: true, unreachable: true}, nil
+		}
 		return state{lack: "list its EndpointSlices: " + err.Error(), transient: true}, nil
 	}
 }

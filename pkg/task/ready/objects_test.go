@@ -3,6 +3,7 @@ package ready
 import (
 	"context"
 	"errors"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -371,4 +372,43 @@ func TestTransientErrorsKeepTheAnswer(t *testing.T) {
 			t.Errorf("%d checks of app, want one a second for 5s: transient errors are retried", gets["app"])
 		}
 	})
+}
+
+// TestUnreachableClusterFailsSoon shows that an API server that cannot be
+// connected to, and has not answered, ends the wait after unreachableFor
+// instead of the timeout, naming the server; once it has answered, the same
+// failure is waited out (see TestTransientErrorsKeepTheAnswer).
+func TestUnreachableClusterFailsSoon(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "https://127.0.0.1:1/apis/apps/v1/namespaces/team-a/deployments/app?timeout=5s",
+		Err: errors.New("dial tcp 127.0.0.1:1: connect: connection refused")}
+	for _, answerFirst := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			client := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
+			gets := 0
+			client.PrependReactor("get", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+				gets++
+				if answerFirst && gets == 1 {
+					return false, nil, nil // the tracker answers: not found
+				}
+				return true, nil, refused
+			})
+			task, _ := decode(t, `{"objects": [{"group": "apps", "version": "v1", "resource": "deployments", "name": "app"}], "timeout": "1m"}`)
+			start := time.Now()
+			err := task.Run(context.Background(), kubeEnv(client, "team-a"))
+			took := time.Since(start)
+			if answerFirst {
+				if took != time.Minute || err == nil || !strings.Contains(err.Error(), "not ready after 1m0s") {
+					t.Errorf("after an answer: Run = %v after %v, want the 1m timeout", err, took)
+				}
+				return
+			}
+			want := "wait for deployments.apps team-a/app: Kubernetes cluster at https://127.0.0.1:1 unreachable: dial tcp 127.0.0.1:1: connect: connection refused (no answer in 2s)"
+			if err == nil || err.Error() != want {
+				t.Errorf("Run:\n got %v\nwant %s", err, want)
+			}
+			if took != unreachableFor {
+				t.Errorf("Run took %v, want %v", took, unreachableFor)
+			}
+		})
+	}
 }

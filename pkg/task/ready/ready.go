@@ -24,6 +24,14 @@ const (
 	DefaultInterval = time.Second
 )
 
+// unreachableFor is how long the task waits for an API server that it
+// cannot connect to and that has not answered one check: long enough for a
+// Pod's network (a service mesh's proxy) to come up, short enough that a
+// kubeconfig naming no live cluster fails at once rather than at the
+// timeout. Once the API server has answered, a lost connection is waited
+// out as any other transient error.
+const unreachableFor = 2 * time.Second
+
 type inputs struct {
 	URL    string `json:"url,omitempty"`
 	Method string `json:"method,omitempty"`
@@ -132,6 +140,8 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	for i := range objLast {
 		objLast[i].transient = true // nothing known yet
 	}
+	start := time.Now()
+	answered := false // the API server has answered a check
 	for attempt := 1; ; attempt++ {
 		ready := true
 		if t.URL != nil {
@@ -153,6 +163,10 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			}
 			if st.lack != "" {
 				ready = false
+			}
+			answered = answered || st.answered
+			if st.unreachable && !answered && time.Since(start) >= unreachableFor {
+				return fmt.Errorf("wait for %s: %s (no answer in %v)", o.ID(ns), st.lack, time.Since(start).Round(time.Second))
 			}
 			objNow[i] = st
 			// An error on the way (the deadline, the client's rate limit,
@@ -209,7 +223,7 @@ func (t *Task) connect(env *experiment.Env) (experiment.ObjectReader, string, er
 	kube, ns, err := env.Kube()
 	switch {
 	case err != nil:
-		return nil, "", fmt.Errorf("wait for %s: connect to Kubernetes: %w", what, err)
+		return nil, "", fmt.Errorf("wait for %s: %w", what, err)
 	case kube == nil:
 		return nil, "", fmt.Errorf("wait for %s: no Kubernetes cluster connection", what)
 	}
