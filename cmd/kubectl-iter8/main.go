@@ -18,7 +18,9 @@ import (
 func main() {
 	// fortio logs every run at Info level on its own; only its errors matter here.
 	fortiolog.SetLogLevelQuiet(fortiolog.Error)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (a closed terminal or ssh session) ends a run as SIGINT does:
+	// the result keeps the load measured so far and says how it ended.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := cli.Execute(ctx, cli.Kubectl())
 	stop()
 	os.Exit(code)
