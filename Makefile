@@ -60,9 +60,10 @@ fuzz:
 ## test: everything CI checks
 test: lint unit sim fuzz
 
-## demo: a local experiment against two versions of a sample app on 127.0.0.1
-demo:
-	bash scripts/demo.sh
+## demo: a local experiment against two versions of a sample app on 127.0.0.1,
+## run with the kubectl-iter8 that build makes
+demo: build
+	GO=$(GO) bash scripts/demo.sh
 
 ## bench: the http load generator's benchmarks (installs wrk from Debian's packages)
 bench:
