@@ -35,7 +35,7 @@ func newLogCmd(e *cmdEnv) *cobra.Command {
 				return fmt.Errorf("log%s: %w", releaseSuffix(o.Release), err)
 			}
 			for _, l := range lines {
-				fmt.Fprintln(e.streams.Out, l)
+				fmt.Fprintln(e.streams.Out, report.Printable(l))
 			}
 			return nil
 		},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/report"
 )
 
 // Frontend is one of the two plugins.
@@ -170,7 +171,9 @@ func Execute(ctx context.Context, fe Frontend) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
+	// An error may quote a server or a file: nothing in it may act on the
+	// terminal.
+	fmt.Fprintf(streams.ErrOut, "Error: %s\n", report.PrintableLines(err.Error()))
 	return ExitCode(err)
 }
 

@@ -25,6 +25,12 @@ func Printable(s string) string {
 	return escape(s, false)
 }
 
+// PrintableLines is Printable for a message of several lines: its line
+// breaks and tabs stay as they are.
+func PrintableLines(s string) string {
+	return escape(s, true)
+}
+
 // escape is Printable, keeping tabs and newlines when layout is set (the
 // tabwriter's own separators).
 func escape(s string, layout bool) string {

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -82,5 +85,41 @@ func TestReportEscapesTerminalControls(t *testing.T) {
 		if !strings.Contains(out.stdout, want) {
 			t.Errorf("report lacks the escaped text %s\n%s", want, out.stdout)
 		}
+	}
+}
+
+// TestLogAndErrorsEscapeTerminalControls: the kept log lines and an error
+// that quotes a server reach the terminal escaped too.
+func TestLogAndErrorsEscapeTerminalControls(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "experiment.yaml", "apiVersion: iter8.tools/v1\n")
+	writeFile(t, dir, "experiment.result.json", `{"experiment": "e", "revision": 1, "startTime": "2026-01-02T03:04:05Z",
+ "tasks": [{"task": "metrics", "state": "succeeded"}], "versions": [{"name": ""}],
+ "log": ["backend said \u001b]0;pwned\u0007"]}`)
+	out := iter8(t, dir, "log")
+	if out.code != 0 || strings.ContainsAny(out.stdout, "\x1b\x07") || !strings.Contains(out.stdout, `backend said \x1b]0;pwned\a`) {
+		t.Errorf("log: want the line escaped\n%s", out)
+	}
+
+	// A metrics backend whose answer holds escapes fails the task; its
+	// words come back in the run's error on stderr.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "not json \x1b]0;pwned\x07\x1b[2J")
+	}))
+	defer srv.Close()
+	writeFile(t, dir, "spec.yaml", `apiVersion: iter8.tools/v1
+kind: Experiment
+metadata: {name: e}
+spec:
+  tasks:
+  - task: metrics
+    with: {provider: prometheus, endpoint: "`+srv.URL+`", queries: [{name: up, query: up}]}
+`)
+	out = iter8(t, dir, "run", "-f", "spec.yaml")
+	if out.code == 0 || !strings.Contains(out.stderr, "not json") {
+		t.Fatalf("run against a backend that answers no JSON: want failure quoting it\n%s", out)
+	}
+	if strings.ContainsAny(out.stderr, "\x1b\x07") {
+		t.Errorf("stderr has a raw escape: %q", out.stderr)
 	}
 }
