@@ -78,7 +78,8 @@ func statLocal(path string) (localFile, error) {
 		return lf, err
 	}
 	lf.exists, lf.dir, lf.regular = true, fi.IsDir(), fi.Mode().IsRegular()
-	if lf.regular {
+	// A file larger than any spec or result is neither: no need to read it.
+	if lf.regular && fi.Size() <= experiment.MaxFileSize {
 		if lf.data, err = os.ReadFile(path); err != nil {
 			return lf, err
 		}
