@@ -24,17 +24,7 @@ spec:
 // loadHead is the start of a spec whose first task sends load to the test's
 // target for a long time: if validation came after it, the test would see
 // requests and run for seconds.
-const loadHead = `apiVersion: iter8.tools/v1
-kind: Experiment
-metadata:
-  name: bad
-spec:
-  tasks:
-  - task: http
-    with:
-      url: "{{URL}}"
-      duration: 20s
-`
+const loadHead = httpHead + "      duration: 20s\n"
 
 // twoVersionHead is loadHead with two versions, each with an endpoint.
 const twoVersionHead = `apiVersion: iter8.tools/v1

@@ -83,12 +83,7 @@ func TestDeleteRefusesWhatIsNotAnExperiment(t *testing.T) {
 					t.Errorf("stderr lacks %q\n%s", w, out)
 				}
 			}
-			for name, content := range tc.files {
-				data, err := os.ReadFile(filepath.Join(dir, name))
-				if err != nil || string(data) != content {
-					t.Errorf("%s was changed or removed (err %v)", name, err)
-				}
-			}
+			checkFilesUnchanged(t, dir, tc.files)
 			for _, d := range tc.dirs {
 				if !fileExists(filepath.Join(dir, d)) {
 					t.Errorf("folder %s was removed", d)

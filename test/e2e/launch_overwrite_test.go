@@ -61,12 +61,7 @@ func TestLaunchKeepsFilesItDidNotWrite(t *testing.T) {
 					t.Errorf("stderr lacks %q\n%s", w, out)
 				}
 			}
-			for name, content := range tc.files {
-				data, err := os.ReadFile(filepath.Join(dir, name))
-				if err != nil || string(data) != content {
-					t.Errorf("%s was changed or removed (err %v)", name, err)
-				}
-			}
+			checkFilesUnchanged(t, dir, tc.files)
 			if names := dirNames(t, dir); len(names) != len(tc.files)+1 {
 				t.Errorf("folder holds %v, want only the test's files and sub/", names)
 			}

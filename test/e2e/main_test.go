@@ -173,6 +173,18 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
+// checkFilesUnchanged fails the test when a file of dir no longer has its
+// content (name → content).
+func checkFilesUnchanged(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(data) != content {
+			t.Errorf("%s was changed or removed (err %v)", name, err)
+		}
+	}
+}
+
 // fileExists reports whether path exists.
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
