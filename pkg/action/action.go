@@ -35,7 +35,8 @@ type Configuration struct {
 	// when there is none.
 	Cluster func() (*Cluster, error)
 	// Helm holds Helm's settings for chart repositories, registries and
-	// debug output; nil means those of Helm's environment variables.
+	// debug output; nil means none (no repositories or registry logins):
+	// pkg/cli fills it from Helm's environment, which the core never reads.
 	Helm *helmcli.EnvSettings
 }
 

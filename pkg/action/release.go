@@ -209,12 +209,14 @@ func (a *Delete) Run(ctx context.Context) ([]string, error) {
 }
 
 // helmSettingsOf are Helm's settings for repositories and registries: the
-// helm front-end's own, else those of Helm's environment variables.
+// front-end's (pkg/cli reads them from Helm's environment), else none, so
+// that a library caller's process environment never changes what the
+// action does.
 func helmSettingsOf(cfg *Configuration) *helmcli.EnvSettings {
 	if cfg.Helm != nil {
 		return cfg.Helm
 	}
-	return helmcli.New()
+	return &helmcli.EnvSettings{}
 }
 
 // deleteRunObjects deletes the Jobs and Pods labelled with the experiment.
