@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/iter8-tools/iter8/pkg/kube"
 	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
@@ -292,15 +293,7 @@ func (w *workloads) readiness(ctx context.Context, cl *Cluster, v *VersionStatus
 		if err != nil {
 			return fmt.Errorf("list endpointslices of service %s: %w", v.Backend, err)
 		}
-		v.ReadyEndpoints = 0
-		for _, s := range eps.Items {
-			for _, ep := range s.Endpoints {
-				// Unset ready means ready, as the API documents.
-				if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
-					v.ReadyEndpoints++
-				}
-			}
-		}
+		v.ReadyEndpoints, _ = kube.ReadyEndpoints(eps.Items)
 		if v.ReadyEndpoints == 0 {
 			reasons = append(reasons, fmt.Sprintf("service %s: no ready endpoints", v.Backend))
 		}

@@ -157,6 +157,12 @@ func TestReleaseStatus(t *testing.T) {
 				{Addresses: []string{"10.0.0.3"}},
 			},
 		},
+		// The same endpoint again in a second slice, as while slices change:
+		// it counts once.
+		&discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "app-v1-y", Namespace: "team", Labels: map[string]string{discoveryv1.LabelServiceName: "app-v1"}},
+			Endpoints:  []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "rel-ready-result", Namespace: "team"}, Data: map[string][]byte{store.ResultsKey: results}},
 	}
 	cfg := testCluster(objs, vs)

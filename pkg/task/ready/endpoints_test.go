@@ -127,11 +127,13 @@ func TestUnready(t *testing.T) {
 		{"no conditions: ready", []string{`[{addresses: [10.0.0.1]}]`}, ""},
 		{"conditions without ready: ready", []string{`[{addresses: [10.0.0.1], conditions: {serving: false}}]`}, ""},
 		{"ready null: ready", []string{`[{addresses: [10.0.0.1], conditions: {ready: null}}]`}, ""},
-		{"ready not a bool", []string{`[{addresses: [10.0.0.1], conditions: {ready: "true"}}]`}, "0 of 1 endpoint ready"},
+		// Slices that no API server would serve (it validates them) are
+		// named as unreadable, not guessed at.
+		{"ready not a bool", []string{`[{addresses: [10.0.0.1], conditions: {ready: "true"}}]`}, "EndpointSlice app-a unreadable: unrecognized type: bool"},
 		{"empty slice", []string{`[]`}, "no endpoints in 1 EndpointSlice"},
 		{"slices without endpoints", []string{`null`, `[]`}, "no endpoints in 2 EndpointSlices"},
 		{"one endpoint in two slices counts once", []string{`[{addresses: [10.0.0.1], conditions: {ready: false}}]`, `[{addresses: [10.0.0.1], conditions: {ready: false}}]`}, "0 of 1 endpoint ready"},
-		{"odd entries", []string{`[1, "x", {addresses: [10.0.0.1], conditions: {ready: false}}]`}, "0 of 1 endpoint ready"},
+		{"odd entries", []string{`[1, "x", {addresses: [10.0.0.1], conditions: {ready: false}}]`}, "EndpointSlice app-a unreadable: cannot restore struct from: float64"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

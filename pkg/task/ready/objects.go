@@ -10,14 +10,17 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/kube"
 )
 
 // Object is a Kubernetes object that the task waits for.
@@ -258,68 +261,27 @@ func (o Object) checkEndpoints(ctx context.Context, kube experiment.ObjectReader
 }
 
 // unready says what a Service's EndpointSlices lack for it to have a ready
-// endpoint ("" when one is ready). An endpoint is ready when its
-// conditions.ready is true or unset (the EndpointSlice API says that unset
-// means ready); an endpoint in several slices, as it may be while the
-// slices change, counts once, ready when any copy says so.
-func unready(slices []unstructured.Unstructured) string {
-	if len(slices) == 0 {
+// endpoint ("" when one is ready), counted as kube.ReadyEndpoints counts.
+func unready(list []unstructured.Unstructured) string {
+	if len(list) == 0 {
 		return "no EndpointSlice"
 	}
-	ready := map[string]bool{}
-	for _, s := range slices {
-		raw, _, _ := unstructured.NestedFieldNoCopy(s.Object, "endpoints")
-		items, _ := raw.([]any)
-		for _, item := range items {
-			ep, ok := item.(map[string]any)
-			if !ok {
-				continue
-			}
-			key := endpointKey(s.Object, ep)
-			ready[key] = ready[key] || endpointReady(ep)
+	typed := make([]discoveryv1.EndpointSlice, 0, len(list))
+	for _, u := range list {
+		var s discoveryv1.EndpointSlice
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
+			return fmt.Sprintf("EndpointSlice %s unreadable: %v", u.GetName(), err)
 		}
+		typed = append(typed, s)
 	}
-	n := 0
-	for _, r := range ready {
-		if r {
-			n++
-		}
-	}
+	ready, total := kube.ReadyEndpoints(typed)
 	switch {
-	case n > 0:
+	case ready > 0:
 		return ""
-	case len(ready) == 0:
-		return fmt.Sprintf("no endpoints in %s", plural(len(slices), "EndpointSlice"))
+	case total == 0:
+		return fmt.Sprintf("no endpoints in %s", plural(len(list), "EndpointSlice"))
 	}
-	return fmt.Sprintf("0 of %s ready", plural(len(ready), "endpoint"))
-}
-
-// endpointKey identifies an endpoint across slices by its address type and
-// addresses.
-func endpointKey(slice, ep map[string]any) string {
-	addressType, _ := slice["addressType"].(string)
-	addrs, _ := ep["addresses"].([]any)
-	var b strings.Builder
-	b.WriteString(addressType)
-	for _, a := range addrs {
-		fmt.Fprintf(&b, " %v", a)
-	}
-	return b.String()
-}
-
-// endpointReady reads conditions.ready: unset (or null) is ready, as the API
-// documents; anything but true otherwise is not.
-func endpointReady(ep map[string]any) bool {
-	conds, ok := ep["conditions"].(map[string]any)
-	if !ok {
-		return ep["conditions"] == nil
-	}
-	r, set := conds["ready"]
-	if !set || r == nil {
-		return true
-	}
-	b, _ := r.(bool)
-	return b
+	return fmt.Sprintf("0 of %s ready", plural(total, "endpoint"))
 }
 
 func plural(n int, what string) string {
