@@ -164,7 +164,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"missing value", `{provider: istio, endpoint: "http://127.0.0.1:9090", values: {namespace: x}}`, []string{"spec.tasks[0].with.values", "workload"}},
 		{"reserved value", `{provider: istio, endpoint: "http://127.0.0.1:9090", values: {namespace: x, workload: y, window: 1m}}`, []string{"spec.tasks[0].with.values[window]"}},
 		{"auth value instead of name", `{provider: prometheus, endpoint: "http://127.0.0.1:9090", auth: {bearer: "abc.def"}, queries: [{name: q, query: up}]}`, []string{"spec.tasks[0].with.auth.bearer", "unknown field"}},
-		{"auth secret value in From", `{provider: prometheus, endpoint: "http://127.0.0.1:9090", auth: {bearerFrom: "Bearer abc/def"}, queries: [{name: q, query: up}]}`, []string{"spec.tasks[0].with.auth.bearerFrom", "not hold its value"}},
+		{"auth secret value in From", `{provider: prometheus, endpoint: "http://127.0.0.1:9090", auth: {bearerFrom: "Bearer abc/def"}, queries: [{name: q, query: up}]}`, []string{"spec.tasks[0].with.auth.bearerFrom: Invalid value: must be the name of a secret, not its value"}},
+		{"auth name starting with a digit", `{provider: prometheus, endpoint: "http://127.0.0.1:9090", auth: {basic: {usernameFrom: U, passwordFrom: 1PASS}}, queries: [{name: q, query: up}]}`, []string{"spec.tasks[0].with.auth.basic.passwordFrom: Invalid value: must be the name of a secret"}},
+		{"auth empty name", `{provider: prometheus, endpoint: "http://127.0.0.1:9090", auth: {apiKey: {header: X-Key}}, queries: [{name: q, query: up}]}`, []string{"spec.tasks[0].with.auth.apiKey.keyFrom: Required value: the name of a secret"}},
 		{"relative url without endpoint", `{provider: prometheus, queries: [{name: q, query: up}]}`, []string{"relative and there is no endpoint"}},
 		{"bad window", `{provider: prometheus, endpoint: "http://127.0.0.1:9090", window: soon, queries: [{name: q, query: up}]}`, []string{"spec.tasks[0].with.window"}},
 		{"inline provider bad template and jq", `
@@ -205,7 +207,7 @@ func TestInlineProvider(t *testing.T) {
 	with := strings.ReplaceAll(`
 provider: mine
 endpoint: %s
-auth: {apiKey: {header: X-Api-Key, keyFrom: K}}
+auth: {apiKey: {header: X-Api-Key, keyFrom: api.key-1}} # a name as a Secret's key
 values: {base: stats}
 providers:
 - name: mine
@@ -225,7 +227,7 @@ providers:
 	if !d.Metrics.Has("v1", "mine/score") {
 		t.Errorf("Catalog lacks mine/score: %v", d.Metrics.Known())
 	}
-	err, res, _ := run(t, task, plan, map[string]string{"K": secret})
+	err, res, _ := run(t, task, plan, map[string]string{"api.key-1": secret})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"regexp"
 	"slices"
 	"time"
 
@@ -59,10 +58,6 @@ type apiKeyIn struct {
 
 // reserved are the template values that the task sets.
 var reserved = []string{"version", "window", "windowSeconds", "startTime", "endTime", "startUnix", "endUnix", "startSeconds", "endSeconds", "query"}
-
-// secretName is what a secret's name looks like (an environment variable);
-// anything else is likely a value pasted where its name belongs.
-var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,252}$`)
 
 // Task is the decoded metrics task.
 type Task struct {
@@ -257,13 +252,8 @@ func checkAuth(a *authIn, defaultHeader string, p *field.Path) field.ErrorList {
 	}
 	var errs field.ErrorList
 	name := func(fp *field.Path, v string) {
-		switch {
-		case v == "":
-			errs = append(errs, field.Required(fp, "the name of a secret (locally an environment variable)"))
-		case !secretName.MatchString(v):
-			// The value is not shown: it may be the secret itself.
-			errs = append(errs, field.Invalid(fp, field.OmitValueType{},
-				"must name a secret (letters, digits, '_', '.', '-'), not hold its value"))
+		if fe := experiment.CheckSecretName(v, fp); fe != nil {
+			errs = append(errs, fe)
 		}
 	}
 	kinds := 0

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
+	"golang.org/x/net/http/httpguts"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -277,7 +278,7 @@ func decodeURL(d *experiment.Decoding, raw, from string, p *field.Path, example 
 	case raw != "" && from != "":
 		return nil, field.ErrorList{field.Forbidden(p.Child("urlFrom"), "set url or urlFrom, not both")}
 	case from != "":
-		if fe := checkSecretName(from, p.Child("urlFrom")); fe != nil {
+		if fe := experiment.CheckSecretName(from, p.Child("urlFrom")); fe != nil {
 			return nil, field.ErrorList{fe}
 		}
 		return nil, nil
@@ -319,7 +320,8 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 	if t.method == "" {
 		t.method = http.MethodPost
 	}
-	if !validToken(t.method) {
+	// A method is a token, as a header's name is.
+	if !httpguts.ValidHeaderFieldName(t.method) {
 		errs = append(errs, field.Invalid(p.Child("method"), in.Method, "not an HTTP method"))
 	}
 	if t.contentType == "" {
@@ -332,7 +334,7 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 		return func(k string) string {
 			c := textproto.CanonicalMIMEHeaderKey(k)
 			switch {
-			case !validToken(k):
+			case !httpguts.ValidHeaderFieldName(k):
 				return "not a header name"
 			case c == "Content-Type":
 				return "set it with contentType"
@@ -356,7 +358,7 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 			errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
 			continue
 		}
-		if fe := checkSecretName(in.HeadersFrom[k], kp); fe != nil {
+		if fe := experiment.CheckSecretName(in.HeadersFrom[k], kp); fe != nil {
 			errs = append(errs, fe)
 			continue
 		}
@@ -390,7 +392,7 @@ func decodeSlack(in *slackIn, p *field.Path) (*target, field.ErrorList) {
 	case in.URLFrom == "":
 		errs = append(errs, field.Required(p.Child("urlFrom"), "the name of the secret that holds the incoming-webhook URL, such as SLACK_WEBHOOK_URL"))
 	default:
-		if fe := checkSecretName(in.URLFrom, p.Child("urlFrom")); fe != nil {
+		if fe := experiment.CheckSecretName(in.URLFrom, p.Child("urlFrom")); fe != nil {
 			errs = append(errs, fe)
 		}
 	}
@@ -427,7 +429,7 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 	}
 	if in.TokenFrom == "" {
 		errs = append(errs, field.Required(p.Child("tokenFrom"), "the name of the secret that holds a GitHub token, such as GITHUB_TOKEN"))
-	} else if fe := checkSecretName(in.TokenFrom, p.Child("tokenFrom")); fe != nil {
+	} else if fe := experiment.CheckSecretName(in.TokenFrom, p.Child("tokenFrom")); fe != nil {
 		errs = append(errs, fe)
 	}
 	apiURL := in.APIURL
@@ -525,17 +527,4 @@ func decodeCloudEvent(d *experiment.Decoding, in *cloudEventIn, p *field.Path) (
 		}
 	}
 	return t, errs
-}
-
-// validToken reports whether s is an HTTP token (a method or a header name).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return false
-		}
-	}
-	return true
 }

@@ -26,7 +26,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"webhook url and urlFrom", `{"targets": [{"webhook": {"url": "http://h/", "urlFrom": "U"}}]}`,
 			[]string{"with.targets[0].webhook.urlFrom: Forbidden: set url or urlFrom, not both"}},
 		{"webhook bad url", `{"targets": [{"webhook": {"url": "ftp://h/"}}]}`, []string{"with.targets[0].webhook.url: Invalid value", "http:// or https://"}},
-		{"webhook bad urlFrom", `{"targets": [{"webhook": {"urlFrom": "my-url"}}]}`, []string{"with.targets[0].webhook.urlFrom: Invalid value: \"my-url\""}},
+		{"webhook URL in urlFrom", `{"targets": [{"webhook": {"urlFrom": "https://example.com/hook"}}]}`,
+			[]string{"with.targets[0].webhook.urlFrom: Invalid value: must be the name of a secret, not its value"}},
 		{"webhook bad method", `{"targets": [{"webhook": {"url": "http://h/", "method": "PO ST"}}]}`, []string{"with.targets[0].webhook.method: Invalid value"}},
 		{"webhook bad header", `{"targets": [{"webhook": {"url": "http://h/", "headers": {"Bad Header": "x"}}}]}`,
 			[]string{"with.targets[0].webhook.headers[Bad Header]: Invalid value", "not a header name"}},
@@ -35,7 +36,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"webhook header twice", `{"targets": [{"webhook": {"url": "http://h/", "headers": {"X-Key": "a"}, "headersFrom": {"x-key": "KEY"}}}]}`,
 			[]string{"with.targets[0].webhook.headersFrom[x-key]", "X-Key is set in headers too"}},
 		{"webhook bad headersFrom", `{"targets": [{"webhook": {"url": "http://h/", "headersFrom": {"X-Key": "1KEY"}}}]}`,
-			[]string{"with.targets[0].webhook.headersFrom[X-Key]: Invalid value: \"1KEY\""}},
+			[]string{"with.targets[0].webhook.headersFrom[X-Key]: Invalid value: must be the name of a secret"}},
 		{"webhook empty headersFrom", `{"targets": [{"webhook": {"url": "http://h/", "headersFrom": {"X-Key": ""}}}]}`,
 			[]string{"with.targets[0].webhook.headersFrom[X-Key]: Required value"}},
 		{"payload syntax", `{"targets": [{"webhook": {"url": "http://h/", "payloadTemplate": "{{ .Experiment "}}]}`,
@@ -46,8 +47,8 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{"with.targets[0].webhook.payloadTemplate", `write {{ secret "NAME" }} with the name in quotes`}},
 		{"secret piped", `{"targets": [{"webhook": {"url": "http://h/", "headers": {"X-A": "{{ \"K\" | secret }}"}}}]}`,
 			[]string{"with.targets[0].webhook.headers[X-A]", `write {{ secret "NAME" }}`}},
-		{"secret bad name", `{"targets": [{"webhook": {"url": "http://h/", "query": {"k": "{{ secret \"a-b\" }}"}}}]}`,
-			[]string{`with.targets[0].webhook.query[k]: Invalid value: "a-b"`}},
+		{"secret bad name", `{"targets": [{"webhook": {"url": "http://h/", "query": {"k": "{{ secret \"a b\" }}"}}}]}`,
+			[]string{`with.targets[0].webhook.query[k]: Invalid value: must be the name of a secret`}},
 		{"secret in define", `{"targets": [{"webhook": {"url": "http://h/", "payloadTemplate": "{{ define \"x\" }}{{ secret 1 }}{{ end }}{{ template \"x\" }}"}}]}`,
 			[]string{"with.targets[0].webhook.payloadTemplate", `write {{ secret "NAME" }}`}},
 		{"GET with payload", `{"targets": [{"webhook": {"url": "http://h/", "method": "get", "payloadTemplate": "x"}}]}`,
@@ -90,7 +91,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"cloudevent source", `{"targets": [{"cloudevent": {"url": "http://h/", "type": "t", "source": "%zz"}}]}`,
 			[]string{`with.targets[0].cloudevent.source: Invalid value: "%zz": not a URI reference`}},
 
-		{"every problem at once", `{"timeout": "x", "targets": [{}, {"slack": {}}, {"github": {"repository": "o/r", "tokenFrom": "T", "eventType": "e"}}, {"webhook": {"urlFrom": "-"}}]}`,
+		{"every problem at once", `{"timeout": "x", "targets": [{}, {"slack": {}}, {"github": {"repository": "o/r", "tokenFrom": "T", "eventType": "e"}}, {"webhook": {"urlFrom": "Bearer x"}}]}`,
 			[]string{"with.timeout", "with.targets[0]: Required", "with.targets[1].slack.urlFrom: Required", "with.targets[3].webhook.urlFrom: Invalid"}},
 	}
 	for _, tc := range tests {
@@ -109,10 +110,18 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
-func TestDecodeSlackURLIsNotEchoed(t *testing.T) {
-	_, errs := decode(t, `{"targets": [{"slack": {"url": "https://hooks.slack.com/services/T/B/SECRETPART"}}]}`)
-	if got := describe(errs); strings.Contains(got, "SECRETPART") {
-		t.Errorf("the decode error shows the Slack URL: %s", got)
+// TestDecodeSecretIsNotEchoed: a secret written where its name belongs is
+// refused without being shown.
+func TestDecodeSecretIsNotEchoed(t *testing.T) {
+	for _, with := range []string{
+		`{"targets": [{"slack": {"url": "https://hooks.slack.com/services/T/B/SECRETPART"}}]}`,
+		`{"targets": [{"slack": {"urlFrom": "https://hooks.slack.com/services/T/B/SECRETPART"}}]}`,
+		`{"targets": [{"github": {"repository": "o/r", "tokenFrom": "ghp_SECRETPART+/=", "eventType": "e"}}]}`,
+	} {
+		_, errs := decode(t, with)
+		if got := describe(errs); len(errs) == 0 || strings.Contains(got, "SECRETPART") {
+			t.Errorf("Decode(%s) errors %q, want one that does not show the secret", with, got)
+		}
 	}
 }
 
@@ -138,11 +147,13 @@ func TestDecodeDefaults(t *testing.T) {
 	if got := task.targets[1].secrets(); len(got) != 1 || got[0] != "GITHUB_TOKEN" {
 		t.Errorf("secrets of a github target = %v, want [GITHUB_TOKEN]", got)
 	}
-	task = mustDecode(t, `{"timeout": "2s", "softFailure": true, "targets": [{"webhook": {"urlFrom": "HOOK", "headersFrom": {"Authorization": "AUTH"}, "query": {"k": "{{ secret \"Q\" }}"}, "payloadTemplate": "{{ secret \"P\" }}{{ secret \"P\" }}"}}]}`)
+	// Secret names follow Kubernetes's env names: '.' and '-' as in a
+	// Secret's keys are taken.
+	task = mustDecode(t, `{"timeout": "2s", "softFailure": true, "targets": [{"webhook": {"urlFrom": "HOOK", "headersFrom": {"Authorization": "auth.token"}, "query": {"k": "{{ secret \"query-key\" }}"}, "payloadTemplate": "{{ secret \"P\" }}{{ secret \"P\" }}"}}]}`)
 	if task.Timeout != 2*time.Second || !task.SoftFailure {
 		t.Errorf("timeout, softFailure = %v, %v; want 2s, true", task.Timeout, task.SoftFailure)
 	}
-	if got, want := strings.Join(task.targets[0].secrets(), ","), "AUTH,HOOK,P,Q"; got != want {
+	if got, want := strings.Join(task.targets[0].secrets(), ","), "HOOK,P,auth.token,query-key"; got != want {
 		t.Errorf("secrets = %s, want %s", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,24 +12,9 @@ import (
 	"text/template/parse"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
 )
-
-// secretName is what a secret may be called: an environment variable's name,
-// which is how secrets reach the task (locally, or through secretKeyRef in a
-// cluster).
-var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// checkSecretName validates a secret's name (not its value, which decoding
-// never sees).
-func checkSecretName(name string, p *field.Path) *field.Error {
-	switch {
-	case name == "":
-		return field.Required(p, "the name of a secret (an environment variable) such as SLACK_WEBHOOK_URL")
-	case !secretName.MatchString(name):
-		return field.Invalid(p, name, "a secret's name is an environment variable's: letters, digits and '_', not starting with a digit")
-	}
-	return nil
-}
 
 // tmpl is a parsed template field.
 type tmpl struct {
@@ -77,7 +61,7 @@ func parseTemplate(text string, p *field.Path) (*tmpl, field.ErrorList) {
 			errs = append(errs, field.Invalid(p, field.OmitValueType{}, b))
 		}
 		for _, n := range names {
-			if fe := checkSecretName(n, p); fe != nil {
+			if fe := experiment.CheckSecretName(n, p); fe != nil {
 				errs = append(errs, fe)
 			} else {
 				out.secrets = append(out.secrets, n)
