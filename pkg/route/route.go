@@ -2,11 +2,16 @@ package route
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/iter8-tools/iter8/pkg/jsonerr"
 )
 
 // The kinds of route the chart renders.
@@ -77,11 +82,11 @@ type Backend struct {
 // Condition is a condition a controller set on the route.
 type Condition struct {
 	// Parent is the Gateway the condition is about (HTTPRoute), if any.
-	Parent  string `json:"parent,omitempty"`
-	Type    string `json:"type"`
-	Status  string `json:"status"`
-	Reason  string `json:"reason,omitempty"`
-	Message string `json:"message,omitempty"`
+	Parent  string                 `json:"parent,omitempty"`
+	Type    string                 `json:"type"`
+	Status  metav1.ConditionStatus `json:"status"`
+	Reason  string                 `json:"reason,omitempty"`
+	Message string                 `json:"message,omitempty"`
 }
 
 // Weights returns the backends' weights, in order.
@@ -127,9 +132,15 @@ func Parse(u *unstructured.Unstructured) (*Route, error) {
 	var err error
 	switch r.Kind {
 	case KindHTTPRoute:
-		err = p.httpRoute(u.Object, r)
+		var hr gatewayv1.HTTPRoute
+		if err = p.decode(u.Object, &hr); err == nil {
+			err = p.httpRoute(&hr, r)
+		}
 	case KindVirtualService:
-		err = p.virtualService(u.Object, r)
+		var vs virtualService
+		if err = p.decode(u.Object, &vs); err == nil {
+			err = p.virtualService(&vs, r)
+		}
 	default:
 		return nil, fmt.Errorf("parse route %s: kind %q is neither %s nor %s", r.Name, r.Kind, KindHTTPRoute, KindVirtualService)
 	}
@@ -151,70 +162,43 @@ func (p *parser) errorf(path, format string, args ...any) error {
 	return fmt.Errorf("parse %s: %s: %s", p.obj, path, fmt.Sprintf(format, args...))
 }
 
-// list reads the list at path (nil when absent).
-func (p *parser) list(m map[string]any, path string, keys ...string) ([]map[string]any, error) {
-	v, ok, err := unstructured.NestedFieldNoCopy(m, keys...)
-	if err != nil {
-		return nil, p.errorf(path, "%v", err)
+// decode converts obj into the typed struct into. It goes through JSON
+// rather than runtime.DefaultUnstructuredConverter, whose errors name no
+// field: a JSON type error has the offset of the mistyped value, which
+// names its field with list indexes (spec.rules[0].backendRefs[1].weight).
+func (p *parser) decode(obj map[string]any, into any) error {
+	data, err := json.Marshal(obj)
+	if err == nil {
+		err = json.Unmarshal(data, into)
 	}
-	if !ok || v == nil {
-		return nil, nil
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return nil, p.errorf(path, "want a list, got %T", v)
-	}
-	out := make([]map[string]any, len(items))
-	for i, it := range items {
-		if out[i], ok = it.(map[string]any); !ok {
-			return nil, p.errorf(fmt.Sprintf("%s[%d]", path, i), "want an object, got %T", it)
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		if err != nil {
+			return fmt.Errorf("parse %s: %w", p.obj, err)
 		}
+		return nil
 	}
-	return out, nil
+	path, ok := jsonerr.PathAt(data, te.Offset)
+	// An Unmarshaler's own type error (metav1.Time's) has an offset within
+	// its value only; then the decoder's dotted path of Go fields is right.
+	if last := te.Field[strings.LastIndex(te.Field, ".")+1:]; !ok || !strings.Contains(path, last) {
+		path = te.Field
+	}
+	return p.errorf(path, "got %s, want %s", te.Value, jsonerr.Want(te.Type))
 }
 
-// str reads the string at keys ("" when absent).
-func (p *parser) str(m map[string]any, path string, keys ...string) (string, error) {
-	v, ok, err := unstructured.NestedFieldNoCopy(m, keys...)
-	if err != nil {
-		return "", p.errorf(path, "%v", err)
+// weightsEntry returns the index of the one entry of list (spec.rules or
+// spec.http) named WeightsRule, the entry that weighs every version; what
+// names an entry in errors.
+func (p *parser) weightsEntry(list, what string, names []string) (int, error) {
+	at := slices.Index(names, WeightsRule)
+	if at < 0 {
+		return 0, p.errorf(list, "no %s named %s: not a route of the release chart", what, WeightsRule)
 	}
-	if !ok || v == nil {
-		return "", nil
+	if j := slices.Index(names[at+1:], WeightsRule); j >= 0 {
+		return 0, p.errorf(fmt.Sprintf("%s[%d].name", list, at+1+j), "a second %s named %s (the first is %s[%d])", what, WeightsRule, list, at)
 	}
-	s, ok := v.(string)
-	if !ok {
-		return "", p.errorf(path, "want a string, got %T", v)
-	}
-	return s, nil
-}
-
-// num reads the whole number at keys; def when absent.
-func (p *parser) num(m map[string]any, def int, path string, keys ...string) (int, error) {
-	v, ok, err := unstructured.NestedFieldNoCopy(m, keys...)
-	if err != nil {
-		return 0, p.errorf(path, "%v", err)
-	}
-	if !ok || v == nil {
-		return def, nil
-	}
-	switch n := v.(type) {
-	case int64:
-		if n > math.MaxInt32 || n < math.MinInt32 {
-			return 0, p.errorf(path, "%d is out of range", n)
-		}
-		return int(n), nil
-	case int:
-		return n, nil
-	case int32:
-		return int(n), nil
-	case float64:
-		if n != math.Trunc(n) || math.Abs(n) > math.MaxInt32 {
-			return 0, p.errorf(path, "%v is not a whole number", n)
-		}
-		return int(n), nil
-	}
-	return 0, p.errorf(path, "want a number, got %T", v)
+	return at, nil
 }
 
 // backend returns r's backend of Service name, appending one when there is
@@ -225,421 +209,4 @@ func backend(r *Route, name string, port int) *Backend {
 	}
 	r.Backends = append(r.Backends, Backend{Name: name, Port: port})
 	return &r.Backends[len(r.Backends)-1]
-}
-
-func (p *parser) httpRoute(obj map[string]any, r *Route) error {
-	rules, err := p.list(obj, "spec.rules", "spec", "rules")
-	if err != nil {
-		return err
-	}
-	weights := -1
-	for i, rule := range rules {
-		path := fmt.Sprintf("spec.rules[%d]", i)
-		name, err := p.str(rule, path+".name", "name")
-		if err != nil {
-			return err
-		}
-		if name != WeightsRule {
-			continue
-		}
-		if weights >= 0 {
-			return p.errorf(path+".name", "a second rule named %s (the first is spec.rules[%d])", WeightsRule, weights)
-		}
-		weights = i
-		refs, err := p.list(rule, path+".backendRefs", "backendRefs")
-		if err != nil {
-			return err
-		}
-		for j, ref := range refs {
-			rp := fmt.Sprintf("%s.backendRefs[%d]", path, j)
-			b, err := p.backendRef(ref, rp)
-			if err != nil {
-				return err
-			}
-			// The Gateway API's default weight is 1.
-			if b.Weight, err = p.num(ref, 1, rp+".weight", "weight"); err != nil {
-				return err
-			}
-			if r.Backend(b.Name) != nil {
-				return p.errorf(rp+".name", "backend %s appears twice", b.Name)
-			}
-			r.Backends = append(r.Backends, b)
-		}
-	}
-	if weights < 0 {
-		return p.errorf("spec.rules", "no rule named %s: not a route of the release chart", WeightsRule)
-	}
-	for i, rule := range rules {
-		path := fmt.Sprintf("spec.rules[%d]", i)
-		name, _ := p.str(rule, path+".name", "name")
-		switch {
-		case i == weights:
-			if err := p.httpMirrors(rule, path, r); err != nil {
-				return err
-			}
-		case strings.HasSuffix(name, MatchSuffix):
-			if err := p.httpMatchRule(rule, path, r); err != nil {
-				return err
-			}
-		}
-	}
-	return p.httpConditions(obj, r)
-}
-
-// backendRef reads a Gateway API backendRef's Service name and port.
-func (p *parser) backendRef(ref map[string]any, path string) (Backend, error) {
-	var b Backend
-	var err error
-	if b.Name, err = p.str(ref, path+".name", "name"); err != nil {
-		return b, err
-	}
-	if b.Name == "" {
-		return b, p.errorf(path+".name", "missing")
-	}
-	if b.Port, err = p.num(ref, 0, path+".port", "port"); err != nil {
-		return b, err
-	}
-	return b, nil
-}
-
-func (p *parser) httpMirrors(rule map[string]any, path string, r *Route) error {
-	filters, err := p.list(rule, path+".filters", "filters")
-	if err != nil {
-		return err
-	}
-	for k, f := range filters {
-		fp := fmt.Sprintf("%s.filters[%d]", path, k)
-		typ, err := p.str(f, fp+".type", "type")
-		if err != nil {
-			return err
-		}
-		if typ != "RequestMirror" {
-			continue
-		}
-		ref, ok := f["requestMirror"].(map[string]any)
-		if !ok {
-			return p.errorf(fp+".requestMirror", "missing")
-		}
-		refMap, ok := ref["backendRef"].(map[string]any)
-		if !ok {
-			return p.errorf(fp+".requestMirror.backendRef", "missing")
-		}
-		mb, err := p.backendRef(refMap, fp+".requestMirror.backendRef")
-		if err != nil {
-			return err
-		}
-		// Without percent or fraction, a RequestMirror copies every request.
-		pct, err := p.num(ref, -1, fp+".requestMirror.percent", "percent")
-		if err != nil {
-			return err
-		}
-		if pct < 0 {
-			pct = 100
-			if _, ok := ref["fraction"]; ok {
-				num, err := p.num(ref, 0, fp+".requestMirror.fraction.numerator", "fraction", "numerator")
-				if err != nil {
-					return err
-				}
-				den, err := p.num(ref, 100, fp+".requestMirror.fraction.denominator", "fraction", "denominator")
-				if err != nil {
-					return err
-				}
-				if den <= 0 {
-					return p.errorf(fp+".requestMirror.fraction.denominator", "must be above 0")
-				}
-				pct = num * 100 / den
-			}
-		}
-		backend(r, mb.Name, mb.Port).Mirror = pct
-	}
-	return nil
-}
-
-func (p *parser) httpMatchRule(rule map[string]any, path string, r *Route) error {
-	refs, err := p.list(rule, path+".backendRefs", "backendRefs")
-	if err != nil {
-		return err
-	}
-	if len(refs) != 1 {
-		return p.errorf(path+".backendRefs", "a match rule has one backend, not %d", len(refs))
-	}
-	mb, err := p.backendRef(refs[0], path+".backendRefs[0]")
-	if err != nil {
-		return err
-	}
-	matches, err := p.list(rule, path+".matches", "matches")
-	if err != nil {
-		return err
-	}
-	b := backend(r, mb.Name, mb.Port)
-	for k, m := range matches {
-		mp := fmt.Sprintf("%s.matches[%d].headers", path, k)
-		headers, err := p.list(m, mp, "headers")
-		if err != nil {
-			return err
-		}
-		set := map[string]string{}
-		for h, hd := range headers {
-			hp := fmt.Sprintf("%s[%d]", mp, h)
-			name, err := p.str(hd, hp+".name", "name")
-			if err != nil {
-				return err
-			}
-			if name == "" {
-				return p.errorf(hp+".name", "missing")
-			}
-			if set[name], err = p.str(hd, hp+".value", "value"); err != nil {
-				return err
-			}
-		}
-		b.Matches = append(b.Matches, set)
-	}
-	return nil
-}
-
-func (p *parser) httpConditions(obj map[string]any, r *Route) error {
-	parents, err := p.list(obj, "status.parents", "status", "parents")
-	if err != nil {
-		return err
-	}
-	for i, parent := range parents {
-		pp := fmt.Sprintf("status.parents[%d]", i)
-		name, err := p.str(parent, pp+".parentRef.name", "parentRef", "name")
-		if err != nil {
-			return err
-		}
-		ns, err := p.str(parent, pp+".parentRef.namespace", "parentRef", "namespace")
-		if err != nil {
-			return err
-		}
-		if ns != "" {
-			name = ns + "/" + name
-		}
-		if err := p.conditions(parent, pp+".conditions", name, r, "conditions"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *parser) conditions(m map[string]any, path, parent string, r *Route, keys ...string) error {
-	conds, err := p.list(m, path, keys...)
-	if err != nil {
-		return err
-	}
-	for j, c := range conds {
-		cp := fmt.Sprintf("%s[%d]", path, j)
-		cond := Condition{Parent: parent}
-		for _, f := range []struct {
-			dst *string
-			key string
-		}{{&cond.Type, "type"}, {&cond.Status, "status"}, {&cond.Reason, "reason"}, {&cond.Message, "message"}} {
-			if *f.dst, err = p.str(c, cp+"."+f.key, f.key); err != nil {
-				return err
-			}
-		}
-		r.Conditions = append(r.Conditions, cond)
-	}
-	return nil
-}
-
-// serviceOfHost returns the Service a destination host names:
-// "<svc>.<ns>.svc.cluster.local", "<svc>.<ns>" or "<svc>".
-func serviceOfHost(host string) string {
-	name, _, _ := strings.Cut(host, ".")
-	return name
-}
-
-// destination reads an Istio destination's Service and port.
-func (p *parser) destination(d map[string]any, path string) (Backend, error) {
-	var b Backend
-	host, err := p.str(d, path+".host", "host")
-	if err != nil {
-		return b, err
-	}
-	if host == "" {
-		return b, p.errorf(path+".host", "missing")
-	}
-	b.Name = serviceOfHost(host)
-	if b.Port, err = p.num(d, 0, path+".port.number", "port", "number"); err != nil {
-		return b, err
-	}
-	return b, nil
-}
-
-// percent reads an Istio percentage ({value: 0..100}); 100 when absent, as
-// Istio takes it.
-func (p *parser) percent(m map[string]any, path string, keys ...string) (int, error) {
-	v, ok, _ := unstructured.NestedFieldNoCopy(m, keys...)
-	if !ok || v == nil {
-		return 100, nil
-	}
-	pm, ok := v.(map[string]any)
-	if !ok {
-		return 0, p.errorf(path, "want an object, got %T", v)
-	}
-	raw, ok := pm["value"]
-	if !ok {
-		return 0, nil
-	}
-	switch n := raw.(type) {
-	case float64:
-		return int(math.Round(n)), nil
-	case int64:
-		return int(n), nil
-	}
-	return 0, p.errorf(path+".value", "want a number, got %T", raw)
-}
-
-func (p *parser) virtualService(obj map[string]any, r *Route) error {
-	https, err := p.list(obj, "spec.http", "spec", "http")
-	if err != nil {
-		return err
-	}
-	weights := -1
-	for i, h := range https {
-		path := fmt.Sprintf("spec.http[%d]", i)
-		name, err := p.str(h, path+".name", "name")
-		if err != nil {
-			return err
-		}
-		if name != WeightsRule {
-			continue
-		}
-		if weights >= 0 {
-			return p.errorf(path+".name", "a second http entry named %s (the first is spec.http[%d])", WeightsRule, weights)
-		}
-		weights = i
-		routes, err := p.list(h, path+".route", "route")
-		if err != nil {
-			return err
-		}
-		for j, rt := range routes {
-			rp := fmt.Sprintf("%s.route[%d]", path, j)
-			d, ok := rt["destination"].(map[string]any)
-			if !ok {
-				return p.errorf(rp+".destination", "missing")
-			}
-			b, err := p.destination(d, rp+".destination")
-			if err != nil {
-				return err
-			}
-			// A single destination without a weight takes all traffic.
-			def := 0
-			if len(routes) == 1 {
-				def = 100
-			}
-			if b.Weight, err = p.num(rt, def, rp+".weight", "weight"); err != nil {
-				return err
-			}
-			if r.Backend(b.Name) != nil {
-				return p.errorf(rp+".destination.host", "backend %s appears twice", b.Name)
-			}
-			r.Backends = append(r.Backends, b)
-		}
-	}
-	if weights < 0 {
-		return p.errorf("spec.http", "no http entry named %s: not a route of the release chart", WeightsRule)
-	}
-	for i, h := range https {
-		path := fmt.Sprintf("spec.http[%d]", i)
-		name, _ := p.str(h, path+".name", "name")
-		switch {
-		case i == weights:
-			if err := p.istioMirrors(h, path, r); err != nil {
-				return err
-			}
-		case strings.HasSuffix(name, MatchSuffix):
-			if err := p.istioMatch(h, path, r); err != nil {
-				return err
-			}
-		}
-	}
-	return p.conditions(obj, "status.conditions", "", r, "status", "conditions")
-}
-
-func (p *parser) istioMirrors(h map[string]any, path string, r *Route) error {
-	if m, ok := h["mirror"]; ok && m != nil {
-		d, ok := m.(map[string]any)
-		if !ok {
-			return p.errorf(path+".mirror", "want an object, got %T", m)
-		}
-		mb, err := p.destination(d, path+".mirror")
-		if err != nil {
-			return err
-		}
-		pct, err := p.percent(h, path+".mirrorPercentage", "mirrorPercentage")
-		if err != nil {
-			return err
-		}
-		backend(r, mb.Name, mb.Port).Mirror = pct
-	}
-	mirrors, err := p.list(h, path+".mirrors", "mirrors")
-	if err != nil {
-		return err
-	}
-	for k, m := range mirrors {
-		mp := fmt.Sprintf("%s.mirrors[%d]", path, k)
-		d, ok := m["destination"].(map[string]any)
-		if !ok {
-			return p.errorf(mp+".destination", "missing")
-		}
-		mb, err := p.destination(d, mp+".destination")
-		if err != nil {
-			return err
-		}
-		pct, err := p.percent(m, mp+".percentage", "percentage")
-		if err != nil {
-			return err
-		}
-		backend(r, mb.Name, mb.Port).Mirror = pct
-	}
-	return nil
-}
-
-func (p *parser) istioMatch(h map[string]any, path string, r *Route) error {
-	routes, err := p.list(h, path+".route", "route")
-	if err != nil {
-		return err
-	}
-	if len(routes) != 1 {
-		return p.errorf(path+".route", "a match entry has one destination, not %d", len(routes))
-	}
-	d, ok := routes[0]["destination"].(map[string]any)
-	if !ok {
-		return p.errorf(path+".route[0].destination", "missing")
-	}
-	mb, err := p.destination(d, path+".route[0].destination")
-	if err != nil {
-		return err
-	}
-	matches, err := p.list(h, path+".match", "match")
-	if err != nil {
-		return err
-	}
-	b := backend(r, mb.Name, mb.Port)
-	for k, m := range matches {
-		mp := fmt.Sprintf("%s.match[%d].headers", path, k)
-		raw, ok := m["headers"]
-		if !ok {
-			b.Matches = append(b.Matches, map[string]string{})
-			continue
-		}
-		headers, ok := raw.(map[string]any)
-		if !ok {
-			return p.errorf(mp, "want an object, got %T", raw)
-		}
-		set := map[string]string{}
-		for name, v := range headers {
-			vm, ok := v.(map[string]any)
-			if !ok {
-				return p.errorf(mp+"."+name, "want an object, got %T", v)
-			}
-			if set[name], err = p.str(vm, mp+"."+name+".exact", "exact"); err != nil {
-				return err
-			}
-		}
-		b.Matches = append(b.Matches, set)
-	}
-	return nil
 }

@@ -266,8 +266,8 @@ func TestParseMalformed(t *testing.T) {
 			"parse HTTPRoute team/app: spec.rules: no rule named weights"},
 		{"no weights entry", vsMeta + "spec:\n  http: []\n", "parse VirtualService team/app: spec.http: no http entry named weights"},
 		{"weight not a number", httpMeta + "spec:\n  rules:\n  - name: weights\n    backendRefs: [{name: x, port: 80, weight: heavy}]\n",
-			"spec.rules[0].backendRefs[0].weight: want a number, got string"},
-		{"rules not a list", httpMeta + "spec:\n  rules: {name: weights}\n", "spec.rules: want a list"},
+			"spec.rules[0].backendRefs[0].weight: got string, want a whole number"},
+		{"rules not a list", httpMeta + "spec:\n  rules: {name: weights}\n", "spec.rules: got object, want a list"},
 		{"backend without name", httpMeta + "spec:\n  rules:\n  - name: weights\n    backendRefs: [{port: 80}]\n",
 			"spec.rules[0].backendRefs[0].name: missing"},
 		{"backend twice", httpMeta + "spec:\n  rules:\n  - name: weights\n    backendRefs: [{name: x, port: 80}, {name: x, port: 80}]\n",
@@ -285,11 +285,43 @@ func TestParseMalformed(t *testing.T) {
   rules:
   - name: weights
     filters: [{type: RequestMirror, requestMirror: {percent: 3}}]
-`, "spec.rules[0].filters[0].requestMirror.backendRef: missing"},
+`, "spec.rules[0].filters[0].requestMirror.backendRef.name: missing"},
 		{"destination without host", vsMeta + "spec:\n  http:\n  - name: weights\n    route: [{destination: {port: {number: 80}}, weight: 100}]\n",
 			"spec.http[0].route[0].destination.host: missing"},
 		{"fractional weight", vsMeta + "spec:\n  http:\n  - name: weights\n    route: [{destination: {host: a}, weight: 2.5}]\n",
-			"spec.http[0].route[0].weight: 2.5 is not a whole number"},
+			"spec.http[0].route[0].weight: got number 2.5, want a whole number"},
+		{"weight out of range", httpMeta + "spec:\n  rules:\n  - name: weights\n    backendRefs: [{name: x, port: 80, weight: 3000000000}]\n",
+			"spec.rules[0].backendRefs[0].weight: got number 3000000000, want a whole number"},
+		{"mirror filter without requestMirror", httpMeta + "spec:\n  rules:\n  - name: weights\n    filters: [{type: RequestMirror}]\n",
+			"spec.rules[0].filters[0].requestMirror: missing"},
+		{"header name missing", httpMeta + `spec:
+  rules:
+  - name: v2-match
+    matches: [{headers: [{value: x}]}]
+    backendRefs: [{name: a, port: 80}]
+  - name: weights
+`, "spec.rules[0].matches[0].headers[0].name: missing"},
+		{"label not a string", httpMeta + "    iter8.tools/tier: 3\nspec:\n  rules:\n  - name: weights\n",
+			"metadata.labels[iter8.tools/tier]: got number, want a string"},
+		{"condition time not a string", httpMeta + `spec:
+  rules:
+  - name: weights
+status:
+  parents:
+  - parentRef: {name: gw}
+    conditions: [{type: Accepted, status: "True", lastTransitionTime: 5}]
+`, "lastTransitionTime: got number, want a string"},
+		{"istio header not an object", vsMeta + `spec:
+  http:
+  - name: v2-match
+    match: [{headers: {x-user: tester}}]
+    route: [{destination: {host: a}}]
+  - name: weights
+`, "spec.http[0].match[0].headers[x-user]: got string, want an object"},
+		{"istio destination missing", vsMeta + "spec:\n  http:\n  - name: weights\n    mirrors: [{percentage: {value: 3}}]\n",
+			"spec.http[0].mirrors[0].destination: missing"},
+		{"istio second weights entry", vsMeta + "spec:\n  http:\n  - name: weights\n  - name: weights\n",
+			"spec.http[1].name: a second http entry named weights"},
 		{"unknown kind", "apiVersion: v1\nkind: Service\nmetadata: {name: app}\n", `kind "Service" is neither HTTPRoute nor VirtualService`},
 	}
 	for _, tt := range tests {
