@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -54,10 +55,7 @@ func Best(samples []Sample, maximize bool, opt BestOptions) (BestResult, error) 
 	if opt.Draws < 0 {
 		return BestResult{}, fmt.Errorf("best version: draws %d: want 0 (default) or more", opt.Draws)
 	}
-	draws := opt.Draws
-	if draws == 0 {
-		draws = DefaultDraws
-	}
+	draws := cmp.Or(opt.Draws, DefaultDraws)
 	src := rand.NewPCG(opt.Seed, pcgStream)
 	posteriors, err := posteriorsOf(samples, src)
 	if err != nil {
@@ -118,26 +116,17 @@ func posteriorsOf(samples []Sample, src rand.Source) ([]distuv.Rander, error) {
 	posteriors := make([]distuv.Rander, len(samples))
 	var errs []error
 	for i, s := range samples {
-		if err := s.Validate(); err != nil {
+		err := s.Validate()
+		switch {
+		case err != nil: // reported as it is
+		case s.Kind != kind:
+			err = fmt.Errorf("kind %s differs from sample 0's %s", s.Kind, kind)
+		case s.Kind == KindMean:
+			err = s.checkMoments()
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("sample %d: %w", i, err))
 			continue
-		}
-		if s.Kind != kind {
-			errs = append(errs, fmt.Errorf("sample %d: kind %s differs from sample 0's %s", i, s.Kind, kind))
-			continue
-		}
-		if s.Kind == KindMean {
-			switch {
-			case s.Count < 2:
-				errs = append(errs, fmt.Errorf("sample %d: count %d: want at least 2", i, s.Count))
-				continue
-			case math.IsNaN(s.Mean) || math.IsInf(s.Mean, 0):
-				errs = append(errs, fmt.Errorf("sample %d: mean %v is not finite", i, s.Mean))
-				continue
-			case math.IsNaN(s.Stdev) || math.IsInf(s.Stdev, 0):
-				errs = append(errs, fmt.Errorf("sample %d: stdev %v is not finite", i, s.Stdev))
-				continue
-			}
 		}
 		posteriors[i] = posterior(s, src)
 	}

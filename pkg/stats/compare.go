@@ -12,6 +12,17 @@ import (
 // Needed sample size is planned for.
 const power = 0.8
 
+// Test names a two-sample test, as a result records it.
+type Test string
+
+// The tests: CompareLatencies runs MannWhitney, CompareRates TwoProportion
+// and CompareMeans Welch.
+const (
+	MannWhitney   Test = "mann-whitney"
+	TwoProportion Test = "two-proportion"
+	Welch         Test = "welch"
+)
+
 // ShiftResult compares candidate latencies against baseline latencies.
 type ShiftResult struct {
 	BaselineCount, CandidateCount int64
@@ -155,17 +166,7 @@ func lowestAtMost(base, cand []bucket, target, lo, hi float64) float64 {
 	if exceeding(base, cand, hi) > target {
 		return hi
 	}
-	for hi-lo > bisectTolerance {
-		mid := lo + (hi-lo)/2
-		if mid <= lo || mid >= hi {
-			break
-		}
-		if exceeding(base, cand, mid) <= target {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
+	lo, hi = bisect(lo, hi, func(mid float64) bool { return exceeding(base, cand, mid) <= target })
 	return min(nextDifference(base, cand, lo), hi)
 }
 
@@ -177,18 +178,25 @@ func highestAtLeast(base, cand []bucket, target, lo, hi float64) float64 {
 	if exceeding(base, cand, lo) < target {
 		return lo
 	}
+	lo, hi = bisect(lo, hi, func(mid float64) bool { return exceeding(base, cand, mid) < target })
+	return max(prevDifference(base, cand, hi), lo)
+}
+
+// bisect narrows [lo, hi] to within bisectTolerance (or to adjacent
+// floats) around where above, false at lo and true at hi, turns true.
+func bisect(lo, hi float64, above func(float64) bool) (float64, float64) {
 	for hi-lo > bisectTolerance {
 		mid := lo + (hi-lo)/2
 		if mid <= lo || mid >= hi {
 			break
 		}
-		if exceeding(base, cand, mid) >= target {
-			lo = mid
-		} else {
+		if above(mid) {
 			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	return max(prevDifference(base, cand, hi), lo)
+	return lo, hi
 }
 
 // nextDifference is the smallest pairwise difference log c − log b above x
@@ -253,8 +261,36 @@ func CompareLatencies(baseline, candidate *Histogram, confidence, minEffect floa
 	}
 	mf, nf := float64(m), float64(n)
 	total := mf + nf
+	variance := mf * nf / 12 * ((total + 1) - tieCorrection(base, cand)/(total*(total-1))) * res.Inflation
+	sd := math.Sqrt(max(variance, 0))
 
-	// Tie correction: Σ(t³ − t) over the distinct values of both samples.
+	pairs := mf * nf
+	res.PValue = 1 // with every value tied, sd is 0: no evidence of a shift
+	if sd > 0 {
+		res.PValue = twoSided((exceeding(base, cand, 0) - pairs/2) / sd)
+	}
+	res.Significant = res.PValue < 1-confidence
+
+	zAlpha, zBeta := quantiles(confidence)
+	lo := cand[0].logv - base[len(base)-1].logv
+	hi := cand[len(cand)-1].logv - base[0].logv
+	half := zAlpha * sd
+	res.Low = math.Exp(lowestAtMost(base, cand, pairs/2+half, lo, hi))
+	res.High = math.Exp(highestAtLeast(base, cand, pairs/2-half, lo, hi))
+	mid := (lowestAtMost(base, cand, pairs/2, lo, hi) + highestAtLeast(base, cand, pairs/2, lo, hi)) / 2
+	res.Ratio = math.Exp(mid)
+
+	// Needed: as for a t-test on log latency with the pooled variance (for
+	// latencies, with their heavy tails, Mann–Whitney is at least about as
+	// efficient), times the inflation.
+	delta := math.Log1p(minEffect)
+	res.Needed = ceilCount(2*(zAlpha+zBeta)*(zAlpha+zBeta)*pooledLogVariance(base, cand)/(delta*delta)*res.Inflation, 2)
+	return res, nil
+}
+
+// tieCorrection is Σ(t³ − t) over the distinct values of both samples, t
+// being how many values tie at each.
+func tieCorrection(base, cand []bucket) float64 {
 	var ties float64
 	for i, j := 0, 0; i < len(base) || j < len(cand); {
 		var t float64
@@ -272,32 +308,13 @@ func CompareLatencies(baseline, candidate *Histogram, confidence, minEffect floa
 		}
 		ties += t*t*t - t
 	}
-	variance := mf * nf / 12 * ((total + 1) - ties/(total*(total-1))) * res.Inflation
-	sd := math.Sqrt(max(variance, 0))
+	return ties
+}
 
-	pairs := mf * nf
-	u := exceeding(base, cand, 0)
-	switch {
-	case sd > 0:
-		res.PValue = twoSided((u - pairs/2) / sd)
-	default: // every value ties: no evidence of a shift
-		res.PValue = 1
-	}
-	res.Significant = res.PValue < 1-confidence
-
-	zAlpha, zBeta := quantiles(confidence)
-	lo := cand[0].logv - base[len(base)-1].logv
-	hi := cand[len(cand)-1].logv - base[0].logv
-	half := zAlpha * sd
-	res.Low = math.Exp(lowestAtMost(base, cand, pairs/2+half, lo, hi))
-	res.High = math.Exp(highestAtLeast(base, cand, pairs/2-half, lo, hi))
-	mid := (lowestAtMost(base, cand, pairs/2, lo, hi) + highestAtLeast(base, cand, pairs/2, lo, hi)) / 2
-	res.Ratio = math.Exp(mid)
-
-	// Needed: as for a t-test on log latency with the pooled variance (for
-	// latencies, with their heavy tails, Mann–Whitney is at least about as
-	// efficient), times the inflation.
-	var ss float64
+// pooledLogVariance is the pooled variance of log latency of two samples;
+// 0 when they hold two values or fewer.
+func pooledLogVariance(base, cand []bucket) float64 {
+	var ss, total float64
 	for _, bs := range [][]bucket{base, cand} {
 		var s, c float64
 		for _, b := range bs {
@@ -308,23 +325,31 @@ func CompareLatencies(baseline, candidate *Histogram, confidence, minEffect floa
 		for _, b := range bs {
 			ss += b.n * (b.logv - mean) * (b.logv - mean)
 		}
+		total += c
 	}
-	pooled := 0.0
-	if total > 2 {
-		pooled = ss / (total - 2)
+	if total <= 2 {
+		return 0
 	}
-	delta := math.Log1p(minEffect)
-	res.Needed = ceilCount(2*(zAlpha+zBeta)*(zAlpha+zBeta)*pooled/(delta*delta)*res.Inflation, 2)
-	return res, nil
+	return ss / (total - 2)
 }
 
-// checkSample validates a sample of the given kind for a comparison.
-func checkSample(which string, s Sample, kind SampleKind) error {
-	if err := s.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", which, err)
-	}
-	if s.Kind != kind {
-		return fmt.Errorf("%s: sample kind %q, want %q", which, s.Kind, kind)
+// checkSamples validates the two samples of a comparison of a kind: a rate
+// needs a trial, a mean what checkMoments checks.
+func checkSamples(baseline, candidate Sample, kind SampleKind) error {
+	for i, s := range []Sample{baseline, candidate} {
+		err := s.Validate()
+		switch {
+		case err != nil: // reported as it is
+		case s.Kind != kind:
+			err = fmt.Errorf("sample kind %q, want %q", s.Kind, kind)
+		case kind == KindRate && s.Trials == 0:
+			err = errors.New("no trials")
+		case kind == KindMean:
+			err = s.checkMoments()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", [...]string{"baseline", "candidate"}[i], err)
+		}
 	}
 	return nil
 }
@@ -346,16 +371,8 @@ func CompareRates(baseline, candidate Sample, confidence, minEffect float64) (Di
 	if minEffect >= 1 {
 		return DifferenceResult{}, fmt.Errorf("compare rates: minimum effect %v: a difference of rates is below 1", minEffect)
 	}
-	for _, s := range []struct {
-		which  string
-		sample Sample
-	}{{"baseline", baseline}, {"candidate", candidate}} {
-		if err := checkSample(s.which, s.sample, KindRate); err != nil {
-			return DifferenceResult{}, fmt.Errorf("compare rates: %w", err)
-		}
-		if s.sample.Trials == 0 {
-			return DifferenceResult{}, fmt.Errorf("compare rates: %s: no trials", s.which)
-		}
+	if err := checkSamples(baseline, candidate, KindRate); err != nil {
+		return DifferenceResult{}, fmt.Errorf("compare rates: %w", err)
 	}
 	n1, n2 := float64(baseline.Trials), float64(candidate.Trials)
 	p1, p2 := float64(baseline.Successes)/n1, float64(candidate.Successes)/n2
@@ -394,19 +411,8 @@ func CompareMeans(baseline, candidate Sample, confidence, minEffect float64) (Di
 	if err := checkLevels(confidence, minEffect); err != nil {
 		return DifferenceResult{}, fmt.Errorf("compare means: %w", err)
 	}
-	for _, s := range []struct {
-		which  string
-		sample Sample
-	}{{"baseline", baseline}, {"candidate", candidate}} {
-		if err := checkSample(s.which, s.sample, KindMean); err != nil {
-			return DifferenceResult{}, fmt.Errorf("compare means: %w", err)
-		}
-		if s.sample.Count < 2 {
-			return DifferenceResult{}, fmt.Errorf("compare means: %s: %d values, want at least 2", s.which, s.sample.Count)
-		}
-		if math.IsNaN(s.sample.Mean) || math.IsInf(s.sample.Mean, 0) || math.IsInf(s.sample.Stdev, 0) || math.IsNaN(s.sample.Stdev) {
-			return DifferenceResult{}, fmt.Errorf("compare means: %s: mean %v, stdev %v", s.which, s.sample.Mean, s.sample.Stdev)
-		}
+	if err := checkSamples(baseline, candidate, KindMean); err != nil {
+		return DifferenceResult{}, fmt.Errorf("compare means: %w", err)
 	}
 	n1, n2 := float64(baseline.Count), float64(candidate.Count)
 	v1, v2 := baseline.Stdev*baseline.Stdev/n1, candidate.Stdev*candidate.Stdev/n2

@@ -260,7 +260,7 @@ func TestCompareSamplesErrors(t *testing.T) {
 		{"rates unknown kind", CompareRates, Sample{Kind: "p99"}, rate, 0.95, 0.01, `sample kind "p99"`},
 		{"means of rates", CompareMeans, rate, mean, 0.95, 0.1, `baseline: sample kind "rate", want "mean"`},
 		{"means invalid", CompareMeans, mean, MeanSample(10, 1, -1), 0.95, 0.1, "candidate: mean sample"},
-		{"means one value", CompareMeans, MeanSample(1, 1, 0), mean, 0.95, 0.1, "baseline: 1 values, want at least 2"},
+		{"means one value", CompareMeans, MeanSample(1, 1, 0), mean, 0.95, 0.1, "baseline: count 1: want at least 2"},
 		{"means NaN", CompareMeans, MeanSample(3, math.NaN(), 0), mean, 0.95, 0.1, "baseline: mean NaN"},
 		{"means effect", CompareMeans, mean, mean, 0.95, 0, "minimum effect 0"},
 		{"means effect Inf", CompareMeans, mean, mean, 0.95, math.Inf(1), "minimum effect"},

@@ -1,6 +1,9 @@
 package stats
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // SampleKind tells what a Sample summarises.
 type SampleKind string
@@ -58,6 +61,21 @@ func (s Sample) Validate() error {
 		}
 	default:
 		return fmt.Errorf("sample kind %q: want %s or %s", s.Kind, KindRate, KindMean)
+	}
+	return nil
+}
+
+// checkMoments checks what a mean sample needs, beyond Validate, to be
+// compared or to have a posterior: two values, a finite mean and a finite
+// deviation.
+func (s Sample) checkMoments() error {
+	switch {
+	case s.Count < 2:
+		return fmt.Errorf("count %d: want at least 2", s.Count)
+	case math.IsNaN(s.Mean) || math.IsInf(s.Mean, 0):
+		return fmt.Errorf("mean %v is not finite", s.Mean)
+	case math.IsNaN(s.Stdev) || math.IsInf(s.Stdev, 0):
+		return fmt.Errorf("stdev %v is not finite", s.Stdev)
 	}
 	return nil
 }
