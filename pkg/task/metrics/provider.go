@@ -129,18 +129,37 @@ var funcs = template.FuncMap{
 	},
 }
 
-func parseTemplate(name, src string) (*template.Template, error) {
-	return template.New(name).Option("missingkey=error").Funcs(funcs).Parse(src)
+// parseTemplate parses the template of the field at p.
+func parseTemplate(name, src string, p *field.Path) (*template.Template, field.ErrorList) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(src)
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(p, src, err.Error())}
+	}
+	return t, nil
 }
 
-// compileJQ compiles a jq expression that sees nothing of the environment:
-// $ENV and env would otherwise let an expression reach secrets.
-func compileJQ(src string) (*gojq.Code, error) {
+// compileJQ compiles the jq expression of the field at p so that it sees
+// nothing of the environment: $ENV and env would otherwise let an
+// expression reach secrets.
+func compileJQ(src string, p *field.Path) (*gojq.Code, field.ErrorList) {
 	q, err := gojq.Parse(src)
-	if err != nil {
-		return nil, err
+	var code *gojq.Code
+	if err == nil {
+		code, err = gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }))
 	}
-	return gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }))
+	if err != nil {
+		return nil, field.ErrorList{field.Invalid(p, src, "jq: "+err.Error())}
+	}
+	return code, nil
+}
+
+// checkName checks a provider's or a metric's name, part of the metrics'
+// names in the result.
+func checkName(name string, p *field.Path) field.ErrorList {
+	if nameRE.MatchString(name) {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(p, name, "want lowercase letters, digits, '-', '_' and '.'")}
 }
 
 // builtins returns the embedded providers by name; it panics when one does
@@ -181,10 +200,7 @@ func BuiltinProviders() []string {
 
 // compileProvider checks and compiles a provider, reporting problems under p.
 func compileProvider(ps *ProviderSpec, p *field.Path) (*provider, field.ErrorList) {
-	var errs field.ErrorList
-	if !nameRE.MatchString(ps.Name) {
-		errs = append(errs, field.Invalid(p.Child("name"), ps.Name, "want lowercase letters, digits, '-', '_' and '.'"))
-	}
+	errs := checkName(ps.Name, p.Child("name"))
 	out := &provider{name: ps.Name, endpoint: ps.Endpoint, apiKeyHeader: ps.APIKeyHeader, jqSrc: ps.JQ}
 	if ps.Request != nil {
 		r, rerrs := compileRequest(ps.Request, p.Child("request"))
@@ -192,11 +208,9 @@ func compileProvider(ps *ProviderSpec, p *field.Path) (*provider, field.ErrorLis
 		out.request = r
 	}
 	if ps.JQ != "" {
-		code, err := compileJQ(ps.JQ)
-		if err != nil {
-			errs = append(errs, field.Invalid(p.Child("jq"), ps.JQ, "jq: "+err.Error()))
-		}
-		out.jq = code
+		var jerrs field.ErrorList
+		out.jq, jerrs = compileJQ(ps.JQ, p.Child("jq"))
+		errs = append(errs, jerrs...)
 	}
 	seen := map[string]bool{}
 	for i, ms := range ps.Metrics {
@@ -215,10 +229,7 @@ func compileProvider(ps *ProviderSpec, p *field.Path) (*provider, field.ErrorLis
 // compileMetric compiles one metric, falling back on the provider's request
 // and jq.
 func compileMetric(ms *MetricSpec, prov *provider, p *field.Path) (*metric, field.ErrorList) {
-	var errs field.ErrorList
-	if !nameRE.MatchString(ms.Name) {
-		errs = append(errs, field.Invalid(p.Child("name"), ms.Name, "want lowercase letters, digits, '-', '_' and '.'"))
-	}
+	errs := checkName(ms.Name, p.Child("name"))
 	switch ms.Type {
 	case "", TypeCounter, TypeGauge:
 	default:
@@ -226,11 +237,9 @@ func compileMetric(ms *MetricSpec, prov *provider, p *field.Path) (*metric, fiel
 	}
 	m := &metric{name: ms.Name, units: ms.Units, request: prov.request, jq: prov.jq}
 	if ms.Query != "" {
-		t, err := parseTemplate("query", ms.Query)
-		if err != nil {
-			errs = append(errs, field.Invalid(p.Child("query"), ms.Query, err.Error()))
-		}
-		m.query = t
+		var terrs field.ErrorList
+		m.query, terrs = parseTemplate("query", ms.Query, p.Child("query"))
+		errs = append(errs, terrs...)
 	}
 	if ms.Request != nil {
 		r, rerrs := compileRequest(ms.Request, p.Child("request"))
@@ -240,11 +249,9 @@ func compileMetric(ms *MetricSpec, prov *provider, p *field.Path) (*metric, fiel
 		errs = append(errs, field.Required(p.Child("request"), "the provider has no request of its own"))
 	}
 	if ms.JQ != "" {
-		code, err := compileJQ(ms.JQ)
-		if err != nil {
-			errs = append(errs, field.Invalid(p.Child("jq"), ms.JQ, "jq: "+err.Error()))
-		}
-		m.jq = code
+		var jerrs field.ErrorList
+		m.jq, jerrs = compileJQ(ms.JQ, p.Child("jq"))
+		errs = append(errs, jerrs...)
 	} else if prov.jq == nil {
 		errs = append(errs, field.Required(p.Child("jq"), "the provider has no jq of its own"))
 	}
@@ -262,34 +269,28 @@ func compileRequest(rs *RequestSpec, p *field.Path) (*request, field.ErrorList) 
 	default:
 		errs = append(errs, field.NotSupported(p.Child("method"), rs.Method, []string{http.MethodGet, http.MethodPost, http.MethodPut}))
 	}
-	var err error
+	parse := func(name, src string, fp *field.Path) *template.Template {
+		t, terrs := parseTemplate(name, src, fp)
+		errs = append(errs, terrs...)
+		return t
+	}
 	if rs.URL == "" {
 		errs = append(errs, field.Required(p.Child("url"), "a URL template, relative to the endpoint or absolute"))
-	} else if r.url, err = parseTemplate("url", rs.URL); err != nil {
-		errs = append(errs, field.Invalid(p.Child("url"), rs.URL, err.Error()))
+	} else {
+		r.url = parse("url", rs.URL, p.Child("url"))
 	}
 	for i, ps := range rs.Params {
 		pp := p.Child("params").Index(i)
 		if ps.Name == "" {
 			errs = append(errs, field.Required(pp.Child("name"), ""))
 		}
-		t, err := parseTemplate(ps.Name, ps.Value)
-		if err != nil {
-			errs = append(errs, field.Invalid(pp.Child("value"), ps.Value, err.Error()))
-		}
-		r.params = append(r.params, param{name: ps.Name, value: t})
+		r.params = append(r.params, param{name: ps.Name, value: parse(ps.Name, ps.Value, pp.Child("value"))})
 	}
 	for _, h := range slices.Sorted(maps.Keys(rs.Headers)) {
-		t, err := parseTemplate(h, rs.Headers[h])
-		if err != nil {
-			errs = append(errs, field.Invalid(p.Child("headers").Key(h), rs.Headers[h], err.Error()))
-		}
-		r.headers[h] = t
+		r.headers[h] = parse(h, rs.Headers[h], p.Child("headers").Key(h))
 	}
 	if rs.Body != "" {
-		if r.body, err = parseTemplate("body", rs.Body); err != nil {
-			errs = append(errs, field.Invalid(p.Child("body"), rs.Body, err.Error()))
-		}
+		r.body = parse("body", rs.Body, p.Child("body"))
 	}
 	return r, errs
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -97,88 +98,11 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if errs := d.Into(&in); len(errs) > 0 {
 		return nil, errs
 	}
-	var errs field.ErrorList
 	t := &Task{Provider: in.Provider, AllowMissing: in.AllowMissing, auth: in.Auth, versions: d.Versions}
-
-	// Providers: the built-in ones and the spec's own.
-	specs := builtins()
-	inline := map[string]int{}
-	for i := range in.Providers {
-		ps := &in.Providers[i]
-		p := d.Path.Child("providers").Index(i)
-		if _, dup := specs[ps.Name]; dup {
-			if _, inl := inline[ps.Name]; inl {
-				errs = append(errs, field.Duplicate(p.Child("name"), ps.Name))
-			} else {
-				errs = append(errs, field.Invalid(p.Child("name"), ps.Name, "a built-in provider has this name; choose another"))
-			}
-			continue
-		}
-		inline[ps.Name] = i
-		specs[ps.Name] = ps
-	}
-	var prov *provider
-	provPath := d.Path.Child("provider")
-	switch ps, ok := specs[in.Provider]; {
-	case in.Provider == "":
-		errs = append(errs, field.Required(provPath, "a built-in provider ("+joinNames(BuiltinProviders())+") or one of providers"))
-	case !ok:
-		errs = append(errs, field.NotSupported(provPath, in.Provider, slices.Sorted(maps.Keys(specs))))
-	default:
-		p := provPath
-		if i, ok := inline[in.Provider]; ok {
-			p = d.Path.Child("providers").Index(i)
-		}
-		var perrs field.ErrorList
-		prov, perrs = compileProvider(ps, p)
-		errs = append(errs, perrs...)
-	}
-	// Inline providers that are not used are still checked.
-	for name, i := range inline {
-		if name != in.Provider {
-			_, perrs := compileProvider(&in.Providers[i], d.Path.Child("providers").Index(i))
-			errs = append(errs, perrs...)
-		}
-	}
-
+	prov, errs := decodeProvider(&in, d.Path)
 	if prov != nil {
-		t.metrics = prov.metrics
-		t.apiKey = prov.apiKeyHeader
-		seen := map[string]bool{}
-		for _, m := range prov.metrics {
-			seen[m.name] = true
-		}
-		for i := range in.Queries {
-			q := &in.Queries[i]
-			qp := d.Path.Child("queries").Index(i)
-			if q.Query == "" && q.Request == nil {
-				errs = append(errs, field.Required(qp.Child("query"), "the query (a template) that the provider's request sends"))
-			}
-			if seen[q.Name] {
-				errs = append(errs, field.Duplicate(qp.Child("name"), q.Name))
-			}
-			seen[q.Name] = true
-			m, merrs := compileMetric(q, prov, qp)
-			errs = append(errs, merrs...)
-			t.metrics = append(t.metrics, m)
-		}
-		if len(t.metrics) == 0 {
-			errs = append(errs, field.Required(d.Path.Child("queries"),
-				fmt.Sprintf("provider %s has no metrics of its own; give queries, each a name and a query", prov.name)))
-		}
-		endpoint := in.Endpoint
-		if endpoint == "" {
-			endpoint = prov.endpoint
-		}
-		if endpoint != "" {
-			u, fe := d.URL(endpoint, d.Path.Child("endpoint"), "http://prometheus.monitoring:9090")
-			if fe != nil {
-				errs = append(errs, fe)
-			}
-			t.endpoint = u
-		}
+		errs = append(errs, t.useProvider(d, prov, &in)...)
 	}
-
 	var fe *field.Error
 	if t.Window, fe = d.DurationAtMost(in.Window, 0, MaxWindow, d.Path.Child("window")); fe != nil {
 		errs = append(errs, fe)
@@ -190,50 +114,11 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		t.Timeout = DefaultTimeout
 	}
 	errs = append(errs, checkAuth(in.Auth, t.apiKey, d.Path.Child("auth"))...)
-
-	// Values.
-	for _, k := range slices.Sorted(maps.Keys(in.Values)) {
-		if slices.Contains(reserved, k) {
-			errs = append(errs, field.Invalid(d.Path.Child("values").Key(k), field.OmitValueType{}, "the task sets this value itself"))
-		}
-	}
-	if len(in.VersionValues) > len(d.Versions) {
-		errs = append(errs, field.TooMany(d.Path.Child("versionValues"), len(in.VersionValues), len(d.Versions)))
-	}
-	for i, v := range d.Versions {
-		merged := maps.Clone(in.Values)
-		if merged == nil {
-			merged = map[string]any{}
-		}
-		if i < len(in.VersionValues) {
-			for _, k := range slices.Sorted(maps.Keys(in.VersionValues[i])) {
-				if slices.Contains(reserved, k) {
-					errs = append(errs, field.Invalid(d.Path.Child("versionValues").Index(i).Key(k), field.OmitValueType{}, "the task sets this value itself"))
-				}
-				merged[k] = in.VersionValues[i][k]
-			}
-		}
-		merged["version"] = v
-		t.values = append(t.values, merged)
-	}
-
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	// Every template is tried with each version's values, so that a value a
-	// template needs but the spec lacks is found before anything runs.
-	for i, v := range d.Versions {
-		p := d.Path.Child("values")
-		if i < len(in.VersionValues) {
-			p = d.Path.Child("versionValues").Index(i)
-		}
-		sample := sampleTimes(time.Unix(1700000000, 0).UTC(), time.Minute)
-		for _, m := range t.metrics {
-			if _, err := t.render(m, t.data(i, sample)); err != nil {
-				errs = append(errs, field.Invalid(p, field.OmitValueType{},
-					fmt.Sprintf("metric %s for version %q: %v", m.name, v, err)))
-			}
-		}
+	var verrs field.ErrorList
+	t.values, verrs = versionValues(in.Values, in.VersionValues, d.Versions, d.Path)
+	errs = append(errs, verrs...)
+	if len(errs) == 0 {
+		errs = t.tryTemplates(len(in.VersionValues), d.Path)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -244,6 +129,151 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		}
 	}
 	return t, nil
+}
+
+// decodeProvider compiles the provider that the task names, a built-in one
+// or one of the spec's own; the spec's own are all checked, used or not.
+func decodeProvider(in *inputs, path *field.Path) (*provider, field.ErrorList) {
+	specs, inline, errs := providerSpecs(in.Providers, path.Child("providers"))
+	var prov *provider
+	switch ps, ok := specs[in.Provider]; {
+	case in.Provider == "":
+		errs = append(errs, field.Required(path.Child("provider"), "a built-in provider ("+strings.Join(BuiltinProviders(), ", ")+") or one of providers"))
+	case !ok:
+		errs = append(errs, field.NotSupported(path.Child("provider"), in.Provider, slices.Sorted(maps.Keys(specs))))
+	default:
+		p := path.Child("provider")
+		if i, ok := inline[in.Provider]; ok {
+			p = path.Child("providers").Index(i)
+		}
+		var perrs field.ErrorList
+		prov, perrs = compileProvider(ps, p)
+		errs = append(errs, perrs...)
+	}
+	for i := range in.Providers {
+		name := in.Providers[i].Name
+		if j, ok := inline[name]; ok && j == i && name != in.Provider {
+			_, perrs := compileProvider(&in.Providers[i], path.Child("providers").Index(i))
+			errs = append(errs, perrs...)
+		}
+	}
+	return prov, errs
+}
+
+// providerSpecs returns the built-in providers and the spec's own by name,
+// and the index in own of each of the spec's own.
+func providerSpecs(own []ProviderSpec, path *field.Path) (map[string]*ProviderSpec, map[string]int, field.ErrorList) {
+	specs := builtins()
+	inline := map[string]int{}
+	var errs field.ErrorList
+	for i := range own {
+		ps := &own[i]
+		p := path.Index(i).Child("name")
+		if _, dup := specs[ps.Name]; dup {
+			if _, inl := inline[ps.Name]; inl {
+				errs = append(errs, field.Duplicate(p, ps.Name))
+			} else {
+				errs = append(errs, field.Invalid(p, ps.Name, "a built-in provider has this name; choose another"))
+			}
+			continue
+		}
+		inline[ps.Name] = i
+		specs[ps.Name] = ps
+	}
+	return specs, inline, errs
+}
+
+// useProvider takes the provider's metrics, the spec's queries and the
+// endpoint (the spec's, else the provider's default).
+func (t *Task) useProvider(d *experiment.Decoding, prov *provider, in *inputs) field.ErrorList {
+	t.metrics = prov.metrics
+	t.apiKey = prov.apiKeyHeader
+	seen := map[string]bool{}
+	for _, m := range prov.metrics {
+		seen[m.name] = true
+	}
+	var errs field.ErrorList
+	for i := range in.Queries {
+		q := &in.Queries[i]
+		qp := d.Path.Child("queries").Index(i)
+		if q.Query == "" && q.Request == nil {
+			errs = append(errs, field.Required(qp.Child("query"), "the query (a template) that the provider's request sends"))
+		}
+		if seen[q.Name] {
+			errs = append(errs, field.Duplicate(qp.Child("name"), q.Name))
+		}
+		seen[q.Name] = true
+		m, merrs := compileMetric(q, prov, qp)
+		errs = append(errs, merrs...)
+		t.metrics = append(t.metrics, m)
+	}
+	if len(t.metrics) == 0 {
+		errs = append(errs, field.Required(d.Path.Child("queries"),
+			fmt.Sprintf("provider %s has no metrics of its own; give queries, each a name and a query", prov.name)))
+	}
+	endpoint := in.Endpoint
+	if endpoint == "" {
+		endpoint = prov.endpoint
+	}
+	if endpoint != "" {
+		u, fe := d.URL(endpoint, d.Path.Child("endpoint"), "http://prometheus.monitoring:9090")
+		if fe != nil {
+			errs = append(errs, fe)
+		}
+		t.endpoint = u
+	}
+	return errs
+}
+
+// versionValues merges each version's values over the common ones and sets
+// version; the values that the task sets itself are refused.
+func versionValues(common map[string]any, own []map[string]any, versions []string, path *field.Path) ([]map[string]any, field.ErrorList) {
+	errs := checkReserved(common, path.Child("values"))
+	if len(own) > len(versions) {
+		errs = append(errs, field.TooMany(path.Child("versionValues"), len(own), len(versions)))
+	}
+	out := make([]map[string]any, len(versions))
+	for i, v := range versions {
+		out[i] = map[string]any{}
+		maps.Copy(out[i], common)
+		if i < len(own) {
+			errs = append(errs, checkReserved(own[i], path.Child("versionValues").Index(i))...)
+			maps.Copy(out[i], own[i])
+		}
+		out[i]["version"] = v
+	}
+	return out, errs
+}
+
+func checkReserved(values map[string]any, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		if slices.Contains(reserved, k) {
+			errs = append(errs, field.Invalid(p.Key(k), field.OmitValueType{}, "the task sets this value itself"))
+		}
+	}
+	return errs
+}
+
+// tryTemplates renders every template with each version's values, so that
+// a value that a template needs but the spec lacks is found before anything
+// runs; ownValues is how many versions have values of their own.
+func (t *Task) tryTemplates(ownValues int, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	sample := sampleTimes(time.Unix(1700000000, 0).UTC(), time.Minute)
+	for i, v := range t.versions {
+		p := path.Child("values")
+		if i < ownValues {
+			p = path.Child("versionValues").Index(i)
+		}
+		for _, m := range t.metrics {
+			if _, err := t.render(m, t.data(i, sample)); err != nil {
+				errs = append(errs, field.Invalid(p, field.OmitValueType{},
+					fmt.Sprintf("metric %s for version %q: %v", m.name, v, err)))
+			}
+		}
+	}
+	return errs
 }
 
 func checkAuth(a *authIn, defaultHeader string, p *field.Path) field.ErrorList {
@@ -280,15 +310,4 @@ func checkAuth(a *authIn, defaultHeader string, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(p, field.OmitValueType{}, "give one of bearerFrom, basic and apiKey"))
 	}
 	return errs
-}
-
-func joinNames(names []string) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
-	}
-	return out
 }
