@@ -117,96 +117,120 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 // last check saw. An object that the client may not read (forbidden) fails
 // the task at once: waiting would not change that.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	client := t.Client
-	if client == nil {
-		client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	w := &wait{task: t, client: t.Client, start: time.Now()}
+	if w.client == nil {
+		w.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
-	var kube experiment.ObjectReader
-	var ns string
 	if len(t.Objects) > 0 {
 		var err error
-		if kube, ns, err = t.connect(env); err != nil {
+		if w.kube, w.ns, err = t.connect(env); err != nil {
 			return err
 		}
+	}
+	w.objLast = make([]state, len(t.Objects))
+	w.objNow = make([]state, len(t.Objects))
+	for i := range w.objLast {
+		w.objLast[i].transient = true // nothing known yet
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 	tick := time.NewTicker(t.Interval)
 	defer tick.Stop()
-	// What each target lacked at its last check, for the error.
-	var urlLast string
-	objLast := make([]state, len(t.Objects))
-	objNow := make([]state, len(t.Objects)) // the latest check's, transient or not
-	for i := range objLast {
-		objLast[i].transient = true // nothing known yet
-	}
-	start := time.Now()
-	answered := false // the API server has answered a check
 	for attempt := 1; ; attempt++ {
-		ready := true
-		if t.URL != nil {
-			if err := t.check(ctx, client); err != nil {
-				ready = false
-				// A check cut short by the deadline says less than the one
-				// before it.
-				if urlLast == "" || ctx.Err() == nil {
-					urlLast = err.Error()
-				}
-			} else {
-				urlLast = ""
-			}
-		}
-		for i, o := range t.Objects {
-			st, err := o.check(ctx, kube, ns)
-			if err != nil {
-				return err
-			}
-			if st.lack != "" {
-				ready = false
-			}
-			answered = answered || st.answered
-			if st.unreachable && !answered && time.Since(start) >= unreachableFor {
-				return fmt.Errorf("wait for %s: %s (no answer in %v)", o.ID(ns), st.lack, time.Since(start).Round(time.Second))
-			}
-			objNow[i] = st
-			// An error on the way (the deadline, the client's rate limit,
-			// a busy API server) says less than the last answer about the
-			// object, whether it was ready or not.
-			if !st.transient || objLast[i].transient {
-				objLast[i] = st
-			}
+		ready, err := w.check(ctx)
+		if err != nil {
+			return err
 		}
 		if ready {
-			t.logReady(env, ns, attempt)
+			t.logReady(env, w.ns, attempt)
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				var waiting []string
-				if urlLast != "" {
-					waiting = append(waiting, t.URL.Redacted()+": "+urlLast)
-				}
-				for i, o := range t.Objects {
-					if objLast[i].lack != "" {
-						waiting = append(waiting, o.ID(ns)+": "+objLast[i].lack)
-					}
-				}
-				if len(waiting) == 0 {
-					// Each was ready at its last answer, but not all at
-					// once: name what the latest checks could not read.
-					for i, o := range t.Objects {
-						if objNow[i].lack != "" {
-							waiting = append(waiting, o.ID(ns)+": "+objNow[i].lack)
-						}
-					}
-				}
-				return fmt.Errorf("not ready after %v (%d checks): %s", t.Timeout, attempt, strings.Join(waiting, "; "))
+				return fmt.Errorf("not ready after %v (%d checks): %s", t.Timeout, attempt, w.waiting())
 			}
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// wait is one run's checks and what each target lacked at its last one,
+// for the error.
+type wait struct {
+	task   *Task
+	client *http.Client
+	kube   experiment.ObjectReader
+	ns     string
+	start  time.Time
+	// answered says that the API server has answered a check.
+	answered bool
+	urlLast  string
+	// objLast is each object's last answer; objNow its latest check's,
+	// transient or not.
+	objLast, objNow []state
+}
+
+// check checks every target once and says whether all are ready; the error
+// is for failures that waiting cannot mend.
+func (w *wait) check(ctx context.Context) (bool, error) {
+	ready := true
+	if w.task.URL != nil {
+		if err := w.task.check(ctx, w.client); err != nil {
+			ready = false
+			// A check cut short by the deadline says less than the one
+			// before it.
+			if w.urlLast == "" || ctx.Err() == nil {
+				w.urlLast = err.Error()
+			}
+		} else {
+			w.urlLast = ""
+		}
+	}
+	for i, o := range w.task.Objects {
+		st, err := o.check(ctx, w.kube, w.ns)
+		if err != nil {
+			return false, err
+		}
+		if st.lack != "" {
+			ready = false
+		}
+		w.answered = w.answered || st.answered
+		if st.unreachable && !w.answered && time.Since(w.start) >= unreachableFor {
+			return false, fmt.Errorf("wait for %s: %s (no answer in %v)", o.ID(w.ns), st.lack, time.Since(w.start).Round(time.Second))
+		}
+		w.objNow[i] = st
+		// An error on the way (the deadline, the client's rate limit, a
+		// busy API server) says less than the last answer about the
+		// object, whether it was ready or not.
+		if !st.transient || w.objLast[i].transient {
+			w.objLast[i] = st
+		}
+	}
+	return ready, nil
+}
+
+// waiting names each target that is not ready and what it lacks.
+func (w *wait) waiting() string {
+	var out []string
+	if w.urlLast != "" {
+		out = append(out, w.task.URL.Redacted()+": "+w.urlLast)
+	}
+	lacking := func(states []state) {
+		for i, o := range w.task.Objects {
+			if states[i].lack != "" {
+				out = append(out, o.ID(w.ns)+": "+states[i].lack)
+			}
+		}
+	}
+	lacking(w.objLast)
+	if len(out) == 0 {
+		// Each was ready at its last answer, but not all at once: name
+		// what the latest checks could not read.
+		lacking(w.objNow)
+	}
+	return strings.Join(out, "; ")
 }
 
 // connect returns the Kubernetes client and the namespace of objects that
