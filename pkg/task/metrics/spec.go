@@ -131,56 +131,42 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	return t, nil
 }
 
-// decodeProvider compiles the provider that the task names, a built-in one
-// or one of the spec's own; the spec's own are all checked, used or not.
+// decodeProvider compiles the provider that the task names, one of the
+// spec's own or a built-in one; the spec's own are all checked, used or not.
 func decodeProvider(in *inputs, path *field.Path) (*provider, field.ErrorList) {
-	specs, inline, errs := providerSpecs(in.Providers, path.Child("providers"))
+	specs := builtins()
+	own := map[string]bool{}
 	var prov *provider
+	var errs field.ErrorList
+	for i := range in.Providers {
+		ps := &in.Providers[i]
+		p := path.Child("providers").Index(i)
+		if _, dup := specs[ps.Name]; dup {
+			if own[ps.Name] {
+				errs = append(errs, field.Duplicate(p.Child("name"), ps.Name))
+			} else {
+				errs = append(errs, field.Invalid(p.Child("name"), ps.Name, "a built-in provider has this name; choose another"))
+			}
+			continue
+		}
+		specs[ps.Name], own[ps.Name] = ps, true
+		compiled, perrs := compileProvider(ps, p)
+		errs = append(errs, perrs...)
+		if ps.Name == in.Provider {
+			prov = compiled
+		}
+	}
 	switch ps, ok := specs[in.Provider]; {
 	case in.Provider == "":
 		errs = append(errs, field.Required(path.Child("provider"), "a built-in provider ("+strings.Join(BuiltinProviders(), ", ")+") or one of providers"))
 	case !ok:
 		errs = append(errs, field.NotSupported(path.Child("provider"), in.Provider, slices.Sorted(maps.Keys(specs))))
-	default:
-		p := path.Child("provider")
-		if i, ok := inline[in.Provider]; ok {
-			p = path.Child("providers").Index(i)
-		}
+	case !own[in.Provider]:
 		var perrs field.ErrorList
-		prov, perrs = compileProvider(ps, p)
+		prov, perrs = compileProvider(ps, path.Child("provider"))
 		errs = append(errs, perrs...)
 	}
-	for i := range in.Providers {
-		name := in.Providers[i].Name
-		if j, ok := inline[name]; ok && j == i && name != in.Provider {
-			_, perrs := compileProvider(&in.Providers[i], path.Child("providers").Index(i))
-			errs = append(errs, perrs...)
-		}
-	}
 	return prov, errs
-}
-
-// providerSpecs returns the built-in providers and the spec's own by name,
-// and the index in own of each of the spec's own.
-func providerSpecs(own []ProviderSpec, path *field.Path) (map[string]*ProviderSpec, map[string]int, field.ErrorList) {
-	specs := builtins()
-	inline := map[string]int{}
-	var errs field.ErrorList
-	for i := range own {
-		ps := &own[i]
-		p := path.Index(i).Child("name")
-		if _, dup := specs[ps.Name]; dup {
-			if _, inl := inline[ps.Name]; inl {
-				errs = append(errs, field.Duplicate(p, ps.Name))
-			} else {
-				errs = append(errs, field.Invalid(p, ps.Name, "a built-in provider has this name; choose another"))
-			}
-			continue
-		}
-		inline[ps.Name] = i
-		specs[ps.Name] = ps
-	}
-	return specs, inline, errs
 }
 
 // useProvider takes the provider's metrics, the spec's queries and the
