@@ -292,17 +292,16 @@ func decodeURL(d *experiment.Decoding, raw, from string, p *field.Path, example 
 	return u, nil
 }
 
-// templateMap parses a map of templates (headers, query, inputs).
+// templateMap parses a map of templates (headers, query, inputs); checkKey
+// says what is wrong with a key, or "".
 func templateMap(m map[string]string, p *field.Path, checkKey func(string) string) (map[string]*tmpl, field.ErrorList) {
 	var errs field.ErrorList
 	out := map[string]*tmpl{}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		kp := p.Key(k)
-		if checkKey != nil {
-			if why := checkKey(k); why != "" {
-				errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
-				continue
-			}
+		if why := checkKey(k); why != "" {
+			errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
+			continue
 		}
 		x, terrs := parseTemplate(m[k], kp)
 		errs = append(errs, terrs...)
@@ -311,6 +310,17 @@ func templateMap(m map[string]string, p *field.Path, checkKey func(string) strin
 		}
 	}
 	return out, errs
+}
+
+// named is a templateMap key check that refuses only an empty key, such as
+// a query parameter's.
+func named(what string) func(string) string {
+	return func(k string) string {
+		if k == "" {
+			return what + " needs a name"
+		}
+		return ""
+	}
 }
 
 func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*target, field.ErrorList) {
@@ -364,12 +374,7 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 		}
 		t.headersFrom[k] = in.HeadersFrom[k]
 	}
-	t.query, terrs = templateMap(in.Query, p.Child("query"), func(k string) string {
-		if k == "" {
-			return "a query parameter needs a name"
-		}
-		return ""
-	})
+	t.query, terrs = templateMap(in.Query, p.Child("query"), named("a query parameter"))
 	errs = append(errs, terrs...)
 	if in.PayloadTemplate != "" {
 		if t.method == http.MethodGet || t.method == http.MethodHead {
@@ -479,12 +484,7 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		if in.EventType != "" {
 			errs = append(errs, field.Forbidden(p.Child("eventType"), "only for dispatch: repository"))
 		}
-		g.inputs, terrs = templateMap(in.Inputs, p.Child("inputs"), func(k string) string {
-			if k == "" {
-				return "an input needs a name"
-			}
-			return ""
-		})
+		g.inputs, terrs = templateMap(in.Inputs, p.Child("inputs"), named("an input"))
 		errs = append(errs, terrs...)
 		if base != nil && repository.MatchString(g.repository) && workflowFile.MatchString(g.workflow) {
 			t.url = base.JoinPath("repos", g.repository, "actions", "workflows", g.workflow, "dispatches")

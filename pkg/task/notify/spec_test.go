@@ -51,6 +51,8 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{`with.targets[0].webhook.query[k]: Invalid value: must be the name of a secret`}},
 		{"secret in define", `{"targets": [{"webhook": {"url": "http://h/", "payloadTemplate": "{{ define \"x\" }}{{ secret 1 }}{{ end }}{{ template \"x\" }}"}}]}`,
 			[]string{"with.targets[0].webhook.payloadTemplate", `write {{ secret "NAME" }}`}},
+		{"query without a name", `{"targets": [{"webhook": {"url": "http://h/", "query": {"": "x"}}}]}`,
+			[]string{"with.targets[0].webhook.query", "a query parameter needs a name"}},
 		{"GET with payload", `{"targets": [{"webhook": {"url": "http://h/", "method": "get", "payloadTemplate": "x"}}]}`,
 			[]string{"with.targets[0].webhook.payloadTemplate: Forbidden: GET requests carry no payload"}},
 
@@ -76,6 +78,8 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{"with.targets[0].github.workflow: Invalid value", "not a path"}},
 		{"github inputs template", `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "T", "dispatch": "workflow", "workflow": "x.yaml", "ref": "main", "inputs": {"a": "{{ .X"}}}]}`,
 			[]string{"with.targets[0].github.inputs[a]: Invalid value"}},
+		{"github input without a name", `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "T", "dispatch": "workflow", "workflow": "x.yaml", "ref": "main", "inputs": {"": "x"}}}]}`,
+			[]string{"with.targets[0].github.inputs", "an input needs a name"}},
 		{"github apiURL", `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "T", "eventType": "e", "apiURL": "ftp://x"}}]}`,
 			[]string{"with.targets[0].github.apiURL: Invalid value"}},
 		{"github long event type", `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "T", "eventType": "` + strings.Repeat("e", 101) + `"}}]}`,
