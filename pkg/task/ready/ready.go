@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,7 +118,8 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 // last check saw. An object that the client may not read (forbidden) fails
 // the task at once: waiting would not change that.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	w := &wait{task: t, client: t.Client, start: time.Now()}
+	w := &wait{task: t, client: t.Client, start: time.Now(),
+		objLast: make([]state, len(t.Objects)), objNow: make([]state, len(t.Objects))}
 	if w.client == nil {
 		w.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	}
@@ -127,8 +129,6 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			return err
 		}
 	}
-	w.objLast = make([]state, len(t.Objects))
-	w.objNow = make([]state, len(t.Objects))
 	for i := range w.objLast {
 		w.objLast[i].transient = true // nothing known yet
 	}
@@ -236,11 +236,7 @@ func (w *wait) waiting() string {
 // connect returns the Kubernetes client and the namespace of objects that
 // name none; without them, no object can be waited for.
 func (t *Task) connect(env *experiment.Env) (experiment.ObjectReader, string, error) {
-	ids := make([]string, len(t.Objects))
-	for i, o := range t.Objects {
-		ids[i] = o.ID("")
-	}
-	what := strings.Join(ids, ", ")
+	what := t.ids("")
 	if env.Kube == nil {
 		return nil, "", fmt.Errorf("wait for %s: no Kubernetes cluster connection: objects can only be waited for in a cluster or with a kubeconfig", what)
 	}
@@ -270,13 +266,18 @@ func (t *Task) logReady(env *experiment.Env, ns string, checks int) {
 		args = append(args, "url", t.URL.Redacted())
 	}
 	if len(t.Objects) > 0 {
-		ids := make([]string, len(t.Objects))
-		for i, o := range t.Objects {
-			ids[i] = o.ID(ns)
-		}
-		args = append(args, "objects", strings.Join(ids, ", "))
+		args = append(args, "objects", t.ids(ns))
 	}
 	env.Log.Info("ready", args...)
+}
+
+// ids names the objects, joined by ", "; ns as in Object.ID.
+func (t *Task) ids(ns string) string {
+	ids := make([]string, len(t.Objects))
+	for i, o := range t.Objects {
+		ids[i] = o.ID(ns)
+	}
+	return strings.Join(ids, ", ")
 }
 
 func (t *Task) check(ctx context.Context, client *http.Client) error {
@@ -299,10 +300,8 @@ func (t *Task) check(ctx context.Context, client *http.Client) error {
 		}
 		return fmt.Errorf("status %d, want 2xx", resp.StatusCode)
 	}
-	for _, s := range t.Status {
-		if resp.StatusCode == s {
-			return nil
-		}
+	if slices.Contains(t.Status, resp.StatusCode) {
+		return nil
 	}
 	return fmt.Errorf("status %d, want one of %v", resp.StatusCode, t.Status)
 }
