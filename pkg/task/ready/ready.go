@@ -118,32 +118,20 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 // last check saw. An object that the client may not read (forbidden) fails
 // the task at once: waiting would not change that.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	w := &wait{task: t, client: t.Client, start: time.Now(),
-		objLast: make([]state, len(t.Objects)), objNow: make([]state, len(t.Objects))}
-	if w.client == nil {
-		w.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	}
-	if len(t.Objects) > 0 {
-		var err error
-		if w.kube, w.ns, err = t.connect(env); err != nil {
-			return err
-		}
-	}
-	for i := range w.objLast {
-		w.objLast[i].transient = true // nothing known yet
+	w, err := t.newWait(env)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 	tick := time.NewTicker(t.Interval)
 	defer tick.Stop()
 	for attempt := 1; ; attempt++ {
-		ready, err := w.check(ctx)
-		if err != nil {
+		if ready, err := w.check(ctx); err != nil || ready {
+			if ready {
+				t.logReady(env, w.ns, attempt)
+			}
 			return err
-		}
-		if ready {
-			t.logReady(env, w.ns, attempt)
-			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -156,28 +144,61 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	}
 }
 
-// wait is one run's checks and what each target lacked at its last one,
-// for the error.
+// wait is one run of the task: what it checks with, and what each target
+// lacked at its last check, for the error.
 type wait struct {
-	task   *Task
-	client *http.Client
-	kube   experiment.ObjectReader
-	ns     string
-	start  time.Time
-	// answered says that the API server has answered a check.
-	answered bool
+	*Task
+	client   *http.Client
+	kube     experiment.ObjectReader
+	ns       string // of objects that name none
+	start    time.Time
+	answered bool // the API server has answered a check
 	urlLast  string
 	// objLast is each object's last answer; objNow its latest check's,
 	// transient or not.
 	objLast, objNow []state
 }
 
+// newWait starts a run; objects need a Kubernetes connection and the
+// namespace of objects that name none.
+func (t *Task) newWait(env *experiment.Env) (*wait, error) {
+	w := &wait{Task: t, client: t.Client, start: time.Now(),
+		objLast: make([]state, len(t.Objects)), objNow: make([]state, len(t.Objects))}
+	if w.client == nil {
+		w.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	}
+	for i := range w.objLast {
+		w.objLast[i].transient = true // nothing known yet
+	}
+	if len(t.Objects) == 0 {
+		return w, nil
+	}
+	what := t.ids("")
+	if env.Kube == nil {
+		return nil, fmt.Errorf("wait for %s: no Kubernetes cluster connection: objects can only be waited for in a cluster or with a kubeconfig", what)
+	}
+	var err error
+	w.kube, w.ns, err = env.Kube()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("wait for %s: %w", what, err)
+	case w.kube == nil:
+		return nil, fmt.Errorf("wait for %s: no Kubernetes cluster connection", what)
+	}
+	for _, o := range t.Objects {
+		if o.Namespace == "" && w.ns == "" {
+			return nil, fmt.Errorf("wait for %s: the Kubernetes connection has no default namespace: set its namespace", o.ID(""))
+		}
+	}
+	return w, nil
+}
+
 // check checks every target once and says whether all are ready; the error
 // is for failures that waiting cannot mend.
 func (w *wait) check(ctx context.Context) (bool, error) {
 	ready := true
-	if w.task.URL != nil {
-		if err := w.task.check(ctx, w.client); err != nil {
+	if w.URL != nil {
+		if err := w.checkURL(ctx, w.client); err != nil {
 			ready = false
 			// A check cut short by the deadline says less than the one
 			// before it.
@@ -188,14 +209,12 @@ func (w *wait) check(ctx context.Context) (bool, error) {
 			w.urlLast = ""
 		}
 	}
-	for i, o := range w.task.Objects {
+	for i, o := range w.Objects {
 		st, err := o.check(ctx, w.kube, w.ns)
 		if err != nil {
 			return false, err
 		}
-		if st.lack != "" {
-			ready = false
-		}
+		ready = ready && st.lack == ""
 		w.answered = w.answered || st.answered
 		if st.unreachable && !w.answered && time.Since(w.start) >= unreachableFor {
 			return false, fmt.Errorf("wait for %s: %s (no answer in %v)", o.ID(w.ns), st.lack, time.Since(w.start).Round(time.Second))
@@ -215,10 +234,10 @@ func (w *wait) check(ctx context.Context) (bool, error) {
 func (w *wait) waiting() string {
 	var out []string
 	if w.urlLast != "" {
-		out = append(out, w.task.URL.Redacted()+": "+w.urlLast)
+		out = append(out, w.URL.Redacted()+": "+w.urlLast)
 	}
 	lacking := func(states []state) {
-		for i, o := range w.task.Objects {
+		for i, o := range w.Objects {
 			if states[i].lack != "" {
 				out = append(out, o.ID(w.ns)+": "+states[i].lack)
 			}
@@ -231,30 +250,6 @@ func (w *wait) waiting() string {
 		lacking(w.objNow)
 	}
 	return strings.Join(out, "; ")
-}
-
-// connect returns the Kubernetes client and the namespace of objects that
-// name none; without them, no object can be waited for.
-func (t *Task) connect(env *experiment.Env) (experiment.ObjectReader, string, error) {
-	what := t.ids("")
-	if env.Kube == nil {
-		return nil, "", fmt.Errorf("wait for %s: no Kubernetes cluster connection: objects can only be waited for in a cluster or with a kubeconfig", what)
-	}
-	kube, ns, err := env.Kube()
-	switch {
-	case err != nil:
-		return nil, "", fmt.Errorf("wait for %s: %w", what, err)
-	case kube == nil:
-		return nil, "", fmt.Errorf("wait for %s: no Kubernetes cluster connection", what)
-	}
-	if ns == "" {
-		for _, o := range t.Objects {
-			if o.Namespace == "" {
-				return nil, "", fmt.Errorf("wait for %s: the Kubernetes connection has no default namespace: set its namespace", o.ID(""))
-			}
-		}
-	}
-	return kube, ns, nil
 }
 
 func (t *Task) logReady(env *experiment.Env, ns string, checks int) {
@@ -280,7 +275,9 @@ func (t *Task) ids(ns string) string {
 	return strings.Join(ids, ", ")
 }
 
-func (t *Task) check(ctx context.Context, client *http.Client) error {
+// checkURL sends one request to the URL and says why its answer is not
+// ready; nil when it is.
+func (t *Task) checkURL(ctx context.Context, client *http.Client) error {
 	req, err := http.NewRequestWithContext(ctx, t.Method, t.URL.String(), nil)
 	if err != nil {
 		return err
