@@ -365,18 +365,5 @@ func intField(m map[string]any, fields ...string) (int64, bool) {
 	if !found || err != nil {
 		return 0, false
 	}
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case float64:
-		return int64(n), true
-	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
-	}
-	return 0, false
+	return kube.WholeNumber(v)
 }
