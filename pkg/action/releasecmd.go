@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -54,15 +53,34 @@ var routeResources = []struct {
 	{route.KindVirtualService, schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}},
 }
 
-// Gates are the release chart's gates, whose results live in the Secrets
+// The release chart's gates, whose results live in the Secrets
 // <release>-<gate>-result.
-var Gates = []string{"ready", "slo"}
-
-// Readiness states of a version.
 const (
-	Ready    = "ready"
-	NotReady = "not ready"
-	Unknown  = "unknown"
+	GateReady = "ready"
+	GateSLO   = "slo"
+)
+
+// Readiness says whether a version can take traffic.
+type Readiness string
+
+// The readiness of a version.
+const (
+	Ready    Readiness = "ready"
+	NotReady Readiness = "not ready"
+	// Unknown is the readiness of a version with neither a Deployment nor
+	// a Service.
+	Unknown Readiness = "unknown"
+)
+
+// SLOsVerdict is a gate's verdict on its SLOs.
+type SLOsVerdict string
+
+// The verdicts of a gate on its SLOs.
+const (
+	SLOsMet    SLOsVerdict = "met"
+	SLOsNotMet SLOsVerdict = "not met"
+	// NoSLOs is the verdict of a gate that has no SLOs.
+	NoSLOs SLOsVerdict = "none"
 )
 
 // findRoute reads and parses app's route in the cluster's namespace: the
@@ -141,12 +159,11 @@ type VersionStatus struct {
 	Port    int    `json:"port"`
 	// Weight is the route's weight; Percent the share of traffic it gives
 	// (for a VirtualService the weight itself).
-	Weight  int                 `json:"weight"`
-	Percent int                 `json:"percent"`
-	Matches []map[string]string `json:"matches,omitempty"`
-	Mirror  int                 `json:"mirror,omitempty"`
-	// Readiness is Ready, NotReady or Unknown.
-	Readiness string `json:"readiness"`
+	Weight    int                 `json:"weight"`
+	Percent   int                 `json:"percent"`
+	Matches   []map[string]string `json:"matches,omitempty"`
+	Mirror    int                 `json:"mirror,omitempty"`
+	Readiness Readiness           `json:"readiness"`
 	// Deployment, with ReadyReplicas and Replicas, is the version's
 	// Deployment, if there is one.
 	Deployment    string `json:"deployment,omitempty"`
@@ -168,9 +185,9 @@ type GateVerdict struct {
 	Revision  int  `json:"revision,omitempty"`
 	Completed bool `json:"completed"`
 	Failed    bool `json:"failed"`
-	// SLOs is "met", "not met" or "none" (no SLOs).
-	SLOs  string `json:"slos,omitempty"`
-	Error string `json:"error,omitempty"`
+	// SLOs is set when Found.
+	SLOs  SLOsVerdict `json:"slos,omitempty"`
+	Error string      `json:"error,omitempty"`
 }
 
 // Run reads the route, the versions' Deployments, Services and
@@ -313,8 +330,9 @@ func (w *workloads) readiness(ctx context.Context, cl *Cluster, v *VersionStatus
 
 // gateVerdicts reads the last result of each gate of rel.
 func gateVerdicts(ctx context.Context, cl *Cluster, rel string) []GateVerdict {
-	out := make([]GateVerdict, 0, len(Gates))
-	for _, g := range Gates {
+	gates := []string{GateReady, GateSLO}
+	out := make([]GateVerdict, 0, len(gates))
+	for _, g := range gates {
 		gv := GateVerdict{Gate: g}
 		if rel == "" {
 			gv.Error = "the route names no release"
@@ -332,11 +350,11 @@ func gateVerdicts(ctx context.Context, cl *Cluster, rel string) []GateVerdict {
 			gv.Found, gv.Revision, gv.Completed, gv.Failed = true, last.Revision, last.Completed(), last.Failed()
 			switch {
 			case len(last.SLOs) == 0:
-				gv.SLOs = "none"
+				gv.SLOs = NoSLOs
 			case last.SLOsSatisfied():
-				gv.SLOs = "met"
+				gv.SLOs = SLOsMet
 			default:
-				gv.SLOs = "not met"
+				gv.SLOs = SLOsNotMet
 			}
 		}
 		out = append(out, gv)
@@ -537,17 +555,8 @@ func promoteValues(versions []map[string]any, version string) ([]map[string]any,
 
 // intValue reads a whole number from values decoded from JSON or YAML.
 func intValue(v any) (int, bool) {
-	switch n := v.(type) {
-	case int:
-		return n, true
-	case int64:
-		return int(n), true
-	case float64:
-		if n == math.Trunc(n) {
-			return int(n), true
-		}
-	}
-	return 0, false
+	n, ok := kube.WholeNumber(v)
+	return int(n), ok
 }
 
 // ReleaseRollback rolls an app's release back to an earlier revision, as

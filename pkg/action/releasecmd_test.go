@@ -195,6 +195,32 @@ func TestReleaseStatus(t *testing.T) {
 	}
 }
 
+// TestReleaseStatusJSON pins the words that readiness and gate verdicts
+// have in `release status -o json`, which scripts read.
+func TestReleaseStatusJSON(t *testing.T) {
+	tests := []struct {
+		v    any
+		want string
+	}{
+		{VersionStatus{Readiness: Ready}, `"readiness":"ready"`},
+		{VersionStatus{Readiness: NotReady}, `"readiness":"not ready"`},
+		{VersionStatus{Readiness: Unknown}, `"readiness":"unknown"`},
+		{GateVerdict{Gate: GateReady, SLOs: NoSLOs}, `{"gate":"ready","found":false,"completed":false,"failed":false,"slos":"none"}`},
+		{GateVerdict{Gate: GateSLO, SLOs: SLOsMet}, `"gate":"slo",`},
+		{GateVerdict{SLOs: SLOsMet}, `"slos":"met"`},
+		{GateVerdict{SLOs: SLOsNotMet}, `"slos":"not met"`},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tt.want) {
+			t.Errorf("json of %+v: %s, want it to contain %s", tt.v, b, tt.want)
+		}
+	}
+}
+
 func TestReleaseStatusNoRoute(t *testing.T) {
 	a := NewReleaseStatus(testCluster(nil))
 	a.App = "missing"
