@@ -153,11 +153,7 @@ func (c *nameChecker) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.MemberNode:
 		if vn, mn, ok := metricAccess(n); ok {
-			v, known := c.version(vn)
-			_, constant := constString(vn)
-			if known || !constant {
-				c.metric(mn, v, !constant)
-			}
+			c.versionMetric(vn, mn)
 			return
 		}
 		if vn, ok := versionAccess(n); ok {
@@ -172,12 +168,16 @@ func (c *nameChecker) Visit(node *ast.Node) {
 			return
 		}
 		if vn, ok := versionAccess(n.Right); ok {
-			v, known := c.version(vn)
-			_, constant := constString(vn)
-			if known || !constant {
-				c.metric(n.Left, v, !constant)
-			}
+			c.versionMetric(vn, n.Left)
 		}
+	}
+}
+
+// versionMetric checks metric m of version v unless v is a constant naming no version.
+func (c *nameChecker) versionMetric(v, m ast.Node) {
+	name, known := c.version(v)
+	if _, constant := constString(v); known || !constant {
+		c.metric(m, name, !constant)
 	}
 }
 

@@ -53,47 +53,9 @@ func oneDocument(data []byte) ([]byte, error) {
 func valuePathAt(data []byte, offset int64) (string, bool) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	type frame struct {
-		list  bool
-		index int
-		key   string
-		// wantKey is set in an object when the next token is a key.
-		wantKey bool
-		path    string
-	}
-	var stack []*frame
+	var open jsonStack
 	best, found := "", false
 	prevEnd := int64(0)
-	childPath := func() string {
-		if len(stack) == 0 {
-			return ""
-		}
-		f := stack[len(stack)-1]
-		if f.list {
-			return f.path + "[" + strconv.Itoa(f.index) + "]"
-		}
-		if !identifier(f.key) {
-			// A map's key, such as a header or metadata name, as
-			// field.Path.Key writes it: struct fields are identifiers.
-			return f.path + "[" + f.key + "]"
-		}
-		if f.path == "" {
-			return f.key
-		}
-		return f.path + "." + f.key
-	}
-	// valueDone moves the enclosing container past one value.
-	valueDone := func() {
-		if len(stack) == 0 {
-			return
-		}
-		f := stack[len(stack)-1]
-		if f.list {
-			f.index++
-		} else {
-			f.wantKey = true
-		}
-	}
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
@@ -103,33 +65,75 @@ func valuePathAt(data []byte, offset int64) (string, bool) {
 			return "", false
 		}
 		end := dec.InputOffset()
-		if len(stack) > 0 && !stack[len(stack)-1].list && stack[len(stack)-1].wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				// the object ends below
-			} else {
-				k, _ := tok.(string)
-				stack[len(stack)-1].key, stack[len(stack)-1].wantKey = k, false
-				prevEnd = end
-				continue
-			}
+		if n := len(open); n > 0 && open[n-1].wantKey && tok != json.Delim('}') {
+			open[n-1].key, _ = tok.(string)
+			open[n-1].wantKey = false
+			prevEnd = end
+			continue
 		}
+		at := prevEnd < offset && offset <= end
+		prevEnd = end
 		switch d, _ := tok.(json.Delim); d {
 		case '[', '{':
-			path := childPath()
-			if prevEnd < offset && offset <= end {
+			path := open.childPath()
+			if at {
 				best, found = path, true // mistyped as a whole
 			}
-			stack = append(stack, &frame{list: d == '[', wantKey: d == '{', path: path})
+			open = append(open, &jsonFrame{list: d == '[', wantKey: d == '{', path: path})
 		case ']', '}':
-			stack = stack[:len(stack)-1]
-			valueDone()
+			open = open[:len(open)-1]
+			open.valueDone()
 		default:
-			if prevEnd < offset && offset <= end {
-				best, found = childPath(), true
+			if at {
+				best, found = open.childPath(), true
 			}
-			valueDone()
+			open.valueDone()
 		}
-		prevEnd = end
+	}
+}
+
+// jsonFrame is a list or an object that valuePathAt is inside of.
+type jsonFrame struct {
+	list  bool
+	index int
+	key   string
+	// wantKey is set in an object when the next token is a key.
+	wantKey bool
+	path    string
+}
+
+// jsonStack holds the open lists and objects, innermost last.
+type jsonStack []*jsonFrame
+
+// childPath is the path of the innermost container's next value.
+func (s jsonStack) childPath() string {
+	if len(s) == 0 {
+		return ""
+	}
+	f := s[len(s)-1]
+	if f.list {
+		return f.path + "[" + strconv.Itoa(f.index) + "]"
+	}
+	if !identifier(f.key) {
+		// A map's key, such as a header or metadata name, as
+		// field.Path.Key writes it: struct fields are identifiers.
+		return f.path + "[" + f.key + "]"
+	}
+	if f.path == "" {
+		return f.key
+	}
+	return f.path + "." + f.key
+}
+
+// valueDone moves the innermost container past one value.
+func (s jsonStack) valueDone() {
+	if len(s) == 0 {
+		return
+	}
+	if f := s[len(s)-1]; f.list {
+		f.index++
+	} else {
+		f.wantKey = true
 	}
 }
 

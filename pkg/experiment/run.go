@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,83 +56,19 @@ type Runner struct {
 // every loop, so that a gate fails at once), or is the store's error. The result is
 // returned (and was written) in every case where the store works.
 func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
-	now := r.Now
-	if now == nil {
-		now = time.Now
-	}
-	logger := r.Log
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	progress := r.Progress
-	if progress == nil {
-		progress = io.Discard
-	}
-	secret := r.Secret
-	if secret == nil {
-		secret = func(string) (string, bool) { return "", false }
-	}
-	rev := max(r.Revision, 1)
-
-	res := NewResult(plan, rev, now())
-	res.Loop, res.Loops = 1, max(plan.Loops, 1)
-	env := &Env{
-		Result:   res,
-		Versions: plan.Experiment.Spec.VersionNames(),
-		Log:      logger,
-		Progress: progress,
-		Secret:   secret,
-		Now:      now,
-		Kube:     r.Kube,
-	}
+	env := r.env(plan)
+	res := env.Result
 	// Writes use a context that outlives an interrupt, so that what finished
 	// before the interrupt is kept.
 	writeCtx := context.WithoutCancel(ctx)
 	if err := r.write(writeCtx, res); err != nil {
 		return res, err
 	}
-
-	wait := r.Wait
-	if wait == nil {
-		wait = waitUntil
+	failure, err := r.runLoops(ctx, plan, env, writeCtx)
+	if err != nil {
+		return res, err
 	}
-	var failure error
-	for loop := 1; loop <= res.Loops; loop++ {
-		if loop > 1 {
-			next := res.StartTime.Add(time.Duration(loop-1) * plan.Interval)
-			if err := wait(ctx, next); err != nil {
-				failure = fmt.Errorf("%w before loop %d of %d: %w", ErrInterrupted, loop, res.Loops, err)
-				logger.Error("run interrupted", "loop", loop, "loops", res.Loops)
-				break
-			}
-			resetTasks(res)
-			res.Loop = loop
-			if err := r.write(writeCtx, res); err != nil {
-				return res, err
-			}
-		}
-		if res.Loops > 1 {
-			logger.Info("loop started", "loop", loop, "loops", res.Loops)
-		}
-		loopStart := now()
-		var err error
-		if failure, err = r.runTasks(ctx, plan, env, writeCtx); err != nil {
-			return res, err
-		}
-		if res.Loops > 1 {
-			res.addHistory(res.summarize(loop, loopStart, now(), failure != nil))
-		}
-		if failure != nil {
-			break
-		}
-		if plan.Experiment.Spec.FailOnSLOs && !res.SLOsSatisfied() {
-			if loop < res.Loops {
-				logger.Info("SLOs not met: later loops are not run (failOnSLOs is set)", "loop", loop, "loops", res.Loops)
-			}
-			break
-		}
-	}
-	end := now()
+	end := env.Now()
 	res.EndTime = &end
 	if err := r.write(writeCtx, res); err != nil {
 		return res, err
@@ -143,6 +80,73 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 		return res, fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet)
 	}
 	return res, nil
+}
+
+// env starts the result of a run of plan and what its tasks are given,
+// with the Runner's defaults filled in.
+func (r *Runner) env(plan *Plan) *Env {
+	env := &Env{
+		Versions: plan.Experiment.Spec.VersionNames(),
+		Log:      cmp.Or(r.Log, slog.New(slog.DiscardHandler)),
+		Progress: cmp.Or[io.Writer](r.Progress, io.Discard),
+		Secret:   r.Secret,
+		Now:      r.Now,
+		Kube:     r.Kube,
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.Secret == nil {
+		env.Secret = func(string) (string, bool) { return "", false }
+	}
+	env.Result = NewResult(plan, max(r.Revision, 1), env.Now())
+	env.Result.Loop, env.Result.Loops = 1, max(plan.Loops, 1)
+	return env
+}
+
+// runLoops runs the tasks of plan once per loop, waiting for each loop's
+// start. It returns what ended the loops early, a failed task or an
+// interrupt, and separately the store's error, which ends the run.
+func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx context.Context) (failure, storeErr error) {
+	res, logger := env.Result, env.Log
+	wait := r.Wait
+	if wait == nil {
+		wait = waitUntil
+	}
+	for loop := 1; loop <= res.Loops; loop++ {
+		if loop > 1 {
+			next := res.StartTime.Add(time.Duration(loop-1) * plan.Interval)
+			if err := wait(ctx, next); err != nil {
+				logger.Error("run interrupted", "loop", loop, "loops", res.Loops)
+				return fmt.Errorf("%w before loop %d of %d: %w", ErrInterrupted, loop, res.Loops, err), nil
+			}
+			resetTasks(res)
+			res.Loop = loop
+			if err := r.write(writeCtx, res); err != nil {
+				return nil, err
+			}
+		}
+		if res.Loops > 1 {
+			logger.Info("loop started", "loop", loop, "loops", res.Loops)
+		}
+		loopStart := env.Now()
+		if failure, storeErr = r.runTasks(ctx, plan, env, writeCtx); storeErr != nil {
+			return failure, storeErr
+		}
+		if res.Loops > 1 {
+			res.addHistory(res.summarize(loop, loopStart, env.Now(), failure != nil))
+		}
+		if failure != nil {
+			return failure, nil
+		}
+		if plan.Experiment.Spec.FailOnSLOs && !res.SLOsSatisfied() {
+			if loop < res.Loops {
+				logger.Info("SLOs not met: later loops are not run (failOnSLOs is set)", "loop", loop, "loops", res.Loops)
+			}
+			return nil, nil
+		}
+	}
+	return nil, nil
 }
 
 // runTasks runs every task of plan once. It returns the first task's failure

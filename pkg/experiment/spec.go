@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -218,10 +219,7 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		seen[v] = true
 	}
 
-	plan := &Plan{Experiment: exp, Loops: exp.Spec.Loops}
-	if plan.Loops == 0 {
-		plan.Loops = 1
-	}
+	plan := &Plan{Experiment: exp, Loops: cmp.Or(exp.Spec.Loops, 1)}
 	if exp.Spec.Interval != "" {
 		d, err := time.ParseDuration(exp.Spec.Interval)
 		if err != nil {
@@ -230,20 +228,28 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		plan.Interval = d
 	}
 	errs = append(errs, checkLoops(plan.Loops, plan.Interval, specPath.Child("loops"), specPath.Child("interval"))...)
+	tasks, taskErrs := compileTasks(exp.Spec, opts, specPath.Child("tasks"))
+	plan.Tasks = tasks
+	return plan, append(errs, taskErrs...)
+}
 
-	tasksPath := specPath.Child("tasks")
-	if len(exp.Spec.Tasks) == 0 {
-		errs = append(errs, field.Required(tasksPath, "an experiment needs at least one task"))
+// compileTasks decodes the tasks in order, so that each one's decoder and
+// condition see the metrics that the tasks before it produce.
+func compileTasks(spec Spec, opts DecodeOptions, path *field.Path) ([]PlannedTask, field.ErrorList) {
+	var errs field.ErrorList
+	if len(spec.Tasks) == 0 {
+		errs = append(errs, field.Required(path, "an experiment needs at least one task"))
 	}
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
 	}
-	catalog := newCatalog(exp.Spec.VersionNames())
-	for i, ts := range exp.Spec.Tasks {
-		p := tasksPath.Index(i)
+	var tasks []PlannedTask
+	catalog := newCatalog(spec.VersionNames())
+	for i, ts := range spec.Tasks {
+		p := path.Index(i)
 		pt := PlannedTask{Spec: ts}
 		if ts.If != "" {
-			cond, err := compileCondition(ts.If, exp.Spec.VersionNames(), catalog)
+			cond, err := compileCondition(ts.If, spec.VersionNames(), catalog)
 			if err != nil {
 				errs = append(errs, field.Invalid(p.Child("if"), ts.If, err.Error()))
 			}
@@ -261,7 +267,7 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		task, taskErrs := decode(&Decoding{
 			With:     ts.With,
 			Path:     p.Child("with"),
-			Versions: exp.Spec.VersionNames(),
+			Versions: spec.VersionNames(),
 			Metrics:  catalog,
 			ReadFile: opts.ReadFile,
 		})
@@ -270,9 +276,9 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 			catalog.incomplete = true
 		}
 		pt.Task = task
-		plan.Tasks = append(plan.Tasks, pt)
+		tasks = append(tasks, pt)
 	}
-	return plan, errs
+	return tasks, errs
 }
 
 // DecodeStrict decodes JSON into v and reports unknown, duplicate and
@@ -288,10 +294,7 @@ func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
 	}
 	for _, se := range strictErrs {
 		msg := se.Error()
-		var fe sigsjson.FieldError
-		if fieldErr, ok := se.(sigsjson.FieldError); ok {
-			fe = fieldErr
-		}
+		fe, _ := se.(sigsjson.FieldError)
 		switch {
 		case fe != nil && strings.Contains(msg, "unknown field"):
 			errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: join(path, fe.FieldPath()),
