@@ -496,3 +496,37 @@ func TestHistoryIsThinned(t *testing.T) {
 		t.Errorf("history kept %d loops, want at least %d", len(r.History), MaxHistory/2)
 	}
 }
+
+// TestVerdictKeyJSON checks that a loop's verdicts keep their JSON form,
+// "candidate metric", so that results written before the key was typed
+// still read, and that a key without a candidate is refused.
+func TestVerdictKeyJSON(t *testing.T) {
+	const stored = `{"loop":3,"startTime":"0001-01-01T00:00:00Z","endTime":"0001-01-01T00:00:00Z",` +
+		`"verdicts":{"v2 http/latency":"worse","v3 http/latency-p99.9":"inconclusive"}}`
+	var s LoopSummary
+	if err := json.Unmarshal([]byte(stored), &s); err != nil {
+		t.Fatalf("decode %s: %v", stored, err)
+	}
+	want := map[VerdictKey]Verdict{
+		{Candidate: "v2", Metric: "http/latency"}:       VerdictWorse,
+		{Candidate: "v3", Metric: "http/latency-p99.9"}: VerdictInconclusive,
+	}
+	if len(s.Verdicts) != len(want) {
+		t.Fatalf("decoded verdicts %v, want %v", s.Verdicts, want)
+	}
+	for k, v := range want {
+		if s.Verdicts[k] != v {
+			t.Errorf("verdict of %+v = %q, want %q", k, s.Verdicts[k], v)
+		}
+	}
+	got, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != stored {
+		t.Errorf("encoded\n%s\nwant\n%s", got, stored)
+	}
+	if err := json.Unmarshal([]byte(`{"verdicts":{"http/latency":"worse"}}`), &s); err == nil {
+		t.Error("a verdict key without a candidate decoded without error")
+	}
+}

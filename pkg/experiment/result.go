@@ -2,9 +2,11 @@ package experiment
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/stats"
@@ -122,9 +124,8 @@ type SLOVerdict struct {
 
 // RewardResult names the best version for one reward metric.
 type RewardResult struct {
-	Metric string `json:"metric"`
-	// Direction is "max" or "min".
-	Direction string `json:"direction"`
+	Metric    string    `json:"metric"`
+	Direction Direction `json:"direction"`
 	// Best is the best version; empty when no version has a value.
 	Best string `json:"best,omitempty"`
 	// ProbabilityBest maps a version to the posterior probability that it is
@@ -136,6 +137,15 @@ type RewardResult struct {
 	// Reason says why there are no probabilities.
 	Reason string `json:"reason,omitempty"`
 }
+
+// Direction says whether a reward is better higher or lower.
+type Direction string
+
+// The directions, as a spec's rewards name them.
+const (
+	DirectionMax Direction = "max"
+	DirectionMin Direction = "min"
+)
 
 // Verdict of a comparison of a candidate with the baseline.
 type Verdict string
@@ -155,7 +165,7 @@ type Comparison struct {
 	Candidate string `json:"candidate"`
 	// Test names the statistical test: mann-whitney (latency histograms),
 	// two-proportion (rates) or welch (means).
-	Test string `json:"test,omitempty"`
+	Test stats.Test `json:"test,omitempty"`
 	// Confidence is the level asked for, such as 0.95.
 	Confidence float64 `json:"confidence"`
 	Verdict    Verdict `json:"verdict"`
@@ -194,10 +204,30 @@ type LoopSummary struct {
 	Metrics map[string]map[string]float64 `json:"metrics,omitempty"`
 	// SLOsSatisfied maps version to whether it met all its SLOs.
 	SLOsSatisfied map[string]bool `json:"slosSatisfied,omitempty"`
-	// Verdicts maps "candidate metric" to the comparison's verdict.
-	Verdicts map[string]Verdict `json:"verdicts,omitempty"`
+	// Verdicts holds the verdict of each candidate's comparison by metric.
+	Verdicts map[VerdictKey]Verdict `json:"verdicts,omitempty"`
 	// Failed tells that a task failed in this loop.
 	Failed bool `json:"failed,omitempty"`
+}
+
+// VerdictKey names a comparison in LoopSummary.Verdicts. Its JSON form is
+// "candidate metric": a version's name holds no space, so the first space
+// splits it, and results written before the key was typed read the same.
+type VerdictKey struct{ Candidate, Metric string }
+
+// MarshalText writes the key as "candidate metric".
+func (k VerdictKey) MarshalText() ([]byte, error) {
+	return []byte(k.Candidate + " " + k.Metric), nil
+}
+
+// UnmarshalText reads "candidate metric".
+func (k *VerdictKey) UnmarshalText(text []byte) error {
+	candidate, metric, ok := strings.Cut(string(text), " ")
+	if !ok {
+		return fmt.Errorf("verdict key %q: want a candidate and a metric, separated by a space", text)
+	}
+	*k = VerdictKey{Candidate: candidate, Metric: metric}
+	return nil
 }
 
 // NewResult starts the result of a run of plan.
@@ -221,31 +251,19 @@ func (r *Result) Completed() bool { return r.EndTime != nil }
 
 // Failed reports whether any task failed.
 func (r *Result) Failed() bool {
-	for _, t := range r.Tasks {
-		if t.State == TaskFailed {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Tasks, func(t TaskResult) bool { return t.State == TaskFailed })
 }
 
 // SLOsSatisfied reports whether every SLO verdict so far is satisfied; true
 // when there are none.
 func (r *Result) SLOsSatisfied() bool {
-	for _, v := range r.SLOs {
-		if !v.Satisfied {
-			return false
-		}
-	}
-	return true
+	return !slices.ContainsFunc(r.SLOs, func(v SLOVerdict) bool { return !v.Satisfied })
 }
 
 // Version returns the entry of the named version, or nil.
 func (r *Result) Version(name string) *VersionResult {
-	for i := range r.Versions {
-		if r.Versions[i].Name == name {
-			return &r.Versions[i]
-		}
+	if i := slices.IndexFunc(r.Versions, func(v VersionResult) bool { return v.Name == name }); i >= 0 {
+		return &r.Versions[i]
 	}
 	return nil
 }
@@ -257,10 +275,7 @@ func (r *Result) SetMetric(version, name string, value float64, unit string) {
 	if v == nil || math.IsNaN(value) || math.IsInf(value, 0) {
 		return
 	}
-	if v.Metrics == nil {
-		v.Metrics = map[string]Metric{}
-	}
-	v.Metrics[name] = Metric{Value: value, Unit: unit}
+	put(&v.Metrics, name, Metric{Value: value, Unit: unit})
 	delete(v.Unavailable, name)
 }
 
@@ -271,23 +286,16 @@ func (r *Result) SetUnavailable(version, name, reason string) {
 	if v == nil {
 		return
 	}
-	if v.Unavailable == nil {
-		v.Unavailable = map[string]string{}
-	}
-	v.Unavailable[name] = reason
+	put(&v.Unavailable, name, reason)
 	delete(v.Metrics, name)
 }
 
 // SetHistogram stores a histogram for a version.
 func (r *Result) SetHistogram(version, name string, h *stats.Histogram) {
 	v := r.Version(version)
-	if v == nil || h == nil {
-		return
+	if v != nil && h != nil {
+		put(&v.Histograms, name, h)
 	}
-	if v.Histograms == nil {
-		v.Histograms = map[string]*stats.Histogram{}
-	}
-	v.Histograms[name] = h
 }
 
 // SetFailures replaces the failed requests recorded under a load's metric
@@ -302,22 +310,14 @@ func (r *Result) SetFailures(version, prefix string, failures []RequestFailure) 
 		delete(v.Failures, prefix)
 		return
 	}
-	if v.Failures == nil {
-		v.Failures = map[string][]RequestFailure{}
-	}
-	v.Failures[prefix] = failures
+	put(&v.Failures, prefix, failures)
 }
 
 // SetSample stores the sample behind a metric's value for a version.
 func (r *Result) SetSample(version, name string, s stats.Sample) {
-	v := r.Version(version)
-	if v == nil {
-		return
+	if v := r.Version(version); v != nil {
+		put(&v.Samples, name, s)
 	}
-	if v.Samples == nil {
-		v.Samples = map[string]stats.Sample{}
-	}
-	v.Samples[name] = s
 }
 
 // Sample returns the sample behind a metric's value for a version.
@@ -351,20 +351,19 @@ func (r *Result) Value(version, name string) (float64, bool) {
 
 // MetricNames lists every metric name in the result, sorted.
 func (r *Result) MetricNames() []string {
-	set := map[string]bool{}
-	for _, v := range r.Versions {
-		for n := range v.Metrics {
-			set[n] = true
-		}
-	}
-	return slices.Sorted(maps.Keys(set))
+	return namesOf(r.Versions, func(v VersionResult) map[string]Metric { return v.Metrics })
 }
 
 // HistogramNames lists every histogram name in the result, sorted.
 func (r *Result) HistogramNames() []string {
+	return namesOf(r.Versions, func(v VersionResult) map[string]*stats.Histogram { return v.Histograms })
+}
+
+// namesOf lists the keys of one map of every version, sorted.
+func namesOf[V any](versions []VersionResult, m func(VersionResult) map[string]V) []string {
 	set := map[string]bool{}
-	for _, v := range r.Versions {
-		for n := range v.Histograms {
+	for _, v := range versions {
+		for n := range m(v) {
 			set[n] = true
 		}
 	}
@@ -387,29 +386,29 @@ func (r *Result) summarize(loop int, start, end time.Time, failed bool) LoopSumm
 		if len(v.Metrics) == 0 {
 			continue
 		}
-		if s.Metrics == nil {
-			s.Metrics = map[string]map[string]float64{}
-		}
 		m := make(map[string]float64, len(v.Metrics))
 		for name, val := range v.Metrics {
 			m[name] = val.Value
 		}
-		s.Metrics[v.Name] = m
+		put(&s.Metrics, v.Name, m)
 	}
 	for _, v := range r.SLOs {
-		if s.SLOsSatisfied == nil {
-			s.SLOsSatisfied = map[string]bool{}
-		}
 		ok, seen := s.SLOsSatisfied[v.Version]
-		s.SLOsSatisfied[v.Version] = v.Satisfied && (ok || !seen)
+		put(&s.SLOsSatisfied, v.Version, v.Satisfied && (ok || !seen))
 	}
 	for _, c := range r.Comparisons {
-		if s.Verdicts == nil {
-			s.Verdicts = map[string]Verdict{}
-		}
-		s.Verdicts[c.Candidate+" "+c.Metric] = c.Verdict
+		put(&s.Verdicts, VerdictKey{Candidate: c.Candidate, Metric: c.Metric}, c.Verdict)
 	}
 	return s
+}
+
+// put sets m[k], making the map on first use: the result's maps stay nil,
+// and out of its JSON, until they hold something.
+func put[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[k] = v
 }
 
 // addHistory appends a loop's summary, thinning the history past

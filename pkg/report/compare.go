@@ -3,9 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
-	"maps"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -119,15 +117,21 @@ func comparisonNote(c experiment.Comparison) string {
 // sharedConfidence returns the confidence level of all comparisons when
 // they share one, so that a table can say it once.
 func sharedConfidence(cs []experiment.Comparison) (float64, bool) {
+	return inCommon(cs, func(c experiment.Comparison) float64 { return c.Confidence })
+}
+
+// inCommon returns what every comparison has in common by key, if anything.
+func inCommon[T comparable](cs []experiment.Comparison, key func(experiment.Comparison) T) (T, bool) {
+	var none T
 	if len(cs) == 0 {
-		return 0, false
+		return none, false
 	}
 	for _, c := range cs[1:] {
-		if c.Confidence != cs[0].Confidence {
-			return 0, false
+		if key(c) != key(cs[0]) {
+			return none, false
 		}
 	}
-	return cs[0].Confidence, true
+	return key(cs[0]), true
 }
 
 // writeComparisons writes the comparisons table, and below it why the
@@ -139,7 +143,7 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 	conf, shared := sharedConfidence(r.Comparisons)
 	// One pair of versions is named in the title rather than on every row,
 	// so that the table fits 80 columns.
-	pair, onePair := sharedPair(r.Comparisons)
+	pair, onePair := inCommon(r.Comparisons, comparisonVersions)
 	title := "Comparisons"
 	if shared && conf > 0 {
 		title += " (" + formatConfidence(conf) + " confidence)"
@@ -184,20 +188,6 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 	}
 }
 
-// sharedPair returns "candidate vs baseline" when every comparison has the
-// same candidate and baseline.
-func sharedPair(cs []experiment.Comparison) (string, bool) {
-	if len(cs) == 0 {
-		return "", false
-	}
-	for _, c := range cs[1:] {
-		if c.Candidate != cs[0].Candidate || c.Baseline != cs[0].Baseline {
-			return "", false
-		}
-	}
-	return comparisonVersions(cs[0]), true
-}
-
 // hasRewardStats reports whether any reward has probabilities of being best
 // or says why not; results from before these existed have neither.
 func hasRewardStats(r *experiment.Result) bool {
@@ -212,25 +202,14 @@ func hasRewardStats(r *experiment.Result) bool {
 // rewardVersions lists the versions to show for a reward: those of the
 // result, in order, then any others the reward names.
 func rewardVersions(r *experiment.Result, rw experiment.RewardResult) []string {
-	var out []string
-	known := map[string]bool{}
-	for _, v := range r.Versions {
-		out = append(out, v.Name)
-		known[v.Name] = true
-	}
-	extra := map[string]bool{}
+	others := map[string]bool{}
 	for v := range rw.ProbabilityBest {
-		extra[v] = !known[v]
+		others[v] = true
 	}
 	for v := range rw.ExpectedLoss {
-		extra[v] = !known[v]
+		others[v] = true
 	}
-	for _, v := range slices.Sorted(maps.Keys(extra)) {
-		if extra[v] {
-			out = append(out, v)
-		}
-	}
-	return out
+	return versionsAnd(r, others)
 }
 
 type rewardRow struct {

@@ -207,25 +207,18 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 
 func htmlSLORows(r *experiment.Result) []htmlSLORow {
 	var rows []htmlSLORow
-	index := map[string]int{}
-	for _, s := range r.SLOs {
-		label := SLOLabel(s)
-		i, ok := index[label]
-		if !ok {
-			i = len(rows)
-			index[label] = i
-			rows = append(rows, htmlSLORow{Label: label, Cells: make([]htmlSLOCell, len(r.Versions))})
-		}
-		for j, ver := range r.Versions {
-			if ver.Name != s.Version {
+	for _, row := range sloRows(r) {
+		hr := htmlSLORow{Label: row.label, Cells: make([]htmlSLOCell, len(row.verdicts))}
+		for j, s := range row.verdicts {
+			if s == nil {
 				continue
 			}
-			c := htmlSLOCell{Applies: true, Satisfied: s.Satisfied, Value: s.Reason}
+			hr.Cells[j] = htmlSLOCell{Applies: true, Satisfied: s.Satisfied, Value: s.Reason}
 			if s.Value != nil {
-				c.Value = FormatValue(*s.Value)
+				hr.Cells[j].Value = FormatValue(*s.Value)
 			}
-			rows[i].Cells[j] = c
 		}
+		rows = append(rows, hr)
 	}
 	return rows
 }

@@ -96,7 +96,7 @@ func htmlComparisons(r *experiment.Result) []htmlComparison {
 	var out []htmlComparison
 	for _, c := range r.Comparisons {
 		hc := htmlComparison{
-			Metric: c.Metric, Versions: comparisonVersions(c), Test: c.Test,
+			Metric: c.Metric, Versions: comparisonVersions(c), Test: string(c.Test),
 			Confidence: formatConfidence(c.Confidence), Effect: FormatEffect(c),
 			PValue: formatPValue(c.PValue), Counts: formatCounts(c),
 			Verdict: string(c.Verdict), Class: verdictClass(c.Verdict), Note: comparisonNote(c),
@@ -123,7 +123,7 @@ func htmlRewards(r *experiment.Result) []htmlReward {
 	}
 	var out []htmlReward
 	for _, rw := range r.Rewards {
-		out = append(out, htmlReward{Metric: rw.Metric, Direction: rw.Direction,
+		out = append(out, htmlReward{Metric: rw.Metric, Direction: string(rw.Direction),
 			Best: versionNameOrBlank(rw.Best), Rows: rewardRows(r, rw), Reason: rw.Reason})
 	}
 	return out
@@ -136,18 +136,37 @@ func htmlTrendView(r *experiment.Result) (*htmlTrend, error) {
 	if !hasLoops(r) || len(r.History) == 0 {
 		return nil, nil
 	}
-	versions := trendVersions(r)
-	t := &htmlTrend{}
+	versions, keys := trendVersions(r), verdictKeys(r)
+	t := &htmlTrend{Loops: htmlLoops(r.History, versions, keys)}
 	for _, v := range versions {
 		t.Versions = append(t.Versions, VersionName(v))
 	}
-	keys := verdictKeys(r)
 	for _, k := range keys {
-		cand, metric, _ := strings.Cut(k, " ")
-		t.Verdicts = append(t.Verdicts, VersionName(cand)+" "+metric)
+		t.Verdicts = append(t.Verdicts, VersionName(k.Candidate)+" "+k.Metric)
 	}
-	times := loopTimes(r.History)
+	if len(r.History) < 2 {
+		return t, nil
+	}
+	loops := make([]int, len(r.History))
 	for i, l := range r.History {
+		loops[i] = l.Loop
+	}
+	for _, metric := range trendMetrics(r) {
+		c, err := htmlTrendChartOf(r, versions, loops, metric)
+		if err != nil {
+			return nil, fmt.Errorf("trend of %s: %w", metric, err)
+		}
+		t.Charts = append(t.Charts, c)
+	}
+	return t, nil
+}
+
+// htmlLoops has a row per loop of history: its SLO marks by version, and
+// its verdicts by key.
+func htmlLoops(history []experiment.LoopSummary, versions []string, keys []experiment.VerdictKey) []htmlLoop {
+	times := loopTimes(history)
+	var out []htmlLoop
+	for i, l := range history {
 		hl := htmlLoop{Loop: l.Loop, Time: times[i], Failed: l.Failed}
 		for _, v := range versions {
 			m := htmlMark{Text: "-", Class: "muted"}
@@ -166,91 +185,85 @@ func htmlTrendView(r *experiment.Result) (*htmlTrend, error) {
 			}
 			hl.Verdicts = append(hl.Verdicts, m)
 		}
-		t.Loops = append(t.Loops, hl)
+		out = append(out, hl)
 	}
-	if len(r.History) < 2 {
-		return t, nil
-	}
-	loops := make([]int, len(r.History))
-	for i, l := range r.History {
-		loops[i] = l.Loop
-	}
-	for _, metric := range trendMetrics(r) {
-		c := htmlTrendChart{Metric: metric, Unit: metricUnit(r, metric),
-			ID: "trend-" + strings.NewReplacer("/", "-", ".", "-", " ", "-").Replace(metric)}
-		var traces []lineTrace
-		for _, v := range versions {
-			tr := lineTrace{Name: VersionName(v), Type: "scatter", Mode: "lines+markers", X: loops}
-			has := false
-			for _, l := range r.History {
-				if val, ok := loopValue(l, v, metric); ok {
-					tr.Y = append(tr.Y, &val)
-					has = true
-				} else {
-					tr.Y = append(tr.Y, nil)
-				}
-			}
-			if has {
-				traces = append(traces, tr)
-			}
-		}
+	return out
+}
+
+// htmlTrendChartOf plots a metric over the loops, a line per version, and
+// keeps the same values, with verdicts, as a table.
+func htmlTrendChartOf(r *experiment.Result, versions []string, loops []int, metric string) (htmlTrendChart, error) {
+	c := htmlTrendChart{Metric: metric, Unit: metricUnit(r, metric),
+		ID: "trend-" + strings.NewReplacer("/", "-", ".", "-", " ", "-").Replace(metric)}
+	var traces []lineTrace
+	for _, v := range versions {
+		tr := lineTrace{Name: VersionName(v), Type: "scatter", Mode: "lines+markers", X: loops}
 		for _, l := range r.History {
-			row := htmlTrendRow{Loop: l.Loop}
-			for _, v := range versions {
-				cell := "-"
-				if val, ok := loopValue(l, v, metric); ok {
-					cell = FormatValue(val)
-				}
-				if verdict, ok := loopVerdict(l, v, metric); ok && v != "" {
-					cell += " (" + string(verdict) + ")"
-				}
-				row.Cells = append(row.Cells, cell)
+			var y *float64
+			if val, ok := loopValue(l, v, metric); ok {
+				y = &val
 			}
-			c.Rows = append(c.Rows, row)
+			tr.Y = append(tr.Y, y)
 		}
-		yTitle := metric
-		if c.Unit != "" {
-			yTitle += " (" + c.Unit + ")"
+		if slices.ContainsFunc(tr.Y, func(y *float64) bool { return y != nil }) {
+			traces = append(traces, tr)
 		}
-		layout := lineLayout{
-			XAxis:  axis{Title: map[string]string{"text": "loop"}, TickFmt: "d"},
-			YAxis:  axis{Title: map[string]string{"text": yTitle}, RangeMode: "tozero"},
-			Margin: map[string]int{"t": 20},
-		}
-		if len(loops) <= maxLoopTicks {
-			layout.XAxis.TickMode, layout.XAxis.TickVals = "array", loops
-		}
-		data, err := json.Marshal(traces)
-		if err != nil {
-			return nil, fmt.Errorf("trend of %s: %w", metric, err)
-		}
-		lay, err := json.Marshal(layout)
-		if err != nil {
-			return nil, fmt.Errorf("trend of %s: %w", metric, err)
-		}
-		c.Traces, c.Layout = template.JS(data), template.JS(lay)
-		t.Charts = append(t.Charts, c)
 	}
-	return t, nil
+	for _, l := range r.History {
+		row := htmlTrendRow{Loop: l.Loop}
+		for _, v := range versions {
+			cell := "-"
+			if val, ok := loopValue(l, v, metric); ok {
+				cell = FormatValue(val)
+			}
+			if verdict, ok := loopVerdict(l, v, metric); ok && v != "" {
+				cell += " (" + string(verdict) + ")"
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		c.Rows = append(c.Rows, row)
+	}
+	yTitle := metric
+	if c.Unit != "" {
+		yTitle += " (" + c.Unit + ")"
+	}
+	layout := lineLayout{
+		XAxis:  axis{Title: map[string]string{"text": "loop"}, TickFmt: "d"},
+		YAxis:  axis{Title: map[string]string{"text": yTitle}, RangeMode: "tozero"},
+		Margin: map[string]int{"t": 20},
+	}
+	if len(loops) <= maxLoopTicks {
+		layout.XAxis.TickMode, layout.XAxis.TickVals = "array", loops
+	}
+	data, err := json.Marshal(traces)
+	if err != nil {
+		return c, err
+	}
+	lay, err := json.Marshal(layout)
+	if err != nil {
+		return c, err
+	}
+	c.Traces, c.Layout = template.JS(data), template.JS(lay)
+	return c, nil
 }
 
 // verdictKeys lists the LoopSummary.Verdicts keys of the history: those of
 // the comparisons first, in order, then any other, sorted.
-func verdictKeys(r *experiment.Result) []string {
-	inHistory := map[string]bool{}
+func verdictKeys(r *experiment.Result) []experiment.VerdictKey {
+	inHistory := map[experiment.VerdictKey]bool{}
 	for _, l := range r.History {
 		for k := range l.Verdicts {
 			inHistory[k] = true
 		}
 	}
-	var out []string
+	var out []experiment.VerdictKey
 	for _, c := range r.Comparisons {
-		k := c.Candidate + " " + c.Metric
+		k := experiment.VerdictKey{Candidate: c.Candidate, Metric: c.Metric}
 		if inHistory[k] && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(inHistory)) {
+	for _, k := range slices.SortedFunc(maps.Keys(inHistory), byCandidateMetric) {
 		if !slices.Contains(out, k) {
 			out = append(out, k)
 		}

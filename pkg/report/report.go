@@ -94,6 +94,45 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	w := escapeWriter{tw}
+	writeSummary(w, r)
+	writeTasks(w, r)
+	versions := make([]string, len(r.Versions))
+	for i, v := range r.Versions {
+		versions[i] = textVersion(v.Name)
+	}
+	if len(r.SLOs) > 0 {
+		fmt.Fprintf(w, "\nSLOs\t%s\n", strings.Join(versions, "\t"))
+		for _, row := range sloRows(r) {
+			cells := make([]string, len(row.verdicts))
+			for j, v := range row.verdicts {
+				cells[j] = "-"
+				if v != nil {
+					cells[j] = mark(v.Satisfied)
+				}
+			}
+			fmt.Fprintf(w, "  %s\t%s\n", Printable(row.label), strings.Join(cells, "\t"))
+		}
+	}
+	writeMetrics(w, r, versions)
+	writeNotes(w, r)
+	writeComparisons(w, r)
+	writeRewards(w, r)
+	writeTrend(w, r)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Empty last columns leave padding behind; drop it.
+	lines := strings.Split(buf.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(out, strings.Join(lines, "\n"))
+	return err
+}
+
+// writeSummary writes the lines above the tables: experiment, state, start,
+// SLOs and winner.
+func writeSummary(w io.Writer, r *experiment.Result) {
 	fmt.Fprintf(w, "Experiment:\t%s (revision %d)\n", Printable(r.Experiment), r.Revision)
 	fmt.Fprintf(w, "State:\t%s\n", stateLine(r))
 	took := "running"
@@ -107,14 +146,16 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	if len(r.Rewards) > 0 {
 		rw := r.Rewards[0]
 		if r.Winner != "" {
-			fmt.Fprintf(w, "Winner:\t%s (by %s, %s)\n", textVersion(r.Winner), Printable(rw.Metric), Printable(rw.Direction))
+			fmt.Fprintf(w, "Winner:\t%s (by %s, %s)\n", textVersion(r.Winner), Printable(rw.Metric), Printable(string(rw.Direction)))
 		} else {
 			fmt.Fprintf(w, "Winner:\tnone: no version meets its SLOs with a value of %s\n", Printable(rw.Metric))
 		}
 	}
+}
 
-	// Errors and reasons go below the table, wrapped: a backend's error is
-	// often longer than a line.
+// writeTasks writes the tasks table. Errors and reasons go below it,
+// wrapped: a backend's error is often longer than a line.
+func writeTasks(w io.Writer, r *experiment.Result) {
 	fmt.Fprintf(w, "\nTasks\n")
 	fmt.Fprintf(w, "  #\tTASK\tSTATE\tDURATION\n")
 	var details []string
@@ -133,49 +174,48 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	for _, l := range details {
 		fmt.Fprintln(w, l)
 	}
+}
 
-	versions := make([]string, len(r.Versions))
-	for i, v := range r.Versions {
-		versions[i] = textVersion(v.Name)
-	}
-	if len(r.SLOs) > 0 {
-		fmt.Fprintf(w, "\nSLOs\t%s\n", strings.Join(versions, "\t"))
-		for _, row := range sloRows(r) {
-			fmt.Fprintf(w, "  %s\t%s\n", Printable(row.label), strings.Join(row.cells, "\t"))
-		}
-	}
-
+// writeMetrics writes the metrics table: a column per version, and the
+// best version when there are several.
+func writeMetrics(w io.Writer, r *experiment.Result, versions []string) {
 	names := r.MetricNames()
-	if len(names) > 0 {
-		header := "\nMetrics\t" + strings.Join(versions, "\t")
-		multi := len(r.Versions) > 1
-		if multi {
-			header += "\tBEST"
-		}
-		fmt.Fprintln(w, header)
-		for _, name := range names {
-			label, cells := Printable(name), make([]string, len(r.Versions))
-			for i, v := range r.Versions {
-				m, ok := v.Metrics[name]
-				if !ok {
-					cells[i] = "-"
-					if _, unavailable := v.Unavailable[name]; unavailable {
-						cells[i] = "n/a" // the reason is in the notes
-					}
-					continue
-				}
-				cells[i] = compact(m.Value)
-				if m.Unit != "" {
-					label = Printable(name + " (" + m.Unit + ")")
-				}
-			}
-			line := "  " + label + "\t" + strings.Join(cells, "\t")
-			if multi {
-				line += "\t" + Printable(versionNameOrBlank(Best(r, name)))
-			}
-			fmt.Fprintln(w, line)
-		}
+	if len(names) == 0 {
+		return
 	}
+	header := "\nMetrics\t" + strings.Join(versions, "\t")
+	multi := len(r.Versions) > 1
+	if multi {
+		header += "\tBEST"
+	}
+	fmt.Fprintln(w, header)
+	for _, name := range names {
+		label, cells := Printable(name), make([]string, len(r.Versions))
+		for i, v := range r.Versions {
+			m, ok := v.Metrics[name]
+			if !ok {
+				cells[i] = "-"
+				if _, unavailable := v.Unavailable[name]; unavailable {
+					cells[i] = "n/a" // the reason is in the notes
+				}
+				continue
+			}
+			cells[i] = compact(m.Value)
+			if m.Unit != "" {
+				label = Printable(name + " (" + m.Unit + ")")
+			}
+		}
+		line := "  " + label + "\t" + strings.Join(cells, "\t")
+		if multi {
+			line += "\t" + Printable(versionNameOrBlank(Best(r, name)))
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// writeNotes writes why SLOs have no verdict, metrics no value and requests
+// no response.
+func writeNotes(w io.Writer, r *experiment.Result) {
 	var reasons []string
 	for _, v := range r.SLOs {
 		if v.Reason != "" {
@@ -193,19 +233,6 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
 	}
-	writeComparisons(w, r)
-	writeRewards(w, r)
-	writeTrend(w, r)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	// Empty last columns leave padding behind; drop it.
-	lines := strings.Split(buf.String(), "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " ")
-	}
-	_, err := io.WriteString(out, strings.Join(lines, "\n"))
-	return err
 }
 
 // failedRequest says how many requests of a load failed in one way.
@@ -276,31 +303,29 @@ func sloLine(r *experiment.Result) string {
 	return fmt.Sprintf("%d of %d not satisfied", n, len(r.SLOs))
 }
 
+// sloRow is one objective with its verdict for each version; nil where it
+// does not apply.
 type sloRow struct {
-	label string
-	cells []string
+	label    string
+	verdicts []*experiment.SLOVerdict
 }
 
 // sloRows lays the verdicts out as one row per objective and one column per
-// version; a version an SLO does not apply to shows "-".
+// version, for the text and the html table alike.
 func sloRows(r *experiment.Result) []sloRow {
 	var rows []sloRow
 	index := map[string]int{}
-	for _, v := range r.SLOs {
+	for k, v := range r.SLOs {
 		label := SLOLabel(v)
 		i, ok := index[label]
 		if !ok {
 			i = len(rows)
 			index[label] = i
-			cells := make([]string, len(r.Versions))
-			for j := range cells {
-				cells[j] = "-"
-			}
-			rows = append(rows, sloRow{label: label, cells: cells})
+			rows = append(rows, sloRow{label: label, verdicts: make([]*experiment.SLOVerdict, len(r.Versions))})
 		}
 		for j, ver := range r.Versions {
 			if ver.Name == v.Version {
-				rows[i].cells[j] = mark(v.Satisfied)
+				rows[i].verdicts[j] = &r.SLOs[k]
 			}
 		}
 	}
@@ -338,18 +363,15 @@ func FormatValue(v float64) string {
 // none for metrics without a direction (such as request counts) or a single
 // version.
 func Best(r *experiment.Result, metric string) string {
-	dir := ""
 	for _, rw := range r.Rewards {
 		if rw.Metric == metric {
 			return rw.Best
 		}
 	}
 	base := metric[strings.LastIndex(metric, "/")+1:]
-	if strings.HasPrefix(base, "latency-") && base != "latency-stddev" ||
-		base == "error-count" || base == "error-rate" {
-		dir = "min"
-	}
-	if dir == "" || len(r.Versions) < 2 {
+	lowerIsBetter := strings.HasPrefix(base, "latency-") && base != "latency-stddev" ||
+		base == "error-count" || base == "error-rate"
+	if !lowerIsBetter || len(r.Versions) < 2 {
 		return ""
 	}
 	best, found, tie := "", false, false

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -50,6 +51,10 @@ const trendFallbackMax = 3
 // verdict of. Without any, the key metrics of trendFallback, or else the
 // first few the history has.
 func trendMetrics(r *experiment.Result) []string {
+	versions := trendVersions(r)
+	// A verdict shows beside its candidate's value: one of another version
+	// has no row to show in.
+	shown := func(k experiment.VerdictKey) bool { return k.Candidate != "" && slices.Contains(versions, k.Candidate) }
 	inHistory := map[string]bool{}
 	for _, l := range r.History {
 		for _, ms := range l.Metrics {
@@ -57,12 +62,9 @@ func trendMetrics(r *experiment.Result) []string {
 				inHistory[m] = true
 			}
 		}
-	}
-	versions := trendVersions(r)
-	for _, l := range r.History {
-		for key := range l.Verdicts {
-			if _, m, ok := splitVerdictKey(key, versions); ok {
-				inHistory[m] = true
+		for k := range l.Verdicts {
+			if shown(k) {
+				inHistory[k.Metric] = true
 			}
 		}
 	}
@@ -79,9 +81,9 @@ func trendMetrics(r *experiment.Result) []string {
 		add(c.Metric)
 	}
 	for _, l := range r.History {
-		for _, key := range slices.Sorted(maps.Keys(l.Verdicts)) {
-			if _, m, ok := splitVerdictKey(key, versions); ok {
-				add(m)
+		for _, k := range slices.SortedFunc(maps.Keys(l.Verdicts), byCandidateMetric) {
+			if shown(k) {
+				add(k.Metric)
 			}
 		}
 	}
@@ -101,20 +103,26 @@ func trendMetrics(r *experiment.Result) []string {
 // trendVersions lists the versions of a trend: those of the result, in
 // order, then any other the history names.
 func trendVersions(r *experiment.Result) []string {
+	others := map[string]bool{}
+	for _, l := range r.History {
+		for v := range l.Metrics {
+			others[v] = true
+		}
+		for v := range l.SLOsSatisfied {
+			others[v] = true
+		}
+	}
+	return versionsAnd(r, others)
+}
+
+// versionsAnd lists the versions of the result, in order, then the others
+// of a set, sorted.
+func versionsAnd(r *experiment.Result, others map[string]bool) []string {
 	var out []string
 	for _, v := range r.Versions {
 		out = append(out, v.Name)
 	}
-	extra := map[string]bool{}
-	for _, l := range r.History {
-		for v := range l.Metrics {
-			extra[v] = true
-		}
-		for v := range l.SLOsSatisfied {
-			extra[v] = true
-		}
-	}
-	for _, v := range slices.Sorted(maps.Keys(extra)) {
+	for _, v := range slices.Sorted(maps.Keys(others)) {
 		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
@@ -122,15 +130,10 @@ func trendVersions(r *experiment.Result) []string {
 	return out
 }
 
-// splitVerdictKey splits a LoopSummary.Verdicts key, "candidate metric",
-// by the versions it may start with.
-func splitVerdictKey(key string, versions []string) (version, metric string, ok bool) {
-	for _, v := range versions {
-		if m, found := strings.CutPrefix(key, v+" "); found && v != "" {
-			return v, m, true
-		}
-	}
-	return "", "", false
+// byCandidateMetric orders verdict keys as their JSON forms sort (a space
+// sorts before every character of a version's name).
+func byCandidateMetric(a, b experiment.VerdictKey) int {
+	return cmp.Or(strings.Compare(a.Candidate, b.Candidate), strings.Compare(a.Metric, b.Metric))
 }
 
 // loopValue returns a version's value of a metric in one loop.
@@ -142,7 +145,7 @@ func loopValue(l experiment.LoopSummary, version, metric string) (float64, bool)
 // loopVerdict returns the verdict of a candidate's comparison on a metric
 // in one loop.
 func loopVerdict(l experiment.LoopSummary, candidate, metric string) (experiment.Verdict, bool) {
-	v, ok := l.Verdicts[candidate+" "+metric]
+	v, ok := l.Verdicts[experiment.VerdictKey{Candidate: candidate, Metric: metric}]
 	return v, ok
 }
 

@@ -87,7 +87,7 @@ type comparison struct {
 // reward is one reward metric with its direction.
 type reward struct {
 	metric    string
-	direction string
+	direction experiment.Direction
 }
 
 // Task is the decoded assess task.
@@ -145,11 +145,11 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if in.Rewards != nil {
 		// max before min, each in spec order: the first reward decides the winner.
 		for _, dir := range []struct {
-			name    string
+			name    experiment.Direction
 			metrics []string
-		}{{"max", in.Rewards.Max}, {"min", in.Rewards.Min}} {
+		}{{experiment.DirectionMax, in.Rewards.Max}, {experiment.DirectionMin, in.Rewards.Min}} {
 			for i, m := range dir.metrics {
-				if fe := checkMetric(d, d.Path.Child("rewards", dir.name).Index(i), m, nil); fe != nil {
+				if fe := checkMetric(d, d.Path.Child("rewards", string(dir.name)).Index(i), m, nil); fe != nil {
 					errs = append(errs, fe)
 				}
 				t.rewards = append(t.rewards, reward{metric: m, direction: dir.name})
@@ -340,7 +340,7 @@ func probabilities(r *experiment.Result, versions []string, rw reward, out *expe
 		}
 		samples[i] = s
 	}
-	b, err := stats.Best(samples, rw.direction == "max", stats.BestOptions{Seed: bestSeed})
+	b, err := stats.Best(samples, rw.direction == experiment.DirectionMax, stats.BestOptions{Seed: bestSeed})
 	if err != nil {
 		out.Reason = err.Error()
 		return
@@ -369,7 +369,7 @@ func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison
 			out.Reason = err.Error()
 			return out
 		}
-		out.Test, out.Relative = "mann-whitney", true
+		out.Test, out.Relative = stats.MannWhitney, true
 		out.Effect, out.Low, out.High = ptr(s.Ratio-1), ptr(s.Low-1), ptr(s.High-1)
 		out.PValue, out.BaselineCount, out.CandidateCount = ptr(s.PValue), s.BaselineCount, s.CandidateCount
 		significant, higher, needed = s.Significant, s.Ratio > 1, s.Needed
@@ -383,9 +383,9 @@ func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison
 			out.Reason = missing(c.metric, t.baseline, okB, c.candidate, okC)
 			return out
 		}
-		compare, test := stats.CompareRates, "two-proportion"
+		compare, test := stats.CompareRates, stats.TwoProportion
 		if kind == string(stats.KindMean) {
-			compare, test = stats.CompareMeans, "welch"
+			compare, test = stats.CompareMeans, stats.Welch
 		}
 		d, err := compare(sb, sc, t.confidence, c.minEffect)
 		if err != nil {
@@ -475,7 +475,7 @@ func best(r *experiment.Result, versions []string, rw reward, keep func(string) 
 		if !ok {
 			continue
 		}
-		if !found || (rw.direction == "max" && val > bestVal) || (rw.direction == "min" && val < bestVal) {
+		if !found || (rw.direction == experiment.DirectionMax && val > bestVal) || (rw.direction == experiment.DirectionMin && val < bestVal) {
 			winner, bestVal, found = v, val, true
 		}
 	}

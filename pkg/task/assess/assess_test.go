@@ -158,7 +158,7 @@ func TestRewardBestPerMetric(t *testing.T) {
 	})
 	got := map[string]string{}
 	for _, r := range res.Rewards {
-		got[r.Metric+"/"+r.Direction] = r.Best
+		got[r.Metric+"/"+string(r.Direction)] = r.Best
 	}
 	if got["m/b/max"] != "v2" || got["m/a/min"] != "v2" || res.Winner != "v2" {
 		t.Errorf("rewards = %v winner %q; want v2 best on both and the winner", got, res.Winner)

@@ -107,7 +107,7 @@ func TestComparisons(t *testing.T) {
 	}
 	for key, want := range map[string]struct {
 		verdict experiment.Verdict
-		test    string
+		test    stats.Test
 		reason  string
 	}{
 		"v2 m/latency": {experiment.VerdictWorse, "mann-whitney", ""},
