@@ -49,7 +49,7 @@ func loadDescriptors(in *inputs, d *experiment.Decoding, cfg *Config) (*methodSe
 		return useSet(cfg, set, path, "protoFile "+in.ProtoFile)
 	case in.Protoset != "":
 		path := p.Child("protoset")
-		data, fe := readSpecFile(d, path, in.Protoset)
+		data, fe := d.File(in.Protoset, path)
 		if fe != nil {
 			return nil, field.ErrorList{fe}
 		}

@@ -251,7 +251,7 @@ func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
 			continue
 		}
 		measured[i] = &load.Measured{
-			Target:   load.Target{Name: er.Endpoint.Name, Version: er.Endpoint.Version},
+			Target:   er.Endpoint.Target,
 			Requests: er.Calls,
 			Errors:   er.Calls - er.Codes[statusOK],
 			Latency:  er.Latency,

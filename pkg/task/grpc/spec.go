@@ -5,10 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +32,10 @@ const (
 const MaxConcurrency = 10000
 
 // DefaultPercentiles are always reported as grpc/latency-pXX.
-var DefaultPercentiles = []float64{50, 75, 90, 95, 99, 99.9}
+var DefaultPercentiles = load.DefaultPercentiles
+
+// kind tells pkg/task/load this task's names and defaults.
+var kind = load.Kind{Family: Name, Target: "host", Count: "total", DefaultCount: DefaultTotal, DefaultTimeout: DefaultTimeout}
 
 // request holds what can be set for all endpoints and overridden per endpoint.
 type request struct {
@@ -50,26 +51,20 @@ type request struct {
 // inputs is the `with` block as written.
 type inputs struct {
 	request
-	// Version names the version that host belongs to, when there are
-	// several.
-	Version     *string    `json:"version,omitempty"`
+	load.Inputs
 	ProtoFile   string     `json:"protoFile,omitempty"`
 	Protoset    string     `json:"protoset,omitempty"`
 	ImportPaths []string   `json:"importPaths,omitempty"`
 	Total       int64      `json:"total,omitempty"`
-	Duration    string     `json:"duration,omitempty"`
-	Timeout     string     `json:"timeout,omitempty"`
 	Insecure    bool       `json:"insecure,omitempty"`
 	SkipVerify  bool       `json:"skipVerify,omitempty"`
 	RootCert    string     `json:"rootCert,omitempty"`
-	Percentiles []float64  `json:"percentiles,omitempty"`
 	Endpoints   []endpoint `json:"endpoints,omitempty"`
 }
 
 type endpoint struct {
 	request
-	Name    string `json:"name,omitempty"`
-	Version string `json:"version,omitempty"`
+	load.Target
 }
 
 // Config is the task's validated configuration.
@@ -105,10 +100,9 @@ type TLS struct {
 
 // Endpoint is one load target.
 type Endpoint struct {
-	// Name gives the endpoint its own metrics (grpc-<name>/...); may be
-	// empty.
-	Name    string
-	Version string
+	// Target's name gives the endpoint its own metrics (grpc-<name>/...);
+	// it may be empty.
+	load.Target
 	// Host is host:port.
 	Host string
 	// Call is package.Service/Method.
@@ -128,17 +122,7 @@ type Endpoint struct {
 }
 
 // Label names the endpoint in messages.
-func (e *Endpoint) Label() string {
-	var b strings.Builder
-	if e.Version != "" {
-		fmt.Fprintf(&b, "version %s ", e.Version)
-	}
-	if e.Name != "" {
-		fmt.Fprintf(&b, "endpoint %s ", e.Name)
-	}
-	b.WriteString(e.Host + " " + e.Call)
-	return b.String()
-}
+func (e *Endpoint) Label() string { return e.Target.Label(e.Host + " " + e.Call) }
 
 // Decode validates the task's `with` block. A protoFile or protoset is read
 // and compiled here, so that a missing method or a bad file is reported
@@ -152,73 +136,20 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	declareMetrics(cfg, d.Metrics)
+	load.Declare(d.Metrics, Name, cfg.Endpoints, cfg.Percentiles)
 	return &Task{Config: *cfg}, nil
 }
 
 func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
-	var errs field.ErrorList
-	p := d.Path
-	cfg := &Config{Total: in.Total}
-
-	var err *field.Error
-	if cfg.Duration, err = d.Duration(in.Duration, 0, p.Child("duration")); err != nil {
-		errs = append(errs, err)
-	}
-	durationParsed := err == nil
-	if cfg.Timeout, err = d.Duration(in.Timeout, DefaultTimeout, p.Child("timeout")); err != nil {
-		errs = append(errs, err)
-	} else if cfg.Timeout == 0 {
-		errs = append(errs, field.Invalid(p.Child("timeout"), in.Timeout, "must be above 0"))
-	}
-	switch {
-	case load.CheckCount(p.Child("total"), in.Total) != nil:
-		errs = append(errs, load.CheckCount(p.Child("total"), in.Total))
-	case in.Total > 0 && in.Duration != "":
-		errs = append(errs, field.Forbidden(p.Child("duration"), "set total or duration, not both"))
-	case in.Total == 0 && in.Duration == "":
-		cfg.Total = DefaultTotal
-	case in.Duration != "" && cfg.Duration == 0 && durationParsed:
-		errs = append(errs, field.Invalid(p.Child("duration"), in.Duration, "must be above 0"))
-	}
-
-	cfg.Percentiles = slices.Clone(DefaultPercentiles)
-	for i, pc := range in.Percentiles {
-		if !(pc > 0 && pc < 100) {
-			errs = append(errs, field.Invalid(p.Child("percentiles").Index(i), pc, "must be above 0 and below 100"))
-			continue
-		}
-		if !slices.Contains(cfg.Percentiles, pc) {
-			cfg.Percentiles = append(cfg.Percentiles, pc)
-		}
-	}
-	slices.Sort(cfg.Percentiles)
-
+	c, errs := kind.Decode(d, &in.Inputs, in.Total)
+	cfg := &Config{Total: c.Count, Duration: c.Duration, Timeout: c.Timeout, Percentiles: c.Percentiles}
 	errs = append(errs, validateTLS(in, d, cfg)...)
 	methods, descErrs := loadDescriptors(in, d, cfg)
 	errs = append(errs, descErrs...)
-	errs = append(errs, validateEndpoints(in, d, cfg, methods)...)
-	if len(errs) == 0 {
-		errs = append(errs, checkPlans(in, p, cfg)...)
-	}
-	return cfg, errs
-}
-
-// checkPlans refuses endpoints whose planned load (total calls at rps)
-// would run longer than load.MaxPlan, reporting each at the rps field that
-// the user wrote.
-func checkPlans(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
-	var errs field.ErrorList
-	for i, ep := range cfg.Endpoints {
-		rpsPath := p.Child("rps")
-		if len(in.Endpoints) > 0 && in.Endpoints[i].RPS != nil {
-			rpsPath = p.Child("endpoints").Index(i).Child("rps")
-		}
-		if fe := load.CheckPlan(rpsPath, ep.RPS, cfg.Total, "total", 0, 0, cfg.Duration); fe != nil {
-			errs = append(errs, fe)
-		}
-	}
-	return load.Dedupe(errs)
+	r := &resolver{def: in.request, methods: methods, cfg: cfg, planned: len(errs) == 0}
+	var epErrs field.ErrorList
+	cfg.Endpoints, epErrs = load.Endpoints(kind, d, &in.Inputs, in.Host != "", in.Endpoints, r.resolve)
+	return cfg, append(errs, epErrs...)
 }
 
 func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
@@ -233,7 +164,7 @@ func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorLis
 	case in.SkipVerify && in.RootCert != "":
 		errs = append(errs, field.Forbidden(p.Child("rootCert"), "skipVerify trusts any certificate: set rootCert or skipVerify, not both"))
 	case in.RootCert != "":
-		data, fe := readSpecFile(d, p.Child("rootCert"), in.RootCert)
+		data, fe := d.File(in.RootCert, p.Child("rootCert"))
 		if fe != nil {
 			errs = append(errs, fe)
 			break
@@ -244,63 +175,6 @@ func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorLis
 		cfg.TLS.RootCert = data
 	}
 	return errs
-}
-
-// readSpecFile reads a file that the spec names, of at most
-// experiment.MaxFileSize bytes.
-func readSpecFile(d *experiment.Decoding, path *field.Path, name string) ([]byte, *field.Error) {
-	return d.File(name, path)
-}
-
-func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config, methods *methodSet) field.ErrorList {
-	var errs field.ErrorList
-	p := d.Path
-	defaults := in.request
-	if len(in.Endpoints) == 0 {
-		if in.Host == "" {
-			errs = append(errs, field.Required(p.Child("host"), "give host, or endpoints with a host each"))
-			// Check the other task-level fields too, so that every
-			// problem is reported at once.
-			_, epErrs := resolveEndpoint(endpoint{}, defaults, p, p, methods)
-			for _, e := range epErrs {
-				if e.Field != p.Child("host").String() {
-					errs = append(errs, e)
-				}
-			}
-			return errs
-		}
-		version, fe := load.SingleVersion(p, d.Versions, in.Version, "host")
-		if fe != nil {
-			return append(errs, fe)
-		}
-		ep, epErrs := resolveEndpoint(endpoint{Version: version}, defaults, p, p, methods)
-		if ep != nil {
-			cfg.Endpoints = append(cfg.Endpoints, *ep)
-		}
-		return epErrs
-	}
-	if in.Version != nil {
-		errs = append(errs, field.Forbidden(p.Child("version"), "with endpoints, each endpoint names its version"))
-	}
-	targets := make([]load.Target, len(in.Endpoints))
-	for i, e := range in.Endpoints {
-		targets[i] = load.Target{Name: e.Name, Version: e.Version}
-	}
-	checker := load.NewEndpointChecker(Name, d.Versions, targets)
-	for i, e := range in.Endpoints {
-		ep := p.Child("endpoints").Index(i)
-		ok, checkErrs := checker.Check(ep, targets[i])
-		errs = append(errs, checkErrs...)
-		if !ok {
-			continue
-		}
-		resolved, epErrs := resolveEndpoint(e, defaults, ep, p, methods)
-		errs = append(errs, epErrs...)
-		if resolved != nil {
-			cfg.Endpoints = append(cfg.Endpoints, *resolved)
-		}
-	}
-	return load.Dedupe(errs)
 }
 
 // callPattern is package.Service/Method (the package may be empty) or, as
@@ -317,98 +191,59 @@ func canonicalCall(c string) string {
 	return c[:i] + "/" + c[i+1:]
 }
 
-// resolveEndpoint merges an endpoint with the task-level defaults and checks
-// it. Fields the endpoint sets are reported under p, inherited ones under
-// task (the `with` block).
-func resolveEndpoint(e endpoint, def request, p, task *field.Path, methods *methodSet) (*Endpoint, field.ErrorList) {
-	var errs field.ErrorList
-	at := func(own bool, name string) *field.Path {
-		if own {
-			return p.Child(name)
-		}
-		return task.Child(name)
-	}
-	out := &Endpoint{
-		Name:        e.Name,
-		Version:     e.Version,
-		Concurrency: DefaultConcurrency,
-		Connections: DefaultConnections,
-		Metadata:    map[string]string{},
-	}
+// resolver merges endpoints with the task-level request and checks them.
+type resolver struct {
+	def     request
+	methods *methodSet
+	cfg     *Config
+	// planned says that cfg's counts and durations are valid, so that the
+	// load planned at a rate can be checked.
+	planned bool
+}
 
-	host, hostPath := def.Host, at(false, "host")
-	if e.Host != "" {
-		host, hostPath = e.Host, at(true, "host")
-	}
+func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, field.ErrorList) {
+	var errs, fieldErrs field.ErrorList
+	def := r.def
+	out := &Endpoint{Target: t, Concurrency: DefaultConcurrency, Connections: DefaultConnections}
+	host, hostPath := load.Pick(s, "host", e.Host, def.Host)
 	if fe := checkHost(host, hostPath); fe != nil {
 		errs = append(errs, fe)
 	}
 	out.Host = host
-
-	call, callPath := def.Call, at(false, "call")
-	if e.Call != "" {
-		call, callPath = e.Call, at(true, "call")
-	}
 	var input messageType
-	switch {
-	case call == "":
-		errs = append(errs, field.Required(callPath, "the method to call, such as helloworld.Greeter/SayHello"))
-	case !callPattern.MatchString(call):
-		errs = append(errs, field.Invalid(callPath, call, "want package.Service/Method, such as helloworld.Greeter/SayHello"))
-	default:
-		out.Call = canonicalCall(call)
-		if methods != nil {
-			var fe *field.Error
-			if input, fe = methods.find(out.Call, callPath); fe != nil {
-				errs = append(errs, fe)
-			}
-		}
-	}
+	out.Call, input, fieldErrs = r.resolveCall(load.Pick(s, "call", e.Call, def.Call))
+	errs = append(errs, fieldErrs...)
 
-	data, dataPath := def.Data, at(false, "data")
+	data, dataPath := def.Data, s.Task.Child("data")
 	if !isNull(e.Data) {
-		data, dataPath = e.Data, at(true, "data")
+		data, dataPath = e.Data, s.Own.Child("data")
 	}
 	if isNull(data) {
 		data = json.RawMessage(`{}`)
 	}
-	compact, dataErrs := checkData(data, dataPath, input)
-	errs = append(errs, dataErrs...)
-	out.Data = compact
+	out.Data, fieldErrs = checkData(data, dataPath, input)
+	errs = append(errs, fieldErrs...)
+	out.Metadata, fieldErrs = load.Merge(s, "metadata", e.Metadata, def.Metadata, checkMetadata)
+	errs = append(errs, fieldErrs...)
 
-	maps.Copy(out.Metadata, def.Metadata)
-	maps.Copy(out.Metadata, e.Metadata)
-	for _, k := range slices.Sorted(maps.Keys(out.Metadata)) {
-		_, own := e.Metadata[k]
-		if msg := checkMetadata(k, out.Metadata[k]); msg != "" {
-			errs = append(errs, field.Invalid(at(own, "metadata").Key(k), field.OmitValueType{}, msg))
+	if rps, at := load.Pick(s, "rps", e.RPS, def.RPS); rps != nil {
+		out.RPS = *rps
+		fe := load.CheckRate(at, *rps)
+		if fe == nil && r.planned {
+			fe = load.CheckPlan(at, *rps, r.cfg.Total, "total", 0, 0, r.cfg.Duration)
 		}
-	}
-
-	rps, rpsPath := def.RPS, at(false, "rps")
-	if e.RPS != nil {
-		rps, rpsPath = e.RPS, at(true, "rps")
-	}
-	if rps != nil {
-		if fe := load.CheckRate(rpsPath, *rps); fe != nil {
+		if fe != nil {
 			errs = append(errs, fe)
 		}
-		out.RPS = *rps
 	}
-	conc, concPath := def.Concurrency, at(false, "concurrency")
-	if e.Concurrency != nil {
-		conc, concPath = e.Concurrency, at(true, "concurrency")
-	}
+	conc, concPath := load.Pick(s, "concurrency", e.Concurrency, def.Concurrency)
 	if conc != nil {
 		if *conc < 1 || *conc > MaxConcurrency {
 			errs = append(errs, field.Invalid(concPath, *conc, fmt.Sprintf("must be from 1 to %d", MaxConcurrency)))
 		}
 		out.Concurrency = *conc
 	}
-	conns, connsPath := def.Connections, at(false, "connections")
-	if e.Connections != nil {
-		conns, connsPath = e.Connections, at(true, "connections")
-	}
+	conns, connsPath := load.Pick(s, "connections", e.Connections, def.Connections)
 	if conns != nil {
 		out.Connections = *conns
 		if *conns < 1 {
@@ -423,6 +258,26 @@ func resolveEndpoint(e endpoint, def request, p, task *field.Path, methods *meth
 		return nil, errs
 	}
 	return out, nil
+}
+
+// resolveCall checks a call written at path and, when the methods are
+// known, finds its input message.
+func (r *resolver) resolveCall(call string, path *field.Path) (string, messageType, field.ErrorList) {
+	switch {
+	case call == "":
+		return "", nil, field.ErrorList{field.Required(path, "the method to call, such as helloworld.Greeter/SayHello")}
+	case !callPattern.MatchString(call):
+		return "", nil, field.ErrorList{field.Invalid(path, call, "want package.Service/Method, such as helloworld.Greeter/SayHello")}
+	}
+	call = canonicalCall(call)
+	if r.methods == nil {
+		return call, nil, nil
+	}
+	input, fe := r.methods.find(call, path)
+	if fe != nil {
+		return call, nil, field.ErrorList{fe}
+	}
+	return call, input, nil
 }
 
 func isNull(m json.RawMessage) bool {
@@ -517,12 +372,4 @@ func checkMetadata(k, v string) string {
 		}
 	}
 	return ""
-}
-
-func declareMetrics(cfg *Config, c *experiment.Catalog) {
-	targets := make([]load.Target, len(cfg.Endpoints))
-	for i, ep := range cfg.Endpoints {
-		targets[i] = load.Target{Name: ep.Name, Version: ep.Version}
-	}
-	load.Declare(c, Name, targets, cfg.Percentiles)
 }

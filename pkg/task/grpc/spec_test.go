@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/iter8-tools/iter8/pkg/task/load"
 	"github.com/iter8-tools/iter8/test/greeter"
 )
 
@@ -30,7 +31,7 @@ func defaults(eps ...Endpoint) Config {
 const hello = "helloworld.Greeter/SayHello"
 
 func ep(version, name, host string) Endpoint {
-	return Endpoint{Name: name, Version: version, Host: host, Call: hello, Data: []byte("{}"),
+	return Endpoint{Target: load.Target{Name: name, Version: version}, Host: host, Call: hello, Data: []byte("{}"),
 		Metadata: map[string]string{}, Concurrency: DefaultConcurrency, Connections: DefaultConnections}
 }
 
@@ -101,9 +102,9 @@ endpoints:
 		versions: []string{"v1", "v2"},
 		want: Config{
 			Endpoints: []Endpoint{
-				{Version: "v1", Host: "127.0.0.1:1", Call: hello, Data: []byte(`{"name":"task"}`),
+				{Target: load.Target{Version: "v1"}, Host: "127.0.0.1:1", Call: hello, Data: []byte(`{"name":"task"}`),
 					Metadata: map[string]string{"x-team": "a", "x-env": "task"}, RPS: 20.5, Concurrency: 8, Connections: 2},
-				{Version: "v2", Host: "127.0.0.1:2", Call: "helloworld.Greeter/SayGoodbye", Data: []byte(`[{"name":"a"},{"name":"b"}]`),
+				{Target: load.Target{Version: "v2"}, Host: "127.0.0.1:2", Call: "helloworld.Greeter/SayGoodbye", Data: []byte(`[{"name":"a"},{"name":"b"}]`),
 					Metadata: map[string]string{"x-team": "a", "x-env": "v2"}, RPS: 0, Concurrency: 4, Connections: 4},
 			},
 			Duration: 3 * time.Second, Timeout: 250 * time.Millisecond,
@@ -366,7 +367,7 @@ func TestDecodeInvalid(t *testing.T) {
 			with: "call: a.B/C\nendpoints:\n- {host: \"x:1\", version: v1}\n- {host: \"x:2\", version: v9}",
 			want: []string{"Unsupported value " + w + ".endpoints[1].version"}},
 		{name: "endpoint without host", with: "call: a.B/C\nendpoints: [{version: \"\"}]",
-			want: []string{"Required value " + w + ".host"}},
+			want: []string{"Required value " + w + ".endpoints[0].host"}},
 		{name: "two endpoints of a version without names",
 			with: "call: a.B/C\nendpoints:\n- {host: \"x:1\"}\n- {host: \"x:2\"}",
 			want: []string{"Required value " + w + ".endpoints[0].name", "Required value " + w + ".endpoints[1].name"}},
@@ -494,8 +495,8 @@ func TestEndpointLabel(t *testing.T) {
 		want string
 	}{
 		{Endpoint{Host: "h:1", Call: hello}, "h:1 " + hello},
-		{Endpoint{Host: "h:1", Call: hello, Version: "v2"}, "version v2 h:1 " + hello},
-		{Endpoint{Host: "h:1", Call: hello, Version: "v2", Name: "home"}, "version v2 endpoint home h:1 " + hello},
+		{Endpoint{Host: "h:1", Call: hello, Target: load.Target{Version: "v2"}}, "version v2 h:1 " + hello},
+		{Endpoint{Host: "h:1", Call: hello, Target: load.Target{Version: "v2", Name: "home"}}, "version v2 endpoint home h:1 " + hello},
 	}
 	for _, tt := range tests {
 		if got := tt.e.Label(); got != tt.want {

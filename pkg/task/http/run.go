@@ -244,7 +244,7 @@ func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
 		if er == nil {
 			continue
 		}
-		m := &load.Measured{Target: load.Target{Name: er.Endpoint.Name, Version: er.Endpoint.Version}, Latency: er.Latency, Failures: er.Failures}
+		m := &load.Measured{Target: er.Endpoint.Target, Latency: er.Latency, Failures: er.Failures}
 		for code, n := range er.Codes {
 			m.Requests += n
 			if t.isError(code) {

@@ -2,9 +2,7 @@ package http
 
 import (
 	"fmt"
-	"maps"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +23,10 @@ const (
 )
 
 // DefaultPercentiles are always reported as http/latency-pXX.
-var DefaultPercentiles = []float64{50, 75, 90, 95, 99, 99.9}
+var DefaultPercentiles = load.DefaultPercentiles
+
+// kind tells pkg/task/load this task's names and defaults.
+var kind = load.Kind{Family: Name, Target: "url", Count: "numRequests", DefaultCount: DefaultNumRequests, DefaultTimeout: DefaultTimeout}
 
 // request holds what can be set for all endpoints and overridden per endpoint.
 type request struct {
@@ -42,22 +43,17 @@ type request struct {
 // inputs is the `with` block as written.
 type inputs struct {
 	request
-	// Version names the version that url belongs to, when there are several.
-	Version           *string      `json:"version,omitempty"`
+	load.Inputs
 	NumRequests       int64        `json:"numRequests,omitempty"`
-	Duration          string       `json:"duration,omitempty"`
-	Timeout           string       `json:"timeout,omitempty"`
 	WarmupNumRequests int64        `json:"warmupNumRequests,omitempty"`
 	WarmupDuration    string       `json:"warmupDuration,omitempty"`
 	ErrorRanges       []errorRange `json:"errorRanges,omitempty"`
-	Percentiles       []float64    `json:"percentiles,omitempty"`
 	Endpoints         []endpoint   `json:"endpoints,omitempty"`
 }
 
 type endpoint struct {
 	request
-	Name    string `json:"name,omitempty"`
-	Version string `json:"version,omitempty"`
+	load.Target
 }
 
 type errorRange struct {
@@ -84,9 +80,9 @@ type Config struct {
 
 // Endpoint is one load target.
 type Endpoint struct {
-	// Name gives the endpoint its own metrics (http-<name>/...); may be empty.
-	Name        string
-	Version     string
+	// Target's name gives the endpoint its own metrics (http-<name>/...);
+	// it may be empty.
+	load.Target
 	URL         *url.URL
 	Method      string
 	Headers     map[string]string
@@ -98,17 +94,7 @@ type Endpoint struct {
 }
 
 // Label names the endpoint in messages.
-func (e *Endpoint) Label() string {
-	var b strings.Builder
-	if e.Version != "" {
-		fmt.Fprintf(&b, "version %s ", e.Version)
-	}
-	if e.Name != "" {
-		fmt.Fprintf(&b, "endpoint %s ", e.Name)
-	}
-	b.WriteString(e.URL.Redacted())
-	return b.String()
-}
+func (e *Endpoint) Label() string { return e.Target.Label(e.URL.Redacted()) }
 
 // StatusRange is an inclusive range of HTTP status codes.
 type StatusRange struct{ Lower, Upper int }
@@ -126,58 +112,36 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	declareMetrics(cfg, d.Metrics)
+	load.Declare(d.Metrics, Name, cfg.Endpoints, cfg.Percentiles)
 	return &Task{Config: *cfg}, nil
 }
 
 func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	var errs field.ErrorList
 	p := d.Path
-	cfg := &Config{NumRequests: in.NumRequests}
-
+	cfg := &Config{WarmupNumRequests: in.WarmupNumRequests}
 	var err *field.Error
-	if cfg.Duration, err = d.Duration(in.Duration, 0, p.Child("duration")); err != nil {
-		errs = append(errs, err)
-	}
-	durationParsed := err == nil // err is reused below
-	if cfg.Timeout, err = d.Duration(in.Timeout, DefaultTimeout, p.Child("timeout")); err != nil {
-		errs = append(errs, err)
-	} else if cfg.Timeout == 0 {
-		errs = append(errs, field.Invalid(p.Child("timeout"), in.Timeout, "must be above 0"))
-	}
 	if cfg.WarmupDuration, err = d.Duration(in.WarmupDuration, 0, p.Child("warmupDuration")); err != nil {
 		errs = append(errs, err)
 	}
-	numErr := load.CheckCount(p.Child("numRequests"), in.NumRequests)
-	switch {
-	case numErr != nil:
-		errs = append(errs, numErr)
-	case in.NumRequests > 0 && in.Duration != "":
-		errs = append(errs, field.Forbidden(p.Child("duration"), "set numRequests or duration, not both"))
-	case in.NumRequests == 0 && in.Duration == "":
-		cfg.NumRequests = DefaultNumRequests
-	case in.Duration != "" && cfg.Duration == 0 && durationParsed:
-		errs = append(errs, field.Invalid(p.Child("duration"), in.Duration, "must be above 0"))
-	}
+	c, commonErrs := kind.Decode(d, &in.Inputs, in.NumRequests)
+	errs = append(errs, commonErrs...)
+	cfg.NumRequests, cfg.Duration, cfg.Timeout, cfg.Percentiles = c.Count, c.Duration, c.Timeout, c.Percentiles
 	if fe := load.CheckCount(p.Child("warmupNumRequests"), in.WarmupNumRequests); fe != nil {
 		errs = append(errs, fe)
 	} else if in.WarmupNumRequests > 0 && in.WarmupDuration != "" {
 		errs = append(errs, field.Forbidden(p.Child("warmupDuration"), "set warmupNumRequests or warmupDuration, not both"))
 	}
-	cfg.WarmupNumRequests = in.WarmupNumRequests
+	errs = append(errs, validateErrorRanges(in, p, cfg)...)
 
-	cfg.Percentiles = slices.Clone(DefaultPercentiles)
-	for i, pc := range in.Percentiles {
-		if !(pc > 0 && pc < 100) {
-			errs = append(errs, field.Invalid(p.Child("percentiles").Index(i), pc, "must be above 0 and below 100"))
-			continue
-		}
-		if !slices.Contains(cfg.Percentiles, pc) {
-			cfg.Percentiles = append(cfg.Percentiles, pc)
-		}
-	}
-	slices.Sort(cfg.Percentiles)
+	r := &resolver{def: in.request, d: d, cfg: cfg, planned: len(errs) == 0}
+	var epErrs field.ErrorList
+	cfg.Endpoints, epErrs = load.Endpoints(kind, d, &in.Inputs, in.URL != "", in.Endpoints, r.resolve)
+	return cfg, append(errs, epErrs...)
+}
 
+func validateErrorRanges(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
+	var errs field.ErrorList
 	if len(in.ErrorRanges) == 0 {
 		cfg.ErrorRanges = []StatusRange{{Lower: 400, Upper: 599}}
 	}
@@ -200,151 +164,63 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 		}
 		cfg.ErrorRanges = append(cfg.ErrorRanges, sr)
 	}
-
-	errs = append(errs, validateEndpoints(in, d, cfg)...)
-	if len(errs) == 0 {
-		errs = append(errs, checkPlans(in, d.Path, cfg)...)
-	}
-	return cfg, errs
+	return errs
 }
 
-// checkPlans refuses endpoints whose planned load would run longer than
-// load.MaxPlan, reporting each at the qps field that the user wrote.
-func checkPlans(in *inputs, p *field.Path, cfg *Config) field.ErrorList {
-	var errs field.ErrorList
-	for i, ep := range cfg.Endpoints {
-		qpsPath := p.Child("qps")
-		if len(in.Endpoints) > 0 && in.Endpoints[i].QPS != nil {
-			qpsPath = p.Child("endpoints").Index(i).Child("qps")
-		}
-		if fe := load.CheckPlan(qpsPath, ep.QPS, cfg.NumRequests, "numRequests", cfg.WarmupNumRequests, cfg.WarmupDuration, cfg.Duration); fe != nil {
-			errs = append(errs, fe)
-		}
-	}
-	return load.Dedupe(errs)
+// resolver merges endpoints with the task-level request and checks them.
+type resolver struct {
+	def request
+	d   *experiment.Decoding
+	cfg *Config
+	// planned says that cfg's counts and durations are valid, so that the
+	// load planned at a rate can be checked.
+	planned bool
 }
 
-func validateEndpoints(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
-	var errs field.ErrorList
-	p := d.Path
-	defaults := in.request
-	if len(in.Endpoints) == 0 {
-		if in.URL == "" {
-			errs = append(errs, field.Required(p.Child("url"), "give url, or endpoints with a url each"))
-			// Check the other task-level fields too, so that every
-			// problem is reported at once.
-			_, epErrs := resolveEndpoint(endpoint{}, defaults, d, p)
-			for _, e := range epErrs {
-				if e.Field != p.Child("url").String() {
-					errs = append(errs, e)
-				}
-			}
-			return errs
-		}
-		version, fe := load.SingleVersion(p, d.Versions, in.Version, "url")
-		if fe != nil {
-			return append(errs, fe)
-		}
-		ep, epErrs := resolveEndpoint(endpoint{Version: version}, defaults, d, p)
-		if ep != nil {
-			cfg.Endpoints = append(cfg.Endpoints, *ep)
-		}
-		return epErrs
-	}
-	if in.Version != nil {
-		errs = append(errs, field.Forbidden(p.Child("version"), "with endpoints, each endpoint names its version"))
-	}
-	targets := make([]load.Target, len(in.Endpoints))
-	for i, e := range in.Endpoints {
-		targets[i] = load.Target{Name: e.Name, Version: e.Version}
-	}
-	checker := load.NewEndpointChecker(Name, d.Versions, targets)
-	for i, e := range in.Endpoints {
-		ep := p.Child("endpoints").Index(i)
-		ok, checkErrs := checker.Check(ep, targets[i])
-		errs = append(errs, checkErrs...)
-		if !ok {
-			continue
-		}
-		resolved, epErrs := resolveEndpoint(e, defaults, d, ep)
-		errs = append(errs, epErrs...)
-		if resolved != nil {
-			cfg.Endpoints = append(cfg.Endpoints, *resolved)
-		}
-	}
-	return load.Dedupe(errs)
-}
-
-// resolveEndpoint merges an endpoint with the task-level defaults and checks
-// it. Numbers, headers and files that the endpoint inherits are reported at
-// the task-level field (d.Path), where the user wrote them.
-func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.Path) (*Endpoint, field.ErrorList) {
-	var errs field.ErrorList
-	at := func(own bool, name string) *field.Path {
-		if own {
-			return p.Child(name)
-		}
-		return d.Path.Child(name)
-	}
-	pick := func(v, dv string) string {
-		if v != "" {
-			return v
-		}
-		return dv
-	}
-	out := &Endpoint{
-		Name:        e.Name,
-		Version:     e.Version,
-		Method:      strings.ToUpper(pick(e.Method, def.Method)),
-		ContentType: pick(e.ContentType, def.ContentType),
-		Connections: DefaultConnections,
-		Headers:     map[string]string{},
-	}
-	for k, v := range def.Headers {
-		out.Headers[k] = v
-	}
-	for k, v := range e.Headers {
-		out.Headers[k] = v
-	}
-	if u, fe := d.URL(pick(e.URL, def.URL), p.Child("url"), "http://127.0.0.1:8080/"); fe != nil {
+func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, field.ErrorList) {
+	var errs, headerErrs field.ErrorList
+	def := r.def
+	out := &Endpoint{Target: t, Connections: DefaultConnections}
+	rawURL, urlPath := load.Pick(s, "url", e.URL, def.URL)
+	if u, fe := r.d.URL(rawURL, urlPath, "http://127.0.0.1:8080/"); fe != nil {
 		errs = append(errs, fe)
 	} else {
 		out.URL = u
 	}
-	if out.Method != "" && !load.ValidName(out.Method) {
-		errs = append(errs, field.Invalid(p.Child("method"), out.Method, "not an HTTP method"))
+	method, methodPath := load.Pick(s, "method", e.Method, def.Method)
+	if out.Method = strings.ToUpper(method); out.Method != "" && !load.ValidName(out.Method) {
+		errs = append(errs, field.Invalid(methodPath, out.Method, "not an HTTP method"))
 	}
-	for _, k := range slices.Sorted(maps.Keys(out.Headers)) {
-		if msg := experiment.CheckHeader(k, out.Headers[k]); msg != "" {
-			_, own := e.Headers[k]
-			errs = append(errs, field.Invalid(at(own, "headers").Key(k), field.OmitValueType{}, msg))
+	out.Headers, headerErrs = load.Merge(s, "headers", e.Headers, def.Headers, experiment.CheckHeader)
+	errs = append(errs, headerErrs...)
+	out.ContentType, _ = load.Pick(s, "contentType", e.ContentType, def.ContentType)
+	if qps, at := load.Pick(s, "qps", e.QPS, def.QPS); qps != nil {
+		out.QPS = *qps
+		fe := load.CheckRate(at, *qps)
+		if c := r.cfg; fe == nil && r.planned {
+			fe = load.CheckPlan(at, *qps, c.NumRequests, "numRequests", c.WarmupNumRequests, c.WarmupDuration, c.Duration)
 		}
-	}
-	qps, conns := def.QPS, def.Connections
-	if e.QPS != nil {
-		qps = e.QPS
-	}
-	if e.Connections != nil {
-		conns = e.Connections
-	}
-	if qps != nil {
-		if fe := load.CheckRate(at(e.QPS != nil, "qps"), *qps); fe != nil {
+		if fe != nil {
 			errs = append(errs, fe)
 		}
-		out.QPS = *qps
 	}
-	if conns != nil {
+	if conns, at := load.Pick(s, "connections", e.Connections, def.Connections); conns != nil {
 		if *conns < 1 || *conns > 10000 {
-			errs = append(errs, field.Invalid(at(e.Connections != nil, "connections"), *conns, "must be from 1 to 10000"))
+			errs = append(errs, field.Invalid(at, *conns, "must be from 1 to 10000"))
 		}
 		out.Connections = *conns
 	}
-	payload, payloadFile := pick(e.Payload, def.Payload), pick(e.PayloadFile, def.PayloadFile)
+	payload, payloadAt := load.Pick(s, "payload", e.Payload, def.Payload)
+	payloadFile, fileAt := load.Pick(s, "payloadFile", e.PayloadFile, def.PayloadFile)
 	switch {
 	case payload != "" && payloadFile != "":
-		errs = append(errs, field.Forbidden(p.Child("payloadFile"), "set payload or payloadFile, not both"))
+		at := fileAt
+		if e.Payload != "" && e.PayloadFile == "" {
+			at = payloadAt // the one of the two that the endpoint sets
+		}
+		errs = append(errs, field.Forbidden(at, "set payload or payloadFile, not both"))
 	case payloadFile != "":
-		data, fe := d.File(payloadFile, at(e.PayloadFile != "", "payloadFile"))
+		data, fe := r.d.File(payloadFile, fileAt)
 		if fe != nil {
 			errs = append(errs, fe)
 		}
@@ -356,12 +232,4 @@ func resolveEndpoint(e endpoint, def request, d *experiment.Decoding, p *field.P
 		return nil, errs
 	}
 	return out, nil
-}
-
-func declareMetrics(cfg *Config, c *experiment.Catalog) {
-	targets := make([]load.Target, len(cfg.Endpoints))
-	for i, ep := range cfg.Endpoints {
-		targets[i] = load.Target{Name: ep.Name, Version: ep.Version}
-	}
-	load.Declare(c, Name, targets, cfg.Percentiles)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/iter8-tools/iter8/pkg/task/load"
 )
 
 // files is what ReadFile can read in these tests.
@@ -43,7 +45,7 @@ func defaults(eps ...Endpoint) Config {
 }
 
 func ep(version, name, rawURL string) Endpoint {
-	return Endpoint{Name: name, Version: version, URL: mustURL(rawURL), Headers: map[string]string{}, Connections: DefaultConnections}
+	return Endpoint{Target: load.Target{Name: name, Version: version}, URL: mustURL(rawURL), Headers: map[string]string{}, Connections: DefaultConnections}
 }
 
 func TestDecodeValid(t *testing.T) {
@@ -95,10 +97,10 @@ endpoints:
 		versions: []string{"v1", "v2"},
 		want: func() Config {
 			c := defaults(
-				Endpoint{Version: "v1", URL: mustURL("http://127.0.0.1:1/v1"), Method: "POST",
+				Endpoint{Target: load.Target{Version: "v1"}, URL: mustURL("http://127.0.0.1:1/v1"), Method: "POST",
 					Headers: map[string]string{"X-Team": "a", "X-Env": "task"}, Payload: []byte("hi"),
 					ContentType: "text/plain", QPS: 20, Connections: 2},
-				Endpoint{Version: "v2", URL: mustURL("http://127.0.0.1:2/v2"), Method: "PUT",
+				Endpoint{Target: load.Target{Version: "v2"}, URL: mustURL("http://127.0.0.1:2/v2"), Method: "PUT",
 					Headers: map[string]string{"X-Team": "a", "X-Env": "v2"}, Payload: []byte("other"),
 					ContentType: "text/plain", QPS: 0, Connections: 8},
 			)
@@ -446,8 +448,8 @@ func TestEndpointLabel(t *testing.T) {
 		want string
 	}{
 		{Endpoint{URL: mustURL("http://127.0.0.1:1/x")}, "http://127.0.0.1:1/x"},
-		{Endpoint{Version: "v2", URL: mustURL("http://127.0.0.1:1/")}, "version v2 http://127.0.0.1:1/"},
-		{Endpoint{Version: "v2", Name: "home", URL: mustURL("http://127.0.0.1:1/")}, "version v2 endpoint home http://127.0.0.1:1/"},
+		{Endpoint{Target: load.Target{Version: "v2"}, URL: mustURL("http://127.0.0.1:1/")}, "version v2 http://127.0.0.1:1/"},
+		{Endpoint{Target: load.Target{Version: "v2", Name: "home"}, URL: mustURL("http://127.0.0.1:1/")}, "version v2 endpoint home http://127.0.0.1:1/"},
 		{Endpoint{URL: mustURL("http://bob:hunter2@127.0.0.1:1/")}, "http://bob:xxxxx@127.0.0.1:1/"},
 	}
 	for _, tt := range tests {

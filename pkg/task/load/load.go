@@ -1,14 +1,9 @@
-// Package load holds what the load tasks (http, grpc) share, so that they
-// check endpoints and report metrics the same way: how endpoints name their
-// versions, and how a load's counts and latencies become metrics. It is a
-// library for tasks, not a task.
 package load
 
 import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -16,87 +11,6 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/stats"
 )
-
-// Target is an endpoint as the shared checks see it.
-type Target struct {
-	// Name gives the endpoint metrics of its own (<family>-<name>/...).
-	Name    string
-	Version string
-}
-
-// SingleVersion finds the version of a task's single target (a url or host
-// given without endpoints): the version field when set, else the only
-// version. what names the target field in messages ("url", "host").
-func SingleVersion(p *field.Path, versions []string, version *string, what string) (string, *field.Error) {
-	switch {
-	case version != nil:
-		if !slices.Contains(versions, *version) {
-			return "", field.NotSupported(p.Child("version"), *version, versions)
-		}
-		return *version, nil
-	case len(versions) > 1:
-		return "", field.Required(p.Child("version"),
-			fmt.Sprintf("the experiment has versions %s: name the version of %s, or use endpoints", strings.Join(versions, ", "), what))
-	}
-	return versions[0], nil
-}
-
-// EndpointChecker checks the versions and names of a task's endpoints.
-type EndpointChecker struct {
-	family     string
-	versions   []string
-	perVersion map[string]int
-	names      map[string]map[string]bool
-}
-
-// NewEndpointChecker prepares the checks of all of a task's endpoints;
-// family is the metric family (http, grpc).
-func NewEndpointChecker(family string, versions []string, targets []Target) *EndpointChecker {
-	c := &EndpointChecker{family: family, versions: versions, perVersion: map[string]int{}, names: map[string]map[string]bool{}}
-	for _, t := range targets {
-		c.perVersion[t.Version]++
-	}
-	return c
-}
-
-// Check checks one endpoint at path p. When ok is false its version is
-// unknown and there is no point in checking the rest of it.
-func (c *EndpointChecker) Check(p *field.Path, t Target) (ok bool, errs field.ErrorList) {
-	if t.Version == "" && len(c.versions) > 1 {
-		return false, field.ErrorList{field.Required(p.Child("version"), "one of "+strings.Join(c.versions, ", "))}
-	}
-	if !slices.Contains(c.versions, t.Version) {
-		return false, field.ErrorList{field.NotSupported(p.Child("version"), t.Version, c.versions)}
-	}
-	if t.Name == "" {
-		if c.perVersion[t.Version] > 1 {
-			errs = append(errs, field.Required(p.Child("name"),
-				fmt.Sprintf("a version with several endpoints needs a name for each (its metrics are %s-<name>/...)", c.family)))
-		}
-		return true, errs
-	}
-	if !ValidName(t.Name) {
-		errs = append(errs, field.Invalid(p.Child("name"), t.Name, "use letters, digits, '-' and '_' only"))
-	}
-	if c.names[t.Version] == nil {
-		c.names[t.Version] = map[string]bool{}
-	}
-	if c.names[t.Version][t.Name] {
-		errs = append(errs, field.Duplicate(p.Child("name"), t.Name))
-	}
-	c.names[t.Version][t.Name] = true
-	return true, errs
-}
-
-// ValidName reports whether s is a usable endpoint name (or HTTP method).
-func ValidName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return s != ""
-}
 
 // MetricNames lists the metrics of a load under prefix (http or
 // http-<endpoint>).
@@ -111,11 +25,11 @@ func MetricNames(prefix string, percentiles []float64) []string {
 	return names
 }
 
-// Declare records in the catalog the metrics that a load on targets
-// produces: <family>/... per version, <family>-<name>/... per named target,
-// with the evidence behind them: the latency histogram, and the samples of
-// error-rate and latency-mean.
-func Declare(c *experiment.Catalog, family string, targets []Target, percentiles []float64) {
+// Declare records in the catalog the metrics that a load on endpoints
+// produces: <family>/... per version, <family>-<name>/... per named
+// endpoint, with the evidence behind them: the latency histogram, and the
+// samples of error-rate and latency-mean.
+func Declare[E endpoint](c *experiment.Catalog, family string, endpoints []E, percentiles []float64) {
 	declare := func(version, prefix string) {
 		for _, m := range MetricNames(prefix, percentiles) {
 			c.Add(version, m)
@@ -124,7 +38,8 @@ func Declare(c *experiment.Catalog, family string, targets []Target, percentiles
 		c.AddEvidence(version, prefix+"/error-rate", string(stats.KindRate))
 		c.AddEvidence(version, prefix+"/latency-mean", string(stats.KindMean))
 	}
-	for _, t := range targets {
+	for _, e := range endpoints {
+		t := e.target()
 		declare(t.Version, family)
 		if t.Name != "" {
 			declare(t.Version, family+"-"+t.Name)
@@ -185,20 +100,6 @@ func Record(r *experiment.Result, family string, measured []*Measured, percentil
 		}
 	}
 	return nil
-}
-
-// Dedupe drops repeated errors: a bad task-level default is inherited by
-// every endpoint but reported once, at its own path.
-func Dedupe(errs field.ErrorList) field.ErrorList {
-	seen := map[string]bool{}
-	out := errs[:0]
-	for _, e := range errs {
-		if k := e.Error(); !seen[k] {
-			seen[k] = true
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // MergeFailures adds the counts of b to a, kind by kind, keeping a's

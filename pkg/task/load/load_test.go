@@ -14,15 +14,15 @@ import (
 
 func TestEndpointChecker(t *testing.T) {
 	targets := []Target{{Version: "v1", Name: "a"}, {Version: "v1", Name: "a"}, {Version: "v1"}, {Version: "v9"}, {Version: "v2", Name: "bad name"}}
-	c := NewEndpointChecker("http", []string{"v1", "v2"}, targets)
+	c := newEndpointChecker("http", []string{"v1", "v2"}, targets)
 	var got []string
 	for i, tg := range targets {
-		ok, errs := c.Check(field.NewPath("endpoints").Index(i), tg)
+		ok, errs := c.check(field.NewPath("endpoints").Index(i), tg)
 		for _, e := range errs {
 			got = append(got, e.Field+" "+string(e.Type))
 		}
 		if want := tg.Version != "v9"; ok != want {
-			t.Errorf("Check(%+v) ok = %v, want %v", tg, ok, want)
+			t.Errorf("check(%+v) ok = %v, want %v", tg, ok, want)
 		}
 	}
 	want := []string{
@@ -43,14 +43,14 @@ func TestEndpointChecker(t *testing.T) {
 
 func TestSingleVersion(t *testing.T) {
 	p := field.NewPath("with")
-	if v, err := SingleVersion(p, []string{""}, nil, "url"); err != nil || v != "" {
+	if v, err := singleVersion(p, []string{""}, nil, "url"); err != nil || v != "" {
 		t.Errorf("one unnamed version: %q, %v", v, err)
 	}
-	if _, err := SingleVersion(p, []string{"a", "b"}, nil, "url"); err == nil || err.Field != "with.version" {
+	if _, err := singleVersion(p, []string{"a", "b"}, nil, "url"); err == nil || err.Field != "with.version" {
 		t.Errorf("two versions without version: %v", err)
 	}
 	b := "b"
-	if v, err := SingleVersion(p, []string{"a", "b"}, &b, "url"); err != nil || v != "b" {
+	if v, err := singleVersion(p, []string{"a", "b"}, &b, "url"); err != nil || v != "b" {
 		t.Errorf("version b: %q, %v", v, err)
 	}
 }
