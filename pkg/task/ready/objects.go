@@ -106,31 +106,15 @@ func decodeObjects(in []json.RawMessage, path *field.Path) ([]Object, field.Erro
 				errs = append(errs, field.Invalid(p.Child("group"), oi.Group, msg+` (the core group is "")`))
 			}
 		}
-		if oi.Version == "" {
-			errs = append(errs, field.Required(p.Child("version"), "an API version such as v1"))
-		} else {
-			for _, msg := range validation.IsDNS1035Label(oi.Version) {
-				errs = append(errs, field.Invalid(p.Child("version"), oi.Version, msg))
-			}
-		}
+		errs = append(errs, checkName(oi.Version, p.Child("version"), validation.IsDNS1035Label, "an API version such as v1")...)
 		switch {
 		case oi.Resource == "":
 			errs = append(errs, field.Required(p.Child("resource"), "a resource (lowercase plural) such as deployments"))
 		case len(validation.IsDNS1123Label(oi.Resource)) > 0:
 			errs = append(errs, field.Invalid(p.Child("resource"), oi.Resource, "want a resource: the lowercase plural of the kind, such as deployments"))
 		}
-		if oi.Name == "" {
-			errs = append(errs, field.Required(p.Child("name"), "the object's name"))
-		} else {
-			for _, msg := range validation.IsDNS1123Subdomain(oi.Name) {
-				errs = append(errs, field.Invalid(p.Child("name"), oi.Name, msg))
-			}
-		}
-		if oi.Namespace != "" {
-			for _, msg := range validation.IsDNS1123Label(oi.Namespace) {
-				errs = append(errs, field.Invalid(p.Child("namespace"), oi.Namespace, msg))
-			}
-		}
+		errs = append(errs, checkName(oi.Name, p.Child("name"), validation.IsDNS1123Subdomain, "the object's name")...)
+		errs = append(errs, checkName(oi.Namespace, p.Child("namespace"), validation.IsDNS1123Label, "")...)
 		if oi.Endpoints && o.Resource != serviceResource {
 			errs = append(errs, field.Invalid(p.Child("endpoints"), oi.Endpoints,
 				`only for Services (group "", version v1, resource services): other objects have no EndpointSlices`))
@@ -159,6 +143,22 @@ func decodeObjects(in []json.RawMessage, path *field.Path) ([]Object, field.Erro
 	return out, errs
 }
 
+// checkName checks a name field with one of apimachinery's validation
+// functions; required describes an empty one ("" when it may be empty).
+func checkName(v string, p *field.Path, valid func(string) []string, required string) field.ErrorList {
+	switch {
+	case v == "" && required != "":
+		return field.ErrorList{field.Required(p, required)}
+	case v == "":
+		return nil
+	}
+	var errs field.ErrorList
+	for _, msg := range valid(v) {
+		errs = append(errs, field.Invalid(p, v, msg))
+	}
+	return errs
+}
+
 // state is what a check found: what the object lacks ("" when it is
 // ready), and whether that is an error on the way to the object rather than
 // an answer about it.
@@ -166,7 +166,7 @@ type state struct {
 	lack      string
 	transient bool
 	// answered says that the API server answered; unreachable, set with
-	// transient, that no connection to it could be made (see unreachable).
+	// transient, that no connection to it could be made (see failed).
 	answered, unreachable bool
 }
 
@@ -204,30 +204,30 @@ func (o Object) check(ctx context.Context, kube experiment.ObjectReader, ns stri
 			}
 		}
 		return state{lack: "not found", answered: true}, nil
-	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err),
-		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
-		return state{}, fmt.Errorf("get %s: %w", o.ID(ns), err)
 	default:
-		// Anything else (the API server is busy or unreachable, the deadline
-		// passed) may pass; the next check tries again.
-		if msg := unreachable(err); msg != "" {
-			return state{lack: msg, transient: true, unreachable: true}, nil
-		}
-		var se apierrors.APIStatus
-		return state{lack: err.Error(), transient: true, answered: errors.As(err, &se)}, nil
+		return failed(err, "get "+o.ID(ns), "")
 	}
 }
 
-// unreachable describes err when it says that no connection to the API
-// server could be made (refused, no such host, a failed TLS handshake),
-// as opposed to an answer from it, a client-side limit or the deadline;
-// else it returns "". client-go returns such failures as *url.Error.
-func unreachable(err error) string {
+// failed says what a failed Get or List (op) means. A missing permission
+// or a request that the API server refuses is an error: waiting cannot
+// mend it. Anything else (the API server is busy or unreachable, the
+// deadline passed) may pass, so it is a transient state whose lack is
+// prefix and the error; or, when no connection to the API server could be
+// made (refused, no such host, a failed TLS handshake: client-go's
+// *url.Error) rather than an answer, a client-side limit or the deadline,
+// that the cluster is unreachable.
+func failed(err error, op, prefix string) (state, error) {
 	var se apierrors.APIStatus
 	var ue *url.Error
-	if errors.As(err, &se) || !errors.As(err, &ue) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return ""
+	switch {
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err),
+		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
+		return state{}, fmt.Errorf("%s: %w", op, err)
+	case errors.As(err, &se):
+		return state{lack: prefix + err.Error(), transient: true, answered: true}, nil
+	case !errors.As(err, &ue), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return state{lack: prefix + err.Error(), transient: true}, nil
 	}
 	// The server alone: the request's path says nothing more, and its
 	// query could hold anything.
@@ -235,7 +235,7 @@ func unreachable(err error) string {
 	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
 		server = u.Scheme + "://" + u.Host
 	}
-	return fmt.Sprintf("Kubernetes cluster at %s unreachable: %v", server, ue.Err)
+	return state{lack: fmt.Sprintf("Kubernetes cluster at %s unreachable: %v", server, ue.Err), transient: true, unreachable: true}, nil
 }
 
 // checkEndpoints lists the Service's EndpointSlices and says what they lack
@@ -249,14 +249,8 @@ func (o Object) checkEndpoints(ctx context.Context, kube experiment.ObjectReader
 		// Served since Kubernetes 1.21; an API server without it answers
 		// 404 to the list.
 		return state{lack: "the API server serves no resource endpointslices in discovery.k8s.io/v1"}, nil
-	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err),
-		apierrors.IsInvalid(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err):
-		return state{}, fmt.Errorf("list the EndpointSlices of %s: %w", o.ID(ns), err)
 	default:
-		if msg := unreachable(err); msg != "" {
-			return state{lack: msg, transient: true, unreachable: true}, nil
-		}
-		return state{lack: "list its EndpointSlices: " + err.Error(), transient: true}, nil
+		return failed(err, "list the EndpointSlices of "+o.ID(ns), "list its EndpointSlices: ")
 	}
 }
 

@@ -291,14 +291,11 @@ func (t *Task) checkURL(ctx context.Context, client *http.Client) error {
 		return err
 	}
 	resp.Body.Close()
-	if len(t.Status) == 0 {
-		if resp.StatusCode/100 == 2 {
-			return nil
-		}
-		return fmt.Errorf("status %d, want 2xx", resp.StatusCode)
-	}
-	if slices.Contains(t.Status, resp.StatusCode) {
+	switch {
+	case slices.Contains(t.Status, resp.StatusCode), len(t.Status) == 0 && resp.StatusCode/100 == 2:
 		return nil
+	case len(t.Status) == 0:
+		return fmt.Errorf("status %d, want 2xx", resp.StatusCode)
 	}
 	return fmt.Errorf("status %d, want one of %v", resp.StatusCode, t.Status)
 }
