@@ -228,14 +228,13 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		plan.Interval = d
 	}
 	errs = append(errs, checkLoops(plan.Loops, plan.Interval, specPath.Child("loops"), specPath.Child("interval"))...)
-	tasks, taskErrs := compileTasks(exp.Spec, opts, specPath.Child("tasks"))
-	plan.Tasks = tasks
-	return plan, append(errs, taskErrs...)
+	return plan, append(errs, plan.compileTasks(opts, specPath.Child("tasks"))...)
 }
 
-// compileTasks decodes the tasks in order, so that each one's decoder and
-// condition see the metrics that the tasks before it produce.
-func compileTasks(spec Spec, opts DecodeOptions, path *field.Path) ([]PlannedTask, field.ErrorList) {
+// compileTasks decodes the spec's tasks in order, so that each one's decoder
+// and condition see the metrics that the tasks before it produce.
+func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.ErrorList {
+	spec := plan.Experiment.Spec
 	var errs field.ErrorList
 	if len(spec.Tasks) == 0 {
 		errs = append(errs, field.Required(path, "an experiment needs at least one task"))
@@ -243,7 +242,6 @@ func compileTasks(spec Spec, opts DecodeOptions, path *field.Path) ([]PlannedTas
 	if opts.Registry == nil {
 		opts.Registry = NewRegistry()
 	}
-	var tasks []PlannedTask
 	catalog := newCatalog(spec.VersionNames())
 	for i, ts := range spec.Tasks {
 		p := path.Index(i)
@@ -276,9 +274,9 @@ func compileTasks(spec Spec, opts DecodeOptions, path *field.Path) ([]PlannedTas
 			catalog.incomplete = true
 		}
 		pt.Task = task
-		tasks = append(tasks, pt)
+		plan.Tasks = append(plan.Tasks, pt)
 	}
-	return tasks, errs
+	return errs
 }
 
 // DecodeStrict decodes JSON into v and reports unknown, duplicate and

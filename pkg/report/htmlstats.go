@@ -95,13 +95,12 @@ const maxLoopTicks = 20
 func htmlComparisons(r *experiment.Result) []htmlComparison {
 	var out []htmlComparison
 	for _, c := range r.Comparisons {
-		hc := htmlComparison{
+		out = append(out, htmlComparison{
 			Metric: c.Metric, Versions: comparisonVersions(c), Test: string(c.Test),
 			Confidence: formatConfidence(c.Confidence), Effect: FormatEffect(c),
 			PValue: formatPValue(c.PValue), Counts: formatCounts(c),
 			Verdict: string(c.Verdict), Class: verdictClass(c.Verdict), Note: comparisonNote(c),
-		}
-		out = append(out, hc)
+		})
 	}
 	return out
 }

@@ -156,8 +156,7 @@ func writeSummary(w io.Writer, r *experiment.Result) {
 // writeTasks writes the tasks table. Errors and reasons go below it,
 // wrapped: a backend's error is often longer than a line.
 func writeTasks(w io.Writer, r *experiment.Result) {
-	fmt.Fprintf(w, "\nTasks\n")
-	fmt.Fprintf(w, "  #\tTASK\tSTATE\tDURATION\n")
+	fmt.Fprintf(w, "\nTasks\n  #\tTASK\tSTATE\tDURATION\n")
 	var details []string
 	for i, t := range r.Tasks {
 		d := ""
