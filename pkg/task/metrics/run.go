@@ -226,16 +226,11 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 	if a == nil {
 		return c, nil
 	}
-	var missing []string
+	missing := map[string]error{}
 	get := func(name string) string {
-		var v string
-		var ok bool
-		if lookup != nil {
-			v, ok = lookup(name)
-		}
-		if !ok || v == "" {
-			missing = append(missing, name)
-			return ""
+		v, err := experiment.LookupSecret(lookup, name)
+		if err != nil {
+			missing[name] = err
 		}
 		red.Add(v)
 		return v
@@ -261,9 +256,11 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 		c.headers[h] = get(a.HeadersFrom[h])
 	}
 	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, fmt.Errorf("secrets %s are not set or empty (locally environment variables; in a cluster env entries of the Job, from a Secret)",
-			strings.Join(slices.Compact(missing), ", "))
+		var msgs []string
+		for _, n := range slices.Sorted(maps.Keys(missing)) {
+			msgs = append(msgs, missing[n].Error())
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
 	}
 	return c, nil
 }

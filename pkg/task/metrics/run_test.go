@@ -93,9 +93,16 @@ func TestAllowMissing(t *testing.T) {
 func TestMissingSecret(t *testing.T) {
 	b := newBackend(t, 200, promVector)
 	task, _, plan := decode(t, strings.ReplaceAll(promQuery, "%s", b.URL), nil)
-	err, _, _ := run(t, task, plan, nil)
-	if err == nil || !strings.Contains(err.Error(), "PROM_TOKEN") {
-		t.Fatalf("Run = %v, want an error naming PROM_TOKEN", err)
+	for _, tc := range []struct {
+		secrets map[string]string
+		want    string
+	}{
+		{nil, "provider prometheus: secret PROM_TOKEN is not set (locally an environment variable; in a cluster an env entry of the Job, from a Secret)"},
+		{map[string]string{"PROM_TOKEN": ""}, "provider prometheus: secret PROM_TOKEN is empty"},
+	} {
+		if err, _, _ := run(t, task, plan, tc.secrets); err == nil || err.Error() != tc.want {
+			t.Errorf("Run with secrets %v = %v, want %s", tc.secrets, err, tc.want)
+		}
 	}
 	if n := len(b.requests()); n != 0 {
 		t.Errorf("%d requests sent without credentials", n)

@@ -106,29 +106,22 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 
 // lookupSecrets looks up every secret the targets name, registers each value
 // with red, and says why each missing one is missing.
-func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Redactor) (found, missing map[string]string) {
-	found, missing = map[string]string{}, map[string]string{}
+func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Redactor) (found map[string]string, missing map[string]error) {
+	found, missing = map[string]string{}, map[string]error{}
 	names := map[string]bool{}
 	for _, tg := range t.targets {
 		for _, n := range tg.secrets() {
 			names[n] = true
 		}
 	}
-	for _, n := range slices.Sorted(maps.Keys(names)) {
-		var v string
-		var ok bool
-		if lookup != nil {
-			v, ok = lookup(n)
+	for n := range names {
+		v, err := experiment.LookupSecret(lookup, n)
+		if err != nil {
+			missing[n] = err
+			continue
 		}
-		switch {
-		case !ok:
-			missing[n] = "is not set (locally an environment variable; in a cluster an env entry of the Job, from a Secret)"
-		case v == "":
-			missing[n] = "is empty"
-		default:
-			found[n] = v
-			red.Add(v)
-		}
+		found[n] = v
+		red.Add(v)
 	}
 	return found, missing
 }
@@ -139,7 +132,7 @@ type sender struct {
 	task    *Task
 	summary *Summary
 	secrets map[string]string
-	missing map[string]string
+	missing map[string]error
 	red     *redact.Redactor
 	log     *slog.Logger
 	now     func() time.Time
@@ -157,8 +150,8 @@ func (s *sender) secret(name string) (string, error) {
 // redacts it.
 func (s *sender) notify(ctx context.Context, i int, tg *target) error {
 	for _, n := range tg.secrets() {
-		if why, ok := s.missing[n]; ok {
-			return fmt.Errorf("secret %s %s", n, why)
+		if err, ok := s.missing[n]; ok {
+			return err
 		}
 	}
 	req, display, err := s.request(ctx, tg)

@@ -1,6 +1,8 @@
 package experiment
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -24,4 +26,23 @@ func CheckSecretName(name string, path *field.Path) *field.Error {
 		return field.Invalid(path, field.OmitValueType{}, "must be the name of a secret, not its value: "+SecretNameRule)
 	}
 	return nil
+}
+
+// LookupSecret returns the value of a user's secret through lookup
+// (Env.Secret; nil finds none). An empty value is an error too: it would
+// only fail later, at the service, for a reason that names no secret. The
+// error names the secret and where it comes from, never a value.
+func LookupSecret(lookup func(string) (string, bool), name string) (string, error) {
+	var v string
+	var ok bool
+	if lookup != nil {
+		v, ok = lookup(name)
+	}
+	switch {
+	case !ok:
+		return "", fmt.Errorf("secret %s is not set (locally an environment variable; in a cluster an env entry of the Job, from a Secret)", name)
+	case v == "":
+		return "", fmt.Errorf("secret %s is empty", name)
+	}
+	return v, nil
 }
