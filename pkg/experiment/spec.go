@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/iter8-tools/iter8/pkg/jsonerr"
 )
 
 // APIVersion and Kind identify an experiment spec.
@@ -319,11 +321,11 @@ func typeError(err error, data []byte, target reflect.Type, path *field.Path) *f
 		if f.IsValid() && val.IsValid() && typ.IsValid() && f.Kind() == reflect.String {
 			want := "a value of another type"
 			if t, ok := typ.Interface().(reflect.Type); ok && t != nil {
-				want = describeType(t)
+				want = jsonerr.Want(t)
 			}
 			at := jsonPath(target, f.String())
 			if off := e.FieldByName("Offset"); off.IsValid() && off.CanInt() {
-				if p, ok := valuePathAt(data, off.Int()); ok {
+				if p, ok := jsonerr.PathAt(data, off.Int()); ok {
 					at = p
 				}
 			}
@@ -378,26 +380,6 @@ func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
-}
-
-func describeType(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a whole number"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "a list"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	default:
-		return t.String()
-	}
 }
 
 func join(path *field.Path, sub string) string {
