@@ -1,7 +1,6 @@
 package action
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/kube"
-	"github.com/iter8-tools/iter8/pkg/store"
 	"github.com/iter8-tools/iter8/pkg/task"
 )
 
@@ -83,15 +81,6 @@ func (c *Configuration) cluster() (*Cluster, error) {
 	return cl, nil
 }
 
-// secrets is where a release's spec and results live.
-func (c *Configuration) secrets(release string, revision int) (*store.Secrets, error) {
-	cl, err := c.cluster()
-	if err != nil {
-		return nil, err
-	}
-	return &store.Secrets{Client: cl.Client, Namespace: cl.Namespace, Release: release, Revision: revision}, nil
-}
-
 // kube is how tasks reach Kubernetes objects: a reader over the dynamic
 // client and the default namespace of the cluster the flags choose.
 func (c *Configuration) kube() (experiment.ObjectReader, string, error) {
@@ -100,40 +89,6 @@ func (c *Configuration) kube() (experiment.ObjectReader, string, error) {
 		return nil, "", err
 	}
 	return kube.Objects(cl.Dynamic), cl.Namespace, nil
-}
-
-// resultReader reads an experiment's newest result.
-type resultReader interface {
-	ReadResult(ctx context.Context) (*experiment.Result, error)
-}
-
-// result reads a release's result of revision (0: the newest), or the local
-// result beside specPath.
-func (c *Configuration) result(ctx context.Context, specPath, release string, revision int) (*experiment.Result, error) {
-	if revision == 0 {
-		rr, err := c.results(specPath, release)
-		if err != nil {
-			return nil, err
-		}
-		return rr.ReadResult(ctx)
-	}
-	if release == "" {
-		return nil, errors.New("a revision needs a release: a local experiment keeps one result")
-	}
-	s, err := c.secrets(release, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.ReadRevision(ctx, revision)
-}
-
-// results reads a release's results when release is set, else the local
-// result beside specPath.
-func (c *Configuration) results(specPath, release string) (resultReader, error) {
-	if release == "" {
-		return &store.File{SpecPath: specPath}, nil
-	}
-	return c.secrets(release, 0)
 }
 
 // NewConfiguration returns a configuration with every task, a discarded log

@@ -149,7 +149,7 @@ func TestAssertWaitsForTheRun(t *testing.T) {
 			writeResult(t, spec, r)
 		}()
 		a := NewAssert(NewConfiguration())
-		a.SpecPath, a.Conditions, a.Timeout = spec, []Condition{Completed, NoFailure}, 10*time.Second
+		a.Experiment, a.Conditions, a.Timeout = &store.File{SpecPath: spec}, []Condition{Completed, NoFailure}, 10*time.Second
 		start := time.Now()
 		res, err := a.Run(context.Background())
 		if err != nil || !res.Holds() {
@@ -166,7 +166,7 @@ func TestAssertTimesOut(t *testing.T) {
 		spec := filepath.Join(t.TempDir(), "experiment.yaml")
 		writeResult(t, spec, running())
 		a := NewAssert(NewConfiguration())
-		a.SpecPath, a.Conditions, a.Timeout = spec, []Condition{Completed}, 5*time.Second
+		a.Experiment, a.Conditions, a.Timeout = &store.File{SpecPath: spec}, []Condition{Completed}, 5*time.Second
 		start := time.Now()
 		res, err := a.Run(context.Background())
 		if err != nil || res.Holds() || res.Verdicts[0].Why == "" {
@@ -181,7 +181,7 @@ func TestAssertTimesOut(t *testing.T) {
 func TestAssertWithoutResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := NewAssert(NewConfiguration())
-		a.SpecPath, a.Conditions, a.Timeout = filepath.Join(t.TempDir(), "x.yaml"), []Condition{Completed}, 2*time.Second
+		a.Experiment, a.Conditions, a.Timeout = &store.File{SpecPath: filepath.Join(t.TempDir(), "x.yaml")}, []Condition{Completed}, 2*time.Second
 		_, err := a.Run(context.Background())
 		if !errors.Is(err, store.ErrNoResult) || !strings.Contains(err.Error(), "waited 2s") {
 			t.Fatalf("Assert error = %v; want no result after waiting 2s", err)

@@ -45,31 +45,48 @@ func ParseConditions(raw []string) ([]Condition, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no condition given: use -c completed, -c nofailure and/or -c slos")
+		return nil, errNoCondition
 	}
 	return out, nil
 }
 
-// Assert checks conditions on a local experiment's result, waiting up to
+// Assert checks conditions on an experiment's result, waiting up to
 // Timeout for them to hold.
 type Assert struct {
-	cfg      *Configuration
-	SpecPath string
-	// Release, when set, names an experiment in the cluster instead.
-	Release    string
+	// Experiment is the experiment whose result to check.
+	Experiment store.Experiment
 	Conditions []Condition
 	// Timeout is how long to wait for the conditions; 0 checks once.
 	Timeout time.Duration
-	// Interval is the time between checks of a local result while waiting.
-	// A release's result is watched, so checks follow its changes; when the
-	// watch is refused or ends, it is polled every ClusterInterval.
-	Interval, ClusterInterval time.Duration
+	// Interval is the time between checks while waiting when the
+	// experiment's watch reports no change (it ended, or was refused).
+	Interval time.Duration
 }
 
 // NewAssert returns an Assert action.
-func NewAssert(cfg *Configuration) *Assert {
-	return &Assert{cfg: cfg, SpecPath: store.DefaultSpecFile, Interval: 100 * time.Millisecond, ClusterInterval: time.Second}
+func NewAssert(*Configuration) *Assert {
+	return &Assert{Interval: time.Second}
 }
+
+// Validate checks the fields.
+func (a *Assert) Validate() error {
+	switch {
+	case a.Experiment == nil:
+		return errors.New("no experiment given")
+	case len(a.Conditions) == 0:
+		return errNoCondition
+	case a.Timeout < 0:
+		return fmt.Errorf("timeout must not be negative, got %v", a.Timeout)
+	}
+	for _, c := range a.Conditions {
+		if !slices.Contains(Conditions, c) {
+			return fmt.Errorf("unknown condition %q: want completed, nofailure or slos", c)
+		}
+	}
+	return nil
+}
+
+var errNoCondition = errors.New("no condition given: use -c completed, -c nofailure and/or -c slos")
 
 // Verdict is the outcome of one condition.
 type Verdict struct {
@@ -98,26 +115,20 @@ func (r *AssertResult) Holds() bool {
 // (so that they cannot change), or Timeout passes. The error is for a check
 // that could not be made (no result by the deadline, an unreadable result).
 func (a *Assert) Run(ctx context.Context) (*AssertResult, error) {
-	if len(a.Conditions) == 0 {
-		return nil, errors.New("no condition given: use -c completed, -c nofailure and/or -c slos")
-	}
-	f, err := a.cfg.results(a.SpecPath, a.Release)
-	if err != nil {
+	if err := a.Validate(); err != nil {
 		return nil, err
 	}
 	deadline := time.NewTimer(a.Timeout)
 	defer deadline.Stop()
-	interval := max(a.Interval, 10*time.Millisecond)
 	var changes <-chan struct{}
-	if w, ok := f.(resultWatcher); ok && a.Timeout > 0 {
-		interval = max(a.ClusterInterval, 10*time.Millisecond)
+	if a.Timeout > 0 {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		// Without a watch (refused by RBAC, say), polling still answers.
-		changes, _ = w.WatchResult(ctx)
+		changes, _ = a.Experiment.Watch(ctx)
 	}
 	for {
-		res, err := f.ReadResult(ctx)
+		res, err := a.Experiment.ReadResult(ctx)
 		var out *AssertResult
 		switch {
 		case err == nil:
@@ -140,14 +151,9 @@ func (a *Assert) Run(ctx context.Context) (*AssertResult, error) {
 			if !ok {
 				changes = nil
 			}
-		case <-time.After(interval):
+		case <-time.After(max(a.Interval, 10*time.Millisecond)):
 		}
 	}
-}
-
-// resultWatcher reports changes of a result as they happen.
-type resultWatcher interface {
-	WatchResult(ctx context.Context) (<-chan struct{}, error)
 }
 
 func (a *Assert) check(r *experiment.Result) *AssertResult {

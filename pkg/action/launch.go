@@ -2,14 +2,13 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -26,18 +25,35 @@ import (
 // DefaultLocalName names a local experiment launched without a name.
 const DefaultLocalName = "local"
 
+// ChartOptions choose a chart and its values, as helm install takes them;
+// both launch verbs (Launch here, Install in a cluster) render it.
+type ChartOptions struct {
+	// Name is the experiment's (release's) name.
+	Name string
+	// ChartPath is a chart folder or archive (in a cluster also repo/chart,
+	// a URL or an oci:// reference); empty means the embedded iter8 chart.
+	ChartPath string
+	// ChartVersion picks a chart version from a repository or registry.
+	ChartVersion string
+	// Values are -f/--set/--set-string/--set-file/--set-json, as Helm takes
+	// them.
+	Values values.Options
+}
+
+// validate checks the name as Helm checks a release's name: it names the
+// release's Secrets and Jobs too.
+func (o *ChartOptions) validate() error {
+	if err := chartutil.ValidateReleaseName(o.Name); err != nil {
+		return fmt.Errorf("%w: release name %q: must be at most 53 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", ErrInvalidSpec, o.Name)
+	}
+	return nil
+}
+
 // Launch renders the experiment chart with values, as `helm install` would,
 // and runs the experiment locally.
 type Launch struct {
 	cfg *Configuration
-	// Name is the experiment's (release's) name.
-	Name string
-	// ChartPath is a chart folder or archive; empty means the embedded
-	// iter8 chart.
-	ChartPath string
-	// Values are -f/--set/--set-string/--set-file/--set-json, as Helm takes
-	// them.
-	Values values.Options
+	ChartOptions
 	// SpecPath is where the rendered spec is written; its result goes
 	// beside it.
 	SpecPath string
@@ -47,11 +63,6 @@ type Launch struct {
 	// result goes that is not an Iter8 result; without it, launch replaces
 	// only a spec that starts with SpecHeader.
 	Force bool
-	// ChartVersion picks a chart version from a repository or registry.
-	ChartVersion string
-	// Timeout bounds a cluster launch (Install), hooks included; 0 is
-	// DefaultTimeout.
-	Timeout time.Duration
 }
 
 // LaunchResult is what a launch did.
@@ -66,7 +77,18 @@ type LaunchResult struct {
 
 // NewLaunch returns a Launch action.
 func NewLaunch(cfg *Configuration) *Launch {
-	return &Launch{cfg: cfg, Name: DefaultLocalName, SpecPath: store.DefaultSpecFile}
+	return &Launch{cfg: cfg, ChartOptions: ChartOptions{Name: DefaultLocalName}, SpecPath: store.DefaultSpecFile}
+}
+
+// Validate checks the fields.
+func (a *Launch) Validate() error {
+	switch {
+	case a.ChartVersion != "":
+		return errors.New("a chart version is for charts from a repository or registry, which a local launch does not fetch")
+	case a.SpecPath == "":
+		return errors.New("no spec path given")
+	}
+	return a.ChartOptions.validate()
 }
 
 // Run renders and validates the spec, writes it, and unless Dry runs it. Bad
@@ -74,15 +96,18 @@ func NewLaunch(cfg *Configuration) *Launch {
 // replaces only a spec that it wrote itself (see Force), and removes that
 // spec's result, which is not the new spec's.
 func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
 	spec, err := a.Render()
 	if err != nil {
 		return nil, err
 	}
-	plan, err := decodeSpec(spec, a.cfg, filepath.Dir(a.SpecPath))
+	f := &store.File{SpecPath: a.SpecPath}
+	plan, err := decodeSpec(spec, a.cfg, f.SpecDir())
 	if err != nil {
 		return nil, fmt.Errorf("experiment rendered from the chart: %w", err)
 	}
-	f := &store.File{SpecPath: a.SpecPath}
 	if err := checkReplace(f, a.Force); err != nil {
 		return nil, err
 	}
@@ -144,7 +169,7 @@ func (a *Launch) checkValueFiles() error {
 		if err != nil {
 			continue // a URL or a missing file: Helm says what is wrong
 		}
-		if IsSpec(data) {
+		if store.IsSpec(data) {
 			return fmt.Errorf("%w: values file %s is an experiment spec, but launch's -f takes values for the chart; to run a spec, use run -f %s", ErrInvalidSpec, p, p)
 		}
 	}

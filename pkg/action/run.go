@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -14,88 +15,86 @@ import (
 // LogTailLines is how many lines of a run's log are kept with its result.
 const LogTailLines = 100
 
-// Run runs a local experiment spec and writes its result beside it.
+// Run runs an experiment's spec and stores its result.
 type Run struct {
 	cfg *Configuration
-	// SpecPath is the spec file.
-	SpecPath string
+	// Experiment is the experiment to run: its spec is read from it (unless
+	// Spec is set) and its result written to it.
+	Experiment store.Experiment
 	// Revision is recorded in the result (a Helm release's revision in a
 	// cluster); 0 means 1.
 	Revision int
-	// Release, when set, runs that experiment in the cluster: its spec and
-	// results are in the release's Secrets.
-	Release string
-	// Job, when set with Release, is the Job running this; it is first made
-	// owned by the release's result Secret (see store.Secrets.AdoptJob).
+	// Job, when set, is the Job running this; it is first made owned by the
+	// experiment's result (see store.Secrets.AdoptJob), so that deleting the
+	// experiment removes it. Only an experiment in a cluster has Jobs.
 	Job string
-	// Spec, when set with Release, is the spec to run instead of the one in
-	// the release's spec Secret (a gate of the release chart passes its spec
-	// in the Job, so that no hook object outlives the release).
+	// Spec, when set, is the spec to run instead of the experiment's own (a
+	// gate of the release chart passes its spec in the Job, so that no hook
+	// object outlives the release).
 	Spec []byte
-	// Loops and Interval, when set (Loops > 0, Interval not nil), replace
-	// the spec's loops and interval.
-	Loops    int
+	// Loops and Interval, when set, replace the spec's loops and interval.
+	Loops    *int
 	Interval *time.Duration
 }
 
 // NewRun returns a Run action.
 func NewRun(cfg *Configuration) *Run {
-	return &Run{cfg: cfg, SpecPath: store.DefaultSpecFile}
+	return &Run{cfg: cfg}
+}
+
+// jobAdopter is an experiment whose result can own the Job that runs it.
+type jobAdopter interface {
+	AdoptJob(ctx context.Context, job string) error
+}
+
+// Validate checks the fields.
+func (a *Run) Validate() error {
+	switch {
+	case a.Experiment == nil:
+		return errors.New("no experiment to run")
+	case a.Revision < 0:
+		return fmt.Errorf("revision must be at least 1, got %d", a.Revision)
+	case a.Loops != nil && (*a.Loops < 1 || *a.Loops > experiment.MaxLoops):
+		return fmt.Errorf("loops must be from 1 to %d, got %d", experiment.MaxLoops, *a.Loops)
+	case a.Interval != nil && *a.Interval < 0:
+		return fmt.Errorf("interval must not be negative, got %v", *a.Interval)
+	}
+	if _, ok := a.Experiment.(jobAdopter); a.Job != "" && !ok {
+		return fmt.Errorf("job %s: %s is not in a cluster, so no Job runs it", a.Job, a.Experiment)
+	}
+	return nil
 }
 
 // Run validates the whole spec, then runs it. A spec that fails validation
 // returns an error wrapping ErrInvalidSpec, having sent nothing and written no
 // result.
 func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
-	if a.Release != "" {
-		return a.runRelease(ctx)
-	}
-	f := &store.File{SpecPath: a.SpecPath}
-	data, err := f.ReadSpec()
-	if err != nil {
+	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	plan, err := decodeSpec(data, a.cfg, filepath.Dir(a.SpecPath))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.SpecPath, err)
-	}
-	return runPlan(ctx, a.cfg, a.loops(plan), f, a.Revision)
-}
-
-// loops applies the Loops and Interval overrides.
-func (a *Run) loops(plan *experiment.Plan) *experiment.Plan {
-	if a.Loops > 0 {
-		plan.Loops = a.Loops
-	}
-	if a.Interval != nil {
-		plan.Interval = *a.Interval
-	}
-	return plan
-}
-
-// runRelease runs a release's experiment from its spec Secret, writing its
-// result Secret. Files a spec names are read relative to the working folder.
-func (a *Run) runRelease(ctx context.Context) (*experiment.Result, error) {
-	s, err := a.cfg.secrets(a.Release, max(a.Revision, 1))
-	if err != nil {
-		return nil, fmt.Errorf("run experiment %s: %w", a.Release, err)
-	}
 	if a.Job != "" {
-		if err := s.AdoptJob(ctx, a.Job); err != nil {
+		if err := a.Experiment.(jobAdopter).AdoptJob(ctx, a.Job); err != nil {
 			return nil, err
 		}
 	}
 	data := a.Spec
 	if data == nil {
-		if data, err = s.ReadSpec(ctx); err != nil {
+		var err error
+		if data, err = a.Experiment.ReadSpec(ctx); err != nil {
 			return nil, err
 		}
 	}
-	plan, err := decodeSpec(data, a.cfg, ".")
+	plan, err := decodeSpec(data, a.cfg, a.Experiment.SpecDir())
 	if err != nil {
-		return nil, fmt.Errorf("experiment %s in namespace %s: %w", a.Release, s.Namespace, err)
+		return nil, fmt.Errorf("%s: %w", a.Experiment, err)
 	}
-	return runPlan(ctx, a.cfg, a.loops(plan), s, a.Revision)
+	if a.Loops != nil {
+		plan.Loops = *a.Loops
+	}
+	if a.Interval != nil {
+		plan.Interval = *a.Interval
+	}
+	return runPlan(ctx, a.cfg, plan, a.Experiment, a.Revision)
 }
 
 // decodeSpec validates a spec; files it names are read relative to dir.

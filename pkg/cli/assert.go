@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -29,51 +31,77 @@ Examples:
 type assertOptions struct {
 	target     targetOptions
 	conditions []string
+	assert     *action.Assert
+	out        io.Writer
 }
 
 func newAssertCmd(e *cmdEnv) *cobra.Command {
-	o := &assertOptions{}
-	a := action.NewAssert(e.cfg)
+	o := &assertOptions{assert: action.NewAssert(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "assert [RELEASE]",
 		Short: "Check conditions on an experiment's result (exit codes for CI)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.target.complete(cmd, args)
-			conds, err := action.ParseConditions(o.conditions)
-			if err != nil {
-				return fmt.Errorf("assert: -c: %w", err)
-			}
-			if a.Timeout < 0 {
-				return fmt.Errorf("assert: --timeout must not be negative")
-			}
-			if err := o.target.validate("assert"); err != nil {
+			if err := o.Complete(cmd, args); err != nil {
 				return err
 			}
-			a.Conditions, a.SpecPath, a.Release = conds, o.target.SpecPath, o.target.Release
-			res, err := a.Run(cmd.Context())
-			if err != nil {
-				return fmt.Errorf("assert%s: %w", releaseSuffix(o.target.Release), err)
+			if err := o.Validate(); err != nil {
+				return err
 			}
-			for _, v := range res.Verdicts {
-				if v.Holds {
-					fmt.Fprintf(e.streams.Out, "✔ %s\n", v.Condition)
-				} else {
-					fmt.Fprintf(e.streams.Out, "✗ %s: %s\n", v.Condition, v.Why)
-				}
-			}
-			if !res.Holds() {
-				return &ExitError{Code: 1, Err: errConditionsFalse}
-			}
-			return nil
+			return o.Run(cmd.Context(), e.cfg)
 		},
 	}
 	cmd.Long = fmt.Sprintf(assertDesc, e.name)
 	o.target.addFlags(cmd.Flags(), "f")
 	cmd.Flags().StringSliceVarP(&o.conditions, "condition", "c", nil, "condition: completed, nofailure or slos (can repeat)")
-	cmd.Flags().DurationVar(&a.Timeout, "timeout", 0, "how long to wait for the conditions to hold (0: check once)")
+	cmd.Flags().DurationVar(&o.assert.Timeout, "timeout", 0, "how long to wait for the conditions to hold (0: check once)")
 	_ = cmd.RegisterFlagCompletionFunc("condition", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"completed", "nofailure", "slos"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
+}
+
+// Complete reads the arguments and the condition names.
+func (o *assertOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.target.complete(cmd, args)
+	conds, err := action.ParseConditions(o.conditions)
+	if err != nil {
+		return fmt.Errorf("assert: -c: %w", err)
+	}
+	o.assert.Conditions = conds
+	return nil
+}
+
+// Validate checks the options before any I/O.
+func (o *assertOptions) Validate() error {
+	if o.assert.Timeout < 0 {
+		return fmt.Errorf("assert: --timeout must not be negative")
+	}
+	return o.target.validate("assert")
+}
+
+// Run checks the conditions and prints a line for each; exit status 1 when
+// one does not hold.
+func (o *assertOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+	verb := o.target.verb("assert")
+	exp, err := o.target.experiment(cfg, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	o.assert.Experiment = exp
+	res, err := o.assert.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	for _, v := range res.Verdicts {
+		if v.Holds {
+			fmt.Fprintf(o.out, "✔ %s\n", v.Condition)
+		} else {
+			fmt.Fprintf(o.out, "✗ %s: %s\n", v.Condition, v.Why)
+		}
+	}
+	if !res.Holds() {
+		return &ExitError{Code: 1, Err: errConditionsFalse}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -43,120 +44,126 @@ Examples:
   %[1]s launch --local -f values.yaml --dry`
 
 type launchOptions struct {
-	launch   *action.Launch
-	local    bool
-	specSet  bool
-	forceSet bool
-	release  string
-	format   string
+	chart   action.ChartOptions
+	local   *action.Launch
+	install *action.Install
+	isLocal bool
+	release string
+	// specSet and forceSet record that --spec and --force were given.
+	specSet, forceSet bool
+	streams           IOStreams
 }
 
 func newLaunchCmd(e *cmdEnv) *cobra.Command {
-	o := &launchOptions{launch: action.NewLaunch(e.cfg)}
+	o := &launchOptions{local: action.NewLaunch(e.cfg), install: action.NewInstall(e.cfg), streams: e.streams}
+	o.chart = o.local.ChartOptions
 	cmd := &cobra.Command{
 		Use:   "launch [RELEASE]",
 		Short: "Launch an experiment from a chart, locally or in a cluster",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				o.release = args[0]
-			}
-			o.specSet = cmd.Flags().Changed("spec")
-			o.forceSet = cmd.Flags().Changed("force")
-			if err := o.validate(); err != nil {
+			o.Complete(cmd, args)
+			if err := o.Validate(); err != nil {
 				return err
 			}
-			if o.release != "" {
-				o.launch.Name = o.release
+			if o.isLocal {
+				return o.runLocal(cmd.Context())
 			}
-			if !o.local {
-				return o.install(cmd, e)
-			}
-			res, err := o.launch.Run(cmd.Context())
-			if err != nil {
-				err = fmt.Errorf("launch: %w", err)
-			}
-			if res != nil && res.Result != nil {
-				if werr := report.Write(e.streams.Out, res.Result, report.Text); werr != nil && err == nil {
-					err = werr
-				}
-			}
-			if res != nil && res.RemovedResult != "" {
-				fmt.Fprintf(e.streams.ErrOut, "removed %s, the result of the replaced spec\n", res.RemovedResult)
-			}
-			if res != nil && o.launch.Dry {
-				fmt.Fprintf(e.streams.ErrOut, "wrote %s\n", res.SpecPath)
-			}
-			return runExit(err)
+			return o.runInstall(cmd.Context())
 		},
 	}
 	cmd.Long = fmt.Sprintf(launchDesc, e.name)
 	f := cmd.Flags()
-	f.BoolVar(&o.local, "local", false, "run the experiment here instead of installing it in a cluster")
-	f.BoolVar(&o.launch.Dry, "dry", false, "with --local: write the spec, run nothing")
-	f.BoolVar(&o.launch.Force, "force", false, "with --local: replace the file at --spec (and where its result goes) even if launch did not write it")
-	f.StringVar(&o.launch.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
-	f.StringVarP(&o.launch.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
-	f.StringVar(&o.launch.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
-	f.DurationVar(&o.launch.Timeout, "timeout", action.DefaultTimeout, "in a cluster: how long the install or upgrade may take, the experiment's run included")
-	f.StringSliceVarP(&o.launch.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
-	f.StringArrayVar(&o.launch.Values.Values, "set", nil, "set values: key1=val1,key2=val2 (can repeat)")
-	f.StringArrayVar(&o.launch.Values.StringValues, "set-string", nil, "set STRING values: key1=val1 (can repeat)")
-	f.StringArrayVar(&o.launch.Values.FileValues, "set-file", nil, "set values from files: key1=path1 (can repeat)")
-	f.StringArrayVar(&o.launch.Values.JSONValues, "set-json", nil, "set JSON values: key1=jsonval1 (can repeat)")
+	f.BoolVar(&o.isLocal, "local", false, "run the experiment here instead of installing it in a cluster")
+	f.BoolVar(&o.local.Dry, "dry", false, "with --local: write the spec, run nothing")
+	f.BoolVar(&o.local.Force, "force", false, "with --local: replace the file at --spec (and where its result goes) even if launch did not write it")
+	f.StringVar(&o.local.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
+	f.StringVarP(&o.chart.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
+	f.StringVar(&o.chart.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
+	f.DurationVar(&o.install.Timeout, "timeout", action.DefaultTimeout, "in a cluster: how long the install or upgrade may take, the experiment's run included")
+	f.StringSliceVarP(&o.chart.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
+	f.StringArrayVar(&o.chart.Values.Values, "set", nil, "set values: key1=val1,key2=val2 (can repeat)")
+	f.StringArrayVar(&o.chart.Values.StringValues, "set-string", nil, "set STRING values: key1=val1 (can repeat)")
+	f.StringArrayVar(&o.chart.Values.FileValues, "set-file", nil, "set values from files: key1=path1 (can repeat)")
+	f.StringArrayVar(&o.chart.Values.JSONValues, "set-json", nil, "set JSON values: key1=jsonval1 (can repeat)")
 	return cmd
 }
 
-// install is the cluster form: install or upgrade the release, then show
-// its run's report.
-func (o *launchOptions) install(cmd *cobra.Command, e *cmdEnv) error {
-	res, err := o.launch.Install(cmd.Context())
-	if res != nil {
-		fmt.Fprintf(e.streams.Out, "NAME: %s\nNAMESPACE: %s\nREVISION: %d\nSTATUS: %s\n\n", res.Release, res.Namespace, res.Revision, res.Status)
-		if res.Result != nil {
-			if werr := report.Write(e.streams.Out, res.Result, report.Text); werr != nil && err == nil {
-				err = werr
-			}
-		}
+// Complete reads the arguments and gives the chart options to both verbs.
+func (o *launchOptions) Complete(cmd *cobra.Command, args []string) {
+	if len(args) > 0 {
+		o.release = args[0]
+		o.chart.Name = o.release
 	}
-	return runExit(err)
+	o.specSet = cmd.Flags().Changed("spec")
+	o.forceSet = cmd.Flags().Changed("force")
+	o.local.ChartOptions, o.install.ChartOptions = o.chart, o.chart
 }
 
-func (o *launchOptions) validate() error {
-	if !o.local {
+// Validate checks which flags go with which form, then the chosen action.
+func (o *launchOptions) Validate() error {
+	if !o.isLocal {
 		switch {
 		case o.release == "":
 			return errors.New("launch: give --local to run here, or a release name to install in a cluster")
-		case o.launch.Dry:
+		case o.local.Dry:
 			return errors.New("launch: --dry needs --local; for a cluster, render with helm template")
 		case o.specSet:
 			return errors.New("launch: --spec needs --local; a release keeps its spec in the cluster")
 		case o.forceSet:
 			return errors.New("launch: --force needs --local; a release's spec is replaced by helm upgrade")
-		case o.launch.Timeout < 0:
+		case o.install.Timeout < 0:
 			return errors.New("launch: --timeout must not be negative")
 		}
 	}
-	if o.local && o.launch.ChartVersion != "" {
+	if o.isLocal && o.chart.ChartVersion != "" {
 		return errors.New("launch: --version is for charts from a repository or registry, which --local does not fetch")
 	}
 	if looksLikeFile(o.release) {
 		return fmt.Errorf("launch: %s looks like a file, not a release name: launch takes values files with -f, and run -f %s runs a spec", o.release, o.release)
 	}
-	if o.release != "" && !validReleaseName(o.release) {
-		return fmt.Errorf("launch: release name %q: must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit", o.release)
+	var err error
+	if o.isLocal {
+		err = o.local.Validate()
+	} else {
+		err = o.install.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("launch: %w", err)
 	}
 	return nil
 }
 
-func validReleaseName(s string) bool {
-	if s == "" || len(s) > 53 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
+// runLocal renders and runs the experiment here, then prints its report.
+func (o *launchOptions) runLocal(ctx context.Context) error {
+	res, err := o.local.Run(ctx)
+	if err != nil {
+		err = fmt.Errorf("launch: %w", err)
 	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
+	if res != nil && res.Result != nil {
+		if werr := report.Write(o.streams.Out, res.Result, report.Text); werr != nil && err == nil {
+			err = werr
 		}
 	}
-	return true
+	if res != nil && res.RemovedResult != "" {
+		fmt.Fprintf(o.streams.ErrOut, "removed %s, the result of the replaced spec\n", res.RemovedResult)
+	}
+	if res != nil && o.local.Dry {
+		fmt.Fprintf(o.streams.ErrOut, "wrote %s\n", res.SpecPath)
+	}
+	return runExit(err)
+}
+
+// runInstall installs or upgrades the release, then shows its run's report.
+func (o *launchOptions) runInstall(ctx context.Context) error {
+	res, err := o.install.Run(ctx)
+	if res != nil {
+		fmt.Fprintf(o.streams.Out, "NAME: %s\nNAMESPACE: %s\nREVISION: %d\nSTATUS: %s\n\n", res.Release, res.Namespace, res.Revision, res.Status)
+		if res.Result != nil {
+			if werr := report.Write(o.streams.Out, res.Result, report.Text); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return runExit(err)
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	"github.com/iter8-tools/iter8/pkg/action"
 )
@@ -136,24 +134,6 @@ func (o *releaseStatusOptions) Run(ctx context.Context, a *action.ReleaseStatus,
 		return fmt.Errorf("release status %s: %w", o.App, err)
 	}
 	return printData(out, o.Output, st, func(w io.Writer) error { return printStatus(w, st) })
-}
-
-// printData prints v as JSON or YAML, or calls text.
-func printData(w io.Writer, output string, v any, text func(io.Writer) error) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "yaml":
-		data, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
-	}
-	return text(w)
 }
 
 func printStatus(w io.Writer, st *action.AppStatus) error {

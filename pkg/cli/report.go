@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,26 +27,22 @@ type reportOptions struct {
 	target targetOptions
 	output string
 	format report.Format
+	report *action.Report
+	out    io.Writer
 }
 
 func newReportCmd(e *cmdEnv) *cobra.Command {
-	o := &reportOptions{}
-	a := action.NewReport(e.cfg)
+	o := &reportOptions{report: action.NewReport(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "report [RELEASE]",
 		Short: "Show an experiment's result",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.target.complete(cmd, args)
-			if err := o.validate(); err != nil {
+			o.Complete(cmd, args)
+			if err := o.Validate(); err != nil {
 				return err
 			}
-			a.SpecPath, a.Release, a.Revision = o.target.SpecPath, o.target.Release, o.target.Revision
-			res, err := a.Run(cmd.Context())
-			if err != nil {
-				return fmt.Errorf("report%s: %w", releaseSuffix(o.target.Release), err)
-			}
-			return report.Write(e.streams.Out, res, o.format)
+			return o.Run(cmd.Context(), e.cfg)
 		},
 	}
 	cmd.Long = fmt.Sprintf(reportDesc, e.name)
@@ -57,13 +55,34 @@ func newReportCmd(e *cmdEnv) *cobra.Command {
 	return cmd
 }
 
-func (o *reportOptions) validate() error {
+// Complete reads the arguments.
+func (o *reportOptions) Complete(cmd *cobra.Command, args []string) {
+	o.target.complete(cmd, args)
+}
+
+// Validate checks the options before any I/O.
+func (o *reportOptions) Validate() error {
 	f, err := report.ParseFormat(o.output)
 	if err != nil {
 		return fmt.Errorf("report: -o: %w", err)
 	}
 	o.format = f
 	return o.target.validate("report")
+}
+
+// Run reads the result and prints it.
+func (o *reportOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+	verb := o.target.verb("report")
+	exp, err := o.target.experiment(cfg, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	o.report.Experiment, o.report.Revision = exp, o.target.Revision
+	res, err := o.report.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	return report.Write(o.out, res, o.format)
 }
 
 func formatNames() string {

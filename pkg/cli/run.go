@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -8,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
-	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -33,9 +34,14 @@ Examples:
 
 type runOptions struct {
 	run        *action.Run
+	specPath   string
 	experiment string
+	revision   int
+	loops      int
 	interval   time.Duration
 	specEnv    string
+	// loopsSet and intervalSet record that the flags were given.
+	loopsSet, intervalSet, specSet bool
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
@@ -45,44 +51,73 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 		Short: "Run an experiment spec and store its result",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.run.Revision < 1 {
-				return fmt.Errorf("run: --revision must be at least 1, got %d", o.run.Revision)
+			if err := o.Complete(cmd); err != nil {
+				return err
 			}
-			o.run.Release = o.experiment
-			if o.run.Job != "" && o.experiment == "" {
-				return fmt.Errorf("run: --job needs --experiment")
+			if err := o.Validate(); err != nil {
+				return err
 			}
-			if o.specEnv != "" {
-				spec, ok := os.LookupEnv(o.specEnv)
-				if o.experiment == "" || !ok || spec == "" {
-					return fmt.Errorf("run: --spec-env %s needs --experiment and a spec in environment variable %s", o.specEnv, o.specEnv)
-				}
-				o.run.Spec = []byte(spec)
-			}
-			if cmd.Flags().Changed("interval") {
-				o.run.Interval = &o.interval
-			}
-			if cmd.Flags().Changed("loops") && (o.run.Loops < 1 || o.run.Loops > experiment.MaxLoops) {
-				return fmt.Errorf("run: --loops must be from 1 to %d, got %d", experiment.MaxLoops, o.run.Loops)
-			}
-			if o.interval < 0 {
-				return fmt.Errorf("run: --interval must not be negative, got %v", o.interval)
-			}
-			if o.experiment == "" && !cmd.Flags().Changed("file") && !exists(o.run.SpecPath) {
-				return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.run.SpecPath)
-			}
-			_, err := o.run.Run(cmd.Context())
-			return runExit(err)
+			return o.Run(cmd.Context(), e.cfg)
 		},
 	}
 	cmd.Long = fmt.Sprintf(runDesc, e.name)
 	f := cmd.Flags()
-	f.StringVarP(&o.run.SpecPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
+	f.StringVarP(&o.specPath, "file", "f", store.DefaultSpecFile, "experiment spec to run")
 	f.StringVar(&o.experiment, "experiment", "", "in a cluster: the experiment (release) whose spec Secret to run")
 	f.StringVar(&o.run.Job, "job", "", "in a cluster: the Job running this, to be owned by the result Secret so that uninstall removes it")
 	f.StringVar(&o.specEnv, "spec-env", "", "in a cluster: read the spec from this environment variable instead of the experiment's spec Secret")
-	f.IntVar(&o.run.Loops, "loops", 0, "run the tasks this many times, replacing the spec's loops")
+	f.IntVar(&o.loops, "loops", 0, "run the tasks this many times, replacing the spec's loops")
 	f.DurationVar(&o.interval, "interval", 0, "time from the start of one loop to the next, replacing the spec's interval")
-	f.IntVar(&o.run.Revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
+	f.IntVar(&o.revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
 	return cmd
+}
+
+// Complete reads the flags and the spec's environment variable.
+func (o *runOptions) Complete(cmd *cobra.Command) error {
+	flags := cmd.Flags()
+	o.loopsSet, o.intervalSet, o.specSet = flags.Changed("loops"), flags.Changed("interval"), flags.Changed("file")
+	o.run.Revision = o.revision
+	if o.loopsSet {
+		o.run.Loops = &o.loops
+	}
+	if o.intervalSet {
+		o.run.Interval = &o.interval
+	}
+	if o.specEnv != "" {
+		spec, ok := os.LookupEnv(o.specEnv)
+		if o.experiment == "" || !ok || spec == "" {
+			return fmt.Errorf("run: --spec-env %s needs --experiment and a spec in environment variable %s", o.specEnv, o.specEnv)
+		}
+		o.run.Spec = []byte(spec)
+	}
+	return nil
+}
+
+// Validate checks what only the flags can get wrong; the action checks its
+// own fields when it runs.
+func (o *runOptions) Validate() error {
+	switch {
+	case o.revision < 1:
+		return fmt.Errorf("run: --revision must be at least 1, got %d", o.revision)
+	case o.run.Job != "" && o.experiment == "":
+		return errors.New("run: --job needs --experiment")
+	case o.experiment == "" && !o.specSet && !exists(o.specPath):
+		return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.specPath)
+	}
+	return nil
+}
+
+// Run runs the experiment; a spec's verdict gives the exit status.
+func (o *runOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+	target := targetOptions{Release: o.experiment, SpecPath: o.specPath}
+	exp, err := target.experiment(cfg, o.revision)
+	if err != nil {
+		return fmt.Errorf("run experiment %s: %w", o.experiment, err)
+	}
+	o.run.Experiment = exp
+	if err := o.run.Validate(); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	_, err = o.run.Run(ctx)
+	return runExit(err)
 }

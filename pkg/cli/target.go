@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -62,6 +63,24 @@ func (o *targetOptions) validate(verb string) error {
 		return fmt.Errorf("%s: expected a release name, or -f SPEC for a local experiment; there is no %s here (launch one with `launch --local`)", verb, o.SpecPath)
 	}
 	return nil
+}
+
+// experiment is where the chosen experiment lives; this is the one place
+// that decides between a local file and a release in the cluster. revision
+// is the revision a run writes (0 for commands that only read).
+func (o *targetOptions) experiment(cfg *action.Configuration, revision int) (store.Experiment, error) {
+	if o.Release == "" {
+		return &store.File{SpecPath: o.SpecPath}, nil
+	}
+	return cfg.ClusterExperiment(o.Release, revision)
+}
+
+// verb names the command and, for a release, the release ("report perf").
+func (o *targetOptions) verb(verb string) string {
+	if o.Release == "" {
+		return verb
+	}
+	return verb + " " + o.Release
 }
 
 // looksLikeFile reports whether a command's release argument is a file

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
@@ -36,10 +37,16 @@ func ResultPath(specPath string) string {
 // ResultPath is the result file of this experiment.
 func (f *File) ResultPath() string { return ResultPath(f.SpecPath) }
 
+// String is the spec's path.
+func (f *File) String() string { return f.SpecPath }
+
+// SpecDir is the spec's folder: files a spec names are beside it.
+func (f *File) SpecDir() string { return filepath.Dir(f.SpecPath) }
+
 // ReadSpec reads the spec file: a regular file of at most
 // experiment.MaxFileSize, so that a named pipe or a device given as the
 // spec cannot hang or fill memory.
-func (f *File) ReadSpec() ([]byte, error) {
+func (f *File) ReadSpec(context.Context) ([]byte, error) {
 	data, err := experiment.ReadRegularFile(f.SpecPath, experiment.MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read experiment spec: %w", err)
@@ -90,9 +97,106 @@ func (f *File) ReadResult(_ context.Context) (*experiment.Result, error) {
 	return &r, nil
 }
 
-// Delete removes the spec and its result; files that do not exist are not an
-// error. It reports what it removed.
-func (f *File) Delete() ([]string, error) {
+// ReadRevision reads the result when it is of revision: a local experiment
+// keeps one result.
+func (f *File) ReadRevision(ctx context.Context, revision int) (*experiment.Result, error) {
+	r, err := f.ReadResult(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Revision != revision {
+		return nil, fmt.Errorf("%s keeps one result, of revision %d, not of revision %d: %w", f.ResultPath(), r.Revision, revision, ErrNoResult)
+	}
+	return r, nil
+}
+
+// Update reads the result (a zero Result when there is none), lets change
+// modify it and writes it. One process runs a local experiment, so there is
+// no concurrent writer to lose a change to.
+func (f *File) Update(ctx context.Context, change func(*experiment.Result) error) error {
+	r, err := f.ReadResult(ctx)
+	switch {
+	case errors.Is(err, ErrNoResult):
+		r = &experiment.Result{}
+	case err != nil:
+		return err
+	}
+	if err := change(r); err != nil {
+		return err
+	}
+	return f.WriteResult(ctx, r)
+}
+
+// filePollInterval is how often Watch looks at a local result.
+const filePollInterval = 100 * time.Millisecond
+
+// Watch signals when the result file's size or modification time changes,
+// looking ten times a second, until ctx ends.
+func (f *File) Watch(ctx context.Context) (<-chan struct{}, error) {
+	changes := make(chan struct{}, 1)
+	stamp := func() string {
+		fi, err := os.Stat(f.ResultPath())
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	last := stamp()
+	go func() {
+		defer close(changes)
+		tick := time.NewTicker(filePollInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if now := stamp(); now != last {
+					last = now
+					signal(changes)
+				}
+			}
+		}
+	}()
+	return changes, nil
+}
+
+// ReadLog reads the log lines kept with the result.
+func (f *File) ReadLog(ctx context.Context, revision int) ([]string, error) {
+	r, err := f.ReadResult(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if revision != 0 && r.Revision != revision {
+		return nil, fmt.Errorf("%s keeps one run, of revision %d: %w", f.ResultPath(), r.Revision, ErrNoResult)
+	}
+	return r.Log, nil
+}
+
+// Delete removes the spec and its result, after checking that each is what
+// it should be (an Iter8 spec, an Iter8 result); otherwise it removes
+// nothing. Files that do not exist are not an error, unless neither does.
+// It reports what it removed.
+func (f *File) Delete(context.Context) ([]string, error) {
+	spec, err := StatLocal(f.SpecPath)
+	if err != nil {
+		return nil, err
+	}
+	res, err := StatLocal(f.ResultPath())
+	if err != nil {
+		return nil, err
+	}
+	const kept = "nothing removed"
+	switch {
+	case spec.Dir:
+		return nil, fmt.Errorf("%s is a folder, not an experiment spec: %s", f.SpecPath, kept)
+	case spec.Exists && (!spec.Regular || !IsSpec(spec.Data)):
+		return nil, fmt.Errorf("%s is not an Iter8 experiment spec (apiVersion %s, kind %s): %s", f.SpecPath, experiment.APIVersion, experiment.Kind, kept)
+	case res.Exists && (!res.Regular || !IsResult(res.Data)):
+		return nil, fmt.Errorf("%s, where the result of %s goes, is not an Iter8 result: %s", res.Path, f.SpecPath, kept)
+	case !spec.Exists && !res.Exists:
+		return nil, fmt.Errorf("no experiment at %s: neither it nor its result %s exists", f.SpecPath, res.Path)
+	}
 	var removed []string
 	for _, p := range []string{f.ResultPath(), f.SpecPath} {
 		err := os.Remove(p)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
@@ -31,10 +32,10 @@ func TestWriteReadDelete(t *testing.T) {
 	if _, err := f.ReadResult(ctx); !errors.Is(err, ErrNoResult) {
 		t.Fatalf("ReadResult before any write = %v, want ErrNoResult", err)
 	}
-	if err := f.WriteSpec([]byte("spec")); err != nil {
+	if err := f.WriteSpec([]byte("apiVersion: iter8.tools/v1\nkind: Experiment\n")); err != nil {
 		t.Fatal(err)
 	}
-	r := &experiment.Result{Experiment: "e", Revision: 1, Versions: []experiment.VersionResult{{Name: "v1"}}}
+	r := &experiment.Result{Experiment: "e", Revision: 1, StartTime: time.Now(), Versions: []experiment.VersionResult{{Name: "v1"}}}
 	r.SetMetric("v1", "http/request-count", 10, "")
 	for i := 0; i < 3; i++ { // rewrites replace the file whole
 		if err := f.WriteResult(ctx, r); err != nil {
@@ -52,12 +53,12 @@ func TestWriteReadDelete(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("folder holds %d entries, want the spec and the result only (no temp files)", len(entries))
 	}
-	removed, err := f.Delete()
+	removed, err := f.Delete(ctx)
 	if err != nil || len(removed) != 2 {
 		t.Errorf("Delete = %v, %v; want both files removed", removed, err)
 	}
-	if removed, err := f.Delete(); err != nil || len(removed) != 0 {
-		t.Errorf("second Delete = %v, %v; want nothing removed and no error", removed, err)
+	if removed, err := f.Delete(ctx); err == nil || len(removed) != 0 {
+		t.Errorf("second Delete = %v, %v; want nothing removed and an error saying there is no experiment", removed, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iter8-tools/iter8/pkg/experiment"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
 )
 
 // The cluster contract shared with the experiment chart and its Job.
@@ -63,6 +65,15 @@ type Secrets struct {
 	// result whose Revision is 0 under it.
 	Revision int
 }
+
+// String names the experiment and its namespace.
+func (s *Secrets) String() string {
+	return fmt.Sprintf("experiment %s in namespace %s", s.Release, s.Namespace)
+}
+
+// SpecDir is the working folder: a spec in a cluster names files of the
+// Job's container (or of the machine that runs it).
+func (s *Secrets) SpecDir() string { return "." }
 
 // ReadSpec reads the rendered spec from the spec Secret.
 func (s *Secrets) ReadSpec(ctx context.Context) ([]byte, error) {
@@ -117,11 +128,11 @@ func (s *Secrets) ReadResult(ctx context.Context) (*experiment.Result, error) {
 	return &rs[len(rs)-1], nil
 }
 
-// WatchResult reports changes of the result Secret on the returned
-// channel (one pending signal at most) until ctx ends or the API server
-// ends the watch, when the channel closes. Start it before reading, so that
-// no change between the read and the watch is missed.
-func (s *Secrets) WatchResult(ctx context.Context) (<-chan struct{}, error) {
+// Watch reports changes of the result Secret on the returned channel (one
+// pending signal at most) until ctx ends or the API server ends the watch,
+// when the channel closes. Start it before reading, so that no change
+// between the read and the watch is missed.
+func (s *Secrets) Watch(ctx context.Context) (<-chan struct{}, error) {
 	name := ResultSecretName(s.Release)
 	w, err := s.Client.CoreV1().Secrets(s.Namespace).Watch(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(),
@@ -141,10 +152,7 @@ func (s *Secrets) WatchResult(ctx context.Context) (<-chan struct{}, error) {
 				if !ok {
 					return
 				}
-				select {
-				case changes <- struct{}{}:
-				default:
-				}
+				signal(changes)
 			}
 		}
 	}()
@@ -194,13 +202,32 @@ func (s *Secrets) WriteResult(ctx context.Context, r *experiment.Result) error {
 	if r == nil {
 		return fmt.Errorf("%s: no result", op)
 	}
-	cur := *r
-	switch {
-	case cur.Revision == 0:
-		cur.Revision = s.Revision
-	case s.Revision != 0 && s.Revision != cur.Revision:
-		return fmt.Errorf("%s: result of revision %d given to the writer of revision %d", op, cur.Revision, s.Revision)
+	if s.Revision != 0 && r.Revision != 0 && s.Revision != r.Revision {
+		return fmt.Errorf("%s: result of revision %d given to the writer of revision %d", op, r.Revision, s.Revision)
 	}
+	revision := cmp.Or(r.Revision, s.Revision)
+	return s.modify(ctx, op, revision, func(cur *experiment.Result) error {
+		*cur = *r
+		cur.Revision = revision
+		return nil
+	})
+}
+
+// Update reads the result of the writer's revision (a zero Result of that
+// revision when there is none), lets change modify it and stores it; on a
+// conflict it reads again and calls change again, so that a concurrent
+// writer's change is kept.
+func (s *Secrets) Update(ctx context.Context, change func(*experiment.Result) error) error {
+	if s.Revision == 0 {
+		return fmt.Errorf("%s: the writer has no revision", s.op("update result"))
+	}
+	return s.modify(ctx, s.op("update result"), s.Revision, change)
+}
+
+// modify reads the results, lets change modify the entry of revision (a new
+// one when there is none), and writes them back within ResultBudget,
+// retrying on a conflict.
+func (s *Secrets) modify(ctx context.Context, op string, revision int, change func(*experiment.Result) error) error {
 	name := ResultSecretName(s.Release)
 	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		if err := ctx.Err(); err != nil {
@@ -210,13 +237,15 @@ func (s *Secrets) WriteResult(ctx context.Context, r *experiment.Result) error {
 		if err != nil {
 			return err
 		}
-		i, found := slices.BinarySearchFunc(rs, cur.Revision, func(e experiment.Result, rev int) int { return e.Revision - rev })
-		if found {
-			rs[i] = cur
-		} else {
-			rs = slices.Insert(rs, i, cur)
+		i, found := slices.BinarySearchFunc(rs, revision, func(e experiment.Result, rev int) int { return e.Revision - rev })
+		if !found {
+			rs = slices.Insert(rs, i, experiment.Result{Revision: revision})
 		}
-		data, err := fitBudget(rs, cur.Revision, ResultBudget)
+		if err := change(&rs[i]); err != nil {
+			return err
+		}
+		rs[i].Revision = revision
+		data, err := fitBudget(rs, revision, ResultBudget)
 		if err != nil {
 			return fmt.Errorf("%s: secret %s: %w", op, name, err)
 		}
@@ -241,7 +270,7 @@ func (s *Secrets) WriteResult(ctx context.Context, r *experiment.Result) error {
 
 // op names an operation on this experiment for errors.
 func (s *Secrets) op(verb string) string {
-	return fmt.Sprintf("%s of experiment %s in namespace %s", verb, s.Release, s.Namespace)
+	return verb + " of " + s.String()
 }
 
 // get reads the result Secret and decodes its results, sorted by revision.

@@ -47,9 +47,13 @@ func startAssert(t testing.TB, ns, release string) (<-chan struct{}, <-chan erro
 	}
 	conf := action.NewConfiguration()
 	conf.Cluster = func() (*action.Cluster, error) { return &action.Cluster{Client: client, Namespace: ns}, nil }
+	exp, err := conf.ClusterExperiment(release, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := action.NewAssert(conf)
-	a.Release, a.Conditions = release, []action.Condition{action.Completed}
-	a.Timeout, a.ClusterInterval = time.Minute, time.Hour
+	a.Experiment, a.Conditions = exp, []action.Condition{action.Completed}
+	a.Timeout, a.Interval = time.Minute, time.Hour
 	done := make(chan error, 1)
 	go func() {
 		res, err := a.Run(context.Background())

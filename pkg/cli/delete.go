@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iter8-tools/iter8/pkg/action"
+)
+
+type deleteOptions struct {
+	target targetOptions
+	delete *action.Delete
+	out    io.Writer
+}
+
+func newDeleteCmd(e *cmdEnv) *cobra.Command {
+	o := &deleteOptions{delete: action.NewDelete(e.cfg), out: e.streams.Out}
+	cmd := &cobra.Command{
+		Use:   "delete [RELEASE]",
+		Short: "Delete an experiment and its result",
+		Long: `Delete an experiment: locally its spec and result files (-f); in a cluster
+its release (as helm uninstall) and the Jobs and Pods its runs left (a failed
+run's Job stays for its log until then).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.target.complete(cmd, args)
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context(), e.cfg)
+		},
+	}
+	o.target.addFlags(cmd.Flags(), "f")
+	cmd.Flags().DurationVar(&o.delete.Timeout, "timeout", action.DefaultTimeout, "with a release: how long the uninstall may take")
+	return cmd
+}
+
+// Validate checks the options before any I/O.
+func (o *deleteOptions) Validate() error {
+	if o.delete.Timeout < 0 {
+		return fmt.Errorf("delete: --timeout must not be negative")
+	}
+	return o.target.validate("delete")
+}
+
+// Run deletes the experiment and prints what it removed.
+func (o *deleteOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+	verb := o.target.verb("delete")
+	exp, err := o.target.experiment(cfg, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	o.delete.Experiment = exp
+	removed, err := o.delete.Run(ctx)
+	for _, p := range removed {
+		fmt.Fprintf(o.out, "removed %s\n", p)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	return nil
+}
