@@ -173,7 +173,7 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 	}
 	v.SLORows = htmlSLORows(r)
 	for _, name := range r.MetricNames() {
-		m := htmlMetric{Name: name, Cells: make([]string, len(r.Versions)), Best: versionNameOrBlank(Best(r, name))}
+		m := htmlMetric{Name: name, Cells: make([]string, len(r.Versions)), Best: Best(r, name)}
 		for i, ver := range r.Versions {
 			val, ok := ver.Metrics[name]
 			if !ok {

@@ -123,7 +123,7 @@ func htmlRewards(r *experiment.Result) []htmlReward {
 	var out []htmlReward
 	for _, rw := range r.Rewards {
 		out = append(out, htmlReward{Metric: rw.Metric, Direction: string(rw.Direction),
-			Best: versionNameOrBlank(rw.Best), Rows: rewardRows(r, rw), Reason: rw.Reason})
+			Best: rw.Best, Rows: rewardRows(r, rw), Reason: rw.Reason})
 	}
 	return out
 }

@@ -206,7 +206,7 @@ func writeMetrics(w io.Writer, r *experiment.Result, versions []string) {
 		}
 		line := "  " + label + "\t" + strings.Join(cells, "\t")
 		if multi {
-			line += "\t" + Printable(versionNameOrBlank(Best(r, name)))
+			line += "\t" + Printable(Best(r, name))
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -257,13 +257,6 @@ func failedRequests(r *experiment.Result) []failedRequest {
 
 // textVersion is a version's name for the text report.
 func textVersion(v string) string { return Printable(VersionName(v)) }
-
-func versionNameOrBlank(v string) string {
-	if v == "" {
-		return ""
-	}
-	return VersionName(v)
-}
 
 func stateLine(r *experiment.Result) string {
 	loop := ""

@@ -52,8 +52,7 @@ const trendFallbackMax = 3
 // first few the history has.
 func trendMetrics(r *experiment.Result) []string {
 	versions := trendVersions(r)
-	// A verdict shows beside its candidate's value: one of another version
-	// has no row to show in.
+	// A verdict shows in its candidate's row; without one it does not show.
 	shown := func(k experiment.VerdictKey) bool { return k.Candidate != "" && slices.Contains(versions, k.Candidate) }
 	inHistory := map[string]bool{}
 	for _, l := range r.History {
