@@ -68,7 +68,7 @@ spec:
 		if p50 := h.Metrics["v2"]["http/latency-p50"]; p50 < 20 || !h.SLOsSatisfied["v1"] || h.SLOsSatisfied["v2"] {
 			t.Errorf("loop %d: v2 p50 %v ms, SLOs met %v; want at least 20 ms, met by v1 only", h.Loop, p50, h.SLOsSatisfied)
 		}
-		if v := h.Verdicts["v2 http/latency"]; v != experiment.VerdictWorse {
+		if v := h.Verdicts[experiment.VerdictKey{Candidate: "v2", Metric: "http/latency"}]; v != experiment.VerdictWorse {
 			t.Errorf("loop %d: v2's latency is %q, want worse", h.Loop, v)
 		}
 	}
