@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli/values"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -197,6 +198,20 @@ func TestParseConditions(t *testing.T) {
 	for _, bad := range [][]string{{"fast"}, {}, {""}} {
 		if _, err := ParseConditions(bad); err == nil {
 			t.Errorf("ParseConditions(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestReleaseNameRuleIsHelms: the one check of experiment and release names
+// (pkg/experiment cannot import Helm's) agrees with Helm's own.
+func TestReleaseNameRuleIsHelms(t *testing.T) {
+	for _, name := range []string{
+		"perf", "a", "perf-1", "perf.v1", "a.b.c", "0abc", strings.Repeat("a", 53), strings.Repeat("a", 54),
+		"", "-perf", "perf-", "Perf", "perf_1", "perf..v1", ".perf", "perf.", "perf.-v1", "pérf", "perf v1",
+	} {
+		helm := chartutil.ValidateReleaseName(name) == nil
+		if ours := experiment.ValidName(name); ours != helm {
+			t.Errorf("ValidName(%q) = %v, Helm's ValidateReleaseName accepts it: %v", name, ours, helm)
 		}
 	}
 }

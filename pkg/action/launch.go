@@ -41,10 +41,10 @@ type ChartOptions struct {
 }
 
 // validate checks the name as Helm checks a release's name: it names the
-// release's Secrets and Jobs too.
+// experiment, its Secrets and Jobs too.
 func (o *ChartOptions) validate() error {
-	if err := chartutil.ValidateReleaseName(o.Name); err != nil {
-		return fmt.Errorf("%w: release name %q: must be at most 53 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", ErrInvalidSpec, o.Name)
+	if !experiment.ValidName(o.Name) {
+		return fmt.Errorf("%w: release name %q: %s", ErrInvalidSpec, o.Name, experiment.NameRule)
 	}
 	return nil
 }

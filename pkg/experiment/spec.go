@@ -185,9 +185,19 @@ func hasTypeError(errs field.ErrorList) bool {
 	return false
 }
 
-// dnsLabel is what Kubernetes allows in a release and object name; the
-// experiment name ends up in both.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+// releaseName is Helm's rule for a release's name (chartutil's
+// ValidateReleaseName, which this package cannot import: it pulls in
+// client-go); an experiment's name is its release's. pkg/action's tests pin
+// the two together.
+var releaseName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// NameRule says what an experiment's (its release's) name may be.
+const NameRule = "must be at most 53 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+
+// ValidName reports whether name may name an experiment and its release.
+func ValidName(name string) bool {
+	return len(name) <= 53 && releaseName.MatchString(name)
+}
 
 func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 	var errs field.ErrorList
@@ -201,9 +211,8 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 	switch {
 	case exp.Metadata.Name == "":
 		errs = append(errs, field.Required(namePath, "an experiment needs a name"))
-	case len(exp.Metadata.Name) > 53 || !dnsLabel.MatchString(exp.Metadata.Name):
-		errs = append(errs, field.Invalid(namePath, exp.Metadata.Name,
-			"must be at most 53 lowercase letters, digits and '-', starting and ending with a letter or digit"))
+	case !ValidName(exp.Metadata.Name):
+		errs = append(errs, field.Invalid(namePath, exp.Metadata.Name, NameRule))
 	}
 
 	specPath := field.NewPath("spec")
