@@ -1,30 +1,20 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"github.com/iter8-tools/iter8/pkg/report"
 )
 
-// printData prints v as JSON or YAML, or calls text for the default
-// format; it is the one printer of structured output besides report's.
+// printData prints v as JSON or YAML (report's printer), or calls text
+// for the default format.
 func printData(w io.Writer, output string, v any, text func(io.Writer) error) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "yaml":
-		data, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
+	switch f := report.Format(output); f {
+	case report.JSON, report.YAML:
+		return report.WriteData(w, v, f)
 	}
 	return text(w)
 }

@@ -50,12 +50,21 @@ func Write(w io.Writer, r *experiment.Result, f Format) error {
 		return writeText(w, r)
 	case HTML:
 		return writeHTML(w, r, plotlyJS())
+	default:
+		return WriteData(w, r, f)
+	}
+}
+
+// WriteData writes v as indented JSON or as YAML: the one printer of
+// structured output, for results and for what other commands print.
+func WriteData(w io.Writer, v any, f Format) error {
+	switch f {
 	case JSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return enc.Encode(v)
 	case YAML:
-		data, err := yaml.Marshal(r)
+		data, err := yaml.Marshal(v)
 		if err != nil {
 			return err
 		}
