@@ -97,6 +97,16 @@ func (d *Decoding) Duration(s string, def time.Duration, path *field.Path) (time
 	return d.DurationAtMost(s, def, MaxDuration, path)
 }
 
+// PositiveDuration is Duration for a field that a zero would make useless (a
+// timeout, an interval): 0s is refused; empty still gives def, even 0.
+func (d *Decoding) PositiveDuration(s string, def time.Duration, path *field.Path) (time.Duration, *field.Error) {
+	v, fe := d.Duration(s, def, path)
+	if fe == nil && v == 0 && s != "" {
+		return 0, field.Invalid(path, s, "must be above 0")
+	}
+	return v, fe
+}
+
 // DurationAtMost parses a duration field of at most max; empty gives def.
 func (d *Decoding) DurationAtMost(s string, def, max time.Duration, path *field.Path) (time.Duration, *field.Error) {
 	if s == "" {

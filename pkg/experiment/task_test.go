@@ -78,6 +78,32 @@ func TestDecodingDurationBounds(t *testing.T) {
 	}
 }
 
+func TestDecodingPositiveDuration(t *testing.T) {
+	d := &Decoding{}
+	p := field.NewPath("with", "timeout")
+	for _, tt := range []struct {
+		s    string
+		def  time.Duration
+		want time.Duration
+		err  string
+	}{
+		{"", time.Second, time.Second, ""},
+		{"", 0, 0, ""}, // an unset optional duration
+		{"2s", 0, 2 * time.Second, ""},
+		{"0s", time.Second, 0, `with.timeout: Invalid value: "0s": must be above 0`},
+		{"0", time.Second, 0, `with.timeout: Invalid value: "0": must be above 0`},
+		{"x", time.Second, 0, "want a duration"},
+	} {
+		got, fe := d.PositiveDuration(tt.s, tt.def, p)
+		switch {
+		case tt.err == "" && (fe != nil || got != tt.want):
+			t.Errorf("PositiveDuration(%q, %v) = %v, %v; want %v", tt.s, tt.def, got, fe, tt.want)
+		case tt.err != "" && (fe == nil || !strings.Contains(fe.Error(), tt.err)):
+			t.Errorf("PositiveDuration(%q, %v) error = %v, want one containing %q", tt.s, tt.def, fe, tt.err)
+		}
+	}
+}
+
 func TestDecodingURL(t *testing.T) {
 	d := &Decoding{}
 	p := field.NewPath("with", "url")

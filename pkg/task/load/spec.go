@@ -57,14 +57,12 @@ func (k Kind) Decode(d *experiment.Decoding, in *Inputs, count int64) (Common, f
 	p := d.Path
 	var errs field.ErrorList
 	c := Common{Count: count}
-	var durErr, err *field.Error
-	if c.Duration, durErr = d.Duration(in.Duration, 0, p.Child("duration")); durErr != nil {
-		errs = append(errs, durErr)
-	}
-	if c.Timeout, err = d.Duration(in.Timeout, k.DefaultTimeout, p.Child("timeout")); err != nil {
+	var err *field.Error
+	if c.Duration, err = d.PositiveDuration(in.Duration, 0, p.Child("duration")); err != nil {
 		errs = append(errs, err)
-	} else if c.Timeout == 0 {
-		errs = append(errs, field.Invalid(p.Child("timeout"), in.Timeout, "must be above 0"))
+	}
+	if c.Timeout, err = d.PositiveDuration(in.Timeout, k.DefaultTimeout, p.Child("timeout")); err != nil {
+		errs = append(errs, err)
 	}
 	countErr := CheckCount(p.Child(k.Count), count)
 	switch {
@@ -74,8 +72,6 @@ func (k Kind) Decode(d *experiment.Decoding, in *Inputs, count int64) (Common, f
 		errs = append(errs, field.Forbidden(p.Child("duration"), fmt.Sprintf("set %s or duration, not both", k.Count)))
 	case count == 0 && in.Duration == "":
 		c.Count = k.DefaultCount
-	case in.Duration != "" && c.Duration == 0 && durErr == nil:
-		errs = append(errs, field.Invalid(p.Child("duration"), in.Duration, "must be above 0"))
 	}
 	c.Percentiles = slices.Clone(DefaultPercentiles)
 	for i, pc := range in.Percentiles {

@@ -53,3 +53,13 @@ func TestWindowBound(t *testing.T) {
 		t.Errorf("Decode(window: 9000h) errors = %v, want one at window", errs)
 	}
 }
+
+// TestZeroTimeout: a timeout of 0s is refused, as by every other task
+// (it once became the default silently).
+func TestZeroTimeout(t *testing.T) {
+	with := `{provider: prometheus, endpoint: "http://127.0.0.1:9090", timeout: 0s, queries: [{name: q, query: up}]}`
+	d, _ := experimenttest.Decoding(t, with, []string{"v1"}, nil)
+	if _, errs := Decode(d); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), `spec.tasks[0].with.timeout: Invalid value: "0s": must be above 0`) {
+		t.Errorf("Decode(timeout: 0s) errors = %v, want one at timeout", errs)
+	}
+}

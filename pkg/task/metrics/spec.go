@@ -107,11 +107,8 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if t.Window, fe = d.DurationAtMost(in.Window, 0, MaxWindow, d.Path.Child("window")); fe != nil {
 		errs = append(errs, fe)
 	}
-	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
+	if t.Timeout, fe = d.PositiveDuration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
 		errs = append(errs, fe)
-	}
-	if t.Timeout == 0 {
-		t.Timeout = DefaultTimeout
 	}
 	errs = append(errs, checkAuth(in.Auth, t.apiKey, d.Path.Child("auth"))...)
 	var verrs field.ErrorList

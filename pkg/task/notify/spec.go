@@ -197,10 +197,8 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	var errs field.ErrorList
 	t := &Task{SoftFailure: in.SoftFailure}
 	var fe *field.Error
-	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
+	if t.Timeout, fe = d.PositiveDuration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
 		errs = append(errs, fe)
-	} else if t.Timeout == 0 {
-		errs = append(errs, field.Invalid(d.Path.Child("timeout"), in.Timeout, "must be above 0"))
 	}
 	tp := d.Path.Child("targets")
 	if len(in.Targets) == 0 {

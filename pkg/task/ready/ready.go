@@ -97,15 +97,11 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	var oerrs field.ErrorList
 	t.Objects, oerrs = decodeObjects(in.Objects, d.Path.Child("objects"))
 	errs = append(errs, oerrs...)
-	if t.Timeout, fe = d.Duration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
+	if t.Timeout, fe = d.PositiveDuration(in.Timeout, DefaultTimeout, d.Path.Child("timeout")); fe != nil {
 		errs = append(errs, fe)
-	} else if t.Timeout == 0 {
-		errs = append(errs, field.Invalid(d.Path.Child("timeout"), in.Timeout, "must be above 0"))
 	}
-	if t.Interval, fe = d.Duration(in.Interval, DefaultInterval, d.Path.Child("interval")); fe != nil {
+	if t.Interval, fe = d.PositiveDuration(in.Interval, DefaultInterval, d.Path.Child("interval")); fe != nil {
 		errs = append(errs, fe)
-	} else if t.Interval == 0 {
-		errs = append(errs, field.Invalid(d.Path.Child("interval"), in.Interval, "must be above 0"))
 	}
 	if len(errs) > 0 {
 		return nil, errs
