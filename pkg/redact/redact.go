@@ -123,6 +123,17 @@ func (r *Redactor) Error(err error) error {
 	return errors.New(r.String(msg))
 }
 
+// WithoutURL returns the error that err's *url.Error wraps, or err when it
+// has none: an HTTP client's errors repeat the request's URL, which may be a
+// secret (a Slack webhook) and is long; callers name the endpoint their own
+// way.
+func WithoutURL(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
+}
+
 // Client returns an HTTP client for requests that carry secrets (tokens in
 // headers, secret URLs, payloads): it follows no redirect, which would carry
 // them along to another host, and has its own connections.

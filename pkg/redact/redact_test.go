@@ -51,3 +51,21 @@ func TestRedactor(t *testing.T) {
 		t.Error("Error(nil) != nil")
 	}
 }
+
+func TestWithoutURL(t *testing.T) {
+	inner := errors.New("connection refused")
+	ue := &url.Error{Op: "Post", URL: "https://hooks.example.com/services/secret", Err: inner}
+	for _, tc := range []struct {
+		name    string
+		in, out error
+	}{
+		{"url.Error", ue, inner},
+		{"wrapped url.Error", fmt.Errorf("send: %w", ue), inner},
+		{"no url.Error", inner, inner},
+		{"nil", nil, nil},
+	} {
+		if got := WithoutURL(tc.in); got != tc.out {
+			t.Errorf("WithoutURL(%s) = %v, want %v", tc.name, got, tc.out)
+		}
+	}
+}

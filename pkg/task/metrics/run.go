@@ -298,11 +298,7 @@ func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data ma
 	where := r.method + " " + r.url.Scheme + "://" + r.url.Host + r.url.Path
 	resp, err := client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, fmt.Errorf("%s: %w", where, err)
+		return 0, fmt.Errorf("%s: %w", where, redact.WithoutURL(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))

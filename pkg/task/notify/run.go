@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -160,12 +161,8 @@ func (s *sender) notify(ctx context.Context, i int, tg *target) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			if ue.Timeout() && ctx.Err() == nil {
-				return fmt.Errorf("%s %s: no response within %v (timeout)", req.Method, display, s.task.Timeout)
-			}
-			err = ue.Err // the url.Error's URL may hold a secret
+		if err = redact.WithoutURL(err); os.IsTimeout(err) && ctx.Err() == nil {
+			return fmt.Errorf("%s %s: no response within %v (timeout)", req.Method, display, s.task.Timeout)
 		}
 		return fmt.Errorf("%s %s: %w", req.Method, display, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/redact"
 )
 
 // Name is the task's name in a spec.
@@ -280,11 +281,7 @@ func (t *Task) checkURL(ctx context.Context, client *http.Client) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return ue.Err // url.Error repeats the URL, which may hold a secret
-		}
-		return err
+		return redact.WithoutURL(err)
 	}
 	resp.Body.Close()
 	switch {
