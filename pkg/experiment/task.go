@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,7 +36,8 @@ type Env struct {
 	Result *Result
 	// Versions are the versions under test.
 	Versions []string
-	// Log receives progress lines meant for people.
+	// Log receives progress lines meant for people; nil discards them.
+	// Tasks log through Logger.
 	Log *slog.Logger
 	// Progress receives live progress output (a terminal bar or periodic
 	// lines); it may be io.Discard.
@@ -49,6 +51,10 @@ type Env struct {
 	// namespace, connecting on first use; nil when there is no cluster.
 	Kube func() (ObjectReader, string, error)
 }
+
+// Logger returns Log, or one that discards when Log is nil (a task run
+// outside a Runner).
+func (e *Env) Logger() *slog.Logger { return cmp.Or(e.Log, slog.New(slog.DiscardHandler)) }
 
 // ObjectReader reads Kubernetes objects for tasks. The core imports no
 // client-go: pkg/kube adapts a dynamic client to it. Get reads one object by

@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,5 +143,15 @@ func TestCheckHeader(t *testing.T) {
 		if got := CheckHeader(tt.name, tt.value); !strings.Contains(got, tt.want) || (tt.want == "") != (got == "") {
 			t.Errorf("CheckHeader(%q, %q) = %q, want %q", tt.name, tt.value, got, tt.want)
 		}
+	}
+}
+
+func TestEnvLogger(t *testing.T) {
+	if (&Env{}).Logger() == nil {
+		t.Error("Env{}.Logger() = nil, want a logger that discards")
+	}
+	log := slog.New(slog.DiscardHandler)
+	if got := (&Env{Log: log}).Logger(); got != log {
+		t.Errorf("Env{Log: l}.Logger() = %p, want l %p", got, log)
 	}
 }

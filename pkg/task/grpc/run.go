@@ -114,7 +114,7 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*En
 		return nil, err
 	}
 
-	env.Log.Info("sending gRPC load", "endpoint", ep.Label(), "rps", rpsLabel(ep.RPS),
+	env.Logger().Info("sending gRPC load", "endpoint", ep.Label(), "rps", rpsLabel(ep.RPS),
 		"concurrency", ep.Concurrency, "connections", ep.Connections)
 	ctl.stop = func() { reqr.Stop(runner.ReasonCancel) }
 	stopCancel := context.AfterFunc(ctx, ctl.cancel)
@@ -124,7 +124,7 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*En
 
 	out := t.result(ep, rep)
 	if out.Kept < out.Calls {
-		env.Log.Warn("latencies cover the first calls only: ghz keeps the details of at most 10^6 calls",
+		env.Logger().Warn("latencies cover the first calls only: ghz keeps the details of at most 10^6 calls",
 			"endpoint", ep.Label(), "calls", out.Calls, "kept", out.Kept)
 	}
 	if runErr != nil && ctx.Err() == nil {

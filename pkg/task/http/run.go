@@ -131,14 +131,14 @@ func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders 
 // load runs the warmup, then the measured load, on one endpoint.
 func (t *Task) load(ctx context.Context, ep *Endpoint, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
 	if t.Config.WarmupNumRequests > 0 || t.Config.WarmupDuration > 0 {
-		env.Log.Info("warming up", "endpoint", ep.Label())
+		env.Logger().Info("warming up", "endpoint", ep.Label())
 		// Its own recorder, thrown away: warm-up is not measured, but an
 		// unreachable endpoint stops it as it would the load.
 		if err := t.send(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, t.newRecorder(ep, rec.stopLoad)); err != nil {
 			return nil, fmt.Errorf("warmup: %w", err)
 		}
 	}
-	env.Log.Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
+	env.Logger().Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
 	err := t.send(ctx, ep, t.Config.NumRequests, t.Config.Duration, rec)
 	return rec.result(ep), err
 }
@@ -282,7 +282,7 @@ func (t *Task) logFailures(env *experiment.Env, results []*EndpointResult) {
 			failed += f.Count
 			kinds[i] = fmt.Sprintf("%d %s (%s)", f.Count, f.Kind, f.Example)
 		}
-		env.Log.Warn("requests failed", "endpoint", er.Endpoint.Label(), "failed", failed, "why", strings.Join(kinds, "; "))
+		env.Logger().Warn("requests failed", "endpoint", er.Endpoint.Label(), "failed", failed, "why", strings.Join(kinds, "; "))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"math/big"
@@ -154,10 +153,7 @@ func (t *Task) render(m *metric, data map[string]any) (*rendered, error) {
 // then fails, naming the provider, metric, version and reason. Secrets are
 // redacted from every reason, log line and error.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Logger()
 	red := &redact.Redactor{}
 	auth, err := t.lookupSecrets(env.Secret, red)
 	if err != nil {

@@ -50,10 +50,7 @@ const (
 // the failures are logged as a warning and Run returns nil, unless ctx was
 // cancelled.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := env.Logger()
 	red := &redact.Redactor{}
 	secrets, missing := t.lookupSecrets(env.Secret, red)
 	s := &sender{

@@ -250,9 +250,6 @@ func (w *wait) waiting() string {
 }
 
 func (t *Task) logReady(env *experiment.Env, ns string, checks int) {
-	if env.Log == nil {
-		return
-	}
 	args := []any{"checks", checks}
 	if t.URL != nil {
 		args = append(args, "url", t.URL.Redacted())
@@ -260,7 +257,7 @@ func (t *Task) logReady(env *experiment.Env, ns string, checks int) {
 	if len(t.Objects) > 0 {
 		args = append(args, "objects", t.ids(ns))
 	}
-	env.Log.Info("ready", args...)
+	env.Logger().Info("ready", args...)
 }
 
 // ids names the objects, joined by ", "; ns as in Object.ID.
