@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/iter8-tools/iter8/pkg/stats"
 )
 
 // Task is one step of an experiment, decoded and validated.
@@ -300,19 +302,19 @@ func (r *Registry) lookup(name string) (Decoder, bool) {
 type Catalog struct {
 	versions []string
 	metrics  map[string]map[string]bool // version → metric
-	// evidence maps version → metric → what stands behind its value
-	// (EvidenceHistogram, or a stats.SampleKind), for comparisons.
-	evidence map[string]map[string]string
+	// evidence maps version → metric → what stands behind its value, for
+	// comparisons.
+	evidence map[string]map[string]EvidenceKind
 	// incomplete is set once a task fails to decode: the metrics it would
 	// produce are unknown, so absence proves nothing.
 	incomplete bool
 }
 
 func newCatalog(versions []string) *Catalog {
-	c := &Catalog{versions: versions, metrics: map[string]map[string]bool{}, evidence: map[string]map[string]string{}}
+	c := &Catalog{versions: versions, metrics: map[string]map[string]bool{}, evidence: map[string]map[string]EvidenceKind{}}
 	for _, v := range versions {
 		c.metrics[v] = map[string]bool{}
-		c.evidence[v] = map[string]string{}
+		c.evidence[v] = map[string]EvidenceKind{}
 	}
 	return c
 }
@@ -324,19 +326,29 @@ func (c *Catalog) Add(version, metric string) {
 	}
 }
 
-// EvidenceHistogram is the evidence of a histogram metric (http/latency).
-const EvidenceHistogram = "histogram"
+// EvidenceKind is what stands behind a metric's value: a histogram, or a
+// sample of one of the stats.SampleKinds.
+type EvidenceKind string
 
-// AddEvidence records that metric will have evidence of a kind for version:
-// a histogram (EvidenceHistogram) or a sample (a stats.SampleKind).
-func (c *Catalog) AddEvidence(version, metric, kind string) {
+// The kinds of evidence.
+const (
+	// EvidenceHistogram is a latency histogram (http/latency).
+	EvidenceHistogram EvidenceKind = "histogram"
+	// EvidenceRate is a stats.KindRate sample (http/error-rate).
+	EvidenceRate = EvidenceKind(stats.KindRate)
+	// EvidenceMean is a stats.KindMean sample (http/latency-mean).
+	EvidenceMean = EvidenceKind(stats.KindMean)
+)
+
+// AddEvidence records that metric will have evidence of a kind for version.
+func (c *Catalog) AddEvidence(version, metric string, kind EvidenceKind) {
 	if m, ok := c.evidence[version]; ok {
 		m[metric] = kind
 	}
 }
 
 // Evidence returns the kind of evidence behind metric for version.
-func (c *Catalog) Evidence(version, metric string) (string, bool) {
+func (c *Catalog) Evidence(version, metric string) (EvidenceKind, bool) {
 	k, ok := c.evidence[version][metric]
 	return k, ok
 }

@@ -79,9 +79,10 @@ const bestSeed = 8
 
 // comparison is one planned candidate-against-baseline test.
 type comparison struct {
-	metric, candidate, kind string
-	higherIsBetter          bool
-	minEffect               float64
+	metric, candidate string
+	kind              experiment.EvidenceKind
+	higherIsBetter    bool
+	minEffect         float64
 }
 
 // reward is one reward metric with its direction.
@@ -213,12 +214,12 @@ func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorL
 			continue
 		}
 		minEffect := DefaultMinEffectRelative
-		if kind == string(stats.KindRate) {
+		if kind == experiment.EvidenceRate {
 			minEffect = DefaultMinEffectRate
 		}
 		if c.MinEffect != nil {
 			minEffect = *c.MinEffect
-			if !(minEffect > 0) || (kind == string(stats.KindRate) && minEffect >= 1) {
+			if !(minEffect > 0) || (kind == experiment.EvidenceRate && minEffect >= 1) {
 				errs = append(errs, field.Invalid(p.Child("minEffect"), minEffect, "must be above 0 (and below 1 for a rate)"))
 			}
 		}
@@ -232,14 +233,14 @@ func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorL
 // evidenceOf finds what stands behind metric for every one of versions. An
 // incomplete catalog (an earlier task did not decode, so the spec will not
 // run) proves nothing and gives no error of its own.
-func evidenceOf(d *experiment.Decoding, p *field.Path, metric string, versions []string) (string, *field.Error) {
+func evidenceOf(d *experiment.Decoding, p *field.Path, metric string, versions []string) (experiment.EvidenceKind, *field.Error) {
 	if metric == "" {
 		return "", field.Required(p, "a metric with per-request evidence, such as http/latency or http/error-rate")
 	}
 	if d.Metrics.Incomplete() {
 		return "", nil
 	}
-	kind := ""
+	var kind experiment.EvidenceKind
 	for _, v := range versions {
 		k, ok := d.Metrics.Evidence(v, metric)
 		if !ok {
@@ -376,7 +377,7 @@ func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison
 		if s.Inflation > 1 {
 			out.Inflation = s.Inflation
 		}
-	case string(stats.KindRate), string(stats.KindMean):
+	case experiment.EvidenceRate, experiment.EvidenceMean:
 		sb, okB := r.Sample(t.baseline, c.metric)
 		sc, okC := r.Sample(c.candidate, c.metric)
 		if !okB || !okC {
@@ -384,7 +385,7 @@ func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison
 			return out
 		}
 		compare, test := stats.CompareRates, stats.TwoProportion
-		if kind == string(stats.KindMean) {
+		if kind == experiment.EvidenceMean {
 			compare, test = stats.CompareMeans, stats.Welch
 		}
 		d, err := compare(sb, sc, t.confidence, c.minEffect)
@@ -423,7 +424,7 @@ func missing(metric, baseline string, hasBaseline bool, candidate string, hasCan
 }
 
 func effect(c comparison) string {
-	if c.kind == string(stats.KindRate) {
+	if c.kind == experiment.EvidenceRate {
 		return strconv.FormatFloat(c.minEffect, 'g', 3, 64)
 	}
 	return percent(c.minEffect)

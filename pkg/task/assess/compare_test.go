@@ -23,8 +23,8 @@ func evidencePlan(t *testing.T, versions, with string) (*experiment.Plan, error)
 			c.Add(v, m)
 		}
 		c.AddEvidence(v, "m/latency", experiment.EvidenceHistogram)
-		c.AddEvidence(v, "m/errors", string(stats.KindRate))
-		c.AddEvidence(v, "m/mean", string(stats.KindMean))
+		c.AddEvidence(v, "m/errors", experiment.EvidenceRate)
+		c.AddEvidence(v, "m/mean", experiment.EvidenceMean)
 	})
 }
 

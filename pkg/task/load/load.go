@@ -35,8 +35,8 @@ func Declare[E endpoint](c *experiment.Catalog, family string, endpoints []E, pe
 			c.Add(version, m)
 		}
 		c.AddEvidence(version, prefix+"/latency", experiment.EvidenceHistogram)
-		c.AddEvidence(version, prefix+"/error-rate", string(stats.KindRate))
-		c.AddEvidence(version, prefix+"/latency-mean", string(stats.KindMean))
+		c.AddEvidence(version, prefix+"/error-rate", experiment.EvidenceRate)
+		c.AddEvidence(version, prefix+"/latency-mean", experiment.EvidenceMean)
 	}
 	for _, e := range endpoints {
 		t := e.target()
