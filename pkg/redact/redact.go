@@ -134,6 +134,24 @@ func WithoutURL(err error) error {
 	return err
 }
 
+// excerptLen bounds an Excerpt, in characters.
+const excerptLen = 200
+
+// Excerpt returns the start of b (a response, which may echo a secret) on
+// one line, for an error message. Secrets are replaced before the cut, so
+// that none is cut in half and half kept, and again once whitespace is
+// folded, which may join one up.
+func (r *Redactor) Excerpt(b []byte) string {
+	s := r.String(strings.Join(strings.Fields(r.String(strings.ToValidUTF8(string(b), "\uFFFD"))), " "))
+	if s == "" {
+		return "(empty body)"
+	}
+	if rs := []rune(s); len(rs) > excerptLen {
+		s = string(rs[:excerptLen]) + "…"
+	}
+	return s
+}
+
 // Client returns an HTTP client for requests that carry secrets (tokens in
 // headers, secret URLs, payloads): it follows no redirect, which would carry
 // them along to another host, and has its own connections.

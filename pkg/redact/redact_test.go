@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -66,6 +67,24 @@ func TestWithoutURL(t *testing.T) {
 	} {
 		if got := WithoutURL(tc.in); got != tc.out {
 			t.Errorf("WithoutURL(%s) = %v, want %v", tc.name, got, tc.out)
+		}
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	secret := "tok-" + strings.Repeat("s", 20)
+	r := &Redactor{}
+	r.Add(secret)
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", " \n\t", "(empty body)"},
+		{"folded", "a\n  b\tc", "a b c"},
+		{"invalid UTF-8", "a\xffb", "a\uFFFDb"},
+		// Cut first, the secret would leave its first half behind.
+		{"secret across the cut", strings.Repeat("x", 190) + secret, strings.Repeat("x", 190) + "REDACTED"},
+		{"long", strings.Repeat("é", 300), strings.Repeat("é", 200) + "…"},
+	} {
+		if got := r.Excerpt([]byte(tc.in)); got != tc.want {
+			t.Errorf("Excerpt(%s) = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

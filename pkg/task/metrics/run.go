@@ -23,12 +23,8 @@ import (
 	"github.com/iter8-tools/iter8/pkg/redact"
 )
 
-const (
-	// maxBody bounds how much of a response is read.
-	maxBody = 8 << 20
-	// excerptLen bounds the part of an error response shown in a reason.
-	excerptLen = 200
-)
+// maxBody bounds how much of a response is read.
+const maxBody = 8 << 20
 
 // times is the window that metrics are read over.
 type times struct {
@@ -182,7 +178,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		for _, m := range t.metrics {
 			total++
 			name := t.Provider + "/" + m.name
-			val, err := t.read(ctx, client, m, data, auth)
+			val, err := t.read(ctx, client, red, m, data, auth)
 			if err != nil {
 				reason := red.String(err.Error())
 				if env.Result != nil {
@@ -264,7 +260,7 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 // read fetches one metric for one version. The timeout bounds the whole
 // read, the jq step included: the client's own timeout ends when the body
 // is read, and a runaway jq program would otherwise run unbounded.
-func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data map[string]any, auth *credentials) (float64, error) {
+func (t *Task) read(ctx context.Context, client *http.Client, red *redact.Redactor, m *metric, data map[string]any, auth *credentials) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 	r, err := t.render(m, data)
@@ -302,7 +298,7 @@ func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data ma
 		return 0, fmt.Errorf("%s: read the response: %w", where, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return 0, fmt.Errorf("%s: status %d: %s", where, resp.StatusCode, excerpt(raw))
+		return 0, fmt.Errorf("%s: status %d: %s", where, resp.StatusCode, red.Excerpt(raw))
 	}
 	if len(raw) > maxBody {
 		return 0, fmt.Errorf("%s: the response is larger than %d bytes", where, maxBody)
@@ -311,9 +307,9 @@ func (t *Task) read(ctx context.Context, client *http.Client, m *metric, data ma
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return 0, fmt.Errorf("%s: the response is not JSON (%v): %s", where, err, excerpt(raw))
+		return 0, fmt.Errorf("%s: the response is not JSON (%v): %s", where, err, red.Excerpt(raw))
 	}
-	val, err := evaluate(ctx, m, v)
+	val, err := evaluate(ctx, m, v, red)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return 0, fmt.Errorf("%s: not read within the timeout (%s): %w", where, t.Timeout, err)
 	}
@@ -334,8 +330,9 @@ var errJQMemory = fmt.Errorf("jq: stopped: its values took more than %d MiB of m
 // finite number. ctx bounds the run: gojq checks it at every step, so a
 // loop such as last(range(1e12)) ends with ctx. At most two values are
 // taken (a second one is an error), and the heap is watched so that a
-// single huge value cannot exhaust memory.
-func evaluate(ctx context.Context, m *metric, v any) (float64, error) {
+// single huge value cannot exhaust memory. A value that is not a number is
+// shown through red.
+func evaluate(ctx context.Context, m *metric, v any, red *redact.Redactor) (float64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopWatch := watchHeap(maxJQHeap, func() { cancel(errJQMemory) })
@@ -382,7 +379,7 @@ func evaluate(ctx context.Context, m *metric, v any) (float64, error) {
 		return 0, errors.New("jq yielded null, not a number")
 	default:
 		b, _ := json.Marshal(x)
-		return 0, fmt.Errorf("jq yielded %s, not a number", excerpt(b))
+		return 0, fmt.Errorf("jq yielded %s, not a number", red.Excerpt(b))
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("jq yielded %v, not a finite number", f)
@@ -432,16 +429,4 @@ func watchHeap(limit uint64, exceeded func()) (stop func()) {
 		close(done)
 		<-finished
 	}
-}
-
-// excerpt is the start of b on one line.
-func excerpt(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if len(s) > excerptLen {
-		s = s[:excerptLen] + "..."
-	}
-	if s == "" {
-		return "(empty)"
-	}
-	return s
 }

@@ -26,11 +26,8 @@ import (
 	"github.com/iter8-tools/iter8/pkg/redact"
 )
 
-// What is kept of a response body for an error message.
-const (
-	maxBodyRead = 4 << 10 // bytes read; the secrets in them are redacted...
-	maxExcerpt  = 200     // ...before they are cut to this many runes
-)
+// maxBodyRead is how much of a response body is read for an error message.
+const maxBodyRead = 4 << 10
 
 // userAgent identifies the task to the services it calls (GitHub requires
 // one).
@@ -171,20 +168,10 @@ func (s *sender) notify(ctx context.Context, i int, tg *target) error {
 		if resp.StatusCode/100 == 3 {
 			hint = " (redirects are not followed: give the final URL)"
 		}
-		return fmt.Errorf("%s %s: status %d%s: %s", req.Method, display, resp.StatusCode, hint, s.excerpt(body))
+		return fmt.Errorf("%s %s: status %d%s: %s", req.Method, display, resp.StatusCode, hint, s.red.Excerpt(body))
 	}
 	s.log.Info("notified", "target", i, "kind", tg.kind, "endpoint", s.red.String(display), "status", resp.StatusCode)
 	return nil
-}
-
-// excerpt is the start of a response body, on one line, without secrets.
-func (s *sender) excerpt(body []byte) string {
-	text := s.red.String(strings.ToValidUTF8(string(body), "\uFFFD"))
-	text = strings.Join(strings.Fields(text), " ")
-	if text == "" {
-		return "(empty body)"
-	}
-	return s.red.String(truncate(text, maxExcerpt))
 }
 
 // request builds a target's request; display names its URL in messages
