@@ -68,7 +68,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	end := env.Now()
+	end := env.Time()
 	res.EndTime = &end
 	if err := r.write(writeCtx, res); err != nil {
 		return res, err
@@ -93,13 +93,10 @@ func (r *Runner) env(plan *Plan) *Env {
 		Now:      r.Now,
 		Kube:     r.Kube,
 	}
-	if env.Now == nil {
-		env.Now = time.Now
-	}
 	if env.Secret == nil {
 		env.Secret = func(string) (string, bool) { return "", false }
 	}
-	env.Result = NewResult(plan, max(r.Revision, 1), env.Now())
+	env.Result = NewResult(plan, max(r.Revision, 1), env.Time())
 	env.Result.Loop, env.Result.Loops = 1, max(plan.Loops, 1)
 	return env
 }
@@ -129,12 +126,12 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 		if res.Loops > 1 {
 			logger.Info("loop started", "loop", loop, "loops", res.Loops)
 		}
-		loopStart := env.Now()
+		loopStart := env.Time()
 		if failure, storeErr = r.runTasks(ctx, plan, env, writeCtx); storeErr != nil {
 			return failure, storeErr
 		}
 		if res.Loops > 1 {
-			res.addHistory(res.summarize(loop, loopStart, env.Now(), failure != nil))
+			res.addHistory(res.summarize(loop, loopStart, env.Time(), failure != nil))
 		}
 		if failure != nil {
 			return failure, nil
@@ -153,7 +150,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 // (wrapping ErrTaskFailed), after which the other tasks are skipped, and
 // separately the store's error, which ends the run.
 func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx context.Context) (failure, storeErr error) {
-	res, logger, now := env.Result, env.Log, env.Now
+	res, logger, now := env.Result, env.Log, env.Time
 	for i, t := range plan.Tasks {
 		tr := &res.Tasks[i]
 		if failure != nil {

@@ -47,7 +47,7 @@ type Env struct {
 	// Secret looks up a named secret (an environment variable locally); the
 	// value must never reach the result, a log line or an error.
 	Secret func(name string) (string, bool)
-	// Now is the clock.
+	// Now is the clock; nil is the wall clock. Tasks read it through Time.
 	Now func() time.Time
 	// Kube returns a reader of Kubernetes objects and the default
 	// namespace, connecting on first use; nil when there is no cluster.
@@ -57,6 +57,14 @@ type Env struct {
 // Logger returns Log, or one that discards when Log is nil (a task run
 // outside a Runner).
 func (e *Env) Logger() *slog.Logger { return cmp.Or(e.Log, slog.New(slog.DiscardHandler)) }
+
+// Time returns Now(), or the wall clock's time when Now is nil.
+func (e *Env) Time() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
 
 // ObjectReader reads Kubernetes objects for tasks. The core imports no
 // client-go: pkg/kube adapts a dynamic client to it. Get reads one object by

@@ -155,3 +155,13 @@ func TestEnvLogger(t *testing.T) {
 		t.Errorf("Env{Log: l}.Logger() = %p, want l %p", got, log)
 	}
 }
+
+func TestEnvTime(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	if got := (&Env{Now: func() time.Time { return at }}).Time(); !got.Equal(at) {
+		t.Errorf("Env{Now: fixed}.Time() = %v, want %v", got, at)
+	}
+	if got := (&Env{}).Time(); time.Since(got) > time.Minute || got.IsZero() {
+		t.Errorf("Env{}.Time() = %v, want the wall clock's time", got)
+	}
+}

@@ -155,11 +155,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if err != nil {
 		return fmt.Errorf("provider %s: %w", t.Provider, err)
 	}
-	now := time.Now
-	if env.Now != nil {
-		now = env.Now
-	}
-	end := now()
+	end := env.Time()
 	window := t.Window
 	if window == 0 {
 		if env.Result == nil || env.Result.StartTime.IsZero() {

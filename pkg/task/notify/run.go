@@ -58,10 +58,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		missing: missing,
 		red:     red,
 		log:     log,
-		now:     env.Now,
-	}
-	if s.now == nil {
-		s.now = time.Now
+		now:     env.Time,
 	}
 	defer s.client.CloseIdleConnections()
 
