@@ -32,24 +32,17 @@ type assertOptions struct {
 	target     targetOptions
 	conditions []string
 	assert     *action.Assert
+	cfg        *action.Configuration
 	out        io.Writer
 }
 
 func newAssertCmd(e *cmdEnv) *cobra.Command {
-	o := &assertOptions{assert: action.NewAssert(e.cfg), out: e.streams.Out}
+	o := &assertOptions{assert: action.NewAssert(e.cfg), cfg: e.cfg, out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "assert [RELEASE]",
 		Short: "Check conditions on an experiment's result (exit codes for CI)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context(), e.cfg)
-		},
+		RunE:  runE(o),
 	}
 	cmd.Long = fmt.Sprintf(assertDesc, e.name)
 	o.target.addFlags(cmd.Flags(), "f")
@@ -82,9 +75,9 @@ func (o *assertOptions) Validate() error {
 
 // Run checks the conditions and prints a line for each; exit status 1 when
 // one does not hold.
-func (o *assertOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+func (o *assertOptions) Run(ctx context.Context) error {
 	verb := o.target.verb("assert")
-	exp, err := o.target.experiment(cfg, 0)
+	exp, err := o.target.experiment(o.cfg, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}

@@ -13,11 +13,12 @@ import (
 type deleteOptions struct {
 	target targetOptions
 	delete *action.Delete
+	cfg    *action.Configuration
 	out    io.Writer
 }
 
 func newDeleteCmd(e *cmdEnv) *cobra.Command {
-	o := &deleteOptions{delete: action.NewDelete(e.cfg), out: e.streams.Out}
+	o := &deleteOptions{delete: action.NewDelete(e.cfg), cfg: e.cfg, out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "delete [RELEASE]",
 		Short: "Delete an experiment and its result",
@@ -25,17 +26,17 @@ func newDeleteCmd(e *cmdEnv) *cobra.Command {
 its release (as helm uninstall) and the Jobs and Pods its runs left (a failed
 run's Job stays for its log until then).`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.target.complete(cmd, args)
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context(), e.cfg)
-		},
+		RunE: runE(o),
 	}
 	o.target.addFlags(cmd.Flags(), "f")
 	cmd.Flags().DurationVar(&o.delete.Timeout, "timeout", action.DefaultTimeout, "with a release: how long the uninstall may take")
 	return cmd
+}
+
+// Complete reads the arguments.
+func (o *deleteOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.target.complete(cmd, args)
+	return nil
 }
 
 // Validate checks the options before any I/O.
@@ -47,9 +48,9 @@ func (o *deleteOptions) Validate() error {
 }
 
 // Run deletes the experiment and prints what it removed.
-func (o *deleteOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+func (o *deleteOptions) Run(ctx context.Context) error {
 	verb := o.target.verb("delete")
-	exp, err := o.target.experiment(cfg, 0)
+	exp, err := o.target.experiment(o.cfg, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}

@@ -61,16 +61,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 		Use:   "launch [RELEASE]",
 		Short: "Launch an experiment from a chart, locally or in a cluster",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Complete(cmd, args)
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if o.isLocal {
-				return o.runLocal(cmd.Context())
-			}
-			return o.runInstall(cmd.Context())
-		},
+		RunE:  runE(o),
 	}
 	cmd.Long = fmt.Sprintf(launchDesc, e.name)
 	f := cmd.Flags()
@@ -90,7 +81,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 }
 
 // Complete reads the arguments and gives the chart options to both verbs.
-func (o *launchOptions) Complete(cmd *cobra.Command, args []string) {
+func (o *launchOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		o.release = args[0]
 		o.chart.Name = o.release
@@ -98,6 +89,7 @@ func (o *launchOptions) Complete(cmd *cobra.Command, args []string) {
 	o.specSet = cmd.Flags().Changed("spec")
 	o.forceSet = cmd.Flags().Changed("force")
 	o.local.ChartOptions, o.install.ChartOptions = o.chart, o.chart
+	return nil
 }
 
 // Validate checks which flags go with which form, then the chosen action.
@@ -132,6 +124,14 @@ func (o *launchOptions) Validate() error {
 		return fmt.Errorf("launch: %w", err)
 	}
 	return nil
+}
+
+// Run launches here or in the cluster.
+func (o *launchOptions) Run(ctx context.Context) error {
+	if o.isLocal {
+		return o.runLocal(ctx)
+	}
+	return o.runInstall(ctx)
 }
 
 // runLocal renders and runs the experiment here, then prints its report.

@@ -26,16 +26,22 @@ func newListCmd(e *cmdEnv) *cobra.Command {
 		Short: "List the experiments in a cluster",
 		Long:  "List the experiments in the namespace (-n, or the context's), or in all namespaces (-A), with their newest revision, state and SLO verdict.",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput("list", o.output, "json", "yaml"); err != nil {
-				return fmt.Errorf("%w (default: a table)", err)
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:  runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.list.AllNamespaces, "all-namespaces", "A", false, "list experiments in all namespaces")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: json or yaml (default: a table)")
 	return cmd
+}
+
+// Complete has nothing to read: list takes no arguments.
+func (o *listOptions) Complete(*cobra.Command, []string) error { return nil }
+
+// Validate checks the output format.
+func (o *listOptions) Validate() error {
+	if err := checkOutput("list", o.output, "json", "yaml"); err != nil {
+		return fmt.Errorf("%w (default: a table)", err)
+	}
+	return nil
 }
 
 // Run lists the experiments and prints them.

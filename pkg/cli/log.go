@@ -14,33 +14,37 @@ import (
 type logOptions struct {
 	target targetOptions
 	log    *action.Log
+	cfg    *action.Configuration
 	out    io.Writer
 }
 
 func newLogCmd(e *cmdEnv) *cobra.Command {
-	o := &logOptions{log: action.NewLog(e.cfg), out: e.streams.Out}
+	o := &logOptions{log: action.NewLog(e.cfg), cfg: e.cfg, out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "log [RELEASE]",
 		Short: "Show the log of an experiment's run",
 		Long:  "Show the log lines kept with an experiment's result (the last " + fmt.Sprint(action.LogTailLines) + " lines of the run).",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.target.complete(cmd, args)
-			if err := o.target.validate("log"); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context(), e.cfg)
-		},
+		RunE:  runE(o),
 	}
 	o.target.addFlags(cmd.Flags(), "f")
 	o.target.addRevisionFlag(cmd.Flags())
 	return cmd
 }
 
+// Complete reads the arguments.
+func (o *logOptions) Complete(cmd *cobra.Command, args []string) error {
+	o.target.complete(cmd, args)
+	return nil
+}
+
+// Validate checks the options before any I/O.
+func (o *logOptions) Validate() error { return o.target.validate("log") }
+
 // Run reads the log lines and prints them, made safe for a terminal.
-func (o *logOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+func (o *logOptions) Run(ctx context.Context) error {
 	verb := o.target.verb("log")
-	exp, err := o.target.experiment(cfg, 0)
+	exp, err := o.target.experiment(o.cfg, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}

@@ -25,5 +25,10 @@ func checkOutput(verb, output string, formats ...string) error {
 	if output == "" || slices.Contains(formats, output) {
 		return nil
 	}
-	return fmt.Errorf("%s: -o: unknown output format %q: want %s", verb, output, strings.Join(formats, " or "))
+	last := len(formats) - 1
+	want := formats[last]
+	if last > 0 {
+		want = strings.Join(formats[:last], ", ") + " or " + want
+	}
+	return fmt.Errorf("%s: -o: unknown output format %q: want %s", verb, output, want)
 }

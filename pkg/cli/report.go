@@ -28,22 +28,17 @@ type reportOptions struct {
 	output string
 	format report.Format
 	report *action.Report
+	cfg    *action.Configuration
 	out    io.Writer
 }
 
 func newReportCmd(e *cmdEnv) *cobra.Command {
-	o := &reportOptions{report: action.NewReport(e.cfg), out: e.streams.Out}
+	o := &reportOptions{report: action.NewReport(e.cfg), cfg: e.cfg, out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "report [RELEASE]",
 		Short: "Show an experiment's result",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Complete(cmd, args)
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context(), e.cfg)
-		},
+		RunE:  runE(o),
 	}
 	cmd.Long = fmt.Sprintf(reportDesc, e.name)
 	o.target.addFlags(cmd.Flags(), "f")
@@ -56,8 +51,9 @@ func newReportCmd(e *cmdEnv) *cobra.Command {
 }
 
 // Complete reads the arguments.
-func (o *reportOptions) Complete(cmd *cobra.Command, args []string) {
+func (o *reportOptions) Complete(cmd *cobra.Command, args []string) error {
 	o.target.complete(cmd, args)
+	return nil
 }
 
 // Validate checks the options before any I/O.
@@ -71,9 +67,9 @@ func (o *reportOptions) Validate() error {
 }
 
 // Run reads the result and prints it.
-func (o *reportOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+func (o *reportOptions) Run(ctx context.Context) error {
 	verb := o.target.verb("report")
-	exp, err := o.target.experiment(cfg, 0)
+	exp, err := o.target.experiment(o.cfg, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}

@@ -218,3 +218,25 @@ func runExit(err error) error {
 
 // errConditionsFalse marks an assert whose conditions do not all hold.
 var errConditionsFalse = errors.New("conditions do not hold")
+
+// options are a command's options as kubectl's commands have them: Complete
+// fills them in from the arguments and flags, Validate checks them before
+// any I/O, and Run does the work.
+type options interface {
+	Complete(cmd *cobra.Command, args []string) error
+	Validate() error
+	Run(ctx context.Context) error
+}
+
+// runE runs a command's options, in that order.
+func runE(o options) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
+	}
+}

@@ -34,6 +34,7 @@ Examples:
 
 type runOptions struct {
 	run        *action.Run
+	cfg        *action.Configuration
 	specPath   string
 	experiment string
 	revision   int
@@ -45,20 +46,12 @@ type runOptions struct {
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
-	o := &runOptions{run: action.NewRun(e.cfg)}
+	o := &runOptions{run: action.NewRun(e.cfg), cfg: e.cfg}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run an experiment spec and store its result",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(cmd); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context(), e.cfg)
-		},
+		RunE:  runE(o),
 	}
 	cmd.Long = fmt.Sprintf(runDesc, e.name)
 	f := cmd.Flags()
@@ -73,7 +66,7 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 }
 
 // Complete reads the flags and the spec's environment variable.
-func (o *runOptions) Complete(cmd *cobra.Command) error {
+func (o *runOptions) Complete(cmd *cobra.Command, _ []string) error {
 	flags := cmd.Flags()
 	o.loopsSet, o.intervalSet, o.specSet = flags.Changed("loops"), flags.Changed("interval"), flags.Changed("file")
 	o.run.Revision = o.revision
@@ -108,9 +101,9 @@ func (o *runOptions) Validate() error {
 }
 
 // Run runs the experiment; a spec's verdict gives the exit status.
-func (o *runOptions) Run(ctx context.Context, cfg *action.Configuration) error {
+func (o *runOptions) Run(ctx context.Context) error {
 	target := targetOptions{Release: o.experiment, SpecPath: o.specPath}
-	exp, err := target.experiment(cfg, o.revision)
+	exp, err := target.experiment(o.cfg, o.revision)
 	if err != nil {
 		return fmt.Errorf("run experiment %s: %w", o.experiment, err)
 	}

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/iter8-tools/iter8/pkg/action"
+)
+
+// releaseStatusOptions are the options of release status.
+type releaseStatusOptions struct {
+	status *action.ReleaseStatus
+	output string
+	out    io.Writer
+}
+
+func newReleaseStatusCmd(e *cmdEnv) *cobra.Command {
+	o := &releaseStatusOptions{status: action.NewReleaseStatus(e.cfg), out: e.streams.Out}
+	cmd := &cobra.Command{
+		Use:   "status APP",
+		Short: "Show an app's routing, its versions' readiness and gate verdicts",
+		Long:  fmt.Sprintf(releaseStatusDesc, e.name),
+		Args:  cobra.ExactArgs(1),
+		RunE:  runE(o),
+	}
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+// Complete reads the arguments.
+func (o *releaseStatusOptions) Complete(_ *cobra.Command, args []string) error {
+	o.status.App = args[0]
+	return nil
+}
+
+// Validate checks the options before any cluster I/O.
+func (o *releaseStatusOptions) Validate() error {
+	if err := checkOutput("release status", o.output, "text", "json", "yaml"); err != nil {
+		return err
+	}
+	if err := o.status.Validate(); err != nil {
+		return fmt.Errorf("release status: %w", err)
+	}
+	return nil
+}
+
+// Run reads the status and prints it.
+func (o *releaseStatusOptions) Run(ctx context.Context) error {
+	st, err := o.status.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("release status %s: %w", o.status.App, err)
+	}
+	return printData(o.out, o.output, st, func(w io.Writer) error { return printStatus(w, st) })
+}
+
+func printStatus(w io.Writer, st *action.AppStatus) error {
+	rel := st.Release
+	if rel == "" {
+		rel = "(unlabelled)"
+	}
+	strategy := string(st.Strategy)
+	if strategy == "" {
+		strategy = "-"
+	}
+	fmt.Fprintf(w, "App:        %s (namespace %s)\n", st.App, st.Namespace)
+	fmt.Fprintf(w, "Release:    %s\n", rel)
+	fmt.Fprintf(w, "Route:      %s %s\n", st.Kind, st.Route)
+	fmt.Fprintf(w, "Strategy:   %s\n", strategy)
+	fmt.Fprintf(w, "Receiving:  %s\n", dashIfEmpty(strings.Join(st.Receiving, ", ")))
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tBACKEND\tWEIGHT\tSHARE\tMATCHES\tMIRROR\tREADY\tREPLICAS\tENDPOINTS")
+	for _, v := range st.Versions {
+		mirror := "-"
+		if v.Mirror > 0 {
+			mirror = fmt.Sprintf("%d%%", v.Mirror)
+		}
+		replicas := "-"
+		if v.Deployment != "" {
+			replicas = fmt.Sprintf("%d/%d", v.ReadyReplicas, v.Replicas)
+		}
+		endpoints := "-"
+		if v.ReadyEndpoints >= 0 {
+			endpoints = strconv.Itoa(v.ReadyEndpoints)
+		}
+		fmt.Fprintf(tw, "%s\t%s:%d\t%d\t%d%%\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Backend, v.Port, v.Weight, v.Percent,
+			formatMatches(v.Matches), mirror, v.Readiness, replicas, endpoints)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range st.Versions {
+		if v.Reason != "" {
+			fmt.Fprintf(w, "  %s: %s\n", v.Version, v.Reason)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Gates:")
+	for _, g := range st.Gates {
+		switch {
+		case g.Error != "":
+			fmt.Fprintf(w, "  %-6s unreadable: %s\n", g.Gate, g.Error)
+		case !g.Found:
+			fmt.Fprintf(w, "  %-6s no result\n", g.Gate)
+		default:
+			state := "running"
+			if g.Completed {
+				state = "completed"
+			}
+			failed := "no task failed"
+			if g.Failed {
+				failed = "a task failed"
+			}
+			fmt.Fprintf(w, "  %-6s revision %d: %s, %s, SLOs %s\n", g.Gate, g.Revision, state, failed, g.SLOs)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Conditions:")
+	if len(st.Conditions) == 0 {
+		fmt.Fprintln(w, "  no controller has reported")
+		return nil
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PARENT\tTYPE\tSTATUS\tREASON\tMESSAGE")
+	for _, c := range st.Conditions {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dashIfEmpty(c.Parent), c.Type, c.Status, dashIfEmpty(c.Reason), dashIfEmpty(c.Message))
+	}
+	return tw.Flush()
+}
+
+// formatMatches prints header sets as "x-user=tester,x-beta=1 | x-user=qa".
+func formatMatches(ms []map[string]string) string {
+	if len(ms) == 0 {
+		return "-"
+	}
+	sets := make([]string, len(ms))
+	for i, m := range ms {
+		kv := make([]string, 0, len(m))
+		for k, v := range m {
+			kv = append(kv, k+"="+v)
+		}
+		// Map order is random: sort for stable output.
+		slices.Sort(kv)
+		sets[i] = strings.Join(kv, ",")
+	}
+	return strings.Join(sets, " | ")
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
