@@ -9,11 +9,15 @@ package h1client
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -85,17 +89,12 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		return nil, errors.New("h1client: a URL with a host is needed")
 	}
 	c := &Client{ctx: ctx, timeout: o.Timeout}
-	host := o.URL.Hostname()
-	port := o.URL.Port()
+	host, port := o.URL.Hostname(), o.URL.Port()
 	switch o.URL.Scheme {
 	case "http":
-		if port == "" {
-			port = "80"
-		}
+		port = cmp.Or(port, "80")
 	case "https":
-		if port == "" {
-			port = "443"
-		}
+		port = cmp.Or(port, "443")
 		cfg := o.TLS
 		if cfg == nil {
 			cfg = &tls.Config{}
@@ -149,12 +148,7 @@ func serialise(method string, o Options) []byte {
 		fmt.Fprintf(&b, "Content-Type: %s\r\n", o.ContentType)
 	}
 	// The same order every time, so that requests are identical.
-	keys := make([]string, 0, len(o.Header))
-	for k := range o.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(o.Header)) {
 		fmt.Fprintf(&b, "%s: %s\r\n", k, o.Header[k])
 	}
 	if len(o.Body) > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
@@ -168,12 +162,12 @@ func serialise(method string, o Options) []byte {
 // Close closes the connection and stops watching the context.
 func (c *Client) Close() {
 	c.stopWatch()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closeLocked()
+	c.closeConn()
 }
 
-func (c *Client) closeLocked() {
+func (c *Client) closeConn() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.conn != nil {
 		c.conn.Close()
 		c.conn = nil
@@ -205,23 +199,23 @@ func (c *Client) Do() Response {
 	start := time.Now()
 	resp, retry := c.exchange(start)
 	if retry {
+		c.closeConn()
 		resp, _ = c.exchange(start)
 	}
 	if resp.Err != nil {
-		c.mu.Lock()
-		c.closeLocked()
-		c.mu.Unlock()
+		c.closeConn()
 		if c.ctx.Err() != nil {
-			resp.Err = &Error{Kind: Interrupted, Err: context.Cause(c.ctx)}
+			resp.Err = c.interrupted()
 		}
 	}
 	return resp
 }
 
 // exchange is one attempt; retry says whether the failure may be retried.
+// It leaves a failed connection to its caller to close.
 func (c *Client) exchange(start time.Time) (resp Response, retry bool) {
-	if err := c.ctx.Err(); err != nil {
-		return Response{Err: &Error{Kind: Interrupted, Err: context.Cause(c.ctx)}}, false
+	if c.ctx.Err() != nil {
+		return Response{Err: c.interrupted()}, false
 	}
 	if c.conn == nil {
 		if err := c.connect(start); err != nil {
@@ -233,28 +227,17 @@ func (c *Client) exchange(start time.Time) (resp Response, retry bool) {
 		c.conn.SetDeadline(start.Add(c.timeout))
 	}
 	if _, err := c.conn.Write(c.request); err != nil {
-		c.mu.Lock()
-		c.closeLocked()
-		c.mu.Unlock()
 		return Response{Err: c.ioError(Send, err)}, reused && !isTimeout(err)
 	}
 	keepAlive, resp := c.readResponse()
-	if resp.Err != nil {
-		first := resp.Err.Kind == NoResponse
-		if first && reused && !isTimeout(resp.Err.Err) {
-			c.mu.Lock()
-			c.closeLocked()
-			c.mu.Unlock()
-			return resp, true
-		}
-		return resp, false
-	}
-	if keepAlive {
+	switch {
+	case resp.Err != nil:
+		// A timeout is never NoResponse (see noResponse).
+		return resp, resp.Err.Kind == NoResponse && reused
+	case keepAlive:
 		c.reused = true
-	} else {
-		c.mu.Lock()
-		c.closeLocked()
-		c.mu.Unlock()
+	default:
+		c.closeConn()
 	}
 	return resp, false
 }
@@ -295,7 +278,7 @@ func (c *Client) ioError(kind Kind, err error) *Error {
 	if isTimeout(err) {
 		switch {
 		case c.ctx.Err() != nil:
-			return &Error{Kind: Interrupted, Err: context.Cause(c.ctx)}
+			return c.interrupted()
 		case kind == Connect:
 			// Still a failure to connect: an address that drops packets
 			// is as unreachable as one that refuses.
@@ -303,11 +286,12 @@ func (c *Client) ioError(kind Kind, err error) *Error {
 		}
 		return &Error{Kind: Timeout, Err: fmt.Errorf("no complete response within %v", c.timeout)}
 	}
-	var ne *net.OpError
-	if errors.As(err, &ne) && ne.Err != nil {
-		err = ne.Err // drop "dial tcp 127.0.0.1:1:": the endpoint is named by the caller
-	}
-	return &Error{Kind: kind, Err: err}
+	return &Error{Kind: kind, Err: cause(err)}
+}
+
+// interrupted is the error of every request once the context has ended.
+func (c *Client) interrupted() *Error {
+	return &Error{Kind: Interrupted, Err: context.Cause(c.ctx)}
 }
 
 func isTimeout(err error) bool {
@@ -320,23 +304,20 @@ func isTimeout(err error) bool {
 func (c *Client) readResponse() (keepAlive bool, resp Response) {
 	for {
 		h, err := c.readHead()
-		if err != nil {
-			resp.Status = h.status
-			resp.Err = err
+		resp = Response{Status: h.status, Err: err}
+		switch {
+		case err != nil:
 			return false, resp
-		}
-		resp.Status = h.status
-		if h.status >= 100 && h.status < 200 && h.status != 101 {
+		case h.status == 101:
+			resp.Err = &Error{Kind: BadResponse, Err: errors.New("the server switched protocols (101)")}
+			return false, resp
+		case h.status < 200:
 			continue
 		}
-		if h.status == 101 {
-			return false, Response{Status: h.status, Err: &Error{Kind: BadResponse, Err: errors.New("the server switched protocols (101)")}}
-		}
-		if err := c.readBody(&h); err != nil {
-			resp.Err = err
+		if resp.Err = c.readBody(&h); resp.Err != nil {
 			return false, resp
 		}
-		return h.keepAlive && h.framed, resp
+		return h.keepAlive, resp
 	}
 }
 
@@ -346,9 +327,6 @@ type head struct {
 	keepAlive     bool
 	chunked       bool
 	contentLength int64 // -1 when absent
-	// framed is false when the body ends only when the server closes the
-	// connection.
-	framed bool
 }
 
 func (c *Client) readHead() (head, *Error) {
@@ -386,7 +364,7 @@ func (c *Client) readHead() (head, *Error) {
 		if len(line) == 0 {
 			break
 		}
-		colon := indexByte(line, ':')
+		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			return h, &Error{Kind: BadResponse, Err: fmt.Errorf("malformed header line %q", truncate(line, 40))}
 		}
@@ -415,33 +393,28 @@ func (c *Client) readHead() (head, *Error) {
 	return h, nil
 }
 
+// readBody reads the body that h describes.
 func (c *Client) readBody(h *head) *Error {
-	noBody := c.head || h.status == 204 || h.status == 304
 	switch {
-	case noBody:
-		h.framed = true
+	case c.head || h.status == 204 || h.status == 304:
 		return nil
 	case h.chunked:
-		h.framed = true
 		return c.readChunked()
 	case h.contentLength >= 0:
-		h.framed = true
-		n, err := c.br.Discard(int(min(h.contentLength, int64(maxInt))))
+		n, err := c.br.Discard(int(min(h.contentLength, math.MaxInt)))
 		if int64(n) < h.contentLength {
 			return c.brokenBody(fmt.Sprintf("got %d of %d bytes (Content-Length)", n, h.contentLength), err)
 		}
 		return nil
-	default:
-		// No length: the body ends when the server closes the connection.
-		_, err := io.Copy(io.Discard, c.br)
-		if err != nil {
-			return c.brokenBody("reading to the end of the connection", err)
-		}
-		return nil
 	}
+	// No length: the body ends when the server closes the connection, so
+	// the connection carries no other request.
+	h.keepAlive = false
+	if _, err := io.Copy(io.Discard, c.br); err != nil {
+		return c.brokenBody("reading to the end of the connection", err)
+	}
+	return nil
 }
-
-const maxInt = int(^uint(0) >> 1)
 
 func (c *Client) readChunked() *Error {
 	for {
@@ -491,8 +464,8 @@ func (c *Client) readTrailers() *Error {
 
 // noResponse is a connection that ended or failed before the first byte.
 func (c *Client) noResponse(err error) *Error {
-	if e := c.ioError(NoResponse, err); e.Kind != NoResponse {
-		return e
+	if isTimeout(err) {
+		return c.ioError(NoResponse, err)
 	}
 	if errors.Is(err, io.EOF) {
 		err = errors.New("the server closed the connection without a response")
@@ -501,24 +474,23 @@ func (c *Client) noResponse(err error) *Error {
 }
 
 func (c *Client) brokenResponse(part string, err error) *Error {
-	if e := c.ioError(BadResponse, err); e.Kind != BadResponse {
-		return e
+	if isTimeout(err) {
+		return c.ioError(BadResponse, err)
 	}
 	return &Error{Kind: BadResponse, Err: fmt.Errorf("connection ended in the %s: %w", part, cause(err))}
 }
 
 func (c *Client) brokenBody(what string, err error) *Error {
-	if err != nil && !errors.Is(err, io.EOF) {
-		if e := c.ioError(ShortBody, err); e.Kind != ShortBody {
-			return e
-		}
-	}
 	if err == nil || errors.Is(err, io.EOF) {
 		err = errors.New("the server closed the connection")
+	} else if isTimeout(err) {
+		return c.ioError(ShortBody, err)
 	}
 	return &Error{Kind: ShortBody, Err: fmt.Errorf("%s: %w", what, cause(err))}
 }
 
+// cause drops a network error's "dial tcp 127.0.0.1:1:": the caller names
+// the endpoint.
 func cause(err error) error {
 	var ne *net.OpError
 	if errors.As(err, &ne) && ne.Err != nil {

@@ -1,5 +1,7 @@
 package h1client
 
+import "bytes"
+
 // Byte-slice parsing of the response head without allocations: the lines
 // are slices of the read buffer, valid until the next read.
 
@@ -42,7 +44,7 @@ func parseDecimal(b []byte) (int64, bool) {
 
 // parseChunkSize parses a chunk's hexadecimal size, ignoring extensions.
 func parseChunkSize(line []byte) (int64, bool) {
-	if i := indexByte(line, ';'); i >= 0 {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
 	line = trimSpace(line)
@@ -87,29 +89,16 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func lower(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
 // equalFold compares b with a lower-case ASCII name.
 func equalFold(b []byte, name string) bool {
 	if len(b) != len(name) {
 		return false
 	}
-	for i := range b {
-		if lower(b[i]) != name[i] {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[i] {
 			return false
 		}
 	}
@@ -123,19 +112,16 @@ func hasSuffixFold(b []byte, suffix string) bool {
 
 // containsTokenFold reports whether a comma-separated list holds token.
 func containsTokenFold(b []byte, token string) bool {
-	for len(b) > 0 {
-		i := indexByte(b, ',')
-		item := b
-		if i >= 0 {
-			item, b = b[:i], b[i+1:]
-		} else {
-			b = nil
+	for {
+		i := bytes.IndexByte(b, ',')
+		if i < 0 {
+			return equalFold(trimSpace(b), token)
 		}
-		if equalFold(trimSpace(item), token) {
+		if equalFold(trimSpace(b[:i]), token) {
 			return true
 		}
+		b = b[i+1:]
 	}
-	return false
 }
 
 // truncate shortens what a broken server sent for an error message.
