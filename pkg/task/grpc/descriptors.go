@@ -42,7 +42,7 @@ func loadDescriptors(in *inputs, d *experiment.Decoding, cfg *Config) (*methodSe
 		if d.ReadFile == nil {
 			return nil, field.ErrorList{field.Invalid(path, in.ProtoFile, "files cannot be read here")}
 		}
-		set, err := compileProtoFile(in.ProtoFile, in.ImportPaths, limitedReader(d.ReadFile))
+		set, err := compileProtoFile(in.ProtoFile, in.ImportPaths, d.ReadFile)
 		if err != nil {
 			return nil, field.ErrorList{field.Invalid(path, in.ProtoFile, err.Error())}
 		}
@@ -60,18 +60,6 @@ func loadDescriptors(in *inputs, d *experiment.Decoding, cfg *Config) (*methodSe
 		return useSet(cfg, set, path, "protoset "+in.Protoset)
 	}
 	return nil, nil
-}
-
-// limitedReader refuses files above experiment.MaxFileSize, so that a
-// proto file or one of its imports is bounded as every spec file is.
-func limitedReader(readFile func(string) ([]byte, error)) func(string) ([]byte, error) {
-	return func(name string) ([]byte, error) {
-		data, err := readFile(name)
-		if err == nil && len(data) > experiment.MaxFileSize {
-			return nil, fmt.Errorf("%s is larger than %d MiB", name, experiment.MaxFileSize>>20)
-		}
-		return data, err
-	}
 }
 
 // useSet checks that set is complete and keeps it, serialized, for ghz.
@@ -95,7 +83,8 @@ func useSet(cfg *Config, set *descriptorpb.FileDescriptorSet, path *field.Path, 
 // compileProtoFile compiles a proto file and everything it imports, reading
 // files through readFile. Like ghz (and protoc), imports are looked up in
 // the proto file's own folder, then relative to the spec, then in
-// importPaths; the well-known google/protobuf files are built in.
+// importPaths; the well-known google/protobuf files are built in. Each file
+// is bounded by experiment.MaxFileSize, as every spec file is.
 func compileProtoFile(name string, importPaths []string, readFile func(string) ([]byte, error)) (*descriptorpb.FileDescriptorSet, error) {
 	var paths []string
 	if dir := filepath.Dir(name); dir != "." {
@@ -110,6 +99,9 @@ func compileProtoFile(name string, importPaths []string, readFile func(string) (
 		ImportPaths: paths,
 		Accessor: func(path string) (io.ReadCloser, error) {
 			data, err := readFile(path)
+			if err == nil && len(data) > experiment.MaxFileSize {
+				err = fmt.Errorf("%s is larger than %d MiB", path, experiment.MaxFileSize>>20)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -148,7 +140,7 @@ type methodSet struct {
 }
 
 // find looks up a package.Service/Method call and returns its input type.
-func (m *methodSet) find(call string, path *field.Path) (messageType, *field.Error) {
+func (m *methodSet) find(call string, path *field.Path) (protoreflect.MessageDescriptor, *field.Error) {
 	svc, method, _ := strings.Cut(call, "/")
 	d, err := m.files.FindDescriptorByName(protoreflect.FullName(svc))
 	sd, ok := d.(protoreflect.ServiceDescriptor)
@@ -163,7 +155,7 @@ func (m *methodSet) find(call string, path *field.Path) (messageType, *field.Err
 		}
 		return nil, field.Invalid(path, call, fmt.Sprintf("service %s has no method %s; it has %s", svc, method, list(names)))
 	}
-	return &inputMessage{desc: md.Input()}, nil
+	return md.Input(), nil
 }
 
 // services lists the services that m knows.
@@ -186,23 +178,15 @@ func list(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// messageType checks that a JSON message fits a method's input type.
-type messageType interface {
-	check(json []byte) error
-}
-
-type inputMessage struct {
-	desc protoreflect.MessageDescriptor
-}
-
 // protoPrefix is how protobuf-go starts its errors (with a space that is
 // sometimes a non-breaking one, on purpose) and the position, which says
 // nothing in compacted JSON.
 var protoPrefix = regexp.MustCompile(`^proto:[\s\x{00a0}]*(\(line \d+:\d+\):[\s\x{00a0}]*)?`)
 
-func (m *inputMessage) check(data []byte) error {
-	if err := protojson.Unmarshal(data, dynamicpb.NewMessage(m.desc)); err != nil {
-		return errors.New("does not fit " + string(m.desc.FullName()) + ": " + protoPrefix.ReplaceAllString(err.Error(), ""))
+// checkMessage checks that a JSON message fits a method's input type.
+func checkMessage(input protoreflect.MessageDescriptor, data []byte) error {
+	if err := protojson.Unmarshal(data, dynamicpb.NewMessage(input)); err != nil {
+		return errors.New("does not fit " + string(input.FullName()) + ": " + protoPrefix.ReplaceAllString(err.Error(), ""))
 	}
 	return nil
 }

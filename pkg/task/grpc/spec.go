@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -132,49 +133,44 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if errs := d.Into(&in); len(errs) > 0 {
 		return nil, errs
 	}
-	cfg, errs := validate(&in, d)
-	if len(errs) > 0 {
+	c, errs := kind.Decode(d, &in.Inputs, in.Total)
+	cfg := Config{Total: c.Count, Duration: c.Duration, Timeout: c.Timeout, Percentiles: c.Percentiles}
+	var more field.ErrorList
+	cfg.TLS, more = decodeTLS(&in, d)
+	errs = append(errs, more...)
+	methods, more := loadDescriptors(&in, d, &cfg)
+	errs = append(errs, more...)
+	r := &resolver{def: in.request, methods: methods, cfg: &cfg, planned: len(errs) == 0}
+	cfg.Endpoints, more = load.Endpoints(kind, d, &in.Inputs, in.Host != "", in.Endpoints, r.resolve)
+	if errs = append(errs, more...); len(errs) > 0 {
 		return nil, errs
 	}
 	load.Declare(d.Metrics, Name, cfg.Endpoints, cfg.Percentiles)
-	return &Task{Config: *cfg}, nil
+	return &Task{Config: cfg}, nil
 }
 
-func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
-	c, errs := kind.Decode(d, &in.Inputs, in.Total)
-	cfg := &Config{Total: c.Count, Duration: c.Duration, Timeout: c.Timeout, Percentiles: c.Percentiles}
-	errs = append(errs, validateTLS(in, d, cfg)...)
-	methods, descErrs := loadDescriptors(in, d, cfg)
-	errs = append(errs, descErrs...)
-	r := &resolver{def: in.request, methods: methods, cfg: cfg, planned: len(errs) == 0}
-	var epErrs field.ErrorList
-	cfg.Endpoints, epErrs = load.Endpoints(kind, d, &in.Inputs, in.Host != "", in.Endpoints, r.resolve)
-	return cfg, append(errs, epErrs...)
-}
-
-func validateTLS(in *inputs, d *experiment.Decoding, cfg *Config) field.ErrorList {
-	var errs field.ErrorList
-	p := d.Path
-	cfg.TLS = TLS{Insecure: in.Insecure, SkipVerify: in.SkipVerify}
+func decodeTLS(in *inputs, d *experiment.Decoding) (TLS, field.ErrorList) {
+	const plaintext = "insecure sends plaintext: there is no certificate to verify"
+	tls := TLS{Insecure: in.Insecure, SkipVerify: in.SkipVerify}
+	rootCert := d.Path.Child("rootCert")
+	var fe *field.Error
 	switch {
 	case in.Insecure && in.SkipVerify:
-		errs = append(errs, field.Forbidden(p.Child("skipVerify"), "insecure sends plaintext: there is no certificate to verify"))
+		fe = field.Forbidden(d.Path.Child("skipVerify"), plaintext)
 	case in.Insecure && in.RootCert != "":
-		errs = append(errs, field.Forbidden(p.Child("rootCert"), "insecure sends plaintext: there is no certificate to verify"))
+		fe = field.Forbidden(rootCert, plaintext)
 	case in.SkipVerify && in.RootCert != "":
-		errs = append(errs, field.Forbidden(p.Child("rootCert"), "skipVerify trusts any certificate: set rootCert or skipVerify, not both"))
+		fe = field.Forbidden(rootCert, "skipVerify trusts any certificate: set rootCert or skipVerify, not both")
 	case in.RootCert != "":
-		data, fe := d.File(in.RootCert, p.Child("rootCert"))
-		if fe != nil {
-			errs = append(errs, fe)
-			break
+		tls.RootCert, fe = d.File(in.RootCert, rootCert)
+		if fe == nil && !x509.NewCertPool().AppendCertsFromPEM(tls.RootCert) {
+			fe = field.Invalid(rootCert, in.RootCert, "holds no PEM certificate")
 		}
-		if !x509.NewCertPool().AppendCertsFromPEM(data) {
-			errs = append(errs, field.Invalid(p.Child("rootCert"), in.RootCert, "holds no PEM certificate"))
-		}
-		cfg.TLS.RootCert = data
 	}
-	return errs
+	if fe != nil {
+		return tls, field.ErrorList{fe}
+	}
+	return tls, nil
 }
 
 // callPattern is package.Service/Method (the package may be empty) or, as
@@ -210,7 +206,7 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 		errs = append(errs, fe)
 	}
 	out.Host = host
-	var input messageType
+	var input protoreflect.MessageDescriptor
 	out.Call, input, fieldErrs = r.resolveCall(load.Pick(s, "call", e.Call, def.Call))
 	errs = append(errs, fieldErrs...)
 
@@ -262,7 +258,7 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 
 // resolveCall checks a call written at path and, when the methods are
 // known, finds its input message.
-func (r *resolver) resolveCall(call string, path *field.Path) (string, messageType, field.ErrorList) {
+func (r *resolver) resolveCall(call string, path *field.Path) (string, protoreflect.MessageDescriptor, field.ErrorList) {
 	switch {
 	case call == "":
 		return "", nil, field.ErrorList{field.Required(path, "the method to call, such as helloworld.Greeter/SayHello")}
@@ -311,7 +307,7 @@ func checkHost(host string, path *field.Path) *field.Error {
 // and, when the method is known and data has no template actions, that it
 // fits the method's input message. It returns data compacted, as ghz tells
 // a list from an object by its first byte.
-func checkData(data json.RawMessage, path *field.Path, input messageType) ([]byte, field.ErrorList) {
+func checkData(data json.RawMessage, path *field.Path, input protoreflect.MessageDescriptor) ([]byte, field.ErrorList) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, data); err != nil {
 		return nil, field.ErrorList{field.Invalid(path, field.OmitValueType{}, "not JSON: "+err.Error())}
@@ -342,7 +338,7 @@ func checkData(data json.RawMessage, path *field.Path, input messageType) ([]byt
 			continue
 		}
 		if input != nil && !bytes.Contains(m, []byte("{{")) {
-			if err := input.check(m); err != nil {
+			if err := checkMessage(input, m); err != nil {
 				errs = append(errs, field.Invalid(mp, field.OmitValueType{}, err.Error()))
 			}
 		}
