@@ -25,7 +25,7 @@ func FormatEffect(c experiment.Comparison) string {
 		if c.Relative {
 			return fmt.Sprintf("%+.1f%%", v*100)
 		}
-		s := FormatValue(roundSignificant(v, 3))
+		s := formatStat(v)
 		if v >= 0 {
 			s = "+" + s
 		}
@@ -152,35 +152,32 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 		title += ": " + Printable(pair)
 	}
 	fmt.Fprintf(w, "\n%s\n", title)
-	header := []string{"METRIC"}
-	if !onePair {
-		header = append(header, "VERSIONS")
-	}
-	if !shared {
-		header = append(header, "CONFIDENCE")
-	}
-	header = append(header, "EFFECT", "P-VALUE", "N (B/C)", "VERDICT")
-	fmt.Fprintf(w, "  %s\n", strings.Join(header, "\t"))
-	var notes []string
-	for _, c := range r.Comparisons {
-		cells := []string{Printable(c.Metric)}
+	// row writes a row of the table, with the versions and the confidence
+	// only when they vary.
+	row := func(metric, versions, confidence string, rest ...string) {
+		cells := []string{metric}
 		if !onePair {
-			cells = append(cells, Printable(comparisonVersions(c)))
+			cells = append(cells, versions)
 		}
 		if !shared {
-			cells = append(cells, formatConfidence(c.Confidence))
+			cells = append(cells, confidence)
 		}
+		fmt.Fprintf(w, "  %s\n", strings.Join(append(cells, rest...), "\t"))
+	}
+	row("METRIC", "VERSIONS", "CONFIDENCE", "EFFECT", "P-VALUE", "N (B/C)", "VERDICT")
+	var notes []string
+	for _, c := range r.Comparisons {
 		// "[a,b]" without a space: the table then fits 80 columns with a
 		// difference's interval and an inconclusive verdict on one row.
 		effect := strings.Replace(FormatEffect(c), ", ", ",", 1)
-		cells = append(cells, effect, formatPValue(c.PValue), formatCounts(c), Printable(string(c.Verdict)))
-		fmt.Fprintf(w, "  %s\n", strings.Join(cells, "\t"))
+		row(Printable(c.Metric), Printable(comparisonVersions(c)), formatConfidence(c.Confidence),
+			effect, formatPValue(c.PValue), formatCounts(c), Printable(string(c.Verdict)))
 		if note := comparisonNote(c); note != "" {
-			prefix := "  " + Printable(c.Metric) + ": "
+			label := c.Metric
 			if !onePair {
-				prefix = "  " + Printable(c.Metric+", "+comparisonVersions(c)) + ": "
+				label += ", " + comparisonVersions(c)
 			}
-			notes = append(notes, wrap(prefix, note, textWidth)...)
+			notes = append(notes, wrap("  "+Printable(label)+": ", note)...)
 		}
 	}
 	for _, n := range notes {
@@ -199,9 +196,18 @@ func hasRewardStats(r *experiment.Result) bool {
 	return false
 }
 
-// rewardVersions lists the versions to show for a reward: those of the
-// result, in order, then any others the reward names.
-func rewardVersions(r *experiment.Result, rw experiment.RewardResult) []string {
+type rewardRow struct {
+	Version, PBest, Loss string
+	Best                 bool
+}
+
+// rewardRows has one row per version (those of the result, then any others
+// the reward names) with its probability of being best and expected loss,
+// or none when the reward has no probabilities.
+func rewardRows(r *experiment.Result, rw experiment.RewardResult) []rewardRow {
+	if len(rw.ProbabilityBest) == 0 && len(rw.ExpectedLoss) == 0 {
+		return nil
+	}
 	others := map[string]bool{}
 	for v := range rw.ProbabilityBest {
 		others[v] = true
@@ -209,22 +215,8 @@ func rewardVersions(r *experiment.Result, rw experiment.RewardResult) []string {
 	for v := range rw.ExpectedLoss {
 		others[v] = true
 	}
-	return versionsAnd(r, others)
-}
-
-type rewardRow struct {
-	Version, PBest, Loss string
-	Best                 bool
-}
-
-// rewardRows has one row per version with its probability of being best
-// and expected loss, or none when the reward has no probabilities.
-func rewardRows(r *experiment.Result, rw experiment.RewardResult) []rewardRow {
-	if len(rw.ProbabilityBest) == 0 && len(rw.ExpectedLoss) == 0 {
-		return nil
-	}
 	var rows []rewardRow
-	for _, v := range rewardVersions(r, rw) {
+	for _, v := range versionsAnd(r, others) {
 		row := rewardRow{Version: VersionName(v), PBest: "-", Loss: "-", Best: rw.Best != "" && v == rw.Best}
 		if p, ok := rw.ProbabilityBest[v]; ok {
 			row.PBest = formatProbability(p)
@@ -266,7 +258,7 @@ func writeRewards(w io.Writer, r *experiment.Result) {
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", label, v, row.PBest, row.Loss)
 		}
 		if rw.Reason != "" {
-			notes = append(notes, wrap("  "+Printable(rw.Metric)+": ", oneLine(rw.Reason), textWidth)...)
+			notes = append(notes, wrap("  "+Printable(rw.Metric)+": ", rw.Reason)...)
 		}
 	}
 	for _, n := range notes {

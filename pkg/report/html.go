@@ -73,12 +73,11 @@ type htmlView struct {
 }
 
 type htmlTask struct {
-	Index                 int
-	Task, State, Duration string
-	Error                 string
+	Index                        int
+	Task, State, Duration, Error string
 	// Reason says why a skipped task was skipped.
-	Reason                  string
-	Failed, Skipped, Passed bool
+	Reason         string
+	Failed, Passed bool
 }
 
 type htmlSLORow struct {
@@ -164,12 +163,8 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 		v.Versions = append(v.Versions, VersionName(ver.Name))
 	}
 	for i, t := range r.Tasks {
-		ht := htmlTask{Index: i, Task: t.Task, State: string(t.State), Error: t.Error, Reason: t.Reason,
-			Failed: t.State == experiment.TaskFailed, Skipped: t.State == experiment.TaskSkipped, Passed: t.State == experiment.TaskSucceeded}
-		if ht.Failed || ht.Passed {
-			ht.Duration = t.Duration.Round(time.Millisecond).String()
-		}
-		v.Tasks = append(v.Tasks, ht)
+		v.Tasks = append(v.Tasks, htmlTask{Index: i, Task: t.Task, State: string(t.State), Duration: taskDuration(t),
+			Error: t.Error, Reason: t.Reason, Failed: t.State == experiment.TaskFailed, Passed: t.State == experiment.TaskSucceeded})
 	}
 	v.SLORows = htmlSLORows(r)
 	for _, name := range r.MetricNames() {
@@ -186,9 +181,6 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 		v.Metrics = append(v.Metrics, m)
 	}
 	v.Failures = failedRequests(r)
-	for i := range v.Failures {
-		v.Failures[i].Version = VersionName(v.Failures[i].Version)
-	}
 	hs, err := htmlHistograms(r)
 	if err != nil {
 		return nil, err

@@ -168,20 +168,25 @@ func writeTasks(w io.Writer, r *experiment.Result) {
 	fmt.Fprintf(w, "\nTasks\n  #\tTASK\tSTATE\tDURATION\n")
 	var details []string
 	for i, t := range r.Tasks {
-		d := ""
-		if t.State == experiment.TaskSucceeded || t.State == experiment.TaskFailed {
-			d = t.Duration.Round(time.Millisecond).String()
-		}
-		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\n", i, Printable(t.Task), Printable(string(t.State)), d)
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\n", i, Printable(t.Task), Printable(string(t.State)), taskDuration(t))
 		for _, text := range []string{t.Error, t.Reason} {
 			if text != "" {
-				details = append(details, wrap(fmt.Sprintf("  %d %s: ", i, Printable(t.Task)), oneLine(text), textWidth)...)
+				details = append(details, wrap(fmt.Sprintf("  %d %s: ", i, Printable(t.Task)), text)...)
 			}
 		}
 	}
 	for _, l := range details {
 		fmt.Fprintln(w, l)
 	}
+}
+
+// taskDuration shows how long a task that ran took, and nothing for one
+// that is pending, running or skipped.
+func taskDuration(t experiment.TaskResult) string {
+	if t.State != experiment.TaskSucceeded && t.State != experiment.TaskFailed {
+		return ""
+	}
+	return t.Duration.Round(time.Millisecond).String()
 }
 
 // writeMetrics writes the metrics table: a column per version, and the
@@ -227,23 +232,24 @@ func writeNotes(w io.Writer, r *experiment.Result) {
 	var reasons []string
 	for _, v := range r.SLOs {
 		if v.Reason != "" {
-			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: ", Printable(v.Metric), textVersion(v.Version)), oneLine(v.Reason), textWidth)...)
+			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: ", Printable(v.Metric), textVersion(v.Version)), v.Reason)...)
 		}
 	}
 	for _, v := range r.Versions {
 		for _, name := range slices.Sorted(maps.Keys(v.Unavailable)) {
-			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: unavailable: ", Printable(name), textVersion(v.Name)), oneLine(v.Unavailable[name]), textWidth)...)
+			reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: unavailable: ", Printable(name), textVersion(v.Name)), v.Unavailable[name])...)
 		}
 	}
 	for _, f := range failedRequests(r) {
-		reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: ", Printable(f.Load), textVersion(f.Version)), oneLine(f.Text), textWidth)...)
+		reasons = append(reasons, wrap(fmt.Sprintf("  %s for %s: ", Printable(f.Load), Printable(f.Version)), f.Text)...)
 	}
 	if len(reasons) > 0 {
 		fmt.Fprintf(w, "\nNotes\n%s\n", strings.Join(reasons, "\n"))
 	}
 }
 
-// failedRequest says how many requests of a load failed in one way.
+// failedRequest says how many requests of a load of a version (named by
+// VersionName) failed in one way.
 type failedRequest struct {
 	Version, Load, Text string
 }
@@ -256,7 +262,7 @@ func failedRequests(r *experiment.Result) []failedRequest {
 	for _, v := range r.Versions {
 		for _, load := range slices.Sorted(maps.Keys(v.Failures)) {
 			for _, f := range v.Failures[load] {
-				out = append(out, failedRequest{Version: v.Name, Load: load,
+				out = append(out, failedRequest{Version: VersionName(v.Name), Load: load,
 					Text: fmt.Sprintf("%d requests failed: %s (%s)", f.Count, f.Kind, f.Example)})
 			}
 		}

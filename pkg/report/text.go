@@ -34,16 +34,6 @@ func PrintableLines(s string) string {
 // escape is Printable, keeping tabs and newlines when layout is set (the
 // tabwriter's own separators).
 func escape(s string, layout bool) string {
-	safe := true
-	for _, r := range s {
-		if unsafeRune(r) && !(layout && (r == '\t' || r == '\n')) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
@@ -87,18 +77,19 @@ func oneLine(s string) string {
 	return Printable(s)
 }
 
-// wrap lays out "prefix text" in lines of at most width columns, breaking
-// text at spaces; later lines are indented four columns past the prefix's
-// indent. A word longer than a line (a URL) is kept whole.
-func wrap(prefix, text string, width int) []string {
+// wrap lays out "prefix text", text on oneLine, in lines of at most
+// textWidth columns, breaking text at spaces; later lines are indented four
+// columns past the prefix's indent. A word longer than a line (a URL) is
+// kept whole.
+func wrap(prefix, text string) []string {
 	indent := strings.Repeat(" ", len(prefix)-len(strings.TrimLeft(prefix, " "))+4)
 	var lines []string
 	line := prefix
-	for _, word := range strings.Fields(text) {
+	for _, word := range strings.Fields(oneLine(text)) {
 		switch {
 		case line == prefix || line == indent:
 			line += word
-		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= textWidth:
 			line += " " + word
 		default:
 			lines = append(lines, line)
