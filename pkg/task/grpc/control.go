@@ -8,10 +8,8 @@ import (
 	"github.com/bojand/ghz/load"
 )
 
-// control starts, paces and stops one ghz Requester.
-//
-// ghz's runner.Run would do this, but it installs a process-wide interrupt
-// handler, sets GOMAXPROCS and takes no context. Requester.Stop is what
+// control starts, paces and stops one ghz Requester in place of runner.Run
+// (see the package documentation). Requester.Stop is what
 // aborts calls in flight (it closes the connections), but it sends on a
 // channel that Requester.Run closes as it returns: a Stop that comes too late
 // panics, and so would a second one once the first has been read. control
@@ -150,21 +148,19 @@ func (p *pacer) Rate(time.Duration) float64 { return p.rate }
 // have handed over the number of workers, as closing the channel first
 // would make Run send on a closed channel.
 type ticker struct {
-	ctl   *control
-	inner *load.ConstWorkerTicker
-	ran   chan struct{}
+	*load.ConstWorkerTicker
+	ctl *control
+	ran chan struct{}
 }
 
 func newTicker(ctl *control, workers int) *ticker {
-	return &ticker{ctl: ctl, inner: &load.ConstWorkerTicker{N: uint(workers), C: make(chan load.TickValue)}, ran: make(chan struct{})}
+	inner := &load.ConstWorkerTicker{N: uint(workers), C: make(chan load.TickValue)}
+	return &ticker{ConstWorkerTicker: inner, ctl: ctl, ran: make(chan struct{})}
 }
-
-// Ticker implements load.WorkerTicker.
-func (t *ticker) Ticker() <-chan load.TickValue { return t.inner.Ticker() }
 
 // Run implements load.WorkerTicker.
 func (t *ticker) Run() {
-	t.inner.Run()
+	t.ConstWorkerTicker.Run()
 	close(t.ran)
 }
 
@@ -172,5 +168,5 @@ func (t *ticker) Run() {
 func (t *ticker) Finish() {
 	<-t.ran
 	t.ctl.finish()
-	t.inner.Finish()
+	t.ConstWorkerTicker.Finish()
 }

@@ -51,24 +51,17 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	var g errgroup.Group
 	for i := range t.Config.Endpoints {
 		ep := &t.Config.Endpoints[i]
-		g.Go(func() error {
-			r, err := t.load(ctx, ep, env)
-			results[i] = r
-			if err != nil {
-				return fmt.Errorf("%s: %w", ep.Label(), err)
+		g.Go(func() (err error) {
+			if results[i], err = t.load(ctx, ep, env); err != nil {
+				err = fmt.Errorf("%s: %w", ep.Label(), err)
 			}
-			return nil
+			return err
 		})
 	}
 	loadErr := g.Wait()
 	// Record whatever was measured, even on failure or cancellation.
-	if err := t.record(env.Result, results); err != nil && loadErr == nil {
-		loadErr = err
-	}
-	if loadErr != nil {
-		return loadErr
-	}
-	if err := ctx.Err(); err != nil {
+	recordErr := t.record(env.Result, results)
+	if err := cmp.Or(loadErr, recordErr, ctx.Err()); err != nil {
 		return err
 	}
 	return checkCalls(results)
@@ -88,25 +81,21 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*En
 	// With reflection, NewRequester asks the server for the method, for up
 	// to the call timeout and without a context: do not wait for it past
 	// a cancel. It closes its own connection when it returns.
-	type made struct {
-		r   *runner.Requester
-		err error
-	}
-	mc := make(chan made, 1)
-	go func() {
-		r, err := runner.NewRequester(cfg)
-		mc <- made{r, err}
-	}()
 	var reqr *runner.Requester
+	made := make(chan error, 1)
+	go func() {
+		var err error
+		reqr, err = runner.NewRequester(cfg)
+		made <- err
+	}()
 	select {
-	case m := <-mc:
-		if m.err != nil && t.Config.Protoset == nil {
-			return nil, fmt.Errorf("prepare the calls with server reflection: %s", describe(m.err))
+	case err := <-made:
+		if err != nil && t.Config.Protoset == nil {
+			return nil, fmt.Errorf("prepare the calls with server reflection: %s", describe(err))
 		}
-		if m.err != nil {
-			return nil, fmt.Errorf("prepare the calls: %s", describe(m.err))
+		if err != nil {
+			return nil, fmt.Errorf("prepare the calls: %s", describe(err))
 		}
-		reqr = m.r
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -150,9 +139,6 @@ func (t *Task) runConfig(ep *Endpoint, ctl *control) (*runner.RunConfig, error) 
 		runner.WithDurationStopAction("ignore"),
 		runner.WithPacer(&pacer{ctl: ctl, rate: ep.RPS, max: uint64(c.Total), duration: c.Duration}),
 		runner.WithWorkerTicker(newTicker(ctl, ep.Concurrency)),
-		// ghz sizes its store of call details by the total up front;
-		// timed loads let it grow as calls come (see the package
-		// documentation).
 		runner.WithTotalRequests(uint(detailsCapacity(c, ep))),
 	}
 	if len(ep.Metadata) > 0 {
@@ -200,9 +186,9 @@ func (e *Endpoint) templated() bool {
 // maxDetails is how many call details ghz keeps (its runner.maxResult).
 const maxDetails = 1_000_000
 
-// detailsCapacity is what ghz should reserve for call details: the total
-// when counted, the expected number of calls when timed at a rate, and
-// nothing up front for a timed load at full speed.
+// detailsCapacity is what ghz should reserve up front for call details: the
+// total when counted, the expected number of calls when timed at a rate, and
+// nothing for a timed load at full speed, whose store grows as calls come.
 func detailsCapacity(c *Config, ep *Endpoint) int64 {
 	switch {
 	case c.Total > 0:
@@ -260,11 +246,9 @@ func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
 	return load.Record(r, Name, measured, t.Config.Percentiles)
 }
 
-// checkCalls fails the task for an endpoint where no call succeeded and
-// every call failed with Unavailable, the code of connection failures
-// (refused, unreachable, TLS handshake): that is a target that cannot be
-// reached, not a measurement. Calls that the server answered with another
-// error code are measured as errors.
+// checkCalls fails the task for an endpoint that could not be reached: no
+// call succeeded and every one failed with Unavailable (see Errors in the
+// package documentation).
 func checkCalls(results []*EndpointResult) error {
 	var errs []error
 	for _, er := range results {
@@ -285,11 +269,9 @@ func checkCalls(results []*EndpointResult) error {
 // the errors of many calls (ghz joins one per failed call) once each, with
 // how often they happened.
 func describe(err error) string {
-	var errs []error
+	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
 	}
 	counts := map[string]int{}
 	var order []string

@@ -198,17 +198,21 @@ type resolver struct {
 }
 
 func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, field.ErrorList) {
-	var errs, fieldErrs field.ErrorList
+	var errs, more field.ErrorList
+	add := func(fe *field.Error) {
+		if fe != nil {
+			errs = append(errs, fe)
+		}
+	}
 	def := r.def
 	out := &Endpoint{Target: t, Concurrency: DefaultConcurrency, Connections: DefaultConnections}
-	host, hostPath := load.Pick(s, "host", e.Host, def.Host)
-	if fe := checkHost(host, hostPath); fe != nil {
-		errs = append(errs, fe)
-	}
-	out.Host = host
+	var hostPath *field.Path
+	out.Host, hostPath = load.Pick(s, "host", e.Host, def.Host)
+	add(checkHost(out.Host, hostPath))
 	var input protoreflect.MessageDescriptor
-	out.Call, input, fieldErrs = r.resolveCall(load.Pick(s, "call", e.Call, def.Call))
-	errs = append(errs, fieldErrs...)
+	var fe *field.Error
+	out.Call, input, fe = r.resolveCall(load.Pick(s, "call", e.Call, def.Call))
+	add(fe)
 
 	data, dataPath := def.Data, s.Task.Child("data")
 	if !isNull(e.Data) {
@@ -217,10 +221,10 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 	if isNull(data) {
 		data = json.RawMessage(`{}`)
 	}
-	out.Data, fieldErrs = checkData(data, dataPath, input)
-	errs = append(errs, fieldErrs...)
-	out.Metadata, fieldErrs = load.Merge(s, "metadata", e.Metadata, def.Metadata, checkMetadata)
-	errs = append(errs, fieldErrs...)
+	out.Data, more = checkData(data, dataPath, input)
+	errs = append(errs, more...)
+	out.Metadata, more = load.Merge(s, "metadata", e.Metadata, def.Metadata, checkMetadata)
+	errs = append(errs, more...)
 
 	if rps, at := load.Pick(s, "rps", e.RPS, def.RPS); rps != nil {
 		out.RPS = *rps
@@ -228,26 +232,23 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 		if fe == nil && r.planned {
 			fe = load.CheckPlan(at, *rps, r.cfg.Total, "total", 0, 0, r.cfg.Duration)
 		}
-		if fe != nil {
-			errs = append(errs, fe)
-		}
+		add(fe)
 	}
-	conc, concPath := load.Pick(s, "concurrency", e.Concurrency, def.Concurrency)
-	if conc != nil {
-		if *conc < 1 || *conc > MaxConcurrency {
-			errs = append(errs, field.Invalid(concPath, *conc, fmt.Sprintf("must be from 1 to %d", MaxConcurrency)))
-		}
+	if conc, at := load.Pick(s, "concurrency", e.Concurrency, def.Concurrency); conc != nil {
 		out.Concurrency = *conc
+		if *conc < 1 || *conc > MaxConcurrency {
+			add(field.Invalid(at, *conc, fmt.Sprintf("must be from 1 to %d", MaxConcurrency)))
+		}
 	}
 	conns, connsPath := load.Pick(s, "connections", e.Connections, def.Connections)
 	if conns != nil {
 		out.Connections = *conns
 		if *conns < 1 {
-			errs = append(errs, field.Invalid(connsPath, *conns, "must be >= 1"))
+			add(field.Invalid(connsPath, *conns, "must be >= 1"))
 		}
 	}
 	if out.Connections > out.Concurrency && out.Concurrency >= 1 {
-		errs = append(errs, field.Invalid(connsPath, out.Connections,
+		add(field.Invalid(connsPath, out.Connections,
 			fmt.Sprintf("must not be above concurrency (%d): each connection carries at least one call at a time", out.Concurrency)))
 	}
 	if len(errs) > 0 {
@@ -258,22 +259,19 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 
 // resolveCall checks a call written at path and, when the methods are
 // known, finds its input message.
-func (r *resolver) resolveCall(call string, path *field.Path) (string, protoreflect.MessageDescriptor, field.ErrorList) {
+func (r *resolver) resolveCall(call string, path *field.Path) (string, protoreflect.MessageDescriptor, *field.Error) {
 	switch {
 	case call == "":
-		return "", nil, field.ErrorList{field.Required(path, "the method to call, such as helloworld.Greeter/SayHello")}
+		return "", nil, field.Required(path, "the method to call, such as helloworld.Greeter/SayHello")
 	case !callPattern.MatchString(call):
-		return "", nil, field.ErrorList{field.Invalid(path, call, "want package.Service/Method, such as helloworld.Greeter/SayHello")}
+		return "", nil, field.Invalid(path, call, "want package.Service/Method, such as helloworld.Greeter/SayHello")
 	}
 	call = canonicalCall(call)
 	if r.methods == nil {
 		return call, nil, nil
 	}
 	input, fe := r.methods.find(call, path)
-	if fe != nil {
-		return call, nil, field.ErrorList{fe}
-	}
-	return call, input, nil
+	return call, input, fe
 }
 
 func isNull(m json.RawMessage) bool {
