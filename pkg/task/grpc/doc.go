@@ -7,11 +7,10 @@
 // # Running ghz
 //
 // ghz's runner.Run is not used: it installs a process-wide interrupt
-// handler, sets GOMAXPROCS and takes no context. The task builds a
-// RunConfig (runner.NewConfig), a Requester (runner.NewRequester) and runs
-// it, with its own pacer and worker ticker, which let a context cancel end
-// the load and let Requester.Stop abort calls in flight without racing
-// Requester.Run (see control).
+// handler, sets GOMAXPROCS and takes no context. The task runs a
+// runner.Requester itself with its own pacer and worker ticker, so that a
+// cancel ends the load and Requester.Stop aborts calls in flight without
+// racing Requester.Run (see control).
 //
 // ghz builds a Go template, with sprig's functions, for every call, and
 // runs even absent metadata through one; the task turns templates off when
@@ -26,33 +25,29 @@
 //
 // # Latencies and memory
 //
-// Each call's latency is what ghz measures: gRPC's stats handler sees the
-// call begin and end. ghz sends each result to its reporter over a channel
-// and keeps the details (latency, status, error text; about 64 bytes and
-// the error's text) of the first 10^6 calls of a load in memory, with no way
-// to turn that off or to see results as they come (the stats handler and the
-// channel are unexported). So the task reads the report's details after the
-// load and records them into a pkg/stats Recorder: the same HDR histograms
-// as the http task, with a highest trackable value above the call timeout.
-// Call counts and error counts come from ghz's counters, which cover every
-// call.
+// Each call's latency is what ghz measures between the call's begin and
+// end in gRPC's stats handler. ghz keeps the details (latency, status,
+// error text) of the first 10^6 calls of a load in memory, with no way to
+// turn that off or to see results as they come, so the task records them
+// into a pkg/stats Recorder after the load: the same HDR histograms as the
+// http task, trackable above the call timeout. Call and error counts come
+// from ghz's counters, which cover every call; past 10^6 calls the latency
+// metrics cover the first 10^6 only, and the task logs a warning.
 //
-// The memory of a load is therefore ghz's: up to about 64 MB of details per
-// endpoint (reserved up front for a counted load, grown as calls come for a
-// timed one), plus a sorted copy of the successful latencies (8 bytes each)
-// that ghz makes when the load ends. Measured (scripts/bench/grpc), a process
-// peaks at about 40 MB resident after 2x10^4 calls and 70 MB after 2x10^5,
-// some 160 bytes per call with the garbage collector's headroom; all of it
-// is garbage once the task has recorded its histograms. A load of more than 10^6 calls per
-// endpoint still counts every call, but its latency metrics cover the first
-// 10^6; the task logs a warning when that happens. The stored histograms
-// stay small whatever the number of calls.
+// The memory of a load is therefore ghz's: about 64 bytes and the error's
+// text per call, up to about 64 MB per endpoint (reserved up front for a
+// counted load, grown as calls come for a timed one), plus a sorted copy of
+// the successful latencies that ghz makes when the load ends. Measured
+// (scripts/bench/grpc), a process peaks at about 40 MB resident after 2x10^4
+// calls and 70 MB after 2x10^5, some 160 bytes per call with the garbage
+// collector's headroom; all of it is garbage once the histograms, which stay
+// small, are recorded.
 //
 // # Errors
 //
 // A call that ends with a gRPC status other than OK (DeadlineExceeded after
 // the timeout, Unimplemented, ResourceExhausted, ...) is an error in the
-// metrics; its latency is recorded too, as the http task does. An endpoint
+// metrics, its latency recorded too, as the http task does. An endpoint
 // where no call succeeded and every call failed with Unavailable (the code
 // of connection failures: refused, unreachable, failed TLS handshake) fails
 // the task with an error that names the endpoint and gives the most
