@@ -31,9 +31,6 @@ func (a *Report) Run(ctx context.Context) (*experiment.Result, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	if a.Revision == 0 {
-		return a.Experiment.ReadResult(ctx)
-	}
 	return a.Experiment.ReadRevision(ctx, a.Revision)
 }
 

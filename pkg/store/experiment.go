@@ -20,7 +20,7 @@ type Experiment interface {
 	// ReadSpec reads the spec.
 	ReadSpec(ctx context.Context) ([]byte, error)
 	// ReadResult reads the newest result; ReadRevision the result of one
-	// revision. Both wrap ErrNoResult when there is none.
+	// revision (0: the newest). Both wrap ErrNoResult when there is none.
 	ReadResult(ctx context.Context) (*experiment.Result, error)
 	ReadRevision(ctx context.Context, revision int) (*experiment.Result, error)
 	// WriteResult stores a run's result, replacing the one of its revision.

@@ -97,14 +97,14 @@ func (f *File) ReadResult(_ context.Context) (*experiment.Result, error) {
 	return &r, nil
 }
 
-// ReadRevision reads the result when it is of revision: a local experiment
-// keeps one result.
+// ReadRevision reads the result when it is of revision (0: any): a local
+// experiment keeps one result.
 func (f *File) ReadRevision(ctx context.Context, revision int) (*experiment.Result, error) {
 	r, err := f.ReadResult(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if r.Revision != revision {
+	if revision != 0 && r.Revision != revision {
 		return nil, fmt.Errorf("%s keeps one result, of revision %d, not of revision %d: %w", f.ResultPath(), r.Revision, revision, ErrNoResult)
 	}
 	return r, nil
@@ -163,12 +163,9 @@ func (f *File) Watch(ctx context.Context) (<-chan struct{}, error) {
 
 // ReadLog reads the log lines kept with the result.
 func (f *File) ReadLog(ctx context.Context, revision int) ([]string, error) {
-	r, err := f.ReadResult(ctx)
+	r, err := f.ReadRevision(ctx, revision)
 	if err != nil {
 		return nil, err
-	}
-	if revision != 0 && r.Revision != revision {
-		return nil, fmt.Errorf("%s keeps one run, of revision %d: %w", f.ResultPath(), r.Revision, ErrNoResult)
 	}
 	return r.Log, nil
 }

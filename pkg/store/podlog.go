@@ -9,21 +9,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/iter8-tools/iter8/pkg/experiment"
 )
 
 // ReadLog reads the log lines kept with the result of revision (0: the
 // newest). When the run stored none (it failed before it could), it reads
 // the log of the run's Pod, where a kubelet serves it, which says why.
 func (s *Secrets) ReadLog(ctx context.Context, revision int) ([]string, error) {
-	var r *experiment.Result
-	var err error
-	if revision == 0 {
-		r, err = s.ReadResult(ctx)
-	} else {
-		r, err = s.ReadRevision(ctx, revision)
-	}
+	r, err := s.ReadRevision(ctx, revision)
 	switch {
 	case err == nil && len(r.Log) > 0:
 		return r.Log, nil

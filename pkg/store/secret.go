@@ -121,12 +121,9 @@ func (s *Secrets) AdoptJob(ctx context.Context, job string) error {
 // ReadResult reads the result of the newest revision; the error wraps
 // ErrNoResult when there is none.
 func (s *Secrets) ReadResult(ctx context.Context) (*experiment.Result, error) {
-	rs, err := s.ReadResults(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &rs[len(rs)-1], nil
+	return s.ReadRevision(ctx, 0)
 }
+
 
 // Watch reports changes of the result Secret on the returned channel (one
 // pending signal at most) until ctx ends or the API server ends the watch,
@@ -159,12 +156,15 @@ func (s *Secrets) Watch(ctx context.Context) (<-chan struct{}, error) {
 	return changes, nil
 }
 
-// ReadRevision reads the result of revision; the error names the kept
-// revisions when it is not one of them.
+// ReadRevision reads the result of revision (0: the newest); the error
+// names the kept revisions when it is not one of them.
 func (s *Secrets) ReadRevision(ctx context.Context, revision int) (*experiment.Result, error) {
 	rs, err := s.ReadResults(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if revision == 0 {
+		return &rs[len(rs)-1], nil
 	}
 	kept := make([]string, len(rs))
 	for i := range rs {
