@@ -95,16 +95,12 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		port = cmp.Or(port, "80")
 	case "https":
 		port = cmp.Or(port, "443")
-		cfg := o.TLS
-		if cfg == nil {
-			cfg = &tls.Config{}
+		c.tls = o.TLS.Clone()
+		if c.tls == nil {
+			c.tls = &tls.Config{}
 		}
-		cfg = cfg.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = host
-		}
-		cfg.NextProtos = []string{"http/1.1"}
-		c.tls = cfg
+		c.tls.ServerName = cmp.Or(c.tls.ServerName, host)
+		c.tls.NextProtos = []string{"http/1.1"}
 	default:
 		return nil, fmt.Errorf("h1client: scheme %q: want http or https", o.URL.Scheme)
 	}
@@ -263,7 +259,6 @@ func (c *Client) connect(start time.Time) *Error {
 	}
 	c.mu.Lock()
 	c.conn = conn
-	c.reused = false
 	c.mu.Unlock()
 	c.br.Reset(conn)
 	if c.ctx.Err() != nil {

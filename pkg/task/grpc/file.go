@@ -54,10 +54,7 @@ func withTempFile(content []byte, fn func(name string) error) error {
 	}
 	defer os.Remove(f.Name())
 	_, err = f.Write(content)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err = errors.Join(err, f.Close()); err != nil {
 		return fmt.Errorf("temporary file: %w", err)
 	}
 	return fn(f.Name())

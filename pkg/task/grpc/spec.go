@@ -178,15 +178,6 @@ func decodeTLS(in *inputs, d *experiment.Decoding) (TLS, field.ErrorList) {
 // "a.B" would be ambiguous.
 var callPattern = regexp.MustCompile(`^(([A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*/|([A-Za-z_][A-Za-z0-9_]*\.){2,})[A-Za-z_][A-Za-z0-9_]*$`)
 
-// canonicalCall writes a call as package.Service/Method.
-func canonicalCall(c string) string {
-	if strings.Contains(c, "/") {
-		return c
-	}
-	i := strings.LastIndex(c, ".")
-	return c[:i] + "/" + c[i+1:]
-}
-
 // resolver merges endpoints with the task-level request and checks them.
 type resolver struct {
 	def     request
@@ -257,8 +248,9 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 	return out, nil
 }
 
-// resolveCall checks a call written at path and, when the methods are
-// known, finds its input message.
+// resolveCall checks a call written at path, writes it as
+// package.Service/Method and, when the methods are known, finds its input
+// message.
 func (r *resolver) resolveCall(call string, path *field.Path) (string, protoreflect.MessageDescriptor, *field.Error) {
 	switch {
 	case call == "":
@@ -266,7 +258,10 @@ func (r *resolver) resolveCall(call string, path *field.Path) (string, protorefl
 	case !callPattern.MatchString(call):
 		return "", nil, field.Invalid(path, call, "want package.Service/Method, such as helloworld.Greeter/SayHello")
 	}
-	call = canonicalCall(call)
+	if !strings.Contains(call, "/") {
+		i := strings.LastIndex(call, ".")
+		call = call[:i] + "/" + call[i+1:]
+	}
 	if r.methods == nil {
 		return call, nil, nil
 	}
