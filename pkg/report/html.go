@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -118,14 +119,6 @@ type trace struct {
 	Y       []int64   `json:"y"`
 	Width   []float64 `json:"width"`
 	Opacity float64   `json:"opacity"`
-}
-
-// TrendCharts are the trend's charts, if there is a trend.
-func (v *htmlView) TrendCharts() []htmlTrendChart {
-	if v.Trend == nil {
-		return nil
-	}
-	return v.Trend.Charts
 }
 
 func writeHTML(w io.Writer, r *experiment.Result, plotly string) error {
@@ -242,47 +235,41 @@ func htmlHistograms(r *experiment.Result) ([]htmlHistogram, error) {
 		}
 		edges := binEdges(lo, hi)
 		counts := make([][]int64, len(r.Versions))
-		for i, b := range bars {
+		var traces []trace
+		for i, ver := range r.Versions {
 			counts[i] = make([]int64, len(edges)-1)
-			for _, bar := range b {
+			for _, bar := range bars[i] {
 				mid := bar.From + (bar.To-bar.From)/2
 				j := sort.Search(len(edges)-1, func(k int) bool { return edges[k+1] > mid })
 				counts[i][min(j, len(edges)-2)] += bar.Count
 			}
-		}
-		hh := htmlHistogram{Metric: name, ID: "hist-" + strings.NewReplacer("/", "-", ".", "-").Replace(name)}
-		var traces []trace
-		for i, ver := range r.Versions {
 			if bars[i] == nil {
 				continue
 			}
 			t := trace{Name: VersionName(ver.Name), Type: "bar", Opacity: 0.6}
 			for j, c := range counts[i] {
-				if c == 0 {
-					continue
+				if c > 0 {
+					t.X = append(t.X, msecOf(edges[j]+(edges[j+1]-edges[j])/2))
+					t.Y = append(t.Y, c)
+					t.Width = append(t.Width, msecOf(edges[j+1]-edges[j]))
 				}
-				t.X = append(t.X, msecOf(edges[j]+(edges[j+1]-edges[j])/2))
-				t.Y = append(t.Y, c)
-				t.Width = append(t.Width, msecOf(edges[j+1]-edges[j]))
 			}
 			traces = append(traces, t)
 		}
-		for j := 0; j < len(edges)-1; j++ {
+		hh := htmlHistogram{Metric: name, ID: "hist-" + strings.NewReplacer("/", "-", ".", "-").Replace(name)}
+		for j := range len(edges) - 1 {
 			row := htmlBinRow{Range: fmt.Sprintf("%s – %s", FormatValue(msecOf(edges[j])), FormatValue(msecOf(edges[j+1])))}
-			empty := true
 			for i := range r.Versions {
 				row.Counts = append(row.Counts, counts[i][j])
-				empty = empty && counts[i][j] == 0
 			}
-			if !empty {
+			if slices.ContainsFunc(row.Counts, func(c int64) bool { return c != 0 }) {
 				hh.Rows = append(hh.Rows, row)
 			}
 		}
-		data, err := json.Marshal(traces)
-		if err != nil {
+		var err error
+		if hh.Traces, err = jsonJS(traces); err != nil {
 			return nil, err
 		}
-		hh.Traces = template.JS(data)
 		out = append(out, hh)
 	}
 	return out, nil
@@ -311,6 +298,12 @@ func binEdges(lo, hi time.Duration) []time.Duration {
 		edges = append(edges, e)
 	}
 	return edges
+}
+
+// jsonJS is v as JSON, for a script.
+func jsonJS(v any) (template.JS, error) {
+	data, err := json.Marshal(v)
+	return template.JS(data), err
 }
 
 func msecOf(d time.Duration) float64 {

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"maps"
@@ -199,7 +198,7 @@ func htmlTrendChartOf(r *experiment.Result, versions []string, loops []int, metr
 		tr := lineTrace{Name: VersionName(v), Type: "scatter", Mode: "lines+markers", X: loops}
 		for _, l := range r.History {
 			var y *float64
-			if val, ok := loopValue(l, v, metric); ok {
+			if val, ok := l.Metrics[v][metric]; ok {
 				y = &val
 			}
 			tr.Y = append(tr.Y, y)
@@ -212,7 +211,7 @@ func htmlTrendChartOf(r *experiment.Result, versions []string, loops []int, metr
 		row := htmlTrendRow{Loop: l.Loop}
 		for _, v := range versions {
 			cell := "-"
-			if val, ok := loopValue(l, v, metric); ok {
+			if val, ok := l.Metrics[v][metric]; ok {
 				cell = FormatValue(val)
 			}
 			if verdict, ok := loopVerdict(l, v, metric); ok && v != "" {
@@ -234,16 +233,12 @@ func htmlTrendChartOf(r *experiment.Result, versions []string, loops []int, metr
 	if len(loops) <= maxLoopTicks {
 		layout.XAxis.TickMode, layout.XAxis.TickVals = "array", loops
 	}
-	data, err := json.Marshal(traces)
-	if err != nil {
+	var err error
+	if c.Traces, err = jsonJS(traces); err != nil {
 		return c, err
 	}
-	lay, err := json.Marshal(layout)
-	if err != nil {
-		return c, err
-	}
-	c.Traces, c.Layout = template.JS(data), template.JS(lay)
-	return c, nil
+	c.Layout, err = jsonJS(layout)
+	return c, err
 }
 
 // verdictKeys lists the LoopSummary.Verdicts keys of the history: those of

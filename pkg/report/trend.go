@@ -42,14 +42,10 @@ func loopPhrase(r *experiment.Result) string {
 // names one.
 var trendFallback = []string{"http/latency-p95", "http/error-rate"}
 
-// trendFallbackMax is how many metrics a trend shows at most when neither
-// SLOs, comparisons nor trendFallback name one that the history has.
-const trendFallbackMax = 3
-
 // trendMetrics picks the metrics whose trend to show: those the SLOs and
 // comparisons use, in that order, and which the history has a value or a
 // verdict of. Without any, the key metrics of trendFallback, or else the
-// first few the history has.
+// first three the history has.
 func trendMetrics(r *experiment.Result) []string {
 	versions := trendVersions(r)
 	// A verdict shows in its candidate's row; without one it does not show.
@@ -96,7 +92,7 @@ func trendMetrics(r *experiment.Result) []string {
 		return out
 	}
 	all := slices.Sorted(maps.Keys(inHistory))
-	return all[:min(len(all), trendFallbackMax)]
+	return all[:min(len(all), 3)]
 }
 
 // trendVersions lists the versions of a trend: those of the result, in
@@ -135,12 +131,6 @@ func byCandidateMetric(a, b experiment.VerdictKey) int {
 	return cmp.Or(strings.Compare(a.Candidate, b.Candidate), strings.Compare(a.Metric, b.Metric))
 }
 
-// loopValue returns a version's value of a metric in one loop.
-func loopValue(l experiment.LoopSummary, version, metric string) (float64, bool) {
-	v, ok := l.Metrics[version][metric]
-	return v, ok
-}
-
 // loopVerdict returns the verdict of a candidate's comparison on a metric
 // in one loop.
 func loopVerdict(l experiment.LoopSummary, candidate, metric string) (experiment.Verdict, bool) {
@@ -153,23 +143,18 @@ func loopVerdict(l experiment.LoopSummary, candidate, metric string) (experiment
 // otherwise.
 func loopTimes(history []experiment.LoopSummary) []string {
 	at := make([]time.Time, len(history))
-	var first time.Time
-	oneDay := true
+	days := map[string]bool{}
 	for i, l := range history {
 		at[i] = l.EndTime
 		if at[i].IsZero() {
 			at[i] = l.StartTime
 		}
-		if at[i].IsZero() {
-			continue
+		if !at[i].IsZero() {
+			days[at[i].Format(time.DateOnly)] = true
 		}
-		if first.IsZero() {
-			first = at[i]
-		}
-		oneDay = oneDay && sameDay(first, at[i])
 	}
 	layout := time.TimeOnly
-	if !oneDay {
+	if len(days) > 1 {
 		layout = "01-02 15:04"
 	}
 	out := make([]string, len(history))
@@ -180,12 +165,6 @@ func loopTimes(history []experiment.LoopSummary) []string {
 		}
 	}
 	return out
-}
-
-func sameDay(a, b time.Time) bool {
-	ay, am, ad := a.Date()
-	by, bm, bd := b.Date()
-	return ay == by && am == bm && ad == bd
 }
 
 // compact shows a metric value in a trend's narrow columns: four
@@ -268,7 +247,7 @@ func writeTrend(w io.Writer, r *experiment.Result) {
 			cells := []string{loop, end, textVersion(v), slo}
 			for _, m := range metrics {
 				cell := "-"
-				if val, ok := loopValue(l, v, m); ok {
+				if val, ok := l.Metrics[v][m]; ok {
 					cell = compact(val)
 				}
 				if verdict, ok := loopVerdict(l, v, m); ok && v != "" {
