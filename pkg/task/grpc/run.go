@@ -35,9 +35,9 @@ type EndpointResult struct {
 	Calls int64
 	// Codes counts calls by status code name (OK, Unavailable, ...); ""
 	// counts errors without a gRPC status.
-	Codes map[string]int64
+	Codes map[string]int
 	// Errors counts calls by error text.
-	Errors map[string]int64
+	Errors map[string]int
 	// Latency holds the latencies of the first Kept calls: ghz keeps the
 	// details of at most 10^6 calls (see the package documentation).
 	Latency *stats.Histogram
@@ -208,18 +208,12 @@ func rpsLabel(r float64) string {
 
 // result turns ghz's report into an EndpointResult; rep may be nil.
 func (t *Task) result(ep *Endpoint, rep *runner.Report) *EndpointResult {
-	out := &EndpointResult{Endpoint: ep, Codes: map[string]int64{}, Errors: map[string]int64{}}
+	out := &EndpointResult{Endpoint: ep}
 	// The highest trackable latency is above the call timeout, so that
 	// calls that time out are still recorded.
 	rec := stats.NewRecorder(2 * t.Config.Timeout)
 	if rep != nil {
-		out.Calls = int64(rep.Count)
-		for code, n := range rep.StatusCodeDist {
-			out.Codes[code] += int64(n)
-		}
-		for msg, n := range rep.ErrorDist {
-			out.Errors[msg] += int64(n)
-		}
+		out.Calls, out.Codes, out.Errors = int64(rep.Count), rep.StatusCodeDist, rep.ErrorDist
 		for i := range rep.Details {
 			rec.Record(rep.Details[i].Latency)
 		}
@@ -239,7 +233,7 @@ func (t *Task) record(r *experiment.Result, results []*EndpointResult) error {
 		measured[i] = &load.Measured{
 			Target:   er.Endpoint.Target,
 			Requests: er.Calls,
-			Errors:   er.Calls - er.Codes[statusOK],
+			Errors:   er.Calls - int64(er.Codes[statusOK]),
 			Latency:  er.Latency,
 		}
 	}
@@ -257,7 +251,7 @@ func checkCalls(results []*EndpointResult) error {
 			continue
 		case er.Calls == 0:
 			errs = append(errs, fmt.Errorf("%s: no call was made", er.Endpoint.Label()))
-		case er.Codes["Unavailable"] == er.Calls:
+		case int64(er.Codes["Unavailable"]) == er.Calls:
 			errs = append(errs, fmt.Errorf("%s: none of %d calls succeeded, all Unavailable: %s",
 				er.Endpoint.Label(), er.Calls, commonError(er.Errors)))
 		}
@@ -302,7 +296,7 @@ func describe(err error) string {
 
 // commonError returns the most frequent error text, without the
 // "rpc error: code = Unavailable desc =" that every one repeats.
-func commonError(errs map[string]int64) string {
+func commonError(errs map[string]int) string {
 	msgs := slices.SortedFunc(maps.Keys(errs), func(a, b string) int {
 		return cmp.Or(cmp.Compare(errs[b], errs[a]), cmp.Compare(a, b))
 	})
