@@ -124,7 +124,6 @@ func (s *Secrets) ReadResult(ctx context.Context) (*experiment.Result, error) {
 	return s.ReadRevision(ctx, 0)
 }
 
-
 // Watch reports changes of the result Secret on the returned channel (one
 // pending signal at most) until ctx ends or the API server ends the watch,
 // when the channel closes. Start it before reading, so that no change
