@@ -124,35 +124,23 @@ func New(ctx context.Context, o Options) (*Client, error) {
 }
 
 func serialise(method string, o Options) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\n", method, o.URL.RequestURI())
-	has := func(name string) bool {
-		for k := range o.Header {
-			if strings.EqualFold(k, name) {
-				return true
-			}
-		}
-		return false
-	}
-	if !has("Host") {
-		fmt.Fprintf(&b, "Host: %s\r\n", o.URL.Host)
-	}
-	if o.UserAgent != "" && !has("User-Agent") {
-		fmt.Fprintf(&b, "User-Agent: %s\r\n", o.UserAgent)
-	}
-	if o.ContentType != "" && !has("Content-Type") {
-		fmt.Fprintf(&b, "Content-Type: %s\r\n", o.ContentType)
-	}
+	b := fmt.Appendf(nil, "%s %s HTTP/1.1\r\n", method, o.URL.RequestURI())
 	// The same order every time, so that requests are identical.
-	for _, k := range slices.Sorted(maps.Keys(o.Header)) {
-		fmt.Fprintf(&b, "%s: %s\r\n", k, o.Header[k])
+	keys := slices.Sorted(maps.Keys(o.Header))
+	// Defaults, unless o.Header names them (in any letter case).
+	for _, h := range [][2]string{{"Host", o.URL.Host}, {"User-Agent", o.UserAgent}, {"Content-Type", o.ContentType}} {
+		given := slices.ContainsFunc(keys, func(k string) bool { return strings.EqualFold(k, h[0]) })
+		if h[1] != "" && !given {
+			b = fmt.Appendf(b, "%s: %s\r\n", h[0], h[1])
+		}
+	}
+	for _, k := range keys {
+		b = fmt.Appendf(b, "%s: %s\r\n", k, o.Header[k])
 	}
 	if len(o.Body) > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
-		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(o.Body))
+		b = fmt.Appendf(b, "Content-Length: %d\r\n", len(o.Body))
 	}
-	b.WriteString("\r\n")
-	b.Write(o.Body)
-	return []byte(b.String())
+	return append(append(b, "\r\n"...), o.Body...)
 }
 
 // Close closes the connection and stops watching the context.

@@ -34,8 +34,7 @@ type control struct {
 	delivered bool // a call has been handed to a worker
 	finished  bool // the pacer loop has ended, or Run has returned
 	cancelled bool
-	stopped   bool
-	stop      func() // Requester.Stop; set before the load starts
+	stop      func() // Requester.Stop: set before the load starts, nil once called
 
 	cancelCh chan struct{} // closed on cancel
 }
@@ -73,9 +72,9 @@ func (c *control) finish() {
 // maybeStop stops the requester if a cancel is pending and it is safe; c.mu
 // is held.
 func (c *control) maybeStop() {
-	if c.cancelled && c.delivered && !c.finished && !c.stopped && c.stop != nil {
-		c.stopped = true
+	if c.cancelled && c.delivered && !c.finished && c.stop != nil {
 		c.stop()
+		c.stop = nil
 	}
 }
 
