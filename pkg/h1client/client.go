@@ -306,10 +306,9 @@ func (c *Client) readResponse() (keepAlive bool, resp Response) {
 
 // head is what the response's status line and headers say about its body.
 type head struct {
-	status        int
-	keepAlive     bool
-	chunked       bool
-	contentLength int64 // -1 when absent
+	status             int
+	keepAlive, chunked bool
+	contentLength      int64 // -1 when absent
 }
 
 func (c *Client) readHead() (head, *Error) {

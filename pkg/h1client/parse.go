@@ -8,23 +8,15 @@ import "bytes"
 // parseStatusLine parses "HTTP/1.x NNN reason".
 func parseStatusLine(line []byte) (minor, status int, ok bool) {
 	line = trimEOL(line)
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' {
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
 		return 0, 0, false
 	}
-	if line[7] < '0' || line[7] > '9' {
+	m, minorOK := parseDecimal(line[7:8])
+	s, statusOK := parseDecimal(line[9:12])
+	if !minorOK || !statusOK || s < 100 {
 		return 0, 0, false
 	}
-	minor = int(line[7] - '0')
-	for _, d := range line[9:12] {
-		if d < '0' || d > '9' {
-			return 0, 0, false
-		}
-		status = status*10 + int(d-'0')
-	}
-	if status < 100 || (len(line) > 12 && line[12] != ' ') {
-		return 0, 0, false
-	}
-	return minor, status, true
+	return int(m), int(s), true
 }
 
 // parseDecimal parses a non-negative decimal number of at most 18 digits.
@@ -70,12 +62,8 @@ func parseChunkSize(line []byte) (int64, bool) {
 }
 
 func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
+	b, _ = bytes.CutSuffix(b, []byte("\n"))
+	b, _ = bytes.CutSuffix(b, []byte("\r"))
 	return b
 }
 

@@ -103,7 +103,11 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*En
 		return nil, err
 	}
 
-	env.Logger().Info("sending gRPC load", "endpoint", ep.Label(), "rps", rpsLabel(ep.RPS),
+	rps := "max"
+	if ep.RPS != 0 {
+		rps = fmt.Sprint(ep.RPS)
+	}
+	env.Logger().Info("sending gRPC load", "endpoint", ep.Label(), "rps", rps,
 		"concurrency", ep.Concurrency, "connections", ep.Connections)
 	ctl.stop = func() { reqr.Stop(runner.ReasonCancel) }
 	stopCancel := context.AfterFunc(ctx, ctl.cancel)
@@ -197,13 +201,6 @@ func detailsCapacity(c *Config, ep *Endpoint) int64 {
 		return int64(min(math.Ceil(ep.RPS*c.Duration.Seconds()), maxDetails))
 	}
 	return 0
-}
-
-func rpsLabel(r float64) string {
-	if r == 0 {
-		return "max"
-	}
-	return fmt.Sprint(r)
 }
 
 // result turns ghz's report into an EndpointResult; rep may be nil.
