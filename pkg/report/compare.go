@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"strings"
 
@@ -208,15 +209,8 @@ func rewardRows(r *experiment.Result, rw experiment.RewardResult) []rewardRow {
 	if len(rw.ProbabilityBest) == 0 && len(rw.ExpectedLoss) == 0 {
 		return nil
 	}
-	others := map[string]bool{}
-	for v := range rw.ProbabilityBest {
-		others[v] = true
-	}
-	for v := range rw.ExpectedLoss {
-		others[v] = true
-	}
 	var rows []rewardRow
-	for _, v := range versionsAnd(r, others) {
+	for _, v := range versionsAnd(r, maps.Keys(rw.ProbabilityBest), maps.Keys(rw.ExpectedLoss)) {
 		row := rewardRow{Version: VersionName(v), PBest: "-", Loss: "-", Best: rw.Best != "" && v == rw.Best}
 		if p, ok := rw.ProbabilityBest[v]; ok {
 			row.PBest = formatProbability(p)

@@ -163,31 +163,23 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 	for _, name := range r.MetricNames() {
 		m := htmlMetric{Name: name, Cells: make([]string, len(r.Versions)), Best: Best(r, name)}
 		for i, ver := range r.Versions {
-			val, ok := ver.Metrics[name]
-			if !ok {
-				m.Cells[i] = "-"
-				continue
+			m.Cells[i] = "-"
+			if val, ok := ver.Metrics[name]; ok {
+				m.Cells[i], m.Unit = FormatValue(val.Value), val.Unit
 			}
-			m.Cells[i] = FormatValue(val.Value)
-			m.Unit = val.Unit
 		}
 		v.Metrics = append(v.Metrics, m)
 	}
-	v.Failures = failedRequests(r)
-	hs, err := htmlHistograms(r)
-	if err != nil {
-		return nil, err
-	}
-	v.Histograms = hs
-	v.Comparisons = htmlComparisons(r)
+	v.Failures, v.Comparisons, v.Rewards = failedRequests(r), htmlComparisons(r), htmlRewards(r)
 	if c, ok := sharedConfidence(r.Comparisons); ok {
 		v.Confidence = formatConfidence(c)
 	}
-	v.Rewards = htmlRewards(r)
-	if v.Trend, err = htmlTrendView(r); err != nil {
+	var err error
+	if v.Histograms, err = htmlHistograms(r); err != nil {
 		return nil, err
 	}
-	return v, nil
+	v.Trend, err = htmlTrendView(r)
+	return v, err
 }
 
 func htmlSLORows(r *experiment.Result) []htmlSLORow {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"math"
 	"slices"
@@ -98,26 +99,25 @@ func trendMetrics(r *experiment.Result) []string {
 // trendVersions lists the versions of a trend: those of the result, in
 // order, then any other the history names.
 func trendVersions(r *experiment.Result) []string {
-	others := map[string]bool{}
+	var others []iter.Seq[string]
 	for _, l := range r.History {
-		for v := range l.Metrics {
-			others[v] = true
-		}
-		for v := range l.SLOsSatisfied {
-			others[v] = true
-		}
+		others = append(others, maps.Keys(l.Metrics), maps.Keys(l.SLOsSatisfied))
 	}
-	return versionsAnd(r, others)
+	return versionsAnd(r, others...)
 }
 
-// versionsAnd lists the versions of the result, in order, then the others
-// of a set, sorted.
-func versionsAnd(r *experiment.Result, others map[string]bool) []string {
-	var out []string
+// versionsAnd lists the versions of the result, in order, then the others,
+// sorted.
+func versionsAnd(r *experiment.Result, others ...iter.Seq[string]) []string {
+	var out, rest []string
 	for _, v := range r.Versions {
 		out = append(out, v.Name)
 	}
-	for _, v := range slices.Sorted(maps.Keys(others)) {
+	for _, names := range others {
+		rest = slices.AppendSeq(rest, names)
+	}
+	slices.Sort(rest)
+	for _, v := range rest {
 		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
