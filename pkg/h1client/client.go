@@ -258,18 +258,17 @@ func (c *Client) connect(start time.Time) *Error {
 // ioError classifies a network error: timeouts are their own kind, so that
 // reports can tell a slow server from a broken one.
 func (c *Client) ioError(kind Kind, err error) *Error {
-	if isTimeout(err) {
-		switch {
-		case c.ctx.Err() != nil:
-			return c.interrupted()
-		case kind == Connect:
-			// Still a failure to connect: an address that drops packets
-			// is as unreachable as one that refuses.
-			return &Error{Kind: Connect, Err: fmt.Errorf("no connection within %v", c.timeout)}
-		}
-		return &Error{Kind: Timeout, Err: fmt.Errorf("no complete response within %v", c.timeout)}
+	switch {
+	case !isTimeout(err):
+		return &Error{Kind: kind, Err: cause(err)}
+	case c.ctx.Err() != nil:
+		return c.interrupted()
+	case kind == Connect:
+		// Still a failure to connect: an address that drops packets is as
+		// unreachable as one that refuses.
+		return &Error{Kind: Connect, Err: fmt.Errorf("no connection within %v", c.timeout)}
 	}
-	return &Error{Kind: kind, Err: cause(err)}
+	return &Error{Kind: Timeout, Err: fmt.Errorf("no complete response within %v", c.timeout)}
 }
 
 // interrupted is the error of every request once the context has ended.

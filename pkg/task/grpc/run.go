@@ -277,18 +277,15 @@ func describe(err error) string {
 		counts[msg]++
 	}
 	const shown = 3
-	parts := make([]string, 0, shown+1)
-	for i, msg := range order {
-		if i == shown {
-			parts = append(parts, fmt.Sprintf("and %d other errors", len(order)-shown))
-			break
-		}
+	for i, msg := range order[:min(len(order), shown)] {
 		if n := counts[msg]; n > 1 {
-			msg = fmt.Sprintf("%s (%d times)", msg, n)
+			order[i] = fmt.Sprintf("%s (%d times)", msg, n)
 		}
-		parts = append(parts, msg)
 	}
-	return strings.Join(parts, "; ")
+	if len(order) > shown {
+		order = append(order[:shown], fmt.Sprintf("and %d other errors", len(order)-shown))
+	}
+	return strings.Join(order, "; ")
 }
 
 // commonError returns the most frequent error text, without the
