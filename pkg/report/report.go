@@ -341,15 +341,14 @@ func sloRows(r *experiment.Result) []sloRow {
 
 // SLOLabel shows an objective, such as "0.5 <= http/latency-p99 <= 100".
 func SLOLabel(v experiment.SLOVerdict) string {
-	var b strings.Builder
+	label := v.Metric
 	if v.Lower != nil {
-		b.WriteString(FormatValue(*v.Lower) + " <= ")
+		label = FormatValue(*v.Lower) + " <= " + label
 	}
-	b.WriteString(v.Metric)
 	if v.Upper != nil {
-		b.WriteString(" <= " + FormatValue(*v.Upper))
+		label += " <= " + FormatValue(*v.Upper)
 	}
-	return b.String()
+	return label
 }
 
 func mark(ok bool) string {
