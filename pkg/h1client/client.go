@@ -313,13 +313,12 @@ type head struct {
 func (c *Client) readHead() (head, *Error) {
 	h := head{contentLength: -1}
 	line, err := c.br.ReadSlice('\n')
-	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return h, &Error{Kind: BadResponse, Err: fmt.Errorf("status line longer than %d bytes", c.br.Size())}
-		}
-		if len(line) == 0 && c.br.Buffered() == 0 {
-			return h, c.noResponse(err)
-		}
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return h, &Error{Kind: BadResponse, Err: fmt.Errorf("status line longer than %d bytes", c.br.Size())}
+	case err != nil && len(line) == 0 && c.br.Buffered() == 0:
+		return h, c.noResponse(err)
+	case err != nil:
 		return h, c.brokenResponse("status line", err)
 	}
 	minor, status, ok := parseStatusLine(line)
@@ -331,10 +330,10 @@ func (c *Client) readHead() (head, *Error) {
 	total := len(line)
 	for {
 		line, err := c.br.ReadSlice('\n')
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return h, &Error{Kind: BadResponse, Err: fmt.Errorf("a header line longer than %d bytes", c.br.Size())}
-			}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return h, &Error{Kind: BadResponse, Err: fmt.Errorf("a header line longer than %d bytes", c.br.Size())}
+		case err != nil:
 			return h, c.brokenResponse("headers", err)
 		}
 		total += len(line)
@@ -400,10 +399,10 @@ func (c *Client) readBody(h *head) *Error {
 func (c *Client) readChunked() *Error {
 	for {
 		line, err := c.br.ReadSlice('\n')
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return &Error{Kind: BadResponse, Err: errors.New("chunk size line too long")}
-			}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return &Error{Kind: BadResponse, Err: errors.New("chunk size line too long")}
+		case err != nil:
 			return c.brokenBody("chunk size", err)
 		}
 		size, ok := parseChunkSize(trimEOL(line))

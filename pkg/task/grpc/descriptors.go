@@ -90,8 +90,7 @@ func compileProtoFile(name string, importPaths []string, readFile func(string) (
 	if dir := filepath.Dir(name); dir != "." {
 		paths = append(paths, dir)
 	}
-	paths = append(paths, ".")
-	paths = append(paths, importPaths...)
+	paths = append(append(paths, "."), importPaths...)
 	if filepath.IsAbs(name) {
 		name = filepath.Base(name)
 	}
