@@ -358,7 +358,8 @@ func (c *Client) readHead() (head, *Error) {
 			h.contentLength = n
 		case equalFold(name, "transfer-encoding"):
 			// chunked must be the last coding; anything else ends at close.
-			h.chunked = hasSuffixFold(value, "chunked")
+			n := len(value) - len("chunked")
+			h.chunked = n >= 0 && equalFold(value[n:], "chunked")
 			if !h.chunked {
 				h.keepAlive = false
 			}

@@ -93,11 +93,6 @@ func equalFold(b []byte, name string) bool {
 	return true
 }
 
-func hasSuffixFold(b []byte, suffix string) bool {
-	b = trimSpace(b)
-	return len(b) >= len(suffix) && equalFold(b[len(b)-len(suffix):], suffix)
-}
-
 // containsTokenFold reports whether a comma-separated list holds token.
 func containsTokenFold(b []byte, token string) bool {
 	for {

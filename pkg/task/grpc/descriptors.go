@@ -72,11 +72,9 @@ func useSet(cfg *Config, set *descriptorpb.FileDescriptorSet, path *field.Path, 
 		}
 		return nil, field.ErrorList{field.Invalid(path, field.OmitValueType{}, detail)}
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(set)
-	if err != nil {
+	if cfg.Protoset, err = (proto.MarshalOptions{Deterministic: true}).Marshal(set); err != nil {
 		return nil, field.ErrorList{field.InternalError(path, err)}
 	}
-	cfg.Protoset = data
 	return &methodSet{files: files, source: source}, nil
 }
 
