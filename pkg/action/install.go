@@ -9,7 +9,6 @@ import (
 
 	helmaction "helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -116,19 +115,7 @@ func (a *Install) Run(ctx context.Context) (*Installed, error) {
 // a folder or archive, repo/chart from the repositories Helm knows, a URL
 // or an oci:// reference.
 func (a *Install) locateChart(helm *helmaction.Configuration) (*chart.Chart, error) {
-	if a.ChartPath == "" {
-		return LoadEmbeddedChart("iter8")
-	}
-	opts := helmaction.ChartPathOptions{Version: a.ChartVersion}
 	inst := helmaction.NewInstall(helm)
-	inst.ChartPathOptions = opts
-	path, err := inst.LocateChart(a.ChartPath, helmSettingsOf(a.cfg))
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: %w", a.ChartPath, err)
-	}
-	ch, err := loader.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %w", a.ChartPath, err)
-	}
-	return ch, nil
+	inst.ChartPathOptions = helmaction.ChartPathOptions{Version: a.ChartVersion}
+	return a.load(func(name string) (string, error) { return inst.LocateChart(name, helmSettingsOf(a.cfg)) })
 }

@@ -132,7 +132,7 @@ func (a *Launch) Render() ([]byte, error) {
 	if err := a.checkValueFiles(); err != nil {
 		return nil, err
 	}
-	ch, err := a.loadChart()
+	ch, err := a.load(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -176,15 +176,23 @@ func (a *Launch) checkValueFiles() error {
 	return nil
 }
 
-func (a *Launch) loadChart() (*chart.Chart, error) {
-	if a.ChartPath != "" {
-		ch, err := loader.Load(a.ChartPath)
-		if err != nil {
-			return nil, fmt.Errorf("load chart %s: %w", a.ChartPath, err)
-		}
-		return ch, nil
+// load loads the embedded iter8 chart, or ChartPath: a folder or archive,
+// or what locate (when not nil) finds for it.
+func (o *ChartOptions) load(locate func(string) (string, error)) (*chart.Chart, error) {
+	if o.ChartPath == "" {
+		return LoadEmbeddedChart("iter8")
 	}
-	return LoadEmbeddedChart("iter8")
+	path, err := o.ChartPath, error(nil)
+	if locate != nil {
+		if path, err = locate(o.ChartPath); err != nil {
+			return nil, fmt.Errorf("chart %s: %w", o.ChartPath, err)
+		}
+	}
+	ch, err := loader.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("load chart %s: %w", o.ChartPath, err)
+	}
+	return ch, nil
 }
 
 // LoadEmbeddedChart loads one of the charts built into the binary.
