@@ -4,7 +4,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net/http"
 	"path"
@@ -93,7 +92,6 @@ type provider struct {
 	// request and jq are kept compiled for the spec's queries.
 	request *request
 	jq      *gojq.Code
-	jqSrc   string
 }
 
 // metric is a compiled metric: templates parsed, jq compiled.
@@ -129,28 +127,29 @@ var funcs = template.FuncMap{
 	},
 }
 
-// parseTemplate parses the template of the field at p.
-func parseTemplate(name, src string, p *field.Path) (*template.Template, field.ErrorList) {
+// parseTemplate parses the template of the field at p, adding a problem to
+// errs.
+func parseTemplate(name, src string, p *field.Path, errs *field.ErrorList) *template.Template {
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(src)
 	if err != nil {
-		return nil, field.ErrorList{field.Invalid(p, src, err.Error())}
+		*errs = append(*errs, field.Invalid(p, src, err.Error()))
 	}
-	return t, nil
+	return t
 }
 
 // compileJQ compiles the jq expression of the field at p so that it sees
 // nothing of the environment: $ENV and env would otherwise let an
 // expression reach secrets.
-func compileJQ(src string, p *field.Path) (*gojq.Code, field.ErrorList) {
+func compileJQ(src string, p *field.Path, errs *field.ErrorList) *gojq.Code {
 	q, err := gojq.Parse(src)
 	var code *gojq.Code
 	if err == nil {
 		code, err = gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }))
 	}
 	if err != nil {
-		return nil, field.ErrorList{field.Invalid(p, src, "jq: "+err.Error())}
+		*errs = append(*errs, field.Invalid(p, src, "jq: "+err.Error()))
 	}
-	return code, nil
+	return code
 }
 
 // checkName checks a provider's or a metric's name, part of the metrics'
@@ -166,21 +165,20 @@ func checkName(name string, p *field.Path) field.ErrorList {
 // not compile, a programming error that the tests catch.
 func builtins() map[string]*ProviderSpec {
 	out := map[string]*ProviderSpec{}
-	entries, err := fs.ReadDir(providerFiles, "providers")
+	entries, err := providerFiles.ReadDir("providers")
 	if err != nil {
 		panic(err)
 	}
 	for _, e := range entries {
 		data, err := providerFiles.ReadFile(path.Join("providers", e.Name()))
-		if err != nil {
-			panic(err)
+		if err == nil {
+			data, err = yaml.YAMLToJSONStrict(data)
 		}
-		var p ProviderSpec
-		jsonData, err := yaml.YAMLToJSONStrict(data)
 		if err != nil {
 			panic(fmt.Sprintf("provider file %s: %v", e.Name(), err))
 		}
-		if errs := experiment.DecodeStrict(jsonData, &p, nil); len(errs) > 0 {
+		var p ProviderSpec
+		if errs := experiment.DecodeStrict(data, &p, nil); len(errs) > 0 {
 			panic(fmt.Sprintf("provider file %s: %v", e.Name(), errs.ToAggregate()))
 		}
 		out[p.Name] = &p
@@ -189,28 +187,17 @@ func builtins() map[string]*ProviderSpec {
 }
 
 // BuiltinProviders lists the names of the embedded providers, sorted.
-func BuiltinProviders() []string {
-	var names []string
-	for n := range builtins() {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func BuiltinProviders() []string { return slices.Sorted(maps.Keys(builtins())) }
 
 // compileProvider checks and compiles a provider, reporting problems under p.
 func compileProvider(ps *ProviderSpec, p *field.Path) (*provider, field.ErrorList) {
 	errs := checkName(ps.Name, p.Child("name"))
-	out := &provider{name: ps.Name, endpoint: ps.Endpoint, apiKeyHeader: ps.APIKeyHeader, jqSrc: ps.JQ}
+	out := &provider{name: ps.Name, endpoint: ps.Endpoint, apiKeyHeader: ps.APIKeyHeader}
 	if ps.Request != nil {
-		r, rerrs := compileRequest(ps.Request, p.Child("request"))
-		errs = append(errs, rerrs...)
-		out.request = r
+		out.request = compileRequest(ps.Request, p.Child("request"), &errs)
 	}
 	if ps.JQ != "" {
-		var jerrs field.ErrorList
-		out.jq, jerrs = compileJQ(ps.JQ, p.Child("jq"))
-		errs = append(errs, jerrs...)
+		out.jq = compileJQ(ps.JQ, p.Child("jq"), &errs)
 	}
 	seen := map[string]bool{}
 	for i, ms := range ps.Metrics {
@@ -219,47 +206,38 @@ func compileProvider(ps *ProviderSpec, p *field.Path) (*provider, field.ErrorLis
 			errs = append(errs, field.Duplicate(mp.Child("name"), ms.Name))
 		}
 		seen[ms.Name] = true
-		m, merrs := compileMetric(&ms, out, mp)
-		errs = append(errs, merrs...)
-		out.metrics = append(out.metrics, m)
+		out.metrics = append(out.metrics, compileMetric(&ms, out, mp, &errs))
 	}
 	return out, errs
 }
 
 // compileMetric compiles one metric, falling back on the provider's request
 // and jq.
-func compileMetric(ms *MetricSpec, prov *provider, p *field.Path) (*metric, field.ErrorList) {
-	errs := checkName(ms.Name, p.Child("name"))
+func compileMetric(ms *MetricSpec, prov *provider, p *field.Path, errs *field.ErrorList) *metric {
+	*errs = append(*errs, checkName(ms.Name, p.Child("name"))...)
 	switch ms.Type {
 	case "", TypeCounter, TypeGauge:
 	default:
-		errs = append(errs, field.NotSupported(p.Child("type"), ms.Type, []string{TypeCounter, TypeGauge}))
+		*errs = append(*errs, field.NotSupported(p.Child("type"), ms.Type, []string{TypeCounter, TypeGauge}))
 	}
 	m := &metric{name: ms.Name, units: ms.Units, request: prov.request, jq: prov.jq}
 	if ms.Query != "" {
-		var terrs field.ErrorList
-		m.query, terrs = parseTemplate("query", ms.Query, p.Child("query"))
-		errs = append(errs, terrs...)
+		m.query = parseTemplate("query", ms.Query, p.Child("query"), errs)
 	}
 	if ms.Request != nil {
-		r, rerrs := compileRequest(ms.Request, p.Child("request"))
-		errs = append(errs, rerrs...)
-		m.request = r
+		m.request = compileRequest(ms.Request, p.Child("request"), errs)
 	} else if prov.request == nil {
-		errs = append(errs, field.Required(p.Child("request"), "the provider has no request of its own"))
+		*errs = append(*errs, field.Required(p.Child("request"), "the provider has no request of its own"))
 	}
 	if ms.JQ != "" {
-		var jerrs field.ErrorList
-		m.jq, jerrs = compileJQ(ms.JQ, p.Child("jq"))
-		errs = append(errs, jerrs...)
+		m.jq = compileJQ(ms.JQ, p.Child("jq"), errs)
 	} else if prov.jq == nil {
-		errs = append(errs, field.Required(p.Child("jq"), "the provider has no jq of its own"))
+		*errs = append(*errs, field.Required(p.Child("jq"), "the provider has no jq of its own"))
 	}
-	return m, errs
+	return m
 }
 
-func compileRequest(rs *RequestSpec, p *field.Path) (*request, field.ErrorList) {
-	var errs field.ErrorList
+func compileRequest(rs *RequestSpec, p *field.Path, errs *field.ErrorList) *request {
 	r := &request{method: strings.ToUpper(rs.Method), headers: map[string]*template.Template{}}
 	if r.method == "" {
 		r.method = http.MethodGet
@@ -267,30 +245,25 @@ func compileRequest(rs *RequestSpec, p *field.Path) (*request, field.ErrorList) 
 	switch r.method {
 	case http.MethodGet, http.MethodPost, http.MethodPut:
 	default:
-		errs = append(errs, field.NotSupported(p.Child("method"), rs.Method, []string{http.MethodGet, http.MethodPost, http.MethodPut}))
-	}
-	parse := func(name, src string, fp *field.Path) *template.Template {
-		t, terrs := parseTemplate(name, src, fp)
-		errs = append(errs, terrs...)
-		return t
+		*errs = append(*errs, field.NotSupported(p.Child("method"), rs.Method, []string{http.MethodGet, http.MethodPost, http.MethodPut}))
 	}
 	if rs.URL == "" {
-		errs = append(errs, field.Required(p.Child("url"), "a URL template, relative to the endpoint or absolute"))
+		*errs = append(*errs, field.Required(p.Child("url"), "a URL template, relative to the endpoint or absolute"))
 	} else {
-		r.url = parse("url", rs.URL, p.Child("url"))
+		r.url = parseTemplate("url", rs.URL, p.Child("url"), errs)
 	}
 	for i, ps := range rs.Params {
 		pp := p.Child("params").Index(i)
 		if ps.Name == "" {
-			errs = append(errs, field.Required(pp.Child("name"), ""))
+			*errs = append(*errs, field.Required(pp.Child("name"), ""))
 		}
-		r.params = append(r.params, param{name: ps.Name, value: parse(ps.Name, ps.Value, pp.Child("value"))})
+		r.params = append(r.params, param{name: ps.Name, value: parseTemplate(ps.Name, ps.Value, pp.Child("value"), errs)})
 	}
 	for _, h := range slices.Sorted(maps.Keys(rs.Headers)) {
-		r.headers[h] = parse(h, rs.Headers[h], p.Child("headers").Key(h))
+		r.headers[h] = parseTemplate(h, rs.Headers[h], p.Child("headers").Key(h), errs)
 	}
 	if rs.Body != "" {
-		r.body = parse("body", rs.Body, p.Child("body"))
+		r.body = parseTemplate("body", rs.Body, p.Child("body"), errs)
 	}
-	return r, errs
+	return r
 }

@@ -186,9 +186,7 @@ func (t *Task) useProvider(d *experiment.Decoding, prov *provider, in *inputs) f
 			errs = append(errs, field.Duplicate(qp.Child("name"), q.Name))
 		}
 		seen[q.Name] = true
-		m, merrs := compileMetric(q, prov, qp)
-		errs = append(errs, merrs...)
-		t.metrics = append(t.metrics, m)
+		t.metrics = append(t.metrics, compileMetric(q, prov, qp, &errs))
 	}
 	if len(t.metrics) == 0 {
 		errs = append(errs, field.Required(d.Path.Child("queries"),
