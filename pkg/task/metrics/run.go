@@ -55,12 +55,8 @@ func promDuration(d time.Duration) string {
 // data is what the templates of version i see.
 func (t *Task) data(i int, tm times) map[string]any {
 	d := maps.Clone(t.values[i])
-	secs := int64(tm.window.Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
 	d["window"] = promDuration(tm.window)
-	d["windowSeconds"] = secs
+	d["windowSeconds"] = max(int64(tm.window.Round(time.Second)/time.Second), 1)
 	d["startTime"] = tm.start.UTC().Format(time.RFC3339)
 	d["endTime"] = tm.end.UTC().Format(time.RFC3339)
 	d["startUnix"] = tm.start.Unix()
@@ -201,18 +197,13 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	return nil
 }
 
-// credentials are the auth headers of every request.
-type credentials struct {
-	headers map[string]string
-}
-
-// lookupSecrets looks up the secrets that auth names and registers each
-// value with red.
-func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Redactor) (*credentials, error) {
-	c := &credentials{headers: map[string]string{}}
+// lookupSecrets looks up the secrets that auth names, registers each value
+// with red, and returns the auth headers of every request.
+func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Redactor) (map[string]string, error) {
+	headers := map[string]string{}
 	a := t.auth
 	if a == nil {
-		return c, nil
+		return headers, nil
 	}
 	missing := map[string]error{}
 	get := func(name string) string {
@@ -224,13 +215,13 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 		return v
 	}
 	if a.BearerFrom != "" {
-		c.headers["Authorization"] = "Bearer " + get(a.BearerFrom)
+		headers["Authorization"] = "Bearer " + get(a.BearerFrom)
 	}
 	if a.Basic != nil {
 		user, pass := get(a.Basic.UsernameFrom), get(a.Basic.PasswordFrom)
 		req := &http.Request{Header: http.Header{}}
 		req.SetBasicAuth(user, pass)
-		c.headers["Authorization"] = req.Header.Get("Authorization")
+		headers["Authorization"] = req.Header.Get("Authorization")
 		red.Add(user + ":" + pass)
 	}
 	if a.APIKey != nil {
@@ -238,10 +229,10 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 		if h == "" {
 			h = t.apiKey
 		}
-		c.headers[h] = get(a.APIKey.KeyFrom)
+		headers[h] = get(a.APIKey.KeyFrom)
 	}
 	for _, h := range slices.Sorted(maps.Keys(a.HeadersFrom)) {
-		c.headers[h] = get(a.HeadersFrom[h])
+		headers[h] = get(a.HeadersFrom[h])
 	}
 	if len(missing) > 0 {
 		var msgs []string
@@ -250,13 +241,13 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 		}
 		return nil, errors.New(strings.Join(msgs, "; "))
 	}
-	return c, nil
+	return headers, nil
 }
 
 // read fetches one metric for one version. The timeout bounds the whole
 // read, the jq step included: the client's own timeout ends when the body
 // is read, and a runaway jq program would otherwise run unbounded.
-func (t *Task) read(ctx context.Context, client *http.Client, red *redact.Redactor, m *metric, data map[string]any, auth *credentials) (float64, error) {
+func (t *Task) read(ctx context.Context, client *http.Client, red *redact.Redactor, m *metric, data map[string]any, auth map[string]string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
 	r, err := t.render(m, data)
@@ -278,7 +269,7 @@ func (t *Task) read(ctx context.Context, client *http.Client, red *redact.Redact
 	for h, v := range r.headers {
 		req.Header.Set(h, v)
 	}
-	for h, v := range auth.headers {
+	for h, v := range auth {
 		req.Header.Set(h, v)
 	}
 	// The query string is left out of messages: it is long, and says
