@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -238,10 +239,7 @@ func compileMetric(ms *MetricSpec, prov *provider, p *field.Path, errs *field.Er
 }
 
 func compileRequest(rs *RequestSpec, p *field.Path, errs *field.ErrorList) *request {
-	r := &request{method: strings.ToUpper(rs.Method), headers: map[string]*template.Template{}}
-	if r.method == "" {
-		r.method = http.MethodGet
-	}
+	r := &request{method: cmp.Or(strings.ToUpper(rs.Method), http.MethodGet), headers: map[string]*template.Template{}}
 	switch r.method {
 	case http.MethodGet, http.MethodPost, http.MethodPut:
 	default:

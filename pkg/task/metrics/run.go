@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -225,11 +226,7 @@ func (t *Task) lookupSecrets(lookup func(string) (string, bool), red *redact.Red
 		red.Add(user + ":" + pass)
 	}
 	if a.APIKey != nil {
-		h := a.APIKey.Header
-		if h == "" {
-			h = t.apiKey
-		}
-		headers[h] = get(a.APIKey.KeyFrom)
+		headers[cmp.Or(a.APIKey.Header, t.apiKey)] = get(a.APIKey.KeyFrom)
 	}
 	for _, h := range slices.Sorted(maps.Keys(a.HeadersFrom)) {
 		headers[h] = get(a.HeadersFrom[h])

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/url"
@@ -192,11 +193,7 @@ func (t *Task) useProvider(d *experiment.Decoding, prov *provider, in *inputs) f
 		errs = append(errs, field.Required(d.Path.Child("queries"),
 			fmt.Sprintf("provider %s has no metrics of its own; give queries, each a name and a query", prov.name)))
 	}
-	endpoint := in.Endpoint
-	if endpoint == "" {
-		endpoint = prov.endpoint
-	}
-	if endpoint != "" {
+	if endpoint := cmp.Or(in.Endpoint, prov.endpoint); endpoint != "" {
 		u, fe := d.URL(endpoint, d.Path.Child("endpoint"), "http://prometheus.monitoring:9090")
 		if fe != nil {
 			errs = append(errs, fe)
