@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/http"
@@ -290,24 +291,19 @@ func decodeURL(d *experiment.Decoding, raw, from string, p *field.Path, example 
 	return u, nil
 }
 
-// templateMap parses a map of templates (headers, query, inputs); checkKey
-// says what is wrong with a key, or "".
-func templateMap(m map[string]string, p *field.Path, checkKey func(string) string) (map[string]*tmpl, field.ErrorList) {
-	var errs field.ErrorList
+// templateMap parses a map of templates (headers, query, inputs), adding
+// problems to errs; checkKey says what is wrong with a key, or "".
+func templateMap(m map[string]string, p *field.Path, checkKey func(string) string, errs *field.ErrorList) map[string]*tmpl {
 	out := map[string]*tmpl{}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		kp := p.Key(k)
 		if why := checkKey(k); why != "" {
-			errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
-			continue
-		}
-		x, terrs := parseTemplate(m[k], kp)
-		errs = append(errs, terrs...)
-		if x != nil {
+			*errs = append(*errs, field.Invalid(kp, field.OmitValueType{}, why))
+		} else if x := parseTemplate(m[k], kp, errs); x != nil {
 			out[k] = x
 		}
 	}
-	return out, errs
+	return out
 }
 
 // named is a templateMap key check that refuses only an empty key, such as
@@ -322,19 +318,17 @@ func named(what string) func(string) string {
 }
 
 func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*target, field.ErrorList) {
-	t := &target{kind: KindWebhook, urlFrom: in.URLFrom, method: strings.ToUpper(in.Method), contentType: in.ContentType}
+	t := &target{
+		kind: KindWebhook, urlFrom: in.URLFrom, method: cmp.Or(strings.ToUpper(in.Method), http.MethodPost),
+		contentType: cmp.Or(in.ContentType, DefaultContentType),
+	}
 	u, errs := decodeURL(d, in.URL, in.URLFrom, p, "https://example.com/hooks/iter8")
 	t.url = u
-	if t.method == "" {
-		t.method = http.MethodPost
-	}
 	// A method is a token, as a header's name is.
 	if !httpguts.ValidHeaderFieldName(t.method) {
 		errs = append(errs, field.Invalid(p.Child("method"), in.Method, "not an HTTP method"))
 	}
-	if t.contentType == "" {
-		t.contentType = DefaultContentType
-	} else if strings.ContainsAny(t.contentType, "\r\n") {
+	if strings.ContainsAny(t.contentType, "\r\n") {
 		errs = append(errs, field.Invalid(p.Child("contentType"), field.OmitValueType{}, "must not contain line breaks"))
 	}
 	seen := map[string]string{} // canonical header name → the field that sets it
@@ -355,9 +349,7 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 			return ""
 		}
 	}
-	var terrs field.ErrorList
-	t.headers, terrs = templateMap(in.Headers, p.Child("headers"), checkHeader("headers"))
-	errs = append(errs, terrs...)
+	t.headers = templateMap(in.Headers, p.Child("headers"), checkHeader("headers"), &errs)
 	t.headersFrom = map[string]string{}
 	fromCheck := checkHeader("headersFrom")
 	for _, k := range slices.Sorted(maps.Keys(in.HeadersFrom)) {
@@ -372,14 +364,12 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 		}
 		t.headersFrom[k] = in.HeadersFrom[k]
 	}
-	t.query, terrs = templateMap(in.Query, p.Child("query"), named("a query parameter"))
-	errs = append(errs, terrs...)
+	t.query = templateMap(in.Query, p.Child("query"), named("a query parameter"), &errs)
 	if in.PayloadTemplate != "" {
 		if t.method == http.MethodGet || t.method == http.MethodHead {
 			errs = append(errs, field.Forbidden(p.Child("payloadTemplate"), t.method+" requests carry no payload"))
 		}
-		t.payload, terrs = parseTemplate(in.PayloadTemplate, p.Child("payloadTemplate"))
-		errs = append(errs, terrs...)
+		t.payload = parseTemplate(in.PayloadTemplate, p.Child("payloadTemplate"), &errs)
 	}
 	return t, errs
 }
@@ -400,9 +390,7 @@ func decodeSlack(in *slackIn, p *field.Path) (*target, field.ErrorList) {
 		}
 	}
 	if in.Text != "" {
-		var terrs field.ErrorList
-		t.payload, terrs = parseTemplate(in.Text, p.Child("text"))
-		errs = append(errs, terrs...)
+		t.payload = parseTemplate(in.Text, p.Child("text"), &errs)
 	}
 	return t, errs
 }
@@ -420,7 +408,7 @@ const maxEventType = 100
 func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target, field.ErrorList) {
 	var errs field.ErrorList
 	g := &githubTarget{
-		repository: in.Repository, tokenFrom: in.TokenFrom, dispatch: in.Dispatch,
+		repository: in.Repository, tokenFrom: in.TokenFrom, dispatch: cmp.Or(in.Dispatch, DispatchRepository),
 		eventType: in.EventType, workflow: in.Workflow, ref: in.Ref,
 	}
 	t := &target{kind: KindGitHub, method: http.MethodPost, contentType: "application/json", github: g}
@@ -435,21 +423,13 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 	} else if fe := experiment.CheckSecretName(in.TokenFrom, p.Child("tokenFrom")); fe != nil {
 		errs = append(errs, fe)
 	}
-	apiURL := in.APIURL
-	if apiURL == "" {
-		apiURL = DefaultGitHubAPI
-	}
-	base, fe := d.URL(apiURL, p.Child("apiURL"), DefaultGitHubAPI)
+	base, fe := d.URL(cmp.Or(in.APIURL, DefaultGitHubAPI), p.Child("apiURL"), DefaultGitHubAPI)
 	if fe != nil {
 		errs = append(errs, fe)
 	} else if base.RawQuery != "" || base.Fragment != "" || base.User != nil {
 		errs = append(errs, field.Invalid(p.Child("apiURL"), base.Redacted(), "want the API's base URL, without user, query or fragment"))
 		base = nil
 	}
-	if g.dispatch == "" {
-		g.dispatch = DispatchRepository
-	}
-	var terrs field.ErrorList
 	switch g.dispatch {
 	case DispatchRepository:
 		switch {
@@ -482,8 +462,7 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		if in.EventType != "" {
 			errs = append(errs, field.Forbidden(p.Child("eventType"), "only for dispatch: repository"))
 		}
-		g.inputs, terrs = templateMap(in.Inputs, p.Child("inputs"), named("an input"))
-		errs = append(errs, terrs...)
+		g.inputs = templateMap(in.Inputs, p.Child("inputs"), named("an input"), &errs)
 		if base != nil && repository.MatchString(g.repository) && workflowFile.MatchString(g.workflow) {
 			t.url = base.JoinPath("repos", g.repository, "actions", "workflows", g.workflow, "dispatches")
 		}
@@ -510,9 +489,7 @@ func decodeCloudEvent(d *experiment.Decoding, in *cloudEventIn, p *field.Path) (
 		sourceOK = true
 	}
 	if in.Subject != "" {
-		var terrs field.ErrorList
-		c.subject, terrs = parseTemplate(in.Subject, p.Child("subject"))
-		errs = append(errs, terrs...)
+		c.subject = parseTemplate(in.Subject, p.Child("subject"), &errs)
 	}
 	if in.Type != "" && sourceOK {
 		// Let the SDK check the attributes as it will when sending.

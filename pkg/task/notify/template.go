@@ -28,47 +28,44 @@ type tmpl struct {
 
 // funcs are the functions of every template. secret is replaced at run time
 // by one that returns the secret's value.
-func funcs() template.FuncMap {
-	return template.FuncMap{
-		"secret": func(string) (string, error) { return "", errors.New("secrets are looked up at run time") },
-		"toJson": toJSON,
-	}
-}
-
-// toJSON encodes v as JSON, for payloads built from templates:
-// {"name": {{ toJson .Experiment }}}.
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	return string(b), err
+var funcs = template.FuncMap{
+	"secret": func(string) (string, error) { return "", errors.New("secrets are looked up at run time") },
+	// toJson encodes v for payloads built from templates:
+	// {"name": {{ toJson .Experiment }}}.
+	"toJson": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
 }
 
 // parseTemplate parses a template field with missingkey=error and collects
-// the secrets it names; every problem is reported under p.
-func parseTemplate(text string, p *field.Path) (*tmpl, field.ErrorList) {
+// the secrets it names; every problem is added to errs, under p. It returns
+// nil when the template does not parse.
+func parseTemplate(text string, p *field.Path, errs *field.ErrorList) *tmpl {
 	name := p.String()
-	t, err := template.New(name).Option("missingkey=error").Funcs(funcs()).Parse(text)
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
 	if err != nil {
-		return nil, field.ErrorList{field.Invalid(p, field.OmitValueType{}, templateDetail(name, err))}
+		*errs = append(*errs, field.Invalid(p, field.OmitValueType{}, templateDetail(name, err)))
+		return nil
 	}
 	out := &tmpl{path: p, name: name, t: t}
-	var errs field.ErrorList
 	for _, tt := range t.Templates() {
 		if tt.Tree == nil {
 			continue
 		}
 		names, bad := secretCalls(tt.Root)
 		for _, b := range bad {
-			errs = append(errs, field.Invalid(p, field.OmitValueType{}, b))
+			*errs = append(*errs, field.Invalid(p, field.OmitValueType{}, b))
 		}
 		for _, n := range names {
 			if fe := experiment.CheckSecretName(n, p); fe != nil {
-				errs = append(errs, fe)
+				*errs = append(*errs, fe)
 			} else {
 				out.secrets = append(out.secrets, n)
 			}
 		}
 	}
-	return out, errs
+	return out
 }
 
 // secretCalls walks a template's tree and returns the names passed to secret.
