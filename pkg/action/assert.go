@@ -195,7 +195,7 @@ func slosHold(r *experiment.Result) (bool, string) {
 		if v.Value != nil {
 			detail = fmt.Sprintf("value %v", *v.Value)
 		}
-		unmet = append(unmet, fmt.Sprintf("%s for version %s (%s)", report.SLOLabel(v), report.VersionName(v.Version), detail))
+		unmet = append(unmet, fmt.Sprintf("%s for version %s (%s)", report.SLOLabel(v), experiment.VersionName(v.Version), detail))
 	}
 	if len(unmet) > 0 {
 		return false, "not satisfied: " + strings.Join(unmet, "; ")

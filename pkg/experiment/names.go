@@ -14,3 +14,12 @@ const VersionNameRule = "must be 1 to 63 letters, digits, '.', '_' and '-', star
 func ValidVersionName(s string) bool {
 	return versionName.MatchString(s)
 }
+
+// VersionName shows a version's name in messages and reports: the unnamed
+// version is "default".
+func VersionName(v string) string {
+	if v == "" {
+		return "default"
+	}
+	return v
+}

@@ -100,7 +100,7 @@ func roundSignificant(v float64, n int) float64 {
 
 // comparisonVersions shows "candidate vs baseline".
 func comparisonVersions(c experiment.Comparison) string {
-	return VersionName(c.Candidate) + " vs " + VersionName(c.Baseline)
+	return experiment.VersionName(c.Candidate) + " vs " + experiment.VersionName(c.Baseline)
 }
 
 // comparisonNote is what a reader should know about a comparison beyond its
@@ -211,7 +211,7 @@ func rewardRows(r *experiment.Result, rw experiment.RewardResult) []rewardRow {
 	}
 	var rows []rewardRow
 	for _, v := range versionsAnd(r, maps.Keys(rw.ProbabilityBest), maps.Keys(rw.ExpectedLoss)) {
-		row := rewardRow{Version: VersionName(v), PBest: "-", Loss: "-", Best: rw.Best != "" && v == rw.Best}
+		row := rewardRow{Version: experiment.VersionName(v), PBest: "-", Loss: "-", Best: rw.Best != "" && v == rw.Best}
 		if p, ok := rw.ProbabilityBest[v]; ok {
 			row.PBest = formatProbability(p)
 		}

@@ -148,12 +148,12 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 	if len(r.Rewards) > 0 {
 		v.Winner = "none"
 		if r.Winner != "" {
-			v.Winner = VersionName(r.Winner)
+			v.Winner = experiment.VersionName(r.Winner)
 		}
 		v.Winner += fmt.Sprintf(" (by %s, %s)", r.Rewards[0].Metric, r.Rewards[0].Direction)
 	}
 	for _, ver := range r.Versions {
-		v.Versions = append(v.Versions, VersionName(ver.Name))
+		v.Versions = append(v.Versions, experiment.VersionName(ver.Name))
 	}
 	for i, t := range r.Tasks {
 		v.Tasks = append(v.Tasks, htmlTask{Index: i, Task: t.Task, State: string(t.State), Duration: taskDuration(t),
@@ -215,7 +215,7 @@ func htmlHistograms(r *experiment.Result) ([]htmlHistogram, error) {
 			}
 			b, err := h.Bars()
 			if err != nil {
-				return nil, fmt.Errorf("histogram %s of version %s: %w", name, VersionName(ver.Name), err)
+				return nil, fmt.Errorf("histogram %s of version %s: %w", name, experiment.VersionName(ver.Name), err)
 			}
 			bars[i] = b
 			if len(b) > 0 {
@@ -238,7 +238,7 @@ func htmlHistograms(r *experiment.Result) ([]htmlHistogram, error) {
 			if bars[i] == nil {
 				continue
 			}
-			t := trace{Name: VersionName(ver.Name), Type: "bar", Opacity: 0.6}
+			t := trace{Name: experiment.VersionName(ver.Name), Type: "bar", Opacity: 0.6}
 			for j, c := range counts[i] {
 				if c > 0 {
 					t.X = append(t.X, msecOf(edges[j]+(edges[j+1]-edges[j])/2))

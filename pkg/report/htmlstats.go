@@ -137,10 +137,10 @@ func htmlTrendView(r *experiment.Result) (*htmlTrend, error) {
 	versions, keys := trendVersions(r), verdictKeys(r)
 	t := &htmlTrend{Loops: htmlLoops(r.History, versions, keys)}
 	for _, v := range versions {
-		t.Versions = append(t.Versions, VersionName(v))
+		t.Versions = append(t.Versions, experiment.VersionName(v))
 	}
 	for _, k := range keys {
-		t.Verdicts = append(t.Verdicts, VersionName(k.Candidate)+" "+k.Metric)
+		t.Verdicts = append(t.Verdicts, experiment.VersionName(k.Candidate)+" "+k.Metric)
 	}
 	if len(r.History) < 2 {
 		return t, nil
@@ -195,7 +195,7 @@ func htmlTrendChartOf(r *experiment.Result, versions []string, loops []int, metr
 		ID: "trend-" + strings.NewReplacer("/", "-", ".", "-", " ", "-").Replace(metric)}
 	var traces []lineTrace
 	for _, v := range versions {
-		tr := lineTrace{Name: VersionName(v), Type: "scatter", Mode: "lines+markers", X: loops}
+		tr := lineTrace{Name: experiment.VersionName(v), Type: "scatter", Mode: "lines+markers", X: loops}
 		for _, l := range r.History {
 			var y *float64
 			if val, ok := l.Metrics[v][metric]; ok {

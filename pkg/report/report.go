@@ -87,15 +87,6 @@ func State(r *experiment.Result) string {
 	}
 }
 
-// VersionName shows a version's name, and "default" for the one unnamed
-// version.
-func VersionName(v string) string {
-	if v == "" {
-		return "default"
-	}
-	return v
-}
-
 // writeText writes the text report. Every name and text from the result
 // goes through Printable or oneLine, and everything written passes an
 // escapeWriter as well, so that a result file cannot drive the terminal.
@@ -249,7 +240,7 @@ func writeNotes(w io.Writer, r *experiment.Result) {
 }
 
 // failedRequest says how many requests of a load of a version (named by
-// VersionName) failed in one way.
+// experiment.VersionName) failed in one way.
 type failedRequest struct {
 	Version, Load, Text string
 }
@@ -262,7 +253,7 @@ func failedRequests(r *experiment.Result) []failedRequest {
 	for _, v := range r.Versions {
 		for _, load := range slices.Sorted(maps.Keys(v.Failures)) {
 			for _, f := range v.Failures[load] {
-				out = append(out, failedRequest{Version: VersionName(v.Name), Load: load,
+				out = append(out, failedRequest{Version: experiment.VersionName(v.Name), Load: load,
 					Text: fmt.Sprintf("%d requests failed: %s (%s)", f.Count, f.Kind, f.Example)})
 			}
 		}
@@ -271,7 +262,7 @@ func failedRequests(r *experiment.Result) []failedRequest {
 }
 
 // textVersion is a version's name for the text report.
-func textVersion(v string) string { return Printable(VersionName(v)) }
+func textVersion(v string) string { return Printable(experiment.VersionName(v)) }
 
 func stateLine(r *experiment.Result) string {
 	loop := ""

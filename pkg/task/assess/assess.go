@@ -336,7 +336,7 @@ func probabilities(r *experiment.Result, versions []string, rw reward, out *expe
 	for i, v := range versions {
 		s, ok := r.Sample(v, rw.metric)
 		if !ok {
-			out.Reason = fmt.Sprintf("no sample of %s for version %s: probabilities need a metric with per-request samples, such as http/error-rate or http/latency-mean", rw.metric, versionLabel(v))
+			out.Reason = fmt.Sprintf("no sample of %s for version %s: probabilities need a metric with per-request samples, such as http/error-rate or http/latency-mean", rw.metric, experiment.VersionName(v))
 			return
 		}
 		samples[i] = s
@@ -398,7 +398,7 @@ func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison
 		out.PValue, out.BaselineCount, out.CandidateCount = ptr(d.PValue), sb.N(), sc.N()
 		significant, higher, needed = d.Significant, d.Difference > 0, d.Needed
 	default:
-		out.Reason = fmt.Sprintf("no evidence of %s for version %s: no task measured it", c.metric, versionLabel(t.baseline))
+		out.Reason = fmt.Sprintf("no evidence of %s for version %s: no task measured it", c.metric, experiment.VersionName(t.baseline))
 		return out
 	}
 	out.Needed = needed
@@ -420,7 +420,7 @@ func missing(metric, baseline string, hasBaseline bool, candidate string, hasCan
 	if !hasBaseline {
 		v = baseline
 	}
-	return fmt.Sprintf("no evidence of %s for version %s: its task failed, was skipped or measured nothing", metric, versionLabel(v))
+	return fmt.Sprintf("no evidence of %s for version %s: its task failed, was skipped or measured nothing", metric, experiment.VersionName(v))
 }
 
 func effect(c comparison) string {
@@ -431,14 +431,6 @@ func effect(c comparison) string {
 }
 
 func percent(f float64) string { return strconv.FormatFloat(100*f, 'g', 3, 64) + "%" }
-
-// versionLabel names a version in messages; the unnamed one is "default".
-func versionLabel(v string) string {
-	if v == "" {
-		return "default"
-	}
-	return v
-}
 
 func ptr(f float64) *float64 { return &f }
 
