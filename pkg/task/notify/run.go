@@ -86,10 +86,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if len(msgs) > 1 {
 		msg = fmt.Sprintf("%d of %d targets failed: %s", len(msgs), len(t.targets), strings.Join(msgs, "; "))
 	}
-	if ctx.Err() != nil {
-		return errors.New(msg)
-	}
-	if t.SoftFailure {
+	if t.SoftFailure && ctx.Err() == nil {
 		log.Warn("notification failed; the task succeeds because softFailure is set", "error", red.String(msg))
 		return nil
 	}
@@ -179,6 +176,7 @@ func (s *sender) request(ctx context.Context, tg *target) (req *http.Request, di
 		return nil, "", err
 	}
 	var body []byte
+	var event *ce.Event
 	header := http.Header{"User-Agent": {userAgent}}
 	switch tg.kind {
 	case KindWebhook:
@@ -188,7 +186,7 @@ func (s *sender) request(ctx context.Context, tg *target) (req *http.Request, di
 	case KindGitHub:
 		body, err = s.github(tg, header)
 	case KindCloudEvent:
-		return s.cloudEvent(ctx, tg, u, display)
+		event, err = s.cloudEvent(tg)
 	}
 	if err != nil {
 		return nil, "", err
@@ -202,8 +200,11 @@ func (s *sender) request(ctx context.Context, tg *target) (req *http.Request, di
 	if err != nil {
 		return nil, "", fmt.Errorf("%s %s: %w", tg.method, display, err)
 	}
-	for k, vs := range header {
-		req.Header[k] = vs
+	maps.Copy(req.Header, header)
+	if event != nil {
+		if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(event), req); err != nil {
+			return nil, "", fmt.Errorf("CloudEvent: %w", err)
+		}
 	}
 	return req, display, nil
 }
@@ -224,8 +225,7 @@ func (s *sender) endpoint(tg *target) (*url.URL, string, error) {
 
 // display shows a URL from the spec without user, query or fragment.
 func display(u *url.URL) string {
-	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	return d.String()
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
 func (s *sender) webhook(tg *target, u *url.URL, header http.Header) (*url.URL, []byte, error) {
@@ -308,10 +308,10 @@ func (s *sender) github(tg *target, header http.Header) ([]byte, error) {
 	}{g.ref, inputs})
 }
 
-// cloudEvent builds a CloudEvent request in binary mode: the attributes in
-// ce-* headers and the Summary as the JSON body, so that a receiver that does
-// not speak CloudEvents still reads a plain JSON payload.
-func (s *sender) cloudEvent(ctx context.Context, tg *target, u *url.URL, display string) (*http.Request, string, error) {
+// cloudEvent builds a CloudEvent with the Summary as its JSON data. request
+// writes it in binary mode (the attributes in ce-* headers), so that a
+// receiver that does not speak CloudEvents still reads a plain JSON payload.
+func (s *sender) cloudEvent(tg *target) (*ce.Event, error) {
 	c := tg.cloudEvent
 	e := ce.New()
 	e.SetID(rand.Text())
@@ -321,27 +321,19 @@ func (s *sender) cloudEvent(ctx context.Context, tg *target, u *url.URL, display
 	if c.subject != nil {
 		subject, err := c.subject.render(s.summary, s.secret)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		e.SetSubject(subject)
 	}
 	data, err := json.Marshal(s.summary)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := e.SetData(ce.ApplicationJSON, data); err != nil {
-		return nil, "", fmt.Errorf("CloudEvent data: %w", err)
+		return nil, fmt.Errorf("CloudEvent data: %w", err)
 	}
 	if err := e.Validate(); err != nil {
-		return nil, "", fmt.Errorf("CloudEvent: %w", err)
+		return nil, fmt.Errorf("CloudEvent: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, tg.method, u.String(), nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s %s: %w", tg.method, display, err)
-	}
-	req.Header.Set("User-Agent", userAgent)
-	if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req); err != nil {
-		return nil, "", fmt.Errorf("CloudEvent: %w", err)
-	}
-	return req, display, nil
+	return &e, nil
 }
