@@ -430,6 +430,11 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		errs = append(errs, field.Invalid(p.Child("apiURL"), base.Redacted(), "want the API's base URL, without user, query or fragment"))
 		base = nil
 	}
+	forbid := func(name string, set bool, dispatch string) {
+		if set {
+			errs = append(errs, field.Forbidden(p.Child(name), "only for dispatch: "+dispatch))
+		}
+	}
 	switch g.dispatch {
 	case DispatchRepository:
 		switch {
@@ -438,14 +443,9 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		case len(in.EventType) > maxEventType:
 			errs = append(errs, field.TooLong(p.Child("eventType"), field.OmitValueType{}, maxEventType))
 		}
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"workflow", in.Workflow != ""}, {"ref", in.Ref != ""}, {"inputs", in.Inputs != nil}} {
-			if f.set {
-				errs = append(errs, field.Forbidden(p.Child(f.name), "only for dispatch: workflow"))
-			}
-		}
+		forbid("workflow", in.Workflow != "", DispatchWorkflow)
+		forbid("ref", in.Ref != "", DispatchWorkflow)
+		forbid("inputs", in.Inputs != nil, DispatchWorkflow)
 		if base != nil && repository.MatchString(g.repository) {
 			t.url = base.JoinPath("repos", g.repository, "dispatches")
 		}
@@ -459,9 +459,7 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		if in.Ref == "" {
 			errs = append(errs, field.Required(p.Child("ref"), "the branch or tag to run the workflow on, such as main"))
 		}
-		if in.EventType != "" {
-			errs = append(errs, field.Forbidden(p.Child("eventType"), "only for dispatch: repository"))
-		}
+		forbid("eventType", in.EventType != "", DispatchRepository)
 		g.inputs = templateMap(in.Inputs, p.Child("inputs"), named("an input"), &errs)
 		if base != nil && repository.MatchString(g.repository) && workflowFile.MatchString(g.workflow) {
 			t.url = base.JoinPath("repos", g.repository, "actions", "workflows", g.workflow, "dispatches")
@@ -480,18 +478,17 @@ func decodeCloudEvent(d *experiment.Decoding, in *cloudEventIn, p *field.Path) (
 	if in.Type == "" {
 		errs = append(errs, field.Required(p.Child("type"), "the event's type, such as tools.iter8.experiment.completed"))
 	}
-	sourceOK := false
-	if in.Source == "" {
+	_, sourceErr := url.Parse(in.Source)
+	switch {
+	case in.Source == "":
 		errs = append(errs, field.Required(p.Child("source"), "the event's source (a URI reference), such as /iter8/experiments/checkout"))
-	} else if _, err := url.Parse(in.Source); err != nil {
+	case sourceErr != nil:
 		errs = append(errs, field.Invalid(p.Child("source"), in.Source, "not a URI reference such as /iter8/experiments/checkout"))
-	} else {
-		sourceOK = true
 	}
 	if in.Subject != "" {
 		c.subject = parseTemplate(in.Subject, p.Child("subject"), &errs)
 	}
-	if in.Type != "" && sourceOK {
+	if in.Type != "" && in.Source != "" && sourceErr == nil {
 		// Let the SDK check the attributes as it will when sending.
 		e := ce.New()
 		e.SetID("sample")

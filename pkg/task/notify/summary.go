@@ -54,8 +54,7 @@ type Summary struct {
 	// their SLOs; empty when there is none.
 	Winner string `json:"winner"`
 	// Comparisons are the assess task's verdicts on candidates against the
-	// baseline. (The summary keeps to 10 top-level fields: GitHub's
-	// client_payload takes no more.)
+	// baseline.
 	Comparisons []Comparison `json:"comparisons"`
 }
 
@@ -174,12 +173,12 @@ func sampleSummaries(versions []string, metrics *experiment.Catalog) []*Summary 
 	return []*Summary{completed, &failed}
 }
 
-// maxSlackError is how much of a failed task's error the default Slack text
-// quotes.
-const maxSlackError = 300
-
-// maxSlackSLOs is how many unmet SLOs the default Slack text lists.
-const maxSlackSLOs = 5
+// How much the default Slack text quotes of a failed task's error, and how
+// many unmet SLOs it lists.
+const (
+	maxSlackError = 300
+	maxSlackSLOs  = 5
+)
 
 // defaultSlackText is the text of a Slack message when the spec gives none:
 // one line with the outcome, then the unmet SLOs.
@@ -221,17 +220,14 @@ func defaultSlackText(s *Summary) string {
 
 // describeSLO words an unmet SLO: "http/latency-p99 of v2: 120 (upper 100)".
 func describeSLO(v SLO) string {
-	var b strings.Builder
-	b.WriteString(v.Metric)
+	s := v.Metric
 	if v.Version != "" {
-		b.WriteString(" of " + v.Version)
+		s += " of " + v.Version
 	}
-	b.WriteString(": ")
 	if v.Value == nil {
-		b.WriteString(v.Reason)
-		return b.String()
+		return s + ": " + v.Reason
 	}
-	b.WriteString(formatFloat(*v.Value))
+	s += ": " + formatFloat(*v.Value)
 	var bounds []string
 	if v.Lower != nil {
 		bounds = append(bounds, "lower "+formatFloat(*v.Lower))
@@ -240,9 +236,9 @@ func describeSLO(v SLO) string {
 		bounds = append(bounds, "upper "+formatFloat(*v.Upper))
 	}
 	if len(bounds) > 0 {
-		b.WriteString(" (" + strings.Join(bounds, ", ") + ")")
+		s += " (" + strings.Join(bounds, ", ") + ")"
 	}
-	return b.String()
+	return s
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
