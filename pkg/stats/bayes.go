@@ -143,8 +143,7 @@ const pcgStream = 0x6974657238 // "iter8"
 // posterior returns the posterior of a valid sample's true rate or mean.
 func posterior(s Sample, src rand.Source) distuv.Rander {
 	if s.Kind == KindRate {
-		failures := s.Trials - s.Successes
-		return distuv.Beta{Alpha: 1 + float64(s.Successes), Beta: 1 + float64(failures), Src: src}
+		return distuv.Beta{Alpha: 1 + float64(s.Successes), Beta: 1 + float64(s.Trials-s.Successes), Src: src}
 	}
 	sigma := s.Stdev / math.Sqrt(float64(s.Count))
 	if sigma == 0 {

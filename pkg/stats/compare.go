@@ -379,10 +379,9 @@ func CompareRates(baseline, candidate Sample, confidence, minEffect float64) (Di
 	res := DifferenceResult{Baseline: p1, Candidate: p2, Difference: p2 - p1}
 
 	pooled := float64(baseline.Successes+candidate.Successes) / (n1 + n2)
+	res.PValue = 1
 	if se0 := math.Sqrt(pooled * (1 - pooled) * (1/n1 + 1/n2)); se0 > 0 {
 		res.PValue = twoSided(res.Difference / se0)
-	} else {
-		res.PValue = 1
 	}
 	res.Significant = res.PValue < 1-confidence
 

@@ -330,17 +330,14 @@ type geometry struct {
 func newGeometry(highest int64, sigFigs int) geometry {
 	// Unit resolution up to 2·10^sigFigs, rounded up to a power of 2.
 	mag := uint(math.Ceil(math.Log2(2 * math.Pow10(sigFigs))))
-	g := geometry{halfMag: mag - 1}
 	buckets := int64(1)
 	for untrackable := int64(1) << mag; untrackable <= highest; untrackable <<= 1 {
+		buckets++
 		if untrackable > math.MaxInt64/2 {
-			buckets++
 			break
 		}
-		buckets++
 	}
-	g.width = (buckets + 1) << g.halfMag
-	return g
+	return geometry{halfMag: mag - 1, width: (buckets + 1) << (mag - 1)}
 }
 
 // lowest and size give the values of counts index i: [lowest, lowest+size).
@@ -406,22 +403,15 @@ func (h *Histogram) sparse() ([]indexCount, int64, error) {
 		}
 		out = merged
 	}
-	if err := h.checkBlocks(total); err != nil {
-		return nil, 0, err
+	if h.Blocks != nil {
+		if h.Dropped < 0 || total > math.MaxInt64-h.Dropped {
+			return nil, 0, fmt.Errorf("histogram: dropped %d out of range", h.Dropped)
+		}
+		if err := h.Blocks.validate(total + h.Dropped); err != nil {
+			return nil, 0, err
+		}
 	}
 	return out, total, nil
-}
-
-// checkBlocks validates h.Blocks, if any, for a histogram of total recorded
-// values.
-func (h *Histogram) checkBlocks(total int64) error {
-	if h.Blocks == nil {
-		return nil
-	}
-	if h.Dropped < 0 || total > math.MaxInt64-h.Dropped {
-		return fmt.Errorf("histogram: dropped %d out of range", h.Dropped)
-	}
-	return h.Blocks.validate(total + h.Dropped)
 }
 
 // Load rebuilds the in-memory histogram, checking that the stored form is
