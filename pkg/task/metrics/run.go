@@ -329,12 +329,11 @@ func evaluate(ctx context.Context, m *metric, v any, red *redact.Redactor) (floa
 			break
 		}
 		if err, isErr := x.(error); isErr {
-			if cause := context.Cause(ctx); cause != nil {
-				// The context's own error does not say why it ended.
-				if errors.Is(cause, errJQMemory) {
-					return 0, cause
-				}
-				return 0, fmt.Errorf("jq: %w", cause)
+			switch cause := context.Cause(ctx); {
+			case errors.Is(cause, errJQMemory):
+				return 0, cause
+			case cause != nil:
+				err = cause // the context's own error does not say why it ended
 			}
 			return 0, fmt.Errorf("jq: %w", err)
 		}

@@ -112,9 +112,7 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		errs = append(errs, fe)
 	}
 	errs = append(errs, checkAuth(in.Auth, t.apiKey, d.Path.Child("auth"))...)
-	var verrs field.ErrorList
-	t.values, verrs = versionValues(in.Values, in.VersionValues, d.Versions, d.Path)
-	errs = append(errs, verrs...)
+	t.values = versionValues(in.Values, in.VersionValues, d.Versions, d.Path, &errs)
 	if len(errs) == 0 {
 		errs = t.tryTemplates(len(in.VersionValues), d.Path)
 	}
@@ -204,33 +202,31 @@ func (t *Task) useProvider(d *experiment.Decoding, prov *provider, in *inputs) f
 }
 
 // versionValues merges each version's values over the common ones and sets
-// version; the values that the task sets itself are refused.
-func versionValues(common map[string]any, own []map[string]any, versions []string, path *field.Path) ([]map[string]any, field.ErrorList) {
-	errs := checkReserved(common, path.Child("values"))
+// version; the values that the task sets itself are refused, in errs.
+func versionValues(common map[string]any, own []map[string]any, versions []string, path *field.Path, errs *field.ErrorList) []map[string]any {
+	checkReserved(common, path.Child("values"), errs)
 	if len(own) > len(versions) {
-		errs = append(errs, field.TooMany(path.Child("versionValues"), len(own), len(versions)))
+		*errs = append(*errs, field.TooMany(path.Child("versionValues"), len(own), len(versions)))
 	}
 	out := make([]map[string]any, len(versions))
 	for i, v := range versions {
 		out[i] = map[string]any{}
 		maps.Copy(out[i], common)
 		if i < len(own) {
-			errs = append(errs, checkReserved(own[i], path.Child("versionValues").Index(i))...)
+			checkReserved(own[i], path.Child("versionValues").Index(i), errs)
 			maps.Copy(out[i], own[i])
 		}
 		out[i]["version"] = v
 	}
-	return out, errs
+	return out
 }
 
-func checkReserved(values map[string]any, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
+func checkReserved(values map[string]any, p *field.Path, errs *field.ErrorList) {
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		if slices.Contains(reserved, k) {
-			errs = append(errs, field.Invalid(p.Key(k), field.OmitValueType{}, "the task sets this value itself"))
+			*errs = append(*errs, field.Invalid(p.Key(k), field.OmitValueType{}, "the task sets this value itself"))
 		}
 	}
-	return errs
 }
 
 // tryTemplates renders every template with each version's values, so that

@@ -356,13 +356,11 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 		kp := p.Child("headersFrom").Key(k)
 		if why := fromCheck(k); why != "" {
 			errs = append(errs, field.Invalid(kp, field.OmitValueType{}, why))
-			continue
-		}
-		if fe := experiment.CheckSecretName(in.HeadersFrom[k], kp); fe != nil {
+		} else if fe := experiment.CheckSecretName(in.HeadersFrom[k], kp); fe != nil {
 			errs = append(errs, fe)
-			continue
+		} else {
+			t.headersFrom[k] = in.HeadersFrom[k]
 		}
-		t.headersFrom[k] = in.HeadersFrom[k]
 	}
 	t.query = templateMap(in.Query, p.Child("query"), named("a query parameter"), &errs)
 	if in.PayloadTemplate != "" {
