@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,19 +92,6 @@ type Plan struct {
 	Interval time.Duration
 }
 
-// checkLoops checks a number of loops and an interval, naming the fields
-// at paths loops and interval.
-func checkLoops(loops int, interval time.Duration, loopsPath, intervalPath *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if loops < 1 || loops > MaxLoops {
-		errs = append(errs, field.Invalid(loopsPath, loops, fmt.Sprintf("must be from 1 to %d", MaxLoops)))
-	}
-	if interval < 0 {
-		errs = append(errs, field.Invalid(intervalPath, interval.String(), "must not be negative"))
-	}
-	return errs
-}
-
 // PlannedTask is a task with its decoded inputs and compiled condition.
 type PlannedTask struct {
 	Spec      TaskSpec
@@ -132,14 +121,17 @@ func Decode(data []byte, opts DecodeOptions) (*Plan, error) {
 	}
 	switch trimmed := bytes.TrimSpace(jsonData); {
 	case bytes.Equal(trimmed, []byte("null")):
-		return nil, fmt.Errorf("experiment spec is empty")
+		return nil, errors.New("experiment spec is empty")
 	case len(trimmed) == 0 || trimmed[0] != '{':
-		return nil, fmt.Errorf("experiment spec must be an object with apiVersion, kind, metadata and spec")
+		return nil, errors.New("experiment spec must be an object with apiVersion, kind, metadata and spec")
 	}
 	var exp Experiment
 	errs := DecodeStrict(jsonData, &exp, nil)
-	if hasTypeError(errs) {
-		// The spec's shape is wrong; what was decoded cannot be trusted.
+	// Anything but an unknown or duplicate field means the spec's shape is
+	// wrong, and what was decoded cannot be trusted.
+	if slices.ContainsFunc(errs, func(e *field.Error) bool {
+		return e.Type != field.ErrorTypeNotSupported && e.Type != field.ErrorTypeDuplicate
+	}) {
 		return nil, &ValidationError{Errs: errs}
 	}
 	plan, compileErrs := compile(exp, opts)
@@ -174,15 +166,6 @@ func describe(fe *field.Error) string {
 		return fe.Field + ": " + fe.Detail
 	}
 	return fe.Error()
-}
-
-func hasTypeError(errs field.ErrorList) bool {
-	for _, e := range errs {
-		if e.Type != field.ErrorTypeNotSupported && e.Type != field.ErrorTypeDuplicate {
-			return true
-		}
-	}
-	return false
 }
 
 // releaseName is Helm's rule for a release's name (chartutil's
@@ -238,7 +221,12 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		}
 		plan.Interval = d
 	}
-	errs = append(errs, checkLoops(plan.Loops, plan.Interval, specPath.Child("loops"), specPath.Child("interval"))...)
+	if plan.Loops < 1 || plan.Loops > MaxLoops {
+		errs = append(errs, field.Invalid(specPath.Child("loops"), plan.Loops, fmt.Sprintf("must be from 1 to %d", MaxLoops)))
+	}
+	if plan.Interval < 0 {
+		errs = append(errs, field.Invalid(specPath.Child("interval"), plan.Interval.String(), "must not be negative"))
+	}
 	return plan, append(errs, plan.compileTasks(opts, specPath.Child("tasks"))...)
 }
 
@@ -264,7 +252,7 @@ func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.Error
 			}
 			pt.condition = cond
 		}
-		decode, ok := opts.Registry.lookup(ts.Task)
+		decode, ok := opts.Registry.decoders[ts.Task]
 		if !ok {
 			if ts.Task == "" {
 				errs = append(errs, field.Required(p.Child("task"), "name the task: one of "+strings.Join(opts.Registry.Names(), ", ")))
@@ -309,7 +297,7 @@ func DecodeStrict(data []byte, v any, path *field.Path) field.ErrorList {
 			errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: join(path, fe.FieldPath()),
 				BadValue: field.OmitValueType{}, Detail: "unknown field"})
 		case fe != nil && strings.Contains(msg, "duplicate field"):
-			errs = append(errs, field.Duplicate(pathOf(path, fe.FieldPath()), field.OmitValueType{}))
+			errs = append(errs, &field.Error{Type: field.ErrorTypeDuplicate, Field: join(path, fe.FieldPath()), BadValue: field.OmitValueType{}})
 		default:
 			errs = append(errs, field.Invalid(path, nil, msg))
 		}
@@ -353,7 +341,9 @@ func typeError(err error, data []byte, target reflect.Type, path *field.Path) *f
 func jsonPath(t reflect.Type, dotted string) string {
 	var out []string
 	for _, seg := range strings.Split(dotted, ".") {
-		t = deref(t)
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
 		if t.Kind() != reflect.Struct {
 			out = append(out, seg)
 			continue
@@ -370,13 +360,6 @@ func jsonPath(t reflect.Type, dotted string) string {
 		out = append(out, seg)
 	}
 	return strings.Join(out, ".")
-}
-
-func deref(t reflect.Type) reflect.Type {
-	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
-		t = t.Elem()
-	}
-	return t
 }
 
 // jsonField finds the field that decodes the JSON key name, promoted ones
@@ -399,11 +382,4 @@ func join(path *field.Path, sub string) string {
 		return path.String()
 	}
 	return path.String() + "." + sub
-}
-
-func pathOf(path *field.Path, sub string) *field.Path {
-	if path == nil {
-		return field.NewPath(sub)
-	}
-	return path.Child(sub)
 }

@@ -300,11 +300,6 @@ func (r *Registry) Names() []string {
 	return slices.Sorted(maps.Keys(r.decoders))
 }
 
-func (r *Registry) lookup(name string) (Decoder, bool) {
-	d, ok := r.decoders[name]
-	return d, ok
-}
-
 // Catalog records which metrics earlier tasks produce for which versions, so
 // that a task reading metrics (assess) can be checked before anything runs.
 type Catalog struct {
