@@ -251,11 +251,8 @@ func (t *Task) read(ctx context.Context, client *http.Client, red *redact.Redact
 	if err != nil {
 		return 0, fmt.Errorf("template: %w", err)
 	}
-	var body io.Reader
-	if r.body != "" {
-		body = strings.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), body)
+	// An empty body is sent as none (http.NoBody).
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), strings.NewReader(r.body))
 	if err != nil {
 		return 0, err
 	}

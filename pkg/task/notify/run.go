@@ -33,13 +33,6 @@ const maxBodyRead = 4 << 10
 // one).
 const userAgent = "iter8-notify"
 
-// GitHub's REST API headers; see
-// https://docs.github.com/en/rest/repos/repos#create-a-repository-dispatch-event.
-const (
-	githubAccept     = "application/vnd.github+json"
-	githubAPIVersion = "2022-11-28"
-)
-
 // Run notifies every target at the same time. A target that fails (a
 // missing secret, a template error, no response within Timeout, a status
 // other than 2xx) does not stop the others; the error lists each failure as
@@ -285,8 +278,10 @@ func (s *sender) slack(tg *target) ([]byte, error) {
 
 func (s *sender) github(tg *target, header http.Header) ([]byte, error) {
 	g := tg.github
-	header.Set("Accept", githubAccept)
-	header.Set("X-GitHub-Api-Version", githubAPIVersion)
+	// GitHub's REST API headers; see
+	// https://docs.github.com/en/rest/repos/repos#create-a-repository-dispatch-event.
+	header.Set("Accept", "application/vnd.github+json")
+	header.Set("X-GitHub-Api-Version", "2022-11-28")
 	header.Set("Authorization", "Bearer "+s.secrets[g.tokenFrom])
 	if g.dispatch == DispatchRepository {
 		return json.Marshal(struct {

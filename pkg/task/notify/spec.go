@@ -133,15 +133,14 @@ type target struct {
 	cloudEvent  *cloudEventTarget
 }
 
-// githubTarget is what a github target adds.
+// githubTarget is what a github target adds; the repository and workflow
+// are in its URL.
 type githubTarget struct {
-	repository string // owner/name
-	tokenFrom  string
-	dispatch   string
-	eventType  string
-	workflow   string
-	ref        string
-	inputs     map[string]*tmpl
+	tokenFrom string
+	dispatch  string
+	eventType string
+	ref       string
+	inputs    map[string]*tmpl
 }
 
 // cloudEventTarget is what a cloudevent target adds.
@@ -406,8 +405,7 @@ const maxEventType = 100
 func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target, field.ErrorList) {
 	var errs field.ErrorList
 	g := &githubTarget{
-		repository: in.Repository, tokenFrom: in.TokenFrom, dispatch: cmp.Or(in.Dispatch, DispatchRepository),
-		eventType: in.EventType, workflow: in.Workflow, ref: in.Ref,
+		tokenFrom: in.TokenFrom, dispatch: cmp.Or(in.Dispatch, DispatchRepository), eventType: in.EventType, ref: in.Ref,
 	}
 	t := &target{kind: KindGitHub, method: http.MethodPost, contentType: "application/json", github: g}
 	switch {
@@ -444,8 +442,8 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		forbid("workflow", in.Workflow != "", DispatchWorkflow)
 		forbid("ref", in.Ref != "", DispatchWorkflow)
 		forbid("inputs", in.Inputs != nil, DispatchWorkflow)
-		if base != nil && repository.MatchString(g.repository) {
-			t.url = base.JoinPath("repos", g.repository, "dispatches")
+		if base != nil && repository.MatchString(in.Repository) {
+			t.url = base.JoinPath("repos", in.Repository, "dispatches")
 		}
 	case DispatchWorkflow:
 		switch {
@@ -459,8 +457,8 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		}
 		forbid("eventType", in.EventType != "", DispatchRepository)
 		g.inputs = templateMap(in.Inputs, p.Child("inputs"), named("an input"), &errs)
-		if base != nil && repository.MatchString(g.repository) && workflowFile.MatchString(g.workflow) {
-			t.url = base.JoinPath("repos", g.repository, "actions", "workflows", g.workflow, "dispatches")
+		if base != nil && repository.MatchString(in.Repository) && workflowFile.MatchString(in.Workflow) {
+			t.url = base.JoinPath("repos", in.Repository, "actions", "workflows", in.Workflow, "dispatches")
 		}
 	default:
 		errs = append(errs, field.NotSupported(p.Child("dispatch"), in.Dispatch, []string{DispatchRepository, DispatchWorkflow}))

@@ -150,12 +150,11 @@ func NewSummary(r *experiment.Result) *Summary {
 // produce metrics for, and one SLO verdict each, so that every field of the
 // Summary is present.
 func sampleSummaries(versions []string, metrics *experiment.Catalog) []*Summary {
-	one := 1.0
 	completed := &Summary{
 		Experiment: "sample", Revision: 1, State: StateCompleted, SLOsSatisfied: true,
 		Versions: versions, Metrics: map[string]map[string]float64{},
-		SLOs:        []SLO{{Metric: "sample/metric", Version: versions[0], Upper: &one, Value: &one, Satisfied: true}},
-		Comparisons: []Comparison{{Metric: "sample/metric", Baseline: versions[0], Candidate: versions[len(versions)-1], Verdict: "inconclusive", Effect: &one, Reason: "sample"}},
+		SLOs:        []SLO{{Metric: "sample/metric", Version: versions[0], Upper: new(1.0), Value: new(1.0), Satisfied: true}},
+		Comparisons: []Comparison{{Metric: "sample/metric", Baseline: versions[0], Candidate: versions[len(versions)-1], Verdict: "inconclusive", Effect: new(1.0), Reason: "sample"}},
 	}
 	for _, name := range metrics.Known() {
 		for _, v := range metrics.Producers(name) {
@@ -168,7 +167,7 @@ func sampleSummaries(versions []string, metrics *experiment.Catalog) []*Summary 
 	failed := *completed
 	failed.State, failed.SLOsSatisfied, failed.Winner = StateFailed, false, ""
 	failed.FailedTask = &FailedTask{Index: 0, Task: "sample", Error: "sample error"}
-	failed.SLOs = []SLO{{Metric: "sample/metric", Version: versions[0], Upper: &one, Reason: "no value"}}
+	failed.SLOs = []SLO{{Metric: "sample/metric", Version: versions[0], Upper: new(1.0), Reason: "no value"}}
 	completed.Winner = versions[len(versions)-1]
 	return []*Summary{completed, &failed}
 }
