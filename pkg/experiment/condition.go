@@ -46,8 +46,10 @@ func compileCondition(src string, versions []string, catalog *Catalog) (*conditi
 	if err != nil {
 		return nil, fmt.Errorf("not a true/false expression over metrics, slos, versions, loop and loops: %v", err)
 	}
-	if problems := checkNames(plain.Node(), versions, catalog); len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
+	root, names := plain.Node(), &nameChecker{versions: versions, catalog: catalog}
+	ast.Walk(&root, names)
+	if len(names.problems) > 0 {
+		return nil, errors.New(strings.Join(names.problems, "; "))
 	}
 	p, err := expr.Compile(src, expr.Env(conditionEnv{}), expr.AsBool(),
 		expr.Patch(metricPatcher{}),
@@ -87,11 +89,10 @@ func isMetrics(n ast.Node) bool {
 }
 
 func constString(n ast.Node) (string, bool) {
-	s, ok := n.(*ast.StringNode)
-	if !ok {
-		return "", false
+	if s, ok := n.(*ast.StringNode); ok {
+		return s.Value, true
 	}
-	return s.Value, true
+	return "", false
 }
 
 // nameChecker collects the versions and metrics an expression names by
@@ -100,12 +101,6 @@ type nameChecker struct {
 	versions []string
 	catalog  *Catalog
 	problems []string
-}
-
-func checkNames(root ast.Node, versions []string, catalog *Catalog) []string {
-	c := &nameChecker{versions: versions, catalog: catalog}
-	ast.Walk(&root, c)
-	return c.problems
 }
 
 func (c *nameChecker) add(p string) {

@@ -282,12 +282,10 @@ func (r *Result) SetMetric(version, name string, value float64, unit string) {
 // SetUnavailable records why a metric has no value for a version, and drops
 // a value that an earlier run of the task stored.
 func (r *Result) SetUnavailable(version, name, reason string) {
-	v := r.Version(version)
-	if v == nil {
-		return
+	if v := r.Version(version); v != nil {
+		put(&v.Unavailable, name, reason)
+		delete(v.Metrics, name)
 	}
-	put(&v.Unavailable, name, reason)
-	delete(v.Metrics, name)
 }
 
 // SetHistogram stores a histogram for a version.
@@ -302,15 +300,13 @@ func (r *Result) SetHistogram(version, name string, h *stats.Histogram) {
 // prefix for a version; none removes them, so that a later loop does not
 // show an earlier loop's failures.
 func (r *Result) SetFailures(version, prefix string, failures []RequestFailure) {
-	v := r.Version(version)
-	if v == nil {
-		return
-	}
-	if len(failures) == 0 {
+	switch v := r.Version(version); {
+	case v == nil:
+	case len(failures) == 0:
 		delete(v.Failures, prefix)
-		return
+	default:
+		put(&v.Failures, prefix, failures)
 	}
-	put(&v.Failures, prefix, failures)
 }
 
 // SetSample stores the sample behind a metric's value for a version.
@@ -322,31 +318,28 @@ func (r *Result) SetSample(version, name string, s stats.Sample) {
 
 // Sample returns the sample behind a metric's value for a version.
 func (r *Result) Sample(version, name string) (stats.Sample, bool) {
-	v := r.Version(version)
-	if v == nil {
-		return stats.Sample{}, false
+	if v := r.Version(version); v != nil {
+		s, ok := v.Samples[name]
+		return s, ok
 	}
-	s, ok := v.Samples[name]
-	return s, ok
+	return stats.Sample{}, false
 }
 
 // Histogram returns a histogram metric of a version.
 func (r *Result) Histogram(version, name string) *stats.Histogram {
-	v := r.Version(version)
-	if v == nil {
-		return nil
+	if v := r.Version(version); v != nil {
+		return v.Histograms[name]
 	}
-	return v.Histograms[name]
+	return nil
 }
 
 // Value returns a metric's value for a version.
 func (r *Result) Value(version, name string) (float64, bool) {
-	v := r.Version(version)
-	if v == nil {
-		return 0, false
+	if v := r.Version(version); v != nil {
+		m, ok := v.Metrics[name]
+		return m.Value, ok
 	}
-	m, ok := v.Metrics[name]
-	return m.Value, ok
+	return 0, false
 }
 
 // MetricNames lists every metric name in the result, sorted.
@@ -361,13 +354,12 @@ func (r *Result) HistogramNames() []string {
 
 // namesOf lists the keys of one map of every version, sorted.
 func namesOf[V any](versions []VersionResult, m func(VersionResult) map[string]V) []string {
-	set := map[string]bool{}
+	var all []string
 	for _, v := range versions {
-		for n := range m(v) {
-			set[n] = true
-		}
+		all = slices.AppendSeq(all, maps.Keys(m(v)))
 	}
-	return slices.Sorted(maps.Keys(set))
+	slices.Sort(all)
+	return slices.Compact(all)
 }
 
 // MaxHistory and MaxHistoryBytes bound Result.History. Past either, every
@@ -425,9 +417,6 @@ func (r *Result) addHistory(s LoopSummary) {
 }
 
 func historyBytes(h []LoopSummary) int {
-	b, err := json.Marshal(h)
-	if err != nil {
-		return 0
-	}
+	b, _ := json.Marshal(h) // on an error, 0 bytes: thin by count alone
 	return len(b)
 }

@@ -384,13 +384,12 @@ func (c *Catalog) Known() []string { return names(c.metrics) }
 
 // names lists the metric names of a version → metric map, sorted.
 func names[V any](byVersion map[string]map[string]V) []string {
-	set := map[string]bool{}
+	var all []string
 	for _, m := range byVersion {
-		for name := range m {
-			set[name] = true
-		}
+		all = slices.AppendSeq(all, maps.Keys(m))
 	}
-	return slices.Sorted(maps.Keys(set))
+	slices.Sort(all)
+	return slices.Compact(all)
 }
 
 // Percentile formats a percentile for a metric name: 99.9 → "p99.9".
