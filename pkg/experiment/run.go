@@ -117,7 +117,9 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 				logger.Error("run interrupted", "loop", loop, "loops", res.Loops)
 				return fmt.Errorf("%w before loop %d of %d: %w", ErrInterrupted, loop, res.Loops, err), nil
 			}
-			resetTasks(res)
+			for i := range res.Tasks { // every task is pending again
+				res.Tasks[i] = TaskResult{Task: res.Tasks[i].Task, State: TaskPending}
+			}
 			res.Loop = loop
 			if err := r.write(writeCtx, res); err != nil {
 				return nil, err
@@ -202,13 +204,6 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 // SkipReasonIf is the reason of a task skipped because its `if` was false.
 func SkipReasonIf(expr string) string {
 	return "if: " + expr + " was false"
-}
-
-// resetTasks makes every task pending again for the next loop.
-func resetTasks(res *Result) {
-	for i := range res.Tasks {
-		res.Tasks[i] = TaskResult{Task: res.Tasks[i].Task, State: TaskPending}
-	}
 }
 
 // waitUntil waits for the clock to reach t, or for ctx to end.

@@ -344,18 +344,13 @@ func jsonPath(t reflect.Type, dotted string) string {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
 			t = t.Elem()
 		}
-		if t.Kind() != reflect.Struct {
-			out = append(out, seg)
-			continue
-		}
-		if f, ok := jsonField(t, seg); ok {
-			out = append(out, seg)
-			t = f.Type
-			continue
-		}
-		if f, ok := t.FieldByName(seg); ok && f.Anonymous {
-			t = f.Type // an embedded struct: its fields are promoted
-			continue
+		if t.Kind() == reflect.Struct {
+			if f, ok := jsonField(t, seg); ok {
+				t = f.Type
+			} else if f, ok := t.FieldByName(seg); ok && f.Anonymous {
+				t = f.Type // an embedded struct: its fields are promoted
+				continue
+			}
 		}
 		out = append(out, seg)
 	}
