@@ -73,13 +73,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	if err := r.write(writeCtx, res); err != nil {
 		return res, err
 	}
-	switch {
-	case failure != nil:
-		return res, failure
-	case plan.Experiment.Spec.FailOnSLOs && !res.SLOsSatisfied():
-		return res, fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet)
-	}
-	return res, nil
+	return res, failure
 }
 
 // env starts the result of a run of plan and what its tasks are given,
@@ -102,8 +96,9 @@ func (r *Runner) env(plan *Plan) *Env {
 }
 
 // runLoops runs the tasks of plan once per loop, waiting for each loop's
-// start. It returns what ended the loops early, a failed task or an
-// interrupt, and separately the store's error, which ends the run.
+// start. It returns what failed the run, a failed task, an interrupt or
+// unmet SLOs with failOnSLOs set, and separately the store's error, which
+// ends the run.
 func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx context.Context) (failure, storeErr error) {
 	res, logger := env.Result, env.Log
 	wait := r.Wait
@@ -142,7 +137,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 			if loop < res.Loops {
 				logger.Info("SLOs not met: later loops are not run (failOnSLOs is set)", "loop", loop, "loops", res.Loops)
 			}
-			return nil, nil
+			return fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet), nil
 		}
 	}
 	return nil, nil
