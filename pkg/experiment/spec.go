@@ -150,22 +150,18 @@ type ValidationError struct {
 func (e *ValidationError) Error() string {
 	lines := make([]string, len(e.Errs))
 	for i, fe := range e.Errs {
-		lines[i] = describe(fe)
+		lines[i] = fe.Error()
+		// Without a value to show, the type's name ("Invalid value") says
+		// nothing the detail does not.
+		if fe.BadValue == (field.OmitValueType{}) && fe.Detail != "" &&
+			(fe.Type == field.ErrorTypeInvalid || fe.Type == field.ErrorTypeTypeInvalid || fe.Type == field.ErrorTypeNotSupported) {
+			lines[i] = fe.Field + ": " + fe.Detail
+		}
 	}
 	if len(lines) == 1 {
 		return lines[0]
 	}
 	return fmt.Sprintf("%d problems:\n  - %s", len(lines), strings.Join(lines, "\n  - "))
-}
-
-// describe words a field error; without a value to show, the type's name
-// ("Invalid value") says nothing the detail does not.
-func describe(fe *field.Error) string {
-	if fe.BadValue == (field.OmitValueType{}) && fe.Detail != "" &&
-		(fe.Type == field.ErrorTypeInvalid || fe.Type == field.ErrorTypeTypeInvalid || fe.Type == field.ErrorTypeNotSupported) {
-		return fe.Field + ": " + fe.Detail
-	}
-	return fe.Error()
 }
 
 // releaseName is Helm's rule for a release's name (chartutil's

@@ -94,16 +94,14 @@ func Best(samples []Sample, maximize bool, opt BestOptions) (BestResult, error) 
 		}
 	}
 
-	res := BestResult{Probability: wins, ExpectedLoss: loss}
-	n := float64(draws)
 	for v := range k {
-		res.Probability[v] /= n
-		res.ExpectedLoss[v] /= n
-		if math.IsNaN(res.ExpectedLoss[v]) || math.IsInf(res.ExpectedLoss[v], 0) {
+		wins[v] /= float64(draws)
+		loss[v] /= float64(draws)
+		if math.IsNaN(loss[v]) || math.IsInf(loss[v], 0) {
 			return BestResult{}, fmt.Errorf("best version: sample %d: expected loss overflows float64", v)
 		}
 	}
-	return res, nil
+	return BestResult{Probability: wins, ExpectedLoss: loss}, nil
 }
 
 // posteriorsOf checks the samples and returns the posterior of each one's
