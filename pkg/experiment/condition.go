@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -115,7 +116,11 @@ func (c *nameChecker) version(n ast.Node) (string, bool) {
 		return "", false
 	}
 	if !slices.Contains(c.versions, v) {
-		c.add(fmt.Sprintf("names version %q, which is not under test (%s)", v, quoteAll(c.versions)))
+		quoted := make([]string, len(c.versions))
+		for i, name := range c.versions {
+			quoted[i] = strconv.Quote(name)
+		}
+		c.add(fmt.Sprintf("names version %q, which is not under test (%s)", v, strings.Join(quoted, ", ")))
 		return "", false
 	}
 	return v, true
@@ -174,14 +179,6 @@ func (c *nameChecker) versionMetric(v, m ast.Node) {
 	if _, constant := constString(v); known || !constant {
 		c.metric(m, name, !constant)
 	}
-}
-
-func quoteAll(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, ", ")
 }
 
 // metricPatcher turns metrics[version][metric] into a call of metricFunc

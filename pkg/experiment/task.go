@@ -144,11 +144,10 @@ func (d *Decoding) DurationAtMost(s string, def, max time.Duration, path *field.
 // 24h0m0s.
 func FormatDuration(v time.Duration) string {
 	s := v.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
+	for _, zero := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, zero) {
+			s = s[:len(s)-2]
+		}
 	}
 	return s
 }
