@@ -258,6 +258,7 @@ func compileRequest(rs *RequestSpec, p *field.Path, errs *field.ErrorList) *requ
 		r.params = append(r.params, param{name: ps.Name, value: parseTemplate(ps.Name, ps.Value, pp.Child("value"), errs)})
 	}
 	for _, h := range slices.Sorted(maps.Keys(rs.Headers)) {
+		checkHeaderName(h, p.Child("headers").Key(h), errs)
 		r.headers[h] = parseTemplate(h, rs.Headers[h], p.Child("headers").Key(h), errs)
 	}
 	if rs.Body != "" {

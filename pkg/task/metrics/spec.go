@@ -250,6 +250,13 @@ func (t *Task) tryTemplates(ownValues int, path *field.Path) field.ErrorList {
 	return errs
 }
 
+// checkHeaderName adds an error when name is not a header's name.
+func checkHeaderName(name string, p *field.Path, errs *field.ErrorList) {
+	if why := experiment.CheckHeader(name, ""); why != "" {
+		*errs = append(*errs, field.Invalid(p, name, why))
+	}
+}
+
 func checkAuth(a *authIn, defaultHeader string, p *field.Path) field.ErrorList {
 	if a == nil {
 		return nil
@@ -273,11 +280,15 @@ func checkAuth(a *authIn, defaultHeader string, p *field.Path) field.ErrorList {
 	if a.APIKey != nil {
 		kinds++
 		name(p.Child("apiKey", "keyFrom"), a.APIKey.KeyFrom)
-		if a.APIKey.Header == "" && defaultHeader == "" {
+		switch {
+		case a.APIKey.Header == "" && defaultHeader == "":
 			errs = append(errs, field.Required(p.Child("apiKey", "header"), "the header that carries the key, such as X-Api-Key"))
+		case a.APIKey.Header != "":
+			checkHeaderName(a.APIKey.Header, p.Child("apiKey", "header"), &errs)
 		}
 	}
 	for _, h := range slices.Sorted(maps.Keys(a.HeadersFrom)) {
+		checkHeaderName(h, p.Child("headersFrom").Key(h), &errs)
 		name(p.Child("headersFrom").Key(h), a.HeadersFrom[h])
 	}
 	if kinds > 1 {
