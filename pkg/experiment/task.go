@@ -170,13 +170,13 @@ func (d *Decoding) URL(raw string, path *field.Path, example string) (*url.URL, 
 		// client would send it to localhost, which is never what a spec
 		// means.
 		return nil, field.Invalid(path, u.Redacted(), "the URL has no host: want one such as "+example)
+	case strings.HasSuffix(u.Host, ":"):
+		return nil, field.Invalid(path, u.Redacted(), "the port is empty: give a number from 1 to 65535, or no colon")
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return nil, field.Invalid(path, u.Redacted(), "the port must be a number from 1 to 65535")
 		}
-	} else if strings.HasSuffix(u.Host, ":") {
-		return nil, field.Invalid(path, u.Redacted(), "the port is empty: give a number from 1 to 65535, or no colon")
 	}
 	return u, nil
 }

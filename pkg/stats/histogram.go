@@ -40,9 +40,7 @@ type Recorder struct {
 // request is still recorded; values beyond the last bucket (which may reach
 // somewhat above highest) are counted as dropped.
 func NewRecorder(highest time.Duration) *Recorder {
-	if highest < time.Millisecond {
-		highest = time.Millisecond
-	}
+	highest = max(highest, time.Millisecond)
 	return &Recorder{h: hdr.New(1, int64(highest), SignificantFigures)}
 }
 
@@ -50,9 +48,7 @@ func NewRecorder(highest time.Duration) *Recorder {
 // to the open block of consecutive values (see Blocks): a log, a rounding and
 // a few integer additions, no allocation.
 func (r *Recorder) Record(d time.Duration) {
-	if d < 1 {
-		d = 1
-	}
+	d = max(d, 1)
 	if r.h.RecordValue(int64(d)) != nil {
 		r.dropped++
 	}
