@@ -58,19 +58,16 @@ type Runner struct {
 func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	env := r.env(plan)
 	res := env.Result
-	// Writes use a context that outlives an interrupt, so that what finished
-	// before the interrupt is kept.
-	writeCtx := context.WithoutCancel(ctx)
-	if err := r.write(writeCtx, res); err != nil {
+	if err := r.write(ctx, res); err != nil {
 		return res, err
 	}
-	failure, err := r.runLoops(ctx, plan, env, writeCtx)
+	failure, err := r.runLoops(ctx, plan, env)
 	if err != nil {
 		return res, err
 	}
 	end := env.Time()
 	res.EndTime = &end
-	if err := r.write(writeCtx, res); err != nil {
+	if err := r.write(ctx, res); err != nil {
 		return res, err
 	}
 	return res, failure
@@ -99,7 +96,7 @@ func (r *Runner) env(plan *Plan) *Env {
 // start. It returns what failed the run, a failed task, an interrupt or
 // unmet SLOs with failOnSLOs set, and separately the store's error, which
 // ends the run.
-func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx context.Context) (failure, storeErr error) {
+func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, storeErr error) {
 	res, logger := env.Result, env.Log
 	wait := r.Wait
 	if wait == nil {
@@ -116,7 +113,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 				res.Tasks[i] = TaskResult{Task: res.Tasks[i].Task, State: TaskPending}
 			}
 			res.Loop = loop
-			if err := r.write(writeCtx, res); err != nil {
+			if err := r.write(ctx, res); err != nil {
 				return nil, err
 			}
 		}
@@ -124,7 +121,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 			logger.Info("loop started", "loop", loop, "loops", res.Loops)
 		}
 		loopStart := env.Time()
-		if failure, storeErr = r.runTasks(ctx, plan, env, writeCtx); storeErr != nil {
+		if failure, storeErr = r.runTasks(ctx, plan, env); storeErr != nil {
 			return failure, storeErr
 		}
 		if res.Loops > 1 {
@@ -146,7 +143,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, writeCtx co
 // runTasks runs every task of plan once. It returns the first task's failure
 // (wrapping ErrTaskFailed), after which the other tasks are skipped, and
 // separately the store's error, which ends the run.
-func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx context.Context) (failure, storeErr error) {
+func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure, storeErr error) {
 	res, logger, now := env.Result, env.Log, env.Time
 	for i, t := range plan.Tasks {
 		tr := &res.Tasks[i]
@@ -164,7 +161,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 			if !ok {
 				tr.State, tr.Reason = TaskSkipped, SkipReasonIf(t.Spec.If)
 				logger.Info("task skipped: its condition is false", "task", i, "name", t.Spec.Task, "if", t.Spec.If)
-				if err := r.write(writeCtx, res); err != nil {
+				if err := r.write(ctx, res); err != nil {
 					return failure, err
 				}
 				continue
@@ -173,7 +170,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 		start := now()
 		tr.State, tr.StartTime = TaskRunning, &start
 		logger.Info("task started", "task", i, "name", t.Spec.Task)
-		if err := r.write(writeCtx, res); err != nil {
+		if err := r.write(ctx, res); err != nil {
 			return failure, err
 		}
 		err := runTask(ctx, t.Task, env)
@@ -189,7 +186,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, writeCtx co
 			tr.State = TaskSucceeded
 			logger.Info("task succeeded", "task", i, "name", t.Spec.Task, "duration", tr.Duration.Round(time.Millisecond).String())
 		}
-		if err := r.write(writeCtx, res); err != nil {
+		if err := r.write(ctx, res); err != nil {
 			return failure, err
 		}
 	}
@@ -235,7 +232,9 @@ func (r *Runner) write(ctx context.Context, res *Result) error {
 	if r.Store == nil {
 		return nil
 	}
-	if err := r.Store.WriteResult(ctx, res); err != nil {
+	// The write outlives an interrupt, so that what finished before it is
+	// kept.
+	if err := r.Store.WriteResult(context.WithoutCancel(ctx), res); err != nil {
 		return fmt.Errorf("write result of experiment %s: %w", res.Experiment, err)
 	}
 	return nil

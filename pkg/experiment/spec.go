@@ -234,9 +234,7 @@ func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.Error
 	if len(spec.Tasks) == 0 {
 		errs = append(errs, field.Required(path, "an experiment needs at least one task"))
 	}
-	if opts.Registry == nil {
-		opts.Registry = NewRegistry()
-	}
+	registry := cmp.Or(opts.Registry, NewRegistry())
 	catalog := newCatalog(spec.VersionNames())
 	for i, ts := range spec.Tasks {
 		p := path.Index(i)
@@ -248,12 +246,12 @@ func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.Error
 			}
 			pt.condition = cond
 		}
-		decode, ok := opts.Registry.decoders[ts.Task]
+		decode, ok := registry.decoders[ts.Task]
 		if !ok {
 			if ts.Task == "" {
-				errs = append(errs, field.Required(p.Child("task"), "name the task: one of "+strings.Join(opts.Registry.Names(), ", ")))
+				errs = append(errs, field.Required(p.Child("task"), "name the task: one of "+strings.Join(registry.Names(), ", ")))
 			} else {
-				errs = append(errs, field.NotSupported(p.Child("task"), ts.Task, opts.Registry.Names()))
+				errs = append(errs, field.NotSupported(p.Child("task"), ts.Task, registry.Names()))
 			}
 			continue
 		}
