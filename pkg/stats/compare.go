@@ -416,8 +416,7 @@ func CompareMeans(baseline, candidate Sample, confidence, minEffect float64) (Di
 	n1, n2 := float64(baseline.Count), float64(candidate.Count)
 	v1, v2 := baseline.Stdev*baseline.Stdev/n1, candidate.Stdev*candidate.Stdev/n2
 	res := DifferenceResult{Baseline: baseline.Mean, Candidate: candidate.Mean, Difference: candidate.Mean - baseline.Mean}
-	se := math.Sqrt(v1 + v2)
-	if se > 0 {
+	if se := math.Sqrt(v1 + v2); se > 0 {
 		df := (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
 		t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}
 		res.PValue = min(1, 2*t.Survival(math.Abs(res.Difference)/se))
