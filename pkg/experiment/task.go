@@ -195,6 +195,10 @@ func CheckHeader(name, value string) string {
 	return ""
 }
 
+// ValidMethod reports whether m can be an HTTP method: a token, as a
+// header's name is (RFC 9110).
+func ValidMethod(m string) bool { return httpguts.ValidHeaderFieldName(m) }
+
 // MaxFileSize bounds a file that a spec names (an http payload, a gRPC
 // proto file, protoset or root certificate): far above any real one, and
 // small enough that a wrong name (a disk image, a log) fails at once

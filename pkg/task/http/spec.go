@@ -188,7 +188,7 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 		out.URL = u
 	}
 	method, methodPath := load.Pick(s, "method", e.Method, def.Method)
-	if out.Method = strings.ToUpper(method); out.Method != "" && !load.ValidName(out.Method) {
+	if out.Method = strings.ToUpper(method); out.Method != "" && !experiment.ValidMethod(out.Method) {
 		errs = append(errs, field.Invalid(methodPath, out.Method, "not an HTTP method"))
 	}
 	out.Headers, headerErrs = load.Merge(s, "headers", e.Headers, def.Headers, experiment.CheckHeader)

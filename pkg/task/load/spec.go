@@ -252,7 +252,7 @@ func (c *endpointChecker) check(p *field.Path, t Target) (ok bool, errs field.Er
 		}
 		return true, errs
 	}
-	if !ValidName(t.Name) {
+	if !validName(t.Name) {
 		errs = append(errs, field.Invalid(p.Child("name"), t.Name, "use letters, digits, '-' and '_' only"))
 	}
 	if c.names[t.Version] == nil {
@@ -265,8 +265,8 @@ func (c *endpointChecker) check(p *field.Path, t Target) (ok bool, errs field.Er
 	return true, errs
 }
 
-// ValidName reports whether s is a usable endpoint name (or HTTP method).
-func ValidName(s string) bool {
+// validName reports whether s is a usable endpoint name.
+func validName(s string) bool {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
 			return false

@@ -323,8 +323,7 @@ func decodeWebhook(d *experiment.Decoding, in *webhookIn, p *field.Path) (*targe
 	}
 	u, errs := decodeURL(d, in.URL, in.URLFrom, p, "https://example.com/hooks/iter8")
 	t.url = u
-	// A method is a token, as a header's name is.
-	if !httpguts.ValidHeaderFieldName(t.method) {
+	if !experiment.ValidMethod(t.method) {
 		errs = append(errs, field.Invalid(p.Child("method"), in.Method, "not an HTTP method"))
 	}
 	if strings.ContainsAny(t.contentType, "\r\n") {

@@ -1,6 +1,7 @@
 package ready
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,13 +70,13 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		return nil, errs
 	}
 	var errs field.ErrorList
-	t := &Task{Method: strings.ToUpper(in.Method), Status: in.Status}
-	if t.Method == "" {
-		t.Method = http.MethodGet
-	}
+	t := &Task{Method: cmp.Or(strings.ToUpper(in.Method), http.MethodGet), Status: in.Status}
 	var fe *field.Error
 	switch {
 	case in.URL != "":
+		if !experiment.ValidMethod(t.Method) {
+			errs = append(errs, field.Invalid(d.Path.Child("method"), in.Method, "not an HTTP method"))
+		}
 		if t.URL, fe = d.URL(in.URL, d.Path.Child("url"), "http://127.0.0.1:8080/healthz"); fe != nil {
 			errs = append(errs, fe)
 		}

@@ -40,6 +40,7 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"url": "http://h/", "interval": "-1s"}`, "with.interval: Invalid value"},
 		{`{"url": "http://h/", "status": [99]}`, "with.status[0]: Invalid value"},
 		{`{"url": "http://h/", "extra": 1}`, "with.extra: unknown field"},
+		{`{"url": "http://h/", "method": "GET /"}`, `with.method: Invalid value: "GET /": not an HTTP method`},
 	}
 	for _, tc := range tests {
 		_, errs := decode(t, tc.with)
