@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
-	"github.com/iter8-tools/iter8/pkg/report"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -78,7 +77,7 @@ func listItems(list []store.Summary) []listItem {
 		case s.Error != "":
 			it.State = "unreadable: " + s.Error
 		case s.Result != nil:
-			it.State = report.State(s.Result)
+			it.State = string(s.Result.State())
 			if len(s.Result.SLOs) > 0 {
 				it.SLOs = "not satisfied"
 				if s.Result.SLOsSatisfied() {

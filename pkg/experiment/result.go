@@ -246,6 +246,29 @@ func NewResult(plan *Plan, revision int, start time.Time) *Result {
 	return r
 }
 
+// State is where an experiment's run is, in a word.
+type State string
+
+// The states of a run.
+const (
+	StateRunning   State = "running"
+	StateCompleted State = "completed"
+	// StateFailed: a task failed (the run may go on to its end).
+	StateFailed State = "failed"
+)
+
+// State is StateFailed once a task has failed, StateCompleted when the run
+// has ended without one, else StateRunning.
+func (r *Result) State() State {
+	switch {
+	case r.Failed():
+		return StateFailed
+	case !r.Completed():
+		return StateRunning
+	}
+	return StateCompleted
+}
+
 // Completed reports whether the run has ended, in success or failure.
 func (r *Result) Completed() bool { return r.EndTime != nil }
 

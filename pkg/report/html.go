@@ -52,7 +52,7 @@ const displayBins = 40
 type htmlView struct {
 	Experiment string
 	Revision   int
-	State      string
+	State      experiment.State
 	StateLine  string
 	Started    string
 	Took       string
@@ -133,7 +133,7 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 	v := &htmlView{
 		Experiment: r.Experiment,
 		Revision:   r.Revision,
-		State:      State(r),
+		State:      r.State(),
 		StateLine:  stateLine(r),
 		Started:    r.StartTime.Format(time.RFC3339),
 		Took:       "running",

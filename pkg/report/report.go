@@ -75,18 +75,6 @@ func WriteData(w io.Writer, v any, f Format) error {
 	}
 }
 
-// State summarises a result in a word: running, failed or completed.
-func State(r *experiment.Result) string {
-	switch {
-	case r.Failed():
-		return "failed"
-	case !r.Completed():
-		return "running"
-	default:
-		return "completed"
-	}
-}
-
 // writeText writes the text report. Every name and text from the result
 // goes through Printable or oneLine, and everything written passes an
 // escapeWriter as well, so that a result file cannot drive the terminal.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
 )
 
 func TestWebhookDefaultPayload(t *testing.T) {
@@ -126,7 +128,7 @@ func TestSlack(t *testing.T) {
 
 func TestSlackDefaultTextFailed(t *testing.T) {
 	s := NewSummary(sampleResult())
-	s.State, s.FailedTask = StateFailed, &FailedTask{Index: 1, Task: "http", Error: "endpoint <v2> unreachable & " + strings.Repeat("x", 400)}
+	s.State, s.FailedTask = experiment.StateFailed, &FailedTask{Index: 1, Task: "http", Error: "endpoint <v2> unreachable & " + strings.Repeat("x", 400)}
 	got := defaultSlackText(s)
 	want := "Iter8 experiment *checkout* (revision 3) failed: task 1 (http): endpoint &lt;v2&gt; unreachable &amp; " + strings.Repeat("x", 300-len("endpoint <v2> unreachable & ")) + "…"
 	if got != want {

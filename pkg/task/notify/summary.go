@@ -8,16 +8,6 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 )
 
-// The states a Summary can report.
-const (
-	// StateCompleted: every task before the notify task succeeded or was
-	// skipped.
-	StateCompleted = "completed"
-	// StateFailed: a task before the notify task failed (FailedTask says
-	// which).
-	StateFailed = "failed"
-)
-
 // Summary is what a notification says about the experiment so far. It is
 // the data (the dot) of every template, the default webhook payload (as
 // JSON), the client_payload of a repository_dispatch and the data of a
@@ -29,9 +19,9 @@ type Summary struct {
 	// Revision counts the runs of the experiment (the Helm release revision
 	// in a cluster; 1 locally).
 	Revision int `json:"revision"`
-	// State is StateFailed when a task before this one failed, else
-	// StateCompleted.
-	State string `json:"state"`
+	// State is experiment.StateFailed when a task before this one failed
+	// (FailedTask says which), else experiment.StateCompleted.
+	State experiment.State `json:"state"`
 	// FailedTask is the first task that failed; nil when none did. Guard it
 	// in templates: {{ with .FailedTask }}{{ .Task }}{{ end }}.
 	FailedTask *FailedTask `json:"failedTask,omitempty"`
@@ -104,7 +94,7 @@ func NewSummary(r *experiment.Result) *Summary {
 	s := &Summary{
 		Experiment:    r.Experiment,
 		Revision:      r.Revision,
-		State:         StateCompleted,
+		State:         experiment.StateCompleted,
 		SLOsSatisfied: r.SLOsSatisfied(),
 		Versions:      []string{},
 		Metrics:       map[string]map[string]float64{},
@@ -120,7 +110,7 @@ func NewSummary(r *experiment.Result) *Summary {
 	}
 	for i, t := range r.Tasks {
 		if t.State == experiment.TaskFailed {
-			s.State = StateFailed
+			s.State = experiment.StateFailed
 			s.FailedTask = &FailedTask{Index: i, Task: t.Task, Error: t.Error}
 			break
 		}
@@ -151,7 +141,7 @@ func NewSummary(r *experiment.Result) *Summary {
 // Summary is present.
 func sampleSummaries(versions []string, metrics *experiment.Catalog) []*Summary {
 	completed := &Summary{
-		Experiment: "sample", Revision: 1, State: StateCompleted, SLOsSatisfied: true,
+		Experiment: "sample", Revision: 1, State: experiment.StateCompleted, SLOsSatisfied: true,
 		Versions: versions, Metrics: map[string]map[string]float64{},
 		SLOs:        []SLO{{Metric: "sample/metric", Version: versions[0], Upper: new(1.0), Value: new(1.0), Satisfied: true}},
 		Comparisons: []Comparison{{Metric: "sample/metric", Baseline: versions[0], Candidate: versions[len(versions)-1], Verdict: "inconclusive", Effect: new(1.0), Reason: "sample"}},
@@ -165,7 +155,7 @@ func sampleSummaries(versions []string, metrics *experiment.Catalog) []*Summary 
 		}
 	}
 	failed := *completed
-	failed.State, failed.SLOsSatisfied, failed.Winner = StateFailed, false, ""
+	failed.State, failed.SLOsSatisfied, failed.Winner = experiment.StateFailed, false, ""
 	failed.FailedTask = &FailedTask{Index: 0, Task: "sample", Error: "sample error"}
 	failed.SLOs = []SLO{{Metric: "sample/metric", Version: versions[0], Upper: new(1.0), Reason: "no value"}}
 	completed.Winner = versions[len(versions)-1]
@@ -184,7 +174,7 @@ const (
 func defaultSlackText(s *Summary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Iter8 experiment *%s* (revision %d) ", slackEscape(s.Experiment), s.Revision)
-	if s.State == StateFailed {
+	if s.State == experiment.StateFailed {
 		b.WriteString("failed")
 		if f := s.FailedTask; f != nil {
 			fmt.Fprintf(&b, ": task %d (%s): %s", f.Index, slackEscape(f.Task), slackEscape(truncate(f.Error, maxSlackError)))

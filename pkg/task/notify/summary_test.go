@@ -17,7 +17,7 @@ func TestNewSummary(t *testing.T) {
 		Confidence: 0.95, Verdict: experiment.VerdictWorse, Effect: &effect, Relative: true, BaselineCount: 400, CandidateCount: 400}}
 	s := NewSummary(r)
 	want := &Summary{
-		Experiment: "checkout", Revision: 3, State: StateFailed,
+		Experiment: "checkout", Revision: 3, State: experiment.StateFailed,
 		FailedTask:    &FailedTask{Index: 1, Task: "assess", Error: "boom"},
 		SLOsSatisfied: false,
 		Versions:      []string{"v1", "v2", "v3"},
