@@ -29,15 +29,14 @@ Examples:
   %[1]s assert -c completed -c slos --timeout 60s`
 
 type assertOptions struct {
-	target     targetOptions
+	targetOptions
 	conditions []string
 	assert     *action.Assert
-	cfg        *action.Configuration
 	out        io.Writer
 }
 
 func newAssertCmd(e *cmdEnv) *cobra.Command {
-	o := &assertOptions{assert: action.NewAssert(e.cfg), cfg: e.cfg, out: e.streams.Out}
+	o := &assertOptions{targetOptions: e.target("assert"), assert: action.NewAssert(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "assert [RELEASE]",
 		Short: "Check conditions on an experiment's result (exit codes for CI)",
@@ -45,7 +44,7 @@ func newAssertCmd(e *cmdEnv) *cobra.Command {
 		RunE:  runE(o),
 	}
 	cmd.Long = fmt.Sprintf(assertDesc, e.name)
-	o.target.addFlags(cmd.Flags(), "f")
+	o.addFlags(cmd.Flags(), "f")
 	cmd.Flags().StringSliceVarP(&o.conditions, "condition", "c", nil, "condition: completed, nofailure or slos (can repeat)")
 	cmd.Flags().DurationVar(&o.assert.Timeout, "timeout", 0, "how long to wait for the conditions to hold (0: check once)")
 	_ = cmd.RegisterFlagCompletionFunc("condition", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -56,7 +55,9 @@ func newAssertCmd(e *cmdEnv) *cobra.Command {
 
 // Complete reads the arguments and the condition names.
 func (o *assertOptions) Complete(cmd *cobra.Command, args []string) error {
-	o.target.complete(cmd, args)
+	if err := o.targetOptions.Complete(cmd, args); err != nil {
+		return err
+	}
 	conds, err := action.ParseConditions(o.conditions)
 	if err != nil {
 		return fmt.Errorf("assert: -c: %w", err)
@@ -70,21 +71,20 @@ func (o *assertOptions) Validate() error {
 	if o.assert.Timeout < 0 {
 		return fmt.Errorf("assert: --timeout must not be negative")
 	}
-	return o.target.validate("assert")
+	return o.targetOptions.Validate()
 }
 
 // Run checks the conditions and prints a line for each; exit status 1 when
 // one does not hold.
 func (o *assertOptions) Run(ctx context.Context) error {
-	verb := o.target.verb("assert")
-	exp, err := o.target.experiment(o.cfg, 0)
+	exp, err := o.experiment(0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return err
 	}
 	o.assert.Experiment = exp
 	res, err := o.assert.Run(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return o.wrap(err)
 	}
 	for _, v := range res.Verdicts {
 		if v.Holds {

@@ -11,14 +11,13 @@ import (
 )
 
 type deleteOptions struct {
-	target targetOptions
+	targetOptions
 	delete *action.Delete
-	cfg    *action.Configuration
 	out    io.Writer
 }
 
 func newDeleteCmd(e *cmdEnv) *cobra.Command {
-	o := &deleteOptions{delete: action.NewDelete(e.cfg), cfg: e.cfg, out: e.streams.Out}
+	o := &deleteOptions{targetOptions: e.target("delete"), delete: action.NewDelete(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "delete [RELEASE]",
 		Short: "Delete an experiment and its result",
@@ -28,15 +27,9 @@ run's Job stays for its log until then).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: runE(o),
 	}
-	o.target.addFlags(cmd.Flags(), "f")
+	o.addFlags(cmd.Flags(), "f")
 	cmd.Flags().DurationVar(&o.delete.Timeout, "timeout", action.DefaultTimeout, "with a release: how long the uninstall may take")
 	return cmd
-}
-
-// Complete reads the arguments.
-func (o *deleteOptions) Complete(cmd *cobra.Command, args []string) error {
-	o.target.complete(cmd, args)
-	return nil
 }
 
 // Validate checks the options before any I/O.
@@ -44,23 +37,19 @@ func (o *deleteOptions) Validate() error {
 	if o.delete.Timeout < 0 {
 		return fmt.Errorf("delete: --timeout must not be negative")
 	}
-	return o.target.validate("delete")
+	return o.targetOptions.Validate()
 }
 
 // Run deletes the experiment and prints what it removed.
 func (o *deleteOptions) Run(ctx context.Context) error {
-	verb := o.target.verb("delete")
-	exp, err := o.target.experiment(o.cfg, 0)
+	exp, err := o.experiment(0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return err
 	}
 	o.delete.Experiment = exp
 	removed, err := o.delete.Run(ctx)
 	for _, p := range removed {
 		fmt.Fprintf(o.out, "removed %s\n", p)
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
-	}
-	return nil
+	return o.wrap(err)
 }

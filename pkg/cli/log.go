@@ -12,14 +12,13 @@ import (
 )
 
 type logOptions struct {
-	target targetOptions
-	log    *action.Log
-	cfg    *action.Configuration
-	out    io.Writer
+	targetOptions
+	log *action.Log
+	out io.Writer
 }
 
 func newLogCmd(e *cmdEnv) *cobra.Command {
-	o := &logOptions{log: action.NewLog(e.cfg), cfg: e.cfg, out: e.streams.Out}
+	o := &logOptions{targetOptions: e.target("log"), log: action.NewLog(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "log [RELEASE]",
 		Short: "Show the log of an experiment's run",
@@ -27,31 +26,21 @@ func newLogCmd(e *cmdEnv) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE:  runE(o),
 	}
-	o.target.addFlags(cmd.Flags(), "f")
-	o.target.addRevisionFlag(cmd.Flags())
+	o.addFlags(cmd.Flags(), "f")
+	o.addRevisionFlag(cmd.Flags())
 	return cmd
 }
 
-// Complete reads the arguments.
-func (o *logOptions) Complete(cmd *cobra.Command, args []string) error {
-	o.target.complete(cmd, args)
-	return nil
-}
-
-// Validate checks the options before any I/O.
-func (o *logOptions) Validate() error { return o.target.validate("log") }
-
 // Run reads the log lines and prints them, made safe for a terminal.
 func (o *logOptions) Run(ctx context.Context) error {
-	verb := o.target.verb("log")
-	exp, err := o.target.experiment(o.cfg, 0)
+	exp, err := o.experiment(0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return err
 	}
-	o.log.Experiment, o.log.Revision = exp, o.target.Revision
+	o.log.Experiment, o.log.Revision = exp, o.Revision
 	lines, err := o.log.Run(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return o.wrap(err)
 	}
 	for _, l := range lines {
 		fmt.Fprintln(o.out, report.Printable(l))

@@ -24,16 +24,15 @@ Examples:
   %[1]s report perf -n team-a --revision 2`
 
 type reportOptions struct {
-	target targetOptions
+	targetOptions
 	output string
 	format report.Format
 	report *action.Report
-	cfg    *action.Configuration
 	out    io.Writer
 }
 
 func newReportCmd(e *cmdEnv) *cobra.Command {
-	o := &reportOptions{report: action.NewReport(e.cfg), cfg: e.cfg, out: e.streams.Out}
+	o := &reportOptions{targetOptions: e.target("report"), report: action.NewReport(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "report [RELEASE]",
 		Short: "Show an experiment's result",
@@ -41,19 +40,13 @@ func newReportCmd(e *cmdEnv) *cobra.Command {
 		RunE:  runE(o),
 	}
 	cmd.Long = fmt.Sprintf(reportDesc, e.name)
-	o.target.addFlags(cmd.Flags(), "f")
-	o.target.addRevisionFlag(cmd.Flags())
+	o.addFlags(cmd.Flags(), "f")
+	o.addRevisionFlag(cmd.Flags())
 	cmd.Flags().StringVarP(&o.output, "output", "o", string(report.Text), "output format: "+formatNames())
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return strings.Split(formatNames(), "|"), cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
-}
-
-// Complete reads the arguments.
-func (o *reportOptions) Complete(cmd *cobra.Command, args []string) error {
-	o.target.complete(cmd, args)
-	return nil
 }
 
 // Validate checks the options before any I/O.
@@ -63,20 +56,19 @@ func (o *reportOptions) Validate() error {
 		return fmt.Errorf("report: -o: %w", err)
 	}
 	o.format = f
-	return o.target.validate("report")
+	return o.targetOptions.Validate()
 }
 
 // Run reads the result and prints it.
 func (o *reportOptions) Run(ctx context.Context) error {
-	verb := o.target.verb("report")
-	exp, err := o.target.experiment(o.cfg, 0)
+	exp, err := o.experiment(0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return err
 	}
-	o.report.Experiment, o.report.Revision = exp, o.target.Revision
+	o.report.Experiment, o.report.Revision = exp, o.Revision
 	res, err := o.report.Run(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
+		return o.wrap(err)
 	}
 	return report.Write(o.out, res, o.format)
 }

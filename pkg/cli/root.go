@@ -207,6 +207,11 @@ type cmdEnv struct {
 	name string
 }
 
+// target returns the options that choose the experiment of command.
+func (e *cmdEnv) target(command string) targetOptions {
+	return targetOptions{command: command, cfg: e.cfg}
+}
+
 // runExit gives the error of a run its exit code: 1 for SLOs not met with
 // failOnSLOs (a verdict), 2 for everything else.
 func runExit(err error) error {

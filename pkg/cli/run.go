@@ -102,10 +102,10 @@ func (o *runOptions) Validate() error {
 
 // Run runs the experiment; a spec's verdict gives the exit status.
 func (o *runOptions) Run(ctx context.Context) error {
-	target := targetOptions{Release: o.experiment, SpecPath: o.specPath}
-	exp, err := target.experiment(o.cfg, o.revision)
+	target := targetOptions{command: "run experiment", cfg: o.cfg, Release: o.experiment, SpecPath: o.specPath}
+	exp, err := target.experiment(o.revision)
 	if err != nil {
-		return fmt.Errorf("run experiment %s: %w", o.experiment, err)
+		return err
 	}
 	o.run.Experiment = exp
 	if err := o.run.Validate(); err != nil {

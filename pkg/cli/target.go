@@ -16,8 +16,12 @@ import (
 )
 
 // targetOptions choose the experiment a command acts on: a release in the
-// cluster (the positional argument) or a local spec (-f).
+// cluster (the positional argument) or a local spec (-f). Commands embed
+// them, and with them Complete and Validate.
 type targetOptions struct {
+	// command names the command in errors; cfg connects to the cluster.
+	command  string
+	cfg      *action.Configuration
 	Release  string
 	SpecPath string
 	// Revision picks a release's result by revision; 0 is the newest.
@@ -37,17 +41,19 @@ func (o *targetOptions) addRevisionFlag(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Revision, "revision", 0, "with a release: the result of this revision (default: the newest)")
 }
 
-// complete reads the positional release and whether -f was given.
-func (o *targetOptions) complete(cmd *cobra.Command, args []string) {
+// Complete reads the positional release and whether -f was given.
+func (o *targetOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		o.Release = args[0]
 	}
 	o.specSet = cmd.Flags().Changed("file")
+	return nil
 }
 
-// validate refuses a release together with -f, and explains what a command
+// Validate refuses a release together with -f, and explains what a command
 // given neither expected.
-func (o *targetOptions) validate(verb string) error {
+func (o *targetOptions) Validate() error {
+	verb := o.command
 	switch {
 	case o.Revision < 0:
 		return fmt.Errorf("%s: --revision must be at least 1, got %d", verb, o.Revision)
@@ -68,19 +74,24 @@ func (o *targetOptions) validate(verb string) error {
 // experiment is where the chosen experiment lives; this is the one place
 // that decides between a local file and a release in the cluster. revision
 // is the revision a run writes (0 for commands that only read).
-func (o *targetOptions) experiment(cfg *action.Configuration, revision int) (store.Experiment, error) {
+func (o *targetOptions) experiment(revision int) (store.Experiment, error) {
 	if o.Release == "" {
 		return &store.File{SpecPath: o.SpecPath}, nil
 	}
-	return cfg.ClusterExperiment(o.Release, revision)
+	exp, err := o.cfg.ClusterExperiment(o.Release, revision)
+	return exp, o.wrap(err)
 }
 
-// verb names the command and, for a release, the release ("report perf").
-func (o *targetOptions) verb(verb string) string {
-	if o.Release == "" {
-		return verb
+// wrap names the command and, for a release, the release in an error
+// ("report perf: ...").
+func (o *targetOptions) wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case o.Release == "":
+		return fmt.Errorf("%s: %w", o.command, err)
 	}
-	return verb + " " + o.Release
+	return fmt.Errorf("%s %s: %w", o.command, o.Release, err)
 }
 
 // looksLikeFile reports whether a command's release argument is a file
