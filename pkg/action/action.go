@@ -33,8 +33,9 @@ type Configuration struct {
 	// when there is none.
 	Cluster func() (*Cluster, error)
 	// Helm holds Helm's settings for chart repositories, registries and
-	// debug output; nil means none (no repositories or registry logins):
-	// pkg/cli fills it from Helm's environment, which the core never reads.
+	// debug output; nil means none: charts only from folders and archives,
+	// no registry client. pkg/cli fills it from Helm's environment, which
+	// the core never reads.
 	Helm *helmcli.EnvSettings
 }
 

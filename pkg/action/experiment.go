@@ -28,6 +28,8 @@ func (c *Configuration) ClusterExperiment(name string, revision int) (store.Expe
 	}, nil
 }
 
+var _ store.Experiment = (*clusterExperiment)(nil)
+
 // clusterExperiment is an experiment kept in its release's Secrets, deleted
 // by Helm's uninstall.
 type clusterExperiment struct {

@@ -33,6 +33,9 @@ func newHelmConfig(cfg *Configuration, settings *helmcli.EnvSettings, cl *Cluste
 	if err := helm.Init(cl.Getter, cl.Namespace, cl.HelmDriver, debug); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
 	}
+	if cfg.Helm == nil {
+		return helm, nil // no registries: Helm's client would read the user's logins
+	}
 	rc, err := registry.NewClient(
 		registry.ClientOptDebug(settings.Debug),
 		registry.ClientOptEnableCache(true),

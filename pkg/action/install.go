@@ -115,7 +115,12 @@ func (a *Install) Run(ctx context.Context) (*Installed, error) {
 // a folder or archive, repo/chart from the repositories Helm knows, a URL
 // or an oci:// reference.
 func (a *Install) locateChart(helm *helmaction.Configuration) (*chart.Chart, error) {
+	if a.cfg.Helm == nil {
+		// No repositories or registries without Helm's settings (see
+		// Configuration.Helm): ChartPath is a folder or an archive.
+		return a.load(nil)
+	}
 	inst := helmaction.NewInstall(helm)
 	inst.ChartPathOptions = helmaction.ChartPathOptions{Version: a.ChartVersion}
-	return a.load(func(name string) (string, error) { return inst.LocateChart(name, helmSettingsOf(a.cfg)) })
+	return a.load(func(name string) (string, error) { return inst.LocateChart(name, a.cfg.Helm) })
 }

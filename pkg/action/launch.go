@@ -44,7 +44,7 @@ type ChartOptions struct {
 // experiment, its Secrets and Jobs too.
 func (o *ChartOptions) validate() error {
 	if !experiment.ValidName(o.Name) {
-		return fmt.Errorf("%w: release name %q: %s", ErrInvalidSpec, o.Name, experiment.NameRule)
+		return fmt.Errorf("release name %q: %s", o.Name, experiment.NameRule)
 	}
 	return nil
 }

@@ -125,10 +125,11 @@ func validateApp(app string) error {
 	return nil
 }
 
-// validateTimeout checks the bound of an upgrade or rollback.
+// validateTimeout checks the bound of an upgrade or rollback; 0 is
+// DefaultTimeout.
 func validateTimeout(timeout time.Duration) error {
-	if timeout <= 0 {
-		return fmt.Errorf("timeout must be above 0, not %v", timeout)
+	if timeout < 0 {
+		return fmt.Errorf("timeout must not be negative, got %v", timeout)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package action
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,13 +35,13 @@ type ReleasePromote struct {
 	Atomic bool
 	// Wait waits for the release's objects to be ready.
 	Wait bool
-	// Timeout bounds the upgrade, hooks included.
+	// Timeout bounds the upgrade, hooks included; 0 is DefaultTimeout.
 	Timeout time.Duration
 }
 
 // NewReleasePromote returns a ReleasePromote action.
 func NewReleasePromote(cfg *Configuration) *ReleasePromote {
-	return &ReleasePromote{cfg: cfg, Timeout: DefaultTimeout}
+	return &ReleasePromote{cfg: cfg}
 }
 
 // Validate checks the fields.
@@ -110,7 +111,7 @@ func (a *ReleasePromote) Run(ctx context.Context) (*Promoted, error) {
 	up := helmaction.NewUpgrade(helm)
 	up.Namespace = cl.Namespace
 	up.ReuseValues = true
-	up.Atomic, up.Wait, up.Timeout = a.Atomic, a.Wait, a.Timeout
+	up.Atomic, up.Wait, up.Timeout = a.Atomic, a.Wait, cmp.Or(a.Timeout, DefaultTimeout)
 	list := make([]any, len(next))
 	for i, v := range next {
 		list[i] = v

@@ -1,6 +1,7 @@
 package action
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -20,13 +21,13 @@ type ReleaseRollback struct {
 	Revision int
 	// Wait waits for the release's objects to be ready.
 	Wait bool
-	// Timeout bounds the rollback, hooks included.
+	// Timeout bounds the rollback, hooks included; 0 is DefaultTimeout.
 	Timeout time.Duration
 }
 
 // NewReleaseRollback returns a ReleaseRollback action.
 func NewReleaseRollback(cfg *Configuration) *ReleaseRollback {
-	return &ReleaseRollback{cfg: cfg, Timeout: DefaultTimeout}
+	return &ReleaseRollback{cfg: cfg}
 }
 
 // Validate checks the fields.
@@ -71,7 +72,7 @@ func (a *ReleaseRollback) Run(ctx context.Context) (*RolledBack, error) {
 		return nil, fmt.Errorf("release %s in namespace %s: revision %d is not before the newest (%d)", rel, cl.Namespace, out.To, last.Version)
 	}
 	rb := helmaction.NewRollback(helm)
-	rb.Version, rb.Wait, rb.Timeout = out.To, a.Wait, a.Timeout
+	rb.Version, rb.Wait, rb.Timeout = out.To, a.Wait, cmp.Or(a.Timeout, DefaultTimeout)
 	rerr := rb.Run(rel)
 	if now, err := helmaction.NewGet(helm).Run(rel); err == nil {
 		out.Revision = now.Version

@@ -28,7 +28,7 @@ run's Job stays for its log until then).`,
 		RunE: runE(o),
 	}
 	o.addFlags(cmd.Flags(), "f")
-	cmd.Flags().DurationVar(&o.delete.Timeout, "timeout", action.DefaultTimeout, "with a release: how long the uninstall may take")
+	cmd.Flags().DurationVar(&o.delete.Timeout, "timeout", action.DefaultTimeout, "with a release: how long the uninstall and the removal of its runs' Jobs and Pods may take")
 	return cmd
 }
 

@@ -42,6 +42,9 @@ func (o *releasePromoteOptions) Complete(_ *cobra.Command, args []string) error 
 
 // Validate checks the options before any cluster I/O.
 func (o *releasePromoteOptions) Validate() error {
+	if o.promote.Timeout <= 0 {
+		return fmt.Errorf("release promote: --timeout must be above 0, not %v", o.promote.Timeout)
+	}
 	if err := o.promote.Validate(); err != nil {
 		return fmt.Errorf("release promote: %w", err)
 	}

@@ -46,6 +46,9 @@ func (o *releaseRollbackOptions) Complete(_ *cobra.Command, args []string) error
 
 // Validate checks the options before any cluster I/O.
 func (o *releaseRollbackOptions) Validate() error {
+	if o.rollback.Timeout <= 0 {
+		return fmt.Errorf("release rollback: --timeout must be above 0, not %v", o.rollback.Timeout)
+	}
 	if err := o.rollback.Validate(); err != nil {
 		return fmt.Errorf("release rollback: %w", err)
 	}

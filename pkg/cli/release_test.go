@@ -25,14 +25,14 @@ func TestReleaseCommands(t *testing.T) {
 		{name: "status without a cluster", args: append([]string{"release", "status", "app"}, noCluster...), code: 2, stderr: "release status app: connect to the cluster"},
 		{name: "promote needs a version", args: []string{"release", "promote", "app"}, code: 2, stderr: "accepts 2 arg(s), received 1"},
 		{name: "promote bad version", args: []string{"release", "promote", "app", "V2"}, code: 2, stderr: `release promote: version "V2"`},
-		{name: "promote zero timeout", args: []string{"release", "promote", "app", "v2", "--timeout", "0s"}, code: 2, stderr: "timeout must be above 0"},
+		{name: "promote zero timeout", args: []string{"release", "promote", "app", "v2", "--timeout", "0s"}, code: 2, stderr: "--timeout must be above 0"},
 		{name: "promote bad timeout", args: []string{"release", "promote", "app", "v2", "--timeout", "soon"}, code: 2, stderr: `invalid argument "soon" for "--timeout"`},
 		{name: "promote bad format", args: []string{"release", "promote", "app", "v2", "-o", "xml"}, code: 2, stderr: `unknown output format "xml"`},
 		{name: "promote without a cluster", args: append([]string{"release", "promote", "app", "v2", "--atomic", "--wait"}, noCluster...), code: 2, stderr: "release promote app v2: connect to the cluster"},
 		{name: "rollback needs an app", args: []string{"release", "rollback"}, code: 2, stderr: "accepts between 1 and 2 arg(s), received 0"},
 		{name: "rollback bad revision", args: []string{"release", "rollback", "app", "two"}, code: 2, stderr: `revision "two": want a whole number of at least 1`},
 		{name: "rollback revision zero", args: []string{"release", "rollback", "app", "0"}, code: 2, stderr: `revision "0"`},
-		{name: "rollback negative timeout", args: []string{"release", "rollback", "app", "--timeout", "-1s"}, code: 2, stderr: "timeout must be above 0"},
+		{name: "rollback negative timeout", args: []string{"release", "rollback", "app", "--timeout", "-1s"}, code: 2, stderr: "--timeout must be above 0"},
 		{name: "rollback without a cluster", args: append([]string{"release", "rollback", "app", "2", "--wait"}, noCluster...), code: 2, stderr: "release rollback app: connect to the cluster"},
 	}
 	for _, tt := range tests {

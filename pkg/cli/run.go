@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -41,8 +42,8 @@ type runOptions struct {
 	loops      int
 	interval   time.Duration
 	specEnv    string
-	// loopsSet and intervalSet record that the flags were given.
-	loopsSet, intervalSet, specSet bool
+	// specSet records that -f was given.
+	specSet bool
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
@@ -68,30 +69,32 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 // Complete reads the flags and the spec's environment variable.
 func (o *runOptions) Complete(cmd *cobra.Command, _ []string) error {
 	flags := cmd.Flags()
-	o.loopsSet, o.intervalSet, o.specSet = flags.Changed("loops"), flags.Changed("interval"), flags.Changed("file")
+	o.specSet = flags.Changed("file")
 	o.run.Revision = o.revision
-	if o.loopsSet {
+	if flags.Changed("loops") {
 		o.run.Loops = &o.loops
 	}
-	if o.intervalSet {
+	if flags.Changed("interval") {
 		o.run.Interval = &o.interval
 	}
-	if o.specEnv != "" {
-		spec, ok := os.LookupEnv(o.specEnv)
-		if o.experiment == "" || !ok || spec == "" {
-			return fmt.Errorf("run: --spec-env %s needs --experiment and a spec in environment variable %s", o.specEnv, o.specEnv)
-		}
+	if spec, ok := os.LookupEnv(o.specEnv); o.specEnv != "" && ok {
 		o.run.Spec = []byte(spec)
 	}
 	return nil
 }
 
-// Validate checks what only the flags can get wrong; the action checks its
-// own fields when it runs.
+// Validate checks the flags before any I/O, naming them; the action checks
+// its fields again for library callers.
 func (o *runOptions) Validate() error {
 	switch {
 	case o.revision < 1:
 		return fmt.Errorf("run: --revision must be at least 1, got %d", o.revision)
+	case o.run.Loops != nil && (o.loops < 1 || o.loops > experiment.MaxLoops):
+		return fmt.Errorf("run: --loops must be from 1 to %d, got %d", experiment.MaxLoops, o.loops)
+	case o.interval < 0:
+		return fmt.Errorf("run: --interval must not be negative, got %v", o.interval)
+	case o.specEnv != "" && (o.experiment == "" || len(o.run.Spec) == 0):
+		return fmt.Errorf("run: --spec-env %s needs --experiment and a spec in environment variable %s", o.specEnv, o.specEnv)
 	case o.run.Job != "" && o.experiment == "":
 		return errors.New("run: --job needs --experiment")
 	case o.experiment == "" && !o.specSet && !exists(o.specPath):
@@ -108,9 +111,6 @@ func (o *runOptions) Run(ctx context.Context) error {
 		return err
 	}
 	o.run.Experiment = exp
-	if err := o.run.Validate(); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
 	_, err = o.run.Run(ctx)
 	return runExit(err)
 }

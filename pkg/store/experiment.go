@@ -26,8 +26,9 @@ type Experiment interface {
 	// WriteResult stores a run's result, replacing the one of its revision.
 	WriteResult(ctx context.Context, r *experiment.Result) error
 	// Update reads the result of the writer's revision (a zero Result when
-	// there is none), lets change modify it and stores it; a concurrent
-	// writer's change is never lost (it retries on a conflict).
+	// there is none), lets change modify it and stores it. In a cluster it
+	// calls change again on what is stored after a conflict, so that a
+	// concurrent writer's change is never lost.
 	Update(ctx context.Context, change func(*experiment.Result) error) error
 	// Watch signals changes of the result until ctx ends; the channel
 	// closes when watching stops, after which callers poll.
@@ -37,6 +38,8 @@ type Experiment interface {
 	// Delete removes the experiment and reports what it removed.
 	Delete(ctx context.Context) ([]string, error)
 }
+
+var _ Experiment = (*File)(nil)
 
 // signal sends on a channel with room for one pending signal, never
 // blocking: a watcher needs to know that something changed, not how often.

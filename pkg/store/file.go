@@ -134,14 +134,20 @@ const filePollInterval = 100 * time.Millisecond
 // looking ten times a second, until ctx ends.
 func (f *File) Watch(ctx context.Context) (<-chan struct{}, error) {
 	changes := make(chan struct{}, 1)
-	stamp := func() string {
-		fi, err := os.Stat(f.ResultPath())
-		if err != nil {
-			return ""
+	// Every write renames a new file into place: a change of file is a new
+	// result even when its size and time (to the file system's precision)
+	// are the old one's.
+	changed := func(a, b os.FileInfo) bool {
+		if a == nil || b == nil {
+			return a != b
 		}
-		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		return !os.SameFile(a, b) || !a.ModTime().Equal(b.ModTime()) || a.Size() != b.Size()
 	}
-	last := stamp()
+	stat := func() os.FileInfo {
+		fi, _ := os.Stat(f.ResultPath())
+		return fi
+	}
+	last := stat()
 	go func() {
 		defer close(changes)
 		tick := time.NewTicker(filePollInterval)
@@ -151,7 +157,7 @@ func (f *File) Watch(ctx context.Context) (<-chan struct{}, error) {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if now := stamp(); now != last {
+				if now := stat(); changed(last, now) {
 					last = now
 					signal(changes)
 				}

@@ -97,3 +97,48 @@ func TestReadResultRefusesEmptyDocuments(t *testing.T) {
 		}
 	}
 }
+
+// TestFileRevisionsUpdateAndWatch: a local experiment keeps one result,
+// which Update changes in place and Watch reports, even when a rewrite has
+// the old size.
+func TestFileRevisionsUpdateAndWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &File{SpecPath: filepath.Join(t.TempDir(), "e.yaml")}
+	changes, err := f.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Update(ctx, func(r *experiment.Result) error {
+		r.Experiment, r.Revision = "e", 2
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitForChange(t, changes)
+	if r, err := f.ReadRevision(ctx, 0); err != nil || r.Revision != 2 {
+		t.Errorf("ReadRevision(0) = %v, %v; want the one result, of revision 2", r, err)
+	}
+	if _, err := f.ReadRevision(ctx, 1); !errors.Is(err, ErrNoResult) {
+		t.Errorf("ReadRevision(1) = %v; want ErrNoResult: the file keeps revision 2", err)
+	}
+	if err := f.Update(ctx, func(r *experiment.Result) error {
+		r.Experiment = "f" // same length: the file keeps its size
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitForChange(t, changes)
+	if r, err := f.ReadResult(ctx); err != nil || r.Experiment != "f" || r.Revision != 2 {
+		t.Errorf("after Update: %+v, %v; want experiment f of revision 2", r, err)
+	}
+}
+
+func waitForChange(t *testing.T, changes <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-changes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch reported no change within 10s")
+	}
+}

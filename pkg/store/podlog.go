@@ -20,7 +20,8 @@ func (s *Secrets) ReadLog(ctx context.Context, revision int) ([]string, error) {
 	case err == nil && len(r.Log) > 0:
 		return r.Log, nil
 	case err == nil:
-		err = fmt.Errorf("the result of experiment %s holds no log", s.Release)
+		revision = r.Revision // the Pod of that run, not of a newer one
+		err = fmt.Errorf("the result of %s holds no log", s)
 	case !errors.Is(err, ErrNoResult):
 		return nil, err
 	}

@@ -693,3 +693,40 @@ func TestAdoptJob(t *testing.T) {
 		t.Errorf("AdoptJob(absent) = %v; want an error naming the experiment and the Job", err)
 	}
 }
+
+// TestSecretsUpdateKeepsConcurrentChanges: writers that update the same
+// revision at once each see the others' changes; none is lost to a
+// conflict.
+func TestSecretsUpdateKeepsConcurrentChanges(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	install(t, ns, "perf")
+	const writers = 5
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &Secrets{Client: env.Clientset, Namespace: ns, Release: "perf", Revision: 1}
+			errs <- s.Update(ctx, func(r *experiment.Result) error {
+				r.Log = append(r.Log, fmt.Sprint("writer ", i))
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := (&Secrets{Client: env.Clientset, Namespace: ns, Release: "perf"}).ReadRevision(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Log) != writers || r.Revision != 1 {
+		t.Errorf("after %d concurrent updates: revision %d, log %q; want every writer's line", writers, r.Revision, r.Log)
+	}
+}
