@@ -355,11 +355,11 @@ func checkSamples(baseline, candidate Sample, kind SampleKind) error {
 }
 
 // CompareRates compares the success rates of two versions with a
-// two-proportion z-test: the pooled standard error under the hypothesis of
-// equal rates for the test, the unpooled one for the confidence interval of
-// the difference (clamped to [−1, 1]). minEffect is an absolute difference of
-// rates, below 1. When both rates are 0 (or both 1) there is no variation to
-// test: the result is not significant with a zero-width interval at 0.
+// two-proportion z-test (pooled standard error under the hypothesis of
+// equal rates) and Newcombe's score interval for the difference. minEffect
+// is an absolute difference of rates, below 1. When both rates are 0 (or
+// both 1) there is no variation to test: the result is not significant, and
+// the interval spans the differences that so few trials cannot rule out.
 //
 // Needed is planned around the baseline's observed rate p, for a change to
 // p+minEffect (or p−minEffect when that would pass 1), so that a baseline
@@ -386,9 +386,14 @@ func CompareRates(baseline, candidate Sample, confidence, minEffect float64) (Di
 	res.Significant = res.PValue < 1-confidence
 
 	zAlpha, zBeta := quantiles(confidence)
-	se := math.Sqrt(p1*(1-p1)/n1 + p2*(1-p2)/n2)
-	res.Low = max(res.Difference-zAlpha*se, -1)
-	res.High = min(res.Difference+zAlpha*se, 1)
+	// Newcombe's hybrid score interval (his method 10) from the two Wilson
+	// intervals: it keeps its coverage with few events and small samples,
+	// where the Wald interval falls far short, and 0 of n against 0 of m
+	// still spans what the samples cannot rule out, not [0, 0].
+	l1, u1 := wilson(p1, n1, zAlpha)
+	l2, u2 := wilson(p2, n2, zAlpha)
+	res.Low = max(res.Difference-math.Hypot(p2-l2, u1-p1), -1)
+	res.High = min(res.Difference+math.Hypot(u2-p2, p1-l1), 1)
 
 	q1 := p1 + minEffect
 	if q1 > 1 {
@@ -398,6 +403,15 @@ func CompareRates(baseline, candidate Sample, confidence, minEffect float64) (Di
 	root := zAlpha*math.Sqrt(2*avg*(1-avg)) + zBeta*math.Sqrt(p1*(1-p1)+q1*(1-q1))
 	res.Needed = ceilCount(root*root/(minEffect*minEffect), 1)
 	return res, nil
+}
+
+// wilson is the Wilson score interval of a proportion p observed in n
+// trials, at the normal quantile z.
+func wilson(p, n, z float64) (lo, hi float64) {
+	z2n := z * z / n
+	centre := (p + z2n/2) / (1 + z2n)
+	half := z / (1 + z2n) * math.Sqrt(p*(1-p)/n+z2n/(4*n))
+	return max(centre-half, 0), min(centre+half, 1)
 }
 
 // CompareMeans compares the means of two versions with Welch's t-test, which

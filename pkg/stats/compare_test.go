@@ -167,15 +167,18 @@ func TestCompareLatenciesErrors(t *testing.T) {
 func TestCompareRatesByHand(t *testing.T) {
 	// 30/300 = 0.10 against 45/300 = 0.15. Pooled 75/600 = 0.125,
 	// SE0 = sqrt(0.125·0.875·2/300) = 0.0270031, z = 1.851640,
-	// p = 0.0640775. Unpooled SE = sqrt(0.09/300 + 0.1275/300) = 0.0269258,
-	// CI 0.05 ± 1.959964·SE = [−0.0027736, 0.1027736]. Needed for 0.05 from
+	// p = 0.0640775. Wilson 95% intervals: 30/300 [0.0709479, 0.1391665],
+	// 45/300 [0.1140325, 0.1948176]; Newcombe's interval of the difference
+	// is 0.05 − hypot(0.15−0.1140325, 0.1391665−0.10) = −0.0031759 to
+	// 0.05 + hypot(0.1948176−0.15, 0.10−0.0709479) = 0.1034101 (the Wald
+	// interval would be [−0.0027736, 0.1027736]). Needed for 0.05 from
 	// 0.10: (1.959964·sqrt(2·0.125·0.875) + 0.841621·sqrt(0.09+0.1275))² /
 	// 0.05² = 685.6, so 686 (the usual tables' figure).
 	res, err := CompareRates(RateSample(30, 300), RateSample(45, 300), 0.95, 0.05)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DifferenceResult{Baseline: 0.1, Candidate: 0.15, Difference: 0.05, Low: -0.0027736453639810865, High: 0.10277364536398106, PValue: 0.0640775064510596, Needed: 686}
+	want := DifferenceResult{Baseline: 0.1, Candidate: 0.15, Difference: 0.05, Low: -0.003175888170201639, High: 0.10341012951821443, PValue: 0.0640775064510596, Needed: 686}
 	if !near(res.Baseline, want.Baseline, 1e-12) || !near(res.Candidate, want.Candidate, 1e-12) || !near(res.Difference, want.Difference, 1e-12) ||
 		!near(res.Low, want.Low, 1e-9) || !near(res.High, want.High, 1e-9) || !near(res.PValue, want.PValue, 1e-9) ||
 		res.Significant || res.Needed != want.Needed {
@@ -184,19 +187,23 @@ func TestCompareRatesByHand(t *testing.T) {
 }
 
 func TestCompareRatesDegenerate(t *testing.T) {
+	// With no events the interval still spans what the trials cannot rule
+	// out: the Wilson upper bounds z²/(n+z²) of 0/100 (0.0369935) and 0/200
+	// (0.0188453), and for all events their mirror images.
 	for _, tt := range []struct {
-		name string
-		b, c Sample
+		name      string
+		b, c      Sample
+		low, high float64
 	}{
-		{"both 0", RateSample(0, 100), RateSample(0, 200)},
-		{"both 1", RateSample(100, 100), RateSample(50, 50)},
+		{"both 0", RateSample(0, 100), RateSample(0, 200), -0.03699349820698566, 0.018845326377266564},
+		{"both 1", RateSample(100, 100), RateSample(50, 50), -0.07134759913335864, 0.03699349820698572},
 	} {
 		res, err := CompareRates(tt.b, tt.c, 0.95, 0.02)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if res.Significant || res.PValue != 1 || res.Difference != 0 || res.Low != 0 || res.High != 0 {
-			t.Errorf("%s: %+v, want p 1 and a zero interval", tt.name, res)
+		if res.Significant || res.PValue != 1 || res.Difference != 0 || !near(res.Low, tt.low, 1e-9) || !near(res.High, tt.high, 1e-9) {
+			t.Errorf("%s: %+v, want p 1 and the interval [%v, %v]", tt.name, res, tt.low, tt.high)
 		}
 		// Planned for 0 → 0.02 (or 1 → 0.98): p̄ = 0.01,
 		// (1.959964·sqrt(2·0.01·0.99) + 0.841621·sqrt(0.0196))² / 0.0004
