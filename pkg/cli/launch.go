@@ -44,7 +44,6 @@ Examples:
   %[1]s launch --local -f values.yaml --dry`
 
 type launchOptions struct {
-	chart   action.ChartOptions
 	local   *action.Launch
 	install *action.Install
 	isLocal bool
@@ -56,7 +55,6 @@ type launchOptions struct {
 
 func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	o := &launchOptions{local: action.NewLaunch(e.cfg), install: action.NewInstall(e.cfg), streams: e.streams}
-	o.chart = o.local.ChartOptions
 	cmd := &cobra.Command{
 		Use:   "launch [RELEASE]",
 		Short: "Launch an experiment from a chart, locally or in a cluster",
@@ -69,14 +67,14 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	f.BoolVar(&o.local.Dry, "dry", false, "with --local: write the spec, run nothing")
 	f.BoolVar(&o.local.Force, "force", false, "with --local: replace the file at --spec (and where its result goes) even if launch did not write it")
 	f.StringVar(&o.local.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
-	f.StringVarP(&o.chart.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
-	f.StringVar(&o.chart.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
+	f.StringVarP(&o.local.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
+	f.StringVar(&o.local.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
 	f.DurationVar(&o.install.Timeout, "timeout", action.DefaultTimeout, "in a cluster: how long the install or upgrade may take, the experiment's run included")
-	f.StringSliceVarP(&o.chart.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
-	f.StringArrayVar(&o.chart.Values.Values, "set", nil, "set values: key1=val1,key2=val2 (can repeat)")
-	f.StringArrayVar(&o.chart.Values.StringValues, "set-string", nil, "set STRING values: key1=val1 (can repeat)")
-	f.StringArrayVar(&o.chart.Values.FileValues, "set-file", nil, "set values from files: key1=path1 (can repeat)")
-	f.StringArrayVar(&o.chart.Values.JSONValues, "set-json", nil, "set JSON values: key1=jsonval1 (can repeat)")
+	f.StringSliceVarP(&o.local.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
+	f.StringArrayVar(&o.local.Values.Values, "set", nil, "set values: key1=val1,key2=val2 (can repeat)")
+	f.StringArrayVar(&o.local.Values.StringValues, "set-string", nil, "set STRING values: key1=val1 (can repeat)")
+	f.StringArrayVar(&o.local.Values.FileValues, "set-file", nil, "set values from files: key1=path1 (can repeat)")
+	f.StringArrayVar(&o.local.Values.JSONValues, "set-json", nil, "set JSON values: key1=jsonval1 (can repeat)")
 	return cmd
 }
 
@@ -84,11 +82,11 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 func (o *launchOptions) Complete(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		o.release = args[0]
-		o.chart.Name = o.release
+		o.local.Name = o.release
 	}
 	o.specSet = cmd.Flags().Changed("spec")
 	o.forceSet = cmd.Flags().Changed("force")
-	o.local.ChartOptions, o.install.ChartOptions = o.chart, o.chart
+	o.install.ChartOptions = o.local.ChartOptions
 	return nil
 }
 
@@ -108,7 +106,7 @@ func (o *launchOptions) Validate() error {
 			return errors.New("launch: --timeout must not be negative")
 		}
 	}
-	if o.isLocal && o.chart.ChartVersion != "" {
+	if o.isLocal && o.local.ChartVersion != "" {
 		return errors.New("launch: --version is for charts from a repository or registry, which --local does not fetch")
 	}
 	if looksLikeFile(o.release) {

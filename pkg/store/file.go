@@ -137,11 +137,8 @@ func (f *File) Watch(ctx context.Context) (<-chan struct{}, error) {
 	// Every write renames a new file into place: a change of file is a new
 	// result even when its size and time (to the file system's precision)
 	// are the old one's.
-	changed := func(a, b os.FileInfo) bool {
-		if a == nil || b == nil {
-			return a != b
-		}
-		return !os.SameFile(a, b) || !a.ModTime().Equal(b.ModTime()) || a.Size() != b.Size()
+	same := func(a, b os.FileInfo) bool {
+		return a == nil && b == nil || a != nil && b != nil && os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size()
 	}
 	stat := func() os.FileInfo {
 		fi, _ := os.Stat(f.ResultPath())
@@ -157,7 +154,7 @@ func (f *File) Watch(ctx context.Context) (<-chan struct{}, error) {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if now := stat(); changed(last, now) {
+				if now := stat(); !same(last, now) {
 					last = now
 					signal(changes)
 				}

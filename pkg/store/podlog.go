@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,10 +46,7 @@ func (s *Secrets) podLog(ctx context.Context, revision int) ([]string, error) {
 	if len(pods.Items) == 0 {
 		return nil, fmt.Errorf("no pod of experiment %s in namespace %s", s.Release, s.Namespace)
 	}
-	sort.Slice(pods.Items, func(i, j int) bool {
-		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)
-	})
-	newest := pods.Items[0]
+	newest := slices.MaxFunc(pods.Items, func(a, b corev1.Pod) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 	data, err := s.Client.CoreV1().Pods(s.Namespace).GetLogs(newest.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("log of pod %s: %w", newest.Name, err)

@@ -206,8 +206,7 @@ func (s *Secrets) WriteResult(ctx context.Context, r *experiment.Result) error {
 	}
 	revision := cmp.Or(r.Revision, s.Revision)
 	return s.modify(ctx, op, revision, func(cur *experiment.Result) error {
-		*cur = *r
-		cur.Revision = revision
+		*cur = *r // modify sets its revision
 		return nil
 	})
 }
