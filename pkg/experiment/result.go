@@ -163,8 +163,9 @@ type Comparison struct {
 	Metric    string `json:"metric"`
 	Baseline  string `json:"baseline"`
 	Candidate string `json:"candidate"`
-	// Test names the statistical test: mann-whitney (latency histograms),
-	// two-proportion (rates) or welch (means).
+	// Test names the statistic (see README's statistics section):
+	// log-ratio (latencies), mean-difference (mean latency), two-proportion
+	// (rates), tail-share (percentiles) or welch (means of plain samples).
 	Test stats.Test `json:"test,omitempty"`
 	// Confidence is the level asked for, such as 0.95.
 	Confidence float64 `json:"confidence"`
@@ -174,14 +175,20 @@ type Comparison struct {
 	Reason string `json:"reason,omitempty"`
 	// Effect is the candidate's estimated change against the baseline with
 	// its confidence interval [Low, High]: a relative change for latencies
-	// (0.2 is 20% slower), a difference otherwise.
+	// (0.2 is 20% slower), a difference otherwise. In sequential mode it is
+	// the pooled estimate and the interval a confidence sequence.
 	Effect *float64 `json:"effect,omitempty"`
 	Low    *float64 `json:"low,omitempty"`
 	High   *float64 `json:"high,omitempty"`
 	// Relative tells that Effect is a relative change.
 	Relative bool `json:"relative,omitempty"`
-	// PValue of the test.
+	// PValue of the test: always valid in sequential mode.
 	PValue *float64 `json:"pValue,omitempty"`
+	// AdjustedPValue is PValue after Holm's correction over the
+	// experiment's Family comparisons; the verdict follows it. Absent when
+	// the experiment has one comparison.
+	AdjustedPValue *float64 `json:"adjustedPValue,omitempty"`
+	Family         int      `json:"family,omitempty"`
 	// BaselineCount and CandidateCount are the sample sizes compared.
 	BaselineCount  int64 `json:"baselineCount,omitempty"`
 	CandidateCount int64 `json:"candidateCount,omitempty"`
@@ -189,9 +196,18 @@ type Comparison struct {
 	// comparison's minimum effect would be detected (80% power), from the
 	// observed variance; 0 when unknown.
 	Needed int64 `json:"needed,omitempty"`
-	// Inflation is the factor by which the test's variance was widened
-	// because consecutive latencies were correlated; absent when 1.
-	Inflation float64 `json:"inflation,omitempty"`
+	// DesignEffect is the factor by which correlation in time and bursts
+	// widened the variance against independent requests; absent when 1.
+	DesignEffect float64 `json:"designEffect,omitempty"`
+	// Blocks is the number of time blocks in which both versions ran and
+	// were paired; absent when they were not.
+	Blocks int `json:"blocks,omitempty"`
+	// Threshold is the latency (msec) a tail-share test counts requests at
+	// or above: the baseline's percentile, rounded down to a quarter
+	// doubling.
+	Threshold float64 `json:"thresholdMsec,omitempty"`
+	// Sequential is the evidence carried across loops in sequential mode.
+	Sequential *stats.Evidence `json:"sequential,omitempty"`
 }
 
 // LoopSummary is what one loop of an experiment found: its metric values,

@@ -344,6 +344,9 @@ const (
 	EvidenceRate = EvidenceKind(stats.KindRate)
 	// EvidenceMean is a stats.KindMean sample (http/latency-mean).
 	EvidenceMean = EvidenceKind(stats.KindMean)
+	// EvidencePercentile is a percentile of a latency histogram
+	// (http/latency-p90), compared through the histogram's tail.
+	EvidencePercentile EvidenceKind = "percentile"
 )
 
 // AddEvidence records that metric will have evidence of a kind for version.

@@ -52,6 +52,36 @@ func formatPValue(p *float64) string {
 	}
 }
 
+// comparisonPValue is the p-value a comparison's verdict rests on: Holm's
+// adjusted one when the experiment made several comparisons.
+func comparisonPValue(c experiment.Comparison) *float64 {
+	if c.AdjustedPValue != nil {
+		return c.AdjustedPValue
+	}
+	return c.PValue
+}
+
+// comparisonsMethod says, in one line, how the comparisons were judged
+// beyond the confidence: Holm's correction and sequential mode; empty for
+// one fixed-sample comparison.
+func comparisonsMethod(cs []experiment.Comparison) string {
+	var parts []string
+	if n, ok := inCommon(cs, func(c experiment.Comparison) int { return c.Family }); ok && n > 1 {
+		parts = append(parts, fmt.Sprintf("p-values adjusted together with Holm's method (%d comparisons)", n))
+	}
+	looks := 0
+	var pooling string
+	for _, c := range cs {
+		if c.Sequential != nil && c.Sequential.Looks > looks {
+			looks, pooling = c.Sequential.Looks, string(c.Sequential.Pooling)
+		}
+	}
+	if looks > 0 {
+		parts = append(parts, fmt.Sprintf("sequential (%s) after %d loops: p-values stay valid whenever you look, intervals are confidence sequences", pooling, looks))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // formatCounts shows the sample sizes compared, baseline first.
 func formatCounts(c experiment.Comparison) string {
 	if c.BaselineCount == 0 && c.CandidateCount == 0 {
@@ -106,13 +136,21 @@ func comparisonVersions(c experiment.Comparison) string {
 // comparisonNote is what a reader should know about a comparison beyond its
 // verdict: why it is inconclusive or could not be made; empty when nothing.
 func comparisonNote(c experiment.Comparison) string {
+	var notes []string
 	switch {
 	case c.Reason != "":
-		return oneLine(c.Reason)
-	case c.Verdict == experiment.VerdictInconclusive && c.Needed > 0:
-		return fmt.Sprintf("a change of the minimum effect needs about %d per version to detect", c.Needed)
+		notes = append(notes, oneLine(c.Reason))
+	case c.Verdict == experiment.VerdictInconclusive && c.Needed > 0 && c.Sequential == nil:
+		notes = append(notes, fmt.Sprintf("a change of the minimum effect needs about %d per version to detect", c.Needed))
 	}
-	return ""
+	if c.Threshold > 0 {
+		notes = append(notes, fmt.Sprintf("share of requests at or above %s ms, the baseline's percentile", FormatValue(roundSignificant(c.Threshold, 3))))
+	}
+	// Small design effects are noise; from 1.5 on they change the verdict.
+	if c.DesignEffect >= 1.5 {
+		notes = append(notes, fmt.Sprintf("requests correlated in time or on a connection: variance %sx that of independent ones", FormatValue(roundSignificant(c.DesignEffect, 2))))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // sharedConfidence returns the confidence level of all comparisons when
@@ -153,6 +191,11 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 		title += ": " + Printable(pair)
 	}
 	fmt.Fprintf(w, "\n%s\n", title)
+	if m := comparisonsMethod(r.Comparisons); m != "" {
+		for _, l := range wrap("  ", m) {
+			fmt.Fprintln(w, l)
+		}
+	}
 	// row writes a row of the table, with the versions and the confidence
 	// only when they vary.
 	row := func(metric, versions, confidence string, rest ...string) {
@@ -172,7 +215,7 @@ func writeComparisons(w io.Writer, r *experiment.Result) {
 		// difference's interval and an inconclusive verdict on one row.
 		effect := strings.Replace(FormatEffect(c), ", ", ",", 1)
 		row(Printable(c.Metric), Printable(comparisonVersions(c)), formatConfidence(c.Confidence),
-			effect, formatPValue(c.PValue), formatCounts(c), Printable(string(c.Verdict)))
+			effect, formatPValue(comparisonPValue(c)), formatCounts(c), Printable(string(c.Verdict)))
 		if note := comparisonNote(c); note != "" {
 			label := c.Metric
 			if !onePair {

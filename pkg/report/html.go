@@ -68,9 +68,11 @@ type htmlView struct {
 	// Confidence is the level all comparisons share, if they do.
 	Confidence  string
 	Comparisons []htmlComparison
-	Rewards     []htmlReward
-	Trend       *htmlTrend
-	Plotly      template.JS
+	// Method says how the comparisons were judged: Holm, sequential.
+	Method  string
+	Rewards []htmlReward
+	Trend   *htmlTrend
+	Plotly  template.JS
 }
 
 type htmlTask struct {
@@ -171,6 +173,7 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 		v.Metrics = append(v.Metrics, m)
 	}
 	v.Failures, v.Comparisons, v.Rewards = failedRequests(r), htmlComparisons(r), htmlRewards(r)
+	v.Method = comparisonsMethod(r.Comparisons)
 	if c, ok := sharedConfidence(r.Comparisons); ok {
 		v.Confidence = formatConfidence(c)
 	}

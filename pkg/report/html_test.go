@@ -26,7 +26,8 @@ func histogramResult(t *testing.T) *experiment.Result {
 	r.Tasks = []experiment.TaskResult{{Task: "http", State: experiment.TaskSucceeded, Duration: 10 * time.Second}}
 	for i, v := range []string{"v1", "v2"} {
 		r.Versions = append(r.Versions, experiment.VersionResult{Name: v})
-		rec := stats.NewRecorder(10 * time.Second)
+		rec := stats.NewRecorder(10*time.Second, r.StartTime)
+		at := r.StartTime
 		for j := 0; j < 2000; j++ {
 			// v1: 2–6 ms; v2: 5–15 ms, with a gap so some bins are empty.
 			d := time.Duration(2000+j*2) * time.Microsecond
@@ -36,7 +37,8 @@ func histogramResult(t *testing.T) *experiment.Result {
 					continue
 				}
 			}
-			rec.Record(d)
+			rec.Record(at, d, false)
+			at = at.Add(d)
 		}
 		r.SetHistogram(v, "http/latency", rec.Histogram())
 		r.SetMetric(v, "http/latency-p99", float64(6+i*9), "msec")

@@ -97,7 +97,7 @@ func htmlComparisons(r *experiment.Result) []htmlComparison {
 		out = append(out, htmlComparison{
 			Metric: c.Metric, Versions: comparisonVersions(c), Test: string(c.Test),
 			Confidence: formatConfidence(c.Confidence), Effect: FormatEffect(c),
-			PValue: formatPValue(c.PValue), Counts: formatCounts(c),
+			PValue: formatPValue(comparisonPValue(c)), Counts: formatCounts(c),
 			Verdict: string(c.Verdict), Class: verdictClass(c.Verdict), Note: comparisonNote(c),
 		})
 	}

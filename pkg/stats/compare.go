@@ -12,55 +12,61 @@ import (
 // Needed sample size is planned for.
 const power = 0.8
 
-// Test names a two-sample test, as a result records it.
+// Test names a comparison's statistic, as a result records it.
 type Test string
 
-// The tests: CompareLatencies runs MannWhitney, CompareRates TwoProportion
-// and CompareMeans Welch.
+// The tests.
 const (
-	MannWhitney   Test = "mann-whitney"
+	// LogRatio compares latencies by the ratio of their geometric means:
+	// the mean difference of log latency, paired by time block.
+	LogRatio Test = "log-ratio"
+	// MeanDifference compares mean latencies, paired by time block.
+	MeanDifference Test = "mean-difference"
+	// TwoProportion compares rates: error rates paired by time block, or
+	// plain samples of successes.
 	TwoProportion Test = "two-proportion"
-	Welch         Test = "welch"
+	// TailShare compares the shares of requests at or above the baseline's
+	// percentile, paired by time block.
+	TailShare Test = "tail-share"
+	// Welch compares the means of plain samples (no time blocks).
+	Welch Test = "welch"
 )
 
-// ShiftResult compares candidate latencies against baseline latencies.
-type ShiftResult struct {
+// Comparison is a candidate compared with a baseline on one measure.
+type Comparison struct {
+	Test Test
+	// Baseline and Candidate are the two versions' values: geometric mean
+	// latency in ms (LogRatio), mean latency in ms, a rate, or the share of
+	// requests above Threshold.
+	Baseline, Candidate           float64
 	BaselineCount, CandidateCount int64
-	// Ratio is the Hodges–Lehmann estimate of the candidate/baseline
-	// latency ratio, with its confidence interval [Low, High]: the ratios
-	// by which dividing the candidate latencies leaves the test
-	// insignificant. It is clamped to the range of observed ratios when the
-	// samples are too small to bound it.
-	Ratio, Low, High float64
-	// PValue is the two-sided Mann–Whitney p-value (normal approximation,
-	// tie-corrected, variance multiplied by Inflation).
-	PValue float64
-	// Significant is PValue < 1-confidence. The interval then excludes 1,
-	// except that with tied values it may end exactly at 1: W jumps there,
-	// and the bound is the jump's position.
-	Significant bool
-	// Inflation is the variance inflation applied for correlated
-	// latencies (1 = none): the larger of the two histograms' Inflation.
-	Inflation float64
-	// Needed is the per-version number of requests that detects a relative
-	// change of minEffect with 80% power, from the observed variance of log
-	// latency and Inflation.
-	Needed int64
-}
-
-// DifferenceResult compares the rates or the means of two versions.
-type DifferenceResult struct {
-	// Baseline and Candidate are the two rates or means.
-	Baseline, Candidate float64
-	// Difference is Candidate − Baseline, with its confidence interval.
-	Difference, Low, High float64
-	PValue                float64
+	// Effect is the candidate's change, with its confidence interval [Low,
+	// High]: relative (0.2 is 20% slower) when Relative, else a difference.
+	Effect, Low, High float64
+	Relative          bool
+	PValue            float64
 	// Significant is PValue < 1-confidence.
 	Significant bool
 	// Needed is the per-version sample size that detects minEffect with
-	// 80% power; 0 when it cannot be planned (a mean comparison with a
-	// baseline mean of 0, against which a relative effect is undefined).
+	// 80% power under the same variance model; 0 when it cannot be
+	// planned (no variation was seen, or a relative effect of a mean of 0).
 	Needed int64
+	// Estimate and Variance are the effect on the test's own scale (the
+	// difference of log latency, of means or of rates) and its variance,
+	// which sequential verdicts accumulate over loops.
+	Estimate, Variance float64
+	// DF is the degrees of freedom behind Variance: +Inf when it is the
+	// variance of independent requests, else batches of time blocks - 1.
+	DF float64
+	// Blocks is how many time blocks paired the versions (0: not paired),
+	// and Batches how many groups of blocks the variance came from.
+	Blocks, Batches int
+	// DesignEffect is Variance over the variance that independent
+	// requests would give (at least 1): how much correlation and bursts
+	// widened the interval.
+	DesignEffect float64
+	// Threshold is the latency a TailShare test counts requests above.
+	Threshold float64
 }
 
 // checkLevels validates the arguments every comparison shares.
@@ -97,240 +103,227 @@ func ceilCount(n float64, lo int64) int64 {
 	return max(int64(math.Ceil(n)), lo)
 }
 
-// bucket is one non-empty HDR bucket: its representative value, the log of
-// it and its count.
-type bucket struct {
-	v    int64
-	logv float64
-	n    float64
+// judge fills in the p-value, significance and interval of e's estimate at
+// confidence: Student's t with e.df degrees of freedom (normal when
+// infinite). The interval is on the test's own scale.
+func (e estimate) judge(confidence float64) (p, low, high float64) {
+	if !(e.variance > 0) {
+		p = 1 // no variation: no evidence of a difference
+		if e.diff != 0 {
+			p = 0
+		}
+		return p, e.diff, e.diff
+	}
+	se := math.Sqrt(e.variance)
+	var crit float64
+	if math.IsInf(e.df, 1) {
+		p = twoSided(e.diff / se)
+		crit = distuv.UnitNormal.Quantile(1 - (1-confidence)/2)
+	} else {
+		t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: e.df}
+		p = min(1, 2*t.Survival(math.Abs(e.diff)/se))
+		crit = t.Quantile(1 - (1-confidence)/2)
+	}
+	return p, e.diff - crit*se, e.diff + crit*se
 }
 
-// buckets lists h's non-empty buckets in increasing order, each at the
-// middle of its range, and their total count. It checks what Load checks but
-// works on the sparse pairs, without building the dense HDR counts: a
-// comparison then costs in the number of non-empty buckets only.
-func buckets(h *Histogram) ([]bucket, int64, error) {
-	pairs, total, err := h.sparse()
-	if err != nil {
-		return nil, 0, err
-	}
-	if total == 0 {
-		return nil, 0, errors.New("no latencies recorded")
-	}
-	g := newGeometry(h.Highest, h.SigFigs)
-	out := make([]bucket, 0, len(pairs))
-	for _, p := range pairs {
-		v := g.middle(p.index)
-		out = append(out, bucket{v: v, logv: math.Log(float64(v)), n: float64(p.count)})
-	}
-	return out, total, nil
-}
-
-// exceeding returns W(shift): the weight of pairs (b, c) with
-// log c − log b > shift plus half that of pairs with equality, the
-// weight of a pair being the product of the counts. W is non-increasing in
-// shift and W(0) is the Mann–Whitney U of the candidate. One sweep over the
-// sorted buckets, without listing the pairs.
-func exceeding(base, cand []bucket, shift float64) float64 {
-	var w, below, upTo float64 // weight of base values < and <= c − shift
-	i, j := 0, 0
-	for _, c := range cand {
-		t := c.logv - shift
-		for i < len(base) && base[i].logv < t {
-			below += base[i].n
-			i++
-		}
-		for j < len(base) && base[j].logv <= t {
-			upTo += base[j].n
-			j++
-		}
-		w += c.n * (below + (upTo-below)/2)
-	}
-	return w
-}
-
-// The differences of log latency searched by bisection lie between lo and hi
-// (the extreme observed differences); bisection stops within bisectTolerance
-// of the bound, far below the histograms' 0.1% resolution.
-const bisectTolerance = 1e-7
-
-// lowestAtMost is inf{δ : W(δ) ≤ target}, clamped to [lo, hi]. W changes
-// only at pairwise differences, so the bound is one of them: bisection
-// brackets it and nextDifference picks it exactly.
-func lowestAtMost(base, cand []bucket, target, lo, hi float64) float64 {
-	if exceeding(base, cand, lo) <= target {
-		return lo
-	}
-	// Pairs at the largest difference hi count half in W(hi), which can
-	// still exceed a small target.
-	if exceeding(base, cand, hi) > target {
-		return hi
-	}
-	lo, hi = bisect(lo, hi, func(mid float64) bool { return exceeding(base, cand, mid) <= target })
-	return min(nextDifference(base, cand, lo), hi)
-}
-
-// highestAtLeast is sup{δ : W(δ) ≥ target}, clamped to [lo, hi].
-func highestAtLeast(base, cand []bucket, target, lo, hi float64) float64 {
-	if exceeding(base, cand, hi) >= target {
-		return hi
-	}
-	if exceeding(base, cand, lo) < target {
-		return lo
-	}
-	lo, hi = bisect(lo, hi, func(mid float64) bool { return exceeding(base, cand, mid) < target })
-	return max(prevDifference(base, cand, hi), lo)
-}
-
-// bisect narrows [lo, hi] to within bisectTolerance (or to adjacent
-// floats) around where above, false at lo and true at hi, turns true.
-func bisect(lo, hi float64, above func(float64) bool) (float64, float64) {
-	for hi-lo > bisectTolerance {
-		mid := lo + (hi-lo)/2
-		if mid <= lo || mid >= hi {
-			break
-		}
-		if above(mid) {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return lo, hi
-}
-
-// nextDifference is the smallest pairwise difference log c − log b above x
-// (+Inf if none): for each candidate bucket, the closest baseline bucket below
-// c − x, found by a pointer that only moves forward.
-func nextDifference(base, cand []bucket, x float64) float64 {
-	best := math.Inf(1)
-	i := 0
-	for _, c := range cand {
-		for i < len(base) && c.logv-base[i].logv > x {
-			i++
-		}
-		// base[i-1] is the largest baseline value with a difference above x.
-		if i > 0 {
-			best = min(best, c.logv-base[i-1].logv)
-		}
-	}
-	return best
-}
-
-// prevDifference is the largest pairwise difference below x (−Inf if none).
-func prevDifference(base, cand []bucket, x float64) float64 {
-	best := math.Inf(-1)
-	i := 0
-	for _, c := range cand {
-		// The first baseline value whose difference is below x.
-		for i < len(base) && c.logv-base[i].logv >= x {
-			i++
-		}
-		if i < len(base) {
-			best = max(best, c.logv-base[i].logv)
-		}
-	}
-	return best
-}
-
-// CompareLatencies tests whether candidate latencies are shifted against
-// baseline latencies, with a Mann–Whitney test and the Hodges–Lehmann
-// estimate of the shift. Both work on log latency: the test does not depend on
-// the transform, and a shift of logs is a ratio, which is how a latency change
-// is felt. Every value of an HDR bucket counts at the bucket's middle, so
-// values in one bucket tie. The variance of the statistic is multiplied by
-// the larger Inflation of the two histograms, since latencies close in time
-// are correlated. confidence is the level of the interval (say 0.95) and
-// minEffect the relative change Needed is planned for (say 0.1 for 10%).
-func CompareLatencies(baseline, candidate *Histogram, confidence, minEffect float64) (ShiftResult, error) {
-	if err := checkLevels(confidence, minEffect); err != nil {
-		return ShiftResult{}, fmt.Errorf("compare latencies: %w", err)
-	}
-	base, m, err := buckets(baseline)
-	if err != nil {
-		return ShiftResult{}, fmt.Errorf("compare latencies: baseline: %w", err)
-	}
-	cand, n, err := buckets(candidate)
-	if err != nil {
-		return ShiftResult{}, fmt.Errorf("compare latencies: candidate: %w", err)
-	}
-	res := ShiftResult{
-		BaselineCount:  m,
-		CandidateCount: n,
-		Inflation:      max(Inflation(baseline), Inflation(candidate)),
-	}
-	mf, nf := float64(m), float64(n)
-	total := mf + nf
-	variance := mf * nf / 12 * ((total + 1) - tieCorrection(base, cand)/(total*(total-1))) * res.Inflation
-	sd := math.Sqrt(max(variance, 0))
-
-	pairs := mf * nf
-	res.PValue = 1 // with every value tied, sd is 0: no evidence of a shift
-	if sd > 0 {
-		res.PValue = twoSided((exceeding(base, cand, 0) - pairs/2) / sd)
-	}
-	res.Significant = res.PValue < 1-confidence
-
-	zAlpha, zBeta := quantiles(confidence)
-	lo := cand[0].logv - base[len(base)-1].logv
-	hi := cand[len(cand)-1].logv - base[0].logv
-	half := zAlpha * sd
-	res.Low = math.Exp(lowestAtMost(base, cand, pairs/2+half, lo, hi))
-	res.High = math.Exp(highestAtLeast(base, cand, pairs/2-half, lo, hi))
-	mid := (lowestAtMost(base, cand, pairs/2, lo, hi) + highestAtLeast(base, cand, pairs/2, lo, hi)) / 2
-	res.Ratio = math.Exp(mid)
-
-	// Needed: as for a t-test on log latency with the pooled variance (for
-	// latencies, with their heavy tails, Mann–Whitney is at least about as
-	// efficient), times the inflation.
-	delta := math.Log1p(minEffect)
-	res.Needed = ceilCount(2*(zAlpha+zBeta)*(zAlpha+zBeta)*pooledLogVariance(base, cand)/(delta*delta)*res.Inflation, 2)
-	return res, nil
-}
-
-// tieCorrection is Σ(t³ − t) over the distinct values of both samples, t
-// being how many values tie at each.
-func tieCorrection(base, cand []bucket) float64 {
-	var ties float64
-	for i, j := 0, 0; i < len(base) || j < len(cand); {
-		var t float64
-		switch {
-		case j == len(cand) || (i < len(base) && base[i].v < cand[j].v):
-			t = base[i].n
-			i++
-		case i == len(base) || cand[j].v < base[i].v:
-			t = cand[j].n
-			j++
-		default:
-			t = base[i].n + cand[j].n
-			i++
-			j++
-		}
-		ties += t*t*t - t
-	}
-	return ties
-}
-
-// pooledLogVariance is the pooled variance of log latency of two samples;
-// 0 when they hold two values or fewer.
-func pooledLogVariance(base, cand []bucket) float64 {
-	var ss, total float64
-	for _, bs := range [][]bucket{base, cand} {
-		var s, c float64
-		for _, b := range bs {
-			s += b.n * b.logv
-			c += b.n
-		}
-		mean := s / c
-		for _, b := range bs {
-			ss += b.n * (b.logv - mean) * (b.logv - mean)
-		}
-		total += c
-	}
-	if total <= 2 {
+// needed is the per-version sample size at which the comparison's standard
+// error is delta/(zAlpha+zBeta), scaling its variance from the counts it
+// came from; 0 when there was no variance to scale.
+func (e estimate) needed(confidence, delta float64) int64 {
+	if !(e.variance > 0) || !(delta > 0) {
 		return 0
 	}
-	return ss / (total - 2)
+	zAlpha, zBeta := quantiles(confidence)
+	perUnit := e.variance / (1/e.base.n + 1/e.cand.n) // the variance of one request, design effect included
+	return ceilCount(2*perUnit*(zAlpha+zBeta)*(zAlpha+zBeta)/(delta*delta), 2)
+}
+
+// fill copies what every series comparison reports from e.
+func (e estimate) fill(c *Comparison) {
+	c.BaselineCount, c.CandidateCount = int64(e.base.n), int64(e.cand.n)
+	c.Estimate, c.Variance, c.DF = e.diff, e.variance, e.df
+	c.Blocks, c.Batches = e.paired, e.batches
+	c.DesignEffect = 1
+	if e.iid > 0 {
+		c.DesignEffect = max(e.variance/e.iid, 1)
+	}
+}
+
+// seriesPair checks two latency histograms for a comparison and returns
+// their series (one block each for histograms without one).
+func seriesPair(op string, baseline, candidate *Histogram, confidence, minEffect float64) (*Series, *Series, error) {
+	if err := checkLevels(confidence, minEffect); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	out := [2]*Series{}
+	for i, h := range []*Histogram{baseline, candidate} {
+		s, err := seriesOf(h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %s: %w", op, [...]string{"baseline", "candidate"}[i], err)
+		}
+		out[i] = s
+	}
+	return out[0], out[1], nil
+}
+
+// CompareLatencies compares latencies by the ratio of the candidate's
+// geometric mean latency to the baseline's: the mean difference of log
+// latency, with the versions paired by time block (see Series), so that a
+// slowdown both versions see cancels, and a variance from how batches of
+// blocks vary, so that correlated latencies widen the interval in
+// proportion. Log latency tames the long tail: a request 10 times slower
+// adds ln 10, not 10 times as much. confidence is the level of the interval
+// (say 0.95) and minEffect the relative change Needed is planned for (say
+// 0.1 for 10%).
+func CompareLatencies(baseline, candidate *Histogram, confidence, minEffect float64) (Comparison, error) {
+	bs, cs, err := seriesPair("compare latencies", baseline, candidate, confidence, minEffect)
+	if err != nil {
+		return Comparison{}, err
+	}
+	e := contrast(bs, cs, logLatency, false)
+	if err := enough("compare latencies", e); err != nil {
+		return Comparison{}, err
+	}
+	c := Comparison{Test: LogRatio, Relative: true}
+	e.fill(&c)
+	p, lo, hi := e.judge(confidence)
+	c.PValue, c.Significant = p, p < 1-confidence
+	c.Effect, c.Low, c.High = math.Expm1(e.diff), math.Expm1(lo), math.Expm1(hi)
+	c.Baseline, c.Candidate = geometricMeanMs(e.base), geometricMeanMs(e.cand)
+	c.Needed = e.needed(confidence, math.Log1p(minEffect))
+	return c, nil
+}
+
+// enough checks that an estimate rests on at least two requests of each
+// version: with one, no variance can be estimated, and a difference would
+// look exact.
+func enough(op string, e estimate) error {
+	if e.base.n < 2 || e.cand.n < 2 {
+		return fmt.Errorf("%s: %v and %v requests of the baseline and the candidate in the time both ran: want at least 2 of each", op, e.base.n, e.cand.n)
+	}
+	return nil
+}
+
+// geometricMeanMs is the geometric mean latency, in ms, of a total of log
+// latencies.
+func geometricMeanMs(t cell) float64 {
+	return math.Exp(t.s / t.n) // log latencies count from 1ms
+}
+
+// CompareLatencyMeans compares mean latencies (in ms), paired by time block
+// like CompareLatencies. minEffect is relative to the baseline's mean.
+func CompareLatencyMeans(baseline, candidate *Histogram, confidence, minEffect float64) (Comparison, error) {
+	bs, cs, err := seriesPair("compare mean latencies", baseline, candidate, confidence, minEffect)
+	if err != nil {
+		return Comparison{}, err
+	}
+	e := contrast(bs, cs, millis, false)
+	if err := enough("compare mean latencies", e); err != nil {
+		return Comparison{}, err
+	}
+	c := Comparison{Test: MeanDifference}
+	e.fill(&c)
+	p, lo, hi := e.judge(confidence)
+	c.PValue, c.Significant = p, p < 1-confidence
+	c.Effect, c.Low, c.High = e.diff, lo, hi
+	c.Baseline, c.Candidate = e.base.s/e.base.n, e.cand.s/e.cand.n
+	c.Needed = e.needed(confidence, minEffect*math.Abs(c.Baseline))
+	return c, nil
+}
+
+// CompareErrorRates compares the error rates of two loads, paired by time
+// block, so that a burst of errors in one version widens the interval
+// instead of passing for a difference. minEffect is an absolute difference
+// of rates, below 1.
+func CompareErrorRates(baseline, candidate *Histogram, confidence, minEffect float64) (Comparison, error) {
+	if minEffect >= 1 {
+		return Comparison{}, fmt.Errorf("compare error rates: minimum effect %v: a difference of rates is below 1", minEffect)
+	}
+	bs, cs, err := seriesPair("compare error rates", baseline, candidate, confidence, minEffect)
+	if err != nil {
+		return Comparison{}, err
+	}
+	if baseline.Series == nil || candidate.Series == nil {
+		return Comparison{}, errors.New("compare error rates: a histogram without time blocks has no errors to compare")
+	}
+	e := contrast(bs, cs, errorsOf, true)
+	if err := enough("compare error rates", e); err != nil {
+		return Comparison{}, err
+	}
+	return shares(e, TwoProportion, confidence, minEffect), nil
+}
+
+// ComparePercentiles compares the tails of two loads: the share of requests
+// at or above T, T being the baseline's percentile (say 90), rounded down to
+// the edge of a tail bucket (a quarter doubling), so about 10% of the
+// baseline's requests. A candidate whose p90 is higher has more than that
+// above T, even when its mean barely moves. The threshold is itself an
+// estimate, but its noise enters as that of the baseline's share, which the
+// variance counts. Paired by time block like the others. minEffect is an
+// absolute difference of shares.
+func ComparePercentiles(baseline, candidate *Histogram, percentile, confidence, minEffect float64) (Comparison, error) {
+	if !(percentile > 0 && percentile < 100) {
+		return Comparison{}, fmt.Errorf("compare percentiles: percentile %v: want a number between 0 and 100", percentile)
+	}
+	if minEffect >= 1 {
+		return Comparison{}, fmt.Errorf("compare percentiles: minimum effect %v: a difference of shares is below 1", minEffect)
+	}
+	bs, cs, err := seriesPair("compare percentiles", baseline, candidate, confidence, minEffect)
+	if err != nil {
+		return Comparison{}, err
+	}
+	hh, err := baseline.Load()
+	if err != nil {
+		return Comparison{}, fmt.Errorf("compare percentiles: baseline: %w", err)
+	}
+	above := tailBucket(math.Log(float64(max(hh.ValueAtPercentile(percentile), 1))))
+	e := contrast(bs, cs, tailAbove(above), true)
+	if err := enough("compare percentiles", e); err != nil {
+		return Comparison{}, err
+	}
+	c := shares(e, TailShare, confidence, minEffect)
+	c.Threshold = float64(tailFloor(above)) / 1e6
+	return c, nil
+}
+
+// shares finishes a comparison of two rates (errors, or requests above a
+// threshold) from its estimate. The p-value is e's; the interval is
+// Newcombe's hybrid score interval from Wilson intervals at the effective
+// sample sizes (the counts divided by the design effect), centred on the
+// paired estimate: it keeps its coverage with few events, where a normal
+// interval falls short, and 0 against 0 events still spans what so few
+// requests cannot rule out.
+func shares(e estimate, test Test, confidence, minEffect float64) Comparison {
+	c := Comparison{Test: test}
+	e.fill(&c)
+	p, _, _ := e.judge(confidence)
+	c.PValue, c.Significant = p, p < 1-confidence
+	p1, p2 := e.base.s/e.base.n, e.cand.s/e.cand.n
+	c.Baseline, c.Candidate, c.Effect = p1, p2, e.diff
+	zAlpha, _ := quantiles(confidence)
+	if !math.IsInf(e.df, 1) {
+		zAlpha = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: e.df}.Quantile(1 - (1-confidence)/2)
+	}
+	l1, u1 := wilson(p1, e.base.n/c.DesignEffect, zAlpha)
+	l2, u2 := wilson(p2, e.cand.n/c.DesignEffect, zAlpha)
+	c.Low = max(e.diff-math.Hypot(p2-l2, u1-p1), -1)
+	c.High = min(e.diff+math.Hypot(u2-p2, p1-l1), 1)
+	c.Needed = neededRate(p1, minEffect, confidence, c.DesignEffect)
+	return c
+}
+
+// neededRate is the per-version sample size that detects a change of a rate
+// p by minEffect with 80% power, times the design effect.
+func neededRate(p, minEffect, confidence, designEffect float64) int64 {
+	zAlpha, zBeta := quantiles(confidence)
+	q := p + minEffect
+	if q > 1 {
+		q = p - minEffect
+	}
+	avg := (p + q) / 2
+	root := zAlpha*math.Sqrt(2*avg*(1-avg)) + zBeta*math.Sqrt(p*(1-p)+q*(1-q))
+	return ceilCount(root*root/(minEffect*minEffect)*designEffect, 1)
 }
 
 // checkSamples validates the two samples of a comparison of a kind: a rate
@@ -364,45 +357,29 @@ func checkSamples(baseline, candidate Sample, kind SampleKind) error {
 // Needed is planned around the baseline's observed rate p, for a change to
 // p+minEffect (or p−minEffect when that would pass 1), so that a baseline
 // without any success still gets a finite, sensible size.
-func CompareRates(baseline, candidate Sample, confidence, minEffect float64) (DifferenceResult, error) {
+func CompareRates(baseline, candidate Sample, confidence, minEffect float64) (Comparison, error) {
 	if err := checkLevels(confidence, minEffect); err != nil {
-		return DifferenceResult{}, fmt.Errorf("compare rates: %w", err)
+		return Comparison{}, fmt.Errorf("compare rates: %w", err)
 	}
 	if minEffect >= 1 {
-		return DifferenceResult{}, fmt.Errorf("compare rates: minimum effect %v: a difference of rates is below 1", minEffect)
+		return Comparison{}, fmt.Errorf("compare rates: minimum effect %v: a difference of rates is below 1", minEffect)
 	}
 	if err := checkSamples(baseline, candidate, KindRate); err != nil {
-		return DifferenceResult{}, fmt.Errorf("compare rates: %w", err)
+		return Comparison{}, fmt.Errorf("compare rates: %w", err)
 	}
 	n1, n2 := float64(baseline.Trials), float64(candidate.Trials)
 	p1, p2 := float64(baseline.Successes)/n1, float64(candidate.Successes)/n2
-	res := DifferenceResult{Baseline: p1, Candidate: p2, Difference: p2 - p1}
-
+	// One block of independent trials: the pooled variance under equal
+	// rates for the test, Newcombe's interval (in shares) around it.
 	pooled := float64(baseline.Successes+candidate.Successes) / (n1 + n2)
-	res.PValue = 1
-	if se0 := math.Sqrt(pooled * (1 - pooled) * (1/n1 + 1/n2)); se0 > 0 {
-		res.PValue = twoSided(res.Difference / se0)
+	v := pooled * (1 - pooled) * (1/n1 + 1/n2)
+	e := estimate{
+		diff: p2 - p1, variance: v, iid: v, df: math.Inf(1), paired: 0,
+		base: cell{n: n1, s: float64(baseline.Successes)}, cand: cell{n: n2, s: float64(candidate.Successes)},
 	}
-	res.Significant = res.PValue < 1-confidence
-
-	zAlpha, zBeta := quantiles(confidence)
-	// Newcombe's hybrid score interval (his method 10) from the two Wilson
-	// intervals: it keeps its coverage with few events and small samples,
-	// where the Wald interval falls far short, and 0 of n against 0 of m
-	// still spans what the samples cannot rule out, not [0, 0].
-	l1, u1 := wilson(p1, n1, zAlpha)
-	l2, u2 := wilson(p2, n2, zAlpha)
-	res.Low = max(res.Difference-math.Hypot(p2-l2, u1-p1), -1)
-	res.High = min(res.Difference+math.Hypot(u2-p2, p1-l1), 1)
-
-	q1 := p1 + minEffect
-	if q1 > 1 {
-		q1 = p1 - minEffect
-	}
-	avg := (p1 + q1) / 2
-	root := zAlpha*math.Sqrt(2*avg*(1-avg)) + zBeta*math.Sqrt(p1*(1-p1)+q1*(1-q1))
-	res.Needed = ceilCount(root*root/(minEffect*minEffect), 1)
-	return res, nil
+	c := shares(e, TwoProportion, confidence, minEffect)
+	c.Blocks = 0
+	return c, nil
 }
 
 // wilson is the Wilson score interval of a proportion p observed in n
@@ -419,36 +396,28 @@ func wilson(p, n, z float64) (lo, hi float64) {
 // Each sample needs at least 2 values. With both standard deviations 0 the
 // difference is exact: the p-value is 1 if the means are equal, else 0.
 //
-// Needed uses normal quantiles and the two observed variances.
-func CompareMeans(baseline, candidate Sample, confidence, minEffect float64) (DifferenceResult, error) {
+// Needed uses normal quantiles and the observed variance.
+func CompareMeans(baseline, candidate Sample, confidence, minEffect float64) (Comparison, error) {
 	if err := checkLevels(confidence, minEffect); err != nil {
-		return DifferenceResult{}, fmt.Errorf("compare means: %w", err)
+		return Comparison{}, fmt.Errorf("compare means: %w", err)
 	}
 	if err := checkSamples(baseline, candidate, KindMean); err != nil {
-		return DifferenceResult{}, fmt.Errorf("compare means: %w", err)
+		return Comparison{}, fmt.Errorf("compare means: %w", err)
 	}
 	n1, n2 := float64(baseline.Count), float64(candidate.Count)
 	v1, v2 := baseline.Stdev*baseline.Stdev/n1, candidate.Stdev*candidate.Stdev/n2
-	res := DifferenceResult{Baseline: baseline.Mean, Candidate: candidate.Mean, Difference: candidate.Mean - baseline.Mean}
-	if se := math.Sqrt(v1 + v2); se > 0 {
-		df := (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
-		t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}
-		res.PValue = min(1, 2*t.Survival(math.Abs(res.Difference)/se))
-		half := t.Quantile(1-(1-confidence)/2) * se
-		res.Low, res.High = res.Difference-half, res.Difference+half
-	} else {
-		res.PValue = 1
-		if res.Difference != 0 {
-			res.PValue = 0
-		}
-		res.Low, res.High = res.Difference, res.Difference
+	e := estimate{
+		diff: candidate.Mean - baseline.Mean, variance: v1 + v2, iid: v1 + v2,
+		base: cell{n: n1}, cand: cell{n: n2}, df: math.Inf(1),
 	}
-	res.Significant = res.PValue < 1-confidence
-
-	if delta := minEffect * math.Abs(baseline.Mean); delta > 0 {
-		zAlpha, zBeta := quantiles(confidence)
-		s2 := baseline.Stdev*baseline.Stdev + candidate.Stdev*candidate.Stdev
-		res.Needed = ceilCount((zAlpha+zBeta)*(zAlpha+zBeta)*s2/(delta*delta), 2)
+	if v1+v2 > 0 {
+		e.df = (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
 	}
-	return res, nil
+	c := Comparison{Test: Welch, Baseline: baseline.Mean, Candidate: candidate.Mean}
+	e.fill(&c)
+	c.PValue, c.Low, c.High = e.judge(confidence)
+	c.Significant = c.PValue < 1-confidence
+	c.Effect = e.diff
+	c.Needed = e.needed(confidence, minEffect*math.Abs(baseline.Mean))
+	return c, nil
 }

@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -14,130 +13,146 @@ import (
 
 func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
 
-// exact records values below 2048ns, which HDR keeps exactly.
+// exact records values below 2048ns, which HDR keeps exactly, all at the
+// epoch: one time block.
 func exact(values ...int64) *Histogram {
-	r := NewRecorder(time.Second)
+	r := NewRecorder(time.Second, epoch)
 	for _, v := range values {
-		r.Record(time.Duration(v))
+		r.Record(epoch, time.Duration(v), false)
 	}
 	return r.Histogram()
 }
 
-func TestCompareLatenciesMannWhitneyByHand(t *testing.T) {
-	// U of the candidate: 200 beats 100 and ties two 200s (2), 300 beats
-	// three and ties one (3.5), each 400 beats all four (8), 500 too (4):
-	// U = 17.5 against a mean of mn/2 = 10. Ties in the pooled sample:
-	// 200×3, 300×2, 400×2, so Σ(t³−t) = 24+6+6 = 36 and
-	// var = mn/12·((N+1) − 36/(N(N−1))) = 20/12·(10 − 0.5) = 15.8333;
-	// z = 7.5/3.97911 = 1.884843, two-sided p = 0.0594511.
-	base := exact(100, 200, 200, 300)
-	cand := exact(200, 300, 400, 400, 500)
-	res, err := CompareLatencies(base, cand, 0.95, 0.1)
-	if err != nil {
-		t.Fatal(err)
+// lognormalLoad records n requests spread evenly over span from the epoch,
+// with log latency normal about ln(median) with deviation sigma.
+func lognormalLoad(rng *rand.Rand, n int, span time.Duration, median time.Duration, sigma float64) *Histogram {
+	r := NewRecorder(10*time.Second, epoch)
+	for i := range n {
+		at := epoch.Add(span * time.Duration(i) / time.Duration(n))
+		r.Record(at, time.Duration(float64(median)*math.Exp(sigma*rng.NormFloat64())), false)
 	}
-	if !near(res.PValue, 0.05945109331155366, 1e-9) || res.Significant {
-		t.Errorf("p-value = %v (significant %v), want 0.0594511, not significant", res.PValue, res.Significant)
-	}
-	if res.BaselineCount != 4 || res.CandidateCount != 5 || res.Inflation != 1 {
-		t.Errorf("counts %d, %d inflation %v; want 4, 5, 1", res.BaselineCount, res.CandidateCount, res.Inflation)
-	}
-	// Pairwise ratios: 2, 1, 1, 2/3 (for 200), 3, 1.5, 1.5, 1 (300), 4, 2,
-	// 2, 4/3 (each 400), 5, 2.5, 2.5, 5/3 (500). The 10th and 11th of the 20
-	// are 2 and 2: the estimate is 2. At 95% the lower bound falls on the
-	// tied pairs' ratio 1 (W jumps from 19 to 16 across 1, around the bound
-	// 10 + 1.96·3.979 = 17.8); the upper on 4.
-	if !near(res.Ratio, 2, 1e-9) || !near(res.Low, 1, 1e-9) || !near(res.High, 4, 1e-9) {
-		t.Errorf("ratio %v in [%v, %v], want 2 in [1, 4]", res.Ratio, res.Low, res.High)
-	}
-	// At 90% the same z is significant: the bound 16.5 lies between W
-	// just above 1 (16) and W at 1 (17.5), so the interval starts just
-	// above 1, at 1 itself as an infimum.
-	res, err = CompareLatencies(base, cand, 0.90, 0.1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Significant || res.Low < 1 || !near(res.High, 3, 1e-9) {
-		t.Errorf("at 0.90: significant %v, interval [%v, %v]; want significant, [1, 3]", res.Significant, res.Low, res.High)
-	}
-	// Swapping the versions mirrors the result.
-	back, err := CompareLatencies(cand, base, 0.90, 0.1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !near(back.PValue, res.PValue, 1e-12) || !near(back.Ratio, 1/res.Ratio, 1e-6) || !near(back.Low, 1/res.High, 1e-6) {
-		t.Errorf("swapped: p %v ratio %v low %v; want %v, %v, %v", back.PValue, back.Ratio, back.Low, res.PValue, 1/res.Ratio, 1/res.High)
-	}
+	return r.Histogram()
 }
 
-func TestCompareLatenciesHodgesLehmann(t *testing.T) {
-	// Every pairwise ratio is 1.5: the estimate is 1.5 exactly.
+func TestCompareLatenciesConstant(t *testing.T) {
+	// Every latency the same on each side: no variation, so the ratio is
+	// exact (to the 1/1024 of the log sums) and the p-value 0 or 1.
 	res, err := CompareLatencies(exact(1000, 1000, 1000), exact(1500, 1500), 0.95, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near(res.Ratio, 1.5, 1e-6) {
-		t.Errorf("ratio of constant 1000ns and 1500ns = %v, want 1.5", res.Ratio)
+	if res.Test != LogRatio || !res.Relative || !near(res.Effect, 0.5, 2e-3) || res.PValue != 0 || !res.Significant ||
+		!near(res.Low, res.Effect, 1e-12) || !near(res.High, res.Effect, 1e-12) {
+		t.Errorf("constant 1000ns against 1500ns: %+v; want effect 0.5, p 0, interval [0.5, 0.5]", res)
+	}
+	if res.BaselineCount != 3 || res.CandidateCount != 2 || res.Blocks != 1 || res.Needed != 0 || res.DesignEffect != 1 {
+		t.Errorf("counts %d, %d, blocks %d, Needed %d, design effect %v; want 3, 2, 1, 0 (nothing to plan from), 1",
+			res.BaselineCount, res.CandidateCount, res.Blocks, res.Needed, res.DesignEffect)
+	}
+	// Geometric means in ms.
+	if !near(res.Baseline, 0.001, 1e-6) || !near(res.Candidate, 0.0015, 2e-6) {
+		t.Errorf("geometric means %v, %v ms; want 0.001, 0.0015", res.Baseline, res.Candidate)
 	}
 
-	// A multiplicative shift of 25% on lognormal latencies.
+	res, err = CompareLatencies(exact(700, 700), exact(700, 700), 0.95, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PValue != 1 || res.Significant || res.Effect != 0 || res.Low != 0 || res.High != 0 {
+		t.Errorf("all values equal: %+v; want p 1, effect and interval 0", res)
+	}
+	// One value of a version: no variance can be estimated, and a
+	// difference would look exact. That is an error, not a verdict.
+	for _, pair := range [][2]*Histogram{{exact(500), exact(1000, 1000)}, {exact(500, 500), exact(1000)}} {
+		if _, err := CompareLatencies(pair[0], pair[1], 0.95, 0.1); err == nil || !strings.Contains(err.Error(), "want at least 2 of each") {
+			t.Errorf("one request of a version: error %v, want one asking for at least 2 of each", err)
+		}
+	}
+}
+
+func TestCompareLatenciesLogRatio(t *testing.T) {
+	// A multiplicative shift of 25% on lognormal latencies, σ 0.5 of log
+	// latency, independent requests over 10s.
 	rng := rand.New(rand.NewPCG(11, 2))
-	b, c := NewRecorder(10*time.Second), NewRecorder(10*time.Second)
-	for range 20000 {
-		d := 10e6 * math.Exp(0.5*rng.NormFloat64())
-		b.Record(time.Duration(d))
-		c.Record(time.Duration(1.25 * 10e6 * math.Exp(0.5*rng.NormFloat64())))
-	}
-	res, err = CompareLatencies(b.Histogram(), c.Histogram(), 0.95, 0.1)
+	b := lognormalLoad(rng, 20000, 10*time.Second, 10*time.Millisecond, 0.5)
+	c := lognormalLoad(rng, 20000, 10*time.Second, 12500*time.Microsecond, 0.5)
+	res, err := CompareLatencies(b, c, 0.95, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The estimate's standard error is about 0.5·sqrt(2/20000)·1.02 = 0.5%.
-	if !near(res.Ratio, 1.25, 0.02) || res.Low > 1.25 || res.High < 1.25 || !res.Significant || res.PValue > 1e-10 {
-		t.Errorf("25%% shift: ratio %v in [%v, %v], p %v; want 1.25 inside, significant", res.Ratio, res.Low, res.High, res.PValue)
+	// The standard error of the log ratio is 0.5·sqrt(2/20000) = 0.5%,
+	// and the batch variance (9 degrees of freedom) can be twice as large
+	// in a few runs of 100; this seed's is 2.3 times.
+	if !near(res.Effect, 0.25, 0.02) || res.Low > 0.25 || res.High < 0.25 || !res.Significant || res.PValue > 1e-6 {
+		t.Errorf("25%% shift: effect %v in [%v, %v], p %v; want 0.25 inside, significant", res.Effect, res.Low, res.High, res.PValue)
 	}
-	if w := res.High / res.Low; w > 1.04 {
-		t.Errorf("25%% shift: interval [%v, %v] wider than 4%% at n=20000", res.Low, res.High)
+	if w := (1 + res.High) / (1 + res.Low); w > 1.05 {
+		t.Errorf("25%% shift: interval [%v, %v] wider than 5%% at n=20000", res.Low, res.High)
+	}
+	if res.BaselineCount != 20000 || res.CandidateCount != 20000 || res.Blocks < 32 || res.DesignEffect > 3 {
+		t.Errorf("counts %d, %d, %d blocks, design effect %v; want 20000 each, paired blocks, about 1",
+			res.BaselineCount, res.CandidateCount, res.Blocks, res.DesignEffect)
+	}
+	if !near(res.Baseline, 10, 0.2) || !near(res.Candidate, 12.5, 0.25) {
+		t.Errorf("geometric means %v, %v ms; want 10, 12.5", res.Baseline, res.Candidate)
 	}
 
-	// The same histogram on both sides: ratio 1, p-value 1.
-	h := b.Histogram()
-	res, err = CompareLatencies(h, h, 0.95, 0.1)
+	// The same histogram on both sides: effect 0, p-value 1.
+	res, err = CompareLatencies(b, b, 0.95, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near(res.Ratio, 1, 1e-6) || !near(res.PValue, 1, 1e-12) || res.Significant || res.Low >= 1 || res.High <= 1 {
-		t.Errorf("A against itself: ratio %v in [%v, %v], p %v; want 1 inside, p 1", res.Ratio, res.Low, res.High, res.PValue)
+	if res.Effect != 0 || !near(res.PValue, 1, 1e-12) || res.Significant || res.Low >= 0 || res.High <= 0 {
+		t.Errorf("A against itself: effect %v in [%v, %v], p %v; want 0 inside, p 1", res.Effect, res.Low, res.High, res.PValue)
 	}
 	// Needed for σ = 0.5 of log latency and a 10% change:
 	// 2·(1.96+0.8416)²·0.25/ln(1.1)² = 431.
 	if res.Needed < 400 || res.Needed > 460 {
 		t.Errorf("Needed = %d, want about 431", res.Needed)
 	}
+	// Swapping the versions mirrors the ratio.
+	ab, err := CompareLatencies(b, c, 0.95, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba, err := CompareLatencies(c, b, 0.95, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(ba.PValue, ab.PValue, 1e-9) || !near(1+ba.Effect, 1/(1+ab.Effect), 1e-9) || !near(1+ba.Low, 1/(1+ab.High), 1e-9) {
+		t.Errorf("swapped: p %v effect %v low %v; want %v, %v, %v", ba.PValue, ba.Effect, ba.Low, ab.PValue, 1/(1+ab.Effect)-1, 1/(1+ab.High)-1)
+	}
 }
 
-func TestCompareLatenciesAllTied(t *testing.T) {
-	res, err := CompareLatencies(exact(700, 700), exact(700), 0.95, 0.1)
+func TestCompareLatencyMeans(t *testing.T) {
+	// Latencies 10ms ± U(-2, 2) against 11ms ± the same, independent.
+	rng := rand.New(rand.NewPCG(14, 2))
+	load := func(mean time.Duration) *Histogram {
+		r := NewRecorder(10*time.Second, epoch)
+		for i := range 10000 {
+			r.Record(epoch.Add(time.Duration(i)*time.Millisecond), mean+time.Duration((rng.Float64()*4-2)*1e6), false)
+		}
+		return r.Histogram()
+	}
+	b, c := load(10*time.Millisecond), load(11*time.Millisecond)
+	res, err := CompareLatencyMeans(b, c, 0.95, 0.05)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.PValue != 1 || res.Significant || !near(res.Ratio, 1, 1e-9) || !near(res.Low, 1, 1e-9) || !near(res.High, 1, 1e-9) {
-		t.Errorf("all values equal: %+v; want p 1, ratio and interval 1", res)
+	// SE = sqrt(2·(4/3)/10000) = 0.0163ms.
+	if res.Test != MeanDifference || res.Relative || !near(res.Effect, 1, 0.06) || !res.Significant ||
+		!near(res.Baseline, 10, 0.05) || !near(res.Candidate, 11, 0.05) || res.Low > 1 || res.High < 1 {
+		t.Errorf("10ms against 11ms: %+v; want an effect of 1ms, significant", res)
 	}
-	// One value each: the interval cannot be bounded and is clamped to the
-	// observed ratio.
-	res, err = CompareLatencies(exact(500), exact(1000), 0.95, 0.1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Significant || !near(res.Ratio, 2, 1e-6) || !near(res.Low, 2, 1e-6) || !near(res.High, 2, 1e-6) || math.IsInf(res.High, 0) {
-		t.Errorf("one value each: %+v; want ratio 2, clamped interval, not significant", res)
+	// Needed for 5% of 10ms with σ² = 4/3: 2·(4/3)·7.849/0.25 = 84.
+	if res.Needed < 75 || res.Needed > 95 {
+		t.Errorf("Needed = %d, want about 84", res.Needed)
 	}
 }
 
 func TestCompareLatenciesErrors(t *testing.T) {
 	valid := exact(100, 200)
-	empty := NewRecorder(time.Second).Histogram()
+	empty := NewRecorder(time.Second, epoch).Histogram()
 	bad := &Histogram{Highest: 1000, SigFigs: 3, Sparse: []int64{1, -1}}
 	tests := []struct {
 		name       string
@@ -155,14 +170,52 @@ func TestCompareLatenciesErrors(t *testing.T) {
 		{"minEffect 0", valid, valid, 0.95, 0, "minimum effect 0"},
 		{"minEffect negative", valid, valid, 0.95, -0.1, "minimum effect"},
 		{"minEffect NaN", valid, valid, 0.95, math.NaN(), "minimum effect"},
+		{"minEffect Inf", valid, valid, 0.95, math.Inf(1), "minimum effect"},
 	}
 	for _, tt := range tests {
 		_, err := CompareLatencies(tt.b, tt.c, tt.conf, tt.min)
-		if err == nil || !strings.Contains(err.Error(), tt.wantSubstr) {
+		if err == nil || !strings.Contains(err.Error(), tt.wantSubstr) || !strings.Contains(err.Error(), "compare latencies") {
 			t.Errorf("CompareLatencies(%s) error = %v, want one containing %q", tt.name, err, tt.wantSubstr)
 		}
+		_, err = CompareLatencyMeans(tt.b, tt.c, tt.conf, tt.min)
+		if err == nil || !strings.Contains(err.Error(), tt.wantSubstr) || !strings.Contains(err.Error(), "compare mean latencies") {
+			t.Errorf("CompareLatencyMeans(%s) error = %v, want one containing %q", tt.name, err, tt.wantSubstr)
+		}
+		_, err = ComparePercentiles(tt.b, tt.c, 90, tt.conf, tt.min)
+		if err == nil || !strings.Contains(err.Error(), tt.wantSubstr) || !strings.Contains(err.Error(), "compare percentiles") {
+			t.Errorf("ComparePercentiles(%s) error = %v, want one containing %q", tt.name, err, tt.wantSubstr)
+		}
+		_, err = CompareErrorRates(tt.b, tt.c, tt.conf, tt.min)
+		if err == nil || !strings.Contains(err.Error(), tt.wantSubstr) || !strings.Contains(err.Error(), "compare error rates") {
+			t.Errorf("CompareErrorRates(%s) error = %v, want one containing %q", tt.name, err, tt.wantSubstr)
+		}
+	}
+	// What only rates and percentiles check.
+	old := *valid
+	old.Series = nil // a result written before series
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"percentile 0", second(ComparePercentiles(valid, valid, 0, 0.95, 0.1)), "percentile 0"},
+		{"percentile 100", second(ComparePercentiles(valid, valid, 100, 0.95, 0.1)), "percentile 100"},
+		{"percentile NaN", second(ComparePercentiles(valid, valid, math.NaN(), 0.95, 0.1)), "percentile NaN"},
+		{"share effect 1", second(ComparePercentiles(valid, valid, 90, 0.95, 1)), "below 1"},
+		{"rate effect 1", second(CompareErrorRates(valid, valid, 0.95, 1)), "below 1"},
+		{"rates without series", second(CompareErrorRates(&old, valid, 0.95, 0.01)), "without time blocks"},
+	} {
+		if tt.err == nil || !strings.Contains(tt.err.Error(), tt.want) {
+			t.Errorf("%s: error = %v, want one containing %q", tt.name, tt.err, tt.want)
+		}
+	}
+	// Latencies of an old result still compare, as one block.
+	if res, err := CompareLatencies(&old, valid, 0.95, 0.1); err != nil || res.BaselineCount != 2 {
+		t.Errorf("CompareLatencies with a result without series: %+v, %v", res, err)
 	}
 }
+
+func second(_ Comparison, err error) error { return err }
 
 func TestCompareRatesByHand(t *testing.T) {
 	// 30/300 = 0.10 against 45/300 = 0.15. Pooled 75/600 = 0.125,
@@ -178,11 +231,19 @@ func TestCompareRatesByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DifferenceResult{Baseline: 0.1, Candidate: 0.15, Difference: 0.05, Low: -0.003175888170201639, High: 0.10341012951821443, PValue: 0.0640775064510596, Needed: 686}
-	if !near(res.Baseline, want.Baseline, 1e-12) || !near(res.Candidate, want.Candidate, 1e-12) || !near(res.Difference, want.Difference, 1e-12) ||
+	want := Comparison{Test: TwoProportion, Baseline: 0.1, Candidate: 0.15, Effect: 0.05, Low: -0.003175888170201639, High: 0.10341012951821443, PValue: 0.0640775064510596, Needed: 686}
+	if res.Test != want.Test || res.Relative || !near(res.Baseline, want.Baseline, 1e-12) || !near(res.Candidate, want.Candidate, 1e-12) || !near(res.Effect, want.Effect, 1e-12) ||
 		!near(res.Low, want.Low, 1e-9) || !near(res.High, want.High, 1e-9) || !near(res.PValue, want.PValue, 1e-9) ||
 		res.Significant || res.Needed != want.Needed {
 		t.Errorf("CompareRates(30/300, 45/300) = %+v, want %+v", res, want)
+	}
+	if res.BaselineCount != 300 || res.CandidateCount != 300 || res.Blocks != 0 || res.DesignEffect != 1 || !math.IsInf(res.DF, 1) {
+		t.Errorf("CompareRates: counts %d, %d, blocks %d, design effect %v, df %v; want 300, 300, 0, 1, +Inf",
+			res.BaselineCount, res.CandidateCount, res.Blocks, res.DesignEffect, res.DF)
+	}
+	// The estimate and variance that sequential verdicts accumulate.
+	if !near(res.Estimate, 0.05, 1e-12) || !near(res.Variance, 0.125*0.875*2/300, 1e-15) {
+		t.Errorf("estimate %v variance %v, want 0.05 and %v", res.Estimate, res.Variance, 0.125*0.875*2/300)
 	}
 }
 
@@ -202,7 +263,7 @@ func TestCompareRatesDegenerate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if res.Significant || res.PValue != 1 || res.Difference != 0 || !near(res.Low, tt.low, 1e-9) || !near(res.High, tt.high, 1e-9) {
+		if res.Significant || res.PValue != 1 || res.Effect != 0 || !near(res.Low, tt.low, 1e-9) || !near(res.High, tt.high, 1e-9) {
 			t.Errorf("%s: %+v, want p 1 and the interval [%v, %v]", tt.name, res, tt.low, tt.high)
 		}
 		// Planned for 0 → 0.02 (or 1 → 0.98): p̄ = 0.01,
@@ -214,8 +275,53 @@ func TestCompareRatesDegenerate(t *testing.T) {
 	}
 	// 0 of 100 against 100 of 100 is as clear as it gets.
 	res, err := CompareRates(RateSample(0, 100), RateSample(100, 100), 0.95, 0.02)
-	if err != nil || !res.Significant || res.Difference != 1 || res.High != 1 {
+	if err != nil || !res.Significant || res.Effect != 1 || res.High != 1 {
 		t.Errorf("0/100 against 100/100: %+v, %v; want significant, difference 1", res, err)
+	}
+}
+
+// TestCompareRatesNewcombeCoverage checks that Newcombe's interval keeps its
+// coverage with few events, where the Wald interval falls short.
+func TestCompareRatesNewcombeCoverage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 2))
+	binomial := func(n int, p float64) int64 {
+		var k int64
+		for range n {
+			if rng.Float64() < p {
+				k++
+			}
+		}
+		return k
+	}
+	const runs = 2000
+	for _, tt := range []struct {
+		n      int
+		p1, p2 float64
+	}{{200, 0.01, 0.02}, {100, 0.05, 0.05}, {500, 0.002, 0.01}} {
+		covered, wald := 0, 0
+		for range runs {
+			k1, k2 := binomial(tt.n, tt.p1), binomial(tt.n, tt.p2)
+			res, err := CompareRates(RateSample(k1, int64(tt.n)), RateSample(k2, int64(tt.n)), 0.95, 0.01)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := tt.p2 - tt.p1
+			if res.Low <= d && d <= res.High {
+				covered++
+			}
+			q1, q2 := float64(k1)/float64(tt.n), float64(k2)/float64(tt.n)
+			se := math.Sqrt((q1*(1-q1) + q2*(1-q2)) / float64(tt.n))
+			if math.Abs(q2-q1-d) <= 1.959964*se {
+				wald++
+			}
+		}
+		// 2000 runs: the coverage's standard error is 0.5%.
+		if c := float64(covered) / runs; c < 0.93 {
+			t.Errorf("n %d, %v against %v: Newcombe coverage %v, want at least 0.93 (Wald %v)", tt.n, tt.p1, tt.p2, c, float64(wald)/runs)
+		}
+		if covered <= wald {
+			t.Errorf("n %d, %v against %v: Newcombe covers %d of %d, no more than Wald's %d", tt.n, tt.p1, tt.p2, covered, runs, wald)
+		}
 	}
 }
 
@@ -224,19 +330,25 @@ func TestCompareMeansByHand(t *testing.T) {
 	// SE = sqrt(4.6) = 2.144761, t = 1.398757, df = 4.6²/(1.6²/9 + 3²/11)
 	// = 19.19055; p = 0.177840 and t(0.975, df) = 2.091618 by numerical
 	// integration of the t density, so CI = 3 ± 4.486022. Needed for 10%
-	// of 20: (1.959964+0.841621)²·(16+36)/2² = 102.04, so 103.
+	// of 20, from the variance of one value that 4.6 implies at these
+	// counts, 4.6/(1/10+1/12) = 25.0909: 2·25.0909·(1.959964+0.841621)²/2²
+	// = 98.47, so 99.
 	res, err := CompareMeans(MeanSample(10, 20, 4), MeanSample(12, 23, 6), 0.95, 0.1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near(res.Difference, 3, 1e-12) || !near(res.PValue, 0.17783984843231967, 1e-6) ||
-		!near(res.Low, -1.4860216106079758, 1e-5) || !near(res.High, 7.486021610607976, 1e-5) || res.Significant || res.Needed != 103 {
+	if res.Test != Welch || !near(res.Effect, 3, 1e-12) || !near(res.PValue, 0.17783984843231967, 1e-6) ||
+		!near(res.Low, -1.4860216106079758, 1e-5) || !near(res.High, 7.486021610607976, 1e-5) || res.Significant || res.Needed != 99 {
 		t.Errorf("CompareMeans(20±4 n10, 23±6 n12) = %+v", res)
 	}
-	// No variation: the difference is exact.
+	if !near(res.DF, 19.19055, 1e-4) || !near(res.Variance, 4.6, 1e-12) || res.Baseline != 20 || res.Candidate != 23 {
+		t.Errorf("CompareMeans: df %v variance %v means %v, %v; want 19.19055, 4.6, 20, 23", res.DF, res.Variance, res.Baseline, res.Candidate)
+	}
+	// No variation: the difference is exact, and there is no variance to
+	// plan a size from.
 	res, err = CompareMeans(MeanSample(5, 1, 0), MeanSample(5, 2, 0), 0.95, 0.1)
-	if err != nil || !res.Significant || res.PValue != 0 || res.Low != 1 || res.High != 1 || res.Needed != 2 {
-		t.Errorf("constant 1 against constant 2: %+v, %v; want p 0, interval [1, 1], Needed 2", res, err)
+	if err != nil || !res.Significant || res.PValue != 0 || res.Low != 1 || res.High != 1 || res.Needed != 0 {
+		t.Errorf("constant 1 against constant 2: %+v, %v; want p 0, interval [1, 1], Needed 0", res, err)
 	}
 	res, err = CompareMeans(MeanSample(5, 1, 0), MeanSample(5, 1, 0), 0.95, 0.1)
 	if err != nil || res.Significant || res.PValue != 1 {
@@ -253,7 +365,7 @@ func TestCompareSamplesErrors(t *testing.T) {
 	rate, mean := RateSample(1, 10), MeanSample(10, 1, 1)
 	tests := []struct {
 		name       string
-		f          func(b, c Sample, conf, min float64) (DifferenceResult, error)
+		f          func(b, c Sample, conf, min float64) (Comparison, error)
 		b, c       Sample
 		conf, min  float64
 		wantSubstr string
@@ -269,6 +381,7 @@ func TestCompareSamplesErrors(t *testing.T) {
 		{"means invalid", CompareMeans, mean, MeanSample(10, 1, -1), 0.95, 0.1, "candidate: mean sample"},
 		{"means one value", CompareMeans, MeanSample(1, 1, 0), mean, 0.95, 0.1, "baseline: count 1: want at least 2"},
 		{"means NaN", CompareMeans, MeanSample(3, math.NaN(), 0), mean, 0.95, 0.1, "baseline: mean NaN"},
+		{"means stdev Inf", CompareMeans, mean, MeanSample(3, 1, math.Inf(1)), 0.95, 0.1, "candidate: stdev +Inf"},
 		{"means effect", CompareMeans, mean, mean, 0.95, 0, "minimum effect 0"},
 		{"means effect Inf", CompareMeans, mean, mean, 0.95, math.Inf(1), "minimum effect"},
 	}
@@ -327,251 +440,6 @@ func TestGeometryMatchesHDR(t *testing.T) {
 	}
 }
 
-// directF returns the F ratio computed directly from values dealt into
-// blocks, to check the sums.
-func directF(blocks [][]float64) float64 {
-	var n, k, grand float64
-	for _, b := range blocks {
-		for _, x := range b {
-			grand += x
-			n++
-		}
-		k++
-	}
-	grand /= n
-	var between, within float64
-	for _, b := range blocks {
-		var m float64
-		for _, x := range b {
-			m += x
-		}
-		m /= float64(len(b))
-		between += float64(len(b)) * (m - grand) * (m - grand)
-		for _, x := range b {
-			within += (x - m) * (x - m)
-		}
-	}
-	return between / (k - 1) / (within / (n - k))
-}
-
-func TestBlocksANOVA(t *testing.T) {
-	rng := rand.New(rand.NewPCG(12, 2))
-	r := NewRecorder(10 * time.Second)
-	var blocks [][]float64
-	for i := range 1000 { // 31 full blocks and one of 8
-		if i%BlockSize == 0 {
-			blocks = append(blocks, nil)
-		}
-		d := time.Duration(10e6 * math.Exp(0.5*rng.NormFloat64()) * float64(1+i/BlockSize%3))
-		r.Record(d)
-		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], math.Log(float64(d)))
-	}
-	b := r.Histogram().Blocks
-	if b.Count != 1000 || b.Blocks != 32 {
-		t.Fatalf("blocks %+v, want 1000 values in 32 blocks", b)
-	}
-	f, d1, d2, ok := b.anova()
-	want := directF(blocks)
-	if !ok || d1 != 31 || d2 != 968 || !near(f, want, 1e-3*want) {
-		t.Errorf("anova() = %v (%v, %v, %v), want F %v with (31, 968)", f, d1, d2, ok, want)
-	}
-}
-
-// threads records values dealt round-robin over k recorders, optionally with
-// bursts: runs of 16 consecutive requests of a thread 4 times slower.
-func threads(seed uint64, k, n int, bursts bool) []*Recorder {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	rs := make([]*Recorder, k)
-	slow := make([]int, k)
-	for i := range rs {
-		rs[i] = NewRecorder(10 * time.Second)
-	}
-	for i := range n {
-		th := i % k
-		f := 1.0
-		if bursts {
-			if slow[th] == 0 && rng.Float64() < 0.01 {
-				slow[th] = 16
-			}
-			if slow[th] > 0 {
-				f = 4
-				slow[th]--
-			}
-		}
-		rs[th].Record(time.Duration(10e6 * math.Exp(0.5*rng.NormFloat64()) * f))
-	}
-	return rs
-}
-
-func TestInflation(t *testing.T) {
-	merge := func(rs []*Recorder) *Histogram {
-		total := NewRecorder(10 * time.Second)
-		for _, r := range rs {
-			total.Merge(r)
-		}
-		return total.Histogram()
-	}
-	iid := 0
-	for seed := range uint64(20) {
-		h := merge(threads(seed, 4, 4000, false))
-		if Inflation(h) == 1 {
-			iid++
-		}
-		f, _, _, _ := h.Blocks.anova()
-		if f > 2 {
-			t.Errorf("seed %d: F = %v for independent values, want about 1", seed, f)
-		}
-	}
-	// The pre-test lets through 1% of independent runs.
-	if iid < 18 {
-		t.Errorf("inflation applied to %d of 20 independent runs, want at most 2", 20-iid)
-	}
-	for seed := range uint64(5) {
-		h := merge(threads(seed, 4, 4000, true))
-		if got := Inflation(h); got < 2 {
-			t.Errorf("seed %d: Inflation = %v with bursts of slow requests, want well above 1", seed, got)
-		}
-	}
-	if got := Inflation(&Histogram{Count: 5}); got != 1 {
-		t.Errorf("Inflation without blocks = %v, want 1", got)
-	}
-	if got := Inflation(nil); got != 1 {
-		t.Errorf("Inflation(nil) = %v, want 1", got)
-	}
-	// Constant within blocks, different across: the cap, the block size.
-	r := NewRecorder(10 * time.Second)
-	for i := range 4 * BlockSize {
-		r.Record(time.Duration(1+i/BlockSize) * time.Millisecond)
-	}
-	if got := Inflation(r.Histogram()); got != BlockSize {
-		t.Errorf("Inflation of blocks constant within = %v, want %d", got, BlockSize)
-	}
-}
-
-func TestBlocksMergeExactly(t *testing.T) {
-	rs := threads(7, 4, 1001, true)
-	hs := make([]*Histogram, len(rs))
-	for i, r := range rs {
-		hs[i] = r.Histogram()
-	}
-	forward, backward := NewRecorder(10*time.Second), NewRecorder(10*time.Second)
-	for i := range rs {
-		forward.Merge(rs[i])
-		backward.Merge(rs[len(rs)-1-i])
-	}
-	f, b := forward.Histogram(), backward.Histogram()
-	if !reflect.DeepEqual(f, b) {
-		t.Errorf("merged in two orders: blocks %+v and %+v", f.Blocks, b.Blocks)
-	}
-	// Into one of the parts, which keeps its own block open.
-	into := threads(7, 4, 1001, true)
-	into[2].Merge(into[0])
-	into[2].Merge(into[3])
-	into[2].Merge(into[1])
-	if got := into[2].Histogram(); !reflect.DeepEqual(got.Blocks, f.Blocks) {
-		t.Errorf("merged into a part: blocks %+v, want %+v", got.Blocks, f.Blocks)
-	}
-	var want Blocks
-	for _, h := range hs {
-		want.add(h.Blocks)
-	}
-	if *f.Blocks != want || want.Count != 1001 || want.Blocks != 4*((250+BlockSize-1)/BlockSize) {
-		t.Errorf("merged blocks %+v, want the sum of the parts %+v (8 blocks per thread)", *f.Blocks, want)
-	}
-	m1, err := MergeHistograms(hs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2, err := MergeHistograms(hs[3], hs[1], hs[0], hs[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(m1, m2) || !reflect.DeepEqual(m1.Blocks, f.Blocks) {
-		t.Errorf("MergeHistograms blocks %+v and %+v, want %+v", m1.Blocks, m2.Blocks, f.Blocks)
-	}
-
-	// Through JSON and back.
-	data, err := json.Marshal(m1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), `"blocks":{"count":1001,"blocks":32,`) {
-		t.Errorf("JSON %s: want the blocks", data)
-	}
-	var back Histogram
-	if err := json.Unmarshal(data, &back); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(&back, m1) {
-		t.Errorf("JSON round trip: blocks %+v, want %+v", back.Blocks, m1.Blocks)
-	}
-
-	// An old result, without blocks, loads and merges without them.
-	old := *hs[0]
-	old.Blocks = nil
-	data, _ = json.Marshal(&old)
-	if strings.Contains(string(data), "blocks") {
-		t.Errorf("JSON without blocks: %s", data)
-	}
-	if _, err := old.Load(); err != nil {
-		t.Errorf("Load without blocks: %v", err)
-	}
-	m3, err := MergeHistograms(&old, hs[1])
-	if err != nil || m3.Blocks != nil {
-		t.Errorf("merge with an old result: blocks %+v, %v; want none", m3.Blocks, err)
-	}
-	// An empty old result does not matter.
-	m4, err := MergeHistograms(NewRecorder(time.Second).Histogram(), &Histogram{Unit: "ns", Highest: 1000, SigFigs: 3}, hs[1])
-	if err != nil || !reflect.DeepEqual(m4.Blocks, hs[1].Blocks) {
-		t.Errorf("merge with empty results: blocks %+v, %v; want %+v", m4.Blocks, err, hs[1].Blocks)
-	}
-}
-
-func TestHistogramLoadRejectsInconsistentBlocks(t *testing.T) {
-	valid := threads(8, 1, 100, false)[0].Histogram() // 100 values, 4 blocks
-	with := func(edit func(b *Blocks), dropped int64) *Histogram {
-		h := *valid
-		b := *valid.Blocks
-		edit(&b)
-		h.Blocks = &b
-		h.Dropped = dropped
-		return &h
-	}
-	tests := []struct {
-		name string
-		h    *Histogram
-	}{
-		{"negative count", with(func(b *Blocks) { b.Count = -1 }, 0)},
-		{"negative blocks", with(func(b *Blocks) { b.Blocks = -4 }, 0)},
-		{"more blocks than values", with(func(b *Blocks) { b.Blocks = 101 }, 0)},
-		{"too few blocks", with(func(b *Blocks) { b.Blocks = 3 }, 0)},
-		{"count not the histogram's", with(func(b *Blocks) { b.Count = 99 }, 0)},
-		{"negative sum of squares", with(func(b *Blocks) { b.SumSquares = -1 }, 0)},
-		{"negative block squares", with(func(b *Blocks) { b.SumBlockSquares = -1 }, 0)},
-		{"block squares above squares", with(func(b *Blocks) { b.SumBlockSquares = b.SumSquares + 1000 }, 0)},
-		{"sum too large", with(func(b *Blocks) { b.Sum = math.MaxInt64 }, 0)},
-		{"negative dropped", with(func(*Blocks) {}, -1)},
-		{"dropped overflows", with(func(*Blocks) {}, math.MaxInt64)},
-	}
-	for _, tt := range tests {
-		if _, err := tt.h.Load(); err == nil {
-			t.Errorf("Load(%s) = nil error, want one", tt.name)
-		}
-		if _, err := CompareLatencies(tt.h, valid, 0.95, 0.1); err == nil {
-			t.Errorf("CompareLatencies(%s) = nil error, want one", tt.name)
-		}
-		if _, err := MergeHistograms(valid, tt.h); err == nil {
-			t.Errorf("MergeHistograms(valid, %s) = nil error, want one", tt.name)
-		}
-		_ = Inflation(tt.h) // must not panic
-	}
-	// Dropped values count among the blocks' values.
-	ok := with(func(b *Blocks) { b.Count = 101; b.Blocks = 5 }, 1)
-	if _, err := ok.Load(); err != nil {
-		t.Errorf("Load with a dropped value in the blocks: %v", err)
-	}
-}
-
 func TestSparseAgreesWithLoad(t *testing.T) {
 	// Repeated and unordered indices, as Load accepts them.
 	h := &Histogram{Unit: "ns", Highest: int64(time.Second), SigFigs: 3, Sparse: []int64{3000, 2, 10, 1, 3000, 3, 5, 0, 10, 4}}
@@ -602,11 +470,7 @@ func BenchmarkCompareLatencies(b *testing.B) {
 	rng := rand.New(rand.NewPCG(13, 2))
 	hs := make([]*Histogram, 2)
 	for i := range hs {
-		r := NewRecorder(10 * time.Second)
-		for range 1_000_000 {
-			r.Record(time.Duration(10e6 * math.Exp(0.5*rng.NormFloat64())))
-		}
-		hs[i] = r.Histogram()
+		hs[i] = lognormalLoad(rng, 1_000_000, time.Minute, 10*time.Millisecond, 0.5)
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
-	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // SignificantFigures is the precision of every latency histogram: values are
@@ -26,62 +25,65 @@ const SignificantFigures = 3
 type Recorder struct {
 	h       *hdr.Histogram
 	dropped int64
-	// blocks holds the closed blocks (and those merged in); run is the open
-	// block of this recorder's own consecutive values.
-	blocks Blocks
-	run    struct{ sum, n int64 }
-	// noBlocks is set when the sums could not be kept exactly (overflow);
-	// the histogram then carries no blocks, as an old result does.
-	noBlocks bool
+	series  seriesRecorder
+	// noSeries is set when a merged histogram had no series, or one with
+	// another start: the series would then describe only part of the data.
+	noSeries bool
 }
 
 // NewRecorder returns a Recorder that tracks latencies from 1ns up to at
-// least highest. Choose highest above the request timeout so that a timed-out
-// request is still recorded; values beyond the last bucket (which may reach
-// somewhat above highest) are counted as dropped.
-func NewRecorder(highest time.Duration) *Recorder {
+// least highest, in time blocks from start (see Series). Choose highest above
+// the request timeout so that a timed-out request is still recorded; values
+// beyond the last bucket (which may reach somewhat above highest) are counted
+// as dropped. Give every recorder of one task the same start, the start of
+// its load, so that versions can be compared block by block.
+func NewRecorder(highest time.Duration, start time.Time) *Recorder {
 	highest = max(highest, time.Millisecond)
-	return &Recorder{h: hdr.New(1, int64(highest), SignificantFigures)}
+	return &Recorder{h: hdr.New(1, int64(highest), SignificantFigures), series: newSeriesRecorder(start)}
 }
 
-// Record adds one latency. Besides the HDR bucket it adds the latency's log
-// to the open block of consecutive values (see Blocks): a log, a rounding and
-// a few integer additions, no allocation.
-func (r *Recorder) Record(d time.Duration) {
+// Record adds one request that started at at, took d and failed or not.
+// Besides the HDR bucket it adds the request to its time block: a log, a
+// rounding and a few additions, no allocation once the block exists.
+func (r *Recorder) Record(at time.Time, d time.Duration, failed bool) {
 	d = max(d, 1)
 	if r.h.RecordValue(int64(d)) != nil {
 		r.dropped++
 	}
-	q := logUnits(int64(d))
-	r.blocks.Count++
-	r.blocks.Sum += q
-	r.blocks.SumSquares += q * q
-	r.run.sum += q
-	r.run.n++
-	if r.run.n == BlockSize {
-		r.blocks.closeBlock(r.run.sum, r.run.n)
-		r.run.sum, r.run.n = 0, 0
-	}
+	ln := math.Log(float64(d))
+	r.series.record(at, d, logUnits(ln), ln, failed)
 }
 
-// Merge adds every value of other to r. Other's open block counts as a
-// closed block of r (its values were consecutive in other's thread, not in
-// r's), while r's own open block stays open.
+// Merge adds every value of other to r.
 func (r *Recorder) Merge(other *Recorder) {
-	r.dropped += other.dropped + r.h.Merge(other.h)
-	ob := other.closedBlocks()
-	if other.noBlocks || !r.blocks.add(&ob) {
-		r.noBlocks = true
+	r.dropped += other.dropped + mergeHDR(r.h, other.h)
+	if other.noSeries || !other.series.start.Equal(r.series.start) {
+		r.noSeries = true
+		return
 	}
+	r.series.merge(&other.series)
 }
 
-// closedBlocks returns r's sums with its open block closed.
-func (r *Recorder) closedBlocks() Blocks {
-	b := r.blocks
-	if r.run.n > 0 {
-		b.closeBlock(r.run.sum, r.run.n)
+// mergeHDR adds from's counts to into and returns how many values did not
+// fit. hdr's own Merge walks every index of the counts (some 27,000 at 3
+// significant figures) with the work of a lookup at each; a load's histogram
+// has a hundred or so non-empty buckets, which this adds one call each.
+func mergeHDR(into, from *hdr.Histogram) (dropped int64) {
+	s := from.Export()
+	g := newGeometry(s.HighestTrackableValue, int(s.SignificantFigures))
+	if s.LowestTrackableValue != 1 || int64(len(s.Counts)) != g.width {
+		return into.Merge(from)
 	}
-	return b
+	for i, c := range s.Counts {
+		if c == 0 {
+			continue
+		}
+		v, _ := g.lowest(int64(i))
+		if into.RecordValues(v, c) != nil {
+			dropped += c
+		}
+	}
+	return dropped
 }
 
 // Count is the number of recorded latencies (drops excluded).
@@ -125,147 +127,25 @@ func (r *Recorder) Histogram() *Histogram {
 		lo, size := g.lowest(last)
 		out.MaxValue = lo + size - 1
 	}
-	if b := r.closedBlocks(); !r.noBlocks && b.Count > 0 {
-		out.Blocks = &b
+	if !r.noSeries && len(r.series.blocks) > 0 {
+		out.Series = r.series.series()
 	}
 	return out
 }
 
-// BlockSize is the number of consecutive values of one load thread in a
-// block of Blocks. Small enough that a short run (100 requests over a few
-// threads) still has several blocks, large enough that a burst of slow
-// requests (a GC pause, a noisy neighbour) mostly falls within one block.
-const BlockSize = 32
-
-// logOrigin and logScale define the unit of the sums in Blocks: a latency of
-// d nanoseconds counts as round((ln d - ln 1e6) * 1024). Subtracting ln(1ms)
-// keeps typical values near 0, so the squares stay small and the ANOVA's
-// differences of sums do not cancel; F does not depend on the shift or the
-// scale. Rounding to 1/1024 (about 0.1%, the HDR precision) makes every sum
-// an integer, so merging is exact and independent of the order.
+// logOrigin and logScale define the unit of the log sums in a Series: a
+// latency of d nanoseconds counts as round((ln d - ln 1e6) * 1024).
+// Subtracting ln(1ms) keeps typical values near 0, so the squares stay small
+// and differences of sums do not cancel. Rounding to 1/1024 (about 0.1%, the
+// HDR precision) makes every sum an integer, so merging is exact and
+// independent of the order.
 const (
 	logOrigin = 13.815510557964274 // ln(1e6): 1ms in ns
 	logScale  = 1024
 )
 
-func logUnits(ns int64) int64 {
-	return int64(math.Round((math.Log(float64(ns)) - logOrigin) * logScale))
-}
-
-// Blocks holds additive sums over blocks of BlockSize consecutive latencies
-// of one load thread (a thread's last, partial block counts as a block),
-// enough for a one-way ANOVA of log latency between blocks. Latencies close in
-// time are correlated, which makes a test that assumes independent values
-// overconfident; the ANOVA's F estimates by how much (see Inflation). Sums are
-// in the integer unit described at logOrigin. Only sums are kept so that
-// merging recorders and stored histograms stays exact.
-type Blocks struct {
-	// Count is the number of values N, dropped ones included.
-	Count int64 `json:"count"`
-	// Blocks is the number of blocks K.
-	Blocks int64 `json:"blocks"`
-	// Sum and SumSquares are the sums of the values and of their squares.
-	Sum        int64 `json:"sum"`
-	SumSquares int64 `json:"sumSquares"`
-	// SumBlockSquares is the sum over blocks of S²/n, each term rounded to
-	// an integer, where S is the block's sum and n its size.
-	SumBlockSquares int64 `json:"sumBlockSquares"`
-}
-
-func (b *Blocks) closeBlock(sum, n int64) {
-	b.Blocks++
-	b.SumBlockSquares += (sum*sum + n/2) / n
-}
-
-// add adds o to b, reporting false (and leaving b unspecified) if a sum
-// overflows.
-func (b *Blocks) add(o *Blocks) bool {
-	ok := true
-	sum := func(x *int64, y int64) {
-		r := *x + y // wraps on overflow, which the comparison detects
-		if (y > 0 && r < *x) || (y < 0 && r > *x) {
-			ok = false
-		}
-		*x = r
-	}
-	sum(&b.Count, o.Count)
-	sum(&b.Blocks, o.Blocks)
-	sum(&b.Sum, o.Sum)
-	sum(&b.SumSquares, o.SumSquares)
-	sum(&b.SumBlockSquares, o.SumBlockSquares)
-	return ok
-}
-
-// validate checks what a hand-edited file could break; n is the number of
-// values of the histogram (recorded and dropped).
-func (b *Blocks) validate(n int64) error {
-	switch {
-	case b.Count < 0 || b.Blocks < 0 || b.SumSquares < 0 || b.SumBlockSquares < 0:
-		return fmt.Errorf("histogram blocks: negative count or sum of squares in %+v", *b)
-	case b.Count != n:
-		return fmt.Errorf("histogram blocks: %d values, want the histogram's %d (recorded and dropped)", b.Count, n)
-	case b.Blocks > b.Count:
-		return fmt.Errorf("histogram blocks: %d blocks of %d values", b.Blocks, b.Count)
-	case b.Count/BlockSize+min(b.Count%BlockSize, 1) > b.Blocks:
-		return fmt.Errorf("histogram blocks: %d values do not fit in %d blocks of at most %d", b.Count, b.Blocks, BlockSize)
-	}
-	// Cauchy–Schwarz, with slack for the rounding of each block's term: a
-	// block's S²/n is at most the sum of its squares, and (ΣS)²/N at most
-	// the sum of the blocks' terms.
-	sb, sxx, sx, nn := float64(b.SumBlockSquares), float64(b.SumSquares), float64(b.Sum), float64(b.Count)
-	if sb > sxx+float64(b.Blocks) || sx*sx > nn*(sb+float64(b.Blocks))*(1+1e-9) {
-		return fmt.Errorf("histogram blocks: sums %+v are not those of any values", *b)
-	}
-	return nil
-}
-
-// anova returns the F ratio of the between-block to the within-block mean
-// square of log latency and its degrees of freedom; ok is false when F is
-// undefined (fewer than two blocks, no value left within blocks, or no
-// variation within blocks).
-func (b *Blocks) anova() (f, d1, d2 float64, ok bool) {
-	if b == nil || b.Blocks < 2 || b.Count <= b.Blocks {
-		return 0, 0, 0, false
-	}
-	n, k := float64(b.Count), float64(b.Blocks)
-	sx := float64(b.Sum)
-	ssBetween := float64(b.SumBlockSquares) - sx*sx/n
-	ssWithin := float64(b.SumSquares) - float64(b.SumBlockSquares)
-	if ssWithin <= 0 {
-		return 0, 0, 0, false
-	}
-	d1, d2 = k-1, n-k
-	return max(ssBetween, 0) / d1 / (ssWithin / d2), d1, d2, true
-}
-
-// inflationLevel is the level of the F pre-test in Inflation.
-const inflationLevel = 0.99
-
-// Inflation is the factor by which correlation between consecutive latencies
-// inflates the variance of a statistic that assumes independence: the
-// between-block F of h's Blocks when an F-test finds it above 1 at the 0.99
-// level, else 1. The pre-test keeps the inflation off for independent data
-// (it applies by chance to 1% of them), so that a test does not lose power or
-// become conservative without cause. F is capped at the mean block size, the
-// design effect of blocks whose values are all alike. A histogram without
-// blocks (an older result) gets 1.
-func Inflation(h *Histogram) float64 {
-	if h == nil {
-		return 1
-	}
-	f, d1, d2, ok := h.Blocks.anova()
-	if !ok {
-		// Values constant within blocks but not across them are as
-		// correlated as can be.
-		if b := h.Blocks; b != nil && b.Blocks >= 2 && float64(b.SumBlockSquares)*float64(b.Count) > float64(b.Sum)*float64(b.Sum)+float64(b.Count) {
-			return float64(b.Count) / float64(b.Blocks)
-		}
-		return 1
-	}
-	if !(f > 1) || (distuv.F{D1: d1, D2: d2}).CDF(f) <= inflationLevel {
-		return 1
-	}
-	return min(f, float64(h.Blocks.Count)/float64(h.Blocks.Blocks))
+func logUnits(lnNs float64) int64 {
+	return int64(math.Round((lnNs - logOrigin) * logScale))
 }
 
 // Histogram is the stored form of a latency histogram: HDR buckets with their
@@ -289,10 +169,10 @@ type Histogram struct {
 	ValueMean float64 `json:"mean"`
 	// Sparse holds pairs of bucket index and count, for non-empty buckets.
 	Sparse []int64 `json:"buckets"`
-	// Blocks summarises the correlation of consecutive latencies; nil in
-	// results written before it existed, or when a merge mixed such
-	// results with newer ones.
-	Blocks *Blocks `json:"blocks,omitempty"`
+	// Series holds the same requests in time blocks, for comparisons that
+	// pair versions block by block; nil in results written before it
+	// existed, or when a merge mixed loads with different starts.
+	Series *Series `json:"series,omitempty"`
 }
 
 // Bar is one non-empty bucket of a histogram: values in [From, To] were
@@ -399,12 +279,12 @@ func (h *Histogram) sparse() ([]indexCount, int64, error) {
 		}
 		out = merged
 	}
-	if h.Blocks != nil {
-		if h.Dropped < 0 || total > math.MaxInt64-h.Dropped {
-			return nil, 0, fmt.Errorf("histogram: dropped %d out of range", h.Dropped)
-		}
-		if err := h.Blocks.validate(total + h.Dropped); err != nil {
+	if h.Series != nil {
+		if err := h.Series.validate(); err != nil {
 			return nil, 0, err
+		}
+		if h.Dropped < 0 || total > math.MaxInt64-h.Dropped || h.Series.total() != total+h.Dropped {
+			return nil, 0, fmt.Errorf("histogram series: %d requests, want the histogram's %d recorded and %d dropped", h.Series.total(), total, h.Dropped)
 		}
 	}
 	return out, total, nil
@@ -480,21 +360,28 @@ func MergeHistograms(hs ...*Histogram) (*Histogram, error) {
 		highest = max(highest, h.Highest)
 	}
 	total := &Recorder{h: hdr.New(1, highest, SignificantFigures)}
+	started := false
 	for _, h := range hs {
 		hh, err := h.Load()
 		if err != nil {
 			return nil, err
 		}
-		total.dropped += h.Dropped + total.h.Merge(hh)
-		// Blocks that do not cover every value would describe only part
-		// of the data: keep them only if all inputs have them.
+		total.dropped += h.Dropped + mergeHDR(total.h, hh)
+		if h.Series == nil {
+			total.noSeries = total.noSeries || hh.TotalCount()+h.Dropped > 0
+			continue
+		}
+		part, err := h.Series.recorder()
+		if err != nil {
+			return nil, err
+		}
 		switch {
-		case h.Blocks != nil:
-			if !total.blocks.add(h.Blocks) {
-				total.noBlocks = true
-			}
-		case hh.TotalCount()+h.Dropped > 0:
-			total.noBlocks = true
+		case !started:
+			total.series, started = part, true
+		case !part.start.Equal(total.series.start):
+			total.noSeries = true
+		default:
+			total.series.merge(&part)
 		}
 	}
 	return total.Histogram(), nil

@@ -64,10 +64,14 @@ func within(got, want time.Duration, rel float64) bool {
 	return math.Abs(float64(got-want)) <= rel*float64(want)+1 // +1ns: integer rounding
 }
 
+// epoch is the start of every test load: fake request times count from it.
+var epoch = time.Unix(0, 0).UTC()
+
+// record records values one millisecond apart from the epoch, none failed.
 func record(highest time.Duration, values []time.Duration) *Recorder {
-	r := NewRecorder(highest)
-	for _, v := range values {
-		r.Record(v)
+	r := NewRecorder(highest, epoch)
+	for i, v := range values {
+		r.Record(epoch.Add(time.Duration(i)*time.Millisecond), v, false)
 	}
 	return r
 }
@@ -119,13 +123,13 @@ func TestRecorderPercentilesMatchSample(t *testing.T) {
 }
 
 func TestRecorderEmpty(t *testing.T) {
-	r := NewRecorder(time.Second)
+	r := NewRecorder(time.Second, epoch)
 	if r.Count() != 0 || r.Dropped() != 0 {
 		t.Fatalf("new recorder: Count %d Dropped %d, want 0 0", r.Count(), r.Dropped())
 	}
 	h := r.Histogram()
-	if h.Count != 0 || len(h.Sparse) != 0 || h.Unit != "ns" || h.SigFigs != SignificantFigures {
-		t.Errorf("empty Histogram() = %+v, want count 0, no buckets, unit ns, sigFigs %d", h, SignificantFigures)
+	if h.Count != 0 || len(h.Sparse) != 0 || h.Unit != "ns" || h.SigFigs != SignificantFigures || h.Series != nil {
+		t.Errorf("empty Histogram() = %+v, want count 0, no buckets, no series, unit ns, sigFigs %d", h, SignificantFigures)
 	}
 	sum, err := h.Summarize([]float64{50, 99})
 	if err != nil {
@@ -142,8 +146,8 @@ func TestRecorderEmpty(t *testing.T) {
 
 func TestRecorderNonPositiveLatenciesCountAsOneNanosecond(t *testing.T) {
 	for _, d := range []time.Duration{0, -1, -time.Hour} {
-		r := NewRecorder(time.Second)
-		r.Record(d)
+		r := NewRecorder(time.Second, epoch)
+		r.Record(epoch, d, false)
 		h := r.Histogram()
 		if r.Count() != 1 || r.Dropped() != 0 {
 			t.Errorf("Record(%v): Count %d Dropped %d, want 1 0", d, r.Count(), r.Dropped())
@@ -187,17 +191,19 @@ func TestRecorderDropsValuesAboveHighest(t *testing.T) {
 
 func TestRecorderMergeEqualsOneRecorder(t *testing.T) {
 	const highest = 10 * time.Second
-	var all []time.Duration
 	var parts []*Recorder
+	// One recorder fed every value at the time its part recorded it.
+	want := NewRecorder(highest, epoch)
 	for i, s := range samples {
 		values := s.draw(uint64(10 + i))
 		values = append(values, 30*time.Second) // one drop per part
-		all = append(all, values...)
 		parts = append(parts, record(highest, values))
+		for j, v := range values {
+			want.Record(epoch.Add(time.Duration(j)*time.Millisecond), v, false)
+		}
 	}
-	want := record(highest, all)
 
-	merged := NewRecorder(highest)
+	merged := NewRecorder(highest, epoch)
 	for _, p := range parts {
 		merged.Merge(p)
 	}
@@ -208,14 +214,15 @@ func TestRecorderMergeEqualsOneRecorder(t *testing.T) {
 		t.Errorf("single recorder Dropped() = %d, want %d", want.Dropped(), len(samples))
 	}
 	got, w := merged.Histogram(), want.Histogram()
-	// The blocks differ: each part's last block is partial, and values
-	// consecutive in one recorder were not consecutive in the parts. The
-	// sums over values do not depend on how the values were split.
-	gb, wb := *got.Blocks, *w.Blocks
-	if gb.Count != wb.Count || gb.Sum != wb.Sum || gb.SumSquares != wb.SumSquares {
-		t.Errorf("merged blocks %+v, want the same count and sums as one recorder's %+v", gb, wb)
+	// The same requests at the same times: the same blocks, the integer
+	// sums exactly, the sums of milliseconds to rounding.
+	if diff := seriesDiff(got.Series, w.Series); diff != "" {
+		t.Errorf("merged series differs from one recorder's: %s", diff)
 	}
-	got.Blocks, w.Blocks = nil, nil
+	if got.Series.total() != got.Count+got.Dropped {
+		t.Errorf("merged series holds %d requests, want %d recorded and %d dropped", got.Series.total(), got.Count, got.Dropped)
+	}
+	got.Series, w.Series = nil, nil
 	if !reflect.DeepEqual(got, w) {
 		t.Errorf("merged Histogram() differs from one recorder fed everything:\n got %+v\nwant %+v", summary(got), summary(w))
 	}
@@ -253,7 +260,7 @@ func TestHistogramLoadRoundTrip(t *testing.T) {
 	for _, s := range samples {
 		t.Run(s.name, func(t *testing.T) {
 			r := record(10*time.Second, s.draw(3))
-			r.Record(time.Minute) // dropped
+			r.Record(epoch, time.Minute, true) // dropped
 			stored := r.Histogram()
 			data, err := json.Marshal(stored)
 			if err != nil {
@@ -298,10 +305,11 @@ func TestHistogramLoadRoundTrip(t *testing.T) {
 func TestHistogramSparseIsCompact(t *testing.T) {
 	const n = 100000
 	// highest as the http task sets it: twice its default 5s timeout.
-	r := NewRecorder(10 * time.Second)
+	r := NewRecorder(10*time.Second, epoch)
 	rng := rand.New(rand.NewPCG(4, 2))
-	for range n {
-		r.Record(2*time.Millisecond + time.Duration(rng.Int64N(int64(18*time.Millisecond))))
+	for i := range n {
+		at := epoch.Add(time.Duration(i) * 100 * time.Microsecond) // 10s
+		r.Record(at, 2*time.Millisecond+time.Duration(rng.Int64N(int64(18*time.Millisecond))), i%100 == 0)
 	}
 	h := r.Histogram()
 	dense := len(r.h.Export().Counts)
@@ -410,7 +418,7 @@ func TestMergeHistogramsDifferentHighest(t *testing.T) {
 	slow := samples[2].draw(6)                 // 1ms and 300ms
 	small := record(50*time.Millisecond, fast) // fits
 	large := record(10*time.Second, slow)      // fits
-	large.Record(time.Minute)                  // dropped in large
+	large.Record(epoch, time.Minute, false)    // dropped in large
 	want := record(10*time.Second, append(slices.Clone(fast), slow...))
 
 	merged, err := MergeHistograms(small.Histogram(), large.Histogram())
@@ -441,8 +449,10 @@ func TestMergeHistogramsDifferentHighest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(other, merged) {
-		t.Errorf("MergeHistograms(large, small) = %s, want %s", summary(other), summary(merged))
+	// (The series' sums of milliseconds are floating point, and may round
+	// differently in another order.)
+	if !reflect.DeepEqual(withoutMillis(other), withoutMillis(merged)) || seriesDiff(other.Series, merged.Series) != "" {
+		t.Errorf("MergeHistograms(large, small) = %s, want %s; series: %s", summary(other), summary(merged), seriesDiff(other.Series, merged.Series))
 	}
 }
 
@@ -476,8 +486,10 @@ func TestMergeHistogramsOfOneIsACopy(t *testing.T) {
 		t.Errorf("MergeHistograms(h) = %s, want %s", summary(merged), summary(h))
 	}
 	merged.Sparse[1]++
-	if reflect.DeepEqual(merged, h) {
-		t.Errorf("MergeHistograms(h) shares its buckets with h")
+	merged.Series.Blocks[0].Count++
+	merged.Series.Blocks[0].Tail[1]++
+	if !reflect.DeepEqual(h, record(time.Second, samples[1].draw(7)).Histogram()) {
+		t.Errorf("MergeHistograms(h) shares its buckets or blocks with h")
 	}
 }
 
@@ -525,15 +537,28 @@ func TestHistogramBarsCoverAllCounts(t *testing.T) {
 }
 
 func TestRecorderRecordDoesNotAllocate(t *testing.T) {
-	r := NewRecorder(10 * time.Second)
+	r := NewRecorder(10*time.Second, epoch)
 	// Only values in range: a dropped value allocates the error that
 	// hdrhistogram-go's RecordValue returns, which is rare (a request times
 	// out before its latency reaches highest) and leaves nothing live.
 	for _, d := range []time.Duration{0, time.Microsecond, 3 * time.Millisecond, 10 * time.Second} {
-		allocs := testing.AllocsPerRun(1000, func() { r.Record(d) })
+		allocs := testing.AllocsPerRun(1000, func() { r.Record(epoch, d, false) })
 		if allocs != 0 {
 			t.Errorf("Record(%v) allocates %v times per call, want 0", d, allocs)
 		}
+	}
+	// Nor once the blocks of a long run exist, coarsened or not: only a
+	// new block allocates (its tail buckets).
+	for i := range 2000 {
+		r.Record(epoch.Add(time.Duration(i)*10*time.Millisecond), time.Millisecond, false)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		r.Record(epoch.Add(time.Duration(i%2000)*10*time.Millisecond), 5*time.Millisecond, i%3 == 0)
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("Record in existing blocks allocates %v times per call, want 0", allocs)
 	}
 	if r.Dropped() != 0 {
 		t.Errorf("Dropped() = %d, want 0", r.Dropped())
@@ -541,7 +566,7 @@ func TestRecorderRecordDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkRecorderRecord(b *testing.B) {
-	r := NewRecorder(10 * time.Second)
+	r := NewRecorder(10*time.Second, epoch)
 	rng := rand.New(rand.NewPCG(9, 2))
 	values := make([]time.Duration, 1<<12)
 	for i := range values {
@@ -550,7 +575,7 @@ func BenchmarkRecorderRecord(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		r.Record(values[i&(len(values)-1)])
+		r.Record(epoch.Add(time.Duration(i)*time.Microsecond), values[i&(len(values)-1)], false)
 		i++
 	}
 }

@@ -29,9 +29,12 @@ func newWideLoad(versions []string) (*wideLoad, error) {
 	for _, v := range versions {
 		r.Versions = append(r.Versions, experiment.VersionResult{Name: v})
 		for e := range 3 {
-			rec := stats.NewRecorder(10 * time.Second)
+			start := time.Unix(1_700_000_000, 0)
+			rec, at := stats.NewRecorder(10*time.Second, start), start
 			for range 400 {
-				rec.Record(time.Duration(float64(5*time.Millisecond) * math.Exp(0.5*rng.NormFloat64())))
+				d := time.Duration(float64(5*time.Millisecond) * math.Exp(0.5*rng.NormFloat64()))
+				rec.Record(at, d, false)
+				at = at.Add(d)
 			}
 			measured = append(measured, &load.Measured{
 				Target: load.Target{Version: v, Name: fmt.Sprint("endpoint", e)}, Requests: 400, Errors: 3, Latency: rec.Histogram(),

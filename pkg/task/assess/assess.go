@@ -62,15 +62,28 @@ type inputs struct {
 	// Confidence of comparisons, in (0, 1); DefaultConfidence when unset.
 	Confidence  *float64     `json:"confidence,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
+	// Sequential is how comparisons judge loops: pooled (evidence of all
+	// loops so far, a growing sample), per-loop (each loop on its own at a
+	// shrinking level) or fixed (each loop at the full level, which is only
+	// valid if nobody acts on any loop but the last). Unset: pooled when
+	// the experiment loops, fixed otherwise.
+	Sequential *string `json:"sequential,omitempty"`
 }
+
+// sequentialFixed is the spec's name for fixed-sample verdicts, besides
+// stats.Pooled and stats.PerLoop.
+const sequentialFixed = "fixed"
 
 // DefaultConfidence is the confidence of comparisons unless the spec sets one.
 const DefaultConfidence = 0.95
 
-// Default smallest effects worth detecting, by the kind of evidence.
+// Default smallest effects worth detecting, by the kind of evidence: a
+// relative change of latency or mean, an absolute change of a rate, and an
+// absolute change of the share of requests above a percentile.
 const (
 	DefaultMinEffectRelative = 0.1
 	DefaultMinEffectRate     = 0.01
+	DefaultMinEffectShare    = 0.05
 )
 
 // bestSeed makes probabilities of being best the same in every run on the
@@ -98,6 +111,9 @@ type Task struct {
 	baseline    string
 	confidence  float64
 	comparisons []comparison
+	// sequential is stats.Pooled, stats.PerLoop, sequentialFixed, or empty
+	// for the default.
+	sequential string
 }
 
 // Decode validates the task's `with` block against the metrics that earlier
@@ -181,6 +197,13 @@ func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorL
 			return append(errs, field.NotSupported(d.Path.Child("baseline"), t.baseline, d.Versions))
 		}
 	}
+	if in.Sequential != nil {
+		t.sequential = *in.Sequential
+		modes := []string{string(stats.Pooled), string(stats.PerLoop), sequentialFixed}
+		if !slices.Contains(modes, t.sequential) {
+			errs = append(errs, field.NotSupported(d.Path.Child("sequential"), t.sequential, modes))
+		}
+	}
 	if len(in.Comparisons) > 0 && len(d.Versions) < 2 {
 		errs = append(errs, field.Invalid(d.Path.Child("comparisons"), field.OmitValueType{},
 			"comparisons need at least two versions in spec.versions: a baseline and a candidate"))
@@ -214,13 +237,17 @@ func (t *Task) decodeComparisons(d *experiment.Decoding, in inputs) field.ErrorL
 			continue
 		}
 		minEffect := DefaultMinEffectRelative
-		if kind == experiment.EvidenceRate {
+		switch kind {
+		case experiment.EvidenceRate:
 			minEffect = DefaultMinEffectRate
+		case experiment.EvidencePercentile:
+			minEffect = DefaultMinEffectShare
 		}
 		if c.MinEffect != nil {
 			minEffect = *c.MinEffect
-			if !(minEffect > 0) || (kind == experiment.EvidenceRate && minEffect >= 1) {
-				errs = append(errs, field.Invalid(p.Child("minEffect"), minEffect, "must be above 0 (and below 1 for a rate)"))
+			absolute := kind == experiment.EvidenceRate || kind == experiment.EvidencePercentile
+			if !(minEffect > 0) || (absolute && minEffect >= 1) {
+				errs = append(errs, field.Invalid(p.Child("minEffect"), minEffect, "must be above 0 (and below 1 for a rate or a percentile's share)"))
 			}
 		}
 		for _, cand := range candidates {
@@ -319,11 +346,36 @@ func (t *Task) Run(_ context.Context, env *experiment.Env) error {
 	if len(t.rewards) > 0 {
 		r.Winner = best(r, env.Versions, t.rewards[0], func(v string) bool { return meetsSLOs(r, v) })
 	}
+	earlier := r.Comparisons
 	r.Comparisons = nil
+	pooling := t.pooling(r)
+	var looks []look
 	for _, c := range t.comparisons {
-		r.Comparisons = append(r.Comparisons, t.compare(r, c))
+		l := t.compare(r, c)
+		if pooling != "" {
+			t.addLook(&l, c, pooling, earlier)
+		}
+		looks = append(looks, l)
+	}
+	t.judge(looks)
+	for _, l := range looks {
+		r.Comparisons = append(r.Comparisons, l.out)
 	}
 	return nil
+}
+
+// pooling is how this run's comparisons pool loops; empty for fixed-sample
+// verdicts.
+func (t *Task) pooling(r *experiment.Result) stats.Pooling {
+	switch {
+	case t.sequential == sequentialFixed:
+		return ""
+	case t.sequential != "":
+		return stats.Pooling(t.sequential)
+	case r.Loops > 1:
+		return stats.Pooled
+	}
+	return ""
 }
 
 // probabilities adds to out the probability that each version is the best
@@ -352,79 +404,220 @@ func probabilities(r *experiment.Result, versions []string, rw reward, out *expe
 	}
 }
 
+// look is one comparison as this run sees it: the result's entry, and the
+// statistics behind it when it could be made.
+type look struct {
+	out   experiment.Comparison
+	stats *stats.Comparison
+	// scale is the minimum effect on the test's own scale: what a
+	// sequential test is tuned to find.
+	scale float64
+	// p is the p-value the verdict rests on (before Holm), or NaN when the
+	// comparison could not be made and has no evidence from earlier loops.
+	p float64
+}
+
 // compare runs one planned comparison on the result.
-func (t *Task) compare(r *experiment.Result, c comparison) experiment.Comparison {
-	out := experiment.Comparison{Metric: c.metric, Baseline: t.baseline, Candidate: c.candidate, Confidence: t.confidence, Verdict: experiment.VerdictInconclusive}
-	kind := c.kind
-	var significant, higher bool
-	var needed int64
-	switch kind {
-	case experiment.EvidenceHistogram:
-		hb, hc := r.Histogram(t.baseline, c.metric), r.Histogram(c.candidate, c.metric)
+func (t *Task) compare(r *experiment.Result, c comparison) look {
+	l := look{p: math.NaN(), out: experiment.Comparison{
+		Metric: c.metric, Baseline: t.baseline, Candidate: c.candidate,
+		Confidence: t.confidence, Verdict: experiment.VerdictInconclusive,
+	}}
+	s, scale, err := t.measure(r, c)
+	if err != nil {
+		l.out.Reason = err.Error()
+		return l
+	}
+	l.stats, l.scale, l.p = &s, scale, s.PValue
+	o := &l.out
+	o.Test, o.Relative = s.Test, s.Relative
+	o.Effect, o.Low, o.High = ptr(s.Effect), ptr(s.Low), ptr(s.High)
+	o.PValue, o.BaselineCount, o.CandidateCount = ptr(s.PValue), s.BaselineCount, s.CandidateCount
+	o.Needed, o.Blocks, o.Threshold = s.Needed, s.Blocks, s.Threshold
+	if s.DesignEffect > 1 {
+		o.DesignEffect = s.DesignEffect
+	}
+	return l
+}
+
+// measure compares the candidate with the baseline on the evidence behind
+// the metric, and returns the minimum effect on the test's own scale. A
+// load's rates and means are compared through the time blocks of its latency
+// histogram when both versions have them.
+func (t *Task) measure(r *experiment.Result, c comparison) (stats.Comparison, float64, error) {
+	histograms := func(metric string) (*stats.Histogram, *stats.Histogram, error) {
+		hb, hc := r.Histogram(t.baseline, metric), r.Histogram(c.candidate, metric)
 		if hb == nil || hc == nil {
-			out.Reason = missing(c.metric, t.baseline, hb != nil, c.candidate, hc != nil)
-			return out
+			return nil, nil, missing(c.metric, t.baseline, hb != nil, c.candidate)
+		}
+		return hb, hc, nil
+	}
+	switch c.kind {
+	case experiment.EvidenceHistogram:
+		hb, hc, err := histograms(c.metric)
+		if err != nil {
+			return stats.Comparison{}, 0, err
 		}
 		s, err := stats.CompareLatencies(hb, hc, t.confidence, c.minEffect)
+		return s, math.Log1p(c.minEffect), err
+	case experiment.EvidencePercentile:
+		prefix, pc, ok := splitPercentile(c.metric)
+		if !ok {
+			return stats.Comparison{}, 0, fmt.Errorf("%s: not a latency percentile such as http/latency-p90", c.metric)
+		}
+		hb, hc, err := histograms(prefix + "/latency")
 		if err != nil {
-			out.Reason = err.Error()
-			return out
+			return stats.Comparison{}, 0, err
 		}
-		out.Test, out.Relative = stats.MannWhitney, true
-		out.Effect, out.Low, out.High = ptr(s.Ratio-1), ptr(s.Low-1), ptr(s.High-1)
-		out.PValue, out.BaselineCount, out.CandidateCount = ptr(s.PValue), s.BaselineCount, s.CandidateCount
-		significant, higher, needed = s.Significant, s.Ratio > 1, s.Needed
-		if s.Inflation > 1 {
-			out.Inflation = s.Inflation
-		}
+		s, err := stats.ComparePercentiles(hb, hc, pc, t.confidence, c.minEffect)
+		return s, c.minEffect, err
 	case experiment.EvidenceRate, experiment.EvidenceMean:
+		if prefix, ok := loadPrefix(c.metric); ok {
+			hb, hc := r.Histogram(t.baseline, prefix+"/latency"), r.Histogram(c.candidate, prefix+"/latency")
+			if hb != nil && hc != nil && hb.Series != nil && hc.Series != nil {
+				if c.kind == experiment.EvidenceRate {
+					s, err := stats.CompareErrorRates(hb, hc, t.confidence, c.minEffect)
+					return s, c.minEffect, err
+				}
+				s, err := stats.CompareLatencyMeans(hb, hc, t.confidence, c.minEffect)
+				return s, c.minEffect * math.Abs(s.Baseline), err
+			}
+		}
 		sb, okB := r.Sample(t.baseline, c.metric)
 		sc, okC := r.Sample(c.candidate, c.metric)
 		if !okB || !okC {
-			out.Reason = missing(c.metric, t.baseline, okB, c.candidate, okC)
-			return out
+			return stats.Comparison{}, 0, missing(c.metric, t.baseline, okB, c.candidate)
 		}
-		compare, test := stats.CompareRates, stats.TwoProportion
-		if kind == experiment.EvidenceMean {
-			compare, test = stats.CompareMeans, stats.Welch
+		if c.kind == experiment.EvidenceRate {
+			s, err := stats.CompareRates(sb, sc, t.confidence, c.minEffect)
+			return s, c.minEffect, err
 		}
-		d, err := compare(sb, sc, t.confidence, c.minEffect)
-		if err != nil {
-			out.Reason = err.Error()
-			return out
-		}
-		out.Test = test
-		out.Effect, out.Low, out.High = ptr(d.Difference), ptr(d.Low), ptr(d.High)
-		out.PValue, out.BaselineCount, out.CandidateCount = ptr(d.PValue), sb.N(), sc.N()
-		significant, higher, needed = d.Significant, d.Difference > 0, d.Needed
-	default:
-		out.Reason = fmt.Sprintf("no evidence of %s for version %s: no task measured it", c.metric, experiment.VersionName(t.baseline))
-		return out
+		s, err := stats.CompareMeans(sb, sc, t.confidence, c.minEffect)
+		return s, c.minEffect * math.Abs(sb.Mean), err
 	}
-	out.Needed = needed
-	switch {
-	case significant && higher == c.higherIsBetter:
-		out.Verdict = experiment.VerdictBetter
-	case significant:
-		out.Verdict = experiment.VerdictWorse
-	case needed > min(out.BaselineCount, out.CandidateCount):
-		out.Reason = fmt.Sprintf("need %d more requests per version to detect a change of %s", needed-min(out.BaselineCount, out.CandidateCount), effect(c))
-	default:
-		out.Reason = fmt.Sprintf("no difference at %s confidence; a change of %s would have been found 80%% of the time", percent(t.confidence), effect(c))
-	}
-	return out
+	return stats.Comparison{}, 0, fmt.Errorf("no evidence of %s for version %s: no task measured it", c.metric, experiment.VersionName(t.baseline))
 }
 
-func missing(metric, baseline string, hasBaseline bool, candidate string, hasCandidate bool) string {
+// loadPrefix returns the load prefix (http, http-<endpoint>) of a load's
+// error rate or mean latency.
+func loadPrefix(metric string) (string, bool) {
+	for _, suffix := range []string{"/error-rate", "/latency-mean"} {
+		if p, ok := strings.CutSuffix(metric, suffix); ok {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// splitPercentile splits http/latency-p90 into http and 90.
+func splitPercentile(metric string) (string, float64, bool) {
+	prefix, pc, ok := strings.Cut(metric, "/latency-p")
+	if !ok {
+		return "", 0, false
+	}
+	v, err := strconv.ParseFloat(pc, 64)
+	return prefix, v, err == nil && v > 0 && v < 100
+}
+
+// addLook adds this run's comparison to the sequential evidence of the
+// same comparison in the run's earlier loops. A comparison that could not
+// be made in this loop keeps its earlier evidence.
+func (t *Task) addLook(l *look, c comparison, pooling stats.Pooling, earlier []experiment.Comparison) {
+	ev := stats.Evidence{Pooling: pooling}
+	var prev *experiment.Comparison
+	for i, e := range earlier {
+		if e.Metric == c.metric && e.Candidate == c.candidate && e.Baseline == t.baseline &&
+			e.Confidence == t.confidence && e.Sequential != nil && e.Sequential.Pooling == pooling {
+			ev, prev = *e.Sequential, &earlier[i]
+		}
+	}
+	if l.stats == nil {
+		// Nothing new this loop: the evidence so far stands, with the
+		// estimate it gave.
+		if prev != nil && prev.Effect != nil {
+			reason := l.out.Reason
+			l.out = *prev
+			l.out.Reason, l.p = reason, ev.PValue
+		}
+		return
+	}
+	next, err := ev.Add(*l.stats, t.confidence, l.scale)
+	if err != nil {
+		l.out.Reason, l.p = err.Error(), math.NaN()
+		return
+	}
+	l.out.Sequential, l.p = &next.Evidence, next.Evidence.PValue
+	l.out.PValue = ptr(next.Evidence.PValue)
+	effect, low, high := next.Estimate, next.Low, next.High
+	if l.stats.Relative {
+		effect, low, high = math.Expm1(effect), math.Expm1(low), math.Expm1(high)
+	}
+	l.out.Effect, l.out.Low, l.out.High = ptr(effect), ptr(low), ptr(high)
+}
+
+// judge gives every comparison its verdict, correcting the p-values of all
+// comparisons planned together with Holm's method. A comparison that could
+// not be made counts in the family with a p-value of 1, so that a failed
+// one does not weaken the correction of the others.
+func (t *Task) judge(looks []look) {
+	ps := make([]float64, len(looks))
+	for i, l := range looks {
+		ps[i] = l.p
+		if math.IsNaN(l.p) {
+			ps[i] = 1
+		}
+	}
+	adjusted := ps
+	if len(ps) > 1 {
+		adjusted = stats.Holm(ps)
+	}
+	for i, l := range looks {
+		if math.IsNaN(l.p) {
+			continue
+		}
+		o := &looks[i].out
+		if len(ps) > 1 {
+			o.AdjustedPValue, o.Family = ptr(adjusted[i]), len(ps)
+		}
+		t.verdict(o, t.comparisons[i], l.p, adjusted[i])
+	}
+}
+
+// verdict sets a made comparison's verdict from its p-value p (adjusted
+// for the family) and explains an inconclusive one.
+func (t *Task) verdict(o *experiment.Comparison, c comparison, p, adjusted float64) {
+	alpha := 1 - t.confidence
+	significant := adjusted < alpha && o.Effect != nil
+	higher := o.Effect != nil && *o.Effect > 0
+	switch {
+	case significant && higher == c.higherIsBetter:
+		o.Verdict = experiment.VerdictBetter
+	case significant:
+		o.Verdict = experiment.VerdictWorse
+	case o.Reason != "":
+	case p < alpha:
+		o.Reason = fmt.Sprintf("p-value %s alone, but not below %s after Holm's correction over %d comparisons", strconv.FormatFloat(p, 'g', 2, 64), strconv.FormatFloat(alpha, 'g', 3, 64), o.Family)
+	case o.Sequential != nil:
+		o.Reason = fmt.Sprintf("no verdict yet after %d loops (%s sequential test at %s confidence)", o.Sequential.Looks, o.Sequential.Pooling, percent(t.confidence))
+	case o.Needed == 0:
+		o.Reason = fmt.Sprintf("no difference at %s confidence; too little variation to plan how many requests would detect a change of %s", percent(t.confidence), effect(c))
+	case o.Needed > min(o.BaselineCount, o.CandidateCount):
+		o.Reason = fmt.Sprintf("need %d more requests per version to detect a change of %s", o.Needed-min(o.BaselineCount, o.CandidateCount), effect(c))
+	default:
+		o.Reason = fmt.Sprintf("no difference at %s confidence; a change of %s would have been found 80%% of the time", percent(t.confidence), effect(c))
+	}
+}
+
+func missing(metric, baseline string, hasBaseline bool, candidate string) error {
 	v := candidate
 	if !hasBaseline {
 		v = baseline
 	}
-	return fmt.Sprintf("no evidence of %s for version %s: its task failed, was skipped or measured nothing", metric, experiment.VersionName(v))
+	return fmt.Errorf("no evidence of %s for version %s: its task failed, was skipped or measured nothing", metric, experiment.VersionName(v))
 }
 
 func effect(c comparison) string {
-	if c.kind == experiment.EvidenceRate {
+	if c.kind == experiment.EvidenceRate || c.kind == experiment.EvidencePercentile {
 		return strconv.FormatFloat(c.minEffect, 'g', 3, 64)
 	}
 	return percent(c.minEffect)

@@ -15,16 +15,21 @@ import (
 
 // evidencePlan decodes a spec whose first task produces, for every version,
 // a single value m/a, a histogram m/latency, a rate m/errors and a mean
-// m/mean, followed by an assess task with the given `with` block.
+// m/mean (plain samples), and what a load declares besides its latency
+// histogram: m/error-rate, m/latency-mean and the percentile m/latency-p90;
+// followed by an assess task with the given `with` block.
 func evidencePlan(t *testing.T, versions, with string) (*experiment.Plan, error) {
 	t.Helper()
 	return planAfter(t, versions, with, func(c *experiment.Catalog, v string) {
-		for _, m := range []string{"m/a", "m/errors", "m/mean"} {
+		for _, m := range []string{"m/a", "m/errors", "m/mean", "m/error-rate", "m/latency-mean", "m/latency-p90"} {
 			c.Add(v, m)
 		}
 		c.AddEvidence(v, "m/latency", experiment.EvidenceHistogram)
 		c.AddEvidence(v, "m/errors", experiment.EvidenceRate)
 		c.AddEvidence(v, "m/mean", experiment.EvidenceMean)
+		c.AddEvidence(v, "m/error-rate", experiment.EvidenceRate)
+		c.AddEvidence(v, "m/latency-mean", experiment.EvidenceMean)
+		c.AddEvidence(v, "m/latency-p90", experiment.EvidencePercentile)
 	})
 }
 
@@ -38,7 +43,7 @@ func TestDecodeComparisonErrors(t *testing.T) {
 		{"[v1, v2]", "{comparisons: [{metric: m/latency}], confidence: 0}", p + "confidence: Invalid value: 0: must be between 0 and 1"},
 		{"[v1, v2]", "{comparisons: [{metric: m/latency}], confidence: 1}", p + "confidence: Invalid value: 1: must be between 0 and 1"},
 		{"[v1, v2]", "{comparisons: [{metric: m/a}]}", p + `comparisons[0].metric: Invalid value: "m/a": is a single value for version "v1"; a comparison needs per-request evidence`},
-		{"[v1, v2]", "{comparisons: [{metric: m/nope}]}", p + `comparisons[0].metric: Invalid value: "m/nope": no earlier task produces it with per-request evidence; these do: m/errors, m/latency, m/mean`},
+		{"[v1, v2]", "{comparisons: [{metric: m/nope}]}", p + `comparisons[0].metric: Invalid value: "m/nope": no earlier task produces it with per-request evidence; these do: m/error-rate, m/errors, m/latency, m/latency-mean, m/latency-p90, m/mean`},
 		{"[v1, v2]", "{comparisons: [{metric: ''}]}", p + "comparisons[0].metric: Required value"},
 		{"[v1, v2]", "{comparisons: [{metric: m/latency, better: sideways}]}", p + `comparisons[0].better: Unsupported value: "sideways"`},
 		{"[v1, v2]", "{comparisons: [{metric: m/latency, minEffect: 0}]}", p + "comparisons[0].minEffect: Invalid value: 0"},
@@ -57,13 +62,26 @@ func TestDecodeComparisonErrors(t *testing.T) {
 	}
 }
 
+// fakeStart is when every simulated load starts, so that the time blocks of
+// versions line up.
+var fakeStart = time.Unix(1_700_000_000, 0)
+
 // lognormal returns a histogram of n latencies around median, recorded as
-// the load tasks do.
+// the load tasks do, from fakeStart.
 func lognormal(seed uint64, n int, median time.Duration) *stats.Histogram {
+	return closedLoop(seed, n, median, 0, fakeStart)
+}
+
+// closedLoop returns a histogram of n log-normal latencies (σ 0.5) around
+// median, sent by one connection from start, each request as soon as the
+// previous one returned; a share errRate of them (at random) failed.
+func closedLoop(seed uint64, n int, median time.Duration, errRate float64, start time.Time) *stats.Histogram {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	rec := stats.NewRecorder(10 * time.Second)
+	rec, at := stats.NewRecorder(10*time.Second, start), start
 	for range n {
-		rec.Record(time.Duration(float64(median) * math.Exp(0.5*rng.NormFloat64())))
+		d := time.Duration(float64(median) * math.Exp(0.5*rng.NormFloat64()))
+		rec.Record(at, d, rng.Float64() < errRate)
+		at = at.Add(d)
 	}
 	return rec.Histogram()
 }
@@ -110,8 +128,8 @@ func TestComparisons(t *testing.T) {
 		test    stats.Test
 		reason  string
 	}{
-		"v2 m/latency": {experiment.VerdictWorse, "mann-whitney", ""},
-		"v3 m/latency": {experiment.VerdictInconclusive, "mann-whitney", "more requests per version to detect a change of 10%"},
+		"v2 m/latency": {experiment.VerdictWorse, "log-ratio", ""},
+		"v3 m/latency": {experiment.VerdictInconclusive, "log-ratio", "more requests per version to detect a change of 10%"},
 		"v2 m/errors":  {experiment.VerdictBetter, "two-proportion", ""},
 		"v3 m/errors":  {experiment.VerdictInconclusive, "two-proportion", ""},
 		"v2 m/mean":    {experiment.VerdictWorse, "welch", ""},
@@ -126,8 +144,25 @@ func TestComparisons(t *testing.T) {
 	if !lat.Relative || lat.Effect == nil || math.Abs(*lat.Effect-0.3) > 0.05 || *lat.Low > *lat.Effect || *lat.High < *lat.Effect || *lat.Low <= 0 {
 		t.Errorf("v2 m/latency: relative %v effect %v [%v, %v]; want about +30%% with an interval above 0", lat.Relative, deref(lat.Effect), deref(lat.Low), deref(lat.High))
 	}
-	if lat.BaselineCount != 2000 || lat.CandidateCount != 2000 || lat.PValue == nil || *lat.PValue >= 0.05 {
-		t.Errorf("v2 m/latency: n %d/%d p %v; want 2000/2000 and p < 0.05", lat.BaselineCount, lat.CandidateCount, deref(lat.PValue))
+	// Closed loops: v2, 30% slower, sends fewer requests while v1 runs, and
+	// only blocks where both ran are paired.
+	if lat.BaselineCount != 2000 || lat.CandidateCount < 1400 || lat.CandidateCount > 1700 || lat.Blocks < 2 || lat.PValue == nil || *lat.PValue >= 0.05 {
+		t.Errorf("v2 m/latency: n %d/%d in %d blocks, p %v; want 2000 and about 1540 (20s of 13ms requests), paired blocks, and p < 0.05", lat.BaselineCount, lat.CandidateCount, lat.Blocks, deref(lat.PValue))
+	}
+	// Six comparisons were planned and are corrected together; the one
+	// not made (v3 has no m/mean) counts with a p-value of 1, so that a
+	// failure does not weaken the others' correction, and has no p-value
+	// of its own.
+	for key, c := range got {
+		if key == "v3 m/mean" {
+			if c.Family != 0 || c.AdjustedPValue != nil {
+				t.Errorf("%s: family %d adjusted p %v; a comparison not made has no adjusted p-value", key, c.Family, deref(c.AdjustedPValue))
+			}
+			continue
+		}
+		if c.Family != 6 || c.AdjustedPValue == nil || c.PValue == nil || *c.AdjustedPValue < *c.PValue {
+			t.Errorf("%s: family %d p %v adjusted %v; want 6 and an adjusted p-value at least p", key, c.Family, deref(c.PValue), deref(c.AdjustedPValue))
+		}
 	}
 	if e := got["v2 m/errors"]; e.Relative || e.Effect == nil || math.Abs(*e.Effect-(-0.04)) > 1e-9 {
 		t.Errorf("v2 m/errors: effect %v relative %v; want the difference -0.04", deref(e.Effect), e.Relative)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bojand/ghz/runner"
 	"golang.org/x/sync/errgroup"
@@ -48,11 +49,14 @@ type EndpointResult struct {
 // measured under the same conditions, and records the metrics per version.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	results := make([]*EndpointResult, len(t.Config.Endpoints))
+	// Every endpoint's time blocks count from here, so that versions can be
+	// compared block by block.
+	start := time.Now()
 	var g errgroup.Group
 	for i := range t.Config.Endpoints {
 		ep := &t.Config.Endpoints[i]
 		g.Go(func() (err error) {
-			if results[i], err = t.load(ctx, ep, env); err != nil {
+			if results[i], err = t.load(ctx, ep, env, start); err != nil {
 				err = fmt.Errorf("%s: %w", ep.Label(), err)
 			}
 			return err
@@ -69,7 +73,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 
 // load runs ghz's requester on one endpoint until it has made its calls, its
 // duration has passed or ctx is done.
-func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*EndpointResult, error) {
+func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env, start time.Time) (*EndpointResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -115,7 +119,7 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env) (*En
 	stopCancel()
 	ctl.finish() // also waits for a cancel in progress to finish its Stop
 
-	out := t.result(ep, rep)
+	out := t.result(ep, rep, start)
 	if out.Kept < out.Calls {
 		env.Logger().Warn("latencies cover the first calls only: ghz keeps the details of at most 10^6 calls",
 			"endpoint", ep.Label(), "calls", out.Calls, "kept", out.Kept)
@@ -204,15 +208,16 @@ func detailsCapacity(c *Config, ep *Endpoint) int64 {
 }
 
 // result turns ghz's report into an EndpointResult; rep may be nil.
-func (t *Task) result(ep *Endpoint, rep *runner.Report) *EndpointResult {
+func (t *Task) result(ep *Endpoint, rep *runner.Report, start time.Time) *EndpointResult {
 	out := &EndpointResult{Endpoint: ep}
 	// The highest trackable latency is above the call timeout, so that
 	// calls that time out are still recorded.
-	rec := stats.NewRecorder(2 * t.Config.Timeout)
+	rec := stats.NewRecorder(2*t.Config.Timeout, start)
 	if rep != nil {
 		out.Calls, out.Codes, out.Errors = int64(rep.Count), rep.StatusCodeDist, rep.ErrorDist
 		for i := range rep.Details {
-			rec.Record(rep.Details[i].Latency)
+			d := &rep.Details[i]
+			rec.Record(d.Timestamp, d.Latency, d.Error != "" || d.Status != statusOK)
 		}
 		out.Kept = int64(len(rep.Details))
 	}

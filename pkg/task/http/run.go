@@ -61,9 +61,12 @@ func (e *unreachableError) Error() string {
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	loadCtx, stopLoad := context.WithCancelCause(ctx)
 	defer stopLoad(nil)
+	// Every endpoint's time blocks count from here (fortio's clock, not
+	// env's), so that versions can be compared block by block.
+	start := time.Now()
 	recorders := make([]*latencyRecorder, len(t.Config.Endpoints))
 	for i := range t.Config.Endpoints {
-		recorders[i] = t.newRecorder(&t.Config.Endpoints[i], stopLoad)
+		recorders[i] = t.newRecorder(&t.Config.Endpoints[i], start, stopLoad)
 	}
 	stopProgress := t.showProgress(ctx, env, recorders)
 	results := make([]*EndpointResult, len(t.Config.Endpoints))
@@ -134,7 +137,7 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, rec *latencyRecorder, env
 		env.Logger().Info("warming up", "endpoint", ep.Label())
 		// Its own recorder, thrown away: warm-up is not measured, but an
 		// unreachable endpoint stops it as it would the load.
-		if err := t.send(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, t.newRecorder(ep, rec.stopLoad)); err != nil {
+		if err := t.send(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, t.newRecorder(ep, rec.start, rec.stopLoad)); err != nil {
 			return nil, fmt.Errorf("warmup: %w", err)
 		}
 	}
@@ -321,6 +324,7 @@ type latencyRecorder struct {
 	connectFailures atomic.Int64
 	unreachableAt   int64
 	label           string
+	start           time.Time
 	stopLoad        context.CancelCauseFunc
 }
 
@@ -339,16 +343,17 @@ type threadRecorder struct {
 	_        [48]byte
 }
 
-func (t *Task) newRecorder(ep *Endpoint, stopLoad context.CancelCauseFunc) *latencyRecorder {
+func (t *Task) newRecorder(ep *Endpoint, start time.Time, stopLoad context.CancelCauseFunc) *latencyRecorder {
 	l := &latencyRecorder{
 		threads:       make([]threadRecorder, ep.Connections),
 		isError:       t.isError,
 		unreachableAt: max(unreachableAfter, int64(ep.Connections)),
 		label:         ep.Label(),
+		start:         start,
 		stopLoad:      stopLoad,
 	}
 	for i := range l.threads {
-		l.threads[i].latency = stats.NewRecorder(2 * t.Config.Timeout)
+		l.threads[i].latency = stats.NewRecorder(2*t.Config.Timeout, start)
 		l.threads[i].codes = map[int]int64{}
 		l.threads[i].failures = map[h1client.Kind]*experiment.RequestFailure{}
 	}
@@ -362,7 +367,7 @@ func (l *latencyRecorder) Start(ctx context.Context, _ periodic.ThreadID, _ int6
 
 // Report implements periodic.AccessLogger: it records the outcome that the
 // thread's Run left, with the latency that fortio measured around it.
-func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, _ time.Time, latency float64, _ bool, _ string) {
+func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ int64, started time.Time, latency float64, _ bool, _ string) {
 	if int(thread) < 0 || int(thread) >= len(l.threads) {
 		return // fortio numbers threads from 0 up to the ones we made
 	}
@@ -371,7 +376,7 @@ func (l *latencyRecorder) Report(_ context.Context, thread periodic.ThreadID, _ 
 	if out.Err != nil && out.Err.Kind == h1client.Interrupted {
 		return // cut short by the end of the load: not a measurement
 	}
-	r.latency.Record(time.Duration(latency * float64(time.Second)))
+	r.latency.Record(started, time.Duration(latency*float64(time.Second)), out.Err != nil || l.isError(out.Status))
 	r.requests.Add(1)
 	if out.Status != 0 {
 		r.answered++

@@ -27,8 +27,8 @@ func MetricNames(prefix string, percentiles []float64) []string {
 
 // Declare records in the catalog the metrics that a load on endpoints
 // produces: <family>/... per version, <family>-<name>/... per named
-// endpoint, with the evidence behind them: the latency histogram, and the
-// samples of error-rate and latency-mean.
+// endpoint, with the evidence behind them: the latency histogram (also
+// behind the percentiles), and the samples of error-rate and latency-mean.
 func Declare[E endpoint](c *experiment.Catalog, family string, endpoints []E, percentiles []float64) {
 	declare := func(version, prefix string) {
 		for _, m := range MetricNames(prefix, percentiles) {
@@ -37,6 +37,9 @@ func Declare[E endpoint](c *experiment.Catalog, family string, endpoints []E, pe
 		c.AddEvidence(version, prefix+"/latency", experiment.EvidenceHistogram)
 		c.AddEvidence(version, prefix+"/error-rate", experiment.EvidenceRate)
 		c.AddEvidence(version, prefix+"/latency-mean", experiment.EvidenceMean)
+		for _, pc := range percentiles {
+			c.AddEvidence(version, prefix+"/latency-"+experiment.Percentile(pc), experiment.EvidencePercentile)
+		}
 	}
 	for _, e := range endpoints {
 		t := e.target()

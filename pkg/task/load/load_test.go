@@ -63,9 +63,10 @@ func TestRecordSumsEndpointsPerVersion(t *testing.T) {
 	}
 	r := experiment.NewResult(plan, 1, time.Now())
 	hist := func(d time.Duration, n int) *stats.Histogram {
-		rec := stats.NewRecorder(time.Second)
+		start := time.Unix(1_700_000_000, 0)
+		rec := stats.NewRecorder(time.Second, start)
 		for i := 0; i < n; i++ {
-			rec.Record(d)
+			rec.Record(start.Add(time.Duration(i)*d), d, false)
 		}
 		return rec.Histogram()
 	}

@@ -40,13 +40,17 @@ func memoryCmd(_ context.Context, args []string, out *emitter, stderr io.Writer)
 	base := liveHeap()
 	// The http task's recorders track up to twice the request timeout.
 	recs := make([]*stats.Recorder, *n)
+	origin := time.Now()
 	for i := range recs {
-		recs[i] = stats.NewRecorder(2 * http.DefaultTimeout)
+		recs[i] = stats.NewRecorder(2*http.DefaultTimeout, origin)
 	}
 	var recorded int64
+	// A request every microsecond: 10^7 requests span 10 s, so the time
+	// blocks coarsen as in a real run.
 	record := func(upTo int64) {
 		for ; recorded < upTo; recorded++ {
-			recs[recorded%int64(len(recs))].Record(values[recorded&(1<<16-1)])
+			at := origin.Add(time.Duration(recorded) * time.Microsecond)
+			recs[recorded%int64(len(recs))].Record(at, values[recorded&(1<<16-1)], false)
 		}
 	}
 	record(1e5)

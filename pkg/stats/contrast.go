@@ -1,0 +1,362 @@
+package stats
+
+import (
+	"errors"
+	"math"
+)
+
+var errNoLatencies = errors.New("no latencies recorded")
+
+// Batches is the most groups of consecutive time blocks whose spread gives a
+// comparison's variance. Fewer, longer batches are less fooled by latencies
+// correlated over longer spans; more give the variance more degrees of
+// freedom. The acceptance simulations (make sim) chose it.
+const Batches = 10
+
+// cell is what one version measured in one block on one measure: the
+// number of requests, the sum of their values and of their squares.
+type cell struct{ n, s, q float64 }
+
+func (c *cell) add(o cell) { c.n, c.s, c.q = c.n+o.n, c.s+o.s, c.q+o.q }
+
+// within is the sum of squares about the cell's own mean.
+func (c cell) within() float64 {
+	if c.n == 0 {
+		return 0
+	}
+	return max(c.q-c.s*c.s/c.n, 0)
+}
+
+// measure reads one value per request from a block: the cell of a measure.
+type measure func(b *Block) cell
+
+// logLatency is log latency, in natural units counted from 1ms.
+func logLatency(b *Block) cell {
+	return cell{float64(b.Count), float64(b.LogSum) / logScale, float64(b.LogSquares) / (logScale * logScale)}
+}
+
+// millis is latency in milliseconds.
+func millis(b *Block) cell { return cell{float64(b.Count), b.Millis, b.MillisSquares} }
+
+// errorsOf is 1 for a failed request, 0 otherwise.
+func errorsOf(b *Block) cell {
+	return cell{float64(b.Count), float64(b.Errors), float64(b.Errors)}
+}
+
+// tailAbove is 1 for a request in tail bucket k or above, 0 otherwise.
+func tailAbove(k int) measure {
+	return func(b *Block) cell {
+		var above float64
+		for j := 0; j < len(b.Tail); j += 2 {
+			if int(b.Tail[j]) >= k {
+				above += float64(b.Tail[j+1])
+			}
+		}
+		return cell{float64(b.Count), above, above}
+	}
+}
+
+// estimate is the effect of a comparison on its own scale, with what its
+// variance rests on.
+type estimate struct {
+	// diff is the candidate's mean minus the baseline's.
+	diff float64
+	// variance of diff: the larger of the batch estimate and iid, with df
+	// the batch estimate's degrees of freedom (+Inf for iid).
+	variance, iid, df float64
+	// base and cand total what was compared.
+	base, cand cell
+	// paired is the number of blocks where both versions ran (0 when the
+	// series could not be aligned); batches the groups the variance used.
+	paired, batches int
+}
+
+// cellsAt lists a series' blocks on one measure at a width of at least its
+// own: blocks merge in groups of width/s.Width.
+func cellsAt(s *Series, width int64, m measure) []cell {
+	step := max(int(width/int64(s.Width)), 1)
+	out := make([]cell, (len(s.Blocks)+step-1)/step)
+	for i := range s.Blocks {
+		out[i/step].add(m(&s.Blocks[i]))
+	}
+	return out
+}
+
+// contrast estimates the candidate's mean minus the baseline's on a measure.
+//
+// When both series share their start, blocks line up (the finer series is
+// coarsened to the other's width) and each block where both versions ran
+// gives a difference d_b; the estimate is their average weighted by
+// n_b·n_c/(n_b+n_c), the weight that independent requests would give. A
+// slowdown that both versions see in a block cancels in d_b, and a version
+// that ran longer (fixed counts at full speed) is compared only while the
+// other ran too. Blocks where one version did not run are left out.
+//
+// The variance comes from how the weighted differences spread across
+// batches of consecutive blocks (a cluster-robust estimate with batches as
+// clusters): latencies correlated in time or errors in bursts make batches
+// differ more, and the variance grows with them, without any pre-test. It
+// is never taken below the variance of independent requests (within-block
+// variances; for rates, the pooled rate), which keeps small or quiet samples
+// from looking surer than they are; with it the quantiles are normal, with
+// the batch estimate Student's t on batches − 1 degrees of freedom.
+//
+// Series that do not line up (different starts) are compared unpaired: each
+// version's mean and batch variance on its own.
+//
+// pooledRate takes the variance of independent requests from the rate of
+// both versions together, as a two-proportion test does under equal rates.
+func contrast(bs, cs *Series, m measure, pooledRate bool) estimate {
+	if !bs.Start.Equal(cs.Start) {
+		return unpaired(bs, cs, m, pooledRate)
+	}
+	width := max(int64(bs.Width), int64(cs.Width))
+	bc, cc := cellsAt(bs, width, m), cellsAt(cs, width, m)
+	type pair struct {
+		b, c cell
+		w, d float64
+	}
+	var pairs []pair
+	var e estimate
+	var sw, swd float64
+	for i := range min(len(bc), len(cc)) {
+		b, c := bc[i], cc[i]
+		if b.n == 0 || c.n == 0 {
+			continue
+		}
+		p := pair{b: b, c: c, w: b.n * c.n / (b.n + c.n), d: c.s/c.n - b.s/b.n}
+		pairs = append(pairs, p)
+		sw += p.w
+		swd += p.w * p.d
+		e.base.add(b)
+		e.cand.add(c)
+	}
+	if len(pairs) == 0 {
+		return unpaired(bs, cs, m, pooledRate)
+	}
+	e.paired = len(pairs)
+	e.diff = swd / sw
+
+	// The variance of one request in each version, within blocks.
+	var unitB, unitC float64
+	if pooledRate {
+		p := (e.base.s + e.cand.s) / (e.base.n + e.cand.n)
+		unitB, unitC = p*(1-p), p*(1-p)
+	} else {
+		var wb, wc float64
+		for _, p := range pairs {
+			wb += p.b.within()
+			wc += p.c.within()
+		}
+		unitB = unitVariance(wb, e.base, len(pairs))
+		unitC = unitVariance(wc, e.cand, len(pairs))
+	}
+	for _, p := range pairs {
+		e.iid += p.w * p.w * (unitB/p.b.n + unitC/p.c.n)
+	}
+	e.iid /= sw * sw
+
+	g := min(Batches, len(pairs))
+	var cr float64
+	if g >= 2 {
+		u := make([]float64, g)
+		for i, p := range pairs {
+			u[i*g/len(pairs)] += p.w * (p.d - e.diff)
+		}
+		for _, x := range u {
+			cr += x * x
+		}
+		cr *= float64(g) / float64(g-1) / (sw * sw)
+	}
+	sv, sdf, sok := connectionVariance(bs, cs, m)
+	e.combine(e.iid, cr, g, sv, sdf, sok)
+	return e
+}
+
+// unitVariance is the variance of one value from the sum of squares within k
+// blocks holding t; with no degree of freedom left within blocks, the
+// variance of all the values.
+func unitVariance(withinSS float64, t cell, k int) float64 {
+	if t.n-float64(k) >= 1 {
+		return withinSS / (t.n - float64(k))
+	}
+	if t.n >= 2 {
+		return t.within() / (t.n - 1)
+	}
+	return 0
+}
+
+// connectionVariance is the variance of the difference of the versions'
+// means from how their connections spread, connections taken as
+// independent clusters, with Welch's degrees of freedom; ok is false unless
+// both versions have two connections or more. Each connection is measured
+// against its own version's block means (block fixed effects), so that a
+// slowdown every connection sees, in some blocks, is no difference between
+// them; the spread is corrected for the connections and blocks it was
+// measured against (CR1: k/(k-1)·(N-1)/(N-B)).
+func connectionVariance(bs, cs *Series, m measure) (v, df float64, ok bool) {
+	var dfDenominator float64
+	for _, s := range []*Series{bs, cs} {
+		k := len(s.Connections)
+		if k < 2 {
+			return 0, 0, false
+		}
+		means := make([]float64, len(s.Blocks))
+		var n float64
+		blocks := 0
+		for b := range s.Blocks {
+			if c := m(&s.Blocks[b]); c.n > 0 {
+				means[b] = c.s / c.n
+				n += c.n
+				blocks++
+			}
+		}
+		if n-float64(blocks) < 1 {
+			return 0, 0, false
+		}
+		var ss float64
+		for i := range s.Connections {
+			c := &s.Connections[i]
+			r := m(&c.Block).s
+			for b, count := range c.PerBlock {
+				r -= float64(count) * means[b]
+			}
+			ss += r * r
+		}
+		vs := ss * float64(k) / float64(k-1) * (n - 1) / (n - float64(blocks)) / (n * n)
+		v += vs
+		dfDenominator += vs * vs / float64(k-1)
+	}
+	df = math.Inf(1)
+	if dfDenominator > 0 {
+		df = v * v / dfDenominator
+	}
+	return v, df, true
+}
+
+// combine sets e's variance to the largest of three estimates: iid (the
+// variance of independent requests, known), by batches of time blocks (cr
+// on g batches: errors in bursts, slow spells of a version) and by
+// connections (latencies correlated along one kept connection). Its degrees
+// of freedom are Satterthwaite's for iid plus the excess over it, estimated
+// on the largest estimate's own degrees of freedom: when an estimate barely
+// passes iid the quantile stays close to normal, when it dominates it tends
+// to its own Student's t. No pre-test switches an estimate on or off.
+// Taking the largest of noisy estimates makes the test somewhat
+// conservative when requests are independent (README's statistics section
+// gives the figures).
+func (e *estimate) combine(iid, cr float64, g int, connV, connDF float64, connOK bool) {
+	e.iid, e.variance, e.df, e.batches = iid, iid, math.Inf(1), 0
+	raise := func(v, df float64) {
+		if v > e.variance {
+			excess := v - iid
+			e.variance, e.df = v, df*(v/excess)*(v/excess)
+		}
+	}
+	if g >= 2 {
+		e.batches = g
+		raise(cr, float64(g-1))
+	}
+	if connOK {
+		raise(connV, connDF)
+	}
+}
+
+// unpaired compares two series that do not line up: the difference of
+// their means, each with its own batch variance.
+func unpaired(bs, cs *Series, m measure, pooledRate bool) estimate {
+	var e estimate
+	bc, cc := cellsAt(bs, int64(bs.Width), m), cellsAt(cs, int64(cs.Width), m)
+	for _, c := range bc {
+		e.base.add(c)
+	}
+	for _, c := range cc {
+		e.cand.add(c)
+	}
+	if e.base.n == 0 || e.cand.n == 0 {
+		return e
+	}
+	e.diff = e.cand.s/e.cand.n - e.base.s/e.base.n
+	var pooled float64
+	if pooledRate {
+		p := (e.base.s + e.cand.s) / (e.base.n + e.cand.n)
+		pooled = p * (1 - p)
+	}
+	var cr, iid float64
+	g := math.MaxInt
+	for _, side := range []struct {
+		cells []cell
+		t     cell
+	}{{bc, e.base}, {cc, e.cand}} {
+		mean := side.t.s / side.t.n
+		var ss float64
+		var used []cell
+		for _, c := range side.cells {
+			if c.n > 0 {
+				ss += c.within()
+				used = append(used, c)
+			}
+		}
+		unit := unitVariance(ss, side.t, len(used))
+		if pooledRate {
+			unit = pooled
+		}
+		iid += unit / side.t.n
+		k := min(Batches, len(used))
+		g = min(g, k)
+		if k >= 2 {
+			u := make([]float64, k)
+			for i, c := range used {
+				u[i*k/len(used)] += c.s - mean*c.n
+			}
+			var s float64
+			for _, x := range u {
+				s += x * x
+			}
+			cr += s * float64(k) / float64(k-1) / (side.t.n * side.t.n)
+		}
+	}
+	if g < 2 {
+		cr = 0
+	}
+	sv, sdf, sok := connectionVariance(bs, cs, m)
+	e.combine(iid, cr, g, sv, sdf, sok)
+	return e
+}
+
+// seriesOf returns a histogram's series, or for a histogram without one (an
+// older result) a single block built from its buckets, each value at its
+// bucket's middle, with no errors.
+func seriesOf(h *Histogram) (*Series, error) {
+	pairs, total, err := h.sparse()
+	if err != nil {
+		return nil, err
+	}
+	if total == 0 {
+		return nil, errNoLatencies
+	}
+	if h.Series != nil {
+		return h.Series, nil
+	}
+	g := newGeometry(h.Highest, h.SigFigs)
+	var b Block
+	tail := make(map[int]int64)
+	for _, p := range pairs {
+		v := g.middle(p.index)
+		ln := math.Log(float64(v))
+		q := logUnits(ln)
+		b.Count += p.count
+		b.LogSum += q * p.count
+		b.LogSquares += q * q * p.count
+		ms := float64(v) / 1e6
+		b.Millis += ms * float64(p.count)
+		b.MillisSquares += ms * ms * float64(p.count)
+		tail[tailBucket(ln)] += p.count
+	}
+	for k := range tailBuckets {
+		if c := tail[k]; c > 0 {
+			b.Tail = append(b.Tail, int64(k), c)
+		}
+	}
+	return &Series{Width: FirstBlockWidth, Blocks: []Block{b}}, nil
+}
