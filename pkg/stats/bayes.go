@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-
-	"gonum.org/v1/gonum/stat/distuv"
+	"sort"
 )
 
 // DefaultDraws is the number of Monte Carlo draws Best makes when
@@ -37,27 +36,38 @@ type BestResult struct {
 	ExpectedLoss []float64
 }
 
+// MinBestSample is the smallest sample (trials or values) of every version
+// for which Best reports probabilities: below it the normal approximation
+// of each version's evidence is too rough to be calibrated.
+const MinBestSample = 30
+
 // Best returns, for each sample, the posterior probability that its version
 // has the best true value (the highest when maximize, else the lowest) and
 // the expected loss of choosing it.
 //
-// Rate samples get the posterior Beta(1+successes, 1+trials−successes) of a
-// uniform prior. Mean samples get the posterior N(mean, stdev/√count) of the
-// mean under a flat prior with the variance taken as known; a stdev of 0 makes
-// it a point mass. All samples must have the same kind, and there must be at
-// least two.
+// The model pools the versions (partial pooling, as in a hierarchical
+// model): each version's evidence is normal around its true value (for a
+// rate, the mean and variance of its Jeffreys posterior Beta(½+successes,
+// ½+failures); for a mean, the sample mean with variance stdev²/count), and
+// the true values are drawn from N(μ, τ²), with a flat prior on μ and a
+// uniform prior on τ, integrated over a grid. When versions differ little
+// compared with their noise, τ is small and the observed gaps shrink: a flat
+// prior on each version would be overconfident there (for 3 versions of 200
+// users, by up to 0.08 in probability). With many users the shrinking
+// vanishes. All samples must have the same kind, there must be at least two,
+// and each needs MinBestSample trials or values.
 //
-// Both kinds use Monte Carlo rather than quadrature of ∫ f_v Π F_u: it handles
-// point masses and their ties (a tied win is split equally) without special
-// cases, gives the expected loss from the same draws, and with the default
-// draws its error (≤ 0.0035) is well below what matters for a decision.
+// The probabilities come from Monte Carlo draws of the joint posterior: it
+// handles ties (a tied win is split equally), gives the expected loss from
+// the same draws, and with the default draws its error (≤ 0.0035) is well
+// below what matters for a decision.
 func Best(samples []Sample, maximize bool, opt BestOptions) (BestResult, error) {
 	if opt.Draws < 0 {
 		return BestResult{}, fmt.Errorf("best version: draws %d: want 0 (default) or more", opt.Draws)
 	}
 	draws := cmp.Or(opt.Draws, DefaultDraws)
-	src := rand.NewPCG(opt.Seed, pcgStream)
-	posteriors, err := posteriorsOf(samples, src)
+	rng := rand.New(rand.NewPCG(opt.Seed, pcgStream))
+	h, err := hierarchyOf(samples)
 	if err != nil {
 		return BestResult{}, fmt.Errorf("best version: %w", err)
 	}
@@ -68,13 +78,14 @@ func Best(samples []Sample, maximize bool, opt BestOptions) (BestResult, error) 
 	if !maximize {
 		sign = -1
 	}
-	k := len(posteriors)
+	k := len(samples)
 	theta := make([]float64, k)
 	wins := make([]float64, k)
 	loss := make([]float64, k)
 	for range draws {
-		for v, p := range posteriors {
-			theta[v] = sign * p.Rand()
+		h.draw(rng, theta)
+		for v := range theta {
+			theta[v] *= sign
 		}
 		best, ties := theta[0], 1
 		for _, x := range theta[1:] {
@@ -104,14 +115,27 @@ func Best(samples []Sample, maximize bool, opt BestOptions) (BestResult, error) 
 	return BestResult{Probability: wins, ExpectedLoss: loss}, nil
 }
 
-// posteriorsOf checks the samples and returns the posterior of each one's
-// true value, sharing one random source so that draws are reproducible.
-func posteriorsOf(samples []Sample, src rand.Source) ([]distuv.Rander, error) {
+// hierarchy is the posterior of the versions' true values under the
+// pooled model that Best describes.
+type hierarchy struct {
+	// y and s2 are each version's estimate and its variance; exact marks
+	// versions whose estimate has no noise (a mean of equal values).
+	y, s2 []float64
+	exact []bool
+	// tau holds the grid of τ and cdf its posterior, cumulated.
+	tau, cdf []float64
+}
+
+// tauGrid is the number of values of τ the posterior is evaluated at.
+const tauGrid = 200
+
+// hierarchyOf checks the samples and sets up the pooled posterior.
+func hierarchyOf(samples []Sample) (*hierarchy, error) {
 	if len(samples) < 2 {
 		return nil, fmt.Errorf("%d samples: want at least 2", len(samples))
 	}
 	kind := samples[0].Kind
-	posteriors := make([]distuv.Rander, len(samples))
+	h := &hierarchy{y: make([]float64, len(samples)), s2: make([]float64, len(samples)), exact: make([]bool, len(samples))}
 	var errs []error
 	for i, s := range samples {
 		err := s.Validate()
@@ -122,37 +146,109 @@ func posteriorsOf(samples []Sample, src rand.Source) ([]distuv.Rander, error) {
 		case s.Kind == KindMean:
 			err = s.checkMoments()
 		}
+		if err == nil && s.N() < MinBestSample {
+			err = fmt.Errorf("%d %s: want at least %d to say which version is best", s.N(), map[SampleKind]string{KindRate: "trials", KindMean: "values"}[s.Kind], MinBestSample)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sample %d: %w", i, err))
 			continue
 		}
-		posteriors[i] = posterior(s, src)
+		if s.Kind == KindRate {
+			a, b := 0.5+float64(s.Successes), 0.5+float64(s.Trials-s.Successes)
+			h.y[i], h.s2[i] = a/(a+b), a*b/((a+b)*(a+b)*(a+b+1))
+		} else {
+			h.y[i], h.s2[i] = s.Mean, s.Stdev*s.Stdev/float64(s.Count)
+		}
+		h.exact[i] = h.s2[i] == 0
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return posteriors, nil
+	h.grid()
+	return h, nil
+}
+
+// grid evaluates the posterior of τ on tauGrid midpoints up to well past
+// both the spread of the estimates and their noise. With every estimate
+// exact there is nothing to pool: the grid stays empty.
+func (h *hierarchy) grid() {
+	var spread, noise float64
+	mean := 0.0
+	for _, y := range h.y {
+		mean += y / float64(len(h.y))
+	}
+	for i, y := range h.y {
+		spread = max(spread, math.Abs(y-mean))
+		noise = max(noise, math.Sqrt(h.s2[i]))
+	}
+	top := 5 * max(spread, noise)
+	if !(top > 0) || math.IsInf(top, 0) {
+		return
+	}
+	logPost := make([]float64, tauGrid)
+	best := math.Inf(-1)
+	for g := range tauGrid {
+		tau := top * (float64(g) + 0.5) / tauGrid
+		h.tau = append(h.tau, tau)
+		mu, vmu := h.muGiven(tau)
+		// p(τ|y) ∝ p(τ)·√Vμ·Π (s²+τ²)^(-½) exp(-(y-μ̂)²/(2(s²+τ²))), with
+		// p(τ) ∝ τ (uniform in τ²).
+		lp := math.Log(tau) + 0.5*math.Log(vmu)
+		for i, y := range h.y {
+			v := h.s2[i] + tau*tau
+			lp -= 0.5*math.Log(v) + (y-mu)*(y-mu)/(2*v)
+		}
+		logPost[g] = lp
+		best = max(best, lp)
+	}
+	h.cdf = make([]float64, tauGrid)
+	total := 0.0
+	for g, lp := range logPost {
+		total += math.Exp(lp - best)
+		h.cdf[g] = total
+	}
+	for g := range h.cdf {
+		h.cdf[g] /= total
+	}
+}
+
+// muGiven is the posterior mean and variance of μ given τ.
+func (h *hierarchy) muGiven(tau float64) (mean, variance float64) {
+	var w, wy float64
+	for i, y := range h.y {
+		p := 1 / (h.s2[i] + tau*tau)
+		w += p
+		wy += p * y
+	}
+	return wy / w, 1 / w
+}
+
+// draw fills theta with one draw of every version's true value: τ from its
+// grid (uniform within the chosen cell), μ given τ, then each value given
+// both.
+func (h *hierarchy) draw(r *rand.Rand, theta []float64) {
+	if len(h.cdf) == 0 {
+		copy(theta, h.y)
+		return
+	}
+	u := r.Float64()
+	g := min(sort.SearchFloat64s(h.cdf, u), len(h.tau)-1)
+	step := h.tau[0] * 2
+	tau := h.tau[g] + (r.Float64()-0.5)*step
+	tau = max(tau, step*1e-3)
+	mu, vmu := h.muGiven(tau)
+	mu += math.Sqrt(vmu) * r.NormFloat64()
+	for i, y := range h.y {
+		if h.exact[i] {
+			theta[i] = y
+			continue
+		}
+		prec := 1/h.s2[i] + 1/(tau*tau)
+		m := (y/h.s2[i] + mu/(tau*tau)) / prec
+		theta[i] = m + r.NormFloat64()/math.Sqrt(prec)
+	}
 }
 
 // pcgStream is the second PCG seed word; any fixed value keeps results
 // reproducible for a given BestOptions.Seed.
 const pcgStream = 0x6974657238 // "iter8"
-
-// posterior returns the posterior of a valid sample's true rate or mean.
-func posterior(s Sample, src rand.Source) distuv.Rander {
-	if s.Kind == KindRate {
-		return distuv.Beta{Alpha: 1 + float64(s.Successes), Beta: 1 + float64(s.Trials-s.Successes), Src: src}
-	}
-	sigma := s.Stdev / math.Sqrt(float64(s.Count))
-	if sigma == 0 {
-		return pointMass(s.Mean)
-	}
-	return distuv.Normal{Mu: s.Mean, Sigma: sigma, Src: src}
-}
-
-// pointMass is a distribution with all its mass at one value: the posterior
-// of a mean whose values did not vary.
-type pointMass float64
-
-// Rand returns the value.
-func (p pointMass) Rand() float64 { return float64(p) }

@@ -71,7 +71,8 @@ func calibrate(t *testing.T, runs, draws int, seed uint64, sim simulateRun) [10]
 }
 
 // checkCalibration logs every decile and fails when one with at least
-// minPairs pairs is off by more than tolerance.
+// minPairs pairs is off by more than tolerance and by more than 3 standard
+// errors of its observed frequency.
 func checkCalibration(t *testing.T, bins [10]calibBin, minPairs int, tolerance float64) {
 	t.Helper()
 	var b strings.Builder
@@ -87,9 +88,11 @@ func checkCalibration(t *testing.T, bins [10]calibBin, minPairs int, tolerance f
 	}
 	t.Log("\n" + b.String())
 	for d, bin := range bins {
-		if bin.pairs >= minPairs && math.Abs(bin.observed()-bin.predicted()) > tolerance {
-			t.Errorf("decile %d (%d pairs): predicted %.4f, observed %.4f: off by more than %v",
-				d, bin.pairs, bin.predicted(), bin.observed(), tolerance)
+		o := bin.observed()
+		allowed := max(tolerance, 3*math.Sqrt(o*(1-o)/float64(bin.pairs)))
+		if bin.pairs >= minPairs && math.Abs(o-bin.predicted()) > allowed {
+			t.Errorf("decile %d (%d pairs): predicted %.4f, observed %.4f: off by more than %.3f",
+				d, bin.pairs, bin.predicted(), o, allowed)
 		}
 	}
 }
@@ -114,19 +117,18 @@ func TestBestKnownCases(t *testing.T) {
 	}{
 		{"identical rates", []Sample{RateSample(100, 1000), RateSample(100, 1000)}, true, []float64{0.5, 0.5}, 0.02},
 		{"identical means", []Sample{MeanSample(50, 3, 1), MeanSample(50, 3, 1)}, true, []float64{0.5, 0.5}, 0.02},
-		{"no trials", []Sample{RateSample(0, 0), RateSample(0, 0)}, true, []float64{0.5, 0.5}, 0.02},
 		{"three identical", []Sample{RateSample(30, 300), RateSample(30, 300), RateSample(30, 300)}, true,
 			[]float64{1.0 / 3, 1.0 / 3, 1.0 / 3}, 0.02},
 		{"clearly better rate", []Sample{RateSample(100, 1000), RateSample(200, 1000)}, true, []float64{0, 1}, 0.001},
 		{"clearly lower rate", []Sample{RateSample(100, 1000), RateSample(200, 1000)}, false, []float64{1, 0}, 0.001},
 		{"clearly better mean", []Sample{MeanSample(1000, 12, 1), MeanSample(1000, 10, 1)}, true, []float64{1, 0}, 0.001},
 		// Point masses: ties split the win exactly.
-		{"equal points", []Sample{MeanSample(10, 5, 0), MeanSample(10, 5, 0)}, true, []float64{0.5, 0.5}, 0},
-		{"points, two tied best", []Sample{MeanSample(10, 5, 0), MeanSample(10, 3, 0), MeanSample(10, 5, 0)}, true,
+		{"equal points", []Sample{MeanSample(30, 5, 0), MeanSample(30, 5, 0)}, true, []float64{0.5, 0.5}, 0},
+		{"points, two tied best", []Sample{MeanSample(30, 5, 0), MeanSample(30, 3, 0), MeanSample(30, 5, 0)}, true,
 			[]float64{0.5, 0, 0.5}, 0},
-		{"points, minimise", []Sample{MeanSample(10, 5, 0), MeanSample(10, 3, 0), MeanSample(10, 5, 0)}, false,
+		{"points, minimise", []Sample{MeanSample(30, 5, 0), MeanSample(30, 3, 0), MeanSample(30, 5, 0)}, false,
 			[]float64{0, 1, 0}, 0},
-		{"point against normal", []Sample{MeanSample(10, 5, 0), MeanSample(100, 5, 2)}, true, []float64{0.5, 0.5}, 0.02},
+		{"point against normal", []Sample{MeanSample(30, 5, 0), MeanSample(100, 5, 2)}, true, []float64{0.5, 0.5}, 0.02},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,21 +197,23 @@ func TestBestExpectedLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ExpectedLoss[1] > 1e-6 || math.Abs(got.ExpectedLoss[0]-0.1) > 0.002 {
+	// The gap is 10 standard errors: pooling barely shrinks it.
+	if got.ExpectedLoss[1] > 1e-6 || math.Abs(got.ExpectedLoss[0]-0.1) > 0.005 {
 		t.Errorf("rates 0.1 and 0.2: losses %v, want ≈ [0.1 0]", got.ExpectedLoss)
 	}
 
-	// Identical posteriors: each loss is E[max(X,Y) − X] = σ/√π for
-	// independent N(μ, σ²); here σ = 1/√50.
+	// Identical estimates: without pooling each loss would be
+	// E[max(X,Y) − X] = σ/√π for independent N(μ, σ²), σ = 1/√50; pooling
+	// shrinks both towards their common mean, so the losses are equal and
+	// smaller.
 	got, err = Best([]Sample{MeanSample(50, 3, 1), MeanSample(50, 3, 1)}, true, BestOptions{Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := 1 / math.Sqrt(50) / math.Sqrt(math.Pi)
-	for v, l := range got.ExpectedLoss {
-		if math.Abs(l-want) > 0.003 {
-			t.Errorf("identical means: loss[%d] = %.4f, want %.4f", v, l, want)
-		}
+	unpooled := 1 / math.Sqrt(50) / math.Sqrt(math.Pi)
+	l0, l1 := got.ExpectedLoss[0], got.ExpectedLoss[1]
+	if !(l0 > 0 && l0 < unpooled && math.Abs(l0-l1) < 0.003) {
+		t.Errorf("identical means: losses %.4f and %.4f, want equal and between 0 and the unpooled %.4f", l0, l1, unpooled)
 	}
 }
 
@@ -327,6 +331,10 @@ func TestBestErrors(t *testing.T) {
 			[]string{"sample 1", "sample 2"}},
 		{"negative draws", []Sample{RateSample(1, 10), RateSample(1, 10)}, BestOptions{Draws: -1},
 			[]string{"draws -1"}},
+		{"no trials", []Sample{RateSample(0, 0), RateSample(0, 0)}, BestOptions{},
+			[]string{"sample 0", "0 trials", "at least 30", "sample 1"}},
+		{"too few values", []Sample{MeanSample(29, 1, 1), MeanSample(30, 1, 1)}, BestOptions{},
+			[]string{"sample 0", "29 values", "at least 30"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,7 +354,7 @@ func TestBestErrors(t *testing.T) {
 func TestBestOverflowIsAnError(t *testing.T) {
 	// Draws near ±MaxFloat64 overflow; the result must be an error, never
 	// NaN or a panic.
-	samples := []Sample{MeanSample(2, math.MaxFloat64, math.MaxFloat64), MeanSample(2, -math.MaxFloat64, math.MaxFloat64)}
+	samples := []Sample{MeanSample(30, math.MaxFloat64, math.MaxFloat64), MeanSample(30, -math.MaxFloat64, math.MaxFloat64)}
 	got, err := Best(samples, true, BestOptions{Draws: 100})
 	if err == nil {
 		t.Fatalf("Best(%v) = %+v, want an overflow error", samples, got)
@@ -357,72 +365,87 @@ func TestBestOverflowIsAnError(t *testing.T) {
 }
 
 // Calibration: among all (run, version) pairs given probability p of being
-// best, a fraction p should truly be best. A posterior probability is
-// calibrated by construction when the true values are drawn from the prior
-// the model assumes; Best assumes a flat prior, so it is calibrated when the
-// spread of true values across versions is wide compared with each
-// posterior, and overconfident otherwise (the true prior would shrink the
-// observed gaps). With rates uniform in [0.05, 0.15] and only 500 users per
-// version (posterior sd ≈ 0.013 against a prior sd of 0.029), 100,000 runs
-// show a systematic error of up to −0.035 in the [0.7, 0.9) deciles; at 2000
-// users per version (posterior sd ≈ 0.0067) it falls to ≤ 0.02, which leaves
-// room for the sampling error of the check itself.
+// best, a fraction p should truly be best. The acceptance of issue 15: 3
+// versions of 200 and 2000 users; true rates uniform in [0.05, 0.15], true
+// means uniform in [8, 12] with per-user values normal with sd 10 or
+// exponential (sd = mean); every decile with at least 500 pairs within 0.05
+// of its prediction, or 3 standard errors of its observed frequency. A flat
+// prior per version was overconfident by up to 0.08 at 200 users; the pooled
+// prior of Best is not.
 //
-// Error budget at 10,000 runs: a middle decile holds about 700 pairs, so the
-// observed frequency has a binomial standard error of about 0.019; the bound
-// of 0.05 is about 2.6 of those, and across the eight middle deciles roughly
-// one seed in ten would fail even for a perfectly calibrated model. The seed
-// is fixed, so the test is deterministic. Draws = 500 keeps the run short
-// under -race; its Monte Carlo error (≤ 0.022 per prediction) averages out
-// over a decile's pairs (≈ 0.001) and only moves pairs across bin edges.
+// 10,000 runs per cell (3 pairs each); Draws = 500 keeps the run short
+// under -race: its Monte Carlo error (≤ 0.022 per prediction) averages out
+// over a decile's pairs and only moves pairs across bin edges. Under the
+// race detector each cell runs 1000 runs and only logs.
 const (
 	calibRuns  = 10000
 	calibDraws = 500
 	calibSeed  = 1
-	calibUsers = 2000
 	calibK     = 3
 )
 
-func TestCalibrationRate(t *testing.T) {
-	const lo, hi = 0.05, 0.15
-	bins := calibrate(t, calibRuns, calibDraws, calibSeed, func(r *rand.Rand) ([]Sample, int) {
-		samples := make([]Sample, calibK)
-		best, bestP := 0, -1.0
-		for v := range calibK {
-			p := lo + (hi-lo)*r.Float64()
-			if p > bestP {
-				best, bestP = v, p
+func TestCalibrationAcceptance(t *testing.T) {
+	runs := calibRuns
+	if raceEnabled() {
+		runs = 1000
+	}
+	rates := func(users int) simulateRun {
+		return func(r *rand.Rand) ([]Sample, int) {
+			samples := make([]Sample, calibK)
+			best, bestP := 0, -1.0
+			for v := range calibK {
+				p := 0.05 + 0.1*r.Float64()
+				if p > bestP {
+					best, bestP = v, p
+				}
+				successes := distuv.Binomial{N: float64(users), P: p, Src: r}.Rand()
+				samples[v] = RateSample(int64(successes), int64(users))
 			}
-			successes := distuv.Binomial{N: calibUsers, P: p, Src: r}.Rand()
-			samples[v] = RateSample(int64(successes), calibUsers)
+			return samples, best
 		}
-		return samples, best
-	})
-	checkCalibration(t, bins, 100, 0.05)
-}
-
-// TestCalibrationMean uses revenue-like values: true means uniform in
-// [8, 12], per-user values normal with sd 10, 2000 users per version, so the
-// posterior sd (10/√2000 ≈ 0.22) is about a fifth of the prior sd (1.15), as
-// for rates. The sample mean and sd are drawn from their exact sampling
-// distributions (normal, and scaled χ² with n−1 degrees of freedom) rather
-// than from 2000 values each. 100,000 runs show errors ≤ 0.011.
-func TestCalibrationMean(t *testing.T) {
-	const lo, hi, sd = 8.0, 12.0, 10.0
-	bins := calibrate(t, calibRuns, calibDraws, calibSeed, func(r *rand.Rand) ([]Sample, int) {
-		chi := distuv.ChiSquared{K: calibUsers - 1, Src: r}
-		samples := make([]Sample, calibK)
-		best, bestMu := 0, math.Inf(-1)
-		for v := range calibK {
-			mu := lo + (hi-lo)*r.Float64()
-			if mu > bestMu {
-				best, bestMu = v, mu
+	}
+	means := func(users int, exponential bool) simulateRun {
+		return func(r *rand.Rand) ([]Sample, int) {
+			samples := make([]Sample, calibK)
+			best, bestMu := 0, math.Inf(-1)
+			for v := range calibK {
+				mu := 8 + 4*r.Float64()
+				if mu > bestMu {
+					best, bestMu = v, mu
+				}
+				var sum, squares float64
+				for range users {
+					x := mu + 10*r.NormFloat64()
+					if exponential {
+						x = mu * r.ExpFloat64()
+					}
+					sum += x
+					squares += x * x
+				}
+				n := float64(users)
+				mean := sum / n
+				samples[v] = MeanSample(int64(users), mean, math.Sqrt(max(squares-n*mean*mean, 0)/(n-1)))
 			}
-			mean := mu + sd/math.Sqrt(calibUsers)*r.NormFloat64()
-			stdev := sd * math.Sqrt(chi.Rand()/(calibUsers-1))
-			samples[v] = MeanSample(calibUsers, mean, stdev)
+			return samples, best
 		}
-		return samples, best
-	})
-	checkCalibration(t, bins, 100, 0.05)
+	}
+	for _, users := range []int{200, 2000} {
+		for _, cell := range []struct {
+			name string
+			sim  simulateRun
+		}{
+			{"rates", rates(users)},
+			{"normal means", means(users, false)},
+			{"exponential means", means(users, true)},
+		} {
+			t.Run(fmt.Sprintf("%s, %d users", cell.name, users), func(t *testing.T) {
+				bins := calibrate(t, runs, calibDraws, calibSeed, cell.sim)
+				if raceEnabled() {
+					checkCalibration(t, bins, math.MaxInt, 0)
+					return
+				}
+				checkCalibration(t, bins, 500, 0.05)
+			})
+		}
+	}
 }
