@@ -17,9 +17,10 @@ const (
 	// weighted by information) and tests it with a mixture sequential
 	// probability ratio test.
 	Pooled Pooling = "pooled"
-	// PerLoop tests each look on its own data, at a level that shrinks with
-	// the look's number (α/(k(k+1)) at look k) so that the levels of all
-	// looks sum to at most α.
+	// PerLoop judges each look on its own data and combines the looks'
+	// test statistics with equal weight (each loop's z, as Stouffer's
+	// method does) in the same mixture test: loops that differ in size or
+	// noise count alike.
 	PerLoop Pooling = "per-loop"
 )
 
@@ -31,7 +32,9 @@ type Evidence struct {
 	Pooling Pooling `json:"pooling"`
 	// Looks is the number of looks so far.
 	Looks int `json:"looks"`
-	// Information and Weighted are Σ 1/V and Σ D/V over the looks (Pooled).
+	// Information and Weighted are Σ 1/V and Σ D/V over the looks
+	// (Pooled), or the number of looks with a statistic and the sum of
+	// their z (PerLoop).
 	Information float64 `json:"information,omitempty"`
 	Weighted    float64 `json:"weighted,omitempty"`
 	// PValue is the always-valid p-value: the smallest over the looks.
@@ -43,8 +46,9 @@ type Look struct {
 	Evidence Evidence
 	// Estimate is the effect on the test's own scale with its interval at
 	// the confidence asked for, valid at this look whatever came before: a
-	// confidence sequence (Pooled) or this look's interval at its shrunken
-	// level (PerLoop).
+	// confidence sequence (Pooled), or for PerLoop this look's estimate
+	// with the sequence of the mean z scaled by this look's standard error
+	// (exact when the loops are alike).
 	Estimate, Low, High float64
 }
 
@@ -63,34 +67,43 @@ func (e Evidence) Add(c Comparison, confidence, scale float64) (Look, error) {
 		e.PValue = 1
 	}
 	e.Looks++
-	k := float64(e.Looks)
-	out := Look{}
-	if e.Pooling == PerLoop {
-		level := alpha / (k * (k + 1))
-		est := estimate{diff: c.Estimate, variance: c.Variance, df: c.DF}
-		p, lo, hi := est.judge(1 - level)
-		e.PValue = min(e.PValue, min(1, p*k*(k+1)))
-		out.Estimate, out.Low, out.High = c.Estimate, lo, hi
-		out.Evidence = e
-		return out, nil
-	}
-	if v := normalVariance(c.Variance, c.DF, confidence); v > 0 {
+	out := Look{Estimate: c.Estimate, Low: c.Estimate, High: c.Estimate}
+	v := normalVariance(c.Variance, c.DF, confidence)
+	switch {
+	case !(v > 0):
+		// No variation in this look: it adds nothing.
+	case e.Pooling == Pooled:
 		e.Information += 1 / v
 		e.Weighted += c.Estimate / v
+	default:
+		e.Information++
+		e.Weighted += c.Estimate / math.Sqrt(v)
 	}
 	if e.Information == 0 {
-		// No look had any variation yet: nothing to test.
 		out.Evidence = e
 		return out, nil
 	}
-	d, v := e.Weighted/e.Information, 1/e.Information
+	// The mixture test of a normal estimate d with variance w against 0,
+	// mixing the effect over N(0, τ²): on the effect's scale (Pooled) or on
+	// the scale of z, where the minimum effect is scale/SE (PerLoop).
+	d, w := e.Weighted/e.Information, 1/e.Information
 	tau2 := scale * scale
-	// The mixture likelihood ratio of a normal estimate d with variance v,
-	// against 0, mixing the effect over N(0, τ²).
-	logLR := 0.5*math.Log(v/(v+tau2)) + d*d*tau2/(2*v*(v+tau2))
+	if e.Pooling == PerLoop {
+		if !(v > 0) {
+			out.Evidence = e
+			return out, nil
+		}
+		tau2 = scale * scale / v
+	}
+	logLR := 0.5*math.Log(w/(w+tau2)) + d*d*tau2/(2*w*(w+tau2))
 	e.PValue = min(e.PValue, math.Exp(min(-logLR, 0)))
-	half := math.Sqrt(v * (v + tau2) / tau2 * (2*math.Log(1/alpha) + math.Log((v+tau2)/v)))
-	out.Estimate, out.Low, out.High = d, d-half, d+half
+	half := math.Sqrt(w * (w + tau2) / tau2 * (2*math.Log(1/alpha) + math.Log((w+tau2)/w)))
+	if e.Pooling == Pooled {
+		out.Estimate, out.Low, out.High = d, d-half, d+half
+	} else {
+		se := math.Sqrt(v)
+		out.Low, out.High = c.Estimate-half*se, c.Estimate+half*se
+	}
 	out.Evidence = e
 	return out, nil
 }

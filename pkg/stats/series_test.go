@@ -648,3 +648,35 @@ func TestCompareErrorRates(t *testing.T) {
 		t.Errorf("1%% against 3%% errors: %+v; want an effect of 0.02, significant", res)
 	}
 }
+
+// TestHeavyLoadFitsARevision: a heavy load (300,000 requests over 64
+// connections and ten minutes, lognormal latencies) keeps its histogram with
+// series small enough that three versions fit a revision's 256 KiB with room
+// to spare: 64 blocks at most, 16 connection groups.
+func TestHeavyLoadFitsARevision(t *testing.T) {
+	const n, conns = 300000, 64
+	rng := rand.New(rand.NewPCG(8, 1))
+	recs := make([]*Recorder, conns)
+	for i := range recs {
+		recs[i] = NewRecorder(10*time.Second, epoch)
+	}
+	for i := range n {
+		at := epoch.Add(10 * time.Minute * time.Duration(i) / n)
+		recs[i%conns].Record(at, time.Duration(5e6*math.Exp(0.5*rng.NormFloat64())), i%97 == 0)
+	}
+	for _, r := range recs[1:] {
+		recs[0].Merge(r)
+	}
+	h := recs[0].Histogram()
+	if s := h.Series; s == nil || len(s.Blocks) > MaxBlocks || len(s.Connections) != MaxConnections {
+		t.Fatalf("series %+v: want at most %d blocks and %d connection groups", s, MaxBlocks, MaxConnections)
+	}
+	data, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 80<<10 {
+		t.Errorf("histogram of a heavy load is %d bytes, want at most 80 KiB (three versions in 256 KiB)", len(data))
+	}
+	t.Logf("histogram of %d requests over %d connections: %d bytes", n, conns, len(data))
+}

@@ -99,7 +99,7 @@ func aaCells() []aaCell {
 // or more, so that a test is not needlessly conservative. The variance is
 // the largest of three estimates (independent requests, batches of time
 // blocks, connections), and the largest of noisy estimates runs high when
-// requests are in fact independent: 23 of the 81 cells fall between 0.019
+// requests are in fact independent: 25 of the 69 cells fall between 0.019
 // and 0.029 (most of them mean latency, whose heavy tail makes every
 // estimate noisier). The test holds them at least at minFalseAlarms, so
 // that a change making the tests uselessly conservative fails.

@@ -63,10 +63,10 @@ type inputs struct {
 	Confidence  *float64     `json:"confidence,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	// Sequential is how comparisons judge loops: pooled (evidence of all
-	// loops so far, a growing sample), per-loop (each loop on its own at a
-	// shrinking level) or fixed (each loop at the full level, which is only
-	// valid if nobody acts on any loop but the last). Unset: pooled when
-	// the experiment loops, fixed otherwise.
+	// loops so far, a growing sample), per-loop (each loop on its own, the
+	// loops' statistics combined with equal weight) or fixed (each loop at
+	// the full level, which is only valid if nobody acts on any loop but
+	// the last). Unset: pooled when the experiment loops, fixed otherwise.
 	Sequential *string `json:"sequential,omitempty"`
 }
 
