@@ -50,7 +50,8 @@ const MinBestSample = 30
 // rate, the mean and variance of its Jeffreys posterior Beta(½+successes,
 // ½+failures); for a mean, the sample mean with variance stdev²/count), and
 // the true values are drawn from N(μ, τ²), with a flat prior on μ and a
-// uniform prior on τ, integrated over a grid. When versions differ little
+// prior on τ uniform in τ² near 0 with a Cauchy-like tail (see grid),
+// integrated over a grid. When versions differ little
 // compared with their noise, τ is small and the observed gaps shrink: a flat
 // prior on each version would be overconfident there (for 3 versions of 200
 // users, by up to 0.08 in probability). With many users the shrinking
@@ -168,8 +169,8 @@ func hierarchyOf(samples []Sample) (*hierarchy, error) {
 	return h, nil
 }
 
-// grid evaluates the posterior of τ on tauGrid midpoints up to well past
-// both the spread of the estimates and their noise. With every estimate
+// grid evaluates the posterior of τ on tauGrid midpoints up to ten times
+// the larger of the estimates' spread and their noise. With every estimate
 // exact there is nothing to pool: the grid stays empty.
 func (h *hierarchy) grid() {
 	var spread, noise float64
@@ -181,7 +182,8 @@ func (h *hierarchy) grid() {
 		spread = max(spread, math.Abs(y-mean))
 		noise = max(noise, math.Sqrt(h.s2[i]))
 	}
-	top := 5 * max(spread, noise)
+	scale := max(spread, noise)
+	top := 10 * scale
 	if !(top > 0) || math.IsInf(top, 0) {
 		return
 	}
@@ -192,8 +194,11 @@ func (h *hierarchy) grid() {
 		h.tau = append(h.tau, tau)
 		mu, vmu := h.muGiven(tau)
 		// p(τ|y) ∝ p(τ)·√Vμ·Π (s²+τ²)^(-½) exp(-(y-μ̂)²/(2(s²+τ²))), with
-		// p(τ) ∝ τ (uniform in τ²).
-		lp := math.Log(tau) + 0.5*math.Log(vmu)
+		// p(τ) ∝ τ/(1+τ²/A²): uniform in τ² near 0 (no pull towards
+		// complete pooling), a tail like 1/τ beyond A, the larger of the
+		// estimates' spread and noise, so that the posterior is proper
+		// with two versions too and the grid's end hardly matters.
+		lp := math.Log(tau) - math.Log1p(tau*tau/(scale*scale)) + 0.5*math.Log(vmu)
 		for i, y := range h.y {
 			v := h.s2[i] + tau*tau
 			lp -= 0.5*math.Log(v) + (y-mu)*(y-mu)/(2*v)

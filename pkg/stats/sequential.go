@@ -39,70 +39,79 @@ type Evidence struct {
 	Weighted    float64 `json:"weighted,omitempty"`
 	// PValue is the always-valid p-value: the smallest over the looks.
 	PValue float64 `json:"pValue"`
+	// Mixture is the variance τ² of the effects the mixture test averages
+	// over, on the scale of Weighted/Information, fixed at the first look
+	// with variation: a mixture that changed from look to look would not
+	// keep the p-value valid.
+	Mixture float64 `json:"mixture,omitempty"`
+	// Data names the data of the last look (its caller's choice, such as
+	// the loads' start), so that the same data are not added twice.
+	Data string `json:"data,omitempty"`
 }
 
 // Look is the result of adding one look to sequential evidence.
 type Look struct {
 	Evidence Evidence
-	// Estimate is the effect on the test's own scale with its interval at
-	// the confidence asked for, valid at this look whatever came before: a
-	// confidence sequence (Pooled), or for PerLoop this look's estimate
-	// with the sequence of the mean z scaled by this look's standard error
-	// (exact when the loops are alike).
+	// Estimate is the effect of all looks so far on the test's own scale,
+	// with its confidence sequence at the confidence asked for (PerLoop:
+	// the mean z and its sequence, times this look's standard error).
 	Estimate, Low, High float64
 }
 
-// Add adds comparison c, one look made at confidence, to the evidence.
-// scale is the effect a user cares about on the test's own scale (for
-// latencies ln(1+minEffect)): the mixture test is most sensitive near it.
-func (e Evidence) Add(c Comparison, confidence, scale float64) (Look, error) {
+// Add adds comparison c, one look made at confidence on the data named
+// data, to the evidence. scale is the effect a user cares about on the
+// test's own scale (for latencies ln(1+minEffect)): the mixture test is
+// tuned to it at the first look. A look on the same data as the last adds
+// nothing: the evidence and its estimate stay as they were.
+func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Look, error) {
 	if err := checkLevels(confidence, scale); err != nil {
 		return Look{}, fmt.Errorf("sequential: %w", err)
 	}
 	if e.Pooling != Pooled && e.Pooling != PerLoop {
 		return Look{}, fmt.Errorf("sequential: pooling %q: want %s or %s", e.Pooling, Pooled, PerLoop)
 	}
-	alpha := 1 - confidence
 	if e.Looks == 0 {
 		e.PValue = 1
 	}
-	e.Looks++
-	out := Look{Estimate: c.Estimate, Low: c.Estimate, High: c.Estimate}
 	v := normalVariance(c.Variance, c.DF, confidence)
-	switch {
-	case !(v > 0):
-		// No variation in this look: it adds nothing.
-	case e.Pooling == Pooled:
-		e.Information += 1 / v
-		e.Weighted += c.Estimate / v
-	default:
-		e.Information++
-		e.Weighted += c.Estimate / math.Sqrt(v)
+	if data == "" || data != e.Data {
+		e.Looks++
+		e.Data = data
+		switch {
+		case !(v > 0):
+			// No variation in this look: it adds nothing.
+		case e.Pooling == Pooled:
+			e.Information += 1 / v
+			e.Weighted += c.Estimate / v
+		default:
+			e.Information++
+			e.Weighted += c.Estimate / math.Sqrt(v)
+		}
 	}
+	out := Look{Evidence: e, Estimate: c.Estimate, Low: c.Estimate, High: c.Estimate}
 	if e.Information == 0 {
-		out.Evidence = e
 		return out, nil
 	}
-	// The mixture test of a normal estimate d with variance w against 0,
-	// mixing the effect over N(0, τ²): on the effect's scale (Pooled) or on
-	// the scale of z, where the minimum effect is scale/SE (PerLoop).
-	d, w := e.Weighted/e.Information, 1/e.Information
-	tau2 := scale * scale
-	if e.Pooling == PerLoop {
-		if !(v > 0) {
-			out.Evidence = e
-			return out, nil
+	if e.Mixture == 0 {
+		// On the effect's scale (Pooled), or on the scale of z, where the
+		// minimum effect is scale/SE (PerLoop).
+		e.Mixture = scale * scale
+		if e.Pooling == PerLoop {
+			e.Mixture = scale * scale / v
 		}
-		tau2 = scale * scale / v
 	}
+	// The mixture test of a normal estimate d with variance w against 0,
+	// mixing the effect over N(0, τ²).
+	d, w, tau2 := e.Weighted/e.Information, 1/e.Information, e.Mixture
 	logLR := 0.5*math.Log(w/(w+tau2)) + d*d*tau2/(2*w*(w+tau2))
 	e.PValue = min(e.PValue, math.Exp(min(-logLR, 0)))
-	half := math.Sqrt(w * (w + tau2) / tau2 * (2*math.Log(1/alpha) + math.Log((w+tau2)/w)))
-	if e.Pooling == Pooled {
-		out.Estimate, out.Low, out.High = d, d-half, d+half
-	} else {
+	half := math.Sqrt(w * (w + tau2) / tau2 * (2*math.Log(1/(1-confidence)) + math.Log((w+tau2)/w)))
+	out.Estimate, out.Low, out.High = d, d-half, d+half
+	if e.Pooling == PerLoop && v > 0 {
+		// The sequence is on the mean z: back to the effect's scale with
+		// this look's standard error (exact when the loops are alike).
 		se := math.Sqrt(v)
-		out.Low, out.High = c.Estimate-half*se, c.Estimate+half*se
+		out.Estimate, out.Low, out.High = d*se, (d-half)*se, (d+half)*se
 	}
 	out.Evidence = e
 	return out, nil

@@ -264,7 +264,7 @@ func TestPeekingAcceptance(t *testing.T) {
 					ev   *stats.Evidence
 					stop *bool
 				}{{&pooled, &stopP}, {&perLoop, &stopL}} {
-					look, err := e.ev.Add(res, simConfidence, math.Log1p(simMinEffect))
+					look, err := e.ev.Add(res, simConfidence, math.Log1p(simMinEffect), "")
 					if err != nil {
 						t.Error(err)
 						return

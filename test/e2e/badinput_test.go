@@ -421,7 +421,7 @@ spec:
 		spec: twoVersionHead + `  - task: assess
     with:
       comparisons:
-      - {metric: http/latency-p99}
+      - {metric: http/latency-max}
 `,
 		want: []string{`spec.tasks[1].with.comparisons[0].metric`, `is a single value`},
 	},

@@ -76,11 +76,14 @@ spec:
 	for _, c := range r.Comparisons {
 		verdicts[c.Metric] = c
 	}
-	if c := verdicts["http/latency"]; c.Verdict != experiment.VerdictWorse || c.Effect == nil || *c.Effect < 0.5 || c.Test != "mann-whitney" {
-		t.Errorf("http/latency: %+v; want worse, at least +50%% (2 ms against 20 ms), by mann-whitney", c)
+	// A looping experiment judges sequentially: the evidence of all three
+	// loops, pooled.
+	if c := verdicts["http/latency"]; c.Verdict != experiment.VerdictWorse || c.Effect == nil || *c.Effect < 0.5 || c.Test != "log-ratio" ||
+		c.Sequential == nil || c.Sequential.Looks != 3 || c.Sequential.Pooling != "pooled" {
+		t.Errorf("http/latency: %+v; want worse, at least +50%% (2 ms against 20 ms), by log-ratio, pooled over 3 loops", c)
 	}
-	if c := verdicts["http/error-rate"]; c.Verdict != experiment.VerdictInconclusive || !strings.Contains(c.Reason, "more requests per version") {
-		t.Errorf("http/error-rate: %s (%s); want inconclusive with how many more requests would tell", c.Verdict, c.Reason)
+	if c := verdicts["http/error-rate"]; c.Verdict != experiment.VerdictInconclusive || !strings.Contains(c.Reason, "no verdict yet after 3 loops") {
+		t.Errorf("http/error-rate: %s (%s); want inconclusive with no verdict yet after 3 loops", c.Verdict, c.Reason)
 	}
 	if p := r.Rewards[0].ProbabilityBest["v1"]; p < 0.99 {
 		t.Errorf("P(v1 best by latency-mean) = %v, want above 0.99", p)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -350,10 +351,10 @@ func (t *Task) Run(_ context.Context, env *experiment.Env) error {
 	r.Comparisons = nil
 	pooling := t.pooling(r)
 	var looks []look
-	for _, c := range t.comparisons {
+	for i, c := range t.comparisons {
 		l := t.compare(r, c)
 		if pooling != "" {
-			t.addLook(&l, c, pooling, earlier)
+			t.addLook(&l, i, c, pooling, earlier)
 		}
 		looks = append(looks, l)
 	}
@@ -410,8 +411,9 @@ type look struct {
 	out   experiment.Comparison
 	stats *stats.Comparison
 	// scale is the minimum effect on the test's own scale: what a
-	// sequential test is tuned to find.
+	// sequential test is tuned to find; data names the data compared.
 	scale float64
+	data  string
 	// p is the p-value the verdict rests on (before Holm), or NaN when the
 	// comparison could not be made and has no evidence from earlier loops.
 	p float64
@@ -423,15 +425,16 @@ func (t *Task) compare(r *experiment.Result, c comparison) look {
 		Metric: c.metric, Baseline: t.baseline, Candidate: c.candidate,
 		Confidence: t.confidence, Verdict: experiment.VerdictInconclusive,
 	}}
-	s, scale, err := t.measure(r, c)
+	m, err := t.measure(r, c)
 	if err != nil {
 		l.out.Reason = err.Error()
 		return l
 	}
-	l.stats, l.scale, l.p = &s, scale, s.PValue
+	s := m.stats
+	l.stats, l.scale, l.data, l.p = &s, m.scale, m.data, s.PValue
 	o := &l.out
 	o.Test, o.Relative = s.Test, s.Relative
-	o.Effect, o.Low, o.High = ptr(s.Effect), ptr(s.Low), ptr(s.High)
+	o.Effect, o.Low, o.High = finite(s.Effect), finite(s.Low), finite(s.High)
 	o.PValue, o.BaselineCount, o.CandidateCount = ptr(s.PValue), s.BaselineCount, s.CandidateCount
 	o.Needed, o.Blocks, o.Threshold = s.Needed, s.Blocks, s.Threshold
 	if s.DesignEffect > 1 {
@@ -440,11 +443,20 @@ func (t *Task) compare(r *experiment.Result, c comparison) look {
 	return l
 }
 
+// measurement is a comparison's statistics with what a sequential test
+// needs besides: the minimum effect on the test's own scale, and a name for
+// the data compared, so that a loop that measured nothing new (its load was
+// skipped, or a second assess task) adds no evidence.
+type measurement struct {
+	stats stats.Comparison
+	scale float64
+	data  string
+}
+
 // measure compares the candidate with the baseline on the evidence behind
-// the metric, and returns the minimum effect on the test's own scale. A
-// load's rates and means are compared through the time blocks of its latency
-// histogram when both versions have them.
-func (t *Task) measure(r *experiment.Result, c comparison) (stats.Comparison, float64, error) {
+// the metric. A load's rates and means are compared through the time blocks
+// of its latency histogram when both versions have them.
+func (t *Task) measure(r *experiment.Result, c comparison) (measurement, error) {
 	histograms := func(metric string) (*stats.Histogram, *stats.Histogram, error) {
 		hb, hc := r.Histogram(t.baseline, metric), r.Histogram(c.candidate, metric)
 		if hb == nil || hc == nil {
@@ -456,46 +468,56 @@ func (t *Task) measure(r *experiment.Result, c comparison) (stats.Comparison, fl
 	case experiment.EvidenceHistogram:
 		hb, hc, err := histograms(c.metric)
 		if err != nil {
-			return stats.Comparison{}, 0, err
+			return measurement{}, err
 		}
 		s, err := stats.CompareLatencies(hb, hc, t.confidence, c.minEffect)
-		return s, math.Log1p(c.minEffect), err
+		return measurement{s, math.Log1p(c.minEffect), loads(hb, hc)}, err
 	case experiment.EvidencePercentile:
 		prefix, pc, ok := splitPercentile(c.metric)
 		if !ok {
-			return stats.Comparison{}, 0, fmt.Errorf("%s: not a latency percentile such as http/latency-p90", c.metric)
+			return measurement{}, fmt.Errorf("%s: not a latency percentile such as http/latency-p90", c.metric)
 		}
 		hb, hc, err := histograms(prefix + "/latency")
 		if err != nil {
-			return stats.Comparison{}, 0, err
+			return measurement{}, err
 		}
 		s, err := stats.ComparePercentiles(hb, hc, pc, t.confidence, c.minEffect)
-		return s, c.minEffect, err
+		return measurement{s, c.minEffect, loads(hb, hc)}, err
 	case experiment.EvidenceRate, experiment.EvidenceMean:
 		if prefix, ok := loadPrefix(c.metric); ok {
 			hb, hc := r.Histogram(t.baseline, prefix+"/latency"), r.Histogram(c.candidate, prefix+"/latency")
 			if hb != nil && hc != nil && hb.Series != nil && hc.Series != nil {
 				if c.kind == experiment.EvidenceRate {
 					s, err := stats.CompareErrorRates(hb, hc, t.confidence, c.minEffect)
-					return s, c.minEffect, err
+					return measurement{s, c.minEffect, loads(hb, hc)}, err
 				}
 				s, err := stats.CompareLatencyMeans(hb, hc, t.confidence, c.minEffect)
-				return s, c.minEffect * math.Abs(s.Baseline), err
+				return measurement{s, c.minEffect * math.Abs(s.Baseline), loads(hb, hc)}, err
 			}
 		}
 		sb, okB := r.Sample(t.baseline, c.metric)
 		sc, okC := r.Sample(c.candidate, c.metric)
 		if !okB || !okC {
-			return stats.Comparison{}, 0, missing(c.metric, t.baseline, okB, c.candidate)
+			return measurement{}, missing(c.metric, t.baseline, okB, c.candidate)
 		}
+		// Samples carry no start: a loop's samples are that loop's data.
+		data := fmt.Sprint("loop ", r.Loop)
 		if c.kind == experiment.EvidenceRate {
 			s, err := stats.CompareRates(sb, sc, t.confidence, c.minEffect)
-			return s, c.minEffect, err
+			return measurement{s, c.minEffect, data}, err
 		}
 		s, err := stats.CompareMeans(sb, sc, t.confidence, c.minEffect)
-		return s, c.minEffect * math.Abs(sb.Mean), err
+		return measurement{s, c.minEffect * math.Abs(sb.Mean), data}, err
 	}
-	return stats.Comparison{}, 0, fmt.Errorf("no evidence of %s for version %s: no task measured it", c.metric, experiment.VersionName(t.baseline))
+	return measurement{}, fmt.Errorf("no evidence of %s for version %s: no task measured it", c.metric, experiment.VersionName(t.baseline))
+}
+
+// loads names the data of two latency histograms by their loads' starts.
+func loads(hb, hc *stats.Histogram) string {
+	if hb.Series == nil || hc.Series == nil {
+		return ""
+	}
+	return hb.Series.Start.Format(time.RFC3339Nano) + " " + hc.Series.Start.Format(time.RFC3339Nano)
 }
 
 // loadPrefix returns the load prefix (http, http-<endpoint>) of a load's
@@ -522,14 +544,24 @@ func splitPercentile(metric string) (string, float64, bool) {
 // addLook adds this run's comparison to the sequential evidence of the
 // same comparison in the run's earlier loops. A comparison that could not
 // be made in this loop keeps its earlier evidence.
-func (t *Task) addLook(l *look, c comparison, pooling stats.Pooling, earlier []experiment.Comparison) {
+func (t *Task) addLook(l *look, at int, c comparison, pooling stats.Pooling, earlier []experiment.Comparison) {
 	ev := stats.Evidence{Pooling: pooling}
+	same := func(e *experiment.Comparison) bool {
+		return e.Metric == c.metric && e.Candidate == c.candidate && e.Baseline == t.baseline &&
+			e.Confidence == t.confidence && e.Sequential != nil && e.Sequential.Pooling == pooling
+	}
+	// The entry at the same place in the plan, else the last that matches.
 	var prev *experiment.Comparison
-	for i, e := range earlier {
-		if e.Metric == c.metric && e.Candidate == c.candidate && e.Baseline == t.baseline &&
-			e.Confidence == t.confidence && e.Sequential != nil && e.Sequential.Pooling == pooling {
-			ev, prev = *e.Sequential, &earlier[i]
+	for i := range earlier {
+		if same(&earlier[i]) {
+			prev = &earlier[i]
 		}
+	}
+	if at < len(earlier) && same(&earlier[at]) {
+		prev = &earlier[at]
+	}
+	if prev != nil {
+		ev = *prev.Sequential
 	}
 	if l.stats == nil {
 		// Nothing new this loop: the evidence so far stands, with the
@@ -541,7 +573,7 @@ func (t *Task) addLook(l *look, c comparison, pooling stats.Pooling, earlier []e
 		}
 		return
 	}
-	next, err := ev.Add(*l.stats, t.confidence, l.scale)
+	next, err := ev.Add(*l.stats, t.confidence, l.scale, l.data)
 	if err != nil {
 		l.out.Reason, l.p = err.Error(), math.NaN()
 		return
@@ -552,7 +584,16 @@ func (t *Task) addLook(l *look, c comparison, pooling stats.Pooling, earlier []e
 	if l.stats.Relative {
 		effect, low, high = math.Expm1(effect), math.Expm1(low), math.Expm1(high)
 	}
-	l.out.Effect, l.out.Low, l.out.High = ptr(effect), ptr(low), ptr(high)
+	l.out.Effect, l.out.Low, l.out.High = finite(effect), finite(low), finite(high)
+}
+
+// finite points at f, or is nil when f is not finite (an interval too wide
+// for float64): JSON has no infinities, and a result must always encode.
+func finite(f float64) *float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return &f
 }
 
 // judge gives every comparison its verdict, correcting the p-values of all

@@ -216,8 +216,9 @@ func (t *Task) result(ep *Endpoint, rep *runner.Report, start time.Time) *Endpoi
 	if rep != nil {
 		out.Calls, out.Codes, out.Errors = int64(rep.Count), rep.StatusCodeDist, rep.ErrorDist
 		for i := range rep.Details {
+			// ghz stamps a call when it ends; blocks hold calls by start.
 			d := &rep.Details[i]
-			rec.Record(d.Timestamp, d.Latency, d.Error != "" || d.Status != statusOK)
+			rec.Record(d.Timestamp.Add(-d.Latency), d.Latency, d.Error != "" || d.Status != statusOK)
 		}
 		out.Kept = int64(len(rep.Details))
 	}
