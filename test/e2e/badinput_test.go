@@ -435,6 +435,25 @@ spec:
 		want: []string{`spec.tasks[1].with.comparisons[0].metric`, `no earlier task produces it`},
 	},
 	{
+		name: "spec/sequential mode unknown",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      sequential: always
+      comparisons:
+      - {metric: http/latency}
+`,
+		want: []string{`spec.tasks[1].with.sequential`, `"pooled", "per-loop", "fixed"`},
+	},
+	{
+		name: "spec/percentile comparison with a share of 1 or more",
+		spec: twoVersionHead + `  - task: assess
+    with:
+      comparisons:
+      - {metric: http/latency-p99, minEffect: 1.5}
+`,
+		want: []string{`spec.tasks[1].with.comparisons[0].minEffect`, `below 1 for a rate or a percentile's share`},
+	},
+	{
 		name: "spec/confidence outside (0,1)",
 		spec: twoVersionHead + `  - task: assess
     with:
