@@ -92,14 +92,11 @@ func cellsAt(s *Series, width int64, m measure) []cell {
 // that ran longer (fixed counts at full speed) is compared only while the
 // other ran too. Blocks where one version did not run are left out.
 //
-// The variance comes from how the weighted differences spread across
-// batches of consecutive blocks (a cluster-robust estimate with batches as
-// clusters): latencies correlated in time or errors in bursts make batches
-// differ more, and the variance grows with them, without any pre-test. It
-// is never taken below the variance of independent requests (within-block
-// variances; for rates, the pooled rate), which keeps small or quiet samples
-// from looking surer than they are; with it the quantiles are normal, with
-// the batch estimate Student's t on batches − 1 degrees of freedom.
+// The variance is the largest of the variance of independent requests
+// (within-block variances; for rates, the pooled rate), the spread of the
+// weighted differences across batches of consecutive blocks (a
+// cluster-robust estimate with batches as clusters) and the spread of the
+// connections (see combine).
 //
 // Series that do not line up (different starts) are compared unpaired: each
 // version's mean and batch variance on its own.
@@ -168,8 +165,8 @@ func contrast(bs, cs *Series, m measure, pooledRate bool) estimate {
 		}
 		cr *= float64(g) / float64(g-1) / (sw * sw)
 	}
-	sv, sdf, sok := connectionVariance(bs, cs, m)
-	e.combine(e.iid, cr, g, sv, sdf, sok)
+	connV, connDF, connOK := connectionVariance(bs, cs, m)
+	e.combine(cr, g, connV, connDF, connOK)
 	return e
 }
 
@@ -244,12 +241,12 @@ func connectionVariance(bs, cs *Series, m measure) (v, df float64, ok bool) {
 // Student's t. This is a heuristic (the estimate's noise scales with all of
 // it, not only the excess), and the simulations of make sim check it where
 // it matters, at design effects from about 1.2 to 19. No pre-test switches
-// an estimate on or off.
-// Taking the largest of noisy estimates makes the test somewhat
-// conservative when requests are independent (README's statistics section
-// gives the figures).
-func (e *estimate) combine(iid, cr float64, g int, connV, connDF float64, connOK bool) {
-	e.iid, e.variance, e.df, e.batches = iid, iid, math.Inf(1), 0
+// an estimate on or off. Taking the largest of noisy estimates makes the
+// test somewhat conservative when requests are independent (README's
+// statistics section gives the figures).
+func (e *estimate) combine(cr float64, g int, connV, connDF float64, connOK bool) {
+	iid := e.iid
+	e.variance, e.df, e.batches = iid, math.Inf(1), 0
 	raise := func(v, df float64) {
 		if v > e.variance {
 			excess := v - iid
@@ -322,8 +319,9 @@ func unpaired(bs, cs *Series, m measure, pooledRate bool) estimate {
 	if g < 2 {
 		cr = 0
 	}
-	sv, sdf, sok := connectionVariance(bs, cs, m)
-	e.combine(iid, cr, g, sv, sdf, sok)
+	e.iid = iid
+	connV, connDF, connOK := connectionVariance(bs, cs, m)
+	e.combine(cr, g, connV, connDF, connOK)
 	return e
 }
 
