@@ -34,6 +34,9 @@ require (
 
 require (
 	github.com/clipperhouse/uax29/v2 v2.7.0 // indirect
+	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
+	github.com/redis/go-redis/v9 v9.17.3 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/tools v0.49.0 // indirect
 )
 
