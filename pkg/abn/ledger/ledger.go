@@ -76,9 +76,9 @@ type Write struct {
 	// App is the application as namespace/name.
 	App string `json:"app"`
 	// Version served the user.
-	Version string `json:"version"`
-	User    string `json:"user"`
-	Metric  string `json:"metric"`
+	Version string  `json:"version"`
+	User    string  `json:"user"`
+	Metric  string  `json:"metric"`
 	Value   float64 `json:"value"`
 	// At is when the value was measured: it selects the write's bucket.
 	At time.Time `json:"at"`
