@@ -1,0 +1,55 @@
+// Package boltledger is the single-replica ledger.Ledger, kept in one bbolt
+// file.
+//
+// # Durability
+//
+// bbolt fsyncs every committed transaction (NoSync is never set), and
+// Record and Expose return nil only after their transaction committed.
+// Concurrent calls are coalesced with DB.Batch, so that one fsync
+// acknowledges many callers. Batch may run a call's function again (alone,
+// when another function of the batch failed), so each function starts from
+// what the transaction holds: inputs are validated before, the dedupe check
+// and every read-modify-write happen inside the transaction.
+//
+// # Layout
+//
+// Summaries are aggregated on write: a write touches a handful of small
+// keys, and Summary reads O(versions × metrics × (buckets + histogram
+// bins)) keys, never the writes themselves.
+//
+//	meta/                      format → "1"; check → time of the last Check
+//	ids/<id>                   → recorded at (8 bytes, Unix ns)
+//	idtimes/<at><id>           → "" (the same IDs in the order they were recorded)
+//	apps/<app>/<version>/
+//	    exposed                → users exposed to the version (int64)
+//	    users/<user>           → the user's cohort (a time key)
+//	    cohorts/<start>        → users first exposed in the bucket (int64)
+//	    metrics/<metric>/
+//	        summary            → transactions (count, sum, sum of squares,
+//	                             min, max) and users (count, sum, sum of
+//	                             squares): 64 bytes
+//	        histogram/<bin>    → count (int64); bin "z" is zero, "p" or "n"
+//	                             and the index (int32) a sign's bin
+//	        buckets/<start>    → transactions and users moments: 48 bytes
+//	        sums/<user>        → the sum of the user's writes (float64)
+//
+// Integers are big-endian; floats are their IEEE 754 bits, so that what is
+// read back is bit for bit what was computed. A time key is the Unix
+// seconds with the sign bit flipped followed by the nanoseconds (12
+// bytes), so that keys sort in time order and Summary needs no sort.
+//
+// The arithmetic is the model's (ledgertest.Model): ledger.Moments.Add and
+// Replace, Transactions.Add, Histogram.Add and Options.BucketOf, applied
+// in the order of the writes, so sums agree with it bit for bit.
+//
+// # Dedupe
+//
+// A write's ID is remembered with the time it was recorded (ids and
+// idtimes). A write whose ID is remembered is acknowledged and not counted,
+// whatever it holds. IDs recorded more than Options.DedupeWindow ago are
+// forgotten lazily: each Record transaction deletes at most 2×len(writes)+64
+// of the oldest expired IDs, which bounds its extra work and still forgets
+// IDs faster than they arrive. A retry later than the window may therefore
+// count twice (as ledger.Options says), and an ID may be remembered somewhat
+// longer than the window when the ledger is idle.
+package boltledger

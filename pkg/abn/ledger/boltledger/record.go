@@ -1,0 +1,85 @@
+package boltledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+)
+
+// Record stores writes all or nothing and returns nil once they are
+// durable. Every write is validated first: the first invalid one's
+// *ledger.FieldError is returned and nothing is stored. A write whose ID
+// was recorded within the dedupe window is acknowledged and not counted.
+func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
+	for i := range writes {
+		if err := writes[i].Validate(); err != nil {
+			return err
+		}
+	}
+	if err := l.usable(ctx); err != nil {
+		return fmt.Errorf("record in ledger %s: %w", l.path, err)
+	}
+	if len(writes) == 0 {
+		return nil
+	}
+	// Batch may call this again alone: it keeps no state between calls
+	// and reads everything (the IDs too) inside the transaction.
+	err := l.db.Batch(func(tx *bolt.Tx) error {
+		now := time.Now()
+		t := newTxn(tx, l.opts)
+		if err := t.purge(now.Add(-l.opts.DedupeWindow), 2*len(writes)+purgeBase); err != nil {
+			return err
+		}
+		for i := range writes {
+			w := &writes[i]
+			seen, err := t.seen(w.ID, now)
+			if err != nil {
+				return err
+			}
+			if seen {
+				continue
+			}
+			if err := t.record(w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record in ledger %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// Expose records users' exposures, all or nothing: a user counts once per
+// version, in the cohort of their first exposure, so retries are harmless.
+func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error {
+	for i := range exposures {
+		if err := exposures[i].Validate(); err != nil {
+			return err
+		}
+	}
+	if err := l.usable(ctx); err != nil {
+		return fmt.Errorf("expose in ledger %s: %w", l.path, err)
+	}
+	if len(exposures) == 0 {
+		return nil
+	}
+	err := l.db.Batch(func(tx *bolt.Tx) error {
+		t := newTxn(tx, l.opts)
+		for _, e := range exposures {
+			if _, err := t.expose(e.App, e.Version, e.User, e.At); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("expose in ledger %s: %w", l.path, err)
+	}
+	return nil
+}
