@@ -1,0 +1,83 @@
+package client
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	pb "github.com/iter8-tools/iter8/abn/grpc"
+)
+
+// callTimeout bounds one WriteMetrics call, so that a hung connection is
+// retried rather than waited on forever.
+const callTimeout = 10 * time.Second
+
+// send batches queued values and sends them until the queue is closed and
+// empty.
+func (c *Client) send() {
+	defer close(c.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var batch []*pb.MetricValue
+	for {
+		if len(batch) == 0 {
+			v, ok := <-c.queue
+			if !ok {
+				return
+			}
+			batch = append(batch, v)
+			timer.Reset(c.opts.FlushInterval)
+		}
+		full, closed := false, false
+		for !full && !closed {
+			select {
+			case v, ok := <-c.queue:
+				if !ok {
+					closed = true
+					break
+				}
+				batch = append(batch, v)
+				full = len(batch) >= c.opts.Batch
+			case <-timer.C:
+				full = true
+			}
+		}
+		timer.Stop()
+		c.deliver(batch)
+		batch = batch[:0]
+		if closed {
+			return
+		}
+	}
+}
+
+// deliver sends one batch, retrying with backoff while the failure may
+// pass, until it is acknowledged, refused, or Close gives up.
+func (c *Client) deliver(batch []*pb.MetricValue) {
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(c.stopCtx, callTimeout)
+		_, err := c.abn.WriteMetrics(ctx, &pb.MetricValues{Values: batch})
+		cancel()
+		if err == nil {
+			c.sent.Add(uint64(len(batch)))
+			return
+		}
+		c.lastErr.Store(&err)
+		if !retryable(err) || c.stopCtx.Err() != nil {
+			c.dropped.Add(uint64(len(batch)))
+			return
+		}
+		// Full jitter: replicas of a frontend that lost the service at the
+		// same moment do not come back in step.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(wait)) + 1))
+		select {
+		case <-t.C:
+		case <-c.stopCtx.Done():
+			t.Stop()
+			c.dropped.Add(uint64(len(batch)))
+			return
+		}
+		wait = min(2*wait, c.opts.MaxBackoff)
+	}
+}
