@@ -64,9 +64,16 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
-// BucketOf is the start of the bucket that holds t.
+// BucketOf is the start of the bucket that holds t, counted from the Unix
+// epoch (time.Truncate counts from year 1, which agrees only for widths
+// that divide a day).
 func (o Options) BucketOf(t time.Time) time.Time {
-	return t.Truncate(o.BucketWidth).UTC()
+	ns, w := t.UnixNano(), int64(o.BucketWidth)
+	start := ns / w * w
+	if start > ns { // before the epoch, division rounds towards zero
+		start -= w
+	}
+	return time.Unix(0, start).UTC()
 }
 
 // Write is one value of one metric that one user produced on one version.
