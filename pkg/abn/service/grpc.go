@@ -1,0 +1,96 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	pb "github.com/iter8-tools/iter8/abn/grpc"
+)
+
+// GRPC serves the Service over gRPC.
+type GRPC struct {
+	pb.UnimplementedABNServer
+	S *Service
+}
+
+// Lookup implements pb.ABNServer.
+func (g *GRPC) Lookup(_ context.Context, in *pb.Application) (*pb.Session, error) {
+	a, err := g.S.Lookup(in.GetName(), in.GetUser())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return session(a), nil
+}
+
+func session(a Assignment) *pb.Session {
+	s := &pb.Session{Version: a.Version, Header: a.Header, HeaderValue: a.HeaderValue, Fallback: a.Fallback}
+	if a.Number >= 0 {
+		s.VersionNumber = strconv.Itoa(a.Number)
+	}
+	return s
+}
+
+// WriteMetric implements pb.ABNServer.
+func (g *GRPC) WriteMetric(ctx context.Context, in *pb.MetricValue) (*emptypb.Empty, error) {
+	if err := g.S.WriteMetrics(ctx, []Value{value(in)}); err != nil {
+		return nil, grpcError(err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// WriteMetrics implements pb.ABNServer.
+func (g *GRPC) WriteMetrics(ctx context.Context, in *pb.MetricValues) (*emptypb.Empty, error) {
+	vs := make([]Value, len(in.GetValues()))
+	for i, v := range in.GetValues() {
+		vs[i] = value(v)
+	}
+	if err := g.S.WriteMetrics(ctx, vs); err != nil {
+		return nil, grpcError(err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func value(in *pb.MetricValue) Value {
+	v := Value{Application: in.GetApplication(), User: in.GetUser(), Metric: in.GetName(), Value: in.GetValue(),
+		Version: in.GetVersion(), ID: in.GetId()}
+	if ns := in.GetAtUnixNano(); ns != 0 {
+		v.At = time.Unix(0, ns)
+	}
+	return v
+}
+
+// GetMetrics implements pb.ABNServer: the summary as JSON.
+func (g *GRPC) GetMetrics(ctx context.Context, in *pb.MetricRequest) (*pb.ApplicationMetrics, error) {
+	s, err := g.S.Summary(ctx, in.GetApplication())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode summary: %v", err)
+	}
+	return &pb.ApplicationMetrics{ApplicationJson: string(b)}, nil
+}
+
+// grpcError maps refused input to InvalidArgument (naming the field), a
+// cancelled call to its code, and anything else (the ledger failing) to
+// Unavailable, which clients retry.
+func grpcError(err error) error {
+	var ie *InputError
+	switch {
+	case errors.As(err, &ie):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}

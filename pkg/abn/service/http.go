@@ -1,0 +1,115 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/iter8-tools/iter8/abn/grpc"
+)
+
+// maxBody bounds a request body: a full batch of values fits many times.
+const maxBody = 4 << 20
+
+// Handler serves the Service over HTTP/JSON, with the gRPC messages in
+// their JSON form (protojson):
+//
+//	POST /v1/lookup    Application  → Session
+//	POST /v1/metrics   MetricValues → 204 once durable
+//	GET  /v1/summary?application=NS/NAME → the summary (ledger.Summary)
+//	GET  /healthz      the process is up
+//	GET  /readyz       applications read and the ledger writable
+//
+// Refused input is 400 with {"error": "<field>: <reason>"}; a ledger that
+// cannot store is 503, which clients retry.
+func Handler(s *Service) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/lookup", func(w http.ResponseWriter, r *http.Request) {
+		var in pb.Application
+		if !decode(w, r, &in) {
+			return
+		}
+		a, err := s.Lookup(in.GetName(), in.GetUser())
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		b, _ := protojson.Marshal(session(a))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+	mux.HandleFunc("POST /v1/metrics", func(w http.ResponseWriter, r *http.Request) {
+		var in pb.MetricValues
+		if !decode(w, r, &in) {
+			return
+		}
+		vs := make([]Value, len(in.GetValues()))
+		for i, v := range in.GetValues() {
+			vs[i] = value(v)
+		}
+		if err := s.WriteMetrics(r.Context(), vs); err != nil {
+			fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /v1/summary", func(w http.ResponseWriter, r *http.Request) {
+		sum, err := s.Summary(r.Context(), r.URL.Query().Get("application"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(sum)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Ready(r.Context()); err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("not ready: %w", err))
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+// decode reads a protojson body; on failure it answers and returns false.
+func decode(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than %d bytes", maxBody))
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		return false
+	}
+	if err := protojson.Unmarshal(b, m); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		return false
+	}
+	return true
+}
+
+func fail(w http.ResponseWriter, err error) {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeError(w, http.StatusServiceUnavailable, err)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}

@@ -1,0 +1,263 @@
+// Package service is Iter8's A/B/n service: Lookup assigns a user of an
+// application to one of its versions (sticky, by weighted rendezvous
+// hashing over the versions that are ready with weight), WriteMetric
+// records what the user did, credited to the version that served them,
+// and the summaries are read back by experiments. The same calls are served
+// over gRPC (wire-compatible with Iter8 v1) and HTTP/JSON.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/abn/apps"
+	"github.com/iter8-tools/iter8/pkg/abn/assign"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+)
+
+// Options configure a Service.
+type Options struct {
+	// Apps says which applications and versions exist. Required.
+	Apps apps.Source
+	// Ledger stores metrics and exposures. Required.
+	Ledger ledger.Ledger
+	// Namespace is where an application named without one lives.
+	// Required.
+	Namespace string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// MaxBatch bounds the values of one WriteMetrics call; default 1000.
+	MaxBatch int
+}
+
+// Service answers Lookup and WriteMetric.
+type Service struct {
+	opts    Options
+	exposed *exposer
+}
+
+// New makes a Service; Run must run for exposures to be recorded.
+func New(opts Options) (*Service, error) {
+	switch {
+	case opts.Apps == nil:
+		return nil, errors.New("abn service: no source of applications")
+	case opts.Ledger == nil:
+		return nil, errors.New("abn service: no ledger")
+	case opts.Namespace == "":
+		return nil, errors.New("abn service: no default namespace")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	return &Service{opts: opts, exposed: newExposer(opts.Ledger, opts.Logger)}, nil
+}
+
+// Run records exposures until ctx is done, then flushes them.
+func (s *Service) Run(ctx context.Context) { s.exposed.run(ctx) }
+
+// Ready says whether the service can answer: applications read and the
+// ledger able to store writes.
+func (s *Service) Ready(ctx context.Context) error {
+	if !s.opts.Apps.Synced() {
+		return errors.New("applications not read yet")
+	}
+	if err := s.opts.Ledger.Check(ctx); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// InputError is a request the service refuses: Field names what is wrong.
+type InputError struct {
+	Field, Reason string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Reason }
+
+// app finds an application named namespace/name or name.
+func (s *Service) app(field, name string) (apps.App, string, error) {
+	if name == "" {
+		return apps.App{}, "", &InputError{field, "is empty: want namespace/name or name"}
+	}
+	ns, n, found := strings.Cut(name, "/")
+	if !found {
+		ns, n = s.opts.Namespace, name
+	}
+	if ns == "" || n == "" || strings.Contains(n, "/") {
+		return apps.App{}, "", &InputError{field, fmt.Sprintf("%q: want namespace/name or name", name)}
+	}
+	a, ok := s.opts.Apps.App(ns, n)
+	if !ok {
+		return apps.App{}, "", &InputError{field, fmt.Sprintf("no application %s in namespace %s (no route labelled iter8.tools/app=%s)", n, ns, n)}
+	}
+	return a, ns + "/" + n, nil
+}
+
+// Assignment is Lookup's answer.
+type Assignment struct {
+	// Number is the version's position in the application's versions; -1
+	// when the application has no versions.
+	Number              int
+	Version             string
+	Header, HeaderValue string
+	Fallback            bool
+}
+
+// Lookup assigns user to a version of the application. When no version is
+// ready with weight, the answer is the baseline with Fallback set: the
+// frontend keeps working.
+func (s *Service) Lookup(appName, user string) (Assignment, error) {
+	a, key, err := s.app("application", appName)
+	if err != nil {
+		return Assignment{}, err
+	}
+	if err := checkUser(user); err != nil {
+		return Assignment{}, err
+	}
+	if len(a.Versions) == 0 {
+		return Assignment{Number: -1, Fallback: true}, nil
+	}
+	name, ok := assign.Pick(key, user, a.Candidates())
+	i := a.Index(name)
+	if !ok || i < 0 {
+		i = 0
+	}
+	v := a.Versions[i]
+	out := Assignment{Number: i, Version: v.Name, Fallback: !ok}
+	if a.Header != "" && v.HeaderValue != "" {
+		out.Header, out.HeaderValue = a.Header, v.HeaderValue
+	}
+	if ok {
+		s.exposed.add(ledger.Exposure{App: key, Version: v.Name, User: user, At: s.opts.Now()})
+	}
+	return out, nil
+}
+
+func checkUser(user string) error {
+	e := ledger.Exposure{App: "a", Version: "v", User: user, At: time.Unix(1, 0)}
+	if err := e.Validate(); err != nil {
+		var fe *ledger.FieldError
+		if errors.As(err, &fe) {
+			return &InputError{fe.Field, fe.Reason}
+		}
+		return err
+	}
+	return nil
+}
+
+// Value is one metric value as a client sends it.
+type Value struct {
+	Application, User, Metric string
+	// Value in decimal, as Iter8 v1 sends it.
+	Value string
+	// Version that served the user; "" means the user's current
+	// assignment.
+	Version string
+	// ID makes a retry count once; "" makes a fresh one.
+	ID string
+	// At is when it was measured; zero means now.
+	At time.Time
+}
+
+// WriteMetrics records values, all or nothing, and returns once they are
+// durable. A bad value is an *InputError naming it (values[i].field).
+func (s *Service) WriteMetrics(ctx context.Context, values []Value) error {
+	if len(values) == 0 {
+		return &InputError{"values", "is empty"}
+	}
+	if len(values) > s.opts.MaxBatch {
+		return &InputError{"values", fmt.Sprintf("holds %d values, more than %d", len(values), s.opts.MaxBatch)}
+	}
+	writes := make([]ledger.Write, len(values))
+	for i, v := range values {
+		w, err := s.write(v)
+		if err != nil {
+			var ie *InputError
+			if len(values) > 1 && errors.As(err, &ie) {
+				return &InputError{fmt.Sprintf("values[%d].%s", i, ie.Field), ie.Reason}
+			}
+			return err
+		}
+		writes[i] = w
+	}
+	if err := s.opts.Ledger.Record(ctx, writes); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// write turns a value into a ledger write, checking every field.
+func (s *Service) write(v Value) (ledger.Write, error) {
+	a, key, err := s.app("application", v.Application)
+	if err != nil {
+		return ledger.Write{}, err
+	}
+	if err := checkUser(v.User); err != nil {
+		return ledger.Write{}, err
+	}
+	x, err := strconv.ParseFloat(strings.TrimSpace(v.Value), 64)
+	if err != nil {
+		return ledger.Write{}, &InputError{"value", fmt.Sprintf("%q is not a number", truncate(v.Value))}
+	}
+	version := v.Version
+	if version == "" {
+		name, ok := assign.Pick(key, v.User, a.Candidates())
+		if !ok {
+			return ledger.Write{}, &InputError{"version", fmt.Sprintf("is empty and application %s has no version ready with weight to credit", key)}
+		}
+		version = name
+	}
+	w := ledger.Write{ID: v.ID, App: key, Version: version, User: v.User, Metric: v.Metric, Value: x, At: v.At}
+	if w.ID == "" {
+		w.ID = newID()
+	}
+	if w.At.IsZero() {
+		w.At = s.opts.Now()
+	}
+	if err := w.Validate(); err != nil {
+		var fe *ledger.FieldError
+		if errors.As(err, &fe) {
+			return ledger.Write{}, &InputError{fe.Field, fe.Reason}
+		}
+		return ledger.Write{}, err
+	}
+	return w, nil
+}
+
+// Summary reads an application's summaries.
+func (s *Service) Summary(ctx context.Context, appName string) (ledger.Summary, error) {
+	_, key, err := s.app("application", appName)
+	if err != nil {
+		return ledger.Summary{}, err
+	}
+	return s.opts.Ledger.Summary(ctx, key)
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// truncate keeps an echoed input short in an error.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

@@ -1,0 +1,397 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iter8-tools/iter8/abn/client"
+	pb "github.com/iter8-tools/iter8/abn/grpc"
+	"github.com/iter8-tools/iter8/pkg/abn/apps"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger/ledgertest"
+)
+
+// shop is an application with three versions; v3 is not ready.
+func shop(weights ...int) apps.App {
+	a := apps.App{Namespace: "ns", Name: "shop", Header: "x-shop-version"}
+	for i, w := range weights {
+		name := fmt.Sprintf("v%d", i+1)
+		a.Versions = append(a.Versions, apps.Version{Name: name, Weight: w, Ready: i < 2, HeaderValue: name})
+	}
+	return a
+}
+
+// mutableApps lets a test change an application while the service runs.
+type mutableApps struct {
+	mu sync.Mutex
+	m  apps.Static
+}
+
+func (s *mutableApps) App(ns, name string) (apps.App, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.App(ns, name)
+}
+func (s *mutableApps) Synced() bool { return true }
+func (s *mutableApps) set(a apps.App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[a.Namespace+"/"+a.Name] = a
+}
+
+type fixture struct {
+	svc    *Service
+	model  *ledgertest.Model
+	apps   *mutableApps
+	grpc   pb.ABNClient
+	target string
+	http   string
+	now    time.Time
+}
+
+func start(t *testing.T, a apps.App) *fixture {
+	t.Helper()
+	f := &fixture{model: ledgertest.NewModel(ledger.Options{}), apps: &mutableApps{m: apps.Static{}},
+		now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	f.apps.set(a)
+	svc, err := New(Options{Apps: f.apps, Ledger: f.model, Namespace: "ns", Now: func() time.Time { return f.now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	pb.RegisterABNServer(gs, &GRPC{S: svc})
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	f.target = lis.Addr().String()
+	conn, err := grpc.NewClient(f.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	f.grpc = pb.NewABNClient(conn)
+	hs := httptest.NewServer(Handler(svc))
+	t.Cleanup(hs.Close)
+	f.http = hs.URL
+	return f
+}
+
+func TestLookupIsStickyAcrossInstancesAndSkipsUnreadyVersions(t *testing.T) {
+	a, b := start(t, shop(50, 25, 25)), start(t, shop(50, 25, 25))
+	counts := map[string]int{}
+	for i := range 3000 {
+		user := fmt.Sprintf("user-%d", i)
+		x, err := a.grpc.Lookup(context.Background(), &pb.Application{Name: "ns/shop", User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := b.grpc.Lookup(context.Background(), &pb.Application{Name: "shop", User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.GetVersion() != y.GetVersion() || x.GetVersionNumber() != y.GetVersionNumber() {
+			t.Fatalf("user %s: instance a says %s, instance b %s", user, x, y)
+		}
+		if x.GetHeader() != "x-shop-version" || x.GetHeaderValue() != x.GetVersion() || x.GetFallback() {
+			t.Fatalf("user %s: %v, want the version's header and no fallback", user, x)
+		}
+		counts[x.GetVersion()]++
+	}
+	// v3 is not ready: v1 and v2 share users 50:25.
+	if counts["v3"] != 0 || counts["v1"] < 1900 || counts["v1"] > 2100 {
+		t.Errorf("users per version = %v, want none on unready v3 and about 2000 on v1", counts)
+	}
+}
+
+func TestLookupFallsBackToTheBaselineWhenNoVersionCanServe(t *testing.T) {
+	app := shop(0, 0, 100) // only v3 has weight, and it is not ready
+	f := start(t, app)
+	s, err := f.grpc.Lookup(context.Background(), &pb.Application{Name: "ns/shop", User: "ann"})
+	if err != nil {
+		t.Fatalf("Lookup with no version able to serve: %v, want the baseline", err)
+	}
+	if s.GetVersion() != "v1" || s.GetVersionNumber() != "0" || !s.GetFallback() {
+		t.Errorf("Lookup = %v, want v1, number 0, fallback", s)
+	}
+	// Once v3 is ready it takes every user.
+	app.Versions[2].Ready = true
+	f.apps.set(app)
+	s, err = f.grpc.Lookup(context.Background(), &pb.Application{Name: "ns/shop", User: "ann"})
+	if err != nil || s.GetVersion() != "v3" || s.GetFallback() {
+		t.Errorf("Lookup after v3 is ready = %v, %v; want v3 without fallback", s, err)
+	}
+}
+
+func TestMetricIsCreditedToTheVersionThatServedTheUser(t *testing.T) {
+	f := start(t, shop(100, 0, 0))
+	ctx := context.Background()
+	s, err := f.grpc.Lookup(ctx, &pb.Application{Name: "ns/shop", User: "ann"})
+	if err != nil || s.GetVersion() != "v1" {
+		t.Fatalf("Lookup = %v, %v; want v1", s, err)
+	}
+	f.apps.set(shop(0, 100, 0)) // ann's assignment is now v2
+	for _, v := range []*pb.MetricValue{
+		{Application: "ns/shop", User: "ann", Name: "revenue", Value: "10", Version: "v1", Id: "served"},
+		{Application: "ns/shop", User: "ann", Name: "revenue", Value: "1", Id: "current"}, // Iter8 v1 client: no version
+	} {
+		if _, err := f.grpc.WriteMetric(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, _ := f.model.Summary(ctx, "ns/shop")
+	if got := sum.Versions["v1"].Metrics["revenue"].Transactions.Sum; got != 10 {
+		t.Errorf("v1 revenue = %v, want 10 (the write that named v1)", got)
+	}
+	if got := sum.Versions["v2"].Metrics["revenue"].Transactions.Sum; got != 1 {
+		t.Errorf("v2 revenue = %v, want 1 (the write without a version: current assignment)", got)
+	}
+}
+
+func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
+	f := start(t, shop(50, 50, 0))
+	good := func() *pb.MetricValue {
+		return &pb.MetricValue{Application: "ns/shop", User: "ann", Name: "revenue", Value: "1", Version: "v1", Id: "x"}
+	}
+	with := func(change func(v *pb.MetricValue)) *pb.MetricValue { v := good(); change(v); return v }
+	for _, tt := range []struct {
+		name  string
+		value *pb.MetricValue
+		field string
+	}{
+		{"empty user", with(func(v *pb.MetricValue) { v.User = "" }), "user"},
+		{"empty application", with(func(v *pb.MetricValue) { v.Application = "" }), "application"},
+		{"unknown application", with(func(v *pb.MetricValue) { v.Application = "ns/nope" }), "application"},
+		{"application with two slashes", with(func(v *pb.MetricValue) { v.Application = "ns/a/b" }), "application"},
+		{"NaN", with(func(v *pb.MetricValue) { v.Value = "NaN" }), "value"},
+		{"infinity", with(func(v *pb.MetricValue) { v.Value = "+Inf" }), "value"},
+		{"huge value", with(func(v *pb.MetricValue) { v.Value = "1e300" }), "value"},
+		{"value not a number", with(func(v *pb.MetricValue) { v.Value = "ten" }), "value"},
+		{"missing value", with(func(v *pb.MetricValue) { v.Value = "" }), "value"},
+		{"missing metric name", with(func(v *pb.MetricValue) { v.Name = "" }), "metric"},
+		{"10 KB metric name", with(func(v *pb.MetricValue) { v.Name = strings.Repeat("m", 10<<10) }), "metric"},
+		{"metric name with a space", with(func(v *pb.MetricValue) { v.Name = "total revenue" }), "metric"},
+		{"control character in user", with(func(v *pb.MetricValue) { v.User = "a\nb" }), "user"},
+		{"overlong version", with(func(v *pb.MetricValue) { v.Version = strings.Repeat("v", 64) }), "version"},
+		{"overlong id", with(func(v *pb.MetricValue) { v.Id = strings.Repeat("i", 129) }), "id"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.grpc.WriteMetric(context.Background(), tt.value)
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
+				t.Errorf("gRPC WriteMetric: %v, want InvalidArgument starting %q", err, tt.field+":")
+			}
+			// The same value in a batch after a good one: refused whole,
+			// naming its index.
+			_, err = f.grpc.WriteMetrics(context.Background(), &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.value}})
+			if want := "values[1]." + tt.field + ":"; status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), want) {
+				t.Errorf("gRPC WriteMetrics: %v, want InvalidArgument starting %q", err, want)
+			}
+			code, msg := postJSON(t, f.http+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{tt.value}})
+			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.field+":") {
+				t.Errorf("HTTP POST /v1/metrics: %d %q, want 400 starting %q", code, msg, tt.field+":")
+			}
+		})
+	}
+	t.Run("lookup", func(t *testing.T) {
+		for _, in := range []*pb.Application{{Name: "ns/shop"}, {User: "ann"}, {Name: "ns/nope", User: "ann"}, {Name: "ns/shop", User: strings.Repeat("u", 513)}} {
+			if _, err := f.grpc.Lookup(context.Background(), in); status.Code(err) != codes.InvalidArgument {
+				t.Errorf("Lookup(%v) = %v, want InvalidArgument", in, err)
+			}
+		}
+	})
+	t.Run("batches", func(t *testing.T) {
+		if _, err := f.grpc.WriteMetrics(context.Background(), &pb.MetricValues{}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("empty batch: %v, want InvalidArgument", err)
+		}
+		big := &pb.MetricValues{}
+		for range 1001 {
+			big.Values = append(big.Values, good())
+		}
+		if _, err := f.grpc.WriteMetrics(context.Background(), big); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("batch of 1001: %v, want InvalidArgument", err)
+		}
+		resp, err := http.Post(f.http+"/v1/metrics", "application/json", strings.NewReader(`{"values": [`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("malformed JSON: %d, want 400", resp.StatusCode)
+		}
+	})
+	sum, _ := f.model.Summary(context.Background(), "ns/shop")
+	for name, v := range sum.Versions {
+		if len(v.Metrics) > 0 {
+			t.Errorf("version %s has metrics %v after refused writes only, want none", name, v.Metrics)
+		}
+	}
+}
+
+// postJSON posts m as protojson and returns the status and the error
+// message of the answer, if any.
+func postJSON(t *testing.T, url string, m proto.Message) (int, string) {
+	t.Helper()
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error string }
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error
+}
+
+func TestHTTPLookupAndSummary(t *testing.T) {
+	f := start(t, shop(100, 0, 0))
+	b, _ := protojson.Marshal(&pb.Application{Name: "ns/shop", User: "ann"})
+	resp, err := http.Post(f.http+"/v1/lookup", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	var s pb.Session
+	if err := protojson.Unmarshal(body, &s); err != nil || s.GetVersion() != "v1" || s.GetVersionNumber() != "0" {
+		t.Fatalf("POST /v1/lookup = %s (%v), want v1 number 0", body, err)
+	}
+	if code, msg := postJSON(t, f.http+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{
+		{Application: "ns/shop", User: "ann", Name: "revenue", Value: "12.5", Version: "v1", Id: "a"},
+	}}); code != http.StatusNoContent {
+		t.Fatalf("POST /v1/metrics = %d %q, want 204", code, msg)
+	}
+	resp, err = http.Get(f.http + "/v1/summary?application=ns/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum ledger.Summary
+	err = json.NewDecoder(resp.Body).Decode(&sum)
+	_ = resp.Body.Close()
+	if err != nil || sum.Versions["v1"].Metrics["revenue"].Transactions.Sum != 12.5 {
+		t.Errorf("GET /v1/summary = %+v (%v), want v1 revenue 12.5", sum, err)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/summary?application=ns/nope": 400} {
+		resp, err := http.Get(f.http + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestSDKAgainstTheService: 1000 users × 10 values from 8 goroutines
+// through the Go SDK: every value stored exactly once, credited to the
+// version Lookup gave.
+func TestSDKAgainstTheService(t *testing.T) {
+	f := start(t, shop(50, 50, 0))
+	c, err := client.New(client.Options{Target: f.target, Application: "ns/shop", Baseline: "v1", LookupTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := 1000
+	if testing.Short() {
+		users = 200
+	}
+	want := map[string]float64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for u := g; u < users; u += 8 {
+				user := fmt.Sprintf("user-%d", u)
+				a := c.Lookup(context.Background(), user)
+				if a.Err != nil || a.Fallback {
+					t.Errorf("Lookup(%s) = %+v", user, a)
+					return
+				}
+				for k := range 10 {
+					if err := c.WriteMetric(user, a.Version, "revenue", float64(k)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				mu.Lock()
+				want[a.Version] += 45
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Sent != uint64(users*10) || st.Dropped != 0 {
+		t.Errorf("SDK stats = %+v, want %d sent and none dropped", st, users*10)
+	}
+	sum, _ := f.model.Summary(context.Background(), "ns/shop")
+	var count int64
+	for v, total := range want {
+		m := sum.Versions[v].Metrics["revenue"]
+		count += m.Transactions.Count
+		if m.Transactions.Sum != total {
+			t.Errorf("%s revenue = %v, want %v", v, m.Transactions.Sum, total)
+		}
+	}
+	if count != int64(users*10) {
+		t.Errorf("values stored = %d, want %d", count, users*10)
+	}
+}
+
+// TestLookupExposesUsers: each user looked up counts once for their
+// version, however often they are looked up.
+func TestLookupExposesUsers(t *testing.T) {
+	f := start(t, shop(100, 0, 0))
+	for range 3 {
+		for _, u := range []string{"ann", "bob"} {
+			if _, err := f.grpc.Lookup(context.Background(), &pb.Application{Name: "ns/shop", User: u}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, _ := f.model.Summary(context.Background(), "ns/shop")
+		if v := sum.Versions["v1"]; v != nil && v.Users == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exposed users = %+v after 10s, want v1 with 2", sum.Versions)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
