@@ -16,7 +16,7 @@ FUZZTIME ?= 50000x
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster clean plotly dist image
+.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster clean plotly dist image proto
 
 all: build
 
@@ -30,9 +30,10 @@ build: $(PLOTLY)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-iter8 ./cmd/kubectl-iter8
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/helm-iter8 ./cmd/helm-iter8
 
-## lint: go vet and gofmt
+## lint: go vet (of both modules: the product and the A/B/n SDK in abn/) and gofmt
 lint:
 	$(GO) vet ./...
+	cd abn && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 ## test-deps: what the tests need beyond Go (Chromium and Prometheus, from Debian's packages)
@@ -46,7 +47,8 @@ testbed:
 ## unit: every package's tests, with the race detector (test packages that need
 ## Kubernetes start their own API server from the test bed)
 unit: $(PLOTLY) test-deps testbed
-	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 ITER8_REQUIRE_PROMETHEUS=1 $(GO) test -race -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 ITER8_REQUIRE_PROMETHEUS=1 ITER8_REQUIRE_REDIS=1 $(GO) test -race -count=1 ./...
+	cd abn && $(GO) test -race -count=1 ./...
 
 ## sim: the statistics' acceptance simulations at full size (2000 A/A runs per
 ## condition, power, tails, peeking over 10 and 100 loops, P(best)
@@ -89,6 +91,11 @@ dist: $(PLOTLY)
 ## OCI image layout in dist/image named ghcr.io/iter8-tools/iter8:<the chart's appVersion>
 image: $(PLOTLY)
 	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' image
+
+## proto: regenerate the A/B/n API's Go code (abn/grpc) from abn/grpc/abn.proto
+## (installs protoc from Debian's packages and builds the Go plugins at pinned versions)
+proto:
+	bash scripts/proto.sh
 
 clean:
 	rm -rf $(BIN) demo-out $(PLOTLY)
