@@ -104,6 +104,9 @@ type Client struct {
 
 	dropped atomic.Uint64
 	sent    atomic.Uint64
+	// gaveUp is set when the sender dropped values because Close's
+	// deadline passed.
+	gaveUp  atomic.Bool
 	lastErr atomic.Pointer[error]
 }
 
@@ -156,7 +159,7 @@ func (c *Client) Lookup(ctx context.Context, user string) Assignment {
 		return Assignment{Version: c.opts.Baseline, Fallback: true, Err: err}
 	}
 	n, err := strconv.Atoi(s.GetVersionNumber())
-	if err != nil || s.GetVersion() == "" {
+	if err != nil || n < 0 || s.GetVersion() == "" {
 		return Assignment{Version: c.opts.Baseline, Fallback: true,
 			Err: fmt.Errorf("abn lookup: answer without a version (number %q, name %q)", s.GetVersionNumber(), s.GetVersion())}
 	}
@@ -227,7 +230,8 @@ func (c *Client) Stats() Stats {
 
 // Close stops taking values, sends what is queued (retrying until ctx is
 // done) and closes the connection. Values still unsent when ctx ends are
-// counted as dropped, and Close returns ctx's error.
+// counted as dropped, and Close returns ctx's error. When everything was
+// sent, Close returns nil even if ctx ended meanwhile.
 func (c *Client) Close(ctx context.Context) error {
 	c.closing.Lock()
 	if c.closed.Swap(true) {
@@ -240,9 +244,13 @@ func (c *Client) Close(ctx context.Context) error {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		err = ctx.Err()
 		c.stop()
 		<-c.done
+		// The sender may have finished just as ctx ended: ctx's error
+		// only when values were given up on.
+		if c.gaveUp.Load() {
+			err = ctx.Err()
+		}
 	}
 	c.stop()
 	return errors.Join(err, c.conn.Close())

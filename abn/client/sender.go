@@ -12,6 +12,10 @@ import (
 // retried rather than waited on forever.
 const callTimeout = 10 * time.Second
 
+// firstBackoff is the first retry's wait at most (capped by MaxBackoff);
+// each retry doubles it.
+const firstBackoff = 50 * time.Millisecond
+
 // send batches queued values and sends them until the queue is closed and
 // empty.
 func (c *Client) send() {
@@ -54,8 +58,14 @@ func (c *Client) send() {
 // deliver sends one batch, retrying with backoff while the failure may
 // pass, until it is acknowledged, refused, or Close gives up.
 func (c *Client) deliver(batch []*pb.MetricValue) {
-	wait := 50 * time.Millisecond
+	wait := min(firstBackoff, c.opts.MaxBackoff)
 	for {
+		if c.stopCtx.Err() != nil {
+			// Close gave up: do not start a call that cannot succeed
+			// (and might store values counted as dropped).
+			c.giveUp(batch)
+			return
+		}
 		ctx, cancel := context.WithTimeout(c.stopCtx, callTimeout)
 		_, err := c.abn.WriteMetrics(ctx, &pb.MetricValues{Values: batch})
 		cancel()
@@ -63,8 +73,14 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 			c.sent.Add(uint64(len(batch)))
 			return
 		}
+		if c.stopCtx.Err() != nil {
+			// Failed because Close gave up (Canceled): not the service's
+			// error, which LastError keeps.
+			c.giveUp(batch)
+			return
+		}
 		c.lastErr.Store(&err)
-		if !retryable(err) || c.stopCtx.Err() != nil {
+		if !retryable(err) {
 			c.dropped.Add(uint64(len(batch)))
 			return
 		}
@@ -75,9 +91,15 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 		case <-t.C:
 		case <-c.stopCtx.Done():
 			t.Stop()
-			c.dropped.Add(uint64(len(batch)))
+			c.giveUp(batch)
 			return
 		}
 		wait = min(2*wait, c.opts.MaxBackoff)
 	}
+}
+
+// giveUp drops a batch because Close's deadline passed.
+func (c *Client) giveUp(batch []*pb.MetricValue) {
+	c.dropped.Add(uint64(len(batch)))
+	c.gaveUp.Store(true)
 }
