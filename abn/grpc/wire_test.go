@@ -35,7 +35,7 @@ func TestWireCompatibleWithIter8V1(t *testing.T) {
 		number  protowire.Number
 	}{
 		{"Application", 1}, {"Application", 2}, // name, user
-		{"Session", 1}, // versionNumber (track before v0.14)
+		{"Session", 1},                                                                 // versionNumber (track before v0.14)
 		{"MetricValue", 1}, {"MetricValue", 2}, {"MetricValue", 3}, {"MetricValue", 4}, // name, value, application, user
 		{"MetricRequest", 1},      // application
 		{"ApplicationMetrics", 1}, // applicationJson
