@@ -1,0 +1,109 @@
+package redisledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options say which Redis to use and how to summarize.
+type Options struct {
+	// Addr is the server's host:port.
+	Addr string
+	// Username and Password authenticate, when the server wants it; they
+	// appear in no error or log.
+	Username, Password string
+	// DB is the logical database (SELECT).
+	DB int
+	// Ledger are the options all ledgers share.
+	Ledger ledger.Options
+}
+
+// Ledger is a ledger.Ledger kept in Redis. It is safe for concurrent use,
+// by any number of replicas.
+type Ledger struct {
+	client *redis.Client
+	opts   ledger.Options
+	addr   string
+}
+
+var _ ledger.Ledger = (*Ledger)(nil)
+
+// Open connects to Redis and checks that it stores writes durably (see the
+// package doc); ctx bounds the checks.
+func Open(ctx context.Context, opts Options) (*Ledger, error) {
+	client := redis.NewClient(&redis.Options{
+		Addr:     opts.Addr,
+		Username: opts.Username,
+		Password: opts.Password,
+		DB:       opts.DB,
+	})
+	l := &Ledger{client: client, opts: opts.Ledger.WithDefaults(), addr: opts.Addr}
+	if err := l.open(ctx); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("open ledger redis://%s: %w", opts.Addr, err)
+	}
+	return l, nil
+}
+
+func (l *Ledger) open(ctx context.Context) error {
+	if err := l.client.Ping(ctx).Err(); err != nil {
+		return err
+	}
+	if err := checkDurable(ctx, l.client); err != nil {
+		return err
+	}
+	// Loading the scripts now spares the first calls a NOSCRIPT round trip.
+	for _, s := range []*redis.Script{recordScript, exposeScript} {
+		if err := s.Load(ctx, l.client).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkDurable wants appendonly yes and appendfsync always: only then does
+// Redis fsync a write before acknowledging it.
+func checkDurable(ctx context.Context, c *redis.Client) error {
+	cfg, err := c.ConfigGet(ctx, "append*").Result()
+	if err != nil {
+		var reply redis.Error
+		if errors.As(err, &reply) {
+			return fmt.Errorf("CONFIG GET refused (%w): CONFIG is disabled or not permitted (as managed Redis services often do), "+
+				"so the ledger cannot check that appendonly is yes and appendfsync is always, which it needs to acknowledge only durable writes", err)
+		}
+		return err
+	}
+	for _, want := range []struct{ name, value, why string }{
+		{"appendonly", "yes", "without the append-only file, writes since the last snapshot are lost on a crash"},
+		{"appendfsync", "always", "only then does Redis fsync a write before acknowledging it; with everysec up to a second of acknowledged writes is lost on a crash"},
+	} {
+		if got, ok := cfg[want.name]; !ok || got != want.value {
+			if !ok {
+				got = "not reported"
+			}
+			return fmt.Errorf("%s is %s: the ledger needs %s %s (%s)", want.name, got, want.name, want.value, want.why)
+		}
+	}
+	return nil
+}
+
+// Check pings Redis and writes a key that expires, so that it fails when
+// Redis is unreachable or refuses writes (out of memory, a failed fsync,
+// a read-only replica).
+func (l *Ledger) Check(ctx context.Context) error {
+	if err := l.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("check ledger redis://%s: %w", l.addr, err)
+	}
+	if err := l.client.Set(ctx, checkKey, time.Now().UTC().Format(time.RFC3339Nano), time.Minute).Err(); err != nil {
+		return fmt.Errorf("check ledger redis://%s: write: %w", l.addr, err)
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (l *Ledger) Close() error { return l.client.Close() }
