@@ -84,7 +84,10 @@ func (m Moments) SD() float64 {
 func (m *Moments) Add(v float64) {
 	m.Count++
 	m.Sum += v
-	m.SumSquares += v * v
+	// float64() forces rounding of the product: Go may otherwise fuse a
+	// multiply-add (arm64), and the Redis ledger, whose Lua does not, would
+	// differ in the last bit.
+	m.SumSquares += float64(v * v)
 }
 
 // Replace changes one counted value from old to new, as a user's sum
@@ -94,7 +97,7 @@ func (m *Moments) Replace(old, new float64, first bool) {
 		m.Count++
 	}
 	m.Sum += new - old
-	m.SumSquares += new*new - old*old
+	m.SumSquares += float64(new*new) - float64(old*old)
 }
 
 // Transactions are the moments of a metric's writes with their extremes.
