@@ -19,8 +19,11 @@ import (
 // Ledger is where the A/B/n service keeps metrics and exposures.
 type Ledger interface {
 	// Record stores writes; when it returns nil every one of them is
-	// durable. A write whose ID was recorded before is acknowledged again
-	// and not counted twice. Writes must be valid (Write.Validate).
+	// durable. A write whose ID was recorded before for the same
+	// application (within Options.DedupeWindow) is acknowledged again and
+	// not counted twice. Every write is validated (Write.Validate) before
+	// any is stored; a batch that fails later may be stored in part, per
+	// application, and a retry with the same IDs completes it.
 	Record(ctx context.Context, writes []Write) error
 	// Expose records that users were assigned to versions: a user counts
 	// once per version, in the bucket of their first exposure.
@@ -78,7 +81,8 @@ func (o Options) BucketOf(t time.Time) time.Time {
 
 // Write is one value of one metric that one user produced on one version.
 type Write struct {
-	// ID identifies the write across retries (the SDK makes one per value).
+	// ID identifies the write across retries (the SDK makes one per
+	// value); IDs are unique per application.
 	ID string `json:"id"`
 	// App is the application as namespace/name.
 	App string `json:"app"`

@@ -11,12 +11,13 @@ import (
 // forget, so that a ledger receiving small batches still catches up.
 const purgeBase = 64
 
-// seen reports whether a write's ID was recorded (and not yet forgotten),
-// and otherwise remembers it as recorded now. Within one transaction an ID
-// seen twice counts once, as across transactions.
-func (t *txn) seen(id string, now time.Time) (bool, error) {
+// seen reports whether a write's ID was recorded for its application (and
+// not yet forgotten), and otherwise remembers it as recorded now. Within one
+// transaction an ID seen twice counts once, as across transactions. The key
+// is app NUL id: names hold no control characters.
+func (t *txn) seen(app, id string, now time.Time) (bool, error) {
 	ids := t.tx.Bucket(idsBucket)
-	k := []byte(id)
+	k := []byte(app + "\x00" + id)
 	if ids.Get(k) != nil {
 		return true, nil
 	}

@@ -18,8 +18,8 @@
 // bins)) keys, never the writes themselves.
 //
 //	meta/                      format → "1"; check → time of the last Check
-//	ids/<id>                   → recorded at (8 bytes, Unix ns)
-//	idtimes/<at><id>           → "" (the same IDs in the order they were recorded)
+//	ids/<app>\x00<id>          → recorded at (8 bytes, Unix ns)
+//	idtimes/<at><app>\x00<id>  → "" (the same IDs in the order they were recorded)
 //	apps/<app>/<version>/
 //	    exposed                → users exposed to the version (int64)
 //	    users/<user>           → the user's cohort (a time key)
@@ -44,7 +44,7 @@
 //
 // # Dedupe
 //
-// A write's ID is remembered with the time it was recorded (ids and
+// A write's ID is remembered, per application, with the time it was recorded (ids and
 // idtimes). A write whose ID is remembered is acknowledged and not counted,
 // whatever it holds. IDs recorded more than Options.DedupeWindow ago are
 // forgotten lazily: each Record transaction deletes at most 2×len(writes)+64

@@ -36,7 +36,7 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 		}
 		for i := range writes {
 			w := &writes[i]
-			seen, err := t.seen(w.ID, now)
+			seen, err := t.seen(w.App, w.ID, now)
 			if err != nil {
 				return err
 			}

@@ -79,10 +79,11 @@ func (m *Model) Record(_ context.Context, writes []ledger.Write) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, w := range writes {
-		if m.seen[w.ID] {
+		if key := w.App + "\x00" + w.ID; m.seen[key] {
 			continue
+		} else {
+			m.seen[key] = true
 		}
-		m.seen[w.ID] = true
 		v := m.version(w.App, w.Version)
 		cohort := m.expose(v, w.User, w.At)
 		mt := v.metrics[w.Metric]
