@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -207,60 +206,40 @@ func (w *workloads) versionOf(app, service string) string {
 	return service
 }
 
-// readiness fills in v's readiness: its Deployment Available at its
-// current generation, and its Service with ready endpoints.
+// readiness fills in v's readiness by kube.Readiness, the rule the A/B/n
+// service's watcher applies too: its Deployment Available at its current
+// generation, and its Service with ready endpoints.
 func (w *workloads) readiness(ctx context.Context, cl *Cluster, v *VersionStatus) error {
-	var reasons []string
-	known := false
-	if d, ok := w.deployments[v.Version]; ok {
-		known = true
+	d := w.deployments[v.Version]
+	if d != nil {
 		v.Deployment = d.Name
 		v.ReadyReplicas = d.Status.ReadyReplicas
 		v.Replicas = 1
 		if d.Spec.Replicas != nil {
 			v.Replicas = *d.Spec.Replicas
 		}
-		available := false
-		for _, c := range d.Status.Conditions {
-			if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
-				available = true
-			}
-		}
-		switch {
-		case d.Status.ObservedGeneration < d.Generation:
-			reasons = append(reasons, fmt.Sprintf("deployment %s: generation %d not yet observed", d.Name, d.Generation))
-		case !available:
-			reasons = append(reasons, fmt.Sprintf("deployment %s: not Available", d.Name))
-		}
 	}
+	var eps []discoveryv1.EndpointSlice
+	serviceExists := false
 	_, err := cl.Client.CoreV1().Services(cl.Namespace).Get(ctx, v.Backend, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("get service %s: %w", v.Backend, err)
 	default:
-		known = true
-		eps, err := cl.Client.DiscoveryV1().EndpointSlices(cl.Namespace).List(ctx, metav1.ListOptions{
+		serviceExists = true
+		list, err := cl.Client.DiscoveryV1().EndpointSlices(cl.Namespace).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + v.Backend,
 		})
 		if err != nil {
 			return fmt.Errorf("list endpointslices of service %s: %w", v.Backend, err)
 		}
-		v.ReadyEndpoints, _ = kube.ReadyEndpoints(eps.Items)
-		if v.ReadyEndpoints == 0 {
-			reasons = append(reasons, fmt.Sprintf("service %s: no ready endpoints", v.Backend))
-		}
+		eps = list.Items
 	}
-	switch {
-	case !known:
-		v.Readiness = Unknown
-		v.Reason = fmt.Sprintf("no Deployment of version %s and no Service %s", v.Version, v.Backend)
-	case len(reasons) > 0:
-		v.Readiness = NotReady
-		v.Reason = strings.Join(reasons, "; ")
-	default:
-		v.Readiness = Ready
-	}
+	r := kube.Readiness(v.Version, d, v.Backend, serviceExists, eps)
+	// The kube package's words are this package's: both are the JSON that
+	// scripts read.
+	v.Readiness, v.Reason, v.ReadyEndpoints = Readiness(r.State), r.Reason, r.ReadyEndpoints
 	return nil
 }
 
