@@ -50,6 +50,9 @@ type Options struct {
 	Buffer int
 	// Batch is how many values go in one call at most; default 100.
 	Batch int
+	// InFlight is how many batches may wait for the service at once;
+	// default 4.
+	InFlight int
 	// FlushInterval is how long a value waits for a fuller batch at most;
 	// default 100ms.
 	FlushInterval time.Duration
@@ -71,6 +74,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.Batch <= 0 {
 		o.Batch = 100
+	}
+	if o.InFlight <= 0 {
+		o.InFlight = 4
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 100 * time.Millisecond

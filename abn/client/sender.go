@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	pb "github.com/iter8-tools/iter8/abn/grpc"
@@ -16,22 +17,34 @@ const callTimeout = 10 * time.Second
 // each retry doubles it.
 const firstBackoff = 50 * time.Millisecond
 
-// send batches queued values and sends them until the queue is closed and
-// empty.
+// send batches queued values and hands them to InFlight deliverers until
+// the queue is closed and empty; it returns once every batch is delivered
+// or given up. Several batches in flight hide the service's durable-write
+// latency (an fsync per call): one at a time, a client could send only a
+// batch per fsync.
 func (c *Client) send() {
 	defer close(c.done)
+	batches := make(chan []*pb.MetricValue)
+	var wg sync.WaitGroup
+	for range c.opts.InFlight {
+		wg.Go(func() {
+			for b := range batches {
+				c.deliver(b)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(batches)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var batch []*pb.MetricValue
 	for {
-		if len(batch) == 0 {
-			v, ok := <-c.queue
-			if !ok {
-				return
-			}
-			batch = append(batch, v)
-			timer.Reset(c.opts.FlushInterval)
+		v, ok := <-c.queue
+		if !ok {
+			return
 		}
+		batch := make([]*pb.MetricValue, 1, c.opts.Batch)
+		batch[0] = v
+		timer.Reset(c.opts.FlushInterval)
 		full, closed := false, false
 		for !full && !closed {
 			select {
@@ -47,8 +60,7 @@ func (c *Client) send() {
 			}
 		}
 		timer.Stop()
-		c.deliver(batch)
-		batch = batch[:0]
+		batches <- batch
 		if closed {
 			return
 		}
