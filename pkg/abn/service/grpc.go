@@ -4,15 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	pb "github.com/iter8-tools/iter8/abn/grpc"
 )
+
+// NewGRPCServer returns a gRPC server with the Service registered, tuned
+// for many small unary calls: a fixed pool of stream workers (one per core)
+// instead of a goroutine per call, and write buffers shared between
+// connections.
+func NewGRPCServer(s *Service, opts ...grpc.ServerOption) *grpc.Server {
+	opts = append([]grpc.ServerOption{
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.SharedWriteBuffer(true),
+	}, opts...)
+	gs := grpc.NewServer(opts...)
+	pb.RegisterABNServer(gs, &GRPC{S: s})
+	return gs
+}
 
 // GRPC serves the Service over gRPC.
 type GRPC struct {

@@ -67,7 +67,7 @@ type fixture struct {
 	now    time.Time
 }
 
-func start(t *testing.T, a apps.App) *fixture {
+func start(t testing.TB, a apps.App) *fixture {
 	t.Helper()
 	f := &fixture{model: ledgertest.NewModel(ledger.Options{}), apps: &mutableApps{m: apps.Static{}},
 		now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
@@ -87,8 +87,7 @@ func start(t *testing.T, a apps.App) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	pb.RegisterABNServer(gs, &GRPC{S: svc})
+	gs := NewGRPCServer(svc)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	f.target = lis.Addr().String()
