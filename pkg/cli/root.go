@@ -157,6 +157,7 @@ func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 		newListCmd(e),
 		newDeleteCmd(e),
 		newReleaseCmd(e),
+		newABNCmd(e),
 		newVersionCmd(e),
 	)
 	return root
