@@ -16,7 +16,7 @@ FUZZTIME ?= 50000x
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster clean plotly dist image proto
+.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster bench-abn clean plotly dist image proto
 
 all: build
 
@@ -77,6 +77,11 @@ bench:
 ## bench-grpc: the grpc task against the ghz CLI
 bench-grpc:
 	bash scripts/bench/grpc/run.sh
+
+## bench-abn: the A/B/n service: Lookup throughput and latency over loopback gRPC,
+## WriteMetric through the SDK on bbolt and Redis, heap from 10^4 to 10^6 users
+bench-abn: test-deps
+	$(GO) run ./scripts/bench/abn
 
 ## bench-cluster: helm install to a readable result, minus the load (median of 5)
 bench-cluster: testbed
