@@ -17,7 +17,8 @@ package node
 //     Pod Security are real), deletes extra ones (unready and newest first),
 //     records FailedCreate and the ReplicaFailure condition when the API
 //     server refuses a Pod, and writes the ReplicaSet's status;
-//   - the kubelet of those Pods, without running their containers: it marks
+//   - the kubelet of those Pods, without running their containers (except
+//     for the Pods that Config.RunDeploymentPods chooses: see pods.go): it marks
 //     them Running and Ready with a podIP from 10.244.0.0/16 (or
 //     Config.PodAddress) and hostIP NodeIP, or Running and not Ready while
 //     HoldUnready holds their Deployment; it finishes the deletion of a Pod
@@ -254,6 +255,7 @@ func (h *Harness) syncNamespace(ctx context.Context, ns string) error {
 			errs = append(errs, fmt.Errorf("Service %s/%s: %w", ns, svc.Name, err))
 		}
 	}
+	h.reapRunners(ns, st.pods)
 	return errors.Join(errs...)
 }
 
@@ -553,6 +555,10 @@ func (h *Harness) syncReplicaSet(ctx context.Context, st *nsState, rs *appsv1.Re
 		active = slices.DeleteFunc(active, func(p *corev1.Pod) bool { _, ok := st.pods[p.Name]; return !ok })
 	}
 	for i, pod := range active {
+		if h.runsPod(pod) {
+			h.ensureRunner(ctx, pod, deployment)
+			continue
+		}
 		updated, err := h.playKubelet(ctx, st, pod, ready)
 		if err != nil {
 			errs = append(errs, err)
@@ -688,30 +694,11 @@ func setRunning(pod *corev1.Pod, ip string, ready bool) {
 	}
 	s.HostIP, s.HostIPs = NodeIP, []corev1.HostIP{{IP: NodeIP}}
 	s.PodIP, s.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-	readiness := corev1.ConditionFalse
-	if ready {
-		readiness = corev1.ConditionTrue
+	msg := ""
+	if !ready {
+		msg = "containers with unready status (held unready by the node harness)"
 	}
-	want := []corev1.PodCondition{
-		{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionTrue},
-		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue},
-		{Type: corev1.ContainersReady, Status: readiness},
-		{Type: corev1.PodReady, Status: readiness},
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
-	}
-	for i := range want {
-		want[i].LastTransitionTime = now
-		if !ready && (want[i].Type == corev1.PodReady || want[i].Type == corev1.ContainersReady) {
-			want[i].Reason = "ContainersNotReady"
-			want[i].Message = "containers with unready status (held unready by the node harness)"
-		}
-		for _, c := range s.Conditions {
-			if c.Type == want[i].Type && c.Status == want[i].Status {
-				want[i].LastTransitionTime = c.LastTransitionTime
-			}
-		}
-	}
-	s.Conditions = want
+	setConditions(s, ready, msg, now)
 	started := map[string]metav1.Time{}
 	for _, cs := range s.ContainerStatuses {
 		if cs.State.Running != nil {
@@ -737,6 +724,36 @@ func setRunning(pod *corev1.Pod, ip string, ready bool) {
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at}},
 		})
 	}
+}
+
+// setConditions writes the conditions of a Pod whose containers all started
+// and are ready or not (msg saying why not), keeping the transition times of
+// those that did not change.
+func setConditions(s *corev1.PodStatus, ready bool, msg string, now metav1.Time) {
+	readiness := corev1.ConditionFalse
+	if ready {
+		readiness = corev1.ConditionTrue
+	}
+	want := []corev1.PodCondition{
+		{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionTrue},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue},
+		{Type: corev1.ContainersReady, Status: readiness},
+		{Type: corev1.PodReady, Status: readiness},
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+	}
+	for i := range want {
+		want[i].LastTransitionTime = now
+		if !ready && (want[i].Type == corev1.PodReady || want[i].Type == corev1.ContainersReady) {
+			want[i].Reason = "ContainersNotReady"
+			want[i].Message = msg
+		}
+		for _, c := range s.Conditions {
+			if c.Type == want[i].Type && c.Status == want[i].Status {
+				want[i].LastTransitionTime = c.LastTransitionTime
+			}
+		}
+	}
+	s.Conditions = want
 }
 
 // allocateIP returns the next address of 10.244.1.1-10.244.254.254 that no

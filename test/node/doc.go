@@ -14,20 +14,49 @@
 // HoldUnready keeps a Deployment's Pods unready. deployments.go says what
 // it does and does not do.
 //
+// With Config.RunDeploymentPods too, the chosen Deployment Pods' first
+// container really runs, as a Job's does (below), but in a network namespace
+// of its own: its address 10.78.N.2 is the Pod's podIP and EndpointSlice
+// address, reachable from the test process (so replicas share a port), and a
+// loopback API server is proxied into the namespace at the same address.
+// Its emptyDir and persistentVolumeClaim volumes are bind-mounted (a claim's
+// directory, ClaimDir, outlives the Pods and is shared by them; the claim is
+// marked Bound); its httpGet or tcpSocket readiness probe (periodSeconds, or
+// Config.ProbePeriod) drives the Pod's Ready condition and so the
+// Deployment's ready and available replicas and the EndpointSlices; a
+// container without a probe is ready while it runs. An exited or killed
+// (KillPod) container is restarted after Config.RestartBackoff with
+// restartCount and lastState; a Pod that goes away is stopped with SIGTERM,
+// then SIGKILL after its grace period (capped by Config.StopGrace), and its
+// namespace and veth pair are removed, as they are on Stop. PodAddress and
+// PodPID report a running Pod's address and process. Exec and grpc probes,
+// other volume kinds and init containers leave the container waiting
+// (CreateContainerConfigError) with a message; liveness and startup probes,
+// lifecycle hooks, resource limits and Pod-to-Pod traffic are not supported.
+// pods.go says more.
+//
 // The container's process runs in a private mount namespace (unshare) where
+//
 //   - /run is a fresh tmpfs holding only the ServiceAccount's token, the API
 //     server's CA and the namespace at the in-cluster path
 //     /var/run/secrets/kubernetes.io/serviceaccount (read-only);
+//
 //   - the root filesystem is remounted read-only when the container asks for
 //     readOnlyRootFilesystem;
+//
 //   - it runs as the Pod's runAsUser and runAsGroup with no capabilities and
 //     no_new_privs, HOME=/ and the working directory / unless the container
 //     names one;
+//
 //   - its environment is exactly the container's env (valueFrom resolved),
 //     KUBERNETES_SERVICE_HOST/PORT, HOSTNAME, HOME and PATH: nothing of the
 //     test process, so no admin credentials.
 //
+//   - the volumes of a Pod run for RunDeploymentPods are bind-mounted at
+//     their mountPath, which is made (empty, owned by root) on this machine's
+//     root filesystem when it is missing, since there is no image to hold it.
+//
 // Images are not pulled: a container's command[0] is looked up in
-// Config.Executables. It needs root (for unshare and setpriv, both from
-// util-linux). This is test code only, never shipped.
+// Config.Executables. It needs root (for unshare, nsenter and setpriv, from
+// util-linux, and ip from iproute2). This is test code only, never shipped.
 package node

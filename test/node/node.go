@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -60,8 +61,28 @@ type Config struct {
 	// its EndpointSlice address) when the Pod starts; "" or a nil
 	// PodAddress takes the next free address of the fake range 10.244.0.0/16.
 	// The API server refuses loopback and link-local addresses in
-	// EndpointSlices.
+	// EndpointSlices. It is not called for the Pods that
+	// RunDeploymentPods chooses.
 	PodAddress func(pod *corev1.Pod) string
+
+	// RunDeploymentPods, with Deployments, chooses the Deployments' Pods
+	// whose (first) container the harness really runs, in a network
+	// namespace of its own whose address is the Pod's podIP, with its
+	// emptyDir and persistentVolumeClaim volumes, its readiness probe and
+	// restarts (see pods.go). nil runs none: their Pods are only marked
+	// Running and Ready.
+	RunDeploymentPods func(pod *corev1.Pod) bool
+	// ProbePeriod, when positive, replaces the periodSeconds of the
+	// readiness probes of the Pods that the harness runs (tests use a few
+	// tens of milliseconds).
+	ProbePeriod time.Duration
+	// RestartBackoff is the wait before a run Pod's exited container is
+	// restarted, doubled for each quick consecutive exit up to 32 times;
+	// default 1s.
+	RestartBackoff time.Duration
+	// StopGrace caps the terminationGracePeriodSeconds between SIGTERM and
+	// SIGKILL when a run Pod goes away; default 10s.
+	StopGrace time.Duration
 }
 
 // Run records one Pod that the harness ran for a Job.
@@ -108,8 +129,9 @@ type Harness struct {
 	mu      sync.Mutex
 	started map[string]bool // Job UIDs already handled
 	runs    []Run
-	changed chan struct{}   // closed and replaced whenever runs changes
-	held    map[string]bool // "namespace/deployment" kept unready (HoldUnready)
+	changed chan struct{}            // closed and replaced whenever runs changes
+	held    map[string]bool          // "namespace/deployment" kept unready (HoldUnready)
+	runners map[types.UID]*podRunner // every Pod run for RunDeploymentPods, stopped ones too
 
 	deploy *deployController // nil unless Config.Deployments
 }
@@ -155,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 	h := &Harness{
 		cfg: cfg, client: client, apiHost: u.Hostname(), apiPort: port, caData: ca, workRoot: work,
 		started: map[string]bool{}, changed: make(chan struct{}), held: map[string]bool{},
+		runners: map[types.UID]*podRunner{},
 	}
 	// The harness outlives Start's ctx, which bounds only the start.
 	startCtx := ctx
@@ -231,7 +254,9 @@ func (h *Harness) WaitRun(ctx context.Context, namespace, job string) (Run, erro
 	}
 }
 
-// Log returns the log of Pod namespace/pod.
+// Log returns the log of Pod namespace/pod: a Job's Pod's whole output, or
+// the current (else last) container's output of a Pod run for
+// RunDeploymentPods.
 func (h *Harness) Log(namespace, pod string) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -239,6 +264,9 @@ func (h *Harness) Log(namespace, pod string) (string, bool) {
 		if r.Namespace == namespace && r.Pod == pod {
 			return r.Output, true
 		}
+	}
+	if r := h.runnerLocked(namespace, pod); r != nil {
+		return r.output(), true
 	}
 	return "", false
 }
@@ -427,7 +455,7 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 	}
 	c := pod.Spec.Containers[0]
 
-	proc, err := h.prepare(ctx, pod, &c)
+	proc, err := h.prepare(ctx, pod, &c, nil)
 	if err != nil {
 		// The kubelet leaves such a Pod Pending with the reason; the Job
 		// does not fail. The harness fails it so that tests end.
@@ -529,6 +557,19 @@ func (h *Harness) updatePodStatus(ctx context.Context, pod *corev1.Pod, change f
 	})
 }
 
+// runExtras is what a Deployment's Pod that the harness runs adds to a
+// Job's container: a network namespace and volumes.
+type runExtras struct {
+	netns  string // path of the network namespace to enter; "" for the host's
+	mounts []bindMount
+}
+
+// bindMount is a volume's directory on the host mounted in the container.
+type bindMount struct {
+	src, dst string
+	readOnly bool
+}
+
 // process is a container's command, ready to start.
 type process struct {
 	cmd *exec.Cmd
@@ -538,7 +579,11 @@ type process struct {
 
 // prepare resolves the container's environment, user and command and lays
 // out its token files; the error is what a kubelet would report.
-func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (*process, error) {
+// extra is nil for a Job's Pod.
+func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Container, extra *runExtras) (*process, error) {
+	if extra == nil {
+		extra = &runExtras{}
+	}
 	env, err := h.containerEnv(ctx, pod, c)
 	if err != nil {
 		return nil, err
@@ -578,26 +623,17 @@ func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 		workDir = "/"
 	}
 	readOnlyRoot := c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem
-	// As root in the new mount namespace: a private /run with the token,
-	// the read-only root, then the container's user, with nothing kept.
-	script := "set -e\nmount -n -t tmpfs -o mode=0755 tmpfs /run\n"
-	if mountToken {
-		script += "mkdir -p " + TokenDir + "\n" +
-			"mount -n --bind \"$TOKEN_SRC\" " + TokenDir + "\n" +
-			"mount -n -o remount,bind,ro " + TokenDir + "\n"
-	}
-	if readOnlyRoot {
-		script += "mount -n -o remount,bind,ro /\n"
-	}
-	script += "cd \"$WORK_DIR\"\nunset TOKEN_SRC WORK_DIR OLDPWD\n" +
-		"exec setpriv --reuid=\"$RUN_UID\" --regid=\"$RUN_GID\" --groups=\"$RUN_GROUPS\" " +
-		"--no-new-privs --inh-caps=-all --bounding-set=-all -- env -u RUN_UID -u RUN_GID -u RUN_GROUPS \"$@\"\n"
+	script := mountScript(mountToken, readOnlyRoot, extra.mounts)
 	groupList := strconv.Itoa(gid)
 	for _, g := range groups {
 		groupList += "," + strconv.FormatInt(g, 10)
 	}
 
-	cmd := exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", exe}, args...)...)
+	argv := append([]string{"unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", exe}, args...)
+	if extra.netns != "" {
+		argv = append([]string{"nsenter", "--net=" + extra.netns, "--"}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(slices.Clone(env),
 		"TOKEN_SRC="+filepath.Join(dir, "serviceaccount"),
 		"WORK_DIR="+workDir,
@@ -612,6 +648,31 @@ func (h *Harness) prepare(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = grace
 	return &process{cmd: cmd, env: env, dir: dir}, nil
+}
+
+// mountScript is what runs as root in the new mount namespace: a private
+// /run with the token, the volumes, the read-only root, then the container's
+// user, with nothing kept. A missing volume mountPath is made on the root
+// filesystem (empty, owned by root), as there is no image to hold it.
+func mountScript(mountToken, readOnlyRoot bool, mounts []bindMount) string {
+	script := "set -e\nmount -n -t tmpfs -o mode=0755 tmpfs /run\n"
+	if mountToken {
+		script += "mkdir -p " + TokenDir + "\n" +
+			"mount -n --bind \"$TOKEN_SRC\" " + TokenDir + "\n" +
+			"mount -n -o remount,bind,ro " + TokenDir + "\n"
+	}
+	for _, m := range mounts {
+		script += "mkdir -p " + shellQuote(m.dst) + "\nmount -n --bind " + shellQuote(m.src) + " " + shellQuote(m.dst) + "\n"
+		if m.readOnly {
+			script += "mount -n -o remount,bind,ro " + shellQuote(m.dst) + "\n"
+		}
+	}
+	if readOnlyRoot {
+		script += "mount -n -o remount,bind,ro /\n"
+	}
+	return script + "cd \"$WORK_DIR\"\nunset TOKEN_SRC WORK_DIR OLDPWD\n" +
+		"exec setpriv --reuid=\"$RUN_UID\" --regid=\"$RUN_GID\" --groups=\"$RUN_GROUPS\" " +
+		"--no-new-privs --inh-caps=-all --bounding-set=-all -- env -u RUN_UID -u RUN_GID -u RUN_GROUPS \"$@\"\n"
 }
 
 // containerEnv is the environment a container gets: HOSTNAME, HOME, PATH,
@@ -750,7 +811,12 @@ func fieldValue(pod *corev1.Pod, path string) (string, error) {
 		return pod.Spec.ServiceAccountName, nil
 	case "spec.nodeName":
 		return pod.Spec.NodeName, nil
-	case "status.hostIP", "status.podIP", "status.hostIPs", "status.podIPs":
+	case "status.podIP", "status.podIPs":
+		if pod.Status.PodIP != "" {
+			return pod.Status.PodIP, nil
+		}
+		return "127.0.0.1", nil
+	case "status.hostIP", "status.hostIPs":
 		return "127.0.0.1", nil
 	}
 	return "", fmt.Errorf("fieldRef %q is not supported by the harness", path)
@@ -906,6 +972,9 @@ func envLookup(env []string) func(string) (string, bool) {
 	}
 	return func(n string) (string, bool) { v, ok := m[n]; return v, ok }
 }
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func isTrue(b *bool) bool { return b != nil && *b }
 
