@@ -376,6 +376,24 @@ func TestRunPodWithoutProbe(t *testing.T) {
 	h.HoldUnready(ns, app, false)
 	runningPods(t, ns, app, 1, true)
 
+	// A deleted Pod's process is stopped, and the ReplicaSet's new Pod runs.
+	oldPID, err := h.PodPID(ns, pod.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Clientset.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the deleted Pod's process gone and a new Pod running", func(ctx context.Context) (bool, string, error) {
+		pods, err := podsOf(ctx, ns, app)
+		if err != nil || len(pods) != 1 {
+			return false, fmt.Sprintf("%d Pods", len(pods)), err
+		}
+		_, err = h.PodPID(ns, pods[0].Name)
+		return pods[0].Name != pod.Name && err == nil && !alive(oldPID), fmt.Sprintf("Pod %s, pid: %v, old alive %v", pods[0].Name, err, alive(oldPID)), nil
+	})
+	pod = runningPods(t, ns, app, 1, true)[0]
+
 	pid, err := h.PodPID(ns, pod.Name)
 	if err != nil {
 		t.Fatal(err)
