@@ -310,18 +310,15 @@ func memory() error {
 		return err
 	}
 	defer l.Close()
-	svc, err := service.New(service.Options{Apps: shop, Ledger: l, Namespace: "bench",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := serve(l)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go svc.Run(ctx)
+	defer s.stop()
 	users := 0
 	for _, n := range []int{10_000, 1_000_000} {
 		for ; users < n; users++ {
-			if _, err := svc.Lookup("bench/shop", "mem-"+strconv.Itoa(users)); err != nil {
+			if _, err := s.svc.Lookup("bench/shop", "mem-"+strconv.Itoa(users)); err != nil {
 				return errors.New("lookup: " + err.Error())
 			}
 		}
