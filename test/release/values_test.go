@@ -54,6 +54,9 @@ func TestBadValues(t *testing.T) {
 		{"unknown strategy", "rolling", good, nil, "/strategy"},
 		{"no parentRefs", "canary", good, map[string]any{"gatewayAPI": map[string]any{"parentRefs": []any{}}}, "gatewayAPI.parentRefs"},
 		{"SLO gate without url", "canary", good, map[string]any{"gates": map[string]any{"slo": map[string]any{"enabled": true, "slos": []any{map[string]any{"metric": "http/error-rate", "upper": 0.01}}}}}, "gates.slo.url"},
+		{"abn header not a header name", "canary", good, map[string]any{"abn": map[string]any{"header": "x y"}}, `abn.header: "x y" is not a valid header name`},
+		{"abn header outside canary", "blue-green", good, map[string]any{"abn": map[string]any{"header": "x-version"}}, "abn.header: per-version header routing needs strategy canary (or none), not blue-green"},
+		{"abn header in match rules", "canary", []version{deployed("v1", 100), deployed("v2", 0, "match", []any{map[string]any{"headers": map[string]any{"X-Version": "v1"}}})}, map[string]any{"abn": map[string]any{"header": "x-version"}}, "versions[1].match[0]: header X-Version is abn.header's"},
 		{"removing a version with traffic", "canary", []version{deployed("v2", 100)}, nil, "v1 still receives traffic"},
 	}
 	for _, tc := range tests {

@@ -34,7 +34,8 @@ Called with (dict "root" $ "v" $version).
 
 {{- /*
 release.receiving lists, as JSON, the versions that the values send any
-traffic to: a weight above 0, a match rule or a mirror percent above 0.
+traffic to: a weight above 0, a match rule or a mirror percent above 0. The
+abn.header match needs a weight above 0, so it adds no version here.
 */ -}}
 {{- define "release.receiving" -}}
 {{- $names := list -}}
@@ -44,6 +45,19 @@ traffic to: a weight above 0, a match rule or a mirror percent above 0.
 {{- end -}}
 {{- end -}}
 {{ toJson $names }}
+{{- end }}
+
+{{- /*
+release.abnMatch is true ("true", else "") when version .v gets the abn.header
+match {abn.header: <its name>}: abn.header is set and the version's weight
+is above 0. A version at weight 0 gets none, so that it stops receiving
+traffic (see release.receiving) and can be retired.
+Called with (dict "root" $ "v" $version).
+*/ -}}
+{{- define "release.abnMatch" -}}
+{{- if and .root.Values.abn.header (gt (int (.v.weight | default 0)) 0) -}}
+true
+{{- end -}}
 {{- end }}
 
 {{- /*
@@ -61,8 +75,9 @@ plane, as JSON {apiVersion, kind}.
 {{- /*
 release.validate fails with a message naming the value for what the schema
 cannot say: unique names, weights that route somewhere, the strategy's rules,
-and retirement (a version leaves only after an upgrade that stopped its
-traffic, read from the live route).
+abn.header (an HTTP token, canary or none, not in match rules), and
+retirement (a version leaves only after an upgrade that stopped its traffic,
+read from the live route).
 */ -}}
 {{- define "release.validate" -}}
 {{- $seen := dict -}}
@@ -82,11 +97,26 @@ traffic, read from the live route).
 {{- if and (hasKey $v "mirror") (ne $.Values.strategy "mirror") -}}
 {{- fail (printf "versions[%d].mirror: a mirror percent needs strategy mirror, not %s" $i $.Values.strategy) -}}
 {{- end -}}
+{{- range $k, $m := $v.match -}}
+{{- range $h, $_ := $m.headers -}}
+{{- if and $.Values.abn.header (eq (lower $h) (lower $.Values.abn.header)) -}}
+{{- fail (printf "versions[%d].match[%d]: header %s is abn.header's, which the chart matches to each version's name; use another header" $i $k $h) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq $.Values.strategy "canary") (gt $i 0) (not (hasKey $v "weight")) (not $v.match) -}}
 {{- fail (printf "versions[%d] (%s): a canary candidate needs a weight or match rules" $i $v.name) -}}
 {{- end -}}
 {{- if and (eq $.Values.strategy "mirror") (gt $w 0) (gt (int ($v.mirror | default 0)) 0) -}}
 {{- fail (printf "versions[%d].mirror: version %s serves traffic (weight %d); only versions at weight 0 get a mirror" $i $v.name $w) -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.abn.header -}}
+{{- if not (regexMatch "^[-!#$%&'*+.^_`|~0-9A-Za-z]+$" (toString .)) -}}
+{{- fail (printf "abn.header: %q is not a valid header name (an HTTP token: letters, digits and !#$%%&'*+-.^_`|~)" (toString .)) -}}
+{{- end -}}
+{{- if not (has $.Values.strategy (list "canary" "none")) -}}
+{{- fail (printf "abn.header: per-version header routing needs strategy canary (or none), not %s" $.Values.strategy) -}}
 {{- end -}}
 {{- end -}}
 {{- if eq $total 0 -}}
