@@ -12,13 +12,15 @@ import (
 )
 
 // Exposures are recorded off Lookup's path, in batches: Lookup must stay
-// fast, and an exposure only says that a user was shown a version, which
-// the ledger records idempotently, so a lost or repeated one changes no
-// count that a write depends on (a write exposes its user too).
+// fast. They are the denominator of conversion rates (users shown a
+// version), so one that cannot be queued or stored is forgotten by the set
+// of recent exposures too, and the user's next Lookup tries again.
 const (
 	exposureBuffer   = 4096
 	exposureBatch    = 500
 	exposureInterval = time.Second
+	// exposureTimeout bounds one call to the ledger.
+	exposureTimeout = 5 * time.Second
 	// recentUsers bounds the set of exposures sent lately, so that a user
 	// looked up on every request is sent once, and memory stays flat
 	// however many users there are.
@@ -28,7 +30,7 @@ const (
 type exposer struct {
 	ledger ledger.Ledger
 	log    *slog.Logger
-	queue  chan ledger.Exposure
+	queue  chan exposure
 	seed   maphash.Seed
 
 	mu     sync.Mutex
@@ -37,8 +39,14 @@ type exposer struct {
 	dropped atomic.Uint64
 }
 
+// exposure is a queued exposure with its key in the recent set.
+type exposure struct {
+	ledger.Exposure
+	key uint64
+}
+
 func newExposer(l ledger.Ledger, log *slog.Logger) *exposer {
-	return &exposer{ledger: l, log: log, queue: make(chan ledger.Exposure, exposureBuffer),
+	return &exposer{ledger: l, log: log, queue: make(chan exposure, exposureBuffer),
 		seed: maphash.MakeSeed(), recent: make(map[uint64]struct{}, recentUsers)}
 }
 
@@ -63,23 +71,48 @@ func (e *exposer) add(x ledger.Exposure) {
 	e.recent[k] = struct{}{}
 	e.mu.Unlock()
 	select {
-	case e.queue <- x:
+	case e.queue <- exposure{x, k}:
 	default:
 		e.dropped.Add(1)
+		e.forget(k)
 	}
 }
 
-// run sends queued exposures in batches until ctx is done, then flushes.
+// forget removes keys from the recent set, so that those users' next
+// Lookups queue their exposures again.
+func (e *exposer) forget(keys ...uint64) {
+	e.mu.Lock()
+	for _, k := range keys {
+		delete(e.recent, k)
+	}
+	e.mu.Unlock()
+}
+
+// run sends queued exposures in batches until ctx is done, then sends what
+// is queued. Every call to the ledger has a context of its own: a batch is
+// not lost to the cancellation that ends run.
 func (e *exposer) run(ctx context.Context) {
 	tick := time.NewTicker(exposureInterval)
 	defer tick.Stop()
-	var batch []ledger.Exposure
-	flush := func(ctx context.Context) {
+	var batch []exposure
+	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		if err := e.ledger.Expose(ctx, batch); err != nil {
+		xs := make([]ledger.Exposure, len(batch))
+		for i := range batch {
+			xs[i] = batch[i].Exposure
+		}
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exposureTimeout)
+		err := e.ledger.Expose(callCtx, xs)
+		cancel()
+		if err != nil {
 			e.log.Warn("record exposures", "count", len(batch), "error", err)
+			keys := make([]uint64, len(batch))
+			for i := range batch {
+				keys[i] = batch[i].key
+			}
+			e.forget(keys...)
 		}
 		batch = batch[:0]
 	}
@@ -88,19 +121,20 @@ func (e *exposer) run(ctx context.Context) {
 		case x := <-e.queue:
 			batch = append(batch, x)
 			if len(batch) >= exposureBatch {
-				flush(ctx)
+				flush()
 			}
 		case <-tick.C:
-			flush(ctx)
+			flush()
 		case <-ctx.Done():
 			for {
 				select {
 				case x := <-e.queue:
 					batch = append(batch, x)
+					if len(batch) >= exposureBatch {
+						flush()
+					}
 				default:
-					flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					flush(flushCtx)
-					cancel()
+					flush()
 					return
 				}
 			}

@@ -1,11 +1,13 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -71,7 +73,11 @@ func Handler(s *Service) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Ready(r.Context()); err != nil {
+		// Within the probe's timeout (charts/abn: 5s), so that a slow
+		// ledger reads as not ready rather than as a probe that hung.
+		ctx, cancel := context.WithTimeout(r.Context(), 4*time.Second)
+		defer cancel()
+		if err := s.Ready(ctx); err != nil {
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("not ready: %w", err))
 			return
 		}

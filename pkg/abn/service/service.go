@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/abn/apps"
@@ -35,14 +36,30 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// MaxBatch bounds the values of one WriteMetrics call; default 1000.
+	// MaxBatch bounds the values of one WriteMetrics call; default 256,
+	// what the Redis ledger stores in one atomic call.
 	MaxBatch int
 }
 
+// MaxAge is how old a value may be when it arrives: older values would
+// open buckets long closed (a client sending milliseconds as nanoseconds
+// lands in 1970), and a retry that late could count twice (the ledgers
+// remember IDs for a day by default). Values may be up to MaxAhead in the
+// future, for clocks that run a little ahead.
+const (
+	MaxAge   = 24 * time.Hour
+	MaxAhead = 5 * time.Minute
+)
+
+// ErrUnavailable is what clients see when the ledger cannot store or read:
+// the cause is logged, not sent (it may name files and addresses).
+var ErrUnavailable = errors.New("metrics cannot be stored or read now: retry")
+
 // Service answers Lookup and WriteMetric.
 type Service struct {
-	opts    Options
-	exposed *exposer
+	opts     Options
+	exposed  *exposer
+	draining atomic.Bool
 }
 
 // New makes a Service; Run must run for exposures to be recorded.
@@ -62,7 +79,7 @@ func New(opts Options) (*Service, error) {
 		opts.Now = time.Now
 	}
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 1000
+		opts.MaxBatch = 256
 	}
 	return &Service{opts: opts, exposed: newExposer(opts.Ledger, opts.Logger)}, nil
 }
@@ -70,9 +87,16 @@ func New(opts Options) (*Service, error) {
 // Run records exposures until ctx is done, then flushes them.
 func (s *Service) Run(ctx context.Context) { s.exposed.run(ctx) }
 
-// Ready says whether the service can answer: applications read and the
-// ledger able to store writes.
+// Drain makes Ready fail from now on, so that load balancers stop sending
+// calls before the servers stop.
+func (s *Service) Drain() { s.draining.Store(true) }
+
+// Ready says whether the service can answer: not draining, applications
+// read and the ledger able to store writes.
 func (s *Service) Ready(ctx context.Context) error {
+	if s.draining.Load() {
+		return errors.New("shutting down")
+	}
 	if !s.opts.Apps.Synced() {
 		return errors.New("applications not read yet")
 	}
@@ -185,6 +209,11 @@ func (s *Service) WriteMetrics(ctx context.Context, values []Value) error {
 	}
 	writes := make([]ledger.Write, len(values))
 	for i, v := range values {
+		if i > 0 && v.Application != values[0].Application {
+			// One application per batch: each ledger stores one
+			// application's batch in one atomic step.
+			return &InputError{fmt.Sprintf("values[%d].application", i), fmt.Sprintf("%q differs from values[0]'s %q: a batch holds one application's values", truncate(v.Application), truncate(values[0].Application))}
+		}
 		w, err := s.write(v)
 		if err != nil {
 			var ie *InputError
@@ -196,7 +225,11 @@ func (s *Service) WriteMetrics(ctx context.Context, values []Value) error {
 		writes[i] = w
 	}
 	if err := s.opts.Ledger.Record(ctx, writes); err != nil {
-		return fmt.Errorf("record: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.opts.Logger.Warn("record metrics", "application", writes[0].App, "count", len(writes), "error", err)
+		return ErrUnavailable
 	}
 	return nil
 }
@@ -215,6 +248,9 @@ func (s *Service) write(v Value) (ledger.Write, error) {
 		return ledger.Write{}, &InputError{"value", fmt.Sprintf("%q is not a number", truncate(v.Value))}
 	}
 	version := v.Version
+	if version != "" && a.Index(version) < 0 {
+		return ledger.Write{}, &InputError{"version", fmt.Sprintf("%q is not a version of %s (its versions: %s)", truncate(version), key, versionNames(a))}
+	}
 	if version == "" {
 		name, ok := assign.Pick(key, v.User, a.Candidates())
 		if !ok {
@@ -226,8 +262,13 @@ func (s *Service) write(v Value) (ledger.Write, error) {
 	if w.ID == "" {
 		w.ID = newID()
 	}
-	if w.At.IsZero() {
-		w.At = s.opts.Now()
+	now := s.opts.Now()
+	switch {
+	case w.At.IsZero():
+		w.At = now
+	case w.At.Before(now.Add(-MaxAge)) || w.At.After(now.Add(MaxAhead)):
+		return ledger.Write{}, &InputError{"at", fmt.Sprintf("%s is not within %v before and %v after the service's clock (%s): want nanoseconds since the Unix epoch",
+			w.At.UTC().Format(time.RFC3339), MaxAge, MaxAhead, now.UTC().Format(time.RFC3339))}
 	}
 	if err := w.Validate(); err != nil {
 		var fe *ledger.FieldError
@@ -245,7 +286,24 @@ func (s *Service) Summary(ctx context.Context, appName string) (ledger.Summary, 
 	if err != nil {
 		return ledger.Summary{}, err
 	}
-	return s.opts.Ledger.Summary(ctx, key)
+	sum, err := s.opts.Ledger.Summary(ctx, key)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ledger.Summary{}, ctx.Err()
+		}
+		s.opts.Logger.Warn("read summary", "application", key, "error", err)
+		return ledger.Summary{}, ErrUnavailable
+	}
+	return sum, nil
+}
+
+// versionNames lists an application's versions for an error.
+func versionNames(a apps.App) string {
+	names := make([]string, len(a.Versions))
+	for i, v := range a.Versions {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 func newID() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,6 +202,9 @@ func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
 		{"control character in user", with(func(v *pb.MetricValue) { v.User = "a\nb" }), "user"},
 		{"overlong version", with(func(v *pb.MetricValue) { v.Version = strings.Repeat("v", 64) }), "version"},
 		{"overlong id", with(func(v *pb.MetricValue) { v.Id = strings.Repeat("i", 129) }), "id"},
+		{"unknown version", with(func(v *pb.MetricValue) { v.Version = "v9" }), "version"},
+		{"time in milliseconds", with(func(v *pb.MetricValue) { v.AtUnixNano = f.now.UnixMilli() }), "at"},
+		{"time a day ahead", with(func(v *pb.MetricValue) { v.AtUnixNano = f.now.Add(24 * time.Hour).UnixNano() }), "at"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.grpc.WriteMetric(context.Background(), tt.value)
@@ -229,8 +234,13 @@ func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
 		if _, err := f.grpc.WriteMetrics(context.Background(), &pb.MetricValues{}); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("empty batch: %v, want InvalidArgument", err)
 		}
+		mixed := &pb.MetricValues{Values: []*pb.MetricValue{good(), with(func(v *pb.MetricValue) { v.Application = "shop" })}}
+		if _, err := f.grpc.WriteMetrics(context.Background(), mixed); status.Code(err) != codes.InvalidArgument ||
+			!strings.HasPrefix(status.Convert(err).Message(), "values[1].application:") {
+			t.Errorf("batch of two applications: %v, want InvalidArgument on values[1].application", err)
+		}
 		big := &pb.MetricValues{}
-		for range 1001 {
+		for range 257 {
 			big.Values = append(big.Values, good())
 		}
 		if _, err := f.grpc.WriteMetrics(context.Background(), big); status.Code(err) != codes.InvalidArgument {
@@ -392,5 +402,102 @@ func TestLookupExposesUsers(t *testing.T) {
 			t.Fatalf("exposed users = %+v after 10s, want v1 with 2", sum.Versions)
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// failingLedger refuses every call, with an error that names a file.
+type failingLedger struct{ ledger.Ledger }
+
+var errDisk = errors.New("write /data/abn.db: no space left on device")
+
+func (failingLedger) Record(context.Context, []ledger.Write) error    { return errDisk }
+func (failingLedger) Expose(context.Context, []ledger.Exposure) error { return errDisk }
+func (failingLedger) Summary(context.Context, string) (ledger.Summary, error) {
+	return ledger.Summary{}, errDisk
+}
+func (failingLedger) Check(context.Context) error { return errDisk }
+
+// TestLedgerFailureIsUnavailableWithoutDetails: clients retry on
+// Unavailable and see no file or address; readiness fails.
+func TestLedgerFailureIsUnavailableWithoutDetails(t *testing.T) {
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: failingLedger{}, Namespace: "ns",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &GRPC{S: svc}
+	_, err = g.WriteMetric(context.Background(), &pb.MetricValue{Application: "ns/shop", User: "ann", Name: "revenue", Value: "1", Version: "v1"})
+	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "/data") {
+		t.Errorf("WriteMetric on a failing ledger: %v, want Unavailable without the file", err)
+	}
+	if err := svc.Ready(context.Background()); err == nil {
+		t.Error("Ready on a failing ledger: nil, want an error")
+	}
+	svc.Drain()
+	if err := svc.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("Ready while draining: %v, want shutting down", err)
+	}
+}
+
+// flakyLedger fails Expose until told otherwise.
+type flakyLedger struct {
+	*ledgertest.Model
+	fail atomic.Bool
+}
+
+func (f *flakyLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
+	if f.fail.Load() {
+		return errDisk
+	}
+	return f.Model.Expose(ctx, xs)
+}
+
+// TestExposureThatFailedIsSentAgain: an exposure the ledger refused is not
+// remembered as sent, so the user's next Lookup records it.
+func TestExposureThatFailedIsSentAgain(t *testing.T) {
+	l := &flakyLedger{Model: ledgertest.NewModel(ledger.Options{})}
+	l.fail.Store(true)
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	users := func() int64 {
+		sum, _ := l.Summary(context.Background(), "ns/shop")
+		if v := sum.Versions["v1"]; v != nil {
+			return v.Users
+		}
+		return 0
+	}
+	if _, err := svc.Lookup("ns/shop", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the failed batch is forgotten: a new Lookup queues again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		svc.exposed.mu.Lock()
+		n := len(svc.exposed.recent)
+		svc.exposed.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed exposure is still in the recent set after 10s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	l.fail.Store(false)
+	if _, err := svc.Lookup("ns/shop", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	for users() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("users = %d after the ledger recovered, want 1", users())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 }
