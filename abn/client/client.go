@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -181,13 +180,8 @@ var ErrClosed = errors.New("abn client: closed")
 // value is dropped and counted (Dropped). It returns an error only for a
 // value the service would refuse, or after Close.
 func (c *Client) WriteMetric(user, version, metric string, value float64) error {
-	switch {
-	case user == "":
-		return errors.New("abn write metric: user is empty")
-	case metric == "":
-		return errors.New("abn write metric: metric name is empty")
-	case math.IsNaN(value) || math.IsInf(value, 0):
-		return fmt.Errorf("abn write metric %s: value %v is not a finite number", metric, value)
+	if err := checkValue(user, version, metric, value); err != nil {
+		return fmt.Errorf("abn write metric: %w", err)
 	}
 	v := &pb.MetricValue{
 		Name: metric, Value: strconv.FormatFloat(value, 'g', -1, 64), Application: c.opts.Application,

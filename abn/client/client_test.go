@@ -397,7 +397,8 @@ func TestWriteMetricRefusedBatchIsDropped(t *testing.T) {
 func TestWriteMetricBufferFull(t *testing.T) {
 	const n, buffer, batch = 100, 10, 5
 	f := &fakeABN{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	c := newClient(t, f.start(t), func(o *Options) { o.Buffer = buffer; o.Batch = batch })
+	const inFlight = 2
+	c := newClient(t, f.start(t), func(o *Options) { o.Buffer = buffer; o.Batch = batch; o.InFlight = inFlight })
 	unblock := sync.OnceFunc(func() { close(f.block) })
 	t.Cleanup(unblock)
 
@@ -410,10 +411,10 @@ func TestWriteMetricBufferFull(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("writing %d values took %v: WriteMetric blocked", n, took)
 	}
-	// At most one batch is being sent and Buffer values wait; the rest
-	// did not fit.
-	if d := c.Stats().Dropped; d < n-buffer-batch {
-		t.Errorf("Dropped = %d, want at least %d", d, n-buffer-batch)
+	// At most InFlight batches are being sent, one more is being filled
+	// and Buffer values wait; the rest did not fit.
+	if d, fit := c.Stats().Dropped, buffer+(inFlight+1)*batch; d < uint64(n-fit) {
+		t.Errorf("Dropped = %d, want at least %d", d, n-fit)
 	}
 	select {
 	case <-f.entered:
@@ -549,6 +550,63 @@ func TestNewRefusesMissingOptions(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.option) {
 			t.Errorf("New without %s: error %q does not name the option", tc.option, err)
+		}
+	}
+}
+
+// TestRefusedValueInABatchDropsOnlyItself: a batch refused for one value is
+// split until the value stands alone; the others are stored.
+func TestRefusedValueInABatchDropsOnlyItself(t *testing.T) {
+	f := &fakeABN{refuse: func(vs *pb.MetricValues) bool {
+		for _, v := range vs.GetValues() {
+			if v.GetName() == "bad" {
+				return true
+			}
+		}
+		return false
+	}}
+	c := newClient(t, f.start(t), func(o *Options) { o.Batch = 100; o.FlushInterval = time.Hour })
+	for i := range 15 {
+		metric := "good"
+		if i == 7 {
+			metric = "bad"
+		}
+		if err := c.WriteMetric(fmt.Sprintf("user-%d", i), "v1", metric, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeClient(t, c)
+	_, refused, _, _, stored := f.snapshot()
+	if len(stored) != 14 {
+		t.Errorf("stored %d values, want the 14 good ones", len(stored))
+	}
+	if s := c.Stats(); s.Sent != 14 || s.Dropped != 1 {
+		t.Errorf("Stats = %+v, want 14 sent and 1 dropped", s)
+	}
+	// 15 → 7|8 → 8 splits into 4|4 → 4|... : about log2(15) refusals.
+	if refused > 5 {
+		t.Errorf("the service refused %d calls, want at most 5 (bisection)", refused)
+	}
+}
+
+// TestWriteMetricAppliesTheServicesRules: values the service would refuse
+// are refused at WriteMetric, so they never fail a batch of others.
+func TestWriteMetricAppliesTheServicesRules(t *testing.T) {
+	c := newClient(t, (&fakeABN{}).start(t), nil)
+	for _, tt := range []struct {
+		user, version, metric string
+		value                 float64
+		want                  string
+	}{
+		{"u", "v1", "total revenue", 1, "metric"},
+		{"u", "v1", "1st", 1, "does not start with a letter"},
+		{"u", "v1", strings.Repeat("m", 129), 1, "metric: is 129 bytes"},
+		{"u", "v1", "revenue", 2e9, "larger in magnitude"},
+		{"u\n", "v1", "revenue", 1, "control character"},
+		{"u", strings.Repeat("v", 64), "revenue", 1, "version: is 64 bytes"},
+	} {
+		if err := c.WriteMetric(tt.user, tt.version, tt.metric, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("WriteMetric(%q, %q, %q, %v) = %v, want an error with %q", tt.user, tt.version, tt.metric, tt.value, err, tt.want)
 		}
 	}
 }

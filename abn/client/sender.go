@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/iter8-tools/iter8/abn/grpc"
 )
 
@@ -93,6 +96,13 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 		}
 		c.lastErr.Store(&err)
 		if !retryable(err) {
+			if status.Code(err) == codes.InvalidArgument && len(batch) > 1 {
+				// One value the service refuses fails its batch: send the
+				// halves, so that only refused values are dropped.
+				c.deliver(batch[:len(batch)/2])
+				c.deliver(batch[len(batch)/2:])
+				return
+			}
 			c.dropped.Add(uint64(len(batch)))
 			return
 		}
