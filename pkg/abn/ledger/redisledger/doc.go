@@ -10,6 +10,7 @@
 //
 //	appendonly yes
 //	appendfsync always
+//	maxmemory-policy noeviction
 //
 // With appendfsync always, Redis writes each command to the append-only
 // file and fsyncs it before it sends the reply, so an acknowledged write
@@ -20,7 +21,11 @@
 // setting is the only way. Open fails, naming the setting, its value and
 // what is needed, when it differs, and says so when CONFIG is disabled
 // (as managed Redis services often do): the settings cannot be checked.
-// Replication is not durability here: a replica that is promoted after a
+// Any eviction policy but noeviction would drop keys when memory runs
+// short (acknowledged summaries, or the write IDs that keep retries from
+// counting twice); with noeviction a full Redis refuses writes, which the
+// service reports as unavailable and clients retry. Replication is not
+// durability here: a replica that is promoted after a
 // crash may lack the last acknowledged writes.
 //
 // # Keys

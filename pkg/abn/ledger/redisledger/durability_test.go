@@ -147,6 +147,7 @@ func TestRefusesUndurableRedis(t *testing.T) {
 		{[]string{"--appendfsync", "everysec"}, []string{"appendfsync is everysec", "appendfsync always"}},
 		{[]string{"--appendfsync", "no"}, []string{"appendfsync is no", "appendfsync always"}},
 		{[]string{"--appendonly", "no"}, []string{"appendonly is no", "appendonly yes"}},
+		{[]string{"--maxmemory-policy", "volatile-lru"}, []string{"maxmemory-policy is volatile-lru", "maxmemory-policy noeviction"}},
 		{[]string{"--rename-command", "CONFIG", ""}, []string{"CONFIG is disabled"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
@@ -70,6 +71,11 @@ func (l *Ledger) open(ctx context.Context) error {
 // Redis fsync a write before acknowledging it.
 func checkDurable(ctx context.Context, c *redis.Client) error {
 	cfg, err := c.ConfigGet(ctx, "append*").Result()
+	if err == nil {
+		var policy map[string]string
+		policy, err = c.ConfigGet(ctx, "maxmemory-policy").Result()
+		maps.Copy(cfg, policy)
+	}
 	if err != nil {
 		var reply redis.Error
 		if errors.As(err, &reply) {
@@ -81,6 +87,7 @@ func checkDurable(ctx context.Context, c *redis.Client) error {
 	for _, want := range []struct{ name, value, why string }{
 		{"appendonly", "yes", "without the append-only file, writes since the last snapshot are lost on a crash"},
 		{"appendfsync", "always", "only then does Redis fsync a write before acknowledging it; with everysec up to a second of acknowledged writes is lost on a crash"},
+		{"maxmemory-policy", "noeviction", "any other policy evicts keys when memory runs short: acknowledged summaries, or the write IDs that keep retries from counting twice"},
 	} {
 		if got, ok := cfg[want.name]; !ok || got != want.value {
 			if !ok {
