@@ -39,6 +39,10 @@ type ABNServe struct {
 	Ledger     ABNLedger
 	// BucketWidth and DedupeWindow set the ledger (zero: defaults).
 	BucketWidth, DedupeWindow time.Duration
+	// DrainDelay is how long the service keeps serving, unready, after its
+	// context ends and before the servers stop, so that the Service's
+	// endpoints drop it before its port closes (0: stop at once).
+	DrainDelay time.Duration
 	// Listening, when set, is told the addresses once both listen (tests
 	// listen on port 0).
 	Listening func(grpcAddr, httpAddr net.Addr)
@@ -93,12 +97,17 @@ func (a *ABNServe) Run(ctx context.Context) error {
 		return fmt.Errorf("abn serve: HTTP address %s: %w", a.HTTPAddress, err)
 	}
 	gs := service.NewGRPCServer(svc)
-	hs := &http.Server{Handler: service.Handler(svc), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: service.Handler(svc), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	served := make(chan error, 2)
 	go func() { served <- gs.Serve(gl) }()
 	go func() { served <- hs.Serve(hl) }()
+	// Exposures outlive the servers: Lookups answered while draining
+	// still queue theirs.
+	exposeCtx, stopExposing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopExposing()
 	exposures := make(chan struct{})
-	go func() { svc.Run(ctx); close(exposures) }()
+	go func() { svc.Run(exposeCtx); close(exposures) }()
 	log.Info("abn service listening", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "namespaces", namespaces)
 	if a.Listening != nil {
 		a.Listening(gl.Addr(), hl.Addr())
@@ -109,7 +118,14 @@ func (a *ABNServe) Run(ctx context.Context) error {
 		err = fmt.Errorf("abn serve: %w", err)
 	}
 	stop()
+	svc.Drain()
+	if a.DrainDelay > 0 && err == nil {
+		log.Info("abn service draining", "for", a.DrainDelay)
+		t := time.NewTimer(a.DrainDelay)
+		<-t.C
+	}
 	a.shutdown(gs.GracefulStop, gs.Stop, hs)
+	stopExposing()
 	<-exposures
 	return err
 }

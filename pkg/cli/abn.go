@@ -80,6 +80,7 @@ func newABNServeCmd(e *cmdEnv) *cobra.Command {
 	f.BoolVar(&o.allNamespaces, "all-namespaces", false, "serve the applications of every namespace (needs a ClusterRole)")
 	f.DurationVar(&o.serve.BucketWidth, "bucket-width", ledger.DefaultBucketWidth, "width of the time buckets of summaries")
 	f.DurationVar(&o.serve.DedupeWindow, "dedupe-window", ledger.DefaultDedupeWindow, "how long a write's ID is remembered against retries")
+	f.DurationVar(&o.serve.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving (unready) this long before stopping, so endpoints drop the Pod first")
 	return cmd
 }
 
@@ -119,6 +120,9 @@ func (o *abnServeOptions) Validate() error {
 	if o.serve.BucketWidth < time.Second {
 		return fmt.Errorf("--bucket-width %v: want 1s or more", o.serve.BucketWidth)
 	}
+	if o.serve.DrainDelay < 0 {
+		return fmt.Errorf("--drain-delay %v: want 0 or more", o.serve.DrainDelay)
+	}
 	if o.serve.DedupeWindow <= 0 {
 		return fmt.Errorf("--dedupe-window %v: want a positive duration", o.serve.DedupeWindow)
 	}
@@ -130,10 +134,7 @@ func (o *abnServeOptions) Run(ctx context.Context) error { return o.serve.Run(ct
 
 // parseLedger reads --ledger: bolt:PATH or redis://[USER@]HOST:PORT[/DB].
 func parseLedger(s string) (action.ABNLedger, error) {
-	shown := s // never echo a password
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		shown = u.Redacted()
-	}
+	shown := redactUserinfo(s) // never echo a password
 	bad := func(why string) (action.ABNLedger, error) {
 		return action.ABNLedger{}, fmt.Errorf("--ledger %q: %s: want bolt:PATH or redis://[USER@]HOST:PORT[/DB]", shown, why)
 	}
@@ -165,4 +166,15 @@ func parseLedger(s string) (action.ABNLedger, error) {
 		l.RedisDB = n
 	}
 	return l, nil
+}
+
+// redactUserinfo masks what stands between "://" and the last "@" of a URL,
+// whether or not it parses (a password with '#' or '/' breaks parsing).
+func redactUserinfo(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return s
+	}
+	return scheme + "://xxxxx" + rest[at:]
 }
