@@ -180,13 +180,14 @@ type MetricValue struct {
 	Application string `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
 	// user (or session) identifier. Iter8 v1: 4.
 	User string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
-	// version that served the user; when empty, the user's current
-	// assignment.
+	// version that served the user (one of the application's versions);
+	// when empty, the user's current assignment.
 	Version string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
 	// id makes a retried write count once; when empty the service makes
 	// one (and a retry counts twice).
 	Id string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
 	// at_unix_nano is when the value was measured; 0 means when received.
+	// The service refuses times more than 24h before or 5m after its clock.
 	AtUnixNano    int64 `protobuf:"varint,7,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -45,7 +45,8 @@ type ABNClient interface {
 	// WriteMetric records one value of a business metric of a user. It
 	// returns once the value is durable.
 	WriteMetric(ctx context.Context, in *MetricValue, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// WriteMetrics records a batch of values, all or nothing, once durable.
+	// WriteMetrics records a batch of values of one application (at most
+	// 256), all or nothing, once durable.
 	WriteMetrics(ctx context.Context, in *MetricValues, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// GetMetrics returns the summaries of an application's metrics as JSON
 	// (Iter8 v1's read call, with this service's summary format).
@@ -111,7 +112,8 @@ type ABNServer interface {
 	// WriteMetric records one value of a business metric of a user. It
 	// returns once the value is durable.
 	WriteMetric(context.Context, *MetricValue) (*emptypb.Empty, error)
-	// WriteMetrics records a batch of values, all or nothing, once durable.
+	// WriteMetrics records a batch of values of one application (at most
+	// 256), all or nothing, once durable.
 	WriteMetrics(context.Context, *MetricValues) (*emptypb.Empty, error)
 	// GetMetrics returns the summaries of an application's metrics as JSON
 	// (Iter8 v1's read call, with this service's summary format).
