@@ -123,7 +123,7 @@ func (s *Service) app(field, name string) (apps.App, string, error) {
 		ns, n = s.opts.Namespace, name
 	}
 	if ns == "" || n == "" || strings.Contains(n, "/") {
-		return apps.App{}, "", &InputError{field, fmt.Sprintf("%q: want namespace/name or name", name)}
+		return apps.App{}, "", &InputError{field, fmt.Sprintf("%q: want namespace/name or name", truncate(name))}
 	}
 	a, ok := s.opts.Apps.App(ns, n)
 	if !ok {
