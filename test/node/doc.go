@@ -18,7 +18,8 @@
 // container really runs, as a Job's does (below), but in a network namespace
 // of its own: its address 10.78.N.2 is the Pod's podIP and EndpointSlice
 // address, reachable from the test process (so replicas share a port), and a
-// loopback API server is proxied into the namespace at the same address.
+// loopback API server is proxied into the namespace at the same address, as
+// are the host loopback addresses given to ForwardLoopback (a test's Redis).
 // Its emptyDir and persistentVolumeClaim volumes are bind-mounted (a claim's
 // directory, ClaimDir, outlives the Pods and is shared by them; the claim is
 // marked Bound); its httpGet or tcpSocket readiness probe (periodSeconds, or

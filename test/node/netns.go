@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -39,6 +40,7 @@ type podNet struct {
 	hostLink string
 	ip       string
 	proxy    *apiProxy
+	forwards []*apiProxy // ForwardLoopback's addresses
 }
 
 func (pn *podNet) path() string { return filepath.Join("/run/netns", pn.name) }
@@ -90,7 +92,45 @@ func (h *Harness) setupNet(ctx context.Context) (*podNet, error) {
 		}
 		pn.proxy = newAPIProxy(l, net.JoinHostPort(h.apiHost, h.apiPort))
 	}
+	h.mu.Lock()
+	forwards := slices.Clone(h.forwards)
+	h.mu.Unlock()
+	for _, addr := range forwards {
+		l, err := listenInNetNS(pn.path(), addr)
+		if err != nil {
+			pn.teardown()
+			return nil, fmt.Errorf("forward of %s into network namespace %s: %w", addr, pn.name, err)
+		}
+		pn.forwards = append(pn.forwards, newAPIProxy(l, addr))
+	}
 	return pn, nil
+}
+
+// ForwardLoopback makes addr, a host:port on this machine's loopback (a
+// server a test started, such as a Redis), reachable at the same address
+// from inside the network namespaces of the Pods run for RunDeploymentPods,
+// as the API server is: each connection is proxied to addr in the host's
+// namespace. It applies to the Pods whose network is set up after the call
+// (so call it before installing what makes the Pods); a forward cannot be
+// removed. Connections are dialed when accepted, so a server restarted on
+// the same address is reached again.
+func (h *Harness) ForwardLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("forward %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || port == "" || port == "0" {
+		return fmt.Errorf("forward %q: want a loopback IP address and a port", addr)
+	}
+	if host == h.apiHost && port == h.apiPort {
+		return fmt.Errorf("forward %q: the API server is forwarded already", addr)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Contains(h.forwards, addr) {
+		h.forwards = append(h.forwards, addr)
+	}
+	return nil
 }
 
 // allocate takes the first subnet whose lock no other process holds.
@@ -118,6 +158,9 @@ func (pn *podNet) allocate() error {
 func (pn *podNet) teardown() {
 	if pn.proxy != nil {
 		pn.proxy.close()
+	}
+	for _, f := range pn.forwards {
+		f.close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -132,6 +132,9 @@ type Harness struct {
 	changed chan struct{}            // closed and replaced whenever runs changes
 	held    map[string]bool          // "namespace/deployment" kept unready (HoldUnready)
 	runners map[types.UID]*podRunner // every Pod run for RunDeploymentPods, stopped ones too
+	// forwards are host loopback addresses (ForwardLoopback) made
+	// reachable in the network namespaces of run Pods.
+	forwards []string
 
 	deploy *deployController // nil unless Config.Deployments
 }

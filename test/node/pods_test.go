@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -402,4 +404,55 @@ func TestRunPodWithoutProbe(t *testing.T) {
 	if alive(pid) || netnsExists(node.PodNetNS(pod.Status.PodIP)) {
 		t.Errorf("after Stop: process %d alive %v, network namespace %v", pid, alive(pid), netnsExists(node.PodNetNS(pod.Status.PodIP)))
 	}
+}
+
+// TestForwardLoopback: a host loopback server given to ForwardLoopback is
+// reached at the same address from a run Pod's network namespace; a
+// non-loopback address is refused.
+func TestForwardLoopback(t *testing.T) {
+	const ns, app = "run-forward", "forward"
+	setupNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": restricted})
+	h := startRunHarness(t, ns)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("hello from the host\n"))
+			_ = c.Close()
+		}
+	}()
+	if err := h.ForwardLoopback("10.0.0.1:80"); err == nil {
+		t.Error("ForwardLoopback(10.0.0.1:80): no error, want one (not loopback)")
+	}
+	if err := h.ForwardLoopback(l.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	createClaim(t, ns, app+"-data")
+	d := serverDeployment(app, 1)
+	d.Spec.Template.Spec.Containers[0].ReadinessProbe = nil
+	create(t, ns, d)
+	waitRolledOut(t, ns, app)
+	pod := runningPods(t, ns, app, 1, true)[0]
+	addr, err := h.PodAddress(ns, pod.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the host's loopback server reached from the Pod", func(ctx context.Context) (bool, string, error) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("http://" + net.JoinHostPort(addr, "8080") + "/dial?addr=" + l.Addr().String())
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && string(b) == "hello from the host\n", fmt.Sprintf("%d %q", resp.StatusCode, b), nil
+	})
 }

@@ -1,0 +1,608 @@
+package abn_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/iter8-tools/iter8/abn/client"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+	"github.com/iter8-tools/iter8/test/redistest"
+	"github.com/iter8-tools/iter8/test/testbed"
+)
+
+const (
+	ns      = "shop"
+	app     = ns + "/shop"
+	release = "abn"
+	nUsers  = 10000
+)
+
+// TestABN installs the app and the service (bbolt on a PVC) once and runs
+// the checks on them in order; the Redis service comes last, after the
+// bbolt one is uninstalled.
+func TestABN(t *testing.T) {
+	restrictedNamespace(t, ns)
+	start := time.Now()
+	helm(t, "install", "shop", releaseChart, "-n", ns, "-f", appValues(t, 50, 50),
+		"--set", "gates.readiness.enabled=false", "--wait", "--timeout", "2m")
+	t.Logf("app installed in %v", time.Since(start).Round(time.Millisecond))
+
+	var (
+		addr     string
+		assigned map[string]string // the 50/50 assignments of every user
+	)
+	if !t.Run("install", func(t *testing.T) {
+		nsObj, err := env.Clientset.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := nsObj.Labels["pod-security.kubernetes.io/enforce"]; got != "restricted" {
+			t.Fatalf("namespace %s enforces %q, want restricted", ns, got)
+		}
+		start := time.Now()
+		helm(t, "install", release, abnChart, "-n", ns, "--wait", "--timeout", "2m")
+		pod := servicePods(t, ns, release, 1, 30*time.Second)[0]
+		t.Logf("service installed and ready in %v", time.Since(start).Round(time.Millisecond))
+		addr = podAddress(t, pod)
+		c := newClient(t, addr, app)
+		defer c.Close(context.Background())
+		start = time.Now()
+		var problems []string
+		assigned, problems = lookupAll(c, users(nUsers))
+		t.Logf("%d lookups in %v", nUsers, time.Since(start).Round(time.Millisecond))
+		if len(problems) > 0 {
+			t.Fatalf("lookups that were not v1 or v2 without fallback: %s", firstFew(problems))
+		}
+		if s := share(assigned, "v1"); s < 48 || s > 52 {
+			t.Errorf("v1 share %.2f%%, v2 %.2f%%: want 50±2", s, share(assigned, "v2"))
+		} else {
+			t.Logf("shares: v1 %.2f%%, v2 %.2f%%", s, share(assigned, "v2"))
+		}
+	}) {
+		t.FailNow()
+	}
+
+	t.Run("restart", func(t *testing.T) {
+		pod := servicePods(t, ns, release, 1, 10*time.Second)[0]
+		w := newClient(t, addr, app)
+		const before = 2000
+		for i := range before {
+			if err := w.WriteMetric(fmt.Sprintf("user-%05d", i), assigned[fmt.Sprintf("user-%05d", i)], "restart", 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, 30*time.Second, "values written before the kill acknowledged", func() (bool, string) {
+			s := w.Stats()
+			return s.Sent == before, fmt.Sprintf("%+v", s)
+		})
+		// A stream of writes across the kill.
+		stop := make(chan struct{})
+		var streamed int
+		var streamErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { streamed, streamErr = stream(w, "restart", "stream", stop) })
+		eventually(t, 30*time.Second, "streamed values acknowledged before the kill", func() (bool, string) {
+			s := w.Stats()
+			return s.Sent >= before+300, fmt.Sprintf("%+v", s)
+		})
+		restarts := restartCount(t, pod.Name)
+		killed := time.Now()
+		if err := harness.KillPod(ns, pod.Name); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 60*time.Second, "the killed service restarted and ready", func() (bool, string) {
+			p, err := env.Clientset.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			rc := int32(-1)
+			if len(p.Status.ContainerStatuses) > 0 {
+				rc = p.Status.ContainerStatuses[0].RestartCount
+			}
+			return rc > restarts && podReady(p), fmt.Sprintf("restartCount %d (was %d), ready %v", rc, restarts, podReady(p))
+		})
+		t.Logf("kill -9 → Pod ready again: %v", time.Since(killed).Round(time.Millisecond))
+		sentAtReady := w.Stats().Sent
+		eventually(t, 60*time.Second, "streamed values acknowledged after the restart", func() (bool, string) {
+			s := w.Stats()
+			return s.Sent >= sentAtReady+300, fmt.Sprintf("%+v (at ready: %d)", s, sentAtReady)
+		})
+		close(stop)
+		wg.Wait()
+		t.Logf("the writer's last error (retried): %v", w.Stats().LastError)
+		if streamErr != nil {
+			t.Fatalf("stream: %v", streamErr)
+		}
+		written := before + streamed
+		closeClient(t, w, written)
+		if addr2 := podAddress(t, pod); addr2 != addr {
+			t.Logf("the Pod's address changed with the restart: %s → %s", addr, addr2)
+			addr = addr2
+		}
+		got := transactions(summary(t, addr, app), "restart")
+		if n := totalCount(got); n != int64(written) {
+			t.Errorf("summary count of %q after the kill: %d (by version %v), want %d written and acknowledged", "restart", n, got, written)
+		}
+
+		c := newClient(t, addr, app)
+		defer c.Close(context.Background())
+		again, problems := lookupAll(c, users(nUsers))
+		if len(problems) > 0 {
+			t.Fatalf("lookups after the restart: %s", firstFew(problems))
+		}
+		var moved []string
+		for u, v := range assigned {
+			if again[u] != v {
+				moved = append(moved, fmt.Sprintf("%s %s→%s", u, v, again[u]))
+			}
+		}
+		if len(moved) > 0 {
+			slices.Sort(moved)
+			t.Errorf("users whose version changed across the restart: %s", firstFew(moved))
+		}
+	})
+
+	var assigned90 map[string]string
+	t.Run("readiness-and-route", func(t *testing.T) {
+		c := newClient(t, addr, app)
+		defer c.Close(context.Background())
+		sample := users(2000)
+		harness.HoldUnready(ns, "shop-v2", true)
+		held := time.Now()
+		eventually(t, 30*time.Second, "only v1 while v2 is unready", func() (bool, string) {
+			m, problems := lookupAll(c, sample)
+			if len(problems) > 0 {
+				return false, firstFew(problems)
+			}
+			return share(m, "v1") == 100, fmt.Sprintf("v1 %.2f%%", share(m, "v1"))
+		})
+		t.Logf("v2 unready → only v1: %v", time.Since(held).Round(time.Millisecond))
+		harness.HoldUnready(ns, "shop-v2", false)
+		released := time.Now()
+		eventually(t, 30*time.Second, "the 50/50 assignments back once v2 is ready", func() (bool, string) {
+			m, problems := lookupAll(c, sample)
+			if len(problems) > 0 {
+				return false, firstFew(problems)
+			}
+			diff := 0
+			for _, u := range sample {
+				if m[u] != assigned[u] {
+					diff++
+				}
+			}
+			return diff == 0, fmt.Sprintf("%d of %d users differ from their 50/50 version; v1 %.2f%%", diff, len(sample), share(m, "v1"))
+		})
+		t.Logf("v2 ready → shares back: %v", time.Since(released).Round(time.Millisecond))
+
+		start := time.Now()
+		helm(t, "upgrade", "shop", releaseChart, "-n", ns, "--reuse-values", "-f", appValues(t, 90, 10), "--wait", "--timeout", "2m")
+		upgraded := time.Now()
+		t.Logf("helm upgrade to 90/10 took %v", upgraded.Sub(start).Round(time.Millisecond))
+		eventually(t, 30*time.Second, "shares near 90/10 after the upgrade", func() (bool, string) {
+			m, problems := lookupAll(c, sample)
+			if len(problems) > 0 {
+				return false, firstFew(problems)
+			}
+			s := share(m, "v1")
+			return s >= 86 && s <= 94, fmt.Sprintf("v1 %.2f%% of %d users", s, len(sample))
+		})
+		t.Logf("helm upgrade returned → shares near 90/10: %v", time.Since(upgraded).Round(time.Millisecond))
+		var problems []string
+		assigned90, problems = lookupAll(c, users(nUsers))
+		if len(problems) > 0 {
+			t.Fatalf("lookups at 90/10: %s", firstFew(problems))
+		}
+		if s := share(assigned90, "v1"); s < 88 || s > 92 {
+			t.Errorf("at 90/10: v1 share %.2f%% of %d users, want 90±2", s, nUsers)
+		} else {
+			t.Logf("at 90/10: v1 %.2f%%, v2 %.2f%%", s, share(assigned90, "v2"))
+		}
+		// Weights move the fewest users: when v2's weight drops, users
+		// move only from v2 to v1.
+		var wrong []string
+		for u, v := range assigned90 {
+			if v == "v2" && assigned[u] != "v2" {
+				wrong = append(wrong, u)
+			}
+		}
+		if len(wrong) > 0 {
+			t.Errorf("users moved v1 → v2 when v2's weight dropped: %s", firstFew(wrong))
+		}
+	})
+
+	t.Run("metrics-exact", func(t *testing.T) {
+		exactWrites(t, []string{addr}, "exact")
+	})
+
+	t.Run("rbac", func(t *testing.T) {
+		rbacGolden(t, release)
+	})
+
+	t.Run("uninstall", func(t *testing.T) {
+		uninstall(t, release)
+	})
+
+	t.Run("redis", func(t *testing.T) {
+		testRedis(t, assigned90)
+	})
+}
+
+// restartCount is the restart count of a Pod's container.
+func restartCount(t testing.TB, pod string) int32 {
+	t.Helper()
+	p, err := env.Clientset.CoreV1().Pods(ns).Get(context.Background(), pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Status.ContainerStatuses) == 0 {
+		return 0
+	}
+	return p.Status.ContainerStatuses[0].RestartCount
+}
+
+// exactWrites has 1000 users write 10 integer values each, from 8 SDK
+// clients spread over the service's addresses, each value credited to the
+// version Lookup gave; the summary (read from every address) must count and
+// sum them exactly by version.
+func exactWrites(t *testing.T, addrs []string, metric string) {
+	const nu, per, nc = 1000, 10, 8
+	clients := make([]*client.Client, nc)
+	for i := range clients {
+		clients[i] = newClient(t, addrs[i*len(addrs)/nc], app)
+	}
+	us := users(nu)
+	want := map[string]ledger.Moments{}
+	var mu sync.Mutex
+	var problems []string
+	var wg sync.WaitGroup
+	start := time.Now()
+	for ci, c := range clients {
+		wg.Go(func() {
+			for i := ci; i < nu; i += nc {
+				a := c.Lookup(context.Background(), us[i])
+				if a.Err != nil || a.Fallback {
+					mu.Lock()
+					problems = append(problems, fmt.Sprintf("%s: %+v", us[i], a))
+					mu.Unlock()
+					continue
+				}
+				for j := range per {
+					v := float64((i*per+j)%17 + 1)
+					if err := c.WriteMetric(us[i], a.Version, metric, v); err != nil {
+						mu.Lock()
+						problems = append(problems, err.Error())
+						mu.Unlock()
+						continue
+					}
+					mu.Lock()
+					m := want[a.Version]
+					m.Count++
+					m.Sum += v
+					want[a.Version] = m
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(problems) > 0 {
+		t.Fatalf("lookups or writes failed: %s", firstFew(problems))
+	}
+	for i, c := range clients {
+		closeClient(t, c, per*len(slices.Collect(func(yield func(int) bool) {
+			for u := i; u < nu; u += nc {
+				if !yield(u) {
+					return
+				}
+			}
+		})))
+	}
+	t.Logf("%d values from %d clients written and acknowledged in %v", nu*per, nc, time.Since(start).Round(time.Millisecond))
+	for _, addr := range addrs {
+		got := transactions(summary(t, addr, app), metric)
+		for _, v := range []string{"v1", "v2"} {
+			if got[v].Count != want[v].Count || got[v].Sum != want[v].Sum {
+				t.Errorf("summary from %s, %s of %q: count %d sum %v, want count %d sum %v", addr, v, metric, got[v].Count, got[v].Sum, want[v].Count, want[v].Sum)
+			}
+		}
+	}
+}
+
+// rbacGolden compares what the service's ServiceAccount may do with
+// testdata/rbac.golden (-update rewrites it) and checks that its own rules
+// are only list and watch of the five resources.
+func rbacGolden(t *testing.T, release string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sa := fmt.Sprintf("system:serviceaccount:%s:%s-abn", ns, release)
+	out, err := kubectlCmd(ctx, "auth", "can-i", "--list", "--as", sa, "-n", ns).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl auth can-i --list: %v\n%s", err, out)
+	}
+	golden := filepath.Join("testdata", "rbac.golden")
+	if *update {
+		if err := os.WriteFile(golden, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("kubectl auth can-i --list --as %s:\n%s\nwant (%s):\n%s", sa, out, golden, want)
+	}
+	// Beyond the golden file: the rows that a ServiceAccount without
+	// bindings in the namespace lacks (what every authenticated user and
+	// ServiceAccount has) are exactly list/watch of the five resources.
+	base, err := kubectlCmd(ctx, "auth", "can-i", "--list", "--as", fmt.Sprintf("system:serviceaccount:%s:nobody", ns), "-n", ns).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl auth can-i --list as nobody: %v\n%s", err, base)
+	}
+	everyone := map[string]bool{}
+	for _, line := range strings.Split(string(base), "\n") {
+		everyone[strings.Join(strings.Fields(line), " ")] = true
+	}
+	var own []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		if everyone[strings.Join(strings.Fields(line), " ")] {
+			continue
+		}
+		f := strings.Fields(line)
+		if strings.HasPrefix(line, " ") || len(f) < 2 { // a non-resource URL
+			own = append(own, strings.Join(f, " "))
+			continue
+		}
+		own = append(own, f[0]+" "+line[strings.LastIndex(line, "["):])
+	}
+	slices.Sort(own)
+	wantOwn := []string{
+		"deployments.apps [list watch]",
+		"endpointslices.discovery.k8s.io [list watch]",
+		"httproutes.gateway.networking.k8s.io [list watch]",
+		"services [list watch]",
+		"virtualservices.networking.istio.io [list watch]",
+	}
+	if !slices.Equal(own, wantOwn) {
+		t.Errorf("the ServiceAccount's own rules %q, want %q", own, wantOwn)
+	}
+}
+
+// uninstall removes release and checks that nothing labelled with it is
+// left and its processes are gone.
+func uninstall(t *testing.T, release string) {
+	pods := servicePods(t, ns, release, len(mustPods(t, release)), 10*time.Second)
+	var pids []int
+	for _, p := range pods {
+		pid, err := harness.PodPID(ns, p.Name)
+		if err != nil {
+			t.Fatalf("PodPID %s: %v", p.Name, err)
+		}
+		pids = append(pids, pid)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if o := testbed.Run(t, ctx, env.Helm(ctx, "uninstall", release, "-n", ns, "--wait", "--timeout", "30s")); o.Code != 0 {
+		t.Errorf("helm uninstall --wait failed after %v: %s", time.Since(start).Round(time.Millisecond), o)
+	} else {
+		t.Logf("helm uninstall took %v", time.Since(start).Round(time.Millisecond))
+	}
+	returned := time.Now()
+	var objectsGone, procsGone time.Time
+	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release}
+	eventually(t, 30*time.Second, "nothing labelled app.kubernetes.io/instance="+release+" left and no processes", func() (bool, string) {
+		ctx := context.Background()
+		cs := env.Clientset
+		var left []string
+		add := func(kind string, n int, err error) {
+			if err != nil {
+				left = append(left, kind+": "+err.Error())
+			} else if n > 0 {
+				left = append(left, fmt.Sprintf("%d %s", n, kind))
+			}
+		}
+		d, err := cs.AppsV1().Deployments(ns).List(ctx, sel)
+		add("Deployments", len(d.Items), err)
+		rs, err := cs.AppsV1().ReplicaSets(ns).List(ctx, sel)
+		add("ReplicaSets", len(rs.Items), err)
+		p, err := cs.CoreV1().Pods(ns).List(ctx, sel)
+		add("Pods", len(p.Items), err)
+		s, err := cs.CoreV1().Services(ns).List(ctx, sel)
+		add("Services", len(s.Items), err)
+		sa, err := cs.CoreV1().ServiceAccounts(ns).List(ctx, sel)
+		add("ServiceAccounts", len(sa.Items), err)
+		r, err := cs.RbacV1().Roles(ns).List(ctx, sel)
+		add("Roles", len(r.Items), err)
+		rb, err := cs.RbacV1().RoleBindings(ns).List(ctx, sel)
+		add("RoleBindings", len(rb.Items), err)
+		pvc, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, sel)
+		add("PersistentVolumeClaims", len(pvc.Items), err)
+		for _, o := range pvc.Items {
+			left = append(left, fmt.Sprintf("PVC %s (phase %s, finalizers %v, deleting %v)", o.Name, o.Status.Phase, o.Finalizers, o.DeletionTimestamp != nil))
+		}
+		for _, o := range p.Items {
+			left = append(left, fmt.Sprintf("Pod %s (finalizers %v, deleting %v)", o.Name, o.Finalizers, o.DeletionTimestamp != nil))
+		}
+		objects := len(left) == 0
+		if objects && objectsGone.IsZero() {
+			objectsGone = time.Now()
+		}
+		procs := 0
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				left = append(left, fmt.Sprintf("process %d", pid))
+				procs++
+			}
+		}
+		if procs == 0 && procsGone.IsZero() {
+			procsGone = time.Now()
+		}
+		return len(left) == 0, strings.Join(left, ", ")
+	})
+	t.Logf("after helm uninstall returned: objects gone in %v, processes gone in %v",
+		objectsGone.Sub(returned).Round(time.Millisecond), procsGone.Sub(returned).Round(time.Millisecond))
+}
+
+// mustPods lists the Pods of release.
+func mustPods(t testing.TB, release string) []corev1.Pod {
+	t.Helper()
+	l, err := env.Clientset.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+// testRedis installs the service with a Redis ledger and 2 replicas.
+func testRedis(t *testing.T, assigned90 map[string]string) {
+	srv := redistest.Start(t)
+	if err := harness.ForwardLoopback(srv.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	const rel = "abnr"
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if o := testbed.Run(t, ctx, env.Helm(ctx, "install", rel, abnChart, "-n", ns, "--set", "ledger.bolt.enabled=false",
+		"--set", "ledger.redis.address="+srv.Addr(), "--set", "replicas=2", "--wait", "--timeout", "60s")); o.Code != 0 {
+		dumpPods(t, rel)
+		t.Fatalf("want success: %s", o)
+	}
+	pods := servicePods(t, ns, rel, 2, 30*time.Second)
+	t.Logf("2 replicas installed and ready in %v", time.Since(start).Round(time.Millisecond))
+	addrs := []string{podAddress(t, pods[0]), podAddress(t, pods[1])}
+
+	if !t.Run("same-versions", func(t *testing.T) {
+		var got [2]map[string]string
+		for i, a := range addrs {
+			c := newClient(t, a, app)
+			var problems []string
+			got[i], problems = lookupAll(c, users(nUsers))
+			_ = c.Close(context.Background())
+			if len(problems) > 0 {
+				t.Fatalf("lookups from replica %s: %s", a, firstFew(problems))
+			}
+		}
+		var diff []string
+		for u, v := range got[0] {
+			if got[1][u] != v || (assigned90 != nil && assigned90[u] != v) {
+				diff = append(diff, fmt.Sprintf("%s: %s / %s (bbolt service: %s)", u, v, got[1][u], assigned90[u]))
+			}
+		}
+		if len(diff) > 0 {
+			t.Errorf("users with different versions from the two replicas (or the earlier service): %s", firstFew(diff))
+		}
+	}) {
+		return
+	}
+
+	t.Run("metrics-exact", func(t *testing.T) {
+		exactWrites(t, addrs, "exact-redis")
+	})
+
+	t.Run("redis-crash", func(t *testing.T) {
+		const nc = 8
+		clients := make([]*client.Client, nc)
+		for i := range clients {
+			clients[i] = newClient(t, addrs[i%2], app)
+		}
+		stop := make(chan struct{})
+		counts := make([]int, nc)
+		errs := make([]error, nc)
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() { counts[i], errs[i] = stream(c, "crash", fmt.Sprintf("c%d", i), stop) })
+		}
+		sent := func() uint64 {
+			var n uint64
+			for _, c := range clients {
+				n += c.Stats().Sent
+			}
+			return n
+		}
+		eventually(t, 30*time.Second, "values acknowledged before Redis is killed", func() (bool, string) {
+			return sent() >= 1000, fmt.Sprintf("%d sent", sent())
+		})
+		srv.Kill()
+		killed := time.Now()
+		// Redis stays down until the clients see the service refuse
+		// their writes, so that the crash is felt.
+		eventually(t, 30*time.Second, "a client's write refused while Redis is down", func() (bool, string) {
+			for _, c := range clients {
+				if c.Stats().LastError != nil {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d sent, no error", sent())
+		})
+		var unready []string
+		for _, p := range mustPods(t, rel) {
+			if !podReady(&p) {
+				unready = append(unready, p.Name)
+			}
+		}
+		t.Logf("while Redis is down (%v): replicas unready: %v", time.Since(killed).Round(time.Millisecond), unready)
+		srv.Restart()
+		t.Logf("Redis killed and restarted in %v", time.Since(killed).Round(time.Millisecond))
+		atRestart := sent()
+		eventually(t, 60*time.Second, "values acknowledged after Redis restarted", func() (bool, string) {
+			return sent() >= atRestart+1000, fmt.Sprintf("%d sent (%d at the restart)", sent(), atRestart)
+		})
+		t.Logf("Redis restart → writes acknowledged again: %v", time.Since(killed).Round(time.Millisecond))
+		close(stop)
+		wg.Wait()
+		var seen []string
+		for i, c := range clients {
+			if e := c.Stats().LastError; e != nil {
+				seen = append(seen, fmt.Sprintf("client %d: %v", i, e))
+			}
+		}
+		t.Logf("errors the clients retried through: %s", firstFew(seen))
+		written := 0
+		for i, c := range clients {
+			if errs[i] != nil {
+				t.Errorf("client %d: %v", i, errs[i])
+			}
+			written += counts[i]
+			closeClient(t, c, counts[i])
+		}
+		// Both replicas ready again (their readiness may have flapped).
+		servicePods(t, ns, rel, 2, 30*time.Second)
+		for _, a := range addrs {
+			got := transactions(summary(t, a, app), "crash")
+			if n := totalCount(got); n != int64(written) {
+				t.Errorf("summary from %s of %q after the Redis crash: count %d (%v), want %d written and acknowledged", a, "crash", n, got, written)
+			}
+		}
+	})
+
+	t.Run("uninstall", func(t *testing.T) {
+		uninstall(t, rel)
+	})
+}
+
+// dumpPods logs the status and output of release's Pods.
+func dumpPods(t testing.TB, release string) {
+	t.Helper()
+	for _, p := range mustPods(t, release) {
+		var cs []string
+		for _, c := range p.Status.ContainerStatuses {
+			cs = append(cs, fmt.Sprintf("ready=%v restarts=%d state=%+v last=%+v", c.Ready, c.RestartCount, c.State, c.LastTerminationState))
+		}
+		out, _ := harness.Log(p.Namespace, p.Name)
+		t.Logf("Pod %s: phase %s ip %s conditions %+v containers %v\noutput:\n%s", p.Name, p.Status.Phase, p.Status.PodIP, p.Status.Conditions, cs, out)
+	}
+}
