@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/iter8-tools/iter8/abn/client"
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
@@ -380,18 +381,24 @@ func rbacGolden(t *testing.T, release string) {
 	}
 }
 
-// uninstall removes release and checks that nothing labelled with it is
-// left and its processes are gone.
+// uninstall removes release and checks that its service Pods are seen
+// Terminating while their processes drain and gone only once those exited,
+// that helm uninstall --wait succeeds with the claims gone, and that
+// nothing labelled with the release is left and its processes are gone.
 func uninstall(t *testing.T, release string) {
 	pods := servicePods(t, ns, release, len(mustPods(t, release)), 10*time.Second)
 	var pids []int
+	pidOf := map[string]int{}
 	for _, p := range pods {
 		pid, err := harness.PodPID(ns, p.Name)
 		if err != nil {
 			t.Fatalf("PodPID %s: %v", p.Name, err)
 		}
 		pids = append(pids, pid)
+		pidOf[p.Name] = pid
 	}
+	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release}
+	watched := watchPodsEnd(t, release, pods, pidOf)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -399,10 +406,30 @@ func uninstall(t *testing.T, release string) {
 		t.Errorf("helm uninstall --wait failed after %v: %s", time.Since(start).Round(time.Millisecond), o)
 	} else {
 		t.Logf("helm uninstall took %v", time.Since(start).Round(time.Millisecond))
+		// --wait waited for the claims, which go once no Pod uses them.
+		if pvcs, err := env.Clientset.CoreV1().PersistentVolumeClaims(ns).List(ctx, sel); err != nil || len(pvcs.Items) > 0 {
+			t.Errorf("PersistentVolumeClaims of %s after helm uninstall --wait: %d, %v; want none", release, len(pvcs.Items), err)
+		}
 	}
 	returned := time.Now()
+	for _, p := range pods {
+		select {
+		case w := <-watched:
+			switch {
+			case !w.terminatingAlive || !w.goneExited:
+				t.Errorf("Pod %s: seen Terminating while its process ran: %v; gone once it had exited: %v (events: %s)",
+					w.name, w.terminatingAlive, w.goneExited, strings.Join(w.events, ", "))
+			case w.exit == nil || w.exit.ExitCode != 0:
+				// The drain (5s) ends well within the grace (StopGrace).
+				t.Errorf("Pod %s: last terminated state %+v; want exit 0 after the drain, not a kill", w.name, w.exit)
+			default:
+				t.Logf("Pod %s: Terminating for %v while its process drained, then exited 0 and gone", w.name, w.terminating.Round(time.Millisecond))
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("Pod %s: not seen gone", p.Name)
+		}
+	}
 	var objectsGone, procsGone time.Time
-	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release}
 	eventually(t, 30*time.Second, "nothing labelled app.kubernetes.io/instance="+release+" left and no processes", func() (bool, string) {
 		ctx := context.Background()
 		cs := env.Clientset
@@ -454,6 +481,78 @@ func uninstall(t *testing.T, release string) {
 	})
 	t.Logf("after helm uninstall returned: objects gone in %v, processes gone in %v",
 		objectsGone.Sub(returned).Round(time.Millisecond), procsGone.Sub(returned).Round(time.Millisecond))
+}
+
+// podEnd is what watchPodsEnd saw of a Pod's end.
+type podEnd struct {
+	name string
+	// terminatingAlive: the Pod was seen with a deletionTimestamp while its
+	// process ran; goneExited: the Pod was seen deleted after its process
+	// had exited.
+	terminatingAlive, goneExited bool
+	terminating                  time.Duration // from the first Terminating event to the deletion
+	// exit is the container's last terminated state the Pod showed.
+	exit   *corev1.ContainerStateTerminated
+	events []string
+}
+
+// watchPodsEnd watches pods of release (run by the harness, pids their processes)
+// until each is deleted, and sends what it saw of each.
+func watchPodsEnd(t *testing.T, release string, pods []corev1.Pod, pids map[string]int) <-chan podEnd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// From the current state (which comes as ADDED events) on.
+	w, err := env.Clientset.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0",
+		LabelSelector: "app.kubernetes.io/instance=" + release})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	alive := func(pid int) bool { return syscall.Kill(pid, 0) == nil }
+	out := make(chan podEnd, len(pods))
+	go func() {
+		defer cancel()
+		defer w.Stop()
+		ends := map[string]*podEnd{}
+		firstTerminating := map[string]time.Time{}
+		for _, p := range pods {
+			ends[p.Name] = &podEnd{name: p.Name}
+		}
+		for len(ends) > 0 {
+			ev, ok := <-w.ResultChan()
+			if !ok {
+				return
+			}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod {
+				continue
+			}
+			e := ends[p.Name]
+			if e == nil {
+				continue
+			}
+			pid := pids[p.Name]
+			if cs := p.Status.ContainerStatuses; len(cs) > 0 && cs[0].State.Terminated != nil {
+				e.exit = cs[0].State.Terminated
+			}
+			e.events = append(e.events, fmt.Sprintf("%s deleting=%v alive=%v", ev.Type, p.DeletionTimestamp != nil, alive(pid)))
+			switch {
+			case ev.Type == watch.Deleted:
+				e.goneExited = !alive(pid)
+				if at, ok := firstTerminating[p.Name]; ok {
+					e.terminating = time.Since(at)
+				}
+				out <- *e
+				delete(ends, p.Name)
+			case p.DeletionTimestamp != nil && alive(pid):
+				e.terminatingAlive = true
+				if _, ok := firstTerminating[p.Name]; !ok {
+					firstTerminating[p.Name] = time.Now()
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // mustPods lists the Pods of release.

@@ -85,22 +85,16 @@ func setup(e *testbed.Env) (func(), error) {
 		RunDeploymentPods: func(p *corev1.Pod) bool { return p.Labels["app.kubernetes.io/name"] == "abn" },
 		ProbePeriod:       100 * time.Millisecond,
 		RestartBackoff:    200 * time.Millisecond,
-		StopGrace:         5 * time.Second,
+		// Above the chart's 5s drain, so that a Pod's process exits of
+		// itself (the chart's grace period is 30s).
+		StopGrace: 10 * time.Second,
 	})
 	if err != nil {
 		return nil, err
 	}
-	pvcCtx, stopPVC := context.WithCancel(context.Background())
-	pvcDone := make(chan struct{})
-	go func() {
-		defer close(pvcDone)
-		protectClaims(pvcCtx, e.Clientset)
-	}()
-	return func() {
-		harness.Stop()
-		stopPVC()
-		<-pvcDone
-	}, nil
+	// The harness also plays the pvc-protection controller, so that the
+	// chart's claim goes once its Pod has.
+	return harness.Stop, nil
 }
 
 // installCRDs creates the Gateway API's standard channel and Istio's CRDs

@@ -22,21 +22,29 @@ package node
 //     them Running and Ready with a podIP from 10.244.0.0/16 (or
 //     Config.PodAddress) and hostIP NodeIP, or Running and not Ready while
 //     HoldUnready holds their Deployment; it finishes the deletion of a Pod
-//     marked for deletion, as there is no kubelet to confirm it;
+//     marked for deletion, as there is no kubelet to confirm it (a Pod that
+//     it runs is bound to NodeName, so that its deletion waits for its
+//     container to stop: see pods.go); Terminating Pods count as
+//     terminatingReplicas only, and Recreate waits for them to go;
 //   - the EndpointSlice controller: for every Service with a selector, slices
 //     (managed-by ManagedBy, owned by the Service) listing the matching Pods
 //     that have an address (loopback ones, such as Job Pods', are left out),
-//     ready as the Pod is, with the Service's ports resolved against each
+//     ready as the Pod is (Terminating ones serving as the Pod is ready,
+//     terminating and not ready), with the Service's ports resolved against each
 //     Pod's containers (one slice per distinct port set, as upstream);
 //   - the garbage collector, which the test bed lacks: ReplicaSets whose
 //     Deployment, Pods whose ReplicaSet and slices whose Service are gone are
-//     deleted, whatever propagation policy the owner was deleted with.
+//     deleted, whatever propagation policy the owner was deleted with;
+//   - the pvc-protection controller: a deleted PersistentVolumeClaim that no
+//     Pod uses loses its PVCProtection finalizer (releaseClaims).
 //
 // It does not: honour minReadySeconds, progressDeadlineSeconds, paused,
 // revisionHistoryLimit (old ReplicaSets stay, at 0), hash collisions
 // (collisionCount), orphan or foreground deletion, IPv6, or the 100
-// endpoints per slice limit; it binds no Pod to a Node (spec.nodeName stays
-// empty) and adopts no orphaned Pod or ReplicaSet.
+// endpoints per slice limit; it binds only the Pods it runs, to a node
+// NodeName of which there is no Node object (the faked Pods' spec.nodeName
+// stays empty, so that they go at once when deleted), and adopts no
+// orphaned Pod or ReplicaSet.
 //
 // Every change of a watched object queues its namespace, and one worker
 // brings the whole namespace to the wanted state from fresh reads of the API
@@ -78,6 +86,15 @@ const (
 	ManagedBy = "node-harness"
 	// NodeIP is the hostIP of the Pods whose kubelet the harness plays.
 	NodeIP = "10.244.0.1"
+	// NodeName is the spec.nodeName of the Pods that the harness runs
+	// (Config.RunDeploymentPods), so that the API server deletes them
+	// gracefully: they stay Terminating until their container has stopped.
+	// No Node object exists; the API server does not require one.
+	NodeName = "node-harness"
+	// PVCProtection is the finalizer that the API server's admission puts
+	// on every PersistentVolumeClaim; the harness removes it from a deleted
+	// claim that no Pod uses, as the pvc-protection controller does.
+	PVCProtection = "kubernetes.io/pvc-protection"
 
 	hashLabel          = appsv1.DefaultDeploymentUniqueLabelKey // pod-template-hash
 	revisionAnnotation = "deployment.kubernetes.io/revision"
@@ -142,6 +159,7 @@ func (h *Harness) startDeployments(ctx, startCtx context.Context) error {
 		dc.informers.Core().V1().Pods().Informer(),
 		dc.informers.Core().V1().Services().Informer(),
 		dc.informers.Discovery().V1().EndpointSlices().Informer(),
+		dc.informers.Core().V1().PersistentVolumeClaims().Informer(),
 	} {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return fmt.Errorf("node harness: %w", err)
@@ -256,13 +274,67 @@ func (h *Harness) syncNamespace(ctx context.Context, ns string) error {
 		}
 	}
 	h.reapRunners(ns, st.pods)
+	if err := h.releaseClaims(ctx, st); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// releaseClaims plays the pvc-protection controller: a deleted claim that
+// no Pod of the namespace uses (one not Succeeded or Failed, Terminating
+// ones included, whether the harness runs it or fakes it, nor one whose
+// container the harness is still stopping) loses the PVCProtection
+// finalizer, so that it goes.
+func (h *Harness) releaseClaims(ctx context.Context, st *nsState) error {
+	claims, err := h.client.CoreV1().PersistentVolumeClaims(st.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list PersistentVolumeClaims: %w", err)
+	}
+	used := map[string]bool{}
+	for _, p := range st.pods {
+		// A run Pod's volumes are in use until its runner has cleaned up.
+		if (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed) && !h.stopping(p.UID) {
+			continue
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				used[v.PersistentVolumeClaim.ClaimName] = true
+			}
+		}
+	}
+	var errs []error
+	for _, c := range claims.Items {
+		if c.DeletionTimestamp == nil || !slices.Contains(c.Finalizers, PVCProtection) || used[c.Name] {
+			continue
+		}
+		uid := c.UID
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := h.client.CoreV1().PersistentVolumeClaims(st.ns).Get(ctx, c.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cur.UID != uid || !slices.Contains(cur.Finalizers, PVCProtection) {
+				return nil
+			}
+			cur.Finalizers = slices.DeleteFunc(cur.Finalizers, func(f string) bool { return f == PVCProtection })
+			_, err = h.client.CoreV1().PersistentVolumeClaims(st.ns).Update(ctx, cur, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("PersistentVolumeClaim %s/%s: remove finalizer %s: %w", st.ns, c.Name, PVCProtection, err))
+			continue
+		}
+		h.logf("node: PersistentVolumeClaim %s/%s: no Pod uses it: finalizer %s removed", st.ns, c.Name, PVCProtection)
+	}
 	return errors.Join(errs...)
 }
 
 // collectGarbage deletes, in place of the garbage collector, ReplicaSets of
-// deleted Deployments, Pods of deleted ReplicaSets and EndpointSlices of
+// deleted Deployments, Pods of deleted ReplicaSets (gracefully: a run Pod
+// stays Terminating until its container stops) and EndpointSlices of
 // deleted Services; it also finishes the deletion of ReplicaSets' Pods
-// marked for deletion, as their kubelet would.
+// marked for deletion whose container the harness does not run or has
+// stopped, as their kubelet would.
 func (h *Harness) collectGarbage(ctx context.Context, st *nsState) error {
 	var errs []error
 	uids := map[types.UID]bool{}
@@ -290,18 +362,23 @@ func (h *Harness) collectGarbage(ctx context.Context, st *nsState) error {
 			continue
 		}
 		switch {
-		case !uids[ref.UID]:
-			h.logf("node: Pod %s/%s deleted: its ReplicaSet %s is gone", st.ns, pod.Name, ref.Name)
 		case pod.DeletionTimestamp != nil:
+			if h.stopping(pod.UID) {
+				continue // its runner deletes it once the container has stopped
+			}
+			if err := h.deletePod(ctx, pod, ptr(int64(0))); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			h.logf("node: Pod %s/%s deleted: it was marked for deletion", st.ns, pod.Name)
-		default:
-			continue
+			delete(st.pods, name)
+		case !uids[ref.UID]:
+			if err := h.deletePodGracefully(ctx, st, pod); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			h.logf("node: Pod %s/%s deleted: its ReplicaSet %s is gone", st.ns, pod.Name, ref.Name)
 		}
-		if err := h.deleteObject(ctx, "Pod", st.ns, pod.Name, pod.UID); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(st.pods, name)
 	}
 	for _, svc := range st.svcs {
 		uids[svc.UID] = true
@@ -321,8 +398,44 @@ func (h *Harness) collectGarbage(ctx context.Context, st *nsState) error {
 	return errors.Join(errs...)
 }
 
+// deletePodGracefully deletes the Pod as a controller does, with its own
+// grace period: a Pod bound to NodeName (one the harness runs) becomes
+// Terminating, and st keeps it so, for its container to be stopped; any
+// other goes at once, as the API server deletes unbound Pods.
+func (h *Harness) deletePodGracefully(ctx context.Context, st *nsState, pod *corev1.Pod) error {
+	if err := h.deletePod(ctx, pod, nil); err != nil {
+		return err
+	}
+	if pod.Spec.NodeName == "" {
+		delete(st.pods, pod.Name)
+		return nil
+	}
+	// What the API server has made of it, as the next read will show.
+	cp := pod.DeepCopy()
+	now := metav1.Now()
+	cp.DeletionTimestamp = &now
+	cp.DeletionGracePeriodSeconds = pod.Spec.TerminationGracePeriodSeconds
+	if cp.DeletionGracePeriodSeconds == nil {
+		cp.DeletionGracePeriodSeconds = ptr(int64(corev1.DefaultTerminationGracePeriodSeconds))
+	}
+	st.pods[pod.Name] = cp
+	return nil
+}
+
+// deletePod deletes the Pod if it still has its UID, with the given grace
+// period (nil: the Pod's own).
+func (h *Harness) deletePod(ctx context.Context, pod *corev1.Pod, grace *int64) error {
+	err := h.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &pod.UID}, GracePeriodSeconds: grace})
+	// Gone already, or replaced by a new object of the same name.
+	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return fmt.Errorf("delete Pod %s/%s: %w", pod.Namespace, pod.Name, err)
+}
+
 // deleteObject deletes the object of kind namespace/name if it still has
-// the given UID; Pods go at once, as there is no kubelet to wait for.
+// the given UID.
 func (h *Harness) deleteObject(ctx context.Context, kind, namespace, name string, uid types.UID) error {
 	opts := metav1.DeleteOptions{
 		Preconditions:     &metav1.Preconditions{UID: &uid},
@@ -330,9 +443,6 @@ func (h *Harness) deleteObject(ctx context.Context, kind, namespace, name string
 	}
 	var err error
 	switch kind {
-	case "Pod":
-		opts.GracePeriodSeconds = ptr(int64(0))
-		err = h.client.CoreV1().Pods(namespace).Delete(ctx, name, opts)
 	case "ReplicaSet":
 		err = h.client.AppsV1().ReplicaSets(namespace).Delete(ctx, name, opts)
 	case "EndpointSlice":
@@ -373,8 +483,10 @@ func (h *Harness) syncDeployment(ctx context.Context, st *nsState, d *appsv1.Dep
 	desired := replicas(d.Spec.Replicas)
 	recreate := d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType
 	newTarget := desired
-	if recreate && oldActive > 0 {
-		newTarget = 0 // Recreate: the new Pods wait until the old ones are gone
+	if recreate && (oldActive > 0 || st.podsRunning(olds)) {
+		// Recreate: the new Pods wait until the old ones are gone, those
+		// Terminating included.
+		newTarget = 0
 	}
 
 	switch {
@@ -426,6 +538,22 @@ func (h *Harness) syncDeployment(ctx context.Context, st *nsState, d *appsv1.Dep
 		st.rss[updated.Name] = updated
 	}
 	return nil
+}
+
+// podsRunning says whether a Pod of the ReplicaSets, Terminating ones
+// included, is neither Succeeded nor Failed.
+func (st *nsState) podsRunning(rss []*appsv1.ReplicaSet) bool {
+	uids := map[types.UID]bool{}
+	for _, rs := range rss {
+		uids[rs.UID] = true
+	}
+	for _, p := range st.pods {
+		if ref := metav1.GetControllerOf(p); ref != nil && uids[ref.UID] &&
+			p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			return true
+		}
+	}
+	return false
 }
 
 // replicaSetsOf returns the Deployment's ReplicaSet for its current
@@ -544,15 +672,16 @@ func (h *Harness) syncReplicaSet(ctx context.Context, st *nsState, rs *appsv1.Re
 			}
 			return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
 		})
+		deleted := map[types.UID]bool{}
 		for _, pod := range active[:len(active)-desired] {
-			if err := h.deleteObject(ctx, "Pod", pod.Namespace, pod.Name, pod.UID); err != nil {
+			if err := h.deletePodGracefully(ctx, st, pod); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			h.logf("node: ReplicaSet %s/%s: Pod %s deleted", rs.Namespace, rs.Name, pod.Name)
-			delete(st.pods, pod.Name)
+			deleted[pod.UID] = true
 		}
-		active = slices.DeleteFunc(active, func(p *corev1.Pod) bool { _, ok := st.pods[p.Name]; return !ok })
+		active = slices.DeleteFunc(active, func(p *corev1.Pod) bool { return deleted[p.UID] })
 	}
 	for i, pod := range active {
 		if h.runsPod(pod) {
@@ -568,10 +697,17 @@ func (h *Harness) syncReplicaSet(ctx context.Context, st *nsState, rs *appsv1.Re
 		st.pods[updated.Name] = updated
 	}
 
+	// As the ReplicaSet controller, Terminating Pods count only as such.
 	status := appsv1.ReplicaSetStatus{
 		Replicas:            int32(len(active)),
 		ObservedGeneration:  rs.Generation,
-		TerminatingReplicas: ptr(int32(0)), // deleted Pods go at once
+		TerminatingReplicas: ptr(int32(0)),
+	}
+	for _, pod := range st.pods {
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.UID == rs.UID && pod.DeletionTimestamp != nil &&
+			pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			*status.TerminatingReplicas++
+		}
 	}
 	tmplLabels := labels.SelectorFromSet(rs.Spec.Template.Labels)
 	for _, pod := range active {
@@ -621,6 +757,10 @@ func (h *Harness) createReplicaSetPod(ctx context.Context, rs *appsv1.ReplicaSet
 			}},
 		},
 		Spec: tmpl.Spec,
+	}
+	if h.runsPod(pod) {
+		// Bound, so that its deletion waits for its container to stop.
+		pod.Spec.NodeName = NodeName
 	}
 	created, err := h.client.CoreV1().Pods(rs.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
@@ -800,6 +940,9 @@ func (h *Harness) writeDeploymentStatus(ctx context.Context, st *nsState, d *app
 		s.Replicas += rs.Status.Replicas
 		s.ReadyReplicas += rs.Status.ReadyReplicas
 		s.AvailableReplicas += rs.Status.AvailableReplicas
+		if rs.Status.TerminatingReplicas != nil {
+			*s.TerminatingReplicas += *rs.Status.TerminatingReplicas
+		}
 	}
 	if newRS != nil {
 		s.UpdatedReplicas = newRS.Status.Replicas
@@ -901,7 +1044,7 @@ func (h *Harness) syncService(ctx context.Context, st *nsState, svc *corev1.Serv
 	for _, name := range sortedKeys(st.pods) {
 		pod := st.pods[name]
 		addr, err := netip.ParseAddr(pod.Status.PodIP)
-		if !sel.Matches(labels.Set(pod.Labels)) || pod.DeletionTimestamp != nil || err != nil || !addr.Is4() ||
+		if !sel.Matches(labels.Set(pod.Labels)) || err != nil || !addr.Is4() ||
 			addr.IsLoopback() || addr.IsLinkLocalUnicast() || addr.IsUnspecified() ||
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
@@ -911,10 +1054,15 @@ func (h *Harness) syncService(ctx context.Context, st *nsState, svc *corev1.Serv
 		if groups[key] == nil {
 			groups[key] = &discoveryv1.EndpointSlice{Ports: ports, Endpoints: []discoveryv1.Endpoint{}}
 		}
-		ready := podReady(pod) || svc.Spec.PublishNotReadyAddresses
+		// As the EndpointSlice controller: a Terminating Pod is listed,
+		// serving as its readiness says, terminating and never ready
+		// (unless the Service publishes unready addresses).
+		serving := podReady(pod) || svc.Spec.PublishNotReadyAddresses
+		terminating := pod.DeletionTimestamp != nil
+		ready := svc.Spec.PublishNotReadyAddresses || (serving && !terminating)
 		ep := discoveryv1.Endpoint{
 			Addresses:  []string{addr.String()},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr(ready), Serving: ptr(ready), Terminating: ptr(false)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr(ready), Serving: ptr(serving), Terminating: ptr(terminating)},
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		}
 		if pod.Spec.NodeName != "" {
@@ -1065,6 +1213,9 @@ func describeEndpoints(eps []discoveryv1.Endpoint) string {
 		state := "ready"
 		if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
 			state = "not ready"
+		}
+		if ep.Conditions.Terminating != nil && *ep.Conditions.Terminating {
+			state += " terminating"
 		}
 		parts = append(parts, strings.Join(ep.Addresses, "+")+" "+state)
 	}

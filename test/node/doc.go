@@ -11,8 +11,12 @@
 // Running and Ready at a fake address, their containers not run) and the
 // garbage collector of what they own, so that Helm's --wait and --atomic and
 // readiness checks of Deployments and Services behave as in a cluster;
-// HoldUnready keeps a Deployment's Pods unready. deployments.go says what
-// it does and does not do.
+// HoldUnready keeps a Deployment's Pods unready. It plays the pvc-protection
+// controller too: a deleted PersistentVolumeClaim loses its
+// kubernetes.io/pvc-protection finalizer (PVCProtection), and so goes, once
+// no Pod of the namespace uses it (none that is not Succeeded or Failed, and
+// none whose container the harness is still stopping). deployments.go says
+// what it does and does not do.
 //
 // With Config.RunDeploymentPods too, the chosen Deployment Pods' first
 // container really runs, as a Job's does (below), but in a network namespace
@@ -27,9 +31,17 @@
 // Deployment's ready and available replicas and the EndpointSlices; a
 // container without a probe is ready while it runs. An exited or killed
 // (KillPod) container is restarted after Config.RestartBackoff with
-// restartCount and lastState; a Pod that goes away is stopped with SIGTERM,
-// then SIGKILL after its grace period (capped by Config.StopGrace), and its
-// namespace and veth pair are removed, as they are on Stop. PodAddress and
+// restartCount and lastState. Such a Pod is bound to the node NodeName, so
+// that the API server deletes it gracefully: deleted (by a client, a scale
+// down or the garbage collection of its ReplicaSet) it stays Terminating
+// (deletionTimestamp set; not counted in the ReplicaSet's and Deployment's
+// replicas but in their terminatingReplicas; a terminating, unready
+// endpoint) while its process gets SIGTERM, then SIGKILL after
+// deletionGracePeriodSeconds (capped by Config.StopGrace); once the process
+// has exited its container is marked terminated (the Pod Succeeded or
+// Failed), its namespace and veth pair are removed and the Pod is deleted
+// with grace period 0, as a kubelet does. On Stop the processes are stopped
+// the same way but the Pods are left. PodAddress and
 // PodPID report a running Pod's address and process. Exec and grpc probes,
 // other volume kinds and init containers leave the container waiting
 // (CreateContainerConfigError) with a message; liveness and startup probes,

@@ -28,10 +28,15 @@ package node
 //     lastState terminated with the exit code (128+signal and the signal when
 //     killed), waiting CrashLoopBackOff for Config.RestartBackoff, doubled
 //     for quick consecutive exits;
-//   - when the Pod goes away (scaled down, deleted, its Deployment deleted)
-//     or the harness stops: SIGTERM to the process group, SIGKILL after the
-//     grace period (capped by Config.StopGrace), then the namespace, the veth
-//     pair and the emptyDirs are removed.
+//   - binds the Pod to NodeName when creating it, so that the API server
+//     deletes it gracefully; when it is Terminating (scaled down, deleted,
+//     its Deployment deleted): SIGTERM to the process group (the readiness
+//     probe goes on), SIGKILL after deletionGracePeriodSeconds (capped by
+//     Config.StopGrace), then the container's terminated status (the Pod
+//     Succeeded or Failed), the namespace, the veth pair and the emptyDirs
+//     removed, and the Pod deleted with grace period 0, as a kubelet does;
+//     when the Pod is gone at once (force deleted) or the harness stops,
+//     the same but for the status and the deletion.
 //
 // It does not run init containers or other containers than the first (they
 // are reported running and ready), liveness or startup probes, lifecycle
@@ -68,13 +73,17 @@ type podRunner struct {
 	h          *Harness
 	pod        *corev1.Pod // as first seen; a Pod's spec does not change
 	deployment string
-	ctx        context.Context
+	parent     context.Context // the harness's: status writes outlive ctx
+	ctx        context.Context // ends when the container is to stop
 	cancel     context.CancelFunc
 	done       chan struct{}
 	writeMu    sync.Mutex // orders status writes
+	final      bool       // the terminated status is written: no more writes (writeMu)
 
 	mu        sync.Mutex
 	stopped   bool
+	deleting  bool          // stopped because the Pod is Terminating: delete it once stopped
+	grace     time.Duration // from SIGTERM to SIGKILL
 	net       *podNet
 	proc      *os.Process
 	running   bool
@@ -111,7 +120,8 @@ func (h *Harness) ensureRunner(ctx context.Context, pod *corev1.Pod, deployment 
 		return
 	}
 	r = &podRunner{h: h, pod: pod.DeepCopy(), deployment: deployment, done: make(chan struct{}),
-		waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}, out: &lockedBuffer{}}
+		waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}, out: &lockedBuffer{},
+		parent: ctx, grace: h.podGrace(pod, nil)}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	h.mu.Lock()
 	h.runners[pod.UID] = r
@@ -125,21 +135,69 @@ func (h *Harness) ensureRunner(ctx context.Context, pod *corev1.Pod, deployment 
 	}()
 }
 
-// reapRunners stops the runners of namespace ns whose Pods are not in pods.
+// reapRunners stops the runners of namespace ns whose Pods are not in pods
+// or are Terminating (deletionTimestamp set): as a kubelet, SIGTERM, then
+// SIGKILL after the Pod's deletionGracePeriodSeconds (capped by
+// Config.StopGrace); a Terminating Pod's status then shows its container
+// terminated, and the Pod is deleted with grace period 0.
 func (h *Harness) reapRunners(ns string, pods map[string]*corev1.Pod) {
-	live := map[types.UID]bool{}
+	byUID := map[types.UID]*corev1.Pod{}
 	for _, p := range pods {
-		if p.DeletionTimestamp == nil {
-			live[p.UID] = true
-		}
+		byUID[p.UID] = p
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for uid, r := range h.runners {
-		if r.pod.Namespace == ns && !live[uid] && !r.isStopped() {
-			h.logf("node: Pod %s/%s is gone: stopping its container", ns, r.pod.Name)
-			r.stop()
+		if r.pod.Namespace != ns || r.isStopped() {
+			continue
 		}
+		switch p := byUID[uid]; {
+		case p == nil:
+			h.logf("node: Pod %s/%s is gone: stopping its container", ns, r.pod.Name)
+			r.stop(h.podGrace(r.pod, nil), false)
+		case p.DeletionTimestamp != nil:
+			grace := h.podGrace(p, p.DeletionGracePeriodSeconds)
+			h.logf("node: Pod %s/%s is Terminating: stopping its container (grace %v)", ns, r.pod.Name, grace)
+			r.stop(grace, true)
+		}
+	}
+}
+
+// podGrace is the time between SIGTERM and SIGKILL when the Pod stops: its
+// deletion's grace period if given, else its terminationGracePeriodSeconds
+// (default 30s), capped by Config.StopGrace.
+func (h *Harness) podGrace(pod *corev1.Pod, deletionGrace *int64) time.Duration {
+	grace := 30 * time.Second
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	if deletionGrace != nil {
+		grace = time.Duration(*deletionGrace) * time.Second
+	}
+	return max(0, min(grace, h.stopGrace()))
+}
+
+func (h *Harness) stopGrace() time.Duration {
+	if h.cfg.StopGrace > 0 {
+		return h.cfg.StopGrace
+	}
+	return 10 * time.Second
+}
+
+// stopping says whether the harness runs, or is still stopping, a container
+// for the Pod with this UID: the Pod is not to be deleted at once.
+func (h *Harness) stopping(uid types.UID) bool {
+	h.mu.Lock()
+	r, ok := h.runners[uid]
+	h.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
 	}
 }
 
@@ -149,11 +207,21 @@ func (r *podRunner) isStopped() bool {
 	return r.stopped
 }
 
-func (r *podRunner) stop() {
+// stop ends the container: SIGTERM now, SIGKILL after grace; deleting
+// makes the runner write the terminated status and delete the Pod after.
+func (r *podRunner) stop(grace time.Duration, deleting bool) {
 	r.mu.Lock()
 	r.stopped = true
+	r.deleting = deleting
+	r.grace = min(r.grace, grace)
 	r.mu.Unlock()
 	r.cancel()
+}
+
+func (r *podRunner) killDelay() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.grace
 }
 
 // runnerLocked returns the running runner of Pod namespace/name, else its
@@ -346,11 +414,9 @@ func (r *podRunner) runOnce() (time.Duration, error) {
 		return 0, err
 	}
 	defer func() { _ = os.RemoveAll(proc.dir) }()
-	stopGrace := h.cfg.StopGrace
-	if stopGrace <= 0 {
-		stopGrace = 10 * time.Second
-	}
-	proc.cmd.WaitDelay = min(proc.cmd.WaitDelay, stopGrace)
+	// The context's end sends SIGTERM (prepare); the group is killed after
+	// the grace period below, WaitDelay being a backstop.
+	proc.cmd.WaitDelay = min(proc.cmd.WaitDelay, h.stopGrace()) + time.Second
 	out := &lockedBuffer{}
 	proc.cmd.Stdout, proc.cmd.Stderr = out, out
 	if err := proc.cmd.Start(); err != nil {
@@ -365,13 +431,35 @@ func (r *podRunner) runOnce() (time.Duration, error) {
 	h.logf("node: Pod %s/%s: container started at %s (pid %d)", pod.Namespace, pod.Name, r.net.ip, proc.cmd.Process.Pid)
 	r.writeStatus()
 
-	probeCtx, stopProbe := context.WithCancel(ctx)
+	// As a kubelet's, the readiness probe goes on while the container
+	// handles SIGTERM.
+	probeCtx, stopProbe := context.WithCancel(r.parent)
 	probed := make(chan struct{})
 	go func() {
 		defer close(probed)
 		r.probe(probeCtx, c)
 	}()
+	exited, killed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(killed)
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+		}
+		grace := r.killDelay()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+			h.logf("node: Pod %s/%s: still running %v after SIGTERM: kill -9", pod.Namespace, pod.Name, grace)
+			_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}()
 	_ = proc.cmd.Wait()
+	close(exited)
+	<-killed
 	_ = syscall.Kill(-proc.cmd.Process.Pid, syscall.SIGKILL) // what it left behind
 	stopProbe()
 	<-probed
@@ -440,17 +528,80 @@ func (r *podRunner) output() string {
 }
 
 // cleanup kills what is left, removes the network namespace and the Pod's
-// emptyDirs, and marks the runner stopped.
+// emptyDirs, and marks the runner stopped; for a Terminating Pod it first
+// writes the container's terminated status and at last deletes the Pod
+// with grace period 0, as a kubelet does.
 func (r *podRunner) cleanup() {
 	r.mu.Lock()
 	r.stopped = true
-	pn := r.net
+	pn, deleting := r.net, r.deleting
 	r.mu.Unlock()
+	if deleting {
+		r.writeTerminated()
+	}
 	if pn != nil {
 		pn.teardown()
 	}
 	_ = os.RemoveAll(r.h.podDir(r.pod))
 	r.h.logf("node: Pod %s/%s: stopped and cleaned up", r.pod.Namespace, r.pod.Name)
+	if deleting && r.parent.Err() == nil {
+		err := r.h.deletePod(r.parent, r.pod, ptr(int64(0)))
+		if err != nil {
+			r.h.logf("node: %v", err)
+		} else {
+			r.h.logf("node: Pod %s/%s deleted: its container stopped", r.pod.Namespace, r.pod.Name)
+		}
+		if r.h.deploy != nil {
+			r.h.deploy.queue.Add(r.pod.Namespace)
+		}
+	}
+}
+
+// writeTerminated writes the status of a Terminating Pod whose container
+// has stopped: terminated (with its exit code, or ContainerStatusUnknown if
+// it never ran), not ready, and the Pod's phase Succeeded or Failed.
+func (r *podRunner) writeTerminated() {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if r.parent.Err() != nil || r.final {
+		return
+	}
+	r.final = true
+	r.mu.Lock()
+	c := r.pod.Spec.Containers[0]
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Started: ptr(false), RestartCount: r.restarts}
+	if r.last != nil {
+		cs.State.Terminated = r.last.DeepCopy()
+	} else {
+		cs.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "ContainerStatusUnknown",
+			Message:    "The container could not be located when the pod was deleted.  The container used to be Running",
+			FinishedAt: metav1.Now()}
+	}
+	ip := ""
+	if r.net != nil {
+		ip = r.net.ip
+	}
+	r.mu.Unlock()
+	err := r.h.updatePodStatus(r.parent, r.pod, func(s *corev1.PodStatus) {
+		setRunStatus(r.pod, s, ip, true, false, cs)
+		s.Phase = corev1.PodSucceeded
+		for i := range s.ContainerStatuses {
+			st := &s.ContainerStatuses[i]
+			if i > 0 {
+				st.Ready, st.Started = false, ptr(false)
+				st.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					Reason: "Completed", StartedAt: *s.StartTime, FinishedAt: metav1.Now()}}
+			}
+			if st.State.Terminated.ExitCode != 0 {
+				s.Phase = corev1.PodFailed
+			}
+		}
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		r.h.logf("node: %v", err)
+		return
+	}
+	r.h.logf("node: Pod %s/%s: container terminated (exit %d)", r.pod.Namespace, r.pod.Name, cs.State.Terminated.ExitCode)
 }
 
 // sleep waits d, or less if ctx ends first; it reports whether ctx is alive.
@@ -470,7 +621,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (r *podRunner) writeStatus() {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	if r.ctx.Err() != nil {
+	if r.parent.Err() != nil || r.final {
 		return
 	}
 	ready := r.wantReady()
@@ -497,7 +648,7 @@ func (r *podRunner) writeStatus() {
 	err := r.h.updatePodStatus(r.ctx, r.pod, func(s *corev1.PodStatus) {
 		setRunStatus(r.pod, s, ip, everRan, ready, cs)
 	})
-	if err != nil && !apierrors.IsNotFound(err) && r.ctx.Err() == nil {
+	if err != nil && !apierrors.IsNotFound(err) && r.parent.Err() == nil {
 		r.h.logf("node: %v", err)
 	}
 }

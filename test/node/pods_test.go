@@ -18,9 +18,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/iter8-tools/iter8/test/node"
 )
@@ -455,4 +458,195 @@ func TestForwardLoopback(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusOK && string(b) == "hello from the host\n", fmt.Sprintf("%d %q", resp.StatusCode, b), nil
 	})
+}
+
+// TestGracefulDeletion: a run Pod is bound to the harness's node, so that a
+// deleted one stays Terminating (listed as a terminating endpoint, not
+// counted by its ReplicaSet) while its process handles SIGTERM, then shows
+// its container terminated and is gone; scaling down likewise. A deleted
+// claim stays while a Pod uses it, and goes once none does.
+func TestGracefulDeletion(t *testing.T) {
+	const ns, app = "run-graceful", "graceful"
+	setupNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": restricted})
+	h := startRunHarness(t, ns) // StopGrace 3s
+	ctx := context.Background()
+	cs := env.Clientset
+	claim := app + "-data"
+	createClaim(t, ns, claim)
+	create(t, ns, webService(app))
+	d := serverDeployment(app, 2)
+	c := &d.Spec.Template.Spec.Containers[0]
+	c.Command = append(c.Command, "--drain", "1500ms")
+	create(t, ns, d)
+	pods := runningPods(t, ns, app, 2, false)
+	if err := os.WriteFile(filepath.Join(h.ClaimDir(ns, claim), "ready"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitRolledOut(t, ns, app)
+	for _, p := range pods {
+		if p.Spec.NodeName != node.NodeName {
+			t.Errorf("Pod %s: nodeName %q, want %q", p.Name, p.Spec.NodeName, node.NodeName)
+		}
+	}
+
+	// Deleting a Pod: Terminating while it drains, then its container
+	// terminated (exit 0, the SIGTERM handled), then gone.
+	victim := pods[0]
+	pid, err := h.PodPID(ns, victim.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector: "metadata.name=" + victim.Name, ResourceVersion: victim.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, victim.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the deleted Pod Terminating, its process handling SIGTERM", func(ctx context.Context) (bool, string, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, victim.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		log, _ := h.Log(ns, victim.Name)
+		s, err := serviceSlices(ctx, ns, app)
+		eps := terminatingEndpoints(s)
+		return p.DeletionTimestamp != nil && alive(pid) && strings.Contains(log, "SIGTERM") &&
+				slices.Equal(eps, []string{victim.Status.PodIP}),
+			fmt.Sprintf("deletionTimestamp %v, alive %v, terminating endpoints %v, log %q", p.DeletionTimestamp, alive(pid), eps, log), err
+	})
+	var final *corev1.Pod
+	deadline := time.After(10 * time.Second)
+	for gone := false; !gone; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch of the deleted Pod ended")
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				gone = true
+			case watch.Modified:
+				final = ev.Object.(*corev1.Pod)
+			}
+		case <-deadline:
+			t.Fatalf("the deleted Pod not gone in 10s; last seen %+v", final)
+		}
+	}
+	if alive(pid) || netnsExists(node.PodNetNS(victim.Status.PodIP)) {
+		t.Errorf("the deleted Pod is gone but its process (alive %v) or network namespace (%v) is left", alive(pid), netnsExists(node.PodNetNS(victim.Status.PodIP)))
+	}
+	if final == nil || len(final.Status.ContainerStatuses) == 0 || final.Status.ContainerStatuses[0].State.Terminated == nil ||
+		final.Status.ContainerStatuses[0].State.Terminated.ExitCode != 0 || final.Status.Phase != corev1.PodSucceeded || podIsReady(final) {
+		t.Errorf("the deleted Pod's last status %+v; want Succeeded, not ready, its container terminated with 0", final)
+	}
+	log, _ := h.Log(ns, victim.Name)
+	if !strings.Contains(log, "drained for 1.5s") {
+		t.Errorf("the deleted Pod's log %q; want its drain finished", log)
+	}
+	pods = runningPods(t, ns, app, 2, true)
+	waitRolledOut(t, ns, app)
+
+	// The claim, deleted, stays while the Pods use it.
+	if err := cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, claim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the claim Terminating", func(ctx context.Context) (bool, string, error) {
+		c, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		return c.DeletionTimestamp != nil && slices.Contains(c.Finalizers, node.PVCProtection), fmt.Sprintf("finalizers %v", c.Finalizers), nil
+	})
+
+	// Scaling to 0: both Pods Terminating while they drain, not counted as
+	// replicas, the claim still there; then the Pods, their processes and
+	// the claim gone.
+	pids := map[string]int{}
+	for _, p := range pods {
+		if pids[p.Name], err = h.PodPID(ns, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d = getDeployment(t, ns, app)
+	d.Spec.Replicas = ptr(int32(0))
+	if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "both Pods Terminating and draining, the Deployment at 0 replicas, the claim kept", func(ctx context.Context) (bool, string, error) {
+		ps, err := podsOf(ctx, ns, app)
+		if err != nil {
+			return false, "", err
+		}
+		ok := len(ps) == 2
+		var state []string
+		for _, p := range ps {
+			log, _ := h.Log(ns, p.Name)
+			if p.DeletionTimestamp == nil || !alive(pids[p.Name]) || !strings.Contains(log, "SIGTERM") {
+				ok = false
+			}
+			state = append(state, fmt.Sprintf("%s deleting %v alive %v", p.Name, p.DeletionTimestamp != nil, alive(pids[p.Name])))
+		}
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, app, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		_, claimErr := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
+		if claimErr != nil {
+			t.Fatalf("the claim went while its Pods are Terminating: %v", claimErr)
+		}
+		ok = ok && d.Status.ObservedGeneration == d.Generation && d.Status.Replicas == 0 &&
+			d.Status.ReadyReplicas == 0 && d.Status.AvailableReplicas == 0
+		return ok, strings.Join(state, "; ") + "; " + describe(d), nil
+	})
+	eventually(t, 15*time.Second, "no Pod, no process and no claim left", func(ctx context.Context) (bool, string, error) {
+		ps, err := podsOf(ctx, ns, app)
+		if err != nil {
+			return false, "", err
+		}
+		var state []string
+		for name, pid := range pids {
+			if alive(pid) {
+				state = append(state, name+" alive")
+			}
+		}
+		c, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			if len(ps) == 0 && !slices.Contains(c.Finalizers, node.PVCProtection) {
+				return false, "", fmt.Errorf("claim: finalizer removed but the claim is still there: %+v", c.ObjectMeta)
+			}
+			state = append(state, fmt.Sprintf("claim finalizers %v", c.Finalizers))
+		case !apierrors.IsNotFound(err):
+			return false, "", err
+		case len(ps) > 0:
+			t.Fatalf("the claim went while %d Pods are left", len(ps))
+		}
+		return len(ps) == 0 && len(state) == 0, fmt.Sprintf("%d Pods; %s", len(ps), strings.Join(state, ", ")), nil
+	})
+	d = getDeployment(t, ns, app)
+	if d.Status.TerminatingReplicas != nil && *d.Status.TerminatingReplicas != 0 {
+		eventually(t, 10*time.Second, "the Deployment with no terminating replicas", func(ctx context.Context) (bool, string, error) {
+			d := getDeployment(t, ns, app)
+			return *d.Status.TerminatingReplicas == 0, describe(d), nil
+		})
+	}
+}
+
+// terminatingEndpoints are the sorted addresses of the slices' endpoints
+// that are terminating, not ready.
+func terminatingEndpoints(list []discoveryv1.EndpointSlice) []string {
+	var out []string
+	for _, es := range list {
+		for _, ep := range es.Endpoints {
+			c := ep.Conditions
+			if c.Terminating != nil && *c.Terminating && (c.Ready == nil || !*c.Ready) {
+				out = append(out, ep.Addresses...)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

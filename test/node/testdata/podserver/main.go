@@ -2,7 +2,7 @@
 // Deployments' Pods that it runs. It records each start as a line (its
 // hostname) in <data>/starts, writes <scratch>/hello, serves /readyz (200
 // once <data>/ready exists, 503 before) and /info (JSON: what it sees of its
-// Pod), and exits 0 on SIGTERM.
+// Pod), and exits 0 on SIGTERM (after --drain).
 package main
 
 import (
@@ -29,6 +29,7 @@ func main() {
 	addr := flag.String("http-address", ":8080", "address to serve on")
 	data := flag.String("data", "/data", "the persistent volume")
 	scratch := flag.String("scratch", "/scratch", "the emptyDir volume")
+	drain := flag.Duration("drain", 0, "how long to go on serving after SIGTERM before exiting 0")
 	flag.Parse()
 	host, _ := os.Hostname()
 	name := os.Getenv("HOSTNAME")
@@ -90,6 +91,10 @@ func main() {
 		signal.Notify(sig, syscall.SIGTERM)
 		<-sig
 		log.Print("SIGTERM")
+		if *drain > 0 {
+			time.Sleep(*drain)
+			log.Printf("drained for %v", *drain)
+		}
 		os.Exit(0)
 	}()
 	log.Fatal(srv.Serve(l))
