@@ -25,139 +25,160 @@ type Scale struct{ Users int }
 
 // Run checks an implementation against the model.
 func Run(t *testing.T, storage Storage, scale Scale) {
-	opts := ledger.Options{BucketWidth: time.Minute}
-	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	su := &suite{storage: storage, scale: scale, opts: ledger.Options{BucketWidth: time.Minute},
+		t0: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	t.Run("an application with nothing recorded has no versions", su.empty)
+	t.Run("summaries equal the model's", su.model)
+	t.Run("a write retried with its ID counts once", su.retried)
+	t.Run("a batch with an invalid write stores nothing", su.refusedBatch)
+	t.Run("what was acknowledged survives reopening", su.reopened)
+	t.Run("concurrent writers: counts and sums exact", su.concurrent)
+}
 
-	open := func(t *testing.T) ledger.Ledger {
-		t.Helper()
-		l, err := storage(t, opts)()
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		t.Cleanup(func() { _ = l.Close() })
-		return l
+// suite holds what every case of Run shares.
+type suite struct {
+	storage Storage
+	scale   Scale
+	opts    ledger.Options
+	t0      time.Time
+}
+
+// open opens fresh storage for one case, closed when the case ends.
+func (su *suite) open(t *testing.T) ledger.Ledger {
+	t.Helper()
+	l, err := su.storage(t, su.opts)()
+	if err != nil {
+		t.Fatalf("open: %v", err)
 	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
 
-	t.Run("an application with nothing recorded has no versions", func(t *testing.T) {
-		l := open(t)
-		s, err := l.Summary(context.Background(), "default/nothing")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.App != "default/nothing" || len(s.Versions) != 0 || s.BucketWidth != opts.BucketWidth {
-			t.Errorf("summary = %+v, want app default/nothing, no versions, bucket width %v", s, opts.BucketWidth)
-		}
-	})
+// empty: an application with nothing recorded has no versions.
+func (su *suite) empty(t *testing.T) {
+	l := su.open(t)
+	s, err := l.Summary(context.Background(), "default/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.App != "default/nothing" || len(s.Versions) != 0 || s.BucketWidth != su.opts.BucketWidth {
+		t.Errorf("summary = %+v, want app default/nothing, no versions, bucket width %v", s, su.opts.BucketWidth)
+	}
+}
 
-	t.Run("summaries equal the model's", func(t *testing.T) {
-		l, m := open(t), NewModel(opts)
-		exposures := []ledger.Exposure{
-			{App: "ns/shop", Version: "v1", User: "ann", At: t0},
-			{App: "ns/shop", Version: "v1", User: "bob", At: t0.Add(90 * time.Second)},
-			{App: "ns/shop", Version: "v2", User: "cid", At: t0.Add(30 * time.Second)},
-			{App: "ns/shop", Version: "v1", User: "ann", At: t0.Add(5 * time.Minute)}, // seen: stays in her first cohort
-		}
-		writes := []ledger.Write{
-			{ID: "1", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 20, At: t0.Add(10 * time.Second)},
-			{ID: "2", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 5, At: t0.Add(3 * time.Minute)},
-			{ID: "3", App: "ns/shop", Version: "v1", User: "bob", Metric: "revenue", Value: -7.5, At: t0.Add(2 * time.Minute)},
-			{ID: "4", App: "ns/shop", Version: "v1", User: "bob", Metric: "clicks", Value: 1, At: t0.Add(2 * time.Minute)},
-			{ID: "5", App: "ns/shop", Version: "v2", User: "cid", Metric: "revenue", Value: 0, At: t0.Add(time.Minute)},
-			// not exposed before: exposed in the bucket of this write
-			{ID: "6", App: "ns/shop", Version: "v2", User: "dee", Metric: "revenue", Value: 1e9, At: t0.Add(4 * time.Minute)},
-			{ID: "7", App: "ns/other", Version: "v1", User: "ann", Metric: "revenue", Value: 3, At: t0},
-		}
-		apply(t, l, m, exposures, writes)
-		same(t, l, m, "ns/shop", "ns/other")
-	})
+// model: summaries equal the model's.
+func (su *suite) model(t *testing.T) {
+	l, m := su.open(t), NewModel(su.opts)
+	exposures := []ledger.Exposure{
+		{App: "ns/shop", Version: "v1", User: "ann", At: su.t0},
+		{App: "ns/shop", Version: "v1", User: "bob", At: su.t0.Add(90 * time.Second)},
+		{App: "ns/shop", Version: "v2", User: "cid", At: su.t0.Add(30 * time.Second)},
+		{App: "ns/shop", Version: "v1", User: "ann", At: su.t0.Add(5 * time.Minute)}, // seen: stays in her first cohort
+	}
+	writes := []ledger.Write{
+		{ID: "1", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 20, At: su.t0.Add(10 * time.Second)},
+		{ID: "2", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 5, At: su.t0.Add(3 * time.Minute)},
+		{ID: "3", App: "ns/shop", Version: "v1", User: "bob", Metric: "revenue", Value: -7.5, At: su.t0.Add(2 * time.Minute)},
+		{ID: "4", App: "ns/shop", Version: "v1", User: "bob", Metric: "clicks", Value: 1, At: su.t0.Add(2 * time.Minute)},
+		{ID: "5", App: "ns/shop", Version: "v2", User: "cid", Metric: "revenue", Value: 0, At: su.t0.Add(time.Minute)},
+		// not exposed before: exposed in the bucket of this write
+		{ID: "6", App: "ns/shop", Version: "v2", User: "dee", Metric: "revenue", Value: 1e9, At: su.t0.Add(4 * time.Minute)},
+		{ID: "7", App: "ns/other", Version: "v1", User: "ann", Metric: "revenue", Value: 3, At: su.t0},
+	}
+	apply(t, l, m, exposures, writes)
+	same(t, l, m, "ns/shop", "ns/other")
+}
 
-	t.Run("a write retried with its ID counts once", func(t *testing.T) {
-		l, m := open(t), NewModel(opts)
-		w := ledger.Write{ID: "same", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: t0}
-		apply(t, l, m, nil, []ledger.Write{w, w})
-		apply(t, l, m, nil, []ledger.Write{w})
-		same(t, l, m, "ns/shop")
-		s, _ := l.Summary(context.Background(), "ns/shop")
-		if got := s.Versions["v1"].Metrics["revenue"].Transactions.Count; got != 1 {
-			t.Errorf("count after three tries of one write = %d, want 1", got)
-		}
-	})
+// retried: a write retried with its ID counts once.
+func (su *suite) retried(t *testing.T) {
+	l, m := su.open(t), NewModel(su.opts)
+	w := ledger.Write{ID: "same", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0}
+	apply(t, l, m, nil, []ledger.Write{w, w})
+	apply(t, l, m, nil, []ledger.Write{w})
+	same(t, l, m, "ns/shop")
+	s, _ := l.Summary(context.Background(), "ns/shop")
+	if got := s.Versions["v1"].Metrics["revenue"].Transactions.Count; got != 1 {
+		t.Errorf("count after three tries of one write = %d, want 1", got)
+	}
+}
 
-	t.Run("a batch with an invalid write stores nothing", func(t *testing.T) {
-		l := open(t)
-		good := ledger.Write{ID: "g", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: t0}
-		bad := good
-		bad.ID, bad.Metric = "b", "no spaces"
-		err := l.Record(context.Background(), []ledger.Write{good, bad})
-		var fe *ledger.FieldError
-		if !errors.As(err, &fe) || fe.Field != "metric" {
-			t.Fatalf("Record = %v, want a FieldError on metric", err)
-		}
-		s, err := l.Summary(context.Background(), "ns/shop")
-		if err != nil || len(s.Versions) != 0 {
-			t.Errorf("after a refused batch: %+v, %v; want nothing stored", s.Versions, err)
-		}
-	})
+// refusedBatch: a batch with an invalid write stores nothing.
+func (su *suite) refusedBatch(t *testing.T) {
+	l := su.open(t)
+	good := ledger.Write{ID: "g", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0}
+	bad := good
+	bad.ID, bad.Metric = "b", "no spaces"
+	err := l.Record(context.Background(), []ledger.Write{good, bad})
+	var fe *ledger.FieldError
+	if !errors.As(err, &fe) || fe.Field != "metric" {
+		t.Fatalf("Record = %v, want a FieldError on metric", err)
+	}
+	s, err := l.Summary(context.Background(), "ns/shop")
+	if err != nil || len(s.Versions) != 0 {
+		t.Errorf("after a refused batch: %+v, %v; want nothing stored", s.Versions, err)
+	}
+}
 
-	t.Run("what was acknowledged survives reopening", func(t *testing.T) {
-		openAgain := storage(t, opts)
-		l, err := openAgain()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := NewModel(opts)
-		apply(t, l, m, []ledger.Exposure{{App: "ns/a", Version: "v1", User: "u", At: t0}},
-			[]ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: t0}})
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l, err = openAgain()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = l.Close() })
-		same(t, l, m, "ns/a")
-		// The ID is remembered across reopening too.
-		apply(t, l, m, nil, []ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: t0}})
-		same(t, l, m, "ns/a")
-	})
+// reopened: what was acknowledged survives reopening.
+func (su *suite) reopened(t *testing.T) {
+	openAgain := su.storage(t, su.opts)
+	l, err := openAgain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewModel(su.opts)
+	apply(t, l, m, []ledger.Exposure{{App: "ns/a", Version: "v1", User: "u", At: su.t0}},
+		[]ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: su.t0}})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = openAgain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	same(t, l, m, "ns/a")
+	// The ID is remembered across reopening too.
+	apply(t, l, m, nil, []ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: su.t0}})
+	same(t, l, m, "ns/a")
+}
 
-	t.Run("concurrent writers: counts and sums exact", func(t *testing.T) {
-		l, m := open(t), NewModel(opts)
-		const writers, perUser = 8, 10
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		for g := range writers {
-			wg.Go(func() {
-				var batch []ledger.Write
-				for u := g; u < scale.Users; u += writers {
-					for k := range perUser {
-						batch = append(batch, ledger.Write{
-							ID: fmt.Sprintf("u%d-%d", u, k), App: "ns/shop", Version: fmt.Sprintf("v%d", u%3),
-							User: fmt.Sprintf("user-%d", u), Metric: "revenue", Value: float64(u%7 + k),
-							At: t0.Add(time.Duration(u*perUser+k) * time.Second),
-						})
-					}
-					if len(batch) >= 50 {
-						if err := record(l, m, batch); err != nil {
-							errs <- err
-							return
-						}
-						batch = nil
-					}
+// concurrent: concurrent writers: counts and sums exact.
+func (su *suite) concurrent(t *testing.T) {
+	l, m := su.open(t), NewModel(su.opts)
+	const writers, perUser = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for g := range writers {
+		wg.Go(func() {
+			var batch []ledger.Write
+			for u := g; u < su.scale.Users; u += writers {
+				for k := range perUser {
+					batch = append(batch, ledger.Write{
+						ID: fmt.Sprintf("u%d-%d", u, k), App: "ns/shop", Version: fmt.Sprintf("v%d", u%3),
+						User: fmt.Sprintf("user-%d", u), Metric: "revenue", Value: float64(u%7 + k),
+						At: su.t0.Add(time.Duration(u*perUser+k) * time.Second),
+					})
 				}
-				if err := record(l, m, batch); err != nil {
-					errs <- err
+				if len(batch) >= 50 {
+					if err := record(l, m, batch); err != nil {
+						errs <- err
+						return
+					}
+					batch = nil
 				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
-		same(t, l, m, "ns/shop")
-	})
+			}
+			if err := record(l, m, batch); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	same(t, l, m, "ns/shop")
 }
 
 func record(l ledger.Ledger, m *Model, writes []ledger.Write) error {
