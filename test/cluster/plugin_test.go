@@ -50,7 +50,8 @@ func command(t testing.TB, extra []string, name string, args ...string) outcome 
 }
 
 // checkoutCopy copies what the plugin needs of this checkout (the module,
-// plugin.yaml and its install hook) into a fresh folder, as a user's clone.
+// the A/B/n SDK's module that go.mod replaces with ./abn, plugin.yaml and
+// its install hook) into a fresh folder, as a user's clone.
 func checkoutCopy(t *testing.T) string {
 	t.Helper()
 	root, err := testbed.RepoRoot()
@@ -58,7 +59,7 @@ func checkoutCopy(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "iter8")
-	for _, dir := range []string{"cmd", "pkg", "charts", "scripts"} {
+	for _, dir := range []string{"cmd", "pkg", "charts", "scripts", "abn"} {
 		if err := os.CopyFS(filepath.Join(dst, dir), os.DirFS(filepath.Join(root, dir))); err != nil {
 			t.Fatal(err)
 		}
