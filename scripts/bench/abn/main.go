@@ -7,6 +7,11 @@
 // It starts the service in this process on 127.0.0.1 (apps from a fixed
 // table, so no cluster is needed) and Redis from Debian's redis-server
 // (skipped with a note when it is missing). Run with `make bench-abn`.
+// To measure the service apart from its client, run it with -serve pinned
+// to one core and the Lookup runs with -target pinned to the other:
+//
+//	taskset -c 0 go run ./scripts/bench/abn -serve        # prints the address
+//	taskset -c 1 go run ./scripts/bench/abn -target ADDR
 package main
 
 import (
@@ -19,11 +24,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -41,11 +48,50 @@ import (
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each throughput and latency run")
+	serveOnly := flag.Bool("serve", false, "only serve (print the gRPC address, run until interrupted), for a client in another process")
+	target := flag.String("target", "", "only measure Lookup against a service at this gRPC address (one started with -serve)")
+	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
 	flag.Parse()
-	if err := run(*duration); err != nil {
+	var err error
+	switch {
+	case *serveOnly:
+		err = serveUntilInterrupted()
+	case *target != "":
+		if err = lookupThroughput(*target, *clients, *duration); err == nil {
+			err = lookupOpenLoop(*target, 20000, *duration)
+		}
+	default:
+		err = run(*duration)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench abn:", err)
 		os.Exit(1)
 	}
+}
+
+// serveUntilInterrupted runs the service on bbolt in a temporary folder,
+// so that it can be pinned to cores apart from the client (taskset).
+func serveUntilInterrupted() error {
+	dir, err := os.MkdirTemp("", "iter8-bench-abn-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l, err := boltledger.Open(filepath.Join(dir, "abn.db"), ledger.Options{})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	s, err := serve(l)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	fmt.Println(s.target)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return nil
 }
 
 var shop = apps.Static{"bench/shop": {Namespace: "bench", Name: "shop", Versions: []apps.Version{
