@@ -31,6 +31,10 @@ type Ledger interface {
 	// Summary reads the running summaries of one application; an
 	// application with nothing recorded has no versions.
 	Summary(ctx context.Context, app string) (Summary, error)
+	// Forget removes every application whose last write or exposure was
+	// recorded before the time given, and returns their names: the
+	// service's retention. Nothing expires unless Forget is called.
+	Forget(ctx context.Context, before time.Time) ([]string, error)
 	// Check says whether the ledger can store writes now (readiness).
 	Check(ctx context.Context) error
 	// Close releases the ledger's files or connections.

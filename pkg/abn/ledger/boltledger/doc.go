@@ -20,6 +20,7 @@
 //	meta/                      format → "1"; check → time of the last Check
 //	ids/<app>\x00<id>          → recorded at (8 bytes, Unix ns)
 //	idtimes/<at><app>\x00<id>  → "" (the same IDs in the order they were recorded)
+//	apps/<app>/\x00touched     → when a write or exposure was last recorded (Forget)
 //	apps/<app>/<version>/
 //	    exposed                → users exposed to the version (int64)
 //	    users/<user>           → the user's cohort (a time key)

@@ -11,7 +11,11 @@ import (
 
 // Sub-bucket and key names inside a version's and a metric's bucket.
 var (
-	exposedKey     = []byte("exposed")
+	exposedKey = []byte("exposed")
+	// touchedKey, in an application's bucket beside its versions' buckets,
+	// holds when a write or an exposure was last recorded (a time key);
+	// version names cannot start with a control character.
+	touchedKey     = []byte("\x00touched")
 	usersBucket    = []byte("users")
 	cohortsBucket  = []byte("cohorts")
 	metricsBucket  = []byte("metrics")
@@ -28,8 +32,10 @@ var (
 type txn struct {
 	tx       *bolt.Tx
 	opts     ledger.Options
+	now      time.Time
 	versions map[[2]string]*versionBuckets
 	metrics  map[[3]string]*metricBuckets
+	touched  map[string]bool
 }
 
 type versionBuckets struct {
@@ -41,7 +47,8 @@ type metricBuckets struct {
 }
 
 func newTxn(tx *bolt.Tx, opts ledger.Options) *txn {
-	return &txn{tx: tx, opts: opts, versions: map[[2]string]*versionBuckets{}, metrics: map[[3]string]*metricBuckets{}}
+	return &txn{tx: tx, opts: opts, now: time.Now(), versions: map[[2]string]*versionBuckets{},
+		metrics: map[[3]string]*metricBuckets{}, touched: map[string]bool{}}
 }
 
 // version opens (creating) the buckets of one version of an application.
@@ -53,6 +60,12 @@ func (t *txn) version(app, version string) (*versionBuckets, error) {
 	a, err := t.tx.Bucket(appsBucket).CreateBucketIfNotExists([]byte(app))
 	if err != nil {
 		return nil, fmt.Errorf("create bucket of application %s: %w", app, err)
+	}
+	if !t.touched[app] {
+		if err := a.Put(touchedKey, timeKey(t.now)); err != nil {
+			return nil, fmt.Errorf("mark application %s touched: %w", app, err)
+		}
+		t.touched[app] = true
 	}
 	b, err := a.CreateBucketIfNotExists([]byte(version))
 	if err != nil {

@@ -25,6 +25,8 @@ type Model struct {
 
 type app struct {
 	versions map[string]*version
+	// touched is when a write or an exposure was last recorded.
+	touched time.Time
 }
 
 type version struct {
@@ -50,6 +52,7 @@ func (m *Model) version(appName, name string) *version {
 		a = &app{versions: map[string]*version{}}
 		m.apps[appName] = a
 	}
+	a.touched = time.Now()
 	v := a.versions[name]
 	if v == nil {
 		v = &version{cohort: map[string]time.Time{}, cohorts: map[time.Time]int64{}, metrics: map[string]*metric{}}
@@ -156,6 +159,21 @@ func (m *Model) Summary(_ context.Context, appName string) (ledger.Summary, erro
 		s.Versions[name] = vs
 	}
 	return s, nil
+}
+
+// Forget removes the applications untouched since before.
+func (m *Model) Forget(_ context.Context, before time.Time) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var gone []string
+	for name, a := range m.apps {
+		if a.touched.Before(before) {
+			delete(m.apps, name)
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	return gone, nil
 }
 
 // Check always succeeds.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func Run(t *testing.T, storage Storage, scale Scale) {
 	t.Run("a batch with an invalid write stores nothing", su.refusedBatch)
 	t.Run("what was acknowledged survives reopening", su.reopened)
 	t.Run("concurrent writers: counts and sums exact", su.concurrent)
+	t.Run("applications untouched since a time are forgotten", su.forgotten)
 }
 
 // suite holds what every case of Run shares.
@@ -179,6 +181,33 @@ func (su *suite) concurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	same(t, l, m, "ns/shop")
+}
+
+// forgotten: Forget removes only applications untouched since the time
+// given, entirely, and they can start again.
+func (su *suite) forgotten(t *testing.T) {
+	l, m := su.open(t), NewModel(su.opts)
+	ctx := context.Background()
+	apply(t, l, m, []ledger.Exposure{{App: "ns/idle", Version: "v1", User: "ann", At: su.t0}},
+		[]ledger.Write{{ID: "1", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0},
+			{ID: "2", App: "ns/busy", Version: "v1", User: "bob", Metric: "revenue", Value: 3, At: su.t0}})
+	gone, err := l.Forget(ctx, time.Now().Add(-time.Hour))
+	if err != nil || len(gone) != 0 {
+		t.Fatalf("Forget(an hour ago) = %v, %v; want nothing forgotten", gone, err)
+	}
+	same(t, l, m, "ns/idle", "ns/busy")
+	gone, err = l.Forget(ctx, time.Now().Add(time.Hour))
+	slices.Sort(gone)
+	if err != nil || !slices.Equal(gone, []string{"ns/busy", "ns/idle"}) {
+		t.Fatalf("Forget(in an hour) = %v, %v; want [ns/busy ns/idle]", gone, err)
+	}
+	_, _ = m.Forget(ctx, time.Now().Add(time.Hour))
+	same(t, l, m, "ns/idle", "ns/busy")
+	// The application starts again; IDs are remembered for their window
+	// still, so a late retry of a forgotten write counts nothing.
+	apply(t, l, m, nil, []ledger.Write{{ID: "3", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 5, At: su.t0},
+		{ID: "1", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0}})
+	same(t, l, m, "ns/idle")
 }
 
 func record(l ledger.Ledger, m *Model, writes []ledger.Write) error {

@@ -43,6 +43,7 @@
 //	P 0x1f "v" 0x1f ver 0x1f "metrics"        set: the version's metrics
 //	P 0x1f "m" 0x1f ver 0x1f metric 0x1f "agg"  hash: the metric's running summary
 //	P 0x1f "m" 0x1f ver 0x1f metric 0x1f "sums" hash: user → sum of the user's values
+//	"iter8:abn" 0x1f "touched"                sorted set: app → when last written or exposed (Unix ms; Forget)
 //	P 0x1f "id" 0x1f id                       string with a TTL: the write was counted
 //
 // An application whose name holds '{' or '}' would not make a usable hash

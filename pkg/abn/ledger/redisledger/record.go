@@ -19,6 +19,8 @@ type call struct {
 	script *redis.Script
 	keys   []string
 	args   []any
+	// app the call stores for, marked touched in the same pipeline.
+	app string
 }
 
 // Record counts writes; see the package doc for atomicity.
@@ -31,6 +33,7 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 	var calls []call
 	for _, part := range byApp(len(writes), func(i int) string { return writes[i].App }) {
 		calls = append(calls, l.recordCall(writes, part))
+		calls[len(calls)-1].app = writes[part[0]].App
 	}
 	if err := l.run(ctx, calls); err != nil {
 		return fmt.Errorf("record in ledger redis://%s: %w", l.addr, err)
@@ -68,6 +71,7 @@ func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error 
 	var calls []call
 	for _, part := range byApp(len(exposures), func(i int) string { return exposures[i].App }) {
 		calls = append(calls, l.exposeCall(exposures, part))
+		calls[len(calls)-1].app = exposures[part[0]].App
 	}
 	if err := l.run(ctx, calls); err != nil {
 		return fmt.Errorf("expose in ledger redis://%s: %w", l.addr, err)
@@ -129,17 +133,17 @@ func (l *Ledger) run(ctx context.Context, calls []call) error {
 	return l.pipeline(ctx, calls)
 }
 
-// pipeline returns the first error of the calls.
+// pipeline returns the first error of the calls; the applications they
+// store for are marked touched (for Forget) in the same round trip.
 func (l *Ledger) pipeline(ctx context.Context, calls []call) error {
-	if len(calls) == 1 {
-		c := calls[0]
-		return c.script.EvalSha(ctx, l.client, c.keys, c.args...).Err()
-	}
 	// Pipelined returns the first failed call's error.
 	_, err := l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		apps := map[string]bool{}
 		for _, c := range calls {
 			c.script.EvalSha(ctx, p, c.keys, c.args...)
+			apps[c.app] = true
 		}
+		l.touch(ctx, p, apps)
 		return nil
 	})
 	return err
