@@ -39,6 +39,8 @@ type ABNServe struct {
 	Ledger     ABNLedger
 	// BucketWidth and DedupeWindow set the ledger (zero: defaults).
 	BucketWidth, DedupeWindow time.Duration
+	// Retention forgets an application idle that long (0: never).
+	Retention time.Duration
 	// DrainDelay is how long the service keeps serving, unready, after its
 	// context ends and before the servers stop, so that the Service's
 	// endpoints drop it before its port closes (0: stop at once).
@@ -83,7 +85,7 @@ func (a *ABNServe) Run(ctx context.Context) error {
 	if err := w.Start(ctx); err != nil {
 		return fmt.Errorf("abn serve: watch applications: %w", err)
 	}
-	svc, err := service.New(service.Options{Apps: w, Ledger: l, Namespace: cl.Namespace, Logger: log})
+	svc, err := service.New(service.Options{Apps: w, Ledger: l, Namespace: cl.Namespace, Logger: log, Retention: a.Retention})
 	if err != nil {
 		return err
 	}

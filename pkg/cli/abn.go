@@ -80,6 +80,7 @@ func newABNServeCmd(e *cmdEnv) *cobra.Command {
 	f.BoolVar(&o.allNamespaces, "all-namespaces", false, "serve the applications of every namespace (needs a ClusterRole)")
 	f.DurationVar(&o.serve.BucketWidth, "bucket-width", ledger.DefaultBucketWidth, "width of the time buckets of summaries")
 	f.DurationVar(&o.serve.DedupeWindow, "dedupe-window", ledger.DefaultDedupeWindow, "how long a write's ID is remembered against retries")
+	f.DurationVar(&o.serve.Retention, "retention", 0, "forget an application's metrics once nothing was written or exposed for it this long (0: keep them)")
 	f.DurationVar(&o.serve.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving (unready) this long before stopping, so endpoints drop the Pod first")
 	return cmd
 }
@@ -119,6 +120,9 @@ func (o *abnServeOptions) Validate() error {
 	}
 	if o.serve.BucketWidth < time.Second {
 		return fmt.Errorf("--bucket-width %v: want 1s or more", o.serve.BucketWidth)
+	}
+	if o.serve.Retention != 0 && o.serve.Retention < time.Minute {
+		return fmt.Errorf("--retention %v: want 0 (keep) or 1m or more", o.serve.Retention)
 	}
 	if o.serve.DrainDelay < 0 {
 		return fmt.Errorf("--drain-delay %v: want 0 or more", o.serve.DrainDelay)

@@ -27,6 +27,8 @@ func TestABNServeRefusesBadFlags(t *testing.T) {
 		{"http address without a port", []string{"--ledger", "bolt:/tmp/x.db", "--http-address", "nope"}, `--http-address "nope"`},
 		{"both namespace flags", []string{"--ledger", "bolt:/tmp/x.db", "--all-namespaces", "--watch-namespace", "a"}, "want one of them"},
 		{"short buckets", []string{"--ledger", "bolt:/tmp/x.db", "--bucket-width", "10ms"}, "--bucket-width 10ms: want 1s or more"},
+		{"short retention", []string{"--ledger", "bolt:/tmp/x.db", "--retention", "10s"}, "--retention 10s: want 0 (keep) or 1m or more"},
+		{"negative drain delay", []string{"--ledger", "bolt:/tmp/x.db", "--drain-delay", "-1s"}, "--drain-delay -1s"},
 		{"no dedupe window", []string{"--ledger", "bolt:/tmp/x.db", "--dedupe-window", "0s"}, "--dedupe-window 0s"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

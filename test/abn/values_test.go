@@ -29,6 +29,7 @@ func TestBadValuesAreRefusedNamingThem(t *testing.T) {
 		{"namespaces and allNamespaces", map[string]any{"namespaces": []any{"a"}, "allNamespaces": true}, "namespaces and allNamespaces"},
 		{"unknown value", map[string]any{"replica": 2}, "additional properties 'replica' not allowed"},
 		{"redis address without a port", map[string]any{"ledger": map[string]any{"bolt": map[string]any{"enabled": false}, "redis": map[string]any{"address": "redis"}}}, "/ledger/redis/address"},
+		{"retention not a duration", map[string]any{"retention": "a month"}, "/retention"},
 		{"bucket width not a duration", map[string]any{"bucketWidth": "a minute"}, "/bucketWidth"},
 		{"password secret without a key", map[string]any{"ledger": map[string]any{"bolt": map[string]any{"enabled": false},
 			"redis": map[string]any{"address": "redis:6379", "passwordSecret": map[string]any{"name": "redis"}}}}, "ledger.redis.passwordSecret: want both name and key"},

@@ -36,6 +36,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Retention, when positive, forgets an application's metrics once
+	// nothing was written or exposed for it that long; 0 keeps them.
+	Retention time.Duration
 	// MaxBatch bounds the values of one WriteMetrics call; default 256,
 	// what the Redis ledger stores in one atomic call.
 	MaxBatch int
@@ -84,8 +87,35 @@ func New(opts Options) (*Service, error) {
 	return &Service{opts: opts, exposed: newExposer(opts.Ledger, opts.Logger)}, nil
 }
 
-// Run records exposures until ctx is done, then flushes them.
-func (s *Service) Run(ctx context.Context) { s.exposed.run(ctx) }
+// Run records exposures until ctx is done, then flushes them; with a
+// Retention, it also forgets applications idle that long.
+func (s *Service) Run(ctx context.Context) {
+	if s.opts.Retention > 0 {
+		go s.forget(ctx)
+	}
+	s.exposed.run(ctx)
+}
+
+// forget sweeps applications idle for the retention, every tenth of it
+// (at most hourly), until ctx is done.
+func (s *Service) forget(ctx context.Context) {
+	tick := time.NewTicker(min(s.opts.Retention/10, time.Hour))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			gone, err := s.opts.Ledger.Forget(ctx, s.opts.Now().Add(-s.opts.Retention))
+			switch {
+			case err != nil:
+				s.opts.Logger.Warn("forget idle applications", "error", err)
+			case len(gone) > 0:
+				s.opts.Logger.Info("forgot idle applications", "applications", gone, "retention", s.opts.Retention)
+			}
+		}
+	}
+}
 
 // Drain makes Ready fail from now on, so that load balancers stop sending
 // calls before the servers stop.

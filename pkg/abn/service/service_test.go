@@ -501,3 +501,32 @@ func TestExposureThatFailedIsSentAgain(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 }
+
+// TestRetentionForgetsIdleApplications: with a retention, an application
+// nothing was written or exposed for that long is forgotten.
+func TestRetentionForgetsIdleApplications(t *testing.T) {
+	model := ledgertest.NewModel(ledger.Options{})
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: model, Namespace: "ns",
+		Retention: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.WriteMetrics(context.Background(), []Value{{Application: "ns/shop", User: "ann", Metric: "revenue", Value: "3", Version: "v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, _ := model.Summary(context.Background(), "ns/shop")
+		if len(sum.Versions) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s with a retention of 20ms: %d versions, want the application forgotten", len(sum.Versions))
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
