@@ -30,6 +30,10 @@ const (
 	TailShare Test = "tail-share"
 	// Welch compares the means of plain samples (no time blocks).
 	Welch Test = "welch"
+	// MeanRatio compares the means of plain samples by their ratio (the
+	// difference of log means, delta-method variance): what stays the
+	// same across the looks of a growing sample whose values grow too.
+	MeanRatio Test = "mean-ratio"
 )
 
 // Comparison is a candidate compared with a baseline on one measure.
@@ -419,5 +423,44 @@ func CompareMeans(baseline, candidate Sample, confidence, minEffect float64) (Co
 	c.Significant = c.PValue < 1-confidence
 	c.Effect = e.diff
 	c.Needed = e.needed(confidence, minEffect*math.Abs(baseline.Mean))
+	return c, nil
+}
+
+// CompareMeanRatio compares the means of two versions by their ratio, for
+// cumulative samples such as an A/B/n service's revenue per user: per-user
+// sums grow as users keep buying, so the difference of means drifts from
+// look to look while their ratio stays put, and a sequential test can be
+// tuned to a relative minEffect from the start. The estimate is the
+// difference of log means with the delta method's variance,
+// s²/(n·mean²) per version, and Welch's degrees of freedom on that scale.
+// Both means must be above 0.
+func CompareMeanRatio(baseline, candidate Sample, confidence, minEffect float64) (Comparison, error) {
+	if err := checkLevels(confidence, minEffect); err != nil {
+		return Comparison{}, fmt.Errorf("compare mean ratio: %w", err)
+	}
+	if err := checkSamples(baseline, candidate, KindMean); err != nil {
+		return Comparison{}, fmt.Errorf("compare mean ratio: %w", err)
+	}
+	for i, s := range []Sample{baseline, candidate} {
+		if !(s.Mean > 0) {
+			return Comparison{}, fmt.Errorf("compare mean ratio: %s mean %v: a ratio needs means above 0", [...]string{"baseline", "candidate"}[i], s.Mean)
+		}
+	}
+	n1, n2 := float64(baseline.Count), float64(candidate.Count)
+	cv1, cv2 := baseline.Stdev/baseline.Mean, candidate.Stdev/candidate.Mean
+	v1, v2 := cv1*cv1/n1, cv2*cv2/n2
+	e := estimate{
+		diff: math.Log(candidate.Mean / baseline.Mean), variance: v1 + v2, iid: v1 + v2,
+		base: cell{n: n1}, cand: cell{n: n2}, df: math.Inf(1),
+	}
+	if v1+v2 > 0 {
+		e.df = (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
+	}
+	c := Comparison{Test: MeanRatio, Relative: true, Baseline: baseline.Mean, Candidate: candidate.Mean}
+	e.fill(&c)
+	c.PValue, c.Low, c.High = e.judge(confidence)
+	c.Significant = c.PValue < 1-confidence
+	c.Effect, c.Low, c.High = math.Expm1(e.diff), math.Expm1(c.Low), math.Expm1(c.High)
+	c.Needed = e.needed(confidence, math.Log1p(minEffect))
 	return c, nil
 }

@@ -361,6 +361,42 @@ func TestCompareMeansByHand(t *testing.T) {
 	}
 }
 
+func TestCompareMeanRatioByHand(t *testing.T) {
+	// 20 ± 4 (n 10) against 23 ± 6 (n 12) by the ratio of means: the
+	// estimate ln(23/20) = 0.139762, variance 0.2²/10 + (6/23)²/12 =
+	// 0.00967108, Welch's df on that scale 19.8935, t = 1.421188 (p
+	// about 0.17). Needed for +10%: the variance of one value at these
+	// counts, 0.00967108/(1/10+1/12) = 0.0527513, times
+	// 2·(1.959964+0.841621)²/ln(1.1)² = 91.16, so 92.
+	res, err := CompareMeanRatio(MeanSample(10, 20, 4), MeanSample(12, 23, 6), 0.95, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Test != MeanRatio || !res.Relative || !near(res.Effect, 0.15, 1e-12) || !near(res.Estimate, math.Log(1.15), 1e-12) ||
+		!near(res.Variance, 0.004+math.Pow(6.0/23, 2)/12, 1e-12) || !near(res.DF, 19.8935, 1e-4) || res.Needed != 92 {
+		t.Errorf("CompareMeanRatio(20±4 n10, 23±6 n12) = %+v", res)
+	}
+	if res.Significant || res.PValue < 0.16 || res.PValue > 0.18 {
+		t.Errorf("p-value %v: want about 0.17, not significant", res.PValue)
+	}
+	// The interval is symmetric around the estimate on the log scale.
+	if mid := (math.Log1p(res.Low) + math.Log1p(res.High)) / 2; !near(mid, math.Log(1.15), 1e-9) || !(res.Low < 0 && res.High > 0.15) {
+		t.Errorf("interval [%v, %v]: want one around +15%% spanning 0, symmetric in logs", res.Low, res.High)
+	}
+	for _, tt := range []struct {
+		b, c Sample
+		want string
+	}{
+		{MeanSample(10, 0, 1), MeanSample(10, 1, 1), "baseline mean 0: a ratio needs means above 0"},
+		{MeanSample(10, 1, 1), MeanSample(10, -1, 1), "candidate mean -1"},
+		{RateSample(1, 10), MeanSample(10, 1, 1), `sample kind "rate", want "mean"`},
+	} {
+		if _, err := CompareMeanRatio(tt.b, tt.c, 0.95, 0.1); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("CompareMeanRatio(%+v, %+v): error %v, want one containing %q", tt.b, tt.c, err, tt.want)
+		}
+	}
+}
+
 func TestCompareSamplesErrors(t *testing.T) {
 	rate, mean := RateSample(1, 10), MeanSample(10, 1, 1)
 	tests := []struct {

@@ -28,6 +28,11 @@ type Sample struct {
 	Count int64   `json:"count,omitempty"`
 	Mean  float64 `json:"mean,omitempty"`
 	Stdev float64 `json:"stdev,omitempty"`
+	// Cumulative marks a sample of everything measured so far (A/B/n
+	// summaries grow over an experiment's loops) rather than of one loop:
+	// a sequential verdict takes each look's comparison in place of the
+	// earlier ones (Evidence.Replace) instead of adding it to them.
+	Cumulative bool `json:"cumulative,omitempty"`
 }
 
 // RateSample returns the sample of successes in trials.

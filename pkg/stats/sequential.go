@@ -64,6 +64,22 @@ type Look struct {
 // tuned to it at the first look. A look on the same data as the last adds
 // nothing: the evidence and its estimate stay as they were.
 func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Look, error) {
+	return e.add(c, confidence, scale, data, false)
+}
+
+// Replace is Add for a comparison of everything measured so far, which holds
+// the data of every earlier look (a growing sample, such as an A/B/n
+// service's summaries): the look's estimate replaces the evidence instead
+// of adding to it. The mixture test on the latest cumulative estimate is the
+// one that Pooled computes from increments, so its p-value, the minimum
+// over the looks, stays valid whenever a user stops. Both poolings judge a
+// growing sample this way: weighting loops equally (PerLoop) has no meaning
+// when every look holds all the earlier ones.
+func (e Evidence) Replace(c Comparison, confidence, scale float64, data string) (Look, error) {
+	return e.add(c, confidence, scale, data, true)
+}
+
+func (e Evidence) add(c Comparison, confidence, scale float64, data string, replace bool) (Look, error) {
 	if err := checkLevels(confidence, scale); err != nil {
 		return Look{}, fmt.Errorf("sequential: %w", err)
 	}
@@ -73,6 +89,7 @@ func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Loo
 	if e.Looks == 0 {
 		e.PValue = 1
 	}
+	perLoop := e.Pooling == PerLoop && !replace
 	v := normalVariance(c.Variance, c.DF, confidence)
 	if data == "" || data != e.Data {
 		e.Looks++
@@ -80,12 +97,14 @@ func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Loo
 		switch {
 		case !(v > 0):
 			// No variation in this look: it adds nothing.
-		case e.Pooling == Pooled:
-			e.Information += 1 / v
-			e.Weighted += c.Estimate / v
-		default:
+		case replace:
+			e.Information, e.Weighted = 1/v, c.Estimate/v
+		case perLoop:
 			e.Information++
 			e.Weighted += c.Estimate / math.Sqrt(v)
+		default:
+			e.Information += 1 / v
+			e.Weighted += c.Estimate / v
 		}
 	}
 	out := Look{Evidence: e, Estimate: c.Estimate, Low: c.Estimate, High: c.Estimate}
@@ -96,7 +115,7 @@ func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Loo
 		// On the effect's scale (Pooled), or on the scale of z, where the
 		// minimum effect is scale/SE (PerLoop).
 		e.Mixture = scale * scale
-		if e.Pooling == PerLoop {
+		if perLoop {
 			e.Mixture = scale * scale / v
 		}
 	}
@@ -107,7 +126,7 @@ func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Loo
 	e.PValue = min(e.PValue, math.Exp(min(-logLR, 0)))
 	half := math.Sqrt(w * (w + tau2) / tau2 * (2*math.Log(1/(1-confidence)) + math.Log((w+tau2)/w)))
 	out.Estimate, out.Low, out.High = d, d-half, d+half
-	if e.Pooling == PerLoop && v > 0 {
+	if perLoop && v > 0 {
 		// The sequence is on the mean z: back to the effect's scale with
 		// this look's standard error (exact when the loops are alike).
 		se := math.Sqrt(v)

@@ -337,3 +337,107 @@ func TestCompareRatesCoverageAcceptance(t *testing.T) {
 		}
 	}
 }
+
+// abnUsers simulates an A/B/n test's users on one version: users arrive in
+// every loop, and every user seen so far converts (a purchase worth an
+// exponential amount) with a small chance in each later loop, so that
+// per-user sums grow and old users keep changing: the service's summaries
+// are cumulative, not a new sample per loop.
+type abnUsers struct {
+	hazard, value float64
+	sums          []float64
+}
+
+// loop adds arrivals new users and lets every user buy with the hazard.
+func (u *abnUsers) loop(r *rand.Rand, arrivals int) {
+	u.sums = append(u.sums, make([]float64, arrivals)...)
+	for i := range u.sums {
+		if r.Float64() < u.hazard {
+			u.sums[i] += u.value * r.ExpFloat64()
+		}
+	}
+}
+
+// samples are the cumulative samples an abn task reads: the share of
+// users who bought and the mean sum per user (0 for those who did not).
+func (u *abnUsers) samples() (conversion, perUser stats.Sample) {
+	var buyers int64
+	var s, q float64
+	for _, v := range u.sums {
+		if v > 0 {
+			buyers++
+		}
+		s, q = s+v, q+v*v
+	}
+	n := float64(len(u.sums))
+	sd := math.Sqrt(max(q-s*s/n, 0) / (n - 1))
+	conversion, perUser = stats.RateSample(buyers, int64(len(u.sums))), stats.MeanSample(int64(len(u.sums)), s/n, sd)
+	conversion.Cumulative, perUser.Cumulative = true, true
+	return conversion, perUser
+}
+
+// TestPeekingCumulativeAcceptance: an A/B/n test read every loop from
+// cumulative summaries and stopped at the first verdict (Evidence.Replace)
+// calls identical versions different in at most 5% of experiments, by
+// conversion and by the mean per user; fixed tests at every loop are shown
+// for contrast, and power for a doubled purchase hazard is reported.
+func TestPeekingCumulativeAcceptance(t *testing.T) {
+	const loops, arrivals = 20, 100
+	for ci, cell := range []struct {
+		runs   int
+		factor float64
+	}{{2000, 1}, {500, 1.3}, {500, 2}} {
+		runs := reps(cell.runs)
+		counts := parallel(runs, uint64(500+ci), func(r *rand.Rand, counts []float64) {
+			base, cand := abnUsers{hazard: 0.02, value: 30}, abnUsers{hazard: 0.02 * cell.factor, value: 30}
+			var fixed, last [2]bool
+			evidence := [2]stats.Evidence{{Pooling: stats.Pooled}, {Pooling: stats.Pooled}}
+			var stopped [2]bool
+			for range loops {
+				base.loop(r, arrivals)
+				cand.loop(r, arrivals)
+				bc, bm := base.samples()
+				cc, cm := cand.samples()
+				rates, err := stats.CompareRates(bc, cc, simConfidence, 0.02)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// An error: no purchase yet in a version, nothing to look at.
+				means, err := stats.CompareMeanRatio(bm, cm, simConfidence, simMinEffect)
+				for i, c := range []struct {
+					res   stats.Comparison
+					scale float64
+				}{{rates, 0.02}, {means, math.Log1p(simMinEffect)}} {
+					if i == 1 && err != nil {
+						continue
+					}
+					fixed[i] = fixed[i] || c.res.Significant
+					last[i] = c.res.Significant
+					look, err := evidence[i].Replace(c.res, simConfidence, c.scale, "")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					evidence[i] = look.Evidence
+					stopped[i] = stopped[i] || look.Evidence.PValue < 1-simConfidence
+				}
+			}
+			for i, s := range []bool{fixed[0], fixed[1], stopped[0], stopped[1], last[0], last[1]} {
+				if s {
+					counts[i]++
+				}
+			}
+		}, 6)
+		kind := "A/A"
+		if cell.factor != 1 {
+			kind = fmt.Sprintf("hazard x%g", cell.factor)
+		}
+		share := func(i int) float64 { return counts[i] / float64(runs) }
+		t.Logf("%s, %d loops of %d new users per version, cumulative summaries: stopped at a verdict: fixed conversion %.3f, per-user %.3f; sequential conversion %.3f ± %.3f, per-user %.3f ± %.3f; the last look alone: conversion %.3f, per-user %.3f (%d runs)",
+			kind, loops, arrivals, share(0), share(1), share(2), se(share(2), runs), share(3), se(share(3), runs), share(4), share(5), runs)
+		if !raceEnabled() && cell.factor == 1 && (share(2) > 0.05 || share(3) > 0.05) {
+			t.Errorf("A/A over %d loops: false alarms conversion %.3f, per-user %.3f, want at most 0.05", loops, share(2), share(3))
+		}
+	}
+}
