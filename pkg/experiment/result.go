@@ -319,11 +319,12 @@ func (r *Result) SetMetric(version, name string, value float64, unit string) {
 }
 
 // SetUnavailable records why a metric has no value for a version, and drops
-// a value that an earlier run of the task stored.
+// a value (and the sample behind it) that an earlier run of the task stored.
 func (r *Result) SetUnavailable(version, name, reason string) {
 	if v := r.Version(version); v != nil {
 		put(&v.Unavailable, name, reason)
 		delete(v.Metrics, name)
+		delete(v.Samples, name)
 	}
 }
 

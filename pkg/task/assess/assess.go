@@ -417,6 +417,8 @@ type look struct {
 	// p is the p-value the verdict rests on (before Holm), or NaN when the
 	// comparison could not be made and has no evidence from earlier loops.
 	p float64
+	// cumulative: the data hold every earlier loop's (measurement).
+	cumulative bool
 }
 
 // compare runs one planned comparison on the result.
@@ -431,7 +433,7 @@ func (t *Task) compare(r *experiment.Result, c comparison) look {
 		return l
 	}
 	s := m.stats
-	l.stats, l.scale, l.data, l.p = &s, m.scale, m.data, s.PValue
+	l.stats, l.scale, l.data, l.p, l.cumulative = &s, m.scale, m.data, s.PValue, m.cumulative
 	o := &l.out
 	o.Test, o.Relative = s.Test, s.Relative
 	o.Effect, o.Low, o.High = finite(s.Effect), finite(s.Low), finite(s.High)
@@ -451,6 +453,9 @@ type measurement struct {
 	stats stats.Comparison
 	scale float64
 	data  string
+	// cumulative: the data hold every earlier loop's (A/B/n summaries),
+	// so a look replaces the sequential evidence instead of adding to it.
+	cumulative bool
 }
 
 // measure compares the candidate with the baseline on the evidence behind
@@ -471,7 +476,7 @@ func (t *Task) measure(r *experiment.Result, c comparison) (measurement, error) 
 			return measurement{}, err
 		}
 		s, err := stats.CompareLatencies(hb, hc, t.confidence, c.minEffect)
-		return measurement{s, math.Log1p(c.minEffect), loads(hb, hc)}, err
+		return measurement{s, math.Log1p(c.minEffect), loads(hb, hc), false}, err
 	case experiment.EvidencePercentile:
 		prefix, pc, ok := splitPercentile(c.metric)
 		if !ok {
@@ -482,17 +487,17 @@ func (t *Task) measure(r *experiment.Result, c comparison) (measurement, error) 
 			return measurement{}, err
 		}
 		s, err := stats.ComparePercentiles(hb, hc, pc, t.confidence, c.minEffect)
-		return measurement{s, c.minEffect, loads(hb, hc)}, err
+		return measurement{s, c.minEffect, loads(hb, hc), false}, err
 	case experiment.EvidenceRate, experiment.EvidenceMean:
 		if prefix, ok := loadPrefix(c.metric); ok {
 			hb, hc := r.Histogram(t.baseline, prefix+"/latency"), r.Histogram(c.candidate, prefix+"/latency")
 			if hb != nil && hc != nil && hb.Series != nil && hc.Series != nil {
 				if c.kind == experiment.EvidenceRate {
 					s, err := stats.CompareErrorRates(hb, hc, t.confidence, c.minEffect)
-					return measurement{s, c.minEffect, loads(hb, hc)}, err
+					return measurement{s, c.minEffect, loads(hb, hc), false}, err
 				}
 				s, err := stats.CompareLatencyMeans(hb, hc, t.confidence, c.minEffect)
-				return measurement{s, c.minEffect * math.Abs(s.Baseline), loads(hb, hc)}, err
+				return measurement{s, c.minEffect * math.Abs(s.Baseline), loads(hb, hc), false}, err
 			}
 		}
 		sb, okB := r.Sample(t.baseline, c.metric)
@@ -500,14 +505,21 @@ func (t *Task) measure(r *experiment.Result, c comparison) (measurement, error) 
 		if !okB || !okC {
 			return measurement{}, missing(c.metric, t.baseline, okB, c.candidate)
 		}
-		// Samples carry no start: a loop's samples are that loop's data.
-		data := fmt.Sprint("loop ", r.Loop)
-		if c.kind == experiment.EvidenceRate {
+		// Samples carry no start: a loop's samples are that loop's data,
+		// or all data so far when cumulative.
+		data, cumulative := fmt.Sprint("loop ", r.Loop), sb.Cumulative && sc.Cumulative
+		switch {
+		case c.kind == experiment.EvidenceRate:
 			s, err := stats.CompareRates(sb, sc, t.confidence, c.minEffect)
-			return measurement{s, c.minEffect, data}, err
+			return measurement{s, c.minEffect, data, cumulative}, err
+		case cumulative:
+			// Cumulative means (revenue per user) grow from loop to loop;
+			// their ratio does not.
+			s, err := stats.CompareMeanRatio(sb, sc, t.confidence, c.minEffect)
+			return measurement{s, math.Log1p(c.minEffect), data, true}, err
 		}
 		s, err := stats.CompareMeans(sb, sc, t.confidence, c.minEffect)
-		return measurement{s, c.minEffect * math.Abs(sb.Mean), data}, err
+		return measurement{s, c.minEffect * math.Abs(sb.Mean), data, false}, err
 	}
 	return measurement{}, fmt.Errorf("no evidence of %s for version %s: no task measured it", c.metric, experiment.VersionName(t.baseline))
 }
@@ -573,7 +585,11 @@ func (t *Task) addLook(l *look, at int, c comparison, pooling stats.Pooling, ear
 		}
 		return
 	}
-	next, err := ev.Add(*l.stats, t.confidence, l.scale, l.data)
+	add := ev.Add
+	if l.cumulative {
+		add = ev.Replace
+	}
+	next, err := add(*l.stats, t.confidence, l.scale, l.data)
 	if err != nil {
 		l.out.Reason, l.p = err.Error(), math.NaN()
 		return

@@ -154,3 +154,55 @@ func TestDecodeSequential(t *testing.T) {
 		}
 	}
 }
+
+// TestCumulativeSamplesReplaceTheEvidence: samples that hold every earlier
+// loop's data (A/B/n summaries) are compared by the ratio of means, and
+// each loop's look replaces the sequential evidence: after two loops the
+// information is the second look's alone, where fresh samples would add up.
+func TestCumulativeSamplesReplaceTheEvidence(t *testing.T) {
+	p, err := evidencePlan(t, "[v1, v2]", "{sequential: pooled, comparisons: [{metric: m/mean, better: higher}, {metric: m/errors, better: higher}]}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := experiment.NewResult(p, 1, time.Time{})
+	res.Loops = 10
+	env := &experiment.Env{Result: res, Versions: []string{"v1", "v2"}, Log: slog.New(slog.DiscardHandler)}
+	cumulative := func(s stats.Sample) stats.Sample { s.Cumulative = true; return s }
+	var info [2]float64
+	for loop, users := range []int64{200, 400} {
+		res.Loop = loop + 1
+		res.SetSample("v1", "m/mean", cumulative(stats.MeanSample(users, 10, 20)))
+		res.SetSample("v2", "m/mean", cumulative(stats.MeanSample(users, 11, 20)))
+		res.SetSample("v1", "m/errors", cumulative(stats.RateSample(users/10, users)))
+		res.SetSample("v2", "m/errors", cumulative(stats.RateSample(users/8, users)))
+		if err := p.Tasks[1].Task.Run(context.Background(), env); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range res.Comparisons {
+			if c.Sequential == nil {
+				t.Fatalf("loop %d: %s has no sequential evidence: %+v", loop+1, c.Metric, c)
+			}
+			info[i] = c.Sequential.Information
+		}
+		if c := res.Comparisons[0]; c.Test != stats.MeanRatio || !c.Relative {
+			t.Errorf("loop %d: m/mean compared by %s (relative %v), want %s", loop+1, c.Test, c.Relative, stats.MeanRatio)
+		}
+	}
+	// Each look's information is about 1/variance of that look alone: the
+	// second look (twice the users) about twice the first's, never their
+	// sum (three times).
+	c, err := stats.CompareMeanRatio(stats.MeanSample(400, 10, 20), stats.MeanSample(400, 11, 20), 0.95, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info[0] * c.Variance; got < 0.9 || got > 1 {
+		t.Errorf("m/mean information after two looks × the second look's variance = %v, want about 1 (the t widening aside)", got)
+	}
+	r, err := stats.CompareRates(stats.RateSample(40, 400), stats.RateSample(50, 400), 0.95, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info[1] * r.Variance; got < 0.99 || got > 1.01 {
+		t.Errorf("m/errors information × the second look's variance = %v, want 1", got)
+	}
+}
