@@ -4,6 +4,7 @@ package task
 
 import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/task/abn"
 	"github.com/iter8-tools/iter8/pkg/task/assess"
 	"github.com/iter8-tools/iter8/pkg/task/grpc"
 	"github.com/iter8-tools/iter8/pkg/task/http"
@@ -19,6 +20,7 @@ func Registry() *experiment.Registry {
 	r.Register(http.Name, http.Decode)
 	r.Register(grpc.Name, grpc.Decode)
 	r.Register(metrics.Name, metrics.Decode)
+	r.Register(abn.Name, abn.Decode)
 	r.Register(assess.Name, assess.Decode)
 	r.Register(notify.Name, notify.Decode)
 	return r

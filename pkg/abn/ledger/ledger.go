@@ -135,7 +135,7 @@ func (w *Write) Validate() error {
 	if err := checkKeys(w.App, w.Version, w.User); err != nil {
 		return err
 	}
-	if err := checkMetricName(w.Metric); err != nil {
+	if err := CheckMetricName(w.Metric); err != nil {
 		return err
 	}
 	if math.IsNaN(w.Value) || math.IsInf(w.Value, 0) {
@@ -188,9 +188,9 @@ func checkName(field, s string, limit int) error {
 	return nil
 }
 
-// checkMetricName: letters, digits, '_', '-' and '.', starting with a
+// CheckMetricName refuses a metric name other than letters, digits, '_', '-' and '.', starting with a
 // letter, as metric names in experiments (abn/<name>) are written.
-func checkMetricName(s string) error {
+func CheckMetricName(s string) error {
 	if err := checkName("metric", s, MaxMetricLength); err != nil {
 		return err
 	}
