@@ -222,6 +222,9 @@ func TestInstallBadValues(t *testing.T) {
 		{"interval not a duration", []string{"interval=soon"}, "/interval"},
 		{"confidence outside (0,1)", []string{"assess.comparisons[0].metric=http/latency,assess.confidence=1.5"}, "assess.confidence: 1.5 is not between 0 and 1"},
 		{"comparison unknown key", []string{"assess.comparisons[0].metric=http/latency,assess.comparisons[0].against=v1"}, "additional properties 'against' not allowed"},
+		{"abn application without namespace", []string{"tasks={abn},versions={v1,v2},abn.endpoint=http://abn:8080,abn.application=shop,abn.metrics={purchase}"}, "/abn/application"},
+		{"abn metric name", []string{"tasks={abn},versions={v1,v2},abn.endpoint=http://abn:8080,abn.application=ns/shop,abn.metrics={1st}"}, "/abn/metrics/0"},
+		{"abn unknown key", []string{"abn.window=1h"}, "additional properties 'window' not allowed"},
 	}
 	checkBadInstalls(t, ns, []string{"-f", absPath(t, typicalValues)}, before, tests)
 }

@@ -310,6 +310,29 @@ func TestTemplateOptions(t *testing.T) {
 			}
 		}
 	})
+	t.Run("abn task", func(t *testing.T) {
+		out := mustHelm(t, "template", "abtest", chartDir, "-n", "ns1", "--set", "tasks={abn,assess},versions={v1,v2}",
+			"--set", "abn.endpoint=http://abn.iter8-system:8080,abn.application=shop/backend,abn.metrics={purchase}",
+			"--set", "assess.comparisons[0].metric=abn/purchase-conversion,assess.comparisons[0].better=higher").stdout
+		var secret corev1.Secret
+		parseManifests(t, out).decode(t, "Secret/abtest-spec", &secret)
+		spec := secret.StringData["experiment.yaml"]
+		var exp struct {
+			Spec struct {
+				Tasks []struct {
+					Task string         `json:"task"`
+					With map[string]any `json:"with"`
+				} `json:"tasks"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(spec), &exp); err != nil {
+			t.Fatalf("spec: %v\n%s", err, spec)
+		}
+		want := map[string]any{"application": "shop/backend", "endpoint": "http://abn.iter8-system:8080", "metrics": []any{"purchase"}}
+		if ts := exp.Spec.Tasks; len(ts) != 2 || ts[0].Task != "abn" || !reflect.DeepEqual(ts[0].With, want) || ts[1].Task != "assess" {
+			t.Errorf("tasks %+v, want abn with %v, then assess:\n%s", ts, want, spec)
+		}
+	})
 	t.Run("existing ServiceAccount, image and resources", func(t *testing.T) {
 		out := mustHelm(t, "template", "exp", chartDir, "-n", "ns1", "-f", valuesFile,
 			"--set", "serviceAccountName=ci-runner",
