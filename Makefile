@@ -52,11 +52,12 @@ unit: $(PLOTLY) test-deps testbed
 
 ## sim: the statistics' acceptance simulations at full size (2000 A/A runs per
 ## condition, power, tails, peeking over 10 and 100 loops, P(best)
-## calibration), without -race and verbose, so that every figure is printed
-## with its repetitions and standard error. GOGC=400: the simulations churn
+## calibration, bandits over identical and different versions), without
+## -race and verbose, so that every figure is printed with its repetitions
+## and standard error. GOGC=400: the simulations churn
 ## large HDR arrays over a small heap, and collect four times faster so.
 sim:
-	GOGC=400 $(GO) test -count=1 -v -timeout 20m -run 'Acceptance' ./pkg/stats/
+	GOGC=400 $(GO) test -count=1 -v -timeout 20m -run 'Acceptance' ./pkg/stats/ ./pkg/bandit/
 
 ## fuzz: a short, bounded fuzz run of the spec decoder
 fuzz:
