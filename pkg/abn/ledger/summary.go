@@ -14,6 +14,21 @@ type Summary struct {
 	Versions map[string]*VersionSummary `json:"versions"`
 }
 
+// Totals is the summary without its per-bucket parts and histograms, which
+// grow with the test's length: what is left costs O(versions × metrics).
+func (s Summary) Totals() Summary {
+	out := s
+	out.Versions = make(map[string]*VersionSummary, len(s.Versions))
+	for name, v := range s.Versions {
+		vt := &VersionSummary{Users: v.Users, Metrics: make(map[string]*MetricSummary, len(v.Metrics))}
+		for m, ms := range v.Metrics {
+			vt.Metrics[m] = &MetricSummary{Transactions: ms.Transactions, Users: ms.Users}
+		}
+		out.Versions[name] = vt
+	}
+	return out
+}
+
 // VersionSummary is what a ledger knows of one version of an application.
 type VersionSummary struct {
 	// Users is the number of users exposed to the version: assigned to it

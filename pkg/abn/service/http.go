@@ -23,7 +23,8 @@ const maxBody = 4 << 20
 //
 //	POST /v1/lookup    Application  → Session
 //	POST /v1/metrics   MetricValues → 204 once durable
-//	GET  /v1/summary?application=NS/NAME → the summary (ledger.Summary)
+//	GET  /v1/summary?application=NS/NAME → the summary (ledger.Summary);
+//	                   &buckets=false leaves out buckets and histograms
 //	GET  /healthz      the process is up
 //	GET  /readyz       applications read and the ledger writable
 //
@@ -61,9 +62,18 @@ func Handler(s *Service) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /v1/summary", func(w http.ResponseWriter, r *http.Request) {
-		sum, err := s.Summary(r.Context(), r.URL.Query().Get("application"))
+		q := r.URL.Query()
+		sum, err := s.Summary(r.Context(), q.Get("application"))
 		if err != nil {
 			fail(w, err)
+			return
+		}
+		switch q.Get("buckets") {
+		case "", "true":
+		case "false":
+			sum = sum.Totals()
+		default:
+			writeError(w, http.StatusBadRequest, &InputError{"buckets", fmt.Sprintf("%q: want true or false", q.Get("buckets"))})
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

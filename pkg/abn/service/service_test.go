@@ -306,10 +306,20 @@ func TestHTTPLookupAndSummary(t *testing.T) {
 	var sum ledger.Summary
 	err = json.NewDecoder(resp.Body).Decode(&sum)
 	_ = resp.Body.Close()
-	if err != nil || sum.Versions["v1"].Metrics["revenue"].Transactions.Sum != 12.5 {
-		t.Errorf("GET /v1/summary = %+v (%v), want v1 revenue 12.5", sum, err)
+	if err != nil || sum.Versions["v1"].Metrics["revenue"].Transactions.Sum != 12.5 || len(sum.Versions["v1"].Metrics["revenue"].Buckets) != 1 {
+		t.Errorf("GET /v1/summary = %+v (%v), want v1 revenue 12.5 in one bucket", sum, err)
 	}
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/summary?application=ns/nope": 400} {
+	resp, err = http.Get(f.http + "/v1/summary?application=ns/shop&buckets=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var totals ledger.Summary
+	err = json.NewDecoder(resp.Body).Decode(&totals)
+	_ = resp.Body.Close()
+	if m := totals.Versions["v1"].Metrics["revenue"]; err != nil || m.Transactions.Sum != 12.5 || m.Users.Count != 1 || m.Buckets != nil || m.Histogram.Positive != nil || totals.Versions["v1"].Cohorts != nil {
+		t.Errorf("GET /v1/summary&buckets=false = %+v (%v), want v1 revenue 12.5 by one user, no buckets or histogram", totals, err)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/summary?application=ns/nope": 400, "/v1/summary?application=ns/shop&buckets=no": 400} {
 		resp, err := http.Get(f.http + path)
 		if err != nil {
 			t.Fatal(err)

@@ -176,15 +176,25 @@ func TestRunFailsNamingTheEndpoint(t *testing.T) {
 		{"unreachable", downURL, "ns/shop", "GET " + downURL + "/v1/summary: the A/B/n service is unreachable"},
 		{"unknown application", url, "ns/nope", "/v1/summary: status 400: application: no application nope in namespace ns"},
 		{"not JSON", bad("<html>"), "ns/shop", "/v1/summary: the response is not a summary"},
-		{"more buyers than users", bad(`{"versions":{"v1":{"users":1,"metrics":{"purchase":{"transactions":{"count":2},"users":{"count":2}}}}}}`), "ns/shop",
-			"/v1/summary: version v1, metric purchase: 2 users with the metric but 1 exposed"},
-		{"negative users", bad(`{"versions":{"v1":{"users":-1}}}`), "ns/shop", "version v1: -1 users"},
+		{"another service's JSON", bad(`{"status":"ok"}`), "ns/shop", `/v1/summary: the response is not a summary of ns/shop (its application is "")`},
+		{"more buyers than users", bad(`{"app":"ns/shop","versions":{"v1":{"users":5},"v2":{"users":1,"metrics":{"purchase":{"transactions":{"count":2},"users":{"count":2}}}}}}`), "ns/shop",
+			"/v1/summary: version v2, metric purchase: 2 users with the metric but 1 exposed"},
+		{"negative writes", bad(`{"app":"ns/shop","versions":{"v1":{"users":1,"metrics":{"purchase":{"transactions":{"count":-2}}}}}}`), "ns/shop",
+			"version v1, metric purchase: transactions.count -2"},
+		{"negative users", bad(`{"app":"ns/shop","versions":{"v1":{"users":-1}}}`), "ns/shop", "version v1: users -1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			task, _, plan := decode(t, fmt.Sprintf("{endpoint: %q, application: %s, metrics: [purchase], timeout: 5s}", tt.endpoint, tt.app), []string{"v1", "v2"})
-			err := task.Run(context.Background(), experimenttest.Env(plan, nil))
+			env := experimenttest.Env(plan, nil)
+			err := task.Run(context.Background(), env)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+			// Nothing is stored from a summary that fails its checks.
+			for _, v := range []string{"v1", "v2"} {
+				if _, ok := env.Result.Value(v, UsersMetric); ok {
+					t.Errorf("version %s has %s after the error", v, UsersMetric)
+				}
 			}
 		})
 	}

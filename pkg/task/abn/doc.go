@@ -10,10 +10,13 @@
 //	abn/<m>-count, -sum     over writes (transactions)
 //	abn/<m>-mean, -stddev, -min, -max
 //
-// The summaries hold everything the service recorded for the application,
-// so each loop's samples hold every earlier loop's users: they are marked
-// cumulative, and `assess` compares per-user means by their ratio and lets
-// each loop's look replace the sequential evidence rather than add to it.
+// The summaries hold everything the service recorded for the application
+// (users exposed before the experiment started too, and earlier users of a
+// version name used again), so each loop's samples hold every earlier
+// loop's users: they are marked cumulative, and `assess` compares per-user
+// means by their ratio and lets each loop's look replace the sequential
+// evidence rather than add to it. Start an A/B test on a fresh application
+// or fresh version names to judge only its own users.
 //
 // Versions are read by name: spec.versions must name the application's
 // versions as its release does. A version the service has not seen has no

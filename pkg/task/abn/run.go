@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,27 +17,29 @@ import (
 	"github.com/iter8-tools/iter8/pkg/stats"
 )
 
-// maxSummary bounds the response: a summary holds a bucket per metric and
-// minute (the service's default width), about 150 bytes each, so a week of
-// one metric of one version is some 1.5 MB.
-const maxSummary = 64 << 20
+// maxSummary bounds the response: the totals the task asks for are a few
+// hundred bytes per version and metric.
+const maxSummary = 16 << 20
 
-// Run reads the application's summary and stores every version's metrics.
+// Run reads the application's summary and stores every version's metrics;
+// a summary that fails its checks stores nothing.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	sum, err := t.read(ctx)
 	if err != nil {
 		return err
 	}
+	for _, v := range t.versions {
+		if err := t.check(v, sum.Versions[v]); err != nil {
+			return fmt.Errorf("abn: %s: %w", t.where(), err)
+		}
+	}
 	log := env.Logger()
-	r := env.Result
 	for _, v := range t.versions {
 		vs := sum.Versions[v]
 		if vs == nil {
 			vs = &ledger.VersionSummary{}
 		}
-		if err := t.store(r, v, vs, sum); err != nil {
-			return fmt.Errorf("abn: %s: %w", t.where(), err)
-		}
+		t.store(env.Result, v, vs, sum)
 		log.Info("abn summary read", "application", t.Application, "version", v, "users", vs.Users)
 	}
 	if others := unknown(sum, t.versions); len(others) > 0 {
@@ -82,6 +82,11 @@ func (t *Task) read(ctx context.Context) (ledger.Summary, error) {
 	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&sum); err != nil {
 		return ledger.Summary{}, fmt.Errorf("abn: %s: the response is not a summary (%v): %s", t.where(), err, (&redact.Redactor{}).Excerpt(raw))
 	}
+	// Any JSON object decodes; the service names the application it
+	// summarised, so another endpoint's answer is not read as "no data".
+	if sum.App != t.Application {
+		return ledger.Summary{}, fmt.Errorf("abn: %s: the response is not a summary of %s (its application is %q): %s", t.where(), t.Application, sum.App, (&redact.Redactor{}).Excerpt(raw))
+	}
 	return sum, nil
 }
 
@@ -97,19 +102,46 @@ func serviceError(raw []byte) string {
 	return (&redact.Redactor{}).Excerpt(raw)
 }
 
-// store sets version v's metrics from its summary vs.
-func (t *Task) store(r *experiment.Result, v string, vs *ledger.VersionSummary, sum ledger.Summary) error {
-	if vs.Users < 0 {
-		return fmt.Errorf("version %s: %d users: not a summary the service writes", v, vs.Users)
+// check refuses a version's summary that the service would not write:
+// counts below 0, more users with a metric than users exposed or than
+// writes of it.
+func (t *Task) check(v string, vs *ledger.VersionSummary) error {
+	if vs == nil {
+		return nil
 	}
+	if vs.Users < 0 {
+		return fmt.Errorf("version %s: users %d: not a summary the service writes", v, vs.Users)
+	}
+	for _, m := range t.Metrics {
+		ms := vs.Metrics[m]
+		if ms == nil {
+			continue
+		}
+		bad := ""
+		switch u, n := ms.Users.Count, ms.Transactions.Count; {
+		case n < 0:
+			bad = fmt.Sprintf("transactions.count %d", n)
+		case u < 0:
+			bad = fmt.Sprintf("users.count %d", u)
+		case u > vs.Users:
+			bad = fmt.Sprintf("%d users with the metric but %d exposed", u, vs.Users)
+		case u > n:
+			bad = fmt.Sprintf("%d users with the metric but %d writes", u, n)
+		}
+		if bad != "" {
+			return fmt.Errorf("version %s, metric %s: %s: not a summary the service writes", v, m, bad)
+		}
+	}
+	return nil
+}
+
+// store sets version v's metrics from its checked summary vs.
+func (t *Task) store(r *experiment.Result, v string, vs *ledger.VersionSummary, sum ledger.Summary) {
 	r.SetMetric(v, UsersMetric, float64(vs.Users), "users")
 	for _, m := range t.Metrics {
 		ms := vs.Metrics[m]
 		if ms == nil {
 			ms = &ledger.MetricSummary{}
-		}
-		if err := checkMetric(ms, vs.Users); err != nil {
-			return fmt.Errorf("version %s, metric %s: %w", v, m, err)
 		}
 		base := MetricsPrefix + m
 		tx := ms.Transactions
@@ -138,34 +170,14 @@ func (t *Task) store(r *experiment.Result, v string, vs *ledger.VersionSummary, 
 		r.SetMetric(v, base+PerUserSuffix, perUser.Mean, "")
 		r.SetSample(v, base+PerUserSuffix, perUser)
 	}
-	return nil
-}
-
-// checkMetric refuses a metric's summary that the service would not write:
-// counts below 0, more users with the metric than users exposed.
-func checkMetric(ms *ledger.MetricSummary, exposed int64) error {
-	switch u := ms.Users.Count; {
-	case ms.Transactions.Count < 0 || u < 0:
-		return errors.New("negative counts: not a summary the service writes")
-	case u > exposed:
-		return fmt.Errorf("%d users with the metric but %d exposed: not a summary the service writes", u, exposed)
-	case u > ms.Transactions.Count:
-		return fmt.Errorf("%d users with the metric but %d writes: not a summary the service writes", u, ms.Transactions.Count)
-	}
-	return nil
 }
 
 // perUserSample is the sample of per-user sums over all exposed users,
-// those without the metric counting 0: the moments of the users with it
-// need no change, only the count.
+// those without the metric counting 0: they add nothing to the sums, only
+// to the count.
 func perUserSample(withMetric ledger.Moments, exposed int64) stats.Sample {
-	n := float64(exposed)
-	mean := withMetric.Sum / n
-	sd := 0.0
-	if exposed > 1 {
-		sd = math.Sqrt(max(withMetric.SumSquares-withMetric.Sum*withMetric.Sum/n, 0) / (n - 1))
-	}
-	return stats.MeanSample(exposed, mean, sd)
+	all := ledger.Moments{Count: exposed, Sum: withMetric.Sum, SumSquares: withMetric.SumSquares}
+	return stats.MeanSample(exposed, all.Mean(), all.SD())
 }
 
 // noUsers says why a version has no per-user values.

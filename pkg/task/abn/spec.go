@@ -83,7 +83,9 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		errs = append(errs, field.Invalid(d.Path.Child("endpoint"), u.Redacted(), "give the service's address only, such as http://abn.iter8-system:8080: the task adds /v1/summary"))
 	} else {
 		t.summaryURL = &url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: "/v1/summary"}
-		t.summaryURL.RawQuery = url.Values{"application": {in.Application}}.Encode()
+		// The totals only: buckets grow with the test's length, and the
+		// task reads none of them.
+		t.summaryURL.RawQuery = url.Values{"application": {in.Application}, "buckets": {"false"}}.Encode()
 	}
 	if ns, name, ok := strings.Cut(in.Application, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		errs = append(errs, field.Invalid(d.Path.Child("application"), in.Application, "want NAMESPACE/NAME, such as default/backend"))
