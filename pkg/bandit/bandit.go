@@ -136,12 +136,17 @@ type Step struct {
 // version's sample is below MinSample.
 var ErrTooLittleEvidence = errors.New("too little evidence")
 
+// ErrNoRoom is returned, with the weights unchanged, when the bounds leave
+// no weights that sum to 100: held (unready) versions below their floors.
+var ErrNoRoom = errors.New("no weights within the bounds")
+
 // Next returns the weights closest to the shares (in the least-squares
 // sense) within the bounds: at least the floors (the baseline's for
 // version baseline), at most the weight now plus MaxStep (or the weight
 // now for a held version), summing to 100. Until every version has
 // MinSample, it returns the weights unchanged with an error wrapping
-// ErrTooLittleEvidence.
+// ErrTooLittleEvidence; when held versions leave no room, wrapping
+// ErrNoRoom.
 func (p Policy) Next(steps []Step, baseline int) ([]int, error) {
 	n := len(steps)
 	if err := p.Check(n); err != nil {
@@ -183,7 +188,7 @@ func (p Policy) Next(steps []Step, baseline int) ([]int, error) {
 	if sumOf(lo) > 100 || sumOf(hi) < 100 {
 		// Held versions below their floors can make the box miss 100;
 		// nothing moves then.
-		return now, fmt.Errorf("bounds [%v, %v] leave no weights summing to 100", lo, hi)
+		return now, fmt.Errorf("%w: bounds from %v to %v leave no weights summing to 100", ErrNoRoom, lo, hi)
 	}
 	target := make([]float64, n)
 	for i, s := range steps {
@@ -271,7 +276,7 @@ func round(x, lo, hi []float64) []int {
 // worse). better and worse are indexed by version; the baseline's entries
 // are not read.
 func Promote(pBest []float64, better, worse []bool, baseline int, level float64) int {
-	if len(pBest) == 0 || len(better) != len(pBest) || len(worse) != len(pBest) {
+	if len(pBest) == 0 || len(better) != len(pBest) || len(worse) != len(pBest) || baseline < 0 || baseline >= len(pBest) || !(level > 0 && level <= 1) {
 		return -1
 	}
 	leader := 0
@@ -280,7 +285,7 @@ func Promote(pBest []float64, better, worse []bool, baseline int, level float64)
 			leader = i
 		}
 	}
-	if pBest[leader] < level {
+	if !(pBest[leader] >= level) { // NaN promotes nothing
 		return -1
 	}
 	if leader != baseline {

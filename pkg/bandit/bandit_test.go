@@ -118,7 +118,7 @@ func TestNextKeepsEveryBound(t *testing.T) {
 			for _, s := range steps {
 				held = held || s.Hold
 			}
-			if !held || !strings.Contains(err.Error(), "leave no weights summing to 100") {
+			if !held || !errors.Is(err, ErrNoRoom) {
 				t.Fatalf("run %d: Next(%+v, %d): %v", run, steps, baseline, err)
 			}
 			continue
@@ -207,5 +207,29 @@ func TestPolicyCheck(t *testing.T) {
 	}
 	if err := DefaultPolicy.Check(10); err != nil {
 		t.Errorf("the default policy for 10 versions: %v", err)
+	}
+}
+
+func TestPromote(t *testing.T) {
+	no := []bool{false, false, false}
+	for _, tt := range []struct {
+		name          string
+		p             []float64
+		better, worse []bool
+		level         float64
+		want          int
+	}{
+		{"a better candidate sure enough", []float64{0.01, 0.97, 0.02}, []bool{false, true, false}, no, 0.95, 1},
+		{"not sure enough", []float64{0.05, 0.94, 0.01}, []bool{false, true, false}, no, 0.95, -1},
+		{"sure but not judged better", []float64{0.01, 0.97, 0.02}, no, no, 0.95, -1},
+		{"the baseline once every candidate is worse", []float64{0.98, 0.01, 0.01}, no, []bool{false, true, true}, 0.95, 0},
+		{"the baseline while a candidate is undecided", []float64{0.98, 0.01, 0.01}, no, []bool{false, true, false}, 0.95, -1},
+		{"NaN", []float64{math.NaN(), 0.5, 0.5}, []bool{false, true, true}, no, 0.95, -1},
+		{"NaN level", []float64{0.01, 0.97, 0.02}, []bool{false, true, false}, no, math.NaN(), -1},
+		{"lengths differ", []float64{0.01, 0.99}, []bool{false, true, false}, no, 0.95, -1},
+	} {
+		if got := Promote(tt.p, tt.better, tt.worse, 0, tt.level); got != tt.want {
+			t.Errorf("%s: Promote = %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }

@@ -38,15 +38,17 @@ type banditRun struct {
 }
 
 // simulate runs one bandit of len(rates) versions (0 the baseline) over
-// at most loops loops of arrivals users.
-func simulate(r *rand.Rand, rates []float64, loops, arrivals int) banditRun {
+// at most loops loops of arrivals users. With late, rates are hazards: a
+// user who has not bought yet buys in each loop with that chance, so old
+// users keep changing the cumulative summaries.
+func simulate(r *rand.Rand, rates []float64, loops, arrivals int, late bool) banditRun {
 	k := len(rates)
 	weights := make([]int, k)
 	for i := range weights {
 		weights[i] = 100 / k
 	}
 	weights[0] += 100 - k*(100/k)
-	users, buyers := make([]int64, k), make([]int64, k)
+	users, buyers, waiting := make([]int64, k), make([]int64, k), make([]int64, k)
 	evidence := make([]stats.Evidence, k)
 	for i := range evidence {
 		evidence[i] = stats.Evidence{Pooling: stats.Pooled}
@@ -58,8 +60,18 @@ func simulate(r *rand.Rand, rates []float64, loops, arrivals int) banditRun {
 				v++
 			}
 			users[v]++
-			if r.Float64() < rates[v] {
+			if late {
+				waiting[v]++
+			} else if r.Float64() < rates[v] {
 				buyers[v]++
+			}
+		}
+		for v, n := range waiting {
+			for range n {
+				if r.Float64() < rates[v] {
+					buyers[v]++
+					waiting[v]--
+				}
 			}
 		}
 		samples := make([]stats.Sample, k)
@@ -123,7 +135,7 @@ func simulate(r *rand.Rand, rates []float64, loops, arrivals int) banditRun {
 
 // runMany simulates runs bandits on two workers and counts promotions per
 // version (the last count: none) and the loops of promoted runs.
-func runMany(t *testing.T, runs int, seed uint64, rates []float64, loops, arrivals int) (promoted []int, meanLoops float64) {
+func runMany(t *testing.T, runs int, seed uint64, rates []float64, loops, arrivals int, late bool) (promoted []int, meanLoops float64) {
 	t.Helper()
 	promoted = make([]int, len(rates)+1)
 	var mu sync.Mutex
@@ -133,7 +145,7 @@ func runMany(t *testing.T, runs int, seed uint64, rates []float64, loops, arriva
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(seed, uint64(w)))
 			for i := w; i < runs; i += 2 {
-				b := simulate(r, rates, loops, arrivals)
+				b := simulate(r, rates, loops, arrivals, late)
 				mu.Lock()
 				if b.violation != "" {
 					t.Errorf("a step broke a bound: %s", b.violation)
@@ -155,21 +167,31 @@ func runMany(t *testing.T, runs int, seed uint64, rates []float64, loops, arriva
 	return promoted, meanLoops
 }
 
-// TestBanditAAAcceptance: bandits over identical versions (1000 runs of 2,
-// 500 of 3; 10% conversion, 20 loops of 200 users) promote a version in at
-// most 5% of runs, and no step breaks a floor or the cap.
+// TestBanditAAAcceptance: bandits over identical versions (1000 runs of 2
+// converting at arrival, 500 of 3, 500 of 2 whose users convert later)
+// promote a version in at most 5% of runs, and no step breaks a floor or
+// the cap. 20 loops of 200 users.
 func TestBanditAAAcceptance(t *testing.T) {
-	for ci, rates := range [][]float64{{0.1, 0.1}, {0.1, 0.1, 0.1}} {
-		runs := 1000 / (ci + 1)
+	for ci, cell := range []struct {
+		name  string
+		rates []float64
+		runs  int
+		late  bool
+	}{
+		{"2 versions converting 10% at arrival", []float64{0.1, 0.1}, 1000, false},
+		{"3 versions converting 10% at arrival", []float64{0.1, 0.1, 0.1}, 500, false},
+		{"2 versions converting 2% per loop, later", []float64{0.02, 0.02}, 500, true},
+	} {
+		rates, runs := cell.rates, cell.runs
 		if raceEnabled {
 			runs = 4
 		}
-		promoted, _ := runMany(t, runs, uint64(10+ci), rates, 20, 200)
+		promoted, _ := runMany(t, runs, uint64(10+ci), rates, 20, 200, cell.late)
 		rate := float64(runs-promoted[len(rates)]) / float64(runs)
-		t.Logf("A/A, %d versions at 10%%, 20 loops of 200 users: promoted in %.3f ± %.3f of %d runs (by version %v, none %d)",
-			len(rates), rate, math.Sqrt(rate*(1-rate)/float64(runs)), runs, promoted[:len(rates)], promoted[len(rates)])
+		t.Logf("A/A, %s, 20 loops of 200 users: promoted in %.3f ± %.3f of %d runs (by version %v, none %d)",
+			cell.name, rate, math.Sqrt(rate*(1-rate)/float64(runs)), runs, promoted[:len(rates)], promoted[len(rates)])
 		if !raceEnabled && rate > 0.05 {
-			t.Errorf("A/A with %d versions: promotion rate %.3f, want at most 0.05", len(rates), rate)
+			t.Errorf("A/A, %s: promotion rate %.3f, want at most 0.05", cell.name, rate)
 		}
 	}
 }
@@ -182,7 +204,7 @@ func TestBanditPowerAcceptance(t *testing.T) {
 		runs = 4
 	}
 	for ci, rates := range [][]float64{{0.1, 0.2}, {0.1, 0.12}, {0.1, 0.1, 0.2}} {
-		promoted, loops := runMany(t, runs, uint64(20+ci), rates, 20, 200)
+		promoted, loops := runMany(t, runs, uint64(20+ci), rates, 20, 200, false)
 		best := len(rates) - 1
 		rate := float64(promoted[best]) / float64(runs)
 		t.Logf("rates %v, 20 loops of 200 users: the best promoted in %.3f ± %.3f of %d runs, after %.1f loops on average (by version %v, none %d)",

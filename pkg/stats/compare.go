@@ -409,14 +409,7 @@ func CompareMeans(baseline, candidate Sample, confidence, minEffect float64) (Co
 		return Comparison{}, fmt.Errorf("compare means: %w", err)
 	}
 	n1, n2 := float64(baseline.Count), float64(candidate.Count)
-	v1, v2 := baseline.Stdev*baseline.Stdev/n1, candidate.Stdev*candidate.Stdev/n2
-	e := estimate{
-		diff: candidate.Mean - baseline.Mean, variance: v1 + v2, iid: v1 + v2,
-		base: cell{n: n1}, cand: cell{n: n2}, df: math.Inf(1),
-	}
-	if v1+v2 > 0 {
-		e.df = (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
-	}
+	e := welch(candidate.Mean-baseline.Mean, baseline.Stdev*baseline.Stdev/n1, candidate.Stdev*candidate.Stdev/n2, n1, n2)
 	c := Comparison{Test: Welch, Baseline: baseline.Mean, Candidate: candidate.Mean}
 	e.fill(&c)
 	c.PValue, c.Low, c.High = e.judge(confidence)
@@ -448,14 +441,7 @@ func CompareMeanRatio(baseline, candidate Sample, confidence, minEffect float64)
 	}
 	n1, n2 := float64(baseline.Count), float64(candidate.Count)
 	cv1, cv2 := baseline.Stdev/baseline.Mean, candidate.Stdev/candidate.Mean
-	v1, v2 := cv1*cv1/n1, cv2*cv2/n2
-	e := estimate{
-		diff: math.Log(candidate.Mean / baseline.Mean), variance: v1 + v2, iid: v1 + v2,
-		base: cell{n: n1}, cand: cell{n: n2}, df: math.Inf(1),
-	}
-	if v1+v2 > 0 {
-		e.df = (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
-	}
+	e := welch(math.Log(candidate.Mean/baseline.Mean), cv1*cv1/n1, cv2*cv2/n2, n1, n2)
 	c := Comparison{Test: MeanRatio, Relative: true, Baseline: baseline.Mean, Candidate: candidate.Mean}
 	e.fill(&c)
 	c.PValue, c.Low, c.High = e.judge(confidence)
@@ -463,4 +449,15 @@ func CompareMeanRatio(baseline, candidate Sample, confidence, minEffect float64)
 	c.Effect, c.Low, c.High = math.Expm1(e.diff), math.Expm1(c.Low), math.Expm1(c.High)
 	c.Needed = e.needed(confidence, math.Log1p(minEffect))
 	return c, nil
+}
+
+// welch is the estimate of a difference diff of two means whose variances
+// are v1 and v2 (from n1 and n2 values), with Welch–Satterthwaite's degrees
+// of freedom (infinite when there is no variance).
+func welch(diff, v1, v2, n1, n2 float64) estimate {
+	e := estimate{diff: diff, variance: v1 + v2, iid: v1 + v2, base: cell{n: n1}, cand: cell{n: n2}, df: math.Inf(1)}
+	if v1+v2 > 0 {
+		e.df = (v1 + v2) * (v1 + v2) / (v1*v1/(n1-1) + v2*v2/(n2-1))
+	}
+	return e
 }

@@ -34,7 +34,8 @@ type Evidence struct {
 	Looks int `json:"looks"`
 	// Information and Weighted are Σ 1/V and Σ D/V over the looks
 	// (Pooled), or the number of looks with a statistic and the sum of
-	// their z (PerLoop).
+	// their z (PerLoop); after Replace, the latest look's 1/V and D/V
+	// whatever the pooling.
 	Information float64 `json:"information,omitempty"`
 	Weighted    float64 `json:"weighted,omitempty"`
 	// PValue is the always-valid p-value: the smallest over the looks.
@@ -70,11 +71,15 @@ func (e Evidence) Add(c Comparison, confidence, scale float64, data string) (Loo
 // Replace is Add for a comparison of everything measured so far, which holds
 // the data of every earlier look (a growing sample, such as an A/B/n
 // service's summaries): the look's estimate replaces the evidence instead
-// of adding to it. The mixture test on the latest cumulative estimate is the
-// one that Pooled computes from increments, so its p-value, the minimum
-// over the looks, stays valid whenever a user stops. Both poolings judge a
-// growing sample this way: weighting loops equally (PerLoop) has no meaning
-// when every look holds all the earlier ones.
+// of adding to it. When looks only add new values, the mixture test on the
+// latest cumulative estimate is the one that Pooled computes from
+// increments, and its p-value, the minimum over the looks, stays valid
+// whenever a user stops. A/B/n summaries also change old values (users keep
+// buying), which that argument does not cover: the simulations
+// (TestPeekingCumulativeAcceptance, the bandit's) find the test
+// conservative there, at a cost in power. Both poolings judge a growing
+// sample this way: weighting loops equally (PerLoop) has no meaning when
+// every look holds all the earlier ones.
 func (e Evidence) Replace(c Comparison, confidence, scale float64, data string) (Look, error) {
 	return e.add(c, confidence, scale, data, true)
 }

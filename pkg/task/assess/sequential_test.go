@@ -169,6 +169,7 @@ func TestCumulativeSamplesReplaceTheEvidence(t *testing.T) {
 	env := &experiment.Env{Result: res, Versions: []string{"v1", "v2"}, Log: slog.New(slog.DiscardHandler)}
 	cumulative := func(s stats.Sample) stats.Sample { s.Cumulative = true; return s }
 	var info [2]float64
+	var firstP [2]float64
 	for loop, users := range []int64{200, 400} {
 		res.Loop = loop + 1
 		res.SetSample("v1", "m/mean", cumulative(stats.MeanSample(users, 10, 20)))
@@ -179,10 +180,15 @@ func TestCumulativeSamplesReplaceTheEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, c := range res.Comparisons {
-			if c.Sequential == nil {
-				t.Fatalf("loop %d: %s has no sequential evidence: %+v", loop+1, c.Metric, c)
+			if c.Sequential == nil || c.Sequential.Looks != loop+1 {
+				t.Fatalf("loop %d: %s has no sequential evidence of %d looks: %+v", loop+1, c.Metric, loop+1, c)
 			}
 			info[i] = c.Sequential.Information
+			if loop == 0 {
+				firstP[i] = c.Sequential.PValue
+			} else if c.Sequential.PValue > firstP[i] {
+				t.Errorf("%s: p-value rose from %v to %v: the earlier look's evidence was lost", c.Metric, firstP[i], c.Sequential.PValue)
+			}
 		}
 		if c := res.Comparisons[0]; c.Test != stats.MeanRatio || !c.Relative {
 			t.Errorf("loop %d: m/mean compared by %s (relative %v), want %s", loop+1, c.Test, c.Relative, stats.MeanRatio)

@@ -177,10 +177,10 @@ func TestRunUnreachableTargetFailsEarly(t *testing.T) {
 	if n := strings.Count(log, "requests failed"); n != 1 {
 		t.Errorf("log has %d 'requests failed' lines, want 1 (the bad endpoint):\n%s", n, log)
 	}
-	// What good measured is kept: its count is stored, and is at most what
-	// its server answered (on a busy machine the stop may come before any
-	// of its requests completes, so 0 is a fair count).
-	if got, served := metric(t, r, "good", "http/request-count"), good.count.Load(); got > float64(served) {
-		t.Errorf("version good: http/request-count = %v, more than the %d requests its server saw", got, served)
+	// What good measured is kept: its count is what its server saw, but
+	// for at most one request per connection cut by the stop (on a busy
+	// machine the stop may come before any completes, so 0 can be right).
+	if got, served := metric(t, r, "good", "http/request-count"), good.count.Load(); got > float64(served) || got < float64(served-4) {
+		t.Errorf("version good: http/request-count = %v, want from %d to the %d requests its server saw", got, served-4, served)
 	}
 }
