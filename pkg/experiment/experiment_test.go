@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ type fakeTask struct {
 	// makes the task fail in that loop.
 	PerLoop    float64 `json:"perLoop,omitempty"`
 	FailInLoop int     `json:"failInLoop,omitempty"`
+	// DoneInLoop ends the experiment (ErrDone) in that loop.
+	DoneInLoop int `json:"doneInLoop,omitempty"`
 }
 
 func (f *fakeTask) Run(ctx context.Context, env *Env) error {
@@ -40,6 +43,9 @@ func (f *fakeTask) Run(ctx context.Context, env *Env) error {
 	}
 	for _, v := range env.Versions {
 		env.Result.SetMetric(v, f.Metric, f.Value+f.PerLoop*float64(env.Result.Loop-1), "")
+	}
+	if f.DoneInLoop != 0 && f.DoneInLoop == env.Result.Loop {
+		return fmt.Errorf("%w: promoted b", ErrDone)
 	}
 	return nil
 }
@@ -433,6 +439,20 @@ func TestRunLoopsStop(t *testing.T) {
 		}
 		if states(*res) != "failed,skipped" || res.EndTime == nil {
 			t.Errorf("states %s, end %v", states(*res), res.EndTime)
+		}
+	})
+	t.Run("a task that is done ends the run after its loop", func(t *testing.T) {
+		plan := decode(t, header+"spec: {loops: 5, tasks: [{task: fake, with: {doneInLoop: 2}}, {task: fake, with: {metric: fake/after}}]}")
+		c := clock()
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan)
+		if err != nil {
+			t.Fatalf("Run error = %v, want none", err)
+		}
+		if res.Loop != 2 || len(res.History) != 2 || res.EndTime == nil || !strings.Contains(res.Stopped, "promoted b") {
+			t.Errorf("loop %d, %d in history, end %v, stopped %q; want 2, 2, an end, promoted b", res.Loop, len(res.History), res.EndTime, res.Stopped)
+		}
+		if states(*res) != "succeeded,succeeded" || !strings.Contains(res.Tasks[0].Reason, "promoted b") {
+			t.Errorf("states %s, reason %q: want both tasks succeeded (the loop's later tasks still run), the reason kept", states(*res), res.Tasks[0].Reason)
 		}
 	})
 	t.Run("failOnSLOs ends the run at the first unmet loop", func(t *testing.T) {

@@ -57,6 +57,11 @@ type Result struct {
 	// History summarises each finished loop, oldest first; thinned when
 	// long (see MaxHistory) so that the result stays small.
 	History []LoopSummary `json:"history,omitempty"`
+	// Stopped says why the loops ended before the last one (a task
+	// returned ErrDone).
+	Stopped string `json:"stopped,omitempty"`
+	// Bandit is the bandit task's state.
+	Bandit *Bandit `json:"bandit,omitempty"`
 	// Log is the tail of the run's log.
 	Log []string `json:"log,omitempty"`
 }
@@ -66,8 +71,8 @@ type TaskResult struct {
 	Task  string    `json:"task"`
 	State TaskState `json:"state"`
 	Error string    `json:"error,omitempty"`
-	// Reason says why a task was skipped: its `if` was false, or an
-	// earlier task failed.
+	// Reason says why a task was skipped (its `if` was false, or an
+	// earlier task failed), or how it ended the experiment (ErrDone).
 	Reason    string        `json:"reason,omitempty"`
 	StartTime *time.Time    `json:"startTime,omitempty"`
 	Duration  time.Duration `json:"durationNanos,omitempty"`
@@ -224,6 +229,8 @@ type LoopSummary struct {
 	Verdicts map[VerdictKey]Verdict `json:"verdicts,omitempty"`
 	// Failed tells that a task failed in this loop.
 	Failed bool `json:"failed,omitempty"`
+	// Weights are the bandit's weights after the loop, by version.
+	Weights map[string]int `json:"weights,omitempty"`
 }
 
 // VerdictKey names a comparison in LoopSummary.Verdicts. Its JSON form is
@@ -430,6 +437,9 @@ func (r *Result) summarize(loop int, start, end time.Time, failed bool) LoopSumm
 	}
 	for _, c := range r.Comparisons {
 		put(&s.Verdicts, VerdictKey{Candidate: c.Candidate, Metric: c.Metric}, c.Verdict)
+	}
+	if r.Bandit != nil {
+		s.Weights = maps.Clone(r.Bandit.Weights)
 	}
 	return s
 }

@@ -47,6 +47,9 @@ type Runner struct {
 	// Wait waits between loops until the clock reaches a time or ctx ends;
 	// nil means a timer. Tests give one that follows their clock.
 	Wait func(ctx context.Context, until time.Time) error
+	// Releases changes app releases' weights for the bandit task; nil
+	// when there is no cluster.
+	Releases func() (Releases, error)
 }
 
 // Run runs every task of plan, plan.Loops times, and returns the result.
@@ -83,6 +86,7 @@ func (r *Runner) env(plan *Plan) *Env {
 		Secret:   r.Secret,
 		Now:      r.Now,
 		Kube:     r.Kube,
+		Releases: r.Releases,
 	}
 	if env.Secret == nil {
 		env.Secret = func(string) (string, bool) { return "", false }
@@ -121,7 +125,8 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, s
 			logger.Info("loop started", "loop", loop, "loops", res.Loops)
 		}
 		loopStart := env.Time()
-		if failure, storeErr = r.runTasks(ctx, plan, env); storeErr != nil {
+		var done bool
+		if failure, done, storeErr = r.runTasks(ctx, plan, env); storeErr != nil {
 			return failure, storeErr
 		}
 		if res.Loops > 1 {
@@ -136,14 +141,21 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, s
 			}
 			return fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet), nil
 		}
+		if done {
+			if loop < res.Loops {
+				logger.Info("later loops are not run", "loop", loop, "loops", res.Loops, "reason", res.Stopped)
+			}
+			return nil, nil
+		}
 	}
 	return nil, nil
 }
 
 // runTasks runs every task of plan once. It returns the first task's failure
-// (wrapping ErrTaskFailed), after which the other tasks are skipped, and
-// separately the store's error, which ends the run.
-func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure, storeErr error) {
+// (wrapping ErrTaskFailed), after which the other tasks are skipped, whether
+// a task ended the experiment (ErrDone: the loop's other tasks still run),
+// and separately the store's error, which ends the run.
+func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure error, done bool, storeErr error) {
 	res, logger, now := env.Result, env.Log, env.Time
 	for i, t := range plan.Tasks {
 		tr := &res.Tasks[i]
@@ -162,7 +174,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure, s
 				tr.State, tr.Reason = TaskSkipped, SkipReasonIf(t.Spec.If)
 				logger.Info("task skipped: its condition is false", "task", i, "name", t.Spec.Task, "if", t.Spec.If)
 				if err := r.write(ctx, res); err != nil {
-					return failure, err
+					return failure, done, err
 				}
 				continue
 			}
@@ -171,10 +183,15 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure, s
 		tr.State, tr.StartTime = TaskRunning, &start
 		logger.Info("task started", "task", i, "name", t.Spec.Task)
 		if err := r.write(ctx, res); err != nil {
-			return failure, err
+			return failure, done, err
 		}
 		err := runTask(ctx, t.Task, env)
 		tr.Duration = now().Sub(start)
+		if errors.Is(err, ErrDone) {
+			done, res.Stopped, tr.Reason = true, err.Error(), err.Error()
+			logger.Info("the experiment reached its end", "task", i, "name", t.Spec.Task, "reason", err.Error())
+			err = nil
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("interrupted: %w", err)
@@ -187,10 +204,10 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure, s
 			logger.Info("task succeeded", "task", i, "name", t.Spec.Task, "duration", tr.Duration.Round(time.Millisecond).String())
 		}
 		if err := r.write(ctx, res); err != nil {
-			return failure, err
+			return failure, done, err
 		}
 	}
-	return failure, nil
+	return failure, done, nil
 }
 
 // SkipReasonIf is the reason of a task skipped because its `if` was false.

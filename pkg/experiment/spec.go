@@ -259,6 +259,7 @@ func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.Error
 			With:     ts.With,
 			Path:     p.Child("with"),
 			Versions: spec.VersionNames(),
+			Loops:    max(spec.Loops, 1),
 			Metrics:  catalog,
 			ReadFile: opts.ReadFile,
 		})

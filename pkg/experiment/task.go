@@ -52,6 +52,9 @@ type Env struct {
 	// Kube returns a reader of Kubernetes objects and the default
 	// namespace, connecting on first use; nil when there is no cluster.
 	Kube func() (ObjectReader, string, error)
+	// Releases returns what reads and changes app releases' weights,
+	// connecting on first use; nil when there is no cluster.
+	Releases func() (Releases, error)
 }
 
 // Logger returns Log, or one that discards when Log is nil (a task run
@@ -89,6 +92,8 @@ type Decoding struct {
 	Path *field.Path
 	// Versions are the versions under test.
 	Versions []string
+	// Loops is how often the tasks run (spec.loops, at least 1).
+	Loops int
 	// Metrics lists the metrics that earlier tasks produce; a task that
 	// produces metrics adds them, a task that reads metrics checks them.
 	Metrics *Catalog

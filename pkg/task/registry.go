@@ -6,6 +6,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/task/abn"
 	"github.com/iter8-tools/iter8/pkg/task/assess"
+	"github.com/iter8-tools/iter8/pkg/task/bandit"
 	"github.com/iter8-tools/iter8/pkg/task/grpc"
 	"github.com/iter8-tools/iter8/pkg/task/http"
 	"github.com/iter8-tools/iter8/pkg/task/metrics"
@@ -22,6 +23,7 @@ func Registry() *experiment.Registry {
 	r.Register(metrics.Name, metrics.Decode)
 	r.Register(abn.Name, abn.Decode)
 	r.Register(assess.Name, assess.Decode)
+	r.Register(bandit.Name, bandit.Decode)
 	r.Register(notify.Name, notify.Decode)
 	return r
 }

@@ -52,6 +52,7 @@ func Decoding(t testing.TB, with string, versions []string, readFile func(string
 		With:     withJSON,
 		Path:     WithPath,
 		Versions: plan.Experiment.Spec.VersionNames(),
+		Loops:    1,
 		Metrics:  catalog,
 		ReadFile: readFile,
 	}, plan

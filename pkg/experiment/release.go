@@ -1,0 +1,66 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrDone is wrapped by a task's error to end a looping experiment
+// successfully once the loop's tasks have run: a bandit that promoted a
+// version has nothing left to do. The task counts as succeeded, and its
+// error's text is the result's Stopped reason.
+var ErrDone = errors.New("the experiment reached its end")
+
+// Releases reads and changes the traffic weights of an application's
+// release, made with charts/release, by helm upgrade. The core imports no
+// Helm: pkg/action implements it for the bandit task.
+type Releases interface {
+	// Weights reads the release's newest revision: its versions in order
+	// with their weights and readiness, and whether an operation on it is
+	// pending.
+	Weights(ctx context.Context, namespace, release string) (ReleaseState, error)
+	// SetWeights upgrades the release with its own chart, reusing its
+	// values, with the weights by version name. It changes nothing and
+	// fails when the newest revision is no longer revision, an operation
+	// is pending, or the versions are not exactly those weights names.
+	// It returns the new revision.
+	SetWeights(ctx context.Context, namespace, release string, revision int, weights map[string]int) (int, error)
+}
+
+// ReleaseState is a release's newest revision as Releases reads it.
+type ReleaseState struct {
+	Revision int
+	// Status is Helm's (deployed, failed, pending-upgrade, ...); Pending
+	// says that an install, upgrade or rollback is in progress.
+	Status  string
+	Pending bool
+	// Versions in the release's values order.
+	Versions []ReleaseVersion
+}
+
+// ReleaseVersion is one version of a release.
+type ReleaseVersion struct {
+	Name   string
+	Weight int
+	// Ready is the readiness gate's rule: its Deployment available and its
+	// Service with ready endpoints; Reason says why not.
+	Ready  bool
+	Reason string
+}
+
+// Bandit is what the bandit task did: read by `report` and `release
+// status`.
+type Bandit struct {
+	// Release is the app's release as namespace/name.
+	Release string `json:"release"`
+	// Revision is the release's revision after the last loop.
+	Revision int `json:"revision,omitempty"`
+	// Weights are the weights after the last loop, by version.
+	Weights map[string]int `json:"weights,omitempty"`
+	// ProbabilityBest is the last loop's, by version.
+	ProbabilityBest map[string]float64 `json:"probabilityBest,omitempty"`
+	// Reason says what the last loop did and why.
+	Reason string `json:"reason,omitempty"`
+	// Promoted is the version given all traffic, once one is.
+	Promoted string `json:"promoted,omitempty"`
+}

@@ -1,0 +1,227 @@
+package bandit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/iter8-tools/iter8/pkg/bandit"
+	"github.com/iter8-tools/iter8/pkg/experiment"
+)
+
+// Run moves the weights once, promotes, or says why it did neither; see
+// the package's doc.
+func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	rels, ns, err := t.connect(env)
+	if err != nil {
+		return err
+	}
+	rel := ns + "/" + t.release
+	state, err := rels.Weights(ctx, ns, t.release)
+	if err != nil {
+		return fmt.Errorf("bandit: release %s: %w", rel, err)
+	}
+	if err := t.checkState(rel, state); err != nil {
+		return err
+	}
+	weights, ready := map[string]int{}, map[string]bool{}
+	for _, v := range state.Versions {
+		weights[v.Name], ready[v.Name] = v.Weight, v.Ready
+	}
+	r := env.Result
+	b := &experiment.Bandit{Release: rel, Revision: state.Revision, Weights: weights}
+	r.Bandit = b
+	log := env.Logger()
+	last := r.Loop >= r.Loops
+
+	pBest, why := t.probabilities(r)
+	if pBest != nil {
+		b.ProbabilityBest = map[string]float64{}
+		for i, v := range t.versions {
+			b.ProbabilityBest[v] = pBest[i]
+		}
+		better, worse := t.verdicts(r)
+		if w := bandit.Promote(pBest, better, worse, t.baseline, t.promoteAt); w >= 0 {
+			winner := t.versions[w]
+			if !ready[winner] {
+				b.Reason = fmt.Sprintf("%s is best with P(best) %s but not ready: not promoted yet", winner, prob(pBest[w]))
+				log.Warn("bandit", "release", rel, "reason", b.Reason)
+				return nil
+			}
+			promoted := make(map[string]int, len(t.versions))
+			for _, v := range t.versions {
+				promoted[v] = 0
+			}
+			promoted[winner] = 100
+			why := fmt.Sprintf("promoted %s: P(best) %s by %s, and %s", winner, prob(pBest[w]), t.reward, t.backing(w))
+			if err := t.apply(ctx, env, rels, ns, state.Revision, promoted, why); err != nil {
+				return err
+			}
+			b.Promoted = winner
+			return fmt.Errorf("%w: %s", experiment.ErrDone, why)
+		}
+	}
+	if last && t.atBudget == AtBudgetBaseline {
+		base := t.versions[t.baseline]
+		back := make(map[string]int, len(t.versions))
+		for _, v := range t.versions {
+			back[v] = 0
+		}
+		back[base] = 100
+		return t.apply(ctx, env, rels, ns, state.Revision, back, fmt.Sprintf("budget reached (loop %d of %d) without a promotion: all traffic back to the baseline %s", r.Loop, r.Loops, base))
+	}
+	if pBest == nil {
+		b.Reason = "weights unchanged: " + why
+		log.Info("bandit", "release", rel, "reason", b.Reason)
+		return nil
+	}
+	next, err := t.next(r, pBest, weights, ready)
+	if err != nil {
+		if !errors.Is(err, bandit.ErrTooLittleEvidence) && !errors.Is(err, bandit.ErrNoRoom) {
+			return fmt.Errorf("bandit: release %s: %w", rel, err)
+		}
+		b.Reason = "weights unchanged: " + err.Error()
+		log.Info("bandit", "release", rel, "reason", b.Reason)
+		return nil
+	}
+	if maps.Equal(next, weights) {
+		b.Reason = "weights unchanged: the evidence asks for the same weights, within the bounds"
+		log.Info("bandit", "release", rel, "reason", b.Reason)
+		return nil
+	}
+	return t.apply(ctx, env, rels, ns, state.Revision, next, "weights moved toward the evidence: "+formatWeights(t.versions, next))
+}
+
+// connect returns the releases and the release's namespace.
+func (t *Task) connect(env *experiment.Env) (experiment.Releases, string, error) {
+	if env.Releases == nil || env.Kube == nil {
+		return nil, "", errors.New("bandit: no cluster: the bandit changes a release's weights by helm upgrade; run the experiment in the cluster")
+	}
+	ns := t.namespace
+	if ns == "" {
+		_, def, err := env.Kube()
+		if err != nil {
+			return nil, "", fmt.Errorf("bandit: %w", err)
+		}
+		ns = def
+	}
+	rels, err := env.Releases()
+	if err != nil {
+		return nil, "", fmt.Errorf("bandit: %w", err)
+	}
+	return rels, ns, nil
+}
+
+// checkState refuses a release that an operation holds, or whose versions
+// are not the experiment's: the bandit then stops and changes nothing.
+func (t *Task) checkState(rel string, s experiment.ReleaseState) error {
+	if s.Pending {
+		return fmt.Errorf("bandit: release %s: an operation on it is in progress (status %s): the weights are left as they are", rel, s.Status)
+	}
+	names := make([]string, len(s.Versions))
+	for i, v := range s.Versions {
+		names[i] = v.Name
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(t.versions))) {
+		return fmt.Errorf("bandit: release %s has versions %s, the experiment %s: the versions changed, so the bandit stops and changes nothing",
+			rel, strings.Join(names, ", "), strings.Join(t.versions, ", "))
+	}
+	return nil
+}
+
+// probabilities are the reward's P(best) per version in t.versions order,
+// or nil and why there are none.
+func (t *Task) probabilities(r *experiment.Result) ([]float64, string) {
+	for _, rw := range r.Rewards {
+		if rw.Metric != t.reward {
+			continue
+		}
+		if rw.ProbabilityBest == nil {
+			return nil, "no probability of being best by " + t.reward + ": " + rw.Reason
+		}
+		p := make([]float64, len(t.versions))
+		for i, v := range t.versions {
+			p[i] = rw.ProbabilityBest[v]
+		}
+		return p, ""
+	}
+	return nil, "no assess task before the bandit ranks versions by " + t.reward + " (add it to assess's rewards)"
+}
+
+// verdicts are, per version, whether its sequential comparison with the
+// baseline on the reward says better or worse.
+func (t *Task) verdicts(r *experiment.Result) (better, worse []bool) {
+	better, worse = make([]bool, len(t.versions)), make([]bool, len(t.versions))
+	for _, c := range r.Comparisons {
+		i := slices.Index(t.versions, c.Candidate)
+		if c.Metric != t.reward || c.Baseline != t.versions[t.baseline] || i < 0 {
+			continue
+		}
+		better[i], worse[i] = c.Verdict == experiment.VerdictBetter, c.Verdict == experiment.VerdictWorse
+	}
+	return better, worse
+}
+
+// backing says what backs promoting version w.
+func (t *Task) backing(w int) string {
+	if w == t.baseline {
+		return "every candidate judged worse than the baseline"
+	}
+	return "judged better than the baseline " + t.versions[t.baseline]
+}
+
+// next computes the weights the evidence asks for within the policy.
+func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]int, ready map[string]bool) (map[string]int, error) {
+	shares, err := bandit.TopTwo(pBest, t.beta)
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]bandit.Step, len(t.versions))
+	for i, v := range t.versions {
+		s, _ := r.Sample(v, t.reward)
+		steps[i] = bandit.Step{Weight: weights[v], Share: shares[i], Sample: s.N(), Hold: !ready[v]}
+	}
+	w, err := t.policy.Next(steps, t.baseline)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(w))
+	for i, v := range t.versions {
+		out[v] = w[i]
+	}
+	return out, nil
+}
+
+// apply upgrades the release to weights, recording why; a failure fails
+// the loop unless onUpgradeFailure is continue.
+func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) error {
+	b, log := env.Result.Bandit, env.Logger()
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	rev, err := rels.SetWeights(ctx, ns, t.release, revision, weights)
+	if err != nil {
+		b.Reason = "weights unchanged: the upgrade failed: " + err.Error()
+		if t.onFailure == OnFailureContinue {
+			log.Warn("bandit", "release", b.Release, "reason", b.Reason)
+			return nil
+		}
+		return fmt.Errorf("bandit: release %s: upgrade to %s: %w", b.Release, formatWeights(t.versions, weights), err)
+	}
+	b.Revision, b.Weights, b.Reason = rev, weights, why
+	log.Info("bandit", "release", b.Release, "revision", rev, "reason", why)
+	return nil
+}
+
+func formatWeights(versions []string, w map[string]int) string {
+	parts := make([]string, len(versions))
+	for i, v := range versions {
+		parts[i] = v + " " + strconv.Itoa(w[v])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func prob(p float64) string { return strconv.FormatFloat(p, 'f', 3, 64) }
