@@ -348,3 +348,47 @@ func TestPercentagesMatchChart(t *testing.T) {
 		}
 	}
 }
+
+func TestWithWeights(t *testing.T) {
+	versions := []map[string]any{
+		{"name": "v1", "weight": float64(50), "deployment": map[string]any{"image": "a"}},
+		{"name": "v2", "weight": int64(50), "mirror": int64(0)},
+	}
+	ws, list, err := withWeights(versions, map[string]int{"v2": 70, "v1": 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{
+		map[string]any{"name": "v1", "weight": 30, "deployment": map[string]any{"image": "a"}},
+		map[string]any{"name": "v2", "weight": 70, "mirror": int64(0)},
+	}
+	if !slices.Equal(ws, []int{30, 70}) || !reflect.DeepEqual(list, want) {
+		t.Errorf("withWeights = %v, %v; want [30 70], %v", ws, list, want)
+	}
+	if versions[0]["weight"] != float64(50) {
+		t.Errorf("withWeights changed its input: %v", versions[0])
+	}
+	for _, w := range []map[string]int{{"v1": 100}, {"v1": 50, "v3": 50}, {"v1": 40, "v2": 30, "v3": 30}} {
+		if _, _, err := withWeights(versions, w); err == nil || !strings.Contains(err.Error(), "want the same versions") {
+			t.Errorf("withWeights(%v): %v, want an error naming the versions", w, err)
+		}
+	}
+}
+
+func TestAppOf(t *testing.T) {
+	named := map[string]any{"app": map[string]any{"name": "shop"}}
+	unnamed := map[string]any{"app": map[string]any{"name": ""}}
+	for _, tt := range []struct {
+		config, defaults map[string]any
+		want             string
+	}{
+		{named, unnamed, "shop"},
+		{nil, named, "shop"},
+		{unnamed, unnamed, "rel"},
+		{nil, nil, "rel"},
+	} {
+		if got := appOf("rel", tt.config, tt.defaults); got != tt.want {
+			t.Errorf("appOf(rel, %v, %v) = %q, want %q", tt.config, tt.defaults, got, tt.want)
+		}
+	}
+}

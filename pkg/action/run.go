@@ -125,6 +125,7 @@ func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w e
 		Now:      cfg.Now,
 		Revision: revision,
 		Kube:     cfg.kube,
+		Releases: cfg.releases,
 	}
 	return r.Run(ctx, plan)
 }

@@ -1,0 +1,176 @@
+package action
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	helmaction "helm.sh/helm/v3/pkg/action"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/route"
+)
+
+// releases gives the bandit task (experiment.Releases) the weights of app
+// releases in the cluster the configuration reaches.
+type releases struct {
+	cfg *Configuration
+}
+
+// releases returns what the bandit task changes releases through.
+func (c *Configuration) releases() (experiment.Releases, error) {
+	if c.Cluster == nil {
+		return nil, ErrNeedsCluster
+	}
+	return &releases{cfg: c}, nil
+}
+
+// in returns the cluster and Helm's configuration in namespace.
+func (r *releases) in(namespace string) (*Cluster, *helmaction.Configuration, error) {
+	cl, err := r.cfg.cluster()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := *cl
+	c.Namespace = namespace
+	helm, err := newHelmConfig(r.cfg, helmSettingsOf(r.cfg), &c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &c, helm, nil
+}
+
+// Weights reads the release's newest revision and its versions' readiness
+// by the readiness gate's rule.
+func (r *releases) Weights(ctx context.Context, namespace, rel string) (experiment.ReleaseState, error) {
+	cl, helm, err := r.in(namespace)
+	if err != nil {
+		return experiment.ReleaseState{}, err
+	}
+	last, err := lastRelease(helm, rel, namespace)
+	if err != nil {
+		return experiment.ReleaseState{}, err
+	}
+	versions, _, err := releaseVersions(last)
+	if err != nil {
+		return experiment.ReleaseState{}, err
+	}
+	st := experiment.ReleaseState{Revision: last.Version}
+	if last.Info != nil {
+		st.Status, st.Pending = string(last.Info.Status), last.Info.Status.IsPending()
+	}
+	ready, err := readinessOf(ctx, cl, appOf(last.Name, last.Config, last.Chart.Values))
+	if err != nil {
+		return experiment.ReleaseState{}, fmt.Errorf("release %s in namespace %s: %w", rel, namespace, err)
+	}
+	for _, v := range versions {
+		name := v["name"].(string)
+		w, _ := intValue(v["weight"])
+		rv := experiment.ReleaseVersion{Name: name, Weight: w, Reason: "not a backend of the app's route"}
+		if s, ok := ready[name]; ok {
+			rv.Ready, rv.Reason = s.Readiness == Ready, s.Reason
+		}
+		st.Versions = append(st.Versions, rv)
+	}
+	return st, nil
+}
+
+// appOf is the app's name: the release values' app.name, else the
+// release's name (the chart's default).
+func appOf(rel string, config, defaults map[string]any) string {
+	for _, vals := range []map[string]any{config, defaults} {
+		if app, ok := vals["app"].(map[string]any); ok {
+			if name, _ := app["name"].(string); name != "" {
+				return name
+			}
+		}
+	}
+	return rel
+}
+
+// readinessOf reads the readiness of each version of app's route.
+func readinessOf(ctx context.Context, cl *Cluster, app string) (map[string]VersionStatus, error) {
+	rt, err := findRoute(ctx, cl, app)
+	if err != nil {
+		return nil, err
+	}
+	w, err := readWorkloads(ctx, cl, app)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]VersionStatus{}
+	for _, b := range rt.Backends {
+		v := VersionStatus{Backend: b.Name, Version: w.versionOf(app, b.Name)}
+		if err := w.readiness(ctx, cl, &v); err != nil {
+			return nil, fmt.Errorf("version %s: %w", v.Version, err)
+		}
+		out[v.Version] = v
+	}
+	return out, nil
+}
+
+// SetWeights upgrades the release to the weights, atomically (a failed
+// upgrade, such as a gate that refuses, is rolled back by Helm), after
+// checking that nothing changed since revision.
+func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revision int, weights map[string]int) (int, error) {
+	_, helm, err := r.in(namespace)
+	if err != nil {
+		return 0, err
+	}
+	last, err := lastRelease(helm, rel, namespace)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case last.Version != revision:
+		return 0, fmt.Errorf("release %s in namespace %s is at revision %d, not %d as read: it changed meanwhile, so nothing is changed", rel, namespace, last.Version, revision)
+	case last.Info != nil && last.Info.Status.IsPending():
+		return 0, fmt.Errorf("release %s in namespace %s: an operation on it is in progress (status %s)", rel, namespace, last.Info.Status)
+	}
+	versions, strategy, err := releaseVersions(last)
+	if err != nil {
+		return 0, fmt.Errorf("release %s in namespace %s: %w", rel, namespace, err)
+	}
+	next, list, err := withWeights(versions, weights)
+	if err != nil {
+		return 0, fmt.Errorf("release %s in namespace %s: %w", rel, namespace, err)
+	}
+	if err := route.CheckWeights(strategy, next); err != nil {
+		return 0, fmt.Errorf("release %s in namespace %s: weights %v: %w", rel, namespace, next, err)
+	}
+	up := helmaction.NewUpgrade(helm)
+	up.Namespace, up.ReuseValues, up.Atomic, up.Wait = namespace, true, true, true
+	up.Timeout = DefaultTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		up.Timeout = cmp.Or(time.Until(deadline), time.Second)
+	}
+	res, err := up.RunWithContext(ctx, rel, last.Chart, map[string]any{"versions": list})
+	if err != nil {
+		return 0, fmt.Errorf("upgrade release %s in namespace %s: %w", rel, namespace, err)
+	}
+	return res.Version, nil
+}
+
+// withWeights returns the versions value with each version's weight from
+// weights (which must name exactly the versions), and the weights in order.
+func withWeights(versions []map[string]any, weights map[string]int) ([]int, []any, error) {
+	names := make([]string, len(versions))
+	for i, v := range versions {
+		names[i] = v["name"].(string)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(maps.Keys(weights))) {
+		return nil, nil, fmt.Errorf("versions %s, weights for %s: want the same versions", strings.Join(names, ", "), strings.Join(slices.Sorted(maps.Keys(weights)), ", "))
+	}
+	ws := make([]int, len(versions))
+	list := make([]any, len(versions))
+	for i, v := range versions {
+		c := maps.Clone(v)
+		c["weight"] = weights[names[i]]
+		ws[i], list[i] = weights[names[i]], c
+	}
+	return ws, list, nil
+}
