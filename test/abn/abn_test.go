@@ -227,6 +227,10 @@ func TestABN(t *testing.T) {
 		exactWrites(t, []string{addr}, "exact")
 	})
 
+	t.Run("experiment", func(t *testing.T) {
+		abTest(t, addr)
+	})
+
 	t.Run("rbac", func(t *testing.T) {
 		rbacGolden(t, release)
 	})

@@ -34,10 +34,13 @@ const (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var (
-	env          *testbed.Env
-	harness      *node.Harness
-	abnChart     string
-	releaseChart string
+	env             *testbed.Env
+	harness         *node.Harness
+	abnChart        string
+	experimentChart string
+	releaseChart    string
+	// iter8Bin is the built kubectl-iter8, the Pods' "iter8".
+	iter8Bin string
 )
 
 func TestMain(m *testing.M) {
@@ -53,6 +56,7 @@ func runMain(m *testing.M) int {
 		return 2
 	}
 	abnChart = filepath.Join(root, "charts", "abn")
+	experimentChart = filepath.Join(root, "charts", "iter8")
 	releaseChart = filepath.Join(root, "charts", "release")
 	return testbed.MainWith(m, setup, testbed.WithServiceAccountAdmission())
 }
@@ -77,6 +81,7 @@ func setup(e *testbed.Env) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	iter8Bin = bin
 	harness, err = node.Start(ctx, node.Config{
 		Admin:       e.Config,
 		Executables: map[string]string{"iter8": bin},
