@@ -139,6 +139,23 @@ func writeSummary(w io.Writer, r *experiment.Result) {
 			fmt.Fprintf(w, "Winner:\tnone: no version meets its SLOs with a value of %s\n", Printable(rw.Metric))
 		}
 	}
+	if r.Stopped != "" {
+		fmt.Fprintf(w, "Stopped:\t%s\n", Printable(r.Stopped))
+	}
+	if b := r.Bandit; b != nil {
+		var parts []string
+		for _, v := range r.Versions {
+			part := fmt.Sprintf("%s %d", textVersion(v.Name), b.Weights[v.Name])
+			if p, ok := b.ProbabilityBest[v.Name]; ok {
+				part += fmt.Sprintf(" (P(best) %.3f)", p)
+			}
+			parts = append(parts, part)
+		}
+		fmt.Fprintf(w, "Bandit:\t%s at revision %d: %s\n", Printable(b.Release), b.Revision, strings.Join(parts, ", "))
+		if b.Reason != "" {
+			fmt.Fprintf(w, "\t%s\n", Printable(b.Reason))
+		}
+	}
 }
 
 // writeTasks writes the tasks table. Errors and reasons go below it,

@@ -116,3 +116,23 @@ func TestTextShowsBackendMetrics(t *testing.T) {
 		t.Errorf("istio row = %q; want 12 for a, n/a for b, - for c, best a", row)
 	}
 }
+
+func TestTextShowsTheBandit(t *testing.T) {
+	r := result(nil, "")
+	r.Stopped = "the experiment reached its end: promoted b: P(best) 0.970 by abn/purchase-per-user"
+	r.Bandit = &experiment.Bandit{Release: "shop/backend", Revision: 7, Weights: map[string]int{"a": 0, "b": 100, "c": 0},
+		ProbabilityBest: map[string]float64{"a": 0.01, "b": 0.97, "c": 0.02}, Reason: "promoted b", Promoted: "b"}
+	var buf bytes.Buffer
+	if err := Write(&buf, r, Text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Stopped:     the experiment reached its end: promoted b",
+		"Bandit:      shop/backend at revision 7: a 0 (P(best) 0.010), b 100 (P(best) 0.970), c 0 (P(best) 0.020)",
+		"             promoted b\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
