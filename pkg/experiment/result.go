@@ -229,8 +229,6 @@ type LoopSummary struct {
 	Verdicts map[VerdictKey]Verdict `json:"verdicts,omitempty"`
 	// Failed tells that a task failed in this loop.
 	Failed bool `json:"failed,omitempty"`
-	// Weights are the bandit's weights after the loop, by version.
-	Weights map[string]int `json:"weights,omitempty"`
 }
 
 // VerdictKey names a comparison in LoopSummary.Verdicts. Its JSON form is
@@ -437,9 +435,6 @@ func (r *Result) summarize(loop int, start, end time.Time, failed bool) LoopSumm
 	}
 	for _, c := range r.Comparisons {
 		put(&s.Verdicts, VerdictKey{Candidate: c.Candidate, Metric: c.Metric}, c.Verdict)
-	}
-	if r.Bandit != nil {
-		s.Weights = maps.Clone(r.Bandit.Weights)
 	}
 	return s
 }

@@ -128,12 +128,16 @@ func TestHTMLStatsWithoutPlotly(t *testing.T) {
 
 // TestTrendInChromium draws the trend of the five-loop result in headless
 // Chromium with no network: a chart per trend metric with a line of five
-// points per version.
+// points per version, the bandit's weights among them.
 func TestTrendInChromium(t *testing.T) {
 	chromium := chromiumWithPlotly(t)
 	r := loopsResult(t)
 	// A gap: v1 has no p95 in loop 4, which the line skips.
 	delete(r.History[3].Metrics["v1"], "http/latency-p95")
+	for i := range r.History {
+		r.History[i].Metrics["v1"][banditWeight] = float64(50 - 10*i)
+		r.History[i].Metrics["v2"][banditWeight] = float64(50 + 10*i)
+	}
 	page, _ := writePage(t, r)
 	dom, logs := openInChromium(t, chromium, page)
 	if refs := networkRefs(t, dom); len(refs) > 0 {
@@ -147,6 +151,7 @@ func TestTrendInChromium(t *testing.T) {
 		"http/latency-p95":  {"v1": 4, "v2": 5},
 		"http/error-rate":   {"v1": 5, "v2": 5},
 		"http/latency-mean": {"v1": 5, "v2": 5},
+		banditWeight:        {"v1": 5, "v2": 5},
 	}
 	if len(charts) != len(want) {
 		t.Errorf("drawn trend charts %v, want %v", charts, want)

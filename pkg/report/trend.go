@@ -43,10 +43,14 @@ func loopPhrase(r *experiment.Result) string {
 // names one.
 var trendFallback = []string{"http/latency-p95", "http/error-rate"}
 
+// banditWeight is the bandit task's weight of each version (its
+// WeightMetric: the report imports no task).
+const banditWeight = "bandit/weight"
+
 // trendMetrics picks the metrics whose trend to show: those the SLOs and
-// comparisons use, in that order, and which the history has a value or a
-// verdict of. Without any, the key metrics of trendFallback, or else the
-// first three the history has.
+// comparisons use, then the bandit's weights, in that order, and which the
+// history has a value or a verdict of. Without any, the key metrics of
+// trendFallback, or else the first three the history has.
 func trendMetrics(r *experiment.Result) []string {
 	versions := trendVersions(r)
 	// A verdict shows in its candidate's row; without one it does not show.
@@ -76,6 +80,7 @@ func trendMetrics(r *experiment.Result) []string {
 	for _, c := range r.Comparisons {
 		add(c.Metric)
 	}
+	add(banditWeight)
 	for _, l := range r.History {
 		for _, k := range slices.SortedFunc(maps.Keys(l.Verdicts), byCandidateMetric) {
 			if shown(k) {

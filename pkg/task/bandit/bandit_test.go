@@ -106,6 +106,9 @@ func TestRunMovesPromotesAndHolds(t *testing.T) {
 	if b := r.Bandit; b.Revision != 4 || b.Release != "shop/backend" || !strings.Contains(b.Reason, "v1 30, v2 70") || b.ProbabilityBest["v2"] != 0.9 {
 		t.Errorf("bandit state %+v", b)
 	}
+	if w, _ := r.Value("v2", WeightMetric); w != 70 {
+		t.Errorf("%s of v2 = %v, want 70 (what the loop history plots)", WeightMetric, w)
+	}
 	// Again at 30/70: 74 is within the cap.
 	if _, err := run(t, task, rel, loop{p2: 0.9, users: 300, n: 2, of: 10}); err != nil || rel.sets[1]["v2"] != 74 {
 		t.Errorf("second move: %v, %v; want v2 74", rel.sets, err)

@@ -35,6 +35,11 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	r := env.Result
 	b := &experiment.Bandit{Release: rel, Revision: state.Revision, Weights: weights}
 	r.Bandit = b
+	defer func() {
+		for _, v := range t.versions {
+			r.SetMetric(v, WeightMetric, float64(b.Weights[v]), "%")
+		}
+	}()
 	log := env.Logger()
 	last := r.Loop >= r.Loops
 

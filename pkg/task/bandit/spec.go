@@ -16,6 +16,10 @@ import (
 // Name is the task's name in a spec.
 const Name = "bandit"
 
+// WeightMetric is each version's weight after the task, in percent: the
+// loop history keeps it, so reports plot the weights over the loops.
+const WeightMetric = "bandit/weight"
+
 // Defaults of the task.
 const (
 	DefaultPromoteAt = 0.95
@@ -120,6 +124,9 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	}
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	for _, v := range d.Versions {
+		d.Metrics.Add(v, WeightMetric)
 	}
 	return t, nil
 }
