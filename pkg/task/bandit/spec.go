@@ -177,8 +177,9 @@ func policyErrors(pol bandit.Policy, n int, p *field.Path) field.ErrorList {
 	check("baselineFloor", pol.BaselineFloor >= pol.Floor && pol.BaselineFloor <= 100, pol.BaselineFloor, fmt.Sprintf("the weight the baseline keeps: from floor (%d) to 100", pol.Floor))
 	check("baselineFloor", (n-1)*pol.Floor+pol.BaselineFloor <= 100, pol.BaselineFloor,
 		fmt.Sprintf("with %d other versions at floor %d, the floors make %d%%: at most 100", n-1, pol.Floor, (n-1)*pol.Floor+pol.BaselineFloor))
-	check("maxStep", pol.MaxStep >= 1 && pol.MaxStep <= 100, pol.MaxStep, "the most a weight rises per loop: 1 to 100 (points)")
-	check("maxStep", pol.MaxStep >= pol.BaselineFloor, pol.MaxStep, fmt.Sprintf("at least the floors (%d, baseline %d), so that a version below its floor reaches it in one step", pol.Floor, pol.BaselineFloor))
+	inRange := pol.MaxStep >= 1 && pol.MaxStep <= 100
+	check("maxStep", inRange, pol.MaxStep, "the most a weight rises per loop: 1 to 100 (points)")
+	check("maxStep", !inRange || pol.MaxStep >= pol.BaselineFloor, pol.MaxStep, fmt.Sprintf("at least the floors (%d, baseline %d), so that a version below its floor reaches it in one step", pol.Floor, pol.BaselineFloor))
 	check("minSample", pol.MinSample >= 0, pol.MinSample, "the users every version needs before weights move: 0 or more")
 	if len(errs) == 0 {
 		errs = append(errs, field.Invalid(p, field.OmitValueType{}, pol.Check(n).Error()))
