@@ -10,6 +10,8 @@ import (
 	"time"
 
 	helmaction "helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/release"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/route"
@@ -41,6 +43,12 @@ func (r *releases) in(namespace string) (*Cluster, *helmaction.Configuration, er
 	if err != nil {
 		return nil, nil, err
 	}
+	// Init takes the namespace for the release's storage only; the kube
+	// client would build the chart's objects in the getter's namespace
+	// (the flags' or the Pod's) when the release lives in another.
+	if kc, ok := helm.KubeClient.(*kube.Client); ok {
+		kc.Namespace = namespace
+	}
 	return &c, helm, nil
 }
 
@@ -55,11 +63,11 @@ func (r *releases) Weights(ctx context.Context, namespace, rel string) (experime
 	if err != nil {
 		return experiment.ReleaseState{}, err
 	}
-	versions, _, err := releaseVersions(last)
+	versions, strategy, err := releaseVersions(last)
 	if err != nil {
 		return experiment.ReleaseState{}, err
 	}
-	st := experiment.ReleaseState{Revision: last.Version}
+	st := experiment.ReleaseState{Revision: last.Version, Strategy: string(strategy)}
 	if last.Info != nil {
 		st.Status, st.Pending = string(last.Info.Status), last.Info.Status.IsPending()
 	}
@@ -116,7 +124,7 @@ func readinessOf(ctx context.Context, cl *Cluster, app string) (map[string]Versi
 // SetWeights upgrades the release to the weights, atomically (a failed
 // upgrade, such as a gate that refuses, is rolled back by Helm), after
 // checking that nothing changed since revision.
-func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revision int, weights map[string]int) (int, error) {
+func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revision int, weights map[string]int, timeout time.Duration) (int, error) {
 	_, helm, err := r.in(namespace)
 	if err != nil {
 		return 0, err
@@ -128,8 +136,10 @@ func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revisi
 	switch {
 	case last.Version != revision:
 		return 0, fmt.Errorf("release %s in namespace %s is at revision %d, not %d as read: it changed meanwhile, so nothing is changed", rel, namespace, last.Version, revision)
-	case last.Info != nil && last.Info.Status.IsPending():
-		return 0, fmt.Errorf("release %s in namespace %s: an operation on it is in progress (status %s)", rel, namespace, last.Info.Status)
+	case last.Info == nil || last.Info.Status != release.StatusDeployed:
+		// A failed revision's values are not what the route carries, and
+		// Helm would reuse the last deployed revision's under them.
+		return 0, fmt.Errorf("release %s in namespace %s is not deployed (status %s): fix or roll it back first", rel, namespace, statusOf(last))
 	}
 	versions, strategy, err := releaseVersions(last)
 	if err != nil {
@@ -144,10 +154,9 @@ func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revisi
 	}
 	up := helmaction.NewUpgrade(helm)
 	up.Namespace, up.ReuseValues, up.Atomic, up.Wait = namespace, true, true, true
-	up.Timeout = DefaultTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		up.Timeout = cmp.Or(time.Until(deadline), time.Second)
-	}
+	// Helm's own timeout, not a context deadline: both firing at once
+	// would start two rollbacks.
+	up.Timeout = cmp.Or(timeout, DefaultTimeout)
 	res, err := up.RunWithContext(ctx, rel, last.Chart, map[string]any{"versions": list})
 	if err != nil {
 		return 0, fmt.Errorf("upgrade release %s in namespace %s: %w", rel, namespace, err)
@@ -173,4 +182,12 @@ func withWeights(versions []map[string]any, weights map[string]int) ([]int, []an
 		ws[i], list[i] = weights[names[i]], c
 	}
 	return ws, list, nil
+}
+
+// statusOf is a revision's status for messages.
+func statusOf(r *release.Release) string {
+	if r.Info == nil {
+		return "unknown"
+	}
+	return string(r.Info.Status)
 }

@@ -131,6 +131,7 @@ func TestDecodeErrorsNamePaths(t *testing.T) {
 		{"too many loops", header + "spec: {loops: 100001, tasks: [{task: fake}]}", []string{"spec.loops: Invalid value"}},
 		{"bad interval", header + "spec: {loops: 2, interval: soon, tasks: [{task: fake}]}", []string{`spec.interval: Invalid value: "soon": a duration such as 30s or 5m`}},
 		{"negative interval", header + "spec: {loops: 2, interval: -5s, tasks: [{task: fake}]}", []string{"spec.interval: Invalid value", "must not be negative"}},
+		{"bad failedLoops", header + "spec: {loops: 2, failedLoops: retry, tasks: [{task: fake}]}", []string{`spec.failedLoops: Unsupported value: "retry": supported values: "stop", "continue"`}},
 		{"loop in if", header + "spec: {tasks: [{task: fake, if: 'loop == \"last\"'}]}", []string{"spec.tasks[0].if: Invalid value"}},
 		{"several problems", header + "spec: {versions: [a, a], extra: 1, tasks: [{task: nope}]}",
 			[]string{"3 problems", "spec.extra", "spec.versions[1]", "spec.tasks[0].task"}},
@@ -439,6 +440,22 @@ func TestRunLoopsStop(t *testing.T) {
 		}
 		if states(*res) != "failed,skipped" || res.EndTime == nil {
 			t.Errorf("states %s, end %v", states(*res), res.EndTime)
+		}
+	})
+	t.Run("failedLoops continue runs the next loop", func(t *testing.T) {
+		plan := decode(t, header+"spec: {loops: 3, failedLoops: continue, tasks: [{task: fake, with: {failInLoop: 2}}, {task: fake, with: {metric: fake/after}}]}")
+		c := clock()
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan)
+		if err != nil {
+			t.Fatalf("Run error = %v, want none: only loop 2 of 3 failed", err)
+		}
+		if res.Loop != 3 || len(res.History) != 3 || !res.History[1].Failed || res.History[2].Failed || states(*res) != "succeeded,succeeded" {
+			t.Errorf("loop %d, history %+v, states %s; want 3 loops, the second failed, the last succeeded", res.Loop, res.History, states(*res))
+		}
+		plan = decode(t, header+"spec: {loops: 3, failedLoops: continue, tasks: [{task: fake, with: {failInLoop: 3}}]}")
+		c = clock()
+		if _, err := (&Runner{Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan); !errors.Is(err, ErrTaskFailed) {
+			t.Errorf("the last loop failed: Run error = %v, want ErrTaskFailed", err)
 		}
 	})
 	t.Run("a task that is done ends the run after its loop", func(t *testing.T) {

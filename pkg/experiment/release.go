@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrDone is wrapped by a task's error to end a looping experiment
@@ -20,11 +21,12 @@ type Releases interface {
 	// pending.
 	Weights(ctx context.Context, namespace, release string) (ReleaseState, error)
 	// SetWeights upgrades the release with its own chart, reusing its
-	// values, with the weights by version name. It changes nothing and
-	// fails when the newest revision is no longer revision, an operation
-	// is pending, or the versions are not exactly those weights names.
-	// It returns the new revision.
-	SetWeights(ctx context.Context, namespace, release string, revision int, weights map[string]int) (int, error)
+	// values, with the weights by version name, waiting up to timeout for
+	// the upgrade and its gates (a failed upgrade is rolled back, which may
+	// take as long again). It changes nothing and fails when the newest
+	// revision is no longer revision or not deployed, or the versions are
+	// not exactly those weights names. It returns the new revision.
+	SetWeights(ctx context.Context, namespace, release string, revision int, weights map[string]int, timeout time.Duration) (int, error)
 }
 
 // ReleaseState is a release's newest revision as Releases reads it.
@@ -34,6 +36,8 @@ type ReleaseState struct {
 	// says that an install, upgrade or rollback is in progress.
 	Status  string
 	Pending bool
+	// Strategy is the release chart's (canary, blue-green, mirror, none).
+	Strategy string
 	// Versions in the release's values order.
 	Versions []ReleaseVersion
 }
@@ -48,8 +52,7 @@ type ReleaseVersion struct {
 	Reason string
 }
 
-// Bandit is what the bandit task did: read by `report` and `release
-// status`.
+// Bandit is what the bandit task did, as `report` shows it.
 type Bandit struct {
 	// Release is the app's release as namespace/name.
 	Release string `json:"release"`

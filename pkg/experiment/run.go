@@ -53,8 +53,9 @@ type Runner struct {
 }
 
 // Run runs every task of plan, plan.Loops times, and returns the result.
-// The error wraps ErrTaskFailed when a task failed (later tasks and loops
-// are skipped), ErrInterrupted when ctx ended between loops, ErrSLOsNotMet
+// The error wraps ErrTaskFailed when a task failed (later tasks are
+// skipped, and later loops unless the spec's failedLoops is continue, when
+// only a failure in the last loop fails the run), ErrInterrupted when ctx ended between loops, ErrSLOsNotMet
 // when SLOs were not met and the spec asks to fail on them (checked after
 // every loop, so that a gate fails at once), or is the store's error. The result is
 // returned (and was written) in every case where the store works.
@@ -132,8 +133,12 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, s
 		if res.Loops > 1 {
 			res.addHistory(res.summarize(loop, loopStart, env.Time(), failure != nil))
 		}
-		if failure != nil {
+		if failure != nil && (loop == res.Loops || plan.Experiment.Spec.FailedLoops != FailedLoopsContinue) {
 			return failure, nil
+		}
+		if failure != nil {
+			logger.Warn("loop failed; the next loop runs (failedLoops: continue)", "loop", loop, "loops", res.Loops, "error", failure.Error())
+			continue
 		}
 		if plan.Experiment.Spec.FailOnSLOs && !res.SLOsSatisfied() {
 			if loop < res.Loops {

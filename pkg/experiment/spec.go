@@ -54,6 +54,11 @@ type Spec struct {
 	// next, such as 30s (none when unset).
 	Loops    int    `json:"loops,omitempty"`
 	Interval string `json:"interval,omitempty"`
+	// FailedLoops is what a loop with a failed task does to the run:
+	// FailedLoopsStop (the default) ends it; FailedLoopsContinue runs the
+	// next loop, for long-running experiments whose backends may be down
+	// for a loop (the run then fails only if its last loop failed).
+	FailedLoops string `json:"failedLoops,omitempty"`
 	// Tasks run in order.
 	Tasks []TaskSpec `json:"tasks"`
 }
@@ -77,6 +82,12 @@ func (s *Spec) VersionNames() []string {
 	}
 	return s.Versions
 }
+
+// The values of spec.failedLoops.
+const (
+	FailedLoopsStop     = "stop"
+	FailedLoopsContinue = "continue"
+)
 
 // MaxLoops bounds spec.loops: a run is one process, and a loop is worth at
 // least seconds of load, so this is days of looping.
@@ -222,6 +233,9 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 	}
 	if plan.Interval < 0 {
 		errs = append(errs, field.Invalid(specPath.Child("interval"), plan.Interval.String(), "must not be negative"))
+	}
+	if f := exp.Spec.FailedLoops; f != "" && f != FailedLoopsStop && f != FailedLoopsContinue {
+		errs = append(errs, field.NotSupported(specPath.Child("failedLoops"), f, []string{FailedLoopsStop, FailedLoopsContinue}))
 	}
 	return plan, append(errs, plan.compileTasks(opts, specPath.Child("tasks"))...)
 }

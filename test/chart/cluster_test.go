@@ -220,6 +220,7 @@ func TestInstallBadValues(t *testing.T) {
 		{"resources quantity", []string{"resources.limits.memory=lots"}, "/resources/limits/memory"},
 		{"no loops", []string{"loops=0"}, "/loops"},
 		{"interval not a duration", []string{"interval=soon"}, "/interval"},
+		{"failedLoops", []string{"failedLoops=retry"}, "/failedLoops"},
 		{"confidence outside (0,1)", []string{"assess.comparisons[0].metric=http/latency,assess.confidence=1.5"}, "assess.confidence: 1.5 is not between 0 and 1"},
 		{"comparison unknown key", []string{"assess.comparisons[0].metric=http/latency,assess.comparisons[0].against=v1"}, "additional properties 'against' not allowed"},
 		{"abn application without namespace", []string{"tasks={abn},versions={v1,v2},abn.endpoint=http://abn:8080,abn.application=shop,abn.metrics={purchase}"}, "/abn/application"},

@@ -23,6 +23,9 @@ spec:
   {{- with .Values.interval }}
   interval: {{ toJson . }}
   {{- end }}
+  {{- with .Values.failedLoops }}
+  failedLoops: {{ toJson . }}
+  {{- end }}
   tasks:
   {{- range $i, $name := .Values.tasks }}
   {{- if has $name (list "ready" "http" "grpc" "metrics" "abn" "assess" "notify") }}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/experiment/experimenttest"
@@ -27,7 +28,7 @@ func (f *release) Weights(context.Context, string, string) (experiment.ReleaseSt
 	return f.state, nil
 }
 
-func (f *release) SetWeights(_ context.Context, _, _ string, revision int, w map[string]int) (int, error) {
+func (f *release) SetWeights(_ context.Context, _, _ string, revision int, w map[string]int, _ time.Duration) (int, error) {
 	if f.fail != nil {
 		return 0, f.fail
 	}
@@ -43,7 +44,7 @@ func (f *release) SetWeights(_ context.Context, _, _ string, revision int, w map
 }
 
 func newRelease(w1, w2 int) *release {
-	return &release{state: experiment.ReleaseState{Revision: 3, Status: "deployed", Versions: []experiment.ReleaseVersion{
+	return &release{state: experiment.ReleaseState{Revision: 3, Status: "deployed", Strategy: "canary", Versions: []experiment.ReleaseVersion{
 		{Name: "v1", Weight: w1, Ready: true}, {Name: "v2", Weight: w2, Ready: true},
 	}}}
 }
@@ -87,7 +88,8 @@ func run(t *testing.T, task *Task, rel *release, l loop) (*experiment.Result, er
 		r.SetSample(v, reward, stats.MeanSample(l.users, 1, 1))
 	}
 	r.Rewards = []experiment.RewardResult{{Metric: reward, ProbabilityBest: map[string]float64{"v1": 1 - l.p2, "v2": l.p2}}}
-	r.Comparisons = []experiment.Comparison{{Metric: reward, Baseline: "v1", Candidate: "v2", Verdict: l.verdict}}
+	r.Comparisons = []experiment.Comparison{{Metric: reward, Baseline: "v1", Candidate: "v2", Verdict: l.verdict,
+		Sequential: &stats.Evidence{Pooling: stats.Pooled, Looks: l.n}}}
 	return r, task.Run(context.Background(), env)
 }
 
@@ -151,17 +153,30 @@ func TestRunStopsWithoutChanging(t *testing.T) {
 	renamed.state.Versions[1].Name = "v3"
 	failing := newRelease(50, 50)
 	failing.fail = errors.New("pre-upgrade hook failed: v2 is not ready")
+	failed := newRelease(50, 50)
+	failed.state.Status = "failed"
+	blueGreen := newRelease(100, 0)
+	blueGreen.state.Strategy = "blue-green"
 	for _, tt := range []struct {
-		name string
-		rel  *release
-		want string
+		name  string
+		rel   *release
+		loops int
+		want  string
 	}{
-		{"pending", pending, "release shop/backend: an operation on it is in progress (status pending-upgrade)"},
-		{"versions changed", renamed, "release shop/backend has versions v1, v3, the experiment v1, v2: the versions changed"},
-		{"upgrade failed", failing, "upgrade to v1 30, v2 70: pre-upgrade hook failed"},
+		{"pending", pending, 10, "release shop/backend: an operation on it is in progress (status pending-upgrade)"},
+		{"failed", failed, 10, "release shop/backend is failed, not deployed: fix or roll it back"},
+		{"blue-green", blueGreen, 10, `release shop/backend has strategy "blue-green": the bandit splits traffic by weight`},
+		{"versions changed", renamed, 10, "release shop/backend has versions v1, v3, the experiment v1, v2: the versions changed"},
+		{"upgrade failed", failing, 10, "upgrade to v1 30, v2 70: pre-upgrade hook failed"},
+		{"one loop (run --loops 1)", newRelease(50, 50), 1, "the run has 1 loop: the bandit moves weights from loop to loop"},
 	} {
-		if _, err := run(t, task, tt.rel, loop{p2: 0.9, users: 200, n: 1, of: 10}); err == nil || !strings.Contains(err.Error(), tt.want) || len(tt.rel.sets) != 0 {
+		r, err := run(t, task, tt.rel, loop{p2: 0.9, users: 200, n: 1, of: tt.loops})
+		if err == nil || !strings.Contains(err.Error(), tt.want) || len(tt.rel.sets) != 0 {
 			t.Errorf("%s: %v, upgrades %v; want an error containing %q and none", tt.name, err, tt.rel.sets, tt.want)
+		}
+		// What the loop history keeps is the weights in force.
+		if w, ok := r.Value("v2", WeightMetric); ok && w != float64(tt.rel.state.Versions[1].Weight) {
+			t.Errorf("%s: %s of v2 = %v, want the weight in force, %d", tt.name, WeightMetric, w, tt.rel.state.Versions[1].Weight)
 		}
 	}
 	// onUpgradeFailure: continue keeps the loop going.
@@ -181,8 +196,14 @@ func TestRunStopsWithoutChanging(t *testing.T) {
 }
 
 func TestRunAtBudget(t *testing.T) {
-	keep, _ := decode(t, "{release: backend, reward: "+reward+"}", 10)
-	back, _ := decode(t, "{release: shop/backend, reward: "+reward+", atBudget: baseline}", 10)
+	keep, err := decode(t, "{release: backend, reward: "+reward+"}", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decode(t, "{release: shop/backend, reward: "+reward+", atBudget: baseline}", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// keep: the last loop moves as any other (P(best) 0.6: top-two's share
 	// 0.8·0.6 + 0.2·0.4 = 0.56) and leaves the weights there.
 	rel := newRelease(30, 70)
@@ -193,6 +214,49 @@ func TestRunAtBudget(t *testing.T) {
 	r, err := run(t, back, rel, loop{p2: 0.6, users: 200, n: 10, of: 10})
 	if err != nil || len(rel.sets) != 1 || rel.sets[0]["v1"] != 100 || !strings.Contains(r.Bandit.Reason, "budget reached (loop 10 of 10) without a promotion: all traffic back to the baseline v1") {
 		t.Errorf("baseline at budget: %v, %v, %+v", rel.sets, err, r.Bandit)
+	}
+	// A best version that is not ready is not promoted, and the budget's
+	// rule still applies.
+	rel = newRelease(30, 70)
+	rel.state.Versions[1].Ready = false
+	r, err = run(t, back, rel, loop{p2: 0.99, verdict: experiment.VerdictBetter, users: 200, n: 10, of: 10})
+	if err != nil || len(rel.sets) != 1 || rel.sets[0]["v1"] != 100 || r.Bandit.Promoted != "" {
+		t.Errorf("unready winner at budget: %v, %v, %+v; want all traffic back to v1", rel.sets, err, r.Bandit)
+	}
+}
+
+func TestRunPromotesTheBaselineAndExplains(t *testing.T) {
+	task, err := decode(t, "{release: backend, reward: "+reward+"}", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(50, 50)
+	r, err := run(t, task, rel, loop{p2: 0.02, verdict: experiment.VerdictWorse, users: 400, n: 4, of: 10})
+	if !errors.Is(err, experiment.ErrDone) || len(rel.sets) != 1 || rel.sets[0]["v1"] != 100 || r.Bandit.Promoted != "v1" ||
+		!strings.Contains(err.Error(), "every candidate judged worse than the baseline") {
+		t.Errorf("baseline promotion: %v, %v, %+v", rel.sets, err, r.Bandit)
+	}
+	// Sure, but the verdict is not sequential: no promotion, and the
+	// reason says what is missing.
+	rel = newRelease(50, 50)
+	_, plan := experimenttest.Decoding(t, "{}", []string{"v1", "v2"}, nil)
+	env := experimenttest.Env(plan, nil)
+	env.Kube = func() (experiment.ObjectReader, string, error) { return nil, "shop", nil }
+	env.Releases = func() (experiment.Releases, error) { return rel, nil }
+	env.Result.Loop, env.Result.Loops = 3, 10
+	for _, v := range []string{"v1", "v2"} {
+		env.Result.SetSample(v, reward, stats.MeanSample(400, 1, 1))
+	}
+	env.Result.Rewards = []experiment.RewardResult{{Metric: reward, ProbabilityBest: map[string]float64{"v1": 0.01, "v2": 0.99}}}
+	env.Result.Comparisons = []experiment.Comparison{{Metric: reward, Baseline: "v1", Candidate: "v2", Verdict: experiment.VerdictBetter}}
+	if err := task.Run(context.Background(), env); err != nil || env.Result.Bandit.Promoted != "" ||
+		!strings.Contains(env.Result.Bandit.Reason, "v2 has P(best) 0.990, but no sequential comparison on abn/purchase-per-user with the baseline v1 judges it better yet") {
+		t.Errorf("fixed-sample verdict: %v, %+v", err, env.Result.Bandit)
+	}
+	// No assess reward for the bandit's: the spec's mistake, an error.
+	env.Result.Rewards = nil
+	if err := task.Run(context.Background(), env); err == nil || !strings.Contains(err.Error(), "reward abn/purchase-per-user: no assess task before the bandit ranks versions by it") {
+		t.Errorf("missing reward: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/bandit"
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/route"
 )
 
 // Run moves the weights once, promotes, or says why it did neither; see
@@ -28,11 +29,14 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if err := t.checkState(rel, state); err != nil {
 		return err
 	}
-	weights, ready := map[string]int{}, map[string]bool{}
-	for _, v := range state.Versions {
-		weights[v.Name], ready[v.Name] = v.Weight, v.Ready
+	weights, ready, err := percentages(state)
+	if err != nil {
+		return fmt.Errorf("bandit: release %s: %w", rel, err)
 	}
 	r := env.Result
+	if r.Loops < 2 {
+		return fmt.Errorf("bandit: the run has %d loop: the bandit moves weights from loop to loop and needs at least 2", r.Loops)
+	}
 	b := &experiment.Bandit{Release: rel, Revision: state.Revision, Weights: weights}
 	r.Bandit = b
 	defer func() {
@@ -43,46 +47,56 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	log := env.Logger()
 	last := r.Loop >= r.Loops
 
-	pBest, why := t.probabilities(r)
+	pBest, why, err := t.probabilities(r)
+	if err != nil {
+		return err
+	}
+	held := "" // why the evidence cannot move weights this loop
 	if pBest != nil {
 		b.ProbabilityBest = map[string]float64{}
 		for i, v := range t.versions {
 			b.ProbabilityBest[v] = pBest[i]
 		}
 		better, worse := t.verdicts(r)
-		if w := bandit.Promote(pBest, better, worse, t.baseline, t.promoteAt); w >= 0 {
+		w := bandit.Promote(pBest, better, worse, t.baseline, t.promoteAt)
+		switch {
+		case w >= 0 && ready[t.versions[w]]:
 			winner := t.versions[w]
-			if !ready[winner] {
-				b.Reason = fmt.Sprintf("%s is best with P(best) %s but not ready: not promoted yet", winner, prob(pBest[w]))
-				log.Warn("bandit", "release", rel, "reason", b.Reason)
-				return nil
-			}
-			promoted := make(map[string]int, len(t.versions))
-			for _, v := range t.versions {
-				promoted[v] = 0
-			}
-			promoted[winner] = 100
 			why := fmt.Sprintf("promoted %s: P(best) %s by %s, and %s", winner, prob(pBest[w]), t.reward, t.backing(w))
-			if err := t.apply(ctx, env, rels, ns, state.Revision, promoted, why); err != nil {
+			if err := t.apply(ctx, env, rels, ns, state.Revision, only(t.versions, winner), why); err != nil {
 				return err
 			}
 			b.Promoted = winner
 			return fmt.Errorf("%w: %s", experiment.ErrDone, why)
+		case w >= 0:
+			held = fmt.Sprintf("%s is best with P(best) %s but not ready, so it is not promoted yet", t.versions[w], prob(pBest[w]))
+		default:
+			held = t.unbacked(pBest)
 		}
 	}
 	if last && t.atBudget == AtBudgetBaseline {
 		base := t.versions[t.baseline]
-		back := make(map[string]int, len(t.versions))
-		for _, v := range t.versions {
-			back[v] = 0
+		back := only(t.versions, base)
+		why := fmt.Sprintf("budget reached (loop %d of %d) without a promotion: all traffic back to the baseline %s", r.Loop, r.Loops, base)
+		if maps.Equal(back, weights) {
+			b.Reason = why
+			return nil
 		}
-		back[base] = 100
-		return t.apply(ctx, env, rels, ns, state.Revision, back, fmt.Sprintf("budget reached (loop %d of %d) without a promotion: all traffic back to the baseline %s", r.Loop, r.Loops, base))
+		return t.apply(ctx, env, rels, ns, state.Revision, back, why)
 	}
 	if pBest == nil {
 		b.Reason = "weights unchanged: " + why
 		log.Info("bandit", "release", rel, "reason", b.Reason)
 		return nil
+	}
+	// The readiness gate refuses any upgrade that leaves traffic on an
+	// unready version: wait for it, or for a promotion that drains it.
+	for _, v := range t.versions {
+		if !ready[v] && weights[v] > 0 {
+			b.Reason = fmt.Sprintf("weights unchanged: %s has weight %d and is not ready", v, weights[v])
+			log.Info("bandit", "release", rel, "reason", b.Reason)
+			return nil
+		}
 	}
 	next, err := t.next(r, pBest, weights, ready)
 	if err != nil {
@@ -93,12 +107,62 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		log.Info("bandit", "release", rel, "reason", b.Reason)
 		return nil
 	}
+	note := ""
+	if held != "" {
+		note = " (" + held + ")"
+	}
 	if maps.Equal(next, weights) {
-		b.Reason = "weights unchanged: the evidence asks for the same weights, within the bounds"
+		b.Reason = "weights unchanged: the evidence asks for the same weights, within the bounds" + note
 		log.Info("bandit", "release", rel, "reason", b.Reason)
 		return nil
 	}
-	return t.apply(ctx, env, rels, ns, state.Revision, next, "weights moved toward the evidence: "+formatWeights(t.versions, next))
+	return t.apply(ctx, env, rels, ns, state.Revision, next, "weights moved toward the evidence: "+formatWeights(t.versions, next)+note)
+}
+
+// only gives version all traffic.
+func only(versions []string, version string) map[string]int {
+	w := make(map[string]int, len(versions))
+	for _, v := range versions {
+		w[v] = 0
+	}
+	w[version] = 100
+	return w
+}
+
+// percentages are the release's weights as whole percentages (the chart
+// takes relative weights) and its versions' readiness, by name.
+func percentages(s experiment.ReleaseState) (map[string]int, map[string]bool, error) {
+	ws := make([]int, len(s.Versions))
+	for i, v := range s.Versions {
+		ws[i] = v.Weight
+	}
+	pc, err := route.Percentages(ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	weights, ready := map[string]int{}, map[string]bool{}
+	for i, v := range s.Versions {
+		weights[v.Name], ready[v.Name] = pc[i], v.Ready
+	}
+	return weights, ready, nil
+}
+
+// unbacked says why the most likely best version is not promoted although
+// P(best) reached promoteAt, or "" when it did not.
+func (t *Task) unbacked(pBest []float64) string {
+	lead := 0
+	for i, p := range pBest {
+		if p > pBest[lead] {
+			lead = i
+		}
+	}
+	if !(pBest[lead] >= t.promoteAt) {
+		return ""
+	}
+	if lead == t.baseline {
+		return fmt.Sprintf("the baseline %s has P(best) %s, but not every candidate is judged worse by a sequential comparison on %s", t.versions[lead], prob(pBest[lead]), t.reward)
+	}
+	return fmt.Sprintf("%s has P(best) %s, but no sequential comparison on %s with the baseline %s judges it better yet", t.versions[lead], prob(pBest[lead]), t.reward, t.versions[t.baseline])
 }
 
 // connect returns the releases and the release's namespace.
@@ -121,11 +185,17 @@ func (t *Task) connect(env *experiment.Env) (experiment.Releases, string, error)
 	return rels, ns, nil
 }
 
-// checkState refuses a release that an operation holds, or whose versions
-// are not the experiment's: the bandit then stops and changes nothing.
+// checkState refuses a release that an operation holds, that is not
+// deployed, that does not split traffic by weight, or whose versions are
+// not the experiment's: the bandit then stops and changes nothing.
 func (t *Task) checkState(rel string, s experiment.ReleaseState) error {
-	if s.Pending {
+	switch {
+	case s.Pending:
 		return fmt.Errorf("bandit: release %s: an operation on it is in progress (status %s): the weights are left as they are", rel, s.Status)
+	case s.Status != "deployed":
+		return fmt.Errorf("bandit: release %s is %s, not deployed: fix or roll it back; the weights are left as they are", rel, s.Status)
+	case s.Strategy != string(route.Canary) && s.Strategy != string(route.None):
+		return fmt.Errorf("bandit: release %s has strategy %q: the bandit splits traffic by weight, which needs strategy canary (or none)", rel, s.Strategy)
 	}
 	names := make([]string, len(s.Versions))
 	for i, v := range s.Versions {
@@ -139,22 +209,23 @@ func (t *Task) checkState(rel string, s experiment.ReleaseState) error {
 }
 
 // probabilities are the reward's P(best) per version in t.versions order,
-// or nil and why there are none.
-func (t *Task) probabilities(r *experiment.Result) ([]float64, string) {
+// or nil and why there are none yet; a reward that no assess task ranks
+// by is the spec's mistake, an error.
+func (t *Task) probabilities(r *experiment.Result) ([]float64, string, error) {
 	for _, rw := range r.Rewards {
 		if rw.Metric != t.reward {
 			continue
 		}
 		if rw.ProbabilityBest == nil {
-			return nil, "no probability of being best by " + t.reward + ": " + rw.Reason
+			return nil, "no probability of being best by " + t.reward + " yet: " + rw.Reason, nil
 		}
 		p := make([]float64, len(t.versions))
 		for i, v := range t.versions {
 			p[i] = rw.ProbabilityBest[v]
 		}
-		return p, ""
+		return p, "", nil
 	}
-	return nil, "no assess task before the bandit ranks versions by " + t.reward + " (add it to assess's rewards)"
+	return nil, "", fmt.Errorf("bandit: reward %s: no assess task before the bandit ranks versions by it: add it to that task's rewards (max or min)", t.reward)
 }
 
 // verdicts are, per version, whether its sequential comparison with the
@@ -163,7 +234,9 @@ func (t *Task) verdicts(r *experiment.Result) (better, worse []bool) {
 	better, worse = make([]bool, len(t.versions)), make([]bool, len(t.versions))
 	for _, c := range r.Comparisons {
 		i := slices.Index(t.versions, c.Candidate)
-		if c.Metric != t.reward || c.Baseline != t.versions[t.baseline] || i < 0 {
+		// Only sequential verdicts: a fixed-sample test looked at every
+		// loop calls identical versions different far too often.
+		if c.Metric != t.reward || c.Baseline != t.versions[t.baseline] || i < 0 || c.Sequential == nil {
 			continue
 		}
 		better[i], worse[i] = c.Verdict == experiment.VerdictBetter, c.Verdict == experiment.VerdictWorse
@@ -205,11 +278,16 @@ func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]in
 // the loop unless onUpgradeFailure is continue.
 func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) error {
 	b, log := env.Result.Bandit, env.Logger()
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	rev, err := rels.SetWeights(ctx, ns, t.release, revision, weights)
+	rev, err := rels.SetWeights(ctx, ns, t.release, revision, weights, t.timeout)
 	if err != nil {
 		b.Reason = "weights unchanged: the upgrade failed: " + err.Error()
+		// Helm rolled it back to a new revision: record where it is.
+		if now, rerr := rels.Weights(ctx, ns, t.release); rerr == nil {
+			b.Revision = now.Revision
+			if w, _, perr := percentages(now); perr == nil {
+				b.Weights = w
+			}
+		}
 		if t.onFailure == OnFailureContinue {
 			log.Warn("bandit", "release", b.Release, "reason", b.Reason)
 			return nil
