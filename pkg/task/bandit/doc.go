@@ -10,15 +10,19 @@
 // metric. Each loop it:
 //
 //  1. reads the release's newest revision: its versions, weights and
-//     readiness; a pending operation, or versions that are not the
-//     spec's, stop the experiment with an error and change nothing;
-//  2. promotes (weight 100, the others 0) the version most likely best
-//     once P(best) reaches promoteAt and the comparisons back it (a
-//     candidate judged better than the baseline, or the baseline once
-//     every candidate is judged worse), and ends the experiment;
+//     readiness; a release that is pending or not deployed, whose
+//     strategy is not canary (or none), or whose versions are not the
+//     spec's stops the experiment with an error and nothing changed;
+//  2. promotes (weight 100, the others 0) the ready version most likely
+//     best once P(best) reaches promoteAt and the sequential comparisons
+//     back it (a candidate judged better than the baseline, or the
+//     baseline once every candidate is judged worse), and ends the
+//     experiment (experiment.ErrDone);
 //  3. else moves the weights toward top-two Thompson sampling's shares
 //     (pkg/bandit), within the floors and the cap per step, once every
-//     version has minSample users; an unready version gains nothing;
+//     version has minSample in the reward's sample; an unready version
+//     gains nothing, and nothing moves while one holds weight (the
+//     readiness gate would refuse the upgrade);
 //  4. in the last loop without a promotion, leaves the weights where the
 //     evidence put them (atBudget: keep) or gives the baseline all
 //     traffic (atBudget: baseline).
