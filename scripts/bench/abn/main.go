@@ -118,8 +118,8 @@ func serve(l ledger.Ledger) (*server, error) {
 		cancel()
 		return nil, err
 	}
-	gs := grpc.NewServer()
-	pb.RegisterABNServer(gs, &service.GRPC{S: svc})
+	// The server as `abn serve` makes it, with its options.
+	gs := service.NewGRPCServer(svc)
 	go func() { _ = gs.Serve(lis) }()
 	return &server{svc: svc, target: lis.Addr().String(), stop: func() { gs.Stop(); cancel() }}, nil
 }
