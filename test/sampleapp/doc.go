@@ -7,6 +7,12 @@
 // is precise to a few microseconds so that benchmarks can compare latency
 // percentiles measured by the load tester with the injected distribution.
 //
+// With [Options.Conversion] P, a share P of users buy: a successful answer to
+// a request with ?user=U (any path) carries the header X-Purchase: <amount>
+// when U is one of them. Conversion is per user and deterministic, a hash of
+// the version and the user (see [Purchase]), so a converting user's every
+// request carries the same amount, in every process.
+//
 // The path /healthz always answers 200 "ok" at once and is not counted, so
 // readiness probes neither slow down nor disturb the statistics.
 //

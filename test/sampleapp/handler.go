@@ -41,6 +41,12 @@ type Options struct {
 	// non-zero seed the n-th request always gets the same latency and
 	// outcome, whatever the concurrency. 0 picks a random seed.
 	Seed uint64
+	// Conversion is the share, in [0, 1], of users who buy: a successful
+	// answer to a request with ?user=U carries the header X-Purchase: <amount>
+	// when [Purchase](Version, U, Conversion) says U converts. It is per
+	// user and deterministic (every request of a converting user carries
+	// the header), independent of Seed; 0, the default, means nobody buys.
+	Conversion float64
 }
 
 // Validate reports whether o is usable by NewHandler.
@@ -51,18 +57,19 @@ func (o Options) Validate() error {
 	if o.ErrorCode != 0 && (o.ErrorCode < 400 || o.ErrorCode > 599) {
 		return fmt.Errorf("error code %d: want 0 (meaning %d) or 400-599", o.ErrorCode, DefaultErrorCode)
 	}
-	return nil
+	return validConversion(o.Conversion)
 }
 
 // Handler is the sample application's http.Handler.
 type Handler struct {
-	latency   Latency
-	errorRate float64
-	errorCode int
-	seed      uint64
-	version   []string // the X-Version header value, shared read-only
-	okBody    []byte
-	errBody   []byte
+	latency    Latency
+	errorRate  float64
+	errorCode  int
+	seed       uint64
+	conversion float64
+	version    []string // the X-Version header value, shared read-only
+	okBody     []byte
+	errBody    []byte
 
 	requests atomic.Int64 // also the sequence number seeding each request's draws
 	metrics  *metrics
@@ -75,11 +82,12 @@ func NewHandler(o Options) *Handler {
 		panic("sampleapp: " + err.Error())
 	}
 	h := &Handler{
-		latency:   o.Latency,
-		errorRate: o.ErrorRate,
-		errorCode: o.ErrorCode,
-		seed:      o.Seed,
-		version:   []string{o.Version},
+		latency:    o.Latency,
+		errorRate:  o.ErrorRate,
+		errorCode:  o.ErrorCode,
+		seed:       o.Seed,
+		conversion: o.Conversion,
+		version:    []string{o.Version},
 	}
 	if h.latency == nil {
 		h.latency = none{}
@@ -109,7 +117,8 @@ func mustJSON(v any) []byte {
 func (h *Handler) Requests() int64 { return h.requests.Load() }
 
 // ServeHTTP waits the sampled latency, then answers with the version JSON or
-// an injected error. If the request context ends during the wait, it returns
+// an injected error. A successful answer to a converting user (see
+// Options.Conversion) carries X-Purchase, whatever the path. If the request context ends during the wait, it returns
 // without writing, as nobody is listening any more.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
@@ -132,6 +141,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	status, body := http.StatusOK, h.okBody
 	if fail {
 		status, body = h.errorCode, h.errBody
+	} else if p := h.purchaseHeader(req); p != nil {
+		w.Header()[PurchaseHeader] = p
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))

@@ -367,6 +367,11 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{ErrorRate: math.NaN()}, "error rate NaN: want a fraction in [0, 1]"},
 		{Options{ErrorCode: 200}, "error code 200: want 0 (meaning 503) or 400-599"},
 		{Options{ErrorCode: 600}, "error code 600: want 0 (meaning 503) or 400-599"},
+		{Options{Conversion: 1}, ""},
+		{Options{Conversion: 0.2}, ""},
+		{Options{Conversion: -0.1}, "conversion -0.1: want a fraction in [0, 1]"},
+		{Options{Conversion: 1.5}, "conversion 1.5: want a fraction in [0, 1]"},
+		{Options{Conversion: math.NaN()}, "conversion NaN: want a fraction in [0, 1]"},
 	}
 	for _, tt := range tests {
 		err := tt.o.Validate()

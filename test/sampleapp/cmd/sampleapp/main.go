@@ -5,7 +5,13 @@
 //
 //	sampleapp [--listen 127.0.0.1:8080] [--version v1] [--latency SPEC]
 //	          [--error-rate 0] [--error-code 503] [--seed 0]
-//	          [--addr-file FILE] [--allow-non-loopback]
+//	          [--conversion 0] [--addr-file FILE] [--allow-non-loopback]
+//
+// With --conversion P, a share P of users buy: the answers to a converting
+// user's requests (any path with ?user=U) carry X-Purchase: <amount>. Who
+// converts, and for how much, is a hash of the version and the user (per
+// user, the same on every request and in every process; see
+// sampleapp.Purchase).
 //
 // Prometheus metrics are served on /metrics (see package sampleapp).
 // With --listen 127.0.0.1:0 the kernel picks a free port; --addr-file then
@@ -80,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.opts.ErrorRate, "error-rate", 0, "fraction in [0, 1] of requests answered with --error-code")
 	fs.IntVar(&cfg.opts.ErrorCode, "error-code", sampleapp.DefaultErrorCode, "HTTP status 400-599 of injected errors")
 	fs.Uint64Var(&cfg.opts.Seed, "seed", 0, "random seed for reproducible latencies and errors; 0 picks one")
+	fs.Float64Var(&cfg.opts.Conversion, "conversion", 0, "share in [0, 1] of users (?user=U) whose answers carry X-Purchase: <amount>; 0: nobody buys")
 	fs.StringVar(&cfg.addrFile, "addr-file", "", "once listening, write the bound host:port to this `file` (atomically)")
 	fs.BoolVar(&cfg.allowNonLoopback, "allow-non-loopback", false, "allow --listen on a non-loopback address")
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +112,9 @@ func check(cfg config, latency string, rest []string) (config, error) {
 	// Validate each flag on its own so the message names the right one.
 	if err := (sampleapp.Options{ErrorRate: cfg.opts.ErrorRate}).Validate(); err != nil {
 		return config{}, fmt.Errorf("--error-rate: %v", err)
+	}
+	if err := (sampleapp.Options{Conversion: cfg.opts.Conversion}).Validate(); err != nil {
+		return config{}, fmt.Errorf("--conversion: %v", err)
 	}
 	if err := cfg.opts.Validate(); err != nil {
 		return config{}, fmt.Errorf("--error-code: %v", err)
@@ -155,8 +165,8 @@ func serve(ctx context.Context, cfg config, stderr io.Writer, ready func(addr st
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stderr, "sampleapp: listening on %s (version %q, latency %s, error rate %v, error code %d)\n",
-		addr, cfg.opts.Version, cfg.opts.Latency, cfg.opts.ErrorRate, cfg.opts.ErrorCode)
+	fmt.Fprintf(stderr, "sampleapp: listening on %s (version %q, latency %s, error rate %v, error code %d, conversion %v)\n",
+		addr, cfg.opts.Version, cfg.opts.Latency, cfg.opts.ErrorRate, cfg.opts.ErrorCode, cfg.opts.Conversion)
 	if ready != nil {
 		ready(addr)
 	}

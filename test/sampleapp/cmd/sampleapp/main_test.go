@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iter8-tools/iter8/test/sampleapp"
 )
 
 // runMainEnv makes the test binary act as the command, so tests can exercise
@@ -83,6 +86,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"--latency", "fixed:5"}, `--latency: latency "fixed:5": bad duration "5"`},
 		{[]string{"--error-rate", "1.5"}, "--error-rate: error rate 1.5: want a fraction in [0, 1]"},
+		{[]string{"--conversion", "1.5"}, "--conversion: conversion 1.5: want a fraction in [0, 1]"},
+		{[]string{"--conversion", "-0.1"}, "--conversion: conversion -0.1: want a fraction in [0, 1]"},
 		{[]string{"--error-code", "200"}, "--error-code: error code 200: want 0 (meaning 503) or 400-599"},
 		{[]string{"--listen", "0.0.0.0:8080"}, `--listen: address "0.0.0.0:8080" is not a loopback address`},
 		{[]string{"--listen", ":8080"}, "use --allow-non-loopback to override"},
@@ -103,7 +108,7 @@ func TestParseFlagsErrors(t *testing.T) {
 func TestServe(t *testing.T) {
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	var stderr strings.Builder
-	cfg, err := parseFlags([]string{"--listen", "127.0.0.1:0", "--version", "v7", "--addr-file", addrFile}, &stderr)
+	cfg, err := parseFlags([]string{"--listen", "127.0.0.1:0", "--version", "v7", "--conversion", "1", "--addr-file", addrFile}, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +127,17 @@ func TestServe(t *testing.T) {
 	if b, err := os.ReadFile(addrFile); err != nil || string(b) != addr {
 		t.Errorf("addr file %s: got %q, %v; want %q", addrFile, b, err, addr)
 	}
-	resp, err := http.Get("http://" + addr + "/")
+	resp, err := http.Get("http://" + addr + "/buy?user=ann")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Version") != "v7" {
-		t.Errorf("GET http://%s/: got %d X-Version %q, want 200 v7", addr, resp.StatusCode, resp.Header.Get("X-Version"))
+		t.Errorf("GET http://%s/buy?user=ann: got %d X-Version %q, want 200 v7", addr, resp.StatusCode, resp.Header.Get("X-Version"))
+	}
+	// --conversion 1: every user buys.
+	if a, _ := sampleapp.Purchase("v7", "ann", 1); resp.Header.Get(sampleapp.PurchaseHeader) != strconv.Itoa(a) {
+		t.Errorf("GET http://%s/buy?user=ann with --conversion 1: got X-Purchase %q, want %d", addr, resp.Header.Get(sampleapp.PurchaseHeader), a)
 	}
 
 	cancel()
