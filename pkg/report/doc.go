@@ -5,6 +5,7 @@
 // assess task's comparisons of candidates with the baseline (compare.go),
 // each version's probability of having the best reward, and for an
 // experiment with loops the trend of the key metrics loop by loop
-// (trend.go). Sections whose fields a result lacks are left out, so older
+// (trend.go), and for an A/B/n experiment each version's users beside its
+// weight and the bandit's state (users.go). Sections whose fields a result lacks are left out, so older
 // results read as before.
 package report

@@ -58,10 +58,17 @@ type htmlView struct {
 	Took       string
 	SLOSummary string
 	Winner     string
-	Versions   []string
-	Tasks      []htmlTask
-	SLORows    []htmlSLORow
-	Metrics    []htmlMetric
+	// Stopped says why the loops ended early.
+	Stopped  string
+	Versions []string
+	Tasks    []htmlTask
+	SLORows  []htmlSLORow
+	Metrics  []htmlMetric
+	// Users is the A/B/n users table; UserWeights whether it has weights.
+	Users       []userRow
+	UserWeights bool
+	UsersNote   string
+	Bandit      *htmlBandit
 	// Failures are the requests of each load without a complete response.
 	Failures   []failedRequest
 	Histograms []htmlHistogram
@@ -171,6 +178,10 @@ func newHTMLView(r *experiment.Result, plotly string) (*htmlView, error) {
 			}
 		}
 		v.Metrics = append(v.Metrics, m)
+	}
+	v.Stopped, v.Bandit = r.Stopped, newHTMLBandit(r)
+	if v.Users, v.UserWeights = userRows(r); v.UserWeights {
+		v.UsersNote = usersNote
 	}
 	v.Failures, v.Comparisons, v.Rewards = failedRequests(r), htmlComparisons(r), htmlRewards(r)
 	v.Method = comparisonsMethod(r.Comparisons)

@@ -102,6 +102,7 @@ func writeText(out io.Writer, r *experiment.Result) error {
 		}
 	}
 	writeMetrics(w, r, versions)
+	writeUsers(w, r)
 	writeNotes(w, r)
 	writeComparisons(w, r)
 	writeRewards(w, r)
@@ -154,6 +155,9 @@ func writeSummary(w io.Writer, r *experiment.Result) {
 		fmt.Fprintf(w, "Bandit:\t%s at revision %d: %s\n", Printable(b.Release), b.Revision, strings.Join(parts, ", "))
 		if b.Reason != "" {
 			fmt.Fprintf(w, "\t%s\n", Printable(b.Reason))
+		}
+		if b.Promoted != "" {
+			fmt.Fprintf(w, "Promoted:\t%s\n", textVersion(b.Promoted))
 		}
 	}
 }
