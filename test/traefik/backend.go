@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +39,11 @@ type BackendConfig struct {
 	// Port is the port it listens on, inside its namespace (default 8080,
 	// the release chart's default container port).
 	Port int
+	// Conversion, in [0, 1], is the share of users who buy, passed as the
+	// sample app's --conversion: the answers to a converting user's
+	// requests (?user=U) carry X-Purchase: <amount>. 0, the default,
+	// means nobody buys (and no flag is passed).
+	Conversion float64
 	// Args are more flags for the sample app (such as --latency).
 	Args []string
 	// StartTimeout bounds how long the sample app may take to answer
@@ -93,6 +99,9 @@ func StartBackend(ctx context.Context, cfg BackendConfig) (*Backend, error) {
 	if cfg.SampleApp == "" || cfg.Version == "" {
 		return nil, errors.New("start backend: BackendConfig.SampleApp and Version are required")
 	}
+	if math.IsNaN(cfg.Conversion) || cfg.Conversion < 0 || cfg.Conversion > 1 {
+		return nil, fmt.Errorf("start backend %s: conversion %v: want a fraction in [0, 1]", cfg.Version, cfg.Conversion)
+	}
 	if cfg.Port == 0 {
 		cfg.Port = 8080
 	}
@@ -142,6 +151,9 @@ func (b *Backend) start(ctx context.Context, cfg BackendConfig) error {
 
 	args := append([]string{"netns", "exec", b.NetNS, cfg.SampleApp,
 		"--listen", b.Addr, "--allow-non-loopback", "--version", cfg.Version}, cfg.Args...)
+	if cfg.Conversion != 0 {
+		args = append(args, "--conversion", strconv.FormatFloat(cfg.Conversion, 'g', -1, 64))
+	}
 	b.cmd = exec.Command("ip", args...)
 	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
