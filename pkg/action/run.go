@@ -35,6 +35,10 @@ type Run struct {
 	// Loops and Interval, when set, replace the spec's loops and interval.
 	Loops    *int
 	Interval *time.Duration
+	// Resume goes on with the stored result of Revision, if there is one,
+	// from where its run stopped: the chart's long-running Job sets it, so
+	// that a retried pod neither starts over nor runs an ended run again.
+	Resume bool
 }
 
 // NewRun returns a Run action.
@@ -94,7 +98,17 @@ func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
 	if a.Interval != nil {
 		plan.Interval = *a.Interval
 	}
-	return runPlan(ctx, a.cfg, plan, a.Experiment, a.Revision)
+	var stored *experiment.Result
+	if a.Resume {
+		stored, err = a.Experiment.ReadRevision(ctx, max(a.Revision, 1))
+		if errors.Is(err, store.ErrNoResult) {
+			stored, err = nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: read the result to resume: %w", a.Experiment, err)
+		}
+	}
+	return runPlan(ctx, a.cfg, plan, a.Experiment, a.Revision, stored)
 }
 
 // decodeSpec validates a spec; files it names are read relative to dir.
@@ -114,8 +128,14 @@ func decodeSpec(data []byte, cfg *Configuration, dir string) (*experiment.Plan, 
 	return plan, nil
 }
 
-func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w experiment.ResultWriter, revision int) (*experiment.Result, error) {
+// runPlan runs plan, resuming stored when it is not nil.
+func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w experiment.ResultWriter, revision int, stored *experiment.Result) (*experiment.Result, error) {
 	tail := experiment.NewLogTail(LogTailLines)
+	if stored != nil { // the log goes on where the earlier process's ended
+		for _, line := range stored.Log {
+			fmt.Fprintln(tail, line)
+		}
+	}
 	r := &experiment.Runner{
 		Store:    w,
 		Log:      cfg.logger(io.MultiWriter(cfg.Log, tail)),
@@ -126,6 +146,7 @@ func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w e
 		Revision: revision,
 		Kube:     cfg.kube,
 		Releases: cfg.releases,
+		Resume:   stored,
 	}
 	return r.Run(ctx, plan)
 }

@@ -23,7 +23,9 @@ interrupt (Ctrl-C) keeps everything that finished.
 
 With loops (spec.loops, or --loops here) the tasks run again and again in
 one run, a loop starting every interval; the result keeps a summary of each
-loop for the report's trend.
+loop for the report's trend. With --resume, a run whose process died
+(a retried pod of the chart's long-running Job) goes on from the first task
+that had not finished.
 
 Exit status: 0 when every task succeeded; 1 when SLOs are not met and the
 spec sets failOnSLOs; 2 when the spec is invalid or a task failed.
@@ -63,6 +65,7 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 	f.IntVar(&o.loops, "loops", 0, "run the tasks this many times, replacing the spec's loops")
 	f.DurationVar(&o.interval, "interval", 0, "time from the start of one loop to the next, replacing the spec's interval")
 	f.IntVar(&o.revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
+	f.BoolVar(&o.run.Resume, "resume", false, "go on with this revision's stored result from where its run stopped, if there is one (a retried Job's pod); an ended run is not run again")
 	return cmd
 }
 

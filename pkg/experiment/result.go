@@ -60,6 +60,9 @@ type Result struct {
 	// Stopped says why the loops ended before the last one (a task
 	// returned ErrDone).
 	Stopped string `json:"stopped,omitempty"`
+	// Interrupted tells that a signal stopped the run before its end; a
+	// resumed run (a retried Job's pod) goes on from where it stopped.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// Bandit is the bandit task's state.
 	Bandit *Bandit `json:"bandit,omitempty"`
 	// Log is the tail of the run's log.

@@ -50,6 +50,11 @@ type Runner struct {
 	// Releases changes app releases' weights for the bandit task; nil
 	// when there is no cluster.
 	Releases func() (Releases, error)
+	// Resume, when set, is the stored result of this revision's run by an
+	// earlier process (a long-running experiment's Job retried its pod):
+	// the run continues it from the first task that had not finished, or,
+	// when it had ended, returns it with its outcome and runs nothing.
+	Resume *Result
 }
 
 // Run runs every task of plan, plan.Loops times, and returns the result.
@@ -61,16 +66,31 @@ type Runner struct {
 // returned (and was written) in every case where the store works.
 func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	env := r.env(plan)
+	from := position{loop: 1}
+	if r.Resume != nil {
+		at, err := resumePoint(r.Resume, env.Result)
+		switch {
+		case err != nil:
+			env.Log.Warn("the stored result is not resumed: the run starts over", "reason", err.Error())
+		case r.Resume.Completed():
+			env.Log.Info("the run had ended: its stored result stands", "loop", r.Resume.Loop, "loops", r.Resume.Loops)
+			return r.Resume, r.Resume.outcome(plan)
+		default:
+			env.Result, from = r.Resume, at
+			from.since = env.Time()
+			env.Log.Info("resuming the stored run", "loop", at.loop, "loops", env.Result.Loops, "task", at.task)
+		}
+	}
 	res := env.Result
 	if err := r.write(ctx, res); err != nil {
 		return res, err
 	}
-	failure, err := r.runLoops(ctx, plan, env)
+	failure, err := r.runLoops(ctx, plan, env, from)
 	if err != nil {
 		return res, err
 	}
 	end := env.Time()
-	res.EndTime = &end
+	res.EndTime, res.Interrupted = &end, ctx.Err() != nil
 	if err := r.write(ctx, res); err != nil {
 		return res, err
 	}
@@ -98,18 +118,30 @@ func (r *Runner) env(plan *Plan) *Env {
 }
 
 // runLoops runs the tasks of plan once per loop, waiting for each loop's
-// start. It returns what failed the run, a failed task, an interrupt or
-// unmet SLOs with failOnSLOs set, and separately the store's error, which
-// ends the run.
-func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, storeErr error) {
+// start, from a position (the first loop's first task, or where a resumed
+// run stopped). It returns what failed the run, a failed task, an
+// interrupt or unmet SLOs with failOnSLOs set, and separately the store's
+// error, which ends the run.
+func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from position) (failure, storeErr error) {
 	res, logger := env.Result, env.Log
 	wait := r.Wait
 	if wait == nil {
 		wait = waitUntil
 	}
-	for loop := 1; loop <= res.Loops; loop++ {
-		if loop > 1 {
-			next := res.StartTime.Add(time.Duration(loop-1) * plan.Interval)
+	// Loops start every interval from the run's start; after a resume,
+	// from the resume, so that the loops an outage missed do not run back
+	// to back on the same evidence.
+	base := res.StartTime
+	if !from.since.IsZero() {
+		base = later(base, from.since.Add(-time.Duration(from.loop-1)*plan.Interval))
+	}
+	if from.loop > res.Loops { // a resumed run whose last loop had ended
+		return res.outcome(plan), nil
+	}
+	for loop := from.loop; loop <= res.Loops; loop++ {
+		resumed := loop == from.loop && from.mid
+		if loop > 1 && !resumed {
+			next := base.Add(time.Duration(loop-1) * plan.Interval)
 			if err := wait(ctx, next); err != nil {
 				logger.Error("run interrupted", "loop", loop, "loops", res.Loops)
 				return fmt.Errorf("%w before loop %d of %d: %w", ErrInterrupted, loop, res.Loops, err), nil
@@ -125,9 +157,12 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, s
 		if res.Loops > 1 {
 			logger.Info("loop started", "loop", loop, "loops", res.Loops)
 		}
-		loopStart := env.Time()
+		loopStart, first := env.Time(), 0
+		if resumed {
+			loopStart, first = res.loopStart(loopStart), from.task
+		}
 		var done bool
-		if failure, done, storeErr = r.runTasks(ctx, plan, env); storeErr != nil {
+		if failure, done, storeErr = r.runTasks(ctx, plan, env, first); storeErr != nil {
 			return failure, storeErr
 		}
 		if res.Loops > 1 {
@@ -156,16 +191,25 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env) (failure, s
 	return nil, nil
 }
 
-// runTasks runs every task of plan once. It returns the first task's failure
-// (wrapping ErrTaskFailed), after which the other tasks are skipped, whether
-// a task ended the experiment (ErrDone: the loop's other tasks still run),
-// and separately the store's error, which ends the run.
-func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure error, done bool, storeErr error) {
+// runTasks runs the tasks of plan once, from the task first (the tasks
+// before it ran in an earlier process: their states stand). It returns the
+// first task's failure (wrapping ErrTaskFailed), after which the other
+// tasks are skipped, whether a task ended the experiment (ErrDone: the
+// loop's other tasks still run), and separately the store's error, which
+// ends the run.
+func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int) (failure error, done bool, storeErr error) {
 	res, logger, now := env.Result, env.Log, env.Time
+	done = first > 0 && res.Stopped != ""
 	for i, t := range plan.Tasks {
 		tr := &res.Tasks[i]
+		if i < first {
+			if tr.State == TaskFailed && failure == nil {
+				failure = fmt.Errorf("%w: task %d (%s): %s", ErrTaskFailed, i, t.Spec.Task, tr.Error)
+			}
+			continue
+		}
 		if failure != nil {
-			tr.State, tr.Reason = TaskSkipped, "an earlier task failed"
+			tr.State, tr.Reason = TaskSkipped, skipAfterFailure
 			continue
 		}
 		if t.condition != nil {
@@ -199,7 +243,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env) (failure er
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				err = fmt.Errorf("interrupted: %w", err)
+				err = fmt.Errorf("%s%w", interruptedPrefix, err)
 			}
 			failure = fmt.Errorf("%w: task %d (%s): %w", ErrTaskFailed, i, t.Spec.Task, err)
 			tr.State, tr.Error = TaskFailed, err.Error()

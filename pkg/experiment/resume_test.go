@@ -1,0 +1,211 @@
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// countTask counts its runs per loop in runs, keyed "name@loop".
+type countTask struct {
+	Name string `json:"name"`
+	runs map[string]int
+}
+
+func (c *countTask) Run(_ context.Context, env *Env) error {
+	c.runs[fmt.Sprintf("%s@%d", c.Name, env.Result.Loop)]++
+	for _, v := range env.Versions {
+		env.Result.SetMetric(v, "count/"+c.Name, float64(env.Result.Loop), "")
+	}
+	return nil
+}
+
+// countingPlan decodes spec with a count task that records into runs.
+func countingPlan(t *testing.T, spec string, runs map[string]int) *Plan {
+	t.Helper()
+	r := testRegistry()
+	r.Register("count", func(d *Decoding) (Task, field.ErrorList) {
+		c := &countTask{runs: runs}
+		if errs := d.Into(c); len(errs) > 0 {
+			return nil, errs
+		}
+		for _, v := range d.Versions {
+			d.Metrics.Add(v, "count/"+c.Name)
+		}
+		return c, nil
+	})
+	p, err := Decode([]byte(spec), DecodeOptions{Registry: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// crashAt is a store whose write number n (from 1) fails, as a process
+// that dies would leave the store: the runs before it written, nothing
+// after.
+type crashAt struct {
+	memStore
+	n, count int
+}
+
+func (c *crashAt) WriteResult(ctx context.Context, r *Result) error {
+	if c.count++; c.count == c.n {
+		return errors.New("the process died")
+	}
+	return c.memStore.WriteResult(ctx, r)
+}
+
+func (c *crashAt) last(t *testing.T) *Result {
+	t.Helper()
+	if len(c.writes) == 0 {
+		t.Fatal("nothing was written before the crash")
+	}
+	r := c.writes[len(c.writes)-1]
+	return &r
+}
+
+// TestResumeAfterACrashAtEveryWrite crashes a run at each of its writes in
+// turn and resumes it from what was stored: every task of every loop runs,
+// at most the one in flight at the crash twice, and the result is the
+// same as an uninterrupted run's.
+func TestResumeAfterACrashAtEveryWrite(t *testing.T) {
+	const spec = header + `spec: {loops: 3, interval: 1m, versions: [a, b], tasks: [
+  {task: count, with: {name: first}},
+  {task: fake, with: {value: 3, perLoop: 2}},
+  {task: count, with: {name: last}}]}`
+	clock := func() *loopClock { return &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+	full := &memStore{}
+	c := clock()
+	want, err := (&Runner{Store: full, Now: c.Now, Wait: c.Wait}).Run(context.Background(), countingPlan(t, spec, map[string]int{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 2; n <= len(full.writes); n++ {
+		t.Run(fmt.Sprintf("crash at write %d", n), func(t *testing.T) {
+			runs := map[string]int{}
+			plan := countingPlan(t, spec, runs)
+			st := &crashAt{n: n}
+			c := clock()
+			if _, err := (&Runner{Store: st, Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan); err == nil {
+				t.Fatal("the run with a crashing store succeeded")
+			}
+			stored := st.last(t)
+			after := &memStore{}
+			got, err := (&Runner{Store: after, Now: c.Now, Wait: c.Wait, Resume: stored}).Run(context.Background(), plan)
+			if err != nil {
+				t.Fatalf("resumed run: %v", err)
+			}
+			twice := 0
+			for loop := 1; loop <= 3; loop++ {
+				for _, name := range []string{"first", "last"} {
+					k := fmt.Sprintf("%s@%d", name, loop)
+					switch runs[k] {
+					case 1:
+					case 2:
+						twice++
+					default:
+						t.Errorf("%s ran %d times", k, runs[k])
+					}
+				}
+			}
+			if twice > 1 {
+				t.Errorf("%d tasks ran twice (%v), want at most the one in flight at the crash", twice, runs)
+			}
+			if !sameOutcome(got, want) {
+				g, _ := json.Marshal(got)
+				w, _ := json.Marshal(want)
+				t.Errorf("resumed result differs from an uninterrupted run's:\n got %s\nwant %s", g, w)
+			}
+		})
+	}
+}
+
+// sameOutcome compares what two runs found, not when.
+func sameOutcome(a, b *Result) bool {
+	loops := func(r *Result) []int {
+		var l []int
+		for _, h := range r.History {
+			l = append(l, h.Loop)
+		}
+		return l
+	}
+	metrics := func(r *Result) map[int]map[string]map[string]float64 {
+		m := map[int]map[string]map[string]float64{}
+		for _, h := range r.History {
+			m[h.Loop] = h.Metrics
+		}
+		return m
+	}
+	return a.Completed() && b.Completed() && a.Loop == b.Loop && states(*a) == states(*b) &&
+		reflect.DeepEqual(a.Versions, b.Versions) && reflect.DeepEqual(loops(a), loops(b)) &&
+		reflect.DeepEqual(metrics(a), metrics(b))
+}
+
+func TestResume(t *testing.T) {
+	clock := func() *loopClock { return &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+	t.Run("an ended run is not run again", func(t *testing.T) {
+		runs := map[string]int{}
+		plan := countingPlan(t, header+"spec: {loops: 2, tasks: [{task: count, with: {name: x}}, {task: fake, with: {failInLoop: 2}}]}", runs)
+		c := clock()
+		stored, err := (&Runner{Now: c.Now, Wait: c.Wait}).Run(context.Background(), plan)
+		if !errors.Is(err, ErrTaskFailed) {
+			t.Fatalf("first run: %v, want a failed task", err)
+		}
+		before := fmt.Sprint(runs)
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait, Resume: stored}).Run(context.Background(), plan)
+		if !errors.Is(err, ErrTaskFailed) || !strings.Contains(err.Error(), "failed in this loop") || res != stored {
+			t.Errorf("resumed an ended run: %v; want its own failure and its stored result", err)
+		}
+		if fmt.Sprint(runs) != before {
+			t.Errorf("tasks ran again: %v, before %s", runs, before)
+		}
+	})
+	t.Run("an interrupted run goes on where it stopped", func(t *testing.T) {
+		runs := map[string]int{}
+		plan := countingPlan(t, header+"spec: {loops: 3, interval: 1h, tasks: [{task: count, with: {name: x}}]}", runs)
+		ctx, cancel := context.WithCancel(context.Background())
+		wait := func(ctx context.Context, _ time.Time) error {
+			cancel()
+			return ctx.Err()
+		}
+		stored, err := (&Runner{Wait: wait}).Run(ctx, plan)
+		if !errors.Is(err, ErrInterrupted) || !stored.Interrupted || !stored.Completed() {
+			t.Fatalf("first run: %v, interrupted %v; want interrupted before loop 2", err, stored.Interrupted)
+		}
+		c := clock()
+		c.now = stored.EndTime.Add(3 * time.Hour) // the retried pod starts late; the fake clock ticks a second a read
+		since := c.now
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait, Resume: stored}).Run(context.Background(), plan)
+		if err != nil || res.Interrupted || res.Loop != 3 || len(res.History) != 3 {
+			t.Fatalf("resumed: %v, interrupted %v, loop %d, %d in history; want 3 loops done", err, res.Interrupted, res.Loop, len(res.History))
+		}
+		if runs["x@1"] != 1 || runs["x@2"] != 1 || runs["x@3"] != 1 {
+			t.Errorf("runs %v, want each loop once", runs)
+		}
+		// The missed loops do not run back to back: loop 2 at once, loop 3
+		// an interval later.
+		if len(c.waits) != 2 || c.waits[0].After(since.Add(10*time.Second)) || !c.waits[1].Equal(c.waits[0].Add(time.Hour)) {
+			t.Errorf("waits %v after resuming at %v; want loop 2 at once and loop 3 an hour later", c.waits, since)
+		}
+	})
+	t.Run("a result of another spec is not resumed", func(t *testing.T) {
+		runs := map[string]int{}
+		plan := countingPlan(t, header+"spec: {loops: 2, tasks: [{task: count, with: {name: x}}]}", runs)
+		other := countingPlan(t, header+"spec: {loops: 2, tasks: [{task: fake}]}", runs)
+		c := clock()
+		stored := NewResult(other, 1, c.Now())
+		stored.Loop, stored.Loops = 1, 2
+		res, err := (&Runner{Now: c.Now, Wait: c.Wait, Resume: stored}).Run(context.Background(), plan)
+		if err != nil || res == stored || runs["x@1"] != 1 || runs["x@2"] != 1 {
+			t.Errorf("run: %v, runs %v; want a new run of both loops", err, runs)
+		}
+	})
+}
