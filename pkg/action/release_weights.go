@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	helmaction "helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/kube"
@@ -69,7 +68,7 @@ func (r *releases) Weights(ctx context.Context, namespace, rel string) (experime
 	}
 	st := experiment.ReleaseState{Revision: last.Version, Strategy: string(strategy)}
 	if last.Info != nil {
-		st.Status, st.Pending = string(last.Info.Status), last.Info.Status.IsPending()
+		st.Status, st.Pending, st.Description = string(last.Info.Status), last.Info.Status.IsPending(), last.Info.Description
 	}
 	ready, err := readinessOf(ctx, cl, appOf(last.Name, last.Config, last.Chart.Values))
 	if err != nil {
@@ -121,10 +120,11 @@ func readinessOf(ctx context.Context, cl *Cluster, app string) (map[string]Versi
 	return out, nil
 }
 
-// SetWeights upgrades the release to the weights, atomically (a failed
-// upgrade, such as a gate that refuses, is rolled back by Helm), after
-// checking that nothing changed since revision.
-func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revision int, weights map[string]int, timeout time.Duration) (int, error) {
+// SetWeights upgrades the release to the change's weights, atomically (a
+// failed upgrade, such as a gate that refuses, is rolled back by Helm),
+// after checking that nothing changed since the change's revision.
+func (r *releases) SetWeights(ctx context.Context, namespace, rel string, change experiment.WeightChange) (int, error) {
+	revision, weights := change.Revision, change.Weights
 	_, helm, err := r.in(namespace)
 	if err != nil {
 		return 0, err
@@ -156,7 +156,8 @@ func (r *releases) SetWeights(ctx context.Context, namespace, rel string, revisi
 	up.Namespace, up.ReuseValues, up.Atomic, up.Wait = namespace, true, true, true
 	// Helm's own timeout, not a context deadline: both firing at once
 	// would start two rollbacks.
-	up.Timeout = cmp.Or(timeout, DefaultTimeout)
+	up.Timeout = cmp.Or(change.Timeout, DefaultTimeout)
+	up.Description = change.Description
 	res, err := up.RunWithContext(ctx, rel, last.Chart, map[string]any{"versions": list})
 	if err != nil {
 		return 0, fmt.Errorf("upgrade release %s in namespace %s: %w", rel, namespace, err)

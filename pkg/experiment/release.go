@@ -21,12 +21,23 @@ type Releases interface {
 	// pending.
 	Weights(ctx context.Context, namespace, release string) (ReleaseState, error)
 	// SetWeights upgrades the release with its own chart, reusing its
-	// values, with the weights by version name, waiting up to timeout for
-	// the upgrade and its gates (a failed upgrade is rolled back, which may
-	// take as long again). It changes nothing and fails when the newest
-	// revision is no longer revision or not deployed, or the versions are
-	// not exactly those weights names. It returns the new revision.
-	SetWeights(ctx context.Context, namespace, release string, revision int, weights map[string]int, timeout time.Duration) (int, error)
+	// values, with the change's weights by version name, waiting up to
+	// its timeout for the upgrade and its gates (a failed upgrade is rolled
+	// back, which may take as long again). It changes nothing and fails
+	// when the newest revision is no longer the change's or not deployed,
+	// or the versions are not exactly the weights' names. It returns the
+	// new revision.
+	SetWeights(ctx context.Context, namespace, release string, change WeightChange) (int, error)
+}
+
+// WeightChange is one upgrade of a release's weights.
+type WeightChange struct {
+	// Revision is the revision the weights were computed from.
+	Revision int
+	Weights  map[string]int
+	Timeout  time.Duration
+	// Description is the new revision's (`helm history` shows it).
+	Description string
 }
 
 // ReleaseState is a release's newest revision as Releases reads it.
@@ -36,6 +47,8 @@ type ReleaseState struct {
 	// says that an install, upgrade or rollback is in progress.
 	Status  string
 	Pending bool
+	// Description is the revision's, as `helm history` shows it.
+	Description string
 	// Strategy is the release chart's (canary, blue-green, mirror, none).
 	Strategy string
 	// Versions in the release's values order.

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/experiment/experimenttest"
@@ -28,15 +27,17 @@ func (f *release) Weights(context.Context, string, string) (experiment.ReleaseSt
 	return f.state, nil
 }
 
-func (f *release) SetWeights(_ context.Context, _, _ string, revision int, w map[string]int, _ time.Duration) (int, error) {
+func (f *release) SetWeights(_ context.Context, _, _ string, c experiment.WeightChange) (int, error) {
 	if f.fail != nil {
 		return 0, f.fail
 	}
-	if revision != f.state.Revision {
-		return 0, fmt.Errorf("revision %d, want %d", revision, f.state.Revision)
+	if c.Revision != f.state.Revision {
+		return 0, fmt.Errorf("revision %d, want %d", c.Revision, f.state.Revision)
 	}
+	w := c.Weights
 	f.sets = append(f.sets, maps.Clone(w))
 	f.state.Revision++
+	f.state.Description = c.Description
 	for i := range f.state.Versions {
 		f.state.Versions[i].Weight = w[f.state.Versions[i].Name]
 	}
@@ -290,5 +291,40 @@ func TestDecodeRefusesBadValues(t *testing.T) {
 		if _, err := decode(t, tt.with, tt.loops); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s (loops %d): error %v\nwant one containing %q", tt.with, tt.loops, err, tt.want)
 		}
+	}
+}
+
+// TestRetriedLoopMovesOnce runs a loop, then the same loop again as a
+// retried pod would after dying between its upgrade and its result's
+// write: the second attempt finds its upgrade in the release's description
+// and moves nothing, and a retried promotion still ends the experiment.
+func TestRetriedLoopMovesOnce(t *testing.T) {
+	task, err := decode(t, "{release: backend, reward: "+reward+"}", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(50, 50)
+	first := loop{p2: 0.9, users: 200, n: 1, of: 10}
+	if _, err := run(t, task, rel, first); err != nil || len(rel.sets) != 1 {
+		t.Fatalf("first attempt: %v, %v; want one upgrade", rel.sets, err)
+	}
+	if want := "iter8 bandit: experiment test run 1 loop 1: weights moved"; !strings.HasPrefix(rel.state.Description, want) {
+		t.Errorf("revision description %q, want it to start %q", rel.state.Description, want)
+	}
+	r, err := run(t, task, rel, first)
+	if err != nil || len(rel.sets) != 1 || r.Bandit.Revision != 4 || r.Bandit.Weights["v2"] != 70 || !strings.Contains(r.Bandit.Reason, "an earlier attempt of this loop") {
+		t.Fatalf("retried attempt: %v, %v, %+v; want no second upgrade, the first's weights", rel.sets, err, r.Bandit)
+	}
+	// The next loop moves again.
+	if _, err := run(t, task, rel, loop{p2: 0.9, users: 300, n: 2, of: 10}); err != nil || len(rel.sets) != 2 {
+		t.Errorf("next loop: %v, %v; want a second upgrade", rel.sets, err)
+	}
+	promote := loop{p2: 0.97, verdict: experiment.VerdictBetter, users: 400, n: 3, of: 10}
+	if _, err := run(t, task, rel, promote); !errors.Is(err, experiment.ErrDone) || len(rel.sets) != 3 {
+		t.Fatalf("promotion: %v, %v", rel.sets, err)
+	}
+	r, err = run(t, task, rel, promote)
+	if !errors.Is(err, experiment.ErrDone) || len(rel.sets) != 3 || r.Bandit.Promoted != "v2" {
+		t.Errorf("retried promotion: %v, %v, %+v; want ErrDone, v2 promoted, no upgrade", rel.sets, err, r.Bandit)
 	}
 }

@@ -51,18 +51,35 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	if err != nil {
 		return err
 	}
-	held := "" // why the evidence cannot move weights this loop
 	if pBest != nil {
 		b.ProbabilityBest = map[string]float64{}
 		for i, v := range t.versions {
 			b.ProbabilityBest[v] = pBest[i]
 		}
+	}
+	if done, ok := strings.CutPrefix(state.Description, stepMarker(r)+": "); ok {
+		// This loop's upgrade was made by an earlier attempt (a retried
+		// pod): moving again would take two steps in one loop.
+		b.Reason = done + " (the upgrade of an earlier attempt of this loop)"
+		log.Info("bandit", "release", rel, "reason", b.Reason)
+		if strings.HasPrefix(done, promotedPrefix) {
+			for v, w := range weights {
+				if w == 100 {
+					b.Promoted = v
+				}
+			}
+			return fmt.Errorf("%w: %s", experiment.ErrDone, done)
+		}
+		return nil
+	}
+	held := "" // why the evidence cannot move weights this loop
+	if pBest != nil {
 		better, worse := t.verdicts(r)
 		w := bandit.Promote(pBest, better, worse, t.baseline, t.promoteAt)
 		switch {
 		case w >= 0 && ready[t.versions[w]]:
 			winner := t.versions[w]
-			why := fmt.Sprintf("promoted %s: P(best) %s by %s, and %s", winner, prob(pBest[w]), t.reward, t.backing(w))
+			why := fmt.Sprintf("%s%s: P(best) %s by %s, and %s", promotedPrefix, winner, prob(pBest[w]), t.reward, t.backing(w))
 			if err := t.apply(ctx, env, rels, ns, state.Revision, only(t.versions, winner), why); err != nil {
 				return err
 			}
@@ -278,7 +295,9 @@ func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]in
 // the loop unless onUpgradeFailure is continue.
 func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) error {
 	b, log := env.Result.Bandit, env.Logger()
-	rev, err := rels.SetWeights(ctx, ns, t.release, revision, weights, t.timeout)
+	rev, err := rels.SetWeights(ctx, ns, t.release, experiment.WeightChange{
+		Revision: revision, Weights: weights, Timeout: t.timeout, Description: stepMarker(env.Result) + ": " + why,
+	})
 	if err != nil {
 		b.Reason = "weights unchanged: the upgrade failed: " + err.Error()
 		// Helm rolled it back to a new revision: record where it is.
@@ -297,6 +316,16 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.R
 	b.Revision, b.Weights, b.Reason = rev, weights, why
 	log.Info("bandit", "release", b.Release, "revision", rev, "reason", why)
 	return nil
+}
+
+// promotedPrefix starts the reason of a promotion.
+const promotedPrefix = "promoted "
+
+// stepMarker names a loop of a run in the description of the revision
+// that the loop's upgrade makes, so that a retried attempt of the loop
+// knows its upgrade was made.
+func stepMarker(r *experiment.Result) string {
+	return fmt.Sprintf("iter8 bandit: experiment %s run %d loop %d", r.Experiment, r.Revision, r.Loop)
 }
 
 func formatWeights(versions []string, w map[string]int) string {
