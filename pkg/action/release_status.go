@@ -1,16 +1,21 @@
 package action
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/kube"
 	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/store"
@@ -80,6 +85,50 @@ type AppStatus struct {
 	// Conditions are those a controller set on the route; empty when no
 	// controller has reported.
 	Conditions []route.Condition `json:"conditions"`
+	// Bandits are the bandit experiments that move this release's
+	// weights, newest first, at most MaxBandits of them; BanditsOmitted
+	// counts the older ones left out.
+	Bandits        []BanditStatus `json:"bandits"`
+	BanditsOmitted int            `json:"banditsOmitted,omitempty"`
+	// BanditsError says why the experiments could not be read (listing
+	// Secrets may be forbidden); the rest of the status stands.
+	BanditsError string `json:"banditsError,omitempty"`
+}
+
+// MaxBandits bounds the bandit experiments that a status shows.
+const MaxBandits = 3
+
+// BanditStatus is what a bandit experiment last did to the release: the
+// newest result of an experiment whose bandit task targets it.
+type BanditStatus struct {
+	// Experiment is the experiment's release; Revision its run.
+	Experiment string           `json:"experiment"`
+	Revision   int              `json:"revision"`
+	State      experiment.State `json:"state"`
+	// Loop is the loop in progress or last finished, of Loops.
+	Loop  int `json:"loop"`
+	Loops int `json:"loops"`
+	// Versions has the last loop's weight and P(best) of each version, in
+	// the experiment's order.
+	Versions []BanditVersion `json:"versions"`
+	// Reason says what the last loop did and why.
+	Reason string `json:"reason,omitempty"`
+	// Promoted is the version given all traffic, once one is.
+	Promoted string `json:"promoted,omitempty"`
+	// Stopped says why the run ended, once it has: the run's own reason
+	// for ending early, else the failed task, else that every loop ran.
+	Stopped string `json:"stopped,omitempty"`
+	// StartTime is when the run began.
+	StartTime time.Time `json:"startTime"`
+}
+
+// BanditVersion is one version's weight and P(best) after a bandit's loop.
+type BanditVersion struct {
+	Version string `json:"version"`
+	Weight  int    `json:"weight"`
+	// ProbabilityBest is nil when the loop had too little evidence to
+	// compute it.
+	ProbabilityBest *float64 `json:"probabilityBest,omitempty"`
 }
 
 // VersionStatus is one version of an app: one backend of its route.
@@ -161,7 +210,101 @@ func (a *ReleaseStatus) Run(ctx context.Context) (*AppStatus, error) {
 		st.Versions = append(st.Versions, v)
 	}
 	st.Gates = gateVerdicts(ctx, cl, r.Release)
+	st.Bandits = []BanditStatus{}
+	if r.Release != "" {
+		bs, err := bandits(ctx, cl, r.Release)
+		if err != nil {
+			st.BanditsError = err.Error()
+		}
+		if len(bs) > MaxBandits {
+			st.BanditsOmitted = len(bs) - MaxBandits
+			bs = bs[:MaxBandits]
+		}
+		st.Bandits = append(st.Bandits, bs...)
+	}
 	return st, nil
+}
+
+// bandits reads the experiments in the release's namespace whose newest
+// result has a bandit targeting <namespace>/<rel>, newest run first. Only
+// that namespace is listed: a bandit in another namespace that targets
+// this release is not found, since listing every namespace's Secrets needs
+// cluster-wide rights the user of release status seldom has, and reads
+// every experiment in the cluster. Experiments whose results cannot be
+// decoded are skipped (list shows them with their error).
+func bandits(ctx context.Context, cl *Cluster, rel string) ([]BanditStatus, error) {
+	sums, err := store.ListExperiments(ctx, cl.Client, cl.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("read bandits: %w", err)
+	}
+	target := cl.Namespace + "/" + rel
+	var out []BanditStatus
+	for _, s := range sums {
+		r := s.Result
+		if r == nil || r.Bandit == nil || r.Bandit.Release != target {
+			continue
+		}
+		out = append(out, banditStatus(s.Release, r))
+	}
+	slices.SortStableFunc(out, func(a, b BanditStatus) int {
+		if c := b.StartTime.Compare(a.StartTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Experiment, b.Experiment)
+	})
+	return out, nil
+}
+
+func banditStatus(name string, r *experiment.Result) BanditStatus {
+	b := r.Bandit
+	bs := BanditStatus{
+		Experiment: name, Revision: r.Revision, State: r.State(), Loop: r.Loop, Loops: r.Loops,
+		Versions: []BanditVersion{}, Reason: b.Reason, Promoted: b.Promoted, StartTime: r.StartTime,
+	}
+	// The experiment's versions in its order, then any other that the
+	// bandit names, sorted.
+	var names []string
+	for _, v := range r.Versions {
+		names = append(names, v.Name)
+	}
+	for _, v := range slices.Sorted(maps.Keys(b.Weights)) {
+		if !slices.Contains(names, v) {
+			names = append(names, v)
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(b.ProbabilityBest)) {
+		if !slices.Contains(names, v) {
+			names = append(names, v)
+		}
+	}
+	for _, v := range names {
+		bv := BanditVersion{Version: v, Weight: b.Weights[v]}
+		if p, ok := b.ProbabilityBest[v]; ok {
+			bv.ProbabilityBest = &p
+		}
+		bs.Versions = append(bs.Versions, bv)
+	}
+	if !r.Completed() {
+		// A failed run may go on to its end (spec.failedLoops: continue):
+		// it has not stopped yet.
+		return bs
+	}
+	switch i := slices.IndexFunc(r.Tasks, func(t experiment.TaskResult) bool { return t.State == experiment.TaskFailed }); {
+	case r.Stopped != "":
+		bs.Stopped = r.Stopped
+	case i >= 0:
+		bs.Stopped = fmt.Sprintf("task %d (%s) failed", i, r.Tasks[i].Task)
+		if r.Tasks[i].Error != "" {
+			bs.Stopped += ": " + r.Tasks[i].Error
+		}
+	case b.Promoted != "":
+		bs.Stopped = "promoted " + b.Promoted
+	case r.Loops > 0 && r.Loop >= r.Loops:
+		bs.Stopped = fmt.Sprintf("all %d loops ran", r.Loops)
+	default:
+		bs.Stopped = fmt.Sprintf("ended after loop %d of %d", r.Loop, r.Loops)
+	}
+	return bs
 }
 
 // workloads are the Deployments and Services of an app, by version.
