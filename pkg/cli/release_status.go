@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/report"
 )
 
 // releaseStatusOptions are the options of release status.
@@ -25,7 +26,7 @@ func newReleaseStatusCmd(e *cmdEnv) *cobra.Command {
 	o := &releaseStatusOptions{status: action.NewReleaseStatus(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "status APP",
-		Short: "Show an app's routing, its versions' readiness and gate verdicts",
+		Short: "Show an app's routing, its versions' readiness, gate verdicts and bandits",
 		Long:  fmt.Sprintf(releaseStatusDesc, e.name),
 		Args:  cobra.ExactArgs(1),
 		RunE:  runE(o),
@@ -122,6 +123,8 @@ func printStatus(w io.Writer, st *action.AppStatus) error {
 		}
 	}
 	fmt.Fprintln(w)
+	printBandits(w, st)
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Conditions:")
 	if len(st.Conditions) == 0 {
 		fmt.Fprintln(w, "  no controller has reported")
@@ -133,6 +136,47 @@ func printStatus(w io.Writer, st *action.AppStatus) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dashIfEmpty(c.Parent), c.Type, c.Status, dashIfEmpty(c.Reason), dashIfEmpty(c.Message))
 	}
 	return tw.Flush()
+}
+
+// printBandits prints the bandit experiments that move the release's
+// weights, each as a line with its state, then its last weights, P(best),
+// reason and, once it ended, why. Their text comes from the cluster and is
+// made printable.
+func printBandits(w io.Writer, st *action.AppStatus) {
+	fmt.Fprintln(w, "Bandits:")
+	switch {
+	case st.BanditsError != "":
+		fmt.Fprintf(w, "  unreadable: %s\n", report.Printable(st.BanditsError))
+		return
+	case st.Release == "":
+		fmt.Fprintln(w, "  none: the route names no release")
+		return
+	case len(st.Bandits) == 0:
+		fmt.Fprintf(w, "  none in namespace %s targets release %s\n", st.Namespace, st.Release)
+		return
+	}
+	for _, b := range st.Bandits {
+		fmt.Fprintf(w, "  %s (revision %d): %s, loop %d of %d\n", report.Printable(b.Experiment), b.Revision, b.State, b.Loop, b.Loops)
+		weights := make([]string, len(b.Versions))
+		pBest := make([]string, len(b.Versions))
+		for i, v := range b.Versions {
+			name := report.Printable(v.Version)
+			weights[i] = fmt.Sprintf("%s %d", name, v.Weight)
+			pBest[i] = name + " -"
+			if v.ProbabilityBest != nil {
+				pBest[i] = fmt.Sprintf("%s %.3f", name, *v.ProbabilityBest)
+			}
+		}
+		fmt.Fprintf(w, "    Weights:  %s\n", dashIfEmpty(strings.Join(weights, ", ")))
+		fmt.Fprintf(w, "    P(best):  %s\n", dashIfEmpty(strings.Join(pBest, ", ")))
+		fmt.Fprintf(w, "    Reason:   %s\n", dashIfEmpty(report.Printable(b.Reason)))
+		if b.Stopped != "" {
+			fmt.Fprintf(w, "    Stopped:  %s\n", report.Printable(b.Stopped))
+		}
+	}
+	if st.BanditsOmitted > 0 {
+		fmt.Fprintf(w, "  (%d older not shown)\n", st.BanditsOmitted)
+	}
 }
 
 // formatMatches prints header sets as "x-user=tester,x-beta=1 | x-user=qa".

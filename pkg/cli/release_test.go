@@ -1,8 +1,27 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/iter8-tools/iter8/pkg/action"
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/route"
+	"github.com/iter8-tools/iter8/pkg/store"
 )
 
 // TestReleaseCommands checks the release commands' arguments and flags; none
@@ -63,6 +82,140 @@ func TestReleaseHelmFrontend(t *testing.T) {
 	for _, want := range []string{"helm iter8 release promote APP VERSION", "--atomic", "--wait", "--timeout"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("helm iter8 release promote --help: no %q in\n%s", want, out.String())
+		}
+	}
+}
+
+// banditCluster is namespace team with the VirtualService of app (release
+// rel, versions v1 and v2) and the result Secrets of two bandits: one that
+// promoted v2 in rel, one that moves the weights of another release.
+func banditCluster(t *testing.T) *fake.Clientset {
+	t.Helper()
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	end := t0.Add(time.Hour)
+	secret := func(name string, r experiment.Result) runtime.Object {
+		data, err := json.Marshal([]experiment.Result{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: store.ResultSecretName(name), Namespace: "team", Labels: map[string]string{store.LabelExperiment: name}},
+			Data:       map[string][]byte{store.ResultsKey: data},
+		}
+	}
+	return fake.NewClientset(
+		secret("canary-bandit", experiment.Result{
+			Revision: 2, StartTime: t0, EndTime: &end, Loop: 4, Loops: 10,
+			Tasks:    []experiment.TaskResult{{Task: "bandit", State: experiment.TaskSucceeded}},
+			Versions: []experiment.VersionResult{{Name: "v1"}, {Name: "v2"}},
+			Stopped:  "the experiment reached its end: promoted v2: P(best) 0.990 by conversion",
+			Bandit: &experiment.Bandit{
+				Release: "team/rel", Revision: 7, Weights: map[string]int{"v1": 0, "v2": 100},
+				ProbabilityBest: map[string]float64{"v1": 0.01, "v2": 0.99},
+				Reason:          "promoted v2: P(best) 0.990 by conversion", Promoted: "v2",
+			},
+		}),
+		secret("other-bandit", experiment.Result{
+			Revision: 1, StartTime: t0, Loop: 2, Loops: 10,
+			Tasks:    []experiment.TaskResult{{Task: "bandit", State: experiment.TaskSucceeded}},
+			Versions: []experiment.VersionResult{{Name: "v1"}, {Name: "v2"}},
+			Bandit: &experiment.Bandit{
+				Release: "team/other", Weights: map[string]int{"v1": 55, "v2": 45},
+				ProbabilityBest: map[string]float64{"v1": 0.6, "v2": 0.4}, Reason: "other reason",
+			},
+		}),
+	)
+}
+
+// executeOn runs the kubectl front-end's command tree against client and
+// a route of app in namespace team.
+func executeOn(t *testing.T, client *fake.Clientset, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		gvr: "VirtualServiceList",
+		{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}: "HTTPRouteList",
+	})
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{
+			"name": "app", "namespace": "team",
+			"labels": map[string]any{route.LabelInstance: "rel", route.LabelApp: "app"},
+		},
+		"spec": map[string]any{"http": []any{map[string]any{"name": "weights", "route": []any{
+			map[string]any{"destination": map[string]any{"host": "app-v1.team.svc.cluster.local"}, "weight": int64(0)},
+			map[string]any{"destination": map[string]any{"host": "app-v2.team.svc.cluster.local"}, "weight": int64(100)},
+		}}}},
+	}}
+	if _, err := dyn.Resource(gvr).Namespace("team").Create(context.Background(), vs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fe := Frontend{DisplayName: "kubectl iter8", cluster: func() (*action.Cluster, error) {
+		return &action.Cluster{Client: client, Dynamic: dyn, Namespace: "team"}, nil
+	}}
+	var out, errOut bytes.Buffer
+	root := NewRootCmd(fe, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil {
+		errOut.WriteString("Error: " + err.Error() + "\n")
+	}
+	return out.String(), errOut.String(), ExitCode(err)
+}
+
+func TestReleaseStatusBandits(t *testing.T) {
+	stdout, stderr, code := executeOn(t, banditCluster(t), "release", "status", "app")
+	if code != 0 {
+		t.Fatalf("release status app: exit %d\nstderr: %s", code, stderr)
+	}
+	want := `Bandits:
+  canary-bandit (revision 2): completed, loop 4 of 10
+    Weights:  v1 0, v2 100
+    P(best):  v1 0.010, v2 0.990
+    Reason:   promoted v2: P(best) 0.990 by conversion
+    Stopped:  the experiment reached its end: promoted v2: P(best) 0.990 by conversion
+
+Conditions:`
+	if !strings.Contains(stdout, want) {
+		t.Errorf("release status app: stdout\n%s\nwant it to contain\n%s", stdout, want)
+	}
+	// The other bandit moves another release's weights.
+	for _, not := range []string{"other-bandit", "v1 55", "other reason"} {
+		if strings.Contains(stdout, not) {
+			t.Errorf("release status app shows %q of a bandit of another release:\n%s", not, stdout)
+		}
+	}
+
+	stdout, stderr, code = executeOn(t, banditCluster(t), "release", "status", "app", "-o", "json")
+	if code != 0 {
+		t.Fatalf("release status app -o json: exit %d\nstderr: %s", code, stderr)
+	}
+	var st action.AppStatus
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+		t.Fatalf("release status app -o json: %v\n%s", err, stdout)
+	}
+	if len(st.Bandits) != 1 || st.Bandits[0].Experiment != "canary-bandit" || st.Bandits[0].Promoted != "v2" {
+		t.Errorf("release status app -o json: bandits %+v, want canary-bandit alone", st.Bandits)
+	}
+	if !strings.Contains(stdout, `"bandits": [`) {
+		t.Errorf("release status app -o json: no bandits field in\n%s", stdout)
+	}
+}
+
+// TestReleaseStatusBanditsForbidden: a user who may not list Secrets gets
+// the rest of the status and the reason.
+func TestReleaseStatusBanditsForbidden(t *testing.T) {
+	client := banditCluster(t)
+	client.PrependReactor("list", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "", nil)
+	})
+	stdout, stderr, code := executeOn(t, client, "release", "status", "app")
+	if code != 0 {
+		t.Fatalf("release status app: exit %d\nstderr: %s", code, stderr)
+	}
+	for _, want := range []string{"Route:      VirtualService app", "Gates:", "Bandits:\n  unreadable: read bandits: list experiments in namespace team: secrets is forbidden", "Conditions:"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("release status app, secrets forbidden: stdout\n%s\nwant it to contain %q", stdout, want)
 		}
 	}
 }
