@@ -226,9 +226,30 @@ func TestInstallBadValues(t *testing.T) {
 		{"abn application without namespace", []string{"tasks={abn},versions={v1,v2},abn.endpoint=http://abn:8080,abn.application=shop,abn.metrics={purchase}"}, "/abn/application"},
 		{"abn metric name", []string{"tasks={abn},versions={v1,v2},abn.endpoint=http://abn:8080,abn.application=ns/shop,abn.metrics={1st}"}, "/abn/metrics/0"},
 		{"abn unknown key", []string{"abn.window=1h"}, "additional properties 'window' not allowed"},
+		// A bandit over typical.yaml's reward, then one bad value each.
+		{"bandit without release", []string{"tasks={ready,http,assess,bandit},loops=3,bandit.reward=http/latency-mean"}, "bandit.release: the app's release (charts/release) is required"},
+		{"bandit release name", []string{bandit, "bandit.release=Shop/App"}, "/bandit/release"},
+		{"bandit reward not among assess's", []string{bandit, "bandit.reward=http/latency-p99"}, "bandit.reward: http/latency-p99 is not among assess.rewards"},
+		{"bandit with one loop", []string{bandit, "loops=1"}, "loops: 1: the bandit moves weights from loop to loop"},
+		{"bandit floor over 50", []string{bandit, "bandit.floor=60"}, "/bandit/floor"},
+		{"bandit baselineFloor below floor", []string{bandit, "bandit.floor=20,bandit.baselineFloor=10"}, "bandit.baselineFloor: 10 is below floor 20"},
+		{"bandit floors over 100", []string{bandit, "bandit.floor=40,bandit.baselineFloor=70,bandit.maxStep=70"}, "make 110%, more than 100"},
+		{"bandit maxStep below the floors", []string{bandit, "bandit.maxStep=5"}, "bandit.maxStep: 5 is below the baseline's floor 10"},
+		{"bandit maxStep 0", []string{bandit, "bandit.maxStep=0"}, "/bandit/maxStep"},
+		{"bandit negative minSample", []string{bandit, "bandit.minSample=-1"}, "/bandit/minSample"},
+		{"bandit promoteAt 1", []string{bandit, "bandit.promoteAt=1"}, "/bandit/promoteAt"},
+		{"bandit beta below 0.5", []string{bandit, "bandit.beta=0.3"}, "/bandit/beta"},
+		{"bandit atBudget", []string{bandit, "bandit.atBudget=rollback"}, "/bandit/atBudget"},
+		{"bandit onUpgradeFailure", []string{bandit, "bandit.onUpgradeFailure=retry"}, "/bandit/onUpgradeFailure"},
+		{"bandit baseline not a version", []string{bandit, "bandit.baseline=v3"}, "bandit.baseline: v3 is not one of versions"},
+		{"bandit timeout", []string{bandit, "bandit.timeout=soon"}, "/bandit/timeout"},
+		{"backoffLimit 0", []string{bandit, "backoffLimit=0"}, "/backoffLimit"},
 	}
 	checkBadInstalls(t, ns, []string{"-f", absPath(t, typicalValues)}, before, tests)
 }
+
+// bandit adds a valid bandit to typical.yaml's experiment.
+const bandit = "tasks={ready,http,assess,bandit},loops=3,interval=10s,bandit.release=app,bandit.reward=http/latency-mean"
 
 // badValues is a value set that helm install must refuse, saying want.
 type badValues struct {

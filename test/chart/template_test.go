@@ -3,6 +3,7 @@ package chart_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -331,6 +332,54 @@ func TestTemplateOptions(t *testing.T) {
 		want := map[string]any{"application": "shop/backend", "endpoint": "http://abn.iter8-system:8080", "metrics": []any{"purchase"}}
 		if ts := exp.Spec.Tasks; len(ts) != 2 || ts[0].Task != "abn" || !reflect.DeepEqual(ts[0].With, want) || ts[1].Task != "assess" {
 			t.Errorf("tasks %+v, want abn with %v, then assess:\n%s", ts, want, spec)
+		}
+	})
+	t.Run("bandit: a long-running Job under the upgrader", func(t *testing.T) {
+		m := parseManifests(t, mustHelm(t, "template", "exp", chartDir, "-n", "ns1", "-f", valuesFile,
+			"--set", "tasks={ready,http,assess,bandit},loops=10,interval=1m,bandit.release=shop/app,bandit.reward=http/latency-mean").stdout)
+		var job batchv1.Job
+		m.decode(t, "Job/exp-iter8-run-1", &job)
+		if len(job.Annotations) != 0 || job.Spec.BackoffLimit == nil || *job.Spec.BackoffLimit != 2 {
+			t.Errorf("Job annotations %v, backoffLimit %v: want no hook, retried twice", job.Annotations, job.Spec.BackoffLimit)
+		}
+		pod := job.Spec.Template.Spec
+		if cmd := strings.Join(pod.Containers[0].Command, " "); pod.ServiceAccountName != "exp-iter8-upgrader" || !strings.HasSuffix(cmd, "--job exp-iter8-run-1 --resume") {
+			t.Errorf("runs as %s: %s; want the upgrader, resuming", pod.ServiceAccountName, cmd)
+		}
+		var sa corev1.ServiceAccount
+		m.decode(t, "ServiceAccount/exp-iter8-upgrader", &sa)
+		var role rbacv1.Role
+		m.decode(t, "Role/exp-iter8-upgrader", &role)
+		if role.Namespace != "shop" {
+			t.Errorf("upgrader Role in namespace %q, want the app's, shop", role.Namespace)
+		}
+		var rules []string
+		for _, r := range role.Rules {
+			rules = append(rules, fmt.Sprintf("%v %v %v", r.APIGroups, r.Resources, r.Verbs))
+		}
+		want := []string{
+			"[] [secrets] [get list create update patch]",
+			"[] [services] [get list patch]",
+			"[] [serviceaccounts] [get patch]",
+			"[apps] [deployments] [get list patch]",
+			"[apps] [replicasets] [list]",
+			"[discovery.k8s.io] [endpointslices] [list]",
+			"[gateway.networking.k8s.io] [httproutes] [get patch]",
+			"[networking.istio.io] [virtualservices] [get patch]",
+			"[rbac.authorization.k8s.io] [roles rolebindings] [get patch]",
+			"[batch] [jobs] [get list watch create delete]",
+		}
+		if !slices.Equal(rules, want) {
+			t.Errorf("upgrader rules:\n%s\nwant (README lists them):\n%s", strings.Join(rules, "\n"), strings.Join(want, "\n"))
+		}
+		var binding rbacv1.RoleBinding
+		m.decode(t, "RoleBinding/exp-iter8-upgrader", &binding)
+		if binding.Namespace != "shop" || len(binding.Subjects) != 1 || binding.Subjects[0].Name != "exp-iter8-upgrader" || binding.Subjects[0].Namespace != "ns1" {
+			t.Errorf("upgrader binding %+v", binding)
+		}
+		m.decode(t, "RoleBinding/exp-iter8", &binding)
+		if binding.Subjects[0].Name != "exp-iter8-upgrader" {
+			t.Errorf("the experiment's own Role is bound to %s, want the Job's account", binding.Subjects[0].Name)
 		}
 	})
 	t.Run("existing ServiceAccount, image and resources", func(t *testing.T) {

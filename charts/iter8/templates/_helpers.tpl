@@ -26,10 +26,44 @@ iter8.resultSecret names the Secret that the Job writes results into.
 {{- end }}
 
 {{- /*
-iter8.jobName names the hook Job that runs the experiment.
+iter8.longRunning is "true" for an experiment that runs as a long-running
+Job (not a hook: the release owns it): one with a bandit.
+*/ -}}
+{{- define "iter8.longRunning" -}}
+{{- if has "bandit" .Values.tasks }}true{{ end -}}
+{{- end }}
+
+{{- /*
+iter8.jobName names the Job that runs the experiment. A long-running Job's
+name carries the revision: its pod template cannot change, so an upgrade
+makes a new Job and Helm deletes the last revision's.
 */ -}}
 {{- define "iter8.jobName" -}}
-{{ .Release.Name }}-iter8-run
+{{ .Release.Name }}-iter8-run{{ if include "iter8.longRunning" . }}-{{ .Release.Revision }}{{ end }}
+{{- end }}
+
+{{- /*
+iter8.upgraderName names the ServiceAccount, Role and RoleBinding that let a
+bandit upgrade the app's release.
+*/ -}}
+{{- define "iter8.upgraderName" -}}
+{{ .Release.Name }}-iter8-upgrader
+{{- end }}
+
+{{- /*
+iter8.appNamespace is the namespace of the bandit's app release: the one
+bandit.release names, else the experiment's.
+*/ -}}
+{{- define "iter8.appNamespace" -}}
+{{- $parts := splitList "/" (toString .Values.bandit.release) }}
+{{- if eq (len $parts) 2 }}{{ first $parts }}{{ else }}{{ .Release.Namespace }}{{ end -}}
+{{- end }}
+
+{{- /*
+iter8.appRelease is the name of the bandit's app release.
+*/ -}}
+{{- define "iter8.appRelease" -}}
+{{ last (splitList "/" (toString .Values.bandit.release)) }}
 {{- end }}
 
 {{- /*
@@ -41,10 +75,13 @@ iter8.rbacName names the chart's ServiceAccount, Role and RoleBinding.
 
 {{- /*
 iter8.serviceAccountName is the ServiceAccount the Job runs as: the one that
-values.serviceAccountName names, else the chart's own.
+values.serviceAccountName names, else the chart's own: the upgrader for a
+bandit, so that the account's name says what it may do.
 */ -}}
 {{- define "iter8.serviceAccountName" -}}
-{{ .Values.serviceAccountName | default (include "iter8.rbacName" .) }}
+{{- $own := include "iter8.rbacName" . }}
+{{- if include "iter8.longRunning" . }}{{ $own = include "iter8.upgraderName" . }}{{ end }}
+{{- .Values.serviceAccountName | default $own }}
 {{- end }}
 
 {{- /*
