@@ -4,7 +4,18 @@
 // server's own), requests a token for the Pod's ServiceAccount, runs the
 // container's command as a local process the way a container would see the
 // world, keeps its output as the Pod's log, and writes Pod and Job status so
-// that Helm's wait for a hook Job ends as it would in a cluster.
+// that Helm's wait for a hook Job ends as it would in a cluster. A failed
+// Pod is replaced until the Job's backoffLimit is spent; KillJobPod kills a
+// Job's running Pod (SIGKILL to its process group, exit code 137), as an
+// out-of-memory kill or a node's crash would, so that tests see a
+// long-running Job retried, and WaitJobPodRunning waits for its next Pod.
+// It plays the garbage collector and the kubelet for a deleted Job (gone,
+// or with a deletionTimestamp): its running Pod's process gets SIGTERM,
+// then SIGKILL after the Pod's terminationGracePeriodSeconds (capped by
+// Config.StopGrace); no other Pod is started, the Pod is deleted, the
+// Job's foregroundDeletion finalizer removed, and no Job status written.
+// A Job that had already finished when deleted keeps its Pods (and any
+// foregroundDeletion finalizer).
 //
 // With Config.Deployments it also plays the Deployment, ReplicaSet and
 // EndpointSlice controllers, the kubelet of the Deployments' Pods (marked

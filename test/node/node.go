@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,8 +80,23 @@ type Config struct {
 	// default 1s.
 	RestartBackoff time.Duration
 	// StopGrace caps the terminationGracePeriodSeconds between SIGTERM and
-	// SIGKILL when a run Pod goes away; default 10s.
+	// SIGKILL when a run Pod goes away, or a Job's Pod stops because its
+	// Job was deleted, its activeDeadlineSeconds passed or the harness
+	// stops; default 10s.
 	StopGrace time.Duration
+}
+
+// ErrJobDeleted ends the run of a Job that was deleted (see Run.Err).
+var ErrJobDeleted = errors.New("the Job was deleted")
+
+// jobRun is the run of one Job: its context and its current Pod.
+type jobRun struct {
+	namespace, name string
+	cancel          context.CancelCauseFunc
+	pod             string        // the current Pod; "" before the first
+	pid             int           // its process while it runs; 0 otherwise or once killed
+	out             *lockedBuffer // the current Pod's log so far
+	deleted         bool          // the Job was deleted: its run is being stopped
 }
 
 // Run records one Pod that the harness ran for a Job.
@@ -95,10 +109,12 @@ type Run struct {
 	Output string
 	// ExitCode is the process's exit status; -1 when it never started.
 	ExitCode int
-	// Err says why the container could not start, if it did not.
+	// Err says why the container could not start, if it did not; it is
+	// ErrJobDeleted for the last run, without a Pod, of a Job deleted
+	// while no Pod of it ran.
 	Err error
-	// Last is true for the Job's last run: the Job has finished, or its Pod
-	// was refused and it stays active.
+	// Last is true for the Job's last run: the Job has finished or was
+	// deleted, or its Pod was refused and it stays active.
 	Last bool
 	// Seen is when the harness saw the Job, Started when the process
 	// started, Exited when it ended and Finished when the Job's status was
@@ -129,7 +145,8 @@ type Harness struct {
 	mu      sync.Mutex
 	started map[string]bool // Job UIDs already handled
 	runs    []Run
-	changed chan struct{}            // closed and replaced whenever runs changes
+	changed chan struct{}            // closed and replaced whenever runs or a Job's running Pod change
+	jobs    map[types.UID]*jobRun    // the Jobs being run, by UID
 	held    map[string]bool          // "namespace/deployment" kept unready (HoldUnready)
 	runners map[types.UID]*podRunner // every Pod run for RunDeploymentPods, stopped ones too
 	// forwards are host loopback addresses (ForwardLoopback) made
@@ -180,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 	h := &Harness{
 		cfg: cfg, client: client, apiHost: u.Hostname(), apiPort: port, caData: ca, workRoot: work,
 		started: map[string]bool{}, changed: make(chan struct{}), held: map[string]bool{},
-		runners: map[types.UID]*podRunner{},
+		runners: map[types.UID]*podRunner{}, jobs: map[types.UID]*jobRun{},
 	}
 	// The harness outlives Start's ctx, which bounds only the start.
 	startCtx := ctx
@@ -200,6 +217,14 @@ func Start(ctx context.Context, cfg Config) (*Harness, error) {
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { h.jobSeen(ctx, obj) },
 			UpdateFunc: func(_, obj any) { h.jobSeen(ctx, obj) },
+			DeleteFunc: func(obj any) {
+				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = t.Obj
+				}
+				if job, ok := obj.(*batchv1.Job); ok {
+					h.jobDeleted(job)
+				}
+			},
 		},
 	})
 	h.wg.Add(1)
@@ -257,15 +282,20 @@ func (h *Harness) WaitRun(ctx context.Context, namespace, job string) (Run, erro
 	}
 }
 
-// Log returns the log of Pod namespace/pod: a Job's Pod's whole output, or
-// the current (else last) container's output of a Pod run for
-// RunDeploymentPods.
+// Log returns the log of Pod namespace/pod: a Job's Pod's output (so far,
+// while it runs), or the current (else last) container's output of a Pod
+// run for RunDeploymentPods.
 func (h *Harness) Log(namespace, pod string) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range h.runs {
 		if r.Namespace == namespace && r.Pod == pod {
 			return r.Output, true
+		}
+	}
+	for _, jr := range h.jobs {
+		if jr.namespace == namespace && jr.pod == pod && jr.out != nil {
+			return jr.out.String(), true
 		}
 	}
 	if r := h.runnerLocked(namespace, pod); r != nil {
@@ -284,15 +314,91 @@ func (h *Harness) record(r Run) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.runs = append(h.runs, r)
+	h.notifyLocked()
+}
+
+// notifyLocked wakes the waiters on h.changed; h.mu is held.
+func (h *Harness) notifyLocked() {
 	close(h.changed)
 	h.changed = make(chan struct{})
 }
 
-// jobSeen starts a Job that no one has started: not suspended, no start time.
+// KillJobPod sends SIGKILL to the process group of the running Pod of Job
+// namespace/job (kill -9), as an out-of-memory kill or a node's crash would
+// end it: the Pod fails with exit code 137 and the Job goes on as its
+// backoffLimit says (another Pod, or Failed). It is an error when the Job
+// has no Pod whose process runs (none yet, between two Pods, or already
+// killed).
+func (h *Harness) KillJobPod(namespace, job string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	jr := h.runningJobLocked(namespace, job)
+	if jr == nil {
+		return fmt.Errorf("Job %s/%s has no running Pod", namespace, job)
+	}
+	h.logf("node: Job %s/%s: Pod %s: kill -9 %d", namespace, job, jr.pod, jr.pid)
+	if err := syscall.Kill(-jr.pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill Pod %s/%s of Job %s: %w", namespace, jr.pod, job, err)
+	}
+	jr.pid = 0
+	return nil
+}
+
+// WaitJobPodRunning waits until a Pod of Job namespace/job runs (its status
+// says Running and its process has started) and returns the Pod's name. A
+// Pod that KillJobPod killed no longer counts, so after a kill it returns
+// the next Pod.
+func (h *Harness) WaitJobPodRunning(ctx context.Context, namespace, job string) (string, error) {
+	for {
+		h.mu.Lock()
+		changed := h.changed
+		jr := h.runningJobLocked(namespace, job)
+		h.mu.Unlock()
+		if jr != nil {
+			return jr.pod, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return "", fmt.Errorf("no running Pod of Job %s/%s: %w", namespace, job, ctx.Err())
+		}
+	}
+}
+
+// runningJobLocked returns the run of Job namespace/job whose Pod's
+// process runs, or nil; h.mu is held.
+func (h *Harness) runningJobLocked(namespace, job string) *jobRun {
+	for _, jr := range h.jobs {
+		if jr.namespace == namespace && jr.name == job && jr.pid != 0 {
+			return jr
+		}
+	}
+	return nil
+}
+
+// setJobPod records the Job's current Pod, its process (0 when it is not
+// running) and its log.
+func (h *Harness) setJobPod(uid types.UID, pod string, pid int, out *lockedBuffer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if jr := h.jobs[uid]; jr != nil {
+		jr.pod, jr.pid, jr.out = pod, pid, out
+		h.notifyLocked()
+	}
+}
+
+// jobSeen starts a Job that no one has started: not suspended, no start
+// time. A Job being deleted (deletionTimestamp set) is stopped.
 func (h *Harness) jobSeen(ctx context.Context, obj any) {
 	job, ok := obj.(*batchv1.Job)
-	if !ok || job.Status.StartTime != nil || job.DeletionTimestamp != nil ||
-		(job.Spec.Suspend != nil && *job.Spec.Suspend) {
+	if !ok {
+		return
+	}
+	if job.DeletionTimestamp != nil {
+		h.jobDeleted(job)
+		return
+	}
+	if job.Status.StartTime != nil || (job.Spec.Suspend != nil && *job.Spec.Suspend) {
 		return
 	}
 	h.mu.Lock()
@@ -301,15 +407,68 @@ func (h *Harness) jobSeen(ctx context.Context, obj any) {
 		return
 	}
 	h.started[string(job.UID)] = true
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	h.jobs[job.UID] = &jobRun{namespace: job.Namespace, name: job.Name, cancel: cancel}
 	h.mu.Unlock()
 	seen := time.Now()
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		if err := h.runJob(ctx, job.DeepCopy(), seen); err != nil && ctx.Err() == nil {
+		defer func() {
+			h.mu.Lock()
+			delete(h.jobs, job.UID)
+			h.notifyLocked()
+			h.mu.Unlock()
+			cancel(nil)
+		}()
+		if err := h.runJob(jobCtx, job.DeepCopy(), seen); err != nil && jobCtx.Err() == nil {
 			h.logf("node: Job %s/%s: %v", job.Namespace, job.Name, err)
 		}
 	}()
+}
+
+// jobDeleted stops the run of a deleted Job, as the garbage collector and
+// the kubelet would: its Pod's process gets SIGTERM, then SIGKILL after the
+// Pod's grace period (podGrace), no other Pod is started, the Pod is
+// deleted and the Job's status is not written.
+func (h *Harness) jobDeleted(job *batchv1.Job) {
+	h.mu.Lock()
+	jr := h.jobs[job.UID]
+	if jr == nil || jr.deleted {
+		h.mu.Unlock()
+		return
+	}
+	jr.deleted = true
+	h.mu.Unlock()
+	h.logf("node: Job %s/%s is deleted: stopping its run", job.Namespace, job.Name)
+	jr.cancel(ErrJobDeleted)
+}
+
+// jobGone ends the run of a deleted Job: it deletes the Job's last Pod
+// (which may be gone already) and then removes the foregroundDeletion
+// finalizer from the Job if it is still there, as the garbage collector
+// does once the dependents are gone.
+func (h *Harness) jobGone(ctx context.Context, job *batchv1.Job, pod string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if pod != "" {
+		err := h.client.CoreV1().Pods(job.Namespace).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
+		if err != nil && !apierrors.IsNotFound(err) {
+			h.logf("node: delete Pod %s/%s of deleted Job %s: %v", job.Namespace, pod, job.Name, err)
+		}
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := h.client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+		if err != nil || cur.UID != job.UID || !slices.Contains(cur.Finalizers, metav1.FinalizerDeleteDependents) {
+			return err
+		}
+		cur.Finalizers = slices.DeleteFunc(cur.Finalizers, func(f string) bool { return f == metav1.FinalizerDeleteDependents })
+		_, err = h.client.BatchV1().Jobs(job.Namespace).Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		h.logf("node: remove finalizer %s of deleted Job %s/%s: %v", metav1.FinalizerDeleteDependents, job.Namespace, job.Name, err)
+	}
 }
 
 // runJob runs Pods for job until one succeeds or backoffLimit failures,
@@ -320,11 +479,26 @@ func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) 
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second)
 		defer cancel()
 	}
+	// A deleted Job's run ends with no status written and no other Pod;
+	// its last Run is r, or one without a Pod when none was started.
+	deleted := func() bool { return errors.Is(context.Cause(ctx), ErrJobDeleted) }
+	gone := func(r Run) error {
+		h.jobGone(ctx, job, r.Pod)
+		if r.Pod == "" {
+			r.Err = ErrJobDeleted
+		}
+		r.Last = true
+		h.record(r)
+		return nil
+	}
 	start := metav1.NewTime(seen.Truncate(time.Second))
 	if err := h.updateJobStatus(ctx, job, func(s *batchv1.JobStatus) {
 		s.StartTime = &start
 		s.Active = 1
 	}); err != nil {
+		if deleted() {
+			return gone(Run{Namespace: job.Namespace, Job: job.Name, ExitCode: -1, Seen: seen})
+		}
 		return err
 	}
 	backoffLimit := int32(6)
@@ -333,7 +507,13 @@ func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) 
 	}
 	var failed int32
 	for {
+		if deleted() {
+			return gone(Run{Namespace: job.Namespace, Job: job.Name, ExitCode: -1, Seen: seen})
+		}
 		r := h.runPod(ctx, job, seen)
+		if deleted() {
+			return gone(r)
+		}
 		if r.Err != nil && r.Pod == "" {
 			// The Pod was refused (admission, validation): a Job controller
 			// records an event and tries again later; the Job stays active.
@@ -353,7 +533,7 @@ func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) 
 			return err
 		}
 		h.record(r)
-		if err := h.updateJobStatus(ctx, job, func(s *batchv1.JobStatus) { s.Failed = failed }); err != nil {
+		if err := h.updateJobStatus(ctx, job, func(s *batchv1.JobStatus) { s.Failed = failed }); err != nil && !deleted() {
 			return err
 		}
 		seen = time.Now()
@@ -468,8 +648,14 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 	}
 	defer func() { _ = os.RemoveAll(proc.dir) }()
 	r.Env = proc.env
-	var out bytes.Buffer
-	proc.cmd.Stdout, proc.cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	proc.cmd.Stdout, proc.cmd.Stderr = out, out
+
+	// The context's end (the Job deleted, its deadline, Stop) sends
+	// SIGTERM (prepare); the process group is killed after the Pod's grace
+	// period below, WaitDelay being a backstop.
+	grace := h.podGrace(pod, nil)
+	proc.cmd.WaitDelay = grace + time.Second
 
 	startedAt := metav1.Now()
 	if err := proc.cmd.Start(); err != nil {
@@ -478,6 +664,25 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 		return r
 	}
 	r.Started = time.Now()
+	pid := proc.cmd.Process.Pid
+	h.setJobPod(job.UID, pod.Name, 0, out)
+	exited, killed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(killed)
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+			h.logf("node: Pod %s/%s: still running %v after SIGTERM: kill -9", pod.Namespace, pod.Name, grace)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}()
 	if err := h.updatePodStatus(ctx, pod, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodRunning
 		s.StartTime = &startedAt
@@ -490,7 +695,12 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 	}); err != nil {
 		h.logf("node: %v", err)
 	}
+	h.setJobPod(job.UID, pod.Name, pid, out)
 	waitErr := proc.cmd.Wait()
+	h.setJobPod(job.UID, pod.Name, 0, out)
+	close(exited)
+	<-killed
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // what it left behind
 	r.Exited = time.Now()
 	r.Output = out.String()
 	r.ExitCode = proc.cmd.ProcessState.ExitCode()
