@@ -136,6 +136,27 @@ func TestABNTraffic(t *testing.T) {
 	defer cancel()
 	ns := namespace(t, "abn-traffic")
 	infra := namespace(t, "abn-infra")
+	tr := trafficBed(t, ctx, ns, infra, map[string]float64{"v1": 0, "v2": 0})
+	more := abnValues("x-version")
+	more["gatewayAPI"] = map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": infra}}}
+	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 90), deployed("v2", 10)}, more), "--wait")
+
+	client := traefik.NewClient()
+	defer client.CloseIdleConnections()
+	url := tr.URL + "/"
+	eventually(t, ctx, "x-version: v2 to v2", func() (bool, string) {
+		counts, errs, first := traefik.Count(ctx, client, url, map[string]string{"x-version": "v2"}, 20)
+		return errs == 0 && counts["v2"] == 20, fmt.Sprintf("%v, %d errors (%v)", counts, errs, first)
+	})
+	wantCounts(t, ctx, client, url, map[string]string{"x-version": "v2"}, 200, map[string]int{"v2": 200}, 0)
+	wantCounts(t, ctx, client, url, map[string]string{"x-version": "v1"}, 200, map[string]int{"v1": 200}, 0)
+}
+
+// trafficBed starts Traefik for the Gateway "gateway" in infra and, for
+// each version of the app "app" in ns, a sample app that converts that
+// share of users; all stop when the test ends.
+func trafficBed(t *testing.T, ctx context.Context, ns, infra string, conversion map[string]float64) *traefik.Traefik {
+	t.Helper()
 	tr, err := traefik.Start(ctx, traefik.Config{Admin: env.Config, Namespace: infra, Gateway: "gateway", Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +173,8 @@ func TestABNTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"v1", "v2"} {
-		b, err := traefik.StartBackend(ctx, traefik.BackendConfig{SampleApp: bin, Version: v})
+	for _, v := range slices.Sorted(maps.Keys(conversion)) {
+		b, err := traefik.StartBackend(ctx, traefik.BackendConfig{SampleApp: bin, Version: v, Conversion: conversion[v]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,17 +188,5 @@ func TestABNTraffic(t *testing.T) {
 		})
 		t.Cleanup(podAddresses.Set(ns, "app", v, b.IP))
 	}
-	more := abnValues("x-version")
-	more["gatewayAPI"] = map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": infra}}}
-	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 90), deployed("v2", 10)}, more), "--wait")
-
-	client := traefik.NewClient()
-	defer client.CloseIdleConnections()
-	url := tr.URL + "/"
-	eventually(t, ctx, "x-version: v2 to v2", func() (bool, string) {
-		counts, errs, first := traefik.Count(ctx, client, url, map[string]string{"x-version": "v2"}, 20)
-		return errs == 0 && counts["v2"] == 20, fmt.Sprintf("%v, %d errors (%v)", counts, errs, first)
-	})
-	wantCounts(t, ctx, client, url, map[string]string{"x-version": "v2"}, 200, map[string]int{"v2": 200}, 0)
-	wantCounts(t, ctx, client, url, map[string]string{"x-version": "v1"}, 200, map[string]int{"v1": 200}, 0)
+	return tr
 }
