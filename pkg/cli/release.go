@@ -21,8 +21,10 @@ For each version (each backend of the HTTPRoute, else the VirtualService,
 named APP) it shows the backend, weight and share of traffic, header
 matches, mirror percent, and readiness: its Deployment Available at its
 current generation with ready/desired replicas, and its Service's ready
-endpoints. Then the last verdict of each gate of the release, and the
-conditions a controller set on the route.
+endpoints. Then the last verdict of each gate of the release, the bandit
+experiments in the namespace that move the release's weights (state, last
+weights and P(best), the reason and why it stopped), and the conditions a
+controller set on the route.
 
 Exits 2 when APP has no route in the namespace.
 
