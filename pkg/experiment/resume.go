@@ -49,11 +49,15 @@ func resumePoint(stored, fresh *Result) (position, error) {
 	}
 	loop := max(stored.Loop, 1)
 	all := len(stored.Tasks)
-	if stored.Stopped != "" {
-		return position{loop: loop, task: all, mid: true}, nil
-	}
 	failed := slices.IndexFunc(stored.Tasks, func(t TaskResult) bool { return t.State == TaskFailed })
 	next := slices.IndexFunc(stored.Tasks, func(t TaskResult) bool { return t.State == TaskPending || t.State == TaskRunning })
+	if next >= 0 && (failed < 0 || next < failed) {
+		// The loop goes on: the summary an interrupt added for it is
+		// replaced by the one its end adds.
+		if h := stored.History; len(h) > 0 && h[len(h)-1].Loop == loop {
+			stored.History = h[:len(h)-1]
+		}
+	}
 	switch {
 	case failed >= 0 && (next < 0 || failed < next):
 		for i := failed + 1; i < all; i++ {
@@ -64,7 +68,7 @@ func resumePoint(stored, fresh *Result) (position, error) {
 		return position{loop: loop, task: all, mid: true}, nil
 	case next >= 0:
 		return position{loop: loop, task: next, mid: true}, nil
-	case len(stored.History) > 0 && stored.History[len(stored.History)-1].Loop == loop:
+	case stored.Stopped == "" && len(stored.History) > 0 && stored.History[len(stored.History)-1].Loop == loop:
 		return position{loop: loop + 1}, nil // the loop's summary is in: it ended
 	}
 	return position{loop: loop, task: all, mid: true}, nil

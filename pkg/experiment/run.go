@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -90,7 +91,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 		return res, err
 	}
 	end := env.Time()
-	res.EndTime, res.Interrupted = &end, ctx.Err() != nil
+	res.EndTime, res.Interrupted = &end, interrupted(ctx, failure)
 	if err := r.write(ctx, res); err != nil {
 		return res, err
 	}
@@ -168,7 +169,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 		if res.Loops > 1 {
 			res.addHistory(res.summarize(loop, loopStart, env.Time(), failure != nil))
 		}
-		if failure != nil && (loop == res.Loops || plan.Experiment.Spec.FailedLoops != FailedLoopsContinue) {
+		if failure != nil && (done || loop == res.Loops || plan.Experiment.Spec.FailedLoops != FailedLoopsContinue) {
 			return failure, nil
 		}
 		if failure != nil {
@@ -257,6 +258,13 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int) 
 		}
 	}
 	return failure, done, nil
+}
+
+// interrupted tells whether an interrupt ended the run (between loops, or
+// stopping a task), not a verdict or a failure that came first.
+func interrupted(ctx context.Context, failure error) bool {
+	return ctx.Err() != nil && failure != nil &&
+		(errors.Is(failure, ErrInterrupted) || strings.Contains(failure.Error(), interruptedPrefix))
 }
 
 // SkipReasonIf is the reason of a task skipped because its `if` was false.

@@ -39,7 +39,12 @@ name carries the revision: its pod template cannot change, so an upgrade
 makes a new Job and Helm deletes the last revision's.
 */ -}}
 {{- define "iter8.jobName" -}}
-{{ .Release.Name }}-iter8-run{{ if include "iter8.longRunning" . }}-{{ .Release.Revision }}{{ end }}
+{{- $name := printf "%s-iter8-run" .Release.Name }}
+{{- if include "iter8.longRunning" . }}{{ $name = printf "%s-%d" $name (int .Release.Revision) }}{{ end }}
+{{- if gt (len $name) 63 }}
+{{- fail (printf "the Job's name %s is longer than 63 characters: choose a release name of at most %d" $name (sub 53 (sub (len $name) 63))) }}
+{{- end }}
+{{- $name }}
 {{- end }}
 
 {{- /*

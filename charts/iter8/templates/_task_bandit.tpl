@@ -12,12 +12,22 @@ created; the run checks them again.
 {{- if not $b.reward }}
 {{- fail "bandit.reward: the metric assess ranks versions by is required, such as abn/purchase-per-user" }}
 {{- end }}
-{{- $rewards := concat (dig "rewards" "max" list .Values.assess) (dig "rewards" "min" list .Values.assess) }}
-{{- if or (not (has "assess" .Values.tasks)) (not (has $b.reward $rewards)) }}
+{{- $tasks := .Values.tasks }}
+{{- $before := list }}
+{{- range $tasks }}{{ if eq . "bandit" }}{{ break }}{{ end }}{{ $before = append $before . }}{{ end }}
+{{- if not (has "assess" $before) }}
+{{- fail "tasks: the bandit needs an assess task before it: assess computes the P(best) it moves weights by" }}
+{{- end }}
+{{- $assess := .Values.assess | default dict }}
+{{- $rewards := concat (dig "rewards" "max" list $assess) (dig "rewards" "min" list $assess) }}
+{{- if not (has $b.reward $rewards) }}
 {{- fail (printf "bandit.reward: %s is not among assess.rewards (max or min): the bandit moves weights by the P(best) that assess computes for it" $b.reward) }}
 {{- end }}
 {{- if lt (int .Values.loops) 2 }}
 {{- fail (printf "loops: %d: the bandit moves weights from loop to loop: give at least 2 loops and an interval" (int .Values.loops)) }}
+{{- end }}
+{{- if not .Values.interval }}
+{{- fail "interval: the bandit needs an interval between loops (such as 5m): loops back to back would move weights on the same evidence" }}
 {{- end }}
 {{- if lt (len .Values.versions) 2 }}
 {{- fail "versions: the bandit needs at least two versions, named as the app's release names them" }}

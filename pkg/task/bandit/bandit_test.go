@@ -308,7 +308,7 @@ func TestRetriedLoopMovesOnce(t *testing.T) {
 	if _, err := run(t, task, rel, first); err != nil || len(rel.sets) != 1 {
 		t.Fatalf("first attempt: %v, %v; want one upgrade", rel.sets, err)
 	}
-	if want := "iter8 bandit: experiment test run 1 loop 1: weights moved"; !strings.HasPrefix(rel.state.Description, want) {
+	if want := "iter8 bandit: experiment test run 1 (started "; !strings.HasPrefix(rel.state.Description, want) || !strings.Contains(rel.state.Description, ") loop 1: weights moved") {
 		t.Errorf("revision description %q, want it to start %q", rel.state.Description, want)
 	}
 	r, err := run(t, task, rel, first)

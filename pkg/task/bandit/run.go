@@ -295,7 +295,10 @@ func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]in
 // the loop unless onUpgradeFailure is continue.
 func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) error {
 	b, log := env.Result.Bandit, env.Logger()
-	rev, err := rels.SetWeights(ctx, ns, t.release, experiment.WeightChange{
+	// An upgrade in flight is not cut short by an interrupt (the pod's
+	// SIGTERM): a half-done one would leave the release pending, which
+	// refuses every later move. Helm's own timeout bounds it.
+	rev, err := rels.SetWeights(context.WithoutCancel(ctx), ns, t.release, experiment.WeightChange{
 		Revision: revision, Weights: weights, Timeout: t.timeout, Description: stepMarker(env.Result) + ": " + why,
 	})
 	if err != nil {
@@ -325,7 +328,9 @@ const promotedPrefix = "promoted "
 // that the loop's upgrade makes, so that a retried attempt of the loop
 // knows its upgrade was made.
 func stepMarker(r *experiment.Result) string {
-	return fmt.Sprintf("iter8 bandit: experiment %s run %d loop %d", r.Experiment, r.Revision, r.Loop)
+	// The run's start tells runs apart whose revisions repeat (an
+	// experiment uninstalled and installed again).
+	return fmt.Sprintf("iter8 bandit: experiment %s run %d (started %d) loop %d", r.Experiment, r.Revision, r.StartTime.Unix(), r.Loop)
 }
 
 func formatWeights(versions []string, w map[string]int) string {
