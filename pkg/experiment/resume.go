@@ -65,6 +65,11 @@ func resumePoint(stored, fresh *Result) (position, error) {
 				stored.Tasks[i] = TaskResult{Task: stored.Tasks[i].Task, State: TaskSkipped, Reason: skipAfterFailure}
 			}
 		}
+		if h := stored.History; len(h) > 0 && h[len(h)-1].Loop == loop {
+			// Its summary is in: an interrupt came while the next loop
+			// was awaited (failedLoops: continue).
+			return position{loop: loop + 1}, nil
+		}
 		return position{loop: loop, task: all, mid: true}, nil
 	case next >= 0:
 		return position{loop: loop, task: next, mid: true}, nil

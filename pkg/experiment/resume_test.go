@@ -209,3 +209,45 @@ func TestResume(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeAfterAFailedLoopAndAnInterrupt resumes a run that an interrupt
+// stopped while it awaited the loop after a failed one (failedLoops:
+// continue): the failed loop stays in the history once, and the next
+// loops run.
+func TestResumeAfterAFailedLoopAndAnInterrupt(t *testing.T) {
+	runs := map[string]int{}
+	plan := countingPlan(t, header+"spec: {loops: 3, interval: 1h, failedLoops: continue, tasks: [{task: count, with: {name: x}}, {task: fake, with: {failInLoop: 1}}]}", runs)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := func(ctx context.Context, _ time.Time) error {
+		cancel()
+		return ctx.Err()
+	}
+	stored, err := (&Runner{Wait: wait}).Run(ctx, plan)
+	if !errors.Is(err, ErrInterrupted) || !stored.Interrupted {
+		t.Fatalf("first run: %v, interrupted %v", err, stored.Interrupted)
+	}
+	c := &loopClock{now: stored.EndTime.Add(time.Minute)}
+	res, err := (&Runner{Now: c.Now, Wait: c.Wait, Resume: stored}).Run(context.Background(), plan)
+	if err != nil {
+		t.Fatalf("resumed: %v", err)
+	}
+	var loops []int
+	for _, h := range res.History {
+		loops = append(loops, h.Loop)
+	}
+	if fmt.Sprint(loops) != "[1 2 3]" || !res.History[0].Failed || runs["x@1"] != 1 || runs["x@2"] != 1 || runs["x@3"] != 1 {
+		t.Errorf("history loops %v (first failed: %v), runs %v; want 1 2 3 once each", loops, res.History[0].Failed, runs)
+	}
+}
+
+// TestInterruptAfterTheEndIsNotAnInterrupt: a run that failOnSLOs ended is
+// not marked interrupted by a signal that comes as it ends.
+func TestInterruptAfterTheEndIsNotAnInterrupt(t *testing.T) {
+	plan := decode(t, header+"spec: {loops: 3, failOnSLOs: true, tasks: [{task: fake, with: {value: 5}}, {task: check, with: {metric: fake/value, upper: 2}}]}")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the signal is in before the run decides; no task waits on it
+	res, err := (&Runner{}).Run(ctx, plan)
+	if !errors.Is(err, ErrSLOsNotMet) || res.Interrupted {
+		t.Errorf("Run: %v, interrupted %v; want unmet SLOs, not an interrupt", err, res.Interrupted)
+	}
+}
