@@ -157,6 +157,12 @@ func TestABNTraffic(t *testing.T) {
 // share of users; all stop when the test ends.
 func trafficBed(t *testing.T, ctx context.Context, ns, infra string, conversion map[string]float64) *traefik.Traefik {
 	t.Helper()
+	return trafficBedFor(t, ctx, ns, infra, "app", conversion)
+}
+
+// trafficBedFor is trafficBed for the versions of another app.
+func trafficBedFor(t *testing.T, ctx context.Context, ns, infra, app string, conversion map[string]float64) *traefik.Traefik {
+	t.Helper()
 	tr, err := traefik.Start(ctx, traefik.Config{Admin: env.Config, Namespace: infra, Gateway: "gateway", Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +192,7 @@ func trafficBed(t *testing.T, ctx context.Context, ns, infra string, conversion 
 				t.Error(err)
 			}
 		})
-		t.Cleanup(podAddresses.Set(ns, "app", v, b.IP))
+		t.Cleanup(podAddresses.Set(ns, app, v, b.IP))
 	}
 	return tr
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +94,11 @@ func setup(e *testbed.Env) (func(), error) {
 		// Versions whose backends run in network namespaces (traffic tests)
 		// get those addresses in their EndpointSlices.
 		PodAddress: podAddresses.PodAddress,
+		// The A/B/n service (charts/abn, in the A/B/n tutorial) runs for
+		// real; the apps' versions are faked.
+		RunDeploymentPods: func(p *corev1.Pod) bool { return p.Labels["app.kubernetes.io/name"] == "abn" },
+		ProbePeriod:       100 * time.Millisecond,
+		RestartBackoff:    200 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, err
