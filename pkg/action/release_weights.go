@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	helmaction "helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/kube"
@@ -69,7 +70,9 @@ func (r *releases) Weights(ctx context.Context, namespace, rel string) (experime
 	st := experiment.ReleaseState{Revision: last.Version, Strategy: string(strategy)}
 	if last.Info != nil {
 		st.Status, st.Pending, st.Description = string(last.Info.Status), last.Info.Status.IsPending(), last.Info.Description
+		st.Updated = last.Info.LastDeployed.Time
 	}
+	st.Step = last.Labels[experiment.StepLabel]
 	ready, err := readinessOf(ctx, cl, appOf(last.Name, last.Config, last.Chart.Values))
 	if err != nil {
 		return experiment.ReleaseState{}, fmt.Errorf("release %s in namespace %s: %w", rel, namespace, err)
@@ -158,11 +161,39 @@ func (r *releases) SetWeights(ctx context.Context, namespace, rel string, change
 	// would start two rollbacks.
 	up.Timeout = cmp.Or(change.Timeout, DefaultTimeout)
 	up.Description = change.Description
+	if change.Step != "" {
+		up.Labels = map[string]string{experiment.StepLabel: change.Step}
+	}
 	res, err := up.RunWithContext(ctx, rel, last.Chart, map[string]any{"versions": list})
 	if err != nil {
 		return 0, fmt.Errorf("upgrade release %s in namespace %s: %w", rel, namespace, err)
 	}
 	return res.Version, nil
+}
+
+// RollBackPending rolls the release back from revision, left pending by a
+// process that died in the middle of an upgrade, to the revision before.
+func (r *releases) RollBackPending(ctx context.Context, namespace, rel string, revision int, timeout time.Duration) error {
+	_, helm, err := r.in(namespace)
+	if err != nil {
+		return err
+	}
+	last, err := lastRelease(helm, rel, namespace)
+	if err != nil {
+		return err
+	}
+	if last.Version != revision || last.Info == nil || !last.Info.Status.IsPending() {
+		return fmt.Errorf("release %s in namespace %s is at revision %d (%s), not %d pending: it changed meanwhile, so nothing is changed", rel, namespace, last.Version, statusOf(last), revision)
+	}
+	if revision < 2 {
+		return fmt.Errorf("release %s in namespace %s: revision %d is pending and the first: there is none to roll back to", rel, namespace, revision)
+	}
+	rb := helmaction.NewRollback(helm)
+	rb.Version, rb.Wait, rb.Timeout = revision-1, true, cmp.Or(timeout, DefaultTimeout)
+	if err := rb.Run(rel); err != nil {
+		return fmt.Errorf("roll back release %s in namespace %s to revision %d: %w", rel, namespace, revision-1, err)
+	}
+	return nil
 }
 
 // withWeights returns the versions value with each version's weight from

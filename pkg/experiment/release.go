@@ -28,6 +28,11 @@ type Releases interface {
 	// or the versions are not exactly the weights' names. It returns the
 	// new revision.
 	SetWeights(ctx context.Context, namespace, release string, change WeightChange) (int, error)
+	// RollBackPending rolls back the newest revision, pending because the
+	// process that upgraded to it died, to the one before it, waiting up
+	// to timeout. It changes nothing unless the newest revision is still
+	// revision and pending.
+	RollBackPending(ctx context.Context, namespace, release string, revision int, timeout time.Duration) error
 }
 
 // WeightChange is one upgrade of a release's weights.
@@ -38,7 +43,15 @@ type WeightChange struct {
 	Timeout  time.Duration
 	// Description is the new revision's (`helm history` shows it).
 	Description string
+	// Step labels the new revision from its start, pending included (a
+	// Helm release label, StepLabel), so that a later attempt knows an
+	// upgrade left pending as its own.
+	Step string
 }
+
+// StepLabel is the Helm release label that names the bandit step which
+// made a revision.
+const StepLabel = "iter8.tools/bandit-step"
 
 // ReleaseState is a release's newest revision as Releases reads it.
 type ReleaseState struct {
@@ -49,6 +62,9 @@ type ReleaseState struct {
 	Pending bool
 	// Description is the revision's, as `helm history` shows it.
 	Description string
+	// Step is the revision's StepLabel; Updated is when it was made.
+	Step    string
+	Updated time.Time
 	// Strategy is the release chart's (canary, blue-green, mirror, none).
 	Strategy string
 	// Versions in the release's values order.

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/iter8-tools/iter8/abn/client"
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/test/abnfrontend"
@@ -364,6 +366,12 @@ func checkRevisions(t *testing.T, ns string) {
 	}
 	if prev["v2"] != 100 {
 		t.Errorf("the last bandit revision leaves %v, want v2 promoted", prev)
+	}
+	// Helm keeps each move's step label with the revision, which lets a
+	// retried attempt know an upgrade left pending as its own.
+	labelled, err := env.Clientset.CoreV1().Secrets(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "owner=helm,name=app," + experiment.StepLabel})
+	if err != nil || len(labelled.Items) < moves+1 {
+		t.Errorf("%d of the app's revisions carry %s (%v), want at least the bandit's %d", len(labelled.Items), experiment.StepLabel, err, moves+1)
 	}
 	t.Logf("%d weight moves before the promotion", moves)
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/experiment/experimenttest"
@@ -18,9 +19,10 @@ const reward = "abn/purchase-per-user"
 // release is an in-memory app release: the task's view of Helm, which
 // pkg/action implements and the cluster tests exercise.
 type release struct {
-	state experiment.ReleaseState
-	fail  error
-	sets  []map[string]int
+	state     experiment.ReleaseState
+	fail      error
+	sets      []map[string]int
+	rollbacks int
 }
 
 func (f *release) Weights(context.Context, string, string) (experiment.ReleaseState, error) {
@@ -37,11 +39,21 @@ func (f *release) SetWeights(_ context.Context, _, _ string, c experiment.Weight
 	w := c.Weights
 	f.sets = append(f.sets, maps.Clone(w))
 	f.state.Revision++
-	f.state.Description = c.Description
+	f.state.Description, f.state.Step = c.Description, c.Step
 	for i := range f.state.Versions {
 		f.state.Versions[i].Weight = w[f.state.Versions[i].Name]
 	}
 	return f.state.Revision, nil
+}
+
+func (f *release) RollBackPending(_ context.Context, _, _ string, revision int, _ time.Duration) error {
+	if !f.state.Pending || revision != f.state.Revision {
+		return fmt.Errorf("revision %d pending %v, want %d pending", f.state.Revision, f.state.Pending, revision)
+	}
+	f.rollbacks++
+	f.state.Revision++
+	f.state.Pending, f.state.Status, f.state.Step = false, "deployed", ""
+	return nil
 }
 
 func newRelease(w1, w2 int) *release {
@@ -84,7 +96,8 @@ func run(t *testing.T, task *Task, rel *release, l loop) (*experiment.Result, er
 	env.Kube = func() (experiment.ObjectReader, string, error) { return nil, "shop", nil }
 	env.Releases = func() (experiment.Releases, error) { return rel, nil }
 	r := env.Result
-	r.Loop, r.Loops = l.n, l.of
+	// One run's loops: the same start, which the step markers carry.
+	r.Loop, r.Loops, r.StartTime = l.n, l.of, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	for _, v := range []string{"v1", "v2"} {
 		r.SetSample(v, reward, stats.MeanSample(l.users, 1, 1))
 	}
@@ -326,5 +339,47 @@ func TestRetriedLoopMovesOnce(t *testing.T) {
 	r, err = run(t, task, rel, promote)
 	if !errors.Is(err, experiment.ErrDone) || len(rel.sets) != 3 || r.Bandit.Promoted != "v2" {
 		t.Errorf("retried promotion: %v, %v, %+v; want ErrDone, v2 promoted, no upgrade", rel.sets, err, r.Bandit)
+	}
+}
+
+// TestPendingUpgradeOfADeadAttempt: a loop's attempt died in the middle of
+// its upgrade, leaving the release pending with this run's step label; the
+// next attempt rolls it back once it is older than twice the timeout, then
+// moves. A pending upgrade of anyone else is left alone.
+func TestPendingUpgradeOfADeadAttempt(t *testing.T) {
+	task, err := decode(t, "{release: backend, reward: "+reward+", timeout: 1s}", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(50, 50)
+	first := loop{p2: 0.9, users: 200, n: 1, of: 10}
+	if _, err := run(t, task, rel, first); err != nil || len(rel.sets) != 1 {
+		t.Fatalf("first move: %v, %v", rel.sets, err)
+	}
+	step := rel.state.Step
+	if !strings.HasSuffix(step, "-1") || len(step) > 63 {
+		t.Fatalf("step label %q: want this run's, loop 1, at most 63 characters", step)
+	}
+	// Loop 2's attempt died mid-upgrade: pending, labelled, just now
+	// (Helm's pending record carries the new labels from its start).
+	rel.state.Revision++
+	rel.state.Pending, rel.state.Status, rel.state.Step = true, "pending-upgrade", strings.TrimSuffix(step, "1")+"2"
+	rel.state.Updated = time.Now()
+	start := time.Now()
+	r, err := run(t, task, rel, loop{p2: 0.9, users: 300, n: 2, of: 10})
+	if err != nil || rel.rollbacks != 1 || len(rel.sets) != 2 {
+		t.Fatalf("retried loop 2: %v, %d rollbacks, moves %v; want the pending upgrade rolled back, then a move", err, rel.rollbacks, rel.sets)
+	}
+	if waited := time.Since(start); waited < 2*time.Second {
+		t.Errorf("rolled back after %v: want twice the 1s timeout, in case the attempt still runs", waited)
+	}
+	if r.Bandit.Revision != rel.state.Revision {
+		t.Errorf("bandit at revision %d, release at %d", r.Bandit.Revision, rel.state.Revision)
+	}
+	// Someone else's pending upgrade: refused, nothing rolled back.
+	rel.state.Pending, rel.state.Status, rel.state.Step = true, "pending-upgrade", "someone-else"
+	rel.state.Updated = time.Now().Add(-time.Hour)
+	if _, err := run(t, task, rel, loop{p2: 0.9, users: 400, n: 3, of: 10}); err == nil || !strings.Contains(err.Error(), "in progress") || rel.rollbacks != 1 {
+		t.Errorf("a foreign pending upgrade: %v, %d rollbacks; want refused, none rolled back", err, rel.rollbacks)
 	}
 }

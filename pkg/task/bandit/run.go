@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/bandit"
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -25,6 +27,11 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	state, err := rels.Weights(ctx, ns, t.release)
 	if err != nil {
 		return fmt.Errorf("bandit: release %s: %w", rel, err)
+	}
+	if state.Pending && state.Step == stepLabel(env.Result) {
+		if state, err = t.recover(ctx, env, rels, ns, state); err != nil {
+			return err
+		}
 	}
 	if err := t.checkState(rel, state); err != nil {
 		return err
@@ -300,6 +307,7 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.R
 	// refuses every later move. Helm's own timeout bounds it.
 	rev, err := rels.SetWeights(context.WithoutCancel(ctx), ns, t.release, experiment.WeightChange{
 		Revision: revision, Weights: weights, Timeout: t.timeout, Description: stepMarker(env.Result) + ": " + why,
+		Step: stepLabel(env.Result),
 	})
 	if err != nil {
 		b.Reason = "weights unchanged: the upgrade failed: " + err.Error()
@@ -331,6 +339,43 @@ func stepMarker(r *experiment.Result) string {
 	// The run's start tells runs apart whose revisions repeat (an
 	// experiment uninstalled and installed again).
 	return fmt.Sprintf("iter8 bandit: experiment %s run %d (started %d) loop %d", r.Experiment, r.Revision, r.StartTime.Unix(), r.Loop)
+}
+
+// stepLabel is the StepLabel of this loop's upgrade: a hash of the
+// experiment's name, the run's revision and start, and the loop (a label
+// value holds at most 63 characters). Helm keeps a release's labels in
+// later revisions, so only this loop's own label marks its upgrade.
+func stepLabel(r *experiment.Result) string {
+	h := fnv.New32a()
+	h.Write([]byte(r.Experiment))
+	return fmt.Sprintf("%08x-%d-%d-%d", h.Sum32(), r.Revision, r.StartTime.Unix(), r.Loop)
+}
+
+// recover rolls back an upgrade that an earlier attempt of this loop left
+// pending when its process died, once the upgrade is older than twice the
+// timeout (until then that attempt may still be running, as on a node cut
+// off from the cluster), and returns the release's state after.
+func (t *Task) recover(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, state experiment.ReleaseState) (experiment.ReleaseState, error) {
+	rel := ns + "/" + t.release
+	if wait := time.Until(state.Updated.Add(2 * t.timeout)); wait > 0 {
+		env.Logger().Info("bandit: an earlier attempt's upgrade is pending; waiting before rolling it back", "release", rel, "revision", state.Revision, "wait", wait.Round(time.Second).String())
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return state, ctx.Err()
+		}
+	}
+	if err := rels.RollBackPending(context.WithoutCancel(ctx), ns, t.release, state.Revision, t.timeout); err != nil {
+		return state, fmt.Errorf("bandit: release %s: revision %d, which an earlier attempt of this loop left pending: %w", rel, state.Revision, err)
+	}
+	env.Logger().Info("bandit: rolled back the upgrade an earlier attempt left pending", "release", rel, "revision", state.Revision)
+	now, err := rels.Weights(ctx, ns, t.release)
+	if err != nil {
+		return state, fmt.Errorf("bandit: release %s: %w", rel, err)
+	}
+	return now, nil
 }
 
 func formatWeights(versions []string, w map[string]int) string {
