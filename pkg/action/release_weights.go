@@ -156,9 +156,13 @@ func (r *releases) SetWeights(ctx context.Context, namespace, rel string, change
 		return 0, fmt.Errorf("release %s in namespace %s: weights %v: %w", rel, namespace, next, err)
 	}
 	up := helmaction.NewUpgrade(helm)
-	up.Namespace, up.ReuseValues, up.Atomic, up.Wait = namespace, true, true, true
-	// Helm's own timeout, not a context deadline: both firing at once
-	// would start two rollbacks.
+	// Not --atomic, nor --wait: a weight change leaves the Deployments
+	// as they are, and the readiness gate checked the versions before
+	// anything changed; Helm's atomic rollback would wait for them and,
+	// with a version that has just turned unready, time out and leave the
+	// release failed. A failed upgrade is rolled back below, at once.
+	up.Namespace, up.ReuseValues = namespace, true
+	// Helm's own timeout bounds the hooks (the gates).
 	up.Timeout = cmp.Or(change.Timeout, DefaultTimeout)
 	up.Description = change.Description
 	if change.Step != "" {
@@ -166,9 +170,28 @@ func (r *releases) SetWeights(ctx context.Context, namespace, rel string, change
 	}
 	res, err := up.RunWithContext(ctx, rel, last.Chart, map[string]any{"versions": list})
 	if err != nil {
-		return 0, fmt.Errorf("upgrade release %s in namespace %s: %w", rel, namespace, err)
+		return 0, r.rollBack(helm, namespace, rel, revision, up.Timeout, fmt.Errorf("upgrade release %s in namespace %s: %w", rel, namespace, err))
 	}
 	return res.Version, nil
+}
+
+// rollBack restores revision after a failed upgrade (whose new revision
+// Helm marked failed), without waiting for the versions, and returns the
+// upgrade's error, with the rollback's when that failed too.
+func (r *releases) rollBack(helm *helmaction.Configuration, namespace, rel string, revision int, timeout time.Duration, upgradeErr error) error {
+	last, err := lastRelease(helm, rel, namespace)
+	if err != nil {
+		return fmt.Errorf("%w; and reading it after: %w", upgradeErr, err)
+	}
+	if last.Version == revision && last.Info != nil && last.Info.Status == release.StatusDeployed {
+		return upgradeErr // nothing was recorded: nothing to undo
+	}
+	rb := helmaction.NewRollback(helm)
+	rb.Version, rb.Timeout = revision, timeout
+	if err := rb.Run(rel); err != nil {
+		return fmt.Errorf("%w; rolling back to revision %d failed too: %w", upgradeErr, revision, err)
+	}
+	return fmt.Errorf("%w (rolled back to revision %d)", upgradeErr, revision)
 }
 
 // RollBackPending rolls the release back from revision, left pending by a

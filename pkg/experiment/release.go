@@ -22,8 +22,8 @@ type Releases interface {
 	Weights(ctx context.Context, namespace, release string) (ReleaseState, error)
 	// SetWeights upgrades the release with its own chart, reusing its
 	// values, with the change's weights by version name, waiting up to
-	// its timeout for the upgrade and its gates (a failed upgrade is rolled
-	// back, which may take as long again). It changes nothing and fails
+	// its timeout for the upgrade's gates; a failed upgrade is rolled back
+	// to revision at once. It changes nothing and fails
 	// when the newest revision is no longer the change's or not deployed,
 	// or the versions are not exactly the weights' names. It returns the
 	// new revision.

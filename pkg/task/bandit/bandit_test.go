@@ -202,6 +202,11 @@ func TestRunStopsWithoutChanging(t *testing.T) {
 	if err != nil || !strings.Contains(r.Bandit.Reason, "weights unchanged: the upgrade failed: pre-upgrade hook failed") || r.Bandit.Weights["v2"] != 50 {
 		t.Errorf("continue: %v, %+v", err, r.Bandit)
 	}
+	// A refused promotion promotes nothing and does not end the run.
+	r, err = run(t, cont, failing, loop{p2: 0.99, verdict: experiment.VerdictBetter, users: 400, n: 2, of: 10})
+	if err != nil || r.Bandit.Promoted != "" || r.Bandit.Weights["v2"] != 50 {
+		t.Errorf("refused promotion with continue: %v, %+v; want no promotion, no end, 50/50 kept", err, r.Bandit)
+	}
 	// No cluster.
 	_, plan := experimenttest.Decoding(t, "{}", []string{"v1", "v2"}, nil)
 	if err := task.Run(context.Background(), experimenttest.Env(plan, nil)); err == nil || !strings.Contains(err.Error(), "no cluster") {

@@ -87,7 +87,8 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		case w >= 0 && ready[t.versions[w]]:
 			winner := t.versions[w]
 			why := fmt.Sprintf("%s%s: P(best) %s by %s, and %s", promotedPrefix, winner, prob(pBest[w]), t.reward, t.backing(w))
-			if err := t.apply(ctx, env, rels, ns, state.Revision, only(t.versions, winner), why); err != nil {
+			applied, err := t.apply(ctx, env, rels, ns, state.Revision, only(t.versions, winner), why)
+			if err != nil || !applied { // a refused promotion with onUpgradeFailure continue: the next loop tries again
 				return err
 			}
 			b.Promoted = winner
@@ -106,7 +107,8 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			b.Reason = why
 			return nil
 		}
-		return t.apply(ctx, env, rels, ns, state.Revision, back, why)
+		_, err := t.apply(ctx, env, rels, ns, state.Revision, back, why)
+		return err
 	}
 	if pBest == nil {
 		b.Reason = "weights unchanged: " + why
@@ -140,7 +142,8 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		log.Info("bandit", "release", rel, "reason", b.Reason)
 		return nil
 	}
-	return t.apply(ctx, env, rels, ns, state.Revision, next, "weights moved toward the evidence: "+formatWeights(t.versions, next)+note)
+	_, err = t.apply(ctx, env, rels, ns, state.Revision, next, "weights moved toward the evidence: "+formatWeights(t.versions, next)+note)
+	return err
 }
 
 // only gives version all traffic.
@@ -298,9 +301,9 @@ func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]in
 	return out, nil
 }
 
-// apply upgrades the release to weights, recording why; a failure fails
-// the loop unless onUpgradeFailure is continue.
-func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) error {
+// apply upgrades the release to weights, recording why, and tells whether
+// it did; a failure fails the loop unless onUpgradeFailure is continue.
+func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) (bool, error) {
 	b, log := env.Result.Bandit, env.Logger()
 	// An upgrade in flight is not cut short by an interrupt (the pod's
 	// SIGTERM): a half-done one would leave the release pending, which
@@ -320,13 +323,13 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.R
 		}
 		if t.onFailure == OnFailureContinue {
 			log.Warn("bandit", "release", b.Release, "reason", b.Reason)
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("bandit: release %s: upgrade to %s: %w", b.Release, formatWeights(t.versions, weights), err)
+		return false, fmt.Errorf("bandit: release %s: upgrade to %s: %w", b.Release, formatWeights(t.versions, weights), err)
 	}
 	b.Revision, b.Weights, b.Reason = rev, weights, why
 	log.Info("bandit", "release", b.Release, "revision", rev, "reason", why)
-	return nil
+	return true, nil
 }
 
 // promotedPrefix starts the reason of a promotion.
