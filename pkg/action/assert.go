@@ -18,7 +18,9 @@ type Condition string
 
 // The conditions.
 const (
-	// Completed: the experiment has finished.
+	// Completed: the experiment has finished. An interrupted run (a signal
+	// stopped it) has not: a long-running experiment's retried Job resumes
+	// it, so assert waits on for it like a running one.
 	Completed Condition = "completed"
 	// NoFailure: no task has failed.
 	NoFailure Condition = "nofailure"
@@ -112,8 +114,9 @@ func (r *AssertResult) Holds() bool {
 }
 
 // Run checks the conditions until they all hold, the experiment has ended
-// (so that they cannot change), or Timeout passes. The error is for a check
-// that could not be made (no result by the deadline, an unreadable result).
+// (so that they cannot change; an interrupted run has not), or Timeout
+// passes. The error is for a check that could not be made (no result by
+// the deadline, an unreadable result).
 func (a *Assert) Run(ctx context.Context) (*AssertResult, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
@@ -162,8 +165,11 @@ func (a *Assert) check(r *experiment.Result) *AssertResult {
 		v := Verdict{Condition: c}
 		switch c {
 		case Completed:
-			v.Holds = r.Completed()
-			if !v.Holds {
+			switch v.Holds = r.Completed(); {
+			case v.Holds:
+			case r.Interrupted:
+				v.Why = fmt.Sprintf("the experiment was interrupted in loop %d of %d: a signal stopped its run (a long-running experiment's retried Job resumes it)", max(r.Loop, 1), max(r.Loops, 1))
+			default:
 				v.Why = "the experiment is still running"
 			}
 		case NoFailure:

@@ -3,6 +3,7 @@ package action
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,11 +15,13 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/kube"
 	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/store"
+	banditask "github.com/iter8-tools/iter8/pkg/task/bandit"
 )
 
 // The release chart's gates, whose results live in the Secrets
@@ -90,8 +93,10 @@ type AppStatus struct {
 	// counts the older ones left out.
 	Bandits        []BanditStatus `json:"bandits"`
 	BanditsOmitted int            `json:"banditsOmitted,omitempty"`
-	// BanditsError says why the experiments could not be read (listing
-	// Secrets may be forbidden); the rest of the status stands.
+	// BanditsError says why the experiments, or the spec of one that
+	// may target the release, could not be read (listing or getting
+	// Secrets may be forbidden); the rest of the status, and the bandits
+	// that were read, stand.
 	BanditsError string `json:"banditsError,omitempty"`
 }
 
@@ -99,7 +104,9 @@ type AppStatus struct {
 const MaxBandits = 3
 
 // BanditStatus is what a bandit experiment last did to the release: the
-// newest result of an experiment whose bandit task targets it.
+// newest result of an experiment whose bandit task targets it. Before the
+// bandit task first ran (the run's first loop) its Versions are empty and
+// its Reason says that no bandit loop ran yet.
 type BanditStatus struct {
 	// Experiment is the experiment's release; Revision its run.
 	Experiment string           `json:"experiment"`
@@ -111,7 +118,8 @@ type BanditStatus struct {
 	// Versions has the last loop's weight and P(best) of each version, in
 	// the experiment's order.
 	Versions []BanditVersion `json:"versions"`
-	// Reason says what the last loop did and why.
+	// Reason says what the last loop did and why (NoBanditLoop before
+	// the bandit task first ran).
 	Reason string `json:"reason,omitempty"`
 	// Promoted is the version given all traffic, once one is.
 	Promoted string `json:"promoted,omitempty"`
@@ -121,6 +129,10 @@ type BanditStatus struct {
 	// StartTime is when the run began.
 	StartTime time.Time `json:"startTime"`
 }
+
+// NoBanditLoop is the Reason of a bandit experiment whose bandit task has
+// not run yet.
+const NoBanditLoop = "no bandit loop yet: the bandit task has not run"
 
 // BanditVersion is one version's weight and P(best) after a bandit's loop.
 type BanditVersion struct {
@@ -165,7 +177,10 @@ type GateVerdict struct {
 	Found     bool `json:"found"`
 	Revision  int  `json:"revision,omitempty"`
 	Completed bool `json:"completed"`
-	Failed    bool `json:"failed"`
+	// Interrupted tells that a signal stopped the gate's run before its
+	// end (it is neither completed nor running).
+	Interrupted bool `json:"interrupted,omitempty"`
+	Failed      bool `json:"failed"`
 	// SLOs is set when Found.
 	SLOs  SLOsVerdict `json:"slos,omitempty"`
 	Error string      `json:"error,omitempty"`
@@ -213,7 +228,7 @@ func (a *ReleaseStatus) Run(ctx context.Context) (*AppStatus, error) {
 	st.Bandits = []BanditStatus{}
 	if r.Release != "" {
 		bs, err := bandits(ctx, cl, r.Release)
-		if err != nil {
+		if err != nil { // bs holds those that could be read
 			st.BanditsError = err.Error()
 		}
 		if len(bs) > MaxBandits {
@@ -226,12 +241,16 @@ func (a *ReleaseStatus) Run(ctx context.Context) (*AppStatus, error) {
 }
 
 // bandits reads the experiments in the release's namespace whose newest
-// result has a bandit targeting <namespace>/<rel>, newest run first. Only
-// that namespace is listed: a bandit in another namespace that targets
-// this release is not found, since listing every namespace's Secrets needs
-// cluster-wide rights the user of release status seldom has, and reads
-// every experiment in the cluster. Experiments whose results cannot be
-// decoded are skipped (list shows them with their error).
+// result has a bandit targeting <namespace>/<rel>, newest run first. A
+// result with a bandit task that has not run yet names no release: the
+// experiment's spec (its spec Secret) tells whether the task targets rel.
+// Only that namespace is listed: a bandit in another namespace that
+// targets this release is not found, since listing every namespace's
+// Secrets needs cluster-wide rights the user of release status seldom
+// has, and reads every experiment in the cluster. Experiments whose
+// results cannot be decoded are skipped (list shows them with their
+// error). The error says what could not be read; the bandits returned
+// with it are those that could.
 func bandits(ctx context.Context, cl *Cluster, rel string) ([]BanditStatus, error) {
 	sums, err := store.ListExperiments(ctx, cl.Client, cl.Namespace)
 	if err != nil {
@@ -239,10 +258,28 @@ func bandits(ctx context.Context, cl *Cluster, rel string) ([]BanditStatus, erro
 	}
 	target := cl.Namespace + "/" + rel
 	var out []BanditStatus
+	var unread []error
 	for _, s := range sums {
 		r := s.Result
-		if r == nil || r.Bandit == nil || r.Bandit.Release != target {
+		switch {
+		case r == nil:
 			continue
+		case r.Bandit != nil:
+			if r.Bandit.Release != target {
+				continue
+			}
+		case !slices.ContainsFunc(r.Tasks, func(t experiment.TaskResult) bool { return t.Task == banditask.Name }):
+			continue
+		default:
+			sec := &store.Secrets{Client: cl.Client, Namespace: cl.Namespace, Release: s.Release}
+			targets, err := specBanditTargets(ctx, sec)
+			if err != nil {
+				unread = append(unread, err)
+				continue
+			}
+			if !slices.Contains(targets, target) {
+				continue
+			}
 		}
 		out = append(out, banditStatus(s.Release, r))
 	}
@@ -252,20 +289,66 @@ func bandits(ctx context.Context, cl *Cluster, rel string) ([]BanditStatus, erro
 		}
 		return cmp.Compare(a.Experiment, b.Experiment)
 	})
+	switch len(unread) {
+	case 0:
+		return out, nil
+	case 1:
+		return out, fmt.Errorf("read bandits: %w", unread[0])
+	}
+	return out, fmt.Errorf("read bandits: %w (and %d more experiments' specs)", unread[0], len(unread)-1)
+}
+
+// specBanditTargets reads the spec of the experiment exp and returns the
+// releases, as <namespace>/<name>, that its bandit tasks target; a release
+// without a namespace is in the experiment's. Only the bandit tasks'
+// release fields are read: the spec was validated when it ran.
+func specBanditTargets(ctx context.Context, exp *store.Secrets) ([]string, error) {
+	data, err := exp.ReadSpec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var spec experiment.Experiment
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("%s: decode spec: %w", exp, err)
+	}
+	var out []string
+	for i, t := range spec.Spec.Tasks {
+		if t.Task != banditask.Name {
+			continue
+		}
+		var with struct {
+			Release string `json:"release"`
+		}
+		if err := json.Unmarshal(t.With, &with); err != nil {
+			return nil, fmt.Errorf("%s: decode spec.tasks[%d].with: %w", exp, i, err)
+		}
+		if !strings.Contains(with.Release, "/") {
+			with.Release = exp.Namespace + "/" + with.Release
+		}
+		out = append(out, with.Release)
+	}
 	return out, nil
 }
 
+// banditStatus is the status of the experiment name from its newest
+// result r; r.Bandit is nil when the bandit task has not run yet.
 func banditStatus(name string, r *experiment.Result) BanditStatus {
 	b := r.Bandit
+	if b == nil {
+		b = &experiment.Bandit{Reason: NoBanditLoop}
+	}
 	bs := BanditStatus{
 		Experiment: name, Revision: r.Revision, State: r.State(), Loop: r.Loop, Loops: r.Loops,
 		Versions: []BanditVersion{}, Reason: b.Reason, Promoted: b.Promoted, StartTime: r.StartTime,
 	}
 	// The experiment's versions in its order, then any other that the
-	// bandit names, sorted.
+	// bandit names, sorted; none before the bandit ran, when no version
+	// has a weight from it.
 	var names []string
 	for _, v := range r.Versions {
-		names = append(names, v.Name)
+		if r.Bandit != nil {
+			names = append(names, v.Name)
+		}
 	}
 	for _, v := range slices.Sorted(maps.Keys(b.Weights)) {
 		if !slices.Contains(names, v) {
@@ -285,8 +368,9 @@ func banditStatus(name string, r *experiment.Result) BanditStatus {
 		bs.Versions = append(bs.Versions, bv)
 	}
 	if !r.Completed() {
-		// A failed run may go on to its end (spec.failedLoops: continue):
-		// it has not stopped yet.
+		// A failed run may go on to its end (spec.failedLoops: continue),
+		// and an interrupted one is resumed (a retried Job's pod): it has
+		// not stopped yet.
 		return bs
 	}
 	switch i := slices.IndexFunc(r.Tasks, func(t experiment.TaskResult) bool { return t.State == experiment.TaskFailed }); {
@@ -406,6 +490,7 @@ func gateVerdicts(ctx context.Context, cl *Cluster, rel string) []GateVerdict {
 		default:
 			last := rs[len(rs)-1]
 			gv.Found, gv.Revision, gv.Completed, gv.Failed = true, last.Revision, last.Completed(), last.Failed()
+			gv.Interrupted = last.Interrupted
 			switch {
 			case len(last.SLOs) == 0:
 				gv.SLOs = NoSLOs

@@ -191,3 +191,110 @@ func TestReleaseStatusBanditsForbidden(t *testing.T) {
 		t.Errorf("bandits %v, error %q; want none, and the forbidden list", st.Bandits, st.BanditsError)
 	}
 }
+
+// specSecret is the spec Secret of the experiment release in namespace
+// team, with a bandit task of the given release field after an abn task.
+func specSecret(release, banditRelease string) *corev1.Secret {
+	spec := "apiVersion: iter8.tools/v1\nkind: Experiment\nmetadata: {name: " + release + "}\n" +
+		"spec:\n  versions: [v1, v2]\n  loops: 10\n  tasks:\n  - task: abn\n    with: {application: team/app}\n" +
+		"  - task: bandit\n    with: {release: " + banditRelease + ", reward: abn/purchases-conversion}\n"
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: store.SpecSecretName(release), Namespace: "team",
+			Labels: map[string]string{store.LabelExperiment: release},
+		},
+		Data: map[string][]byte{store.SpecKey: []byte(spec)},
+	}
+}
+
+// firstLoop is a result of a bandit experiment whose first loop runs its
+// first task: the bandit task has not run.
+func firstLoop(start time.Time) experiment.Result {
+	r := banditResult("", start, 1, experiment.Bandit{})
+	r.Tasks = []experiment.TaskResult{{Task: "abn", State: experiment.TaskRunning}, {Task: "bandit", State: experiment.TaskPending}}
+	r.Bandit = nil
+	return r
+}
+
+// TestReleaseStatusBanditsBeforeTheirFirstLoop: a bandit experiment whose
+// bandit task has not run yet is found by its spec's release, and shown
+// running with no bandit loop yet; one that targets another release is
+// not, and one whose spec cannot be read is named in the error while the
+// others are shown.
+func TestReleaseStatusBanditsBeforeTheirFirstLoop(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	objs := []runtime.Object{
+		experimentSecret(t, "team", "starting", firstLoop(t0)), specSecret("starting", "rel"),
+		experimentSecret(t, "team", "qualified", firstLoop(t0.Add(time.Hour))), specSecret("qualified", "team/rel"),
+		experimentSecret(t, "team", "elsewhere", firstLoop(t0.Add(2*time.Hour))), specSecret("elsewhere", "other"),
+		experimentSecret(t, "team", "namesake", firstLoop(t0.Add(3*time.Hour))), specSecret("namesake", "prod/rel"),
+		// Its spec Secret is gone.
+		experimentSecret(t, "team", "nospec", firstLoop(t0.Add(4*time.Hour))),
+	}
+	a := NewReleaseStatus(testCluster(objs, banditRoute()))
+	a.App = "app"
+	st, err := a.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []BanditStatus{
+		{Experiment: "qualified", Revision: 1, State: experiment.StateRunning, Loop: 1, Loops: 10, Versions: []BanditVersion{}, Reason: NoBanditLoop, StartTime: t0.Add(time.Hour)},
+		{Experiment: "starting", Revision: 1, State: experiment.StateRunning, Loop: 1, Loops: 10, Versions: []BanditVersion{}, Reason: NoBanditLoop, StartTime: t0},
+	}
+	if !reflect.DeepEqual(st.Bandits, want) {
+		got, _ := json.MarshalIndent(st.Bandits, "", " ")
+		w, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("bandits of team/rel before their first bandit loop:\n%s\nwant\n%s", got, w)
+	}
+	if !strings.Contains(st.BanditsError, "read bandits: read spec of experiment nospec in namespace team") || !strings.Contains(st.BanditsError, "not found") {
+		t.Errorf("bandits error %q; want the spec of nospec not found", st.BanditsError)
+	}
+}
+
+// TestReleaseStatusBanditsSpecsForbidden: a user who may list Secrets but
+// not get a spec Secret gets the bandits that have run, and the reason the
+// others may be missing.
+func TestReleaseStatusBanditsSpecsForbidden(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	cfg := testCluster([]runtime.Object{
+		experimentSecret(t, "team", "starting", firstLoop(t0)), specSecret("starting", "rel"),
+		experimentSecret(t, "team", "moving", banditResult("team/rel", t0, 2, experiment.Bandit{Weights: map[string]int{"v1": 60, "v2": 40}})),
+	}, banditRoute())
+	cl, err := cfg.Cluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Client.(*fake.Clientset).PrependReactor("get", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "starting-spec", nil)
+	})
+	a := NewReleaseStatus(cfg)
+	a.App = "app"
+	st, err := a.Run(context.Background())
+	if err != nil {
+		t.Fatalf("status when spec secrets may not be read: %v", err)
+	}
+	if len(st.Bandits) != 1 || st.Bandits[0].Experiment != "moving" {
+		t.Errorf("bandits %+v; want moving alone", st.Bandits)
+	}
+	if !strings.Contains(st.BanditsError, "read spec of experiment starting") || !strings.Contains(st.BanditsError, "forbidden") {
+		t.Errorf("bandits error %q; want the forbidden spec of starting", st.BanditsError)
+	}
+}
+
+// TestReleaseStatusInterruptedBandit: a bandit whose run a signal stopped
+// is interrupted, not ended: a retried Job's pod resumes it.
+func TestReleaseStatusInterruptedBandit(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := banditResult("team/rel", t0, 3, experiment.Bandit{Weights: map[string]int{"v1": 60, "v2": 40}, Reason: "weights moved"})
+	end := t0.Add(time.Hour)
+	r.EndTime, r.Interrupted = &end, true
+	a := NewReleaseStatus(testCluster([]runtime.Object{experimentSecret(t, "team", "bandit", r)}, banditRoute()))
+	a.App = "app"
+	st, err := a.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Bandits) != 1 || st.Bandits[0].State != experiment.StateInterrupted || st.Bandits[0].Stopped != "" {
+		t.Errorf("bandits %+v; want bandit interrupted, not stopped", st.Bandits)
+	}
+}

@@ -131,7 +131,10 @@ func decodeSpec(data []byte, cfg *Configuration, dir string) (*experiment.Plan, 
 // runPlan runs plan, resuming stored when it is not nil.
 func runPlan(ctx context.Context, cfg *Configuration, plan *experiment.Plan, w experiment.ResultWriter, revision int, stored *experiment.Result) (*experiment.Result, error) {
 	tail := experiment.NewLogTail(LogTailLines)
-	if stored != nil { // the log goes on where the earlier process's ended
+	// The log goes on where the earlier process's ended, when the runner
+	// takes its result up: a run that starts over (the stored result is of
+	// another spec) starts a log of its own.
+	if stored != nil && stored.Resumable(plan, revision) {
 		for _, line := range stored.Log {
 			fmt.Fprintln(tail, line)
 		}

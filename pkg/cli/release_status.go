@@ -112,7 +112,10 @@ func printStatus(w io.Writer, st *action.AppStatus) error {
 			fmt.Fprintf(w, "  %-6s no result\n", g.Gate)
 		default:
 			state := "running"
-			if g.Completed {
+			switch {
+			case g.Interrupted:
+				state = "interrupted"
+			case g.Completed:
 				state = "completed"
 			}
 			failed := "no task failed"
@@ -140,13 +143,15 @@ func printStatus(w io.Writer, st *action.AppStatus) error {
 
 // printBandits prints the bandit experiments that move the release's
 // weights, each as a line with its state, then its last weights, P(best),
-// reason and, once it ended, why. Their text comes from the cluster and is
-// made printable.
+// reason and, once it ended, why; what could not be read comes first.
+// Their text comes from the cluster and is made printable.
 func printBandits(w io.Writer, st *action.AppStatus) {
 	fmt.Fprintln(w, "Bandits:")
-	switch {
-	case st.BanditsError != "":
+	if st.BanditsError != "" {
 		fmt.Fprintf(w, "  unreadable: %s\n", report.Printable(st.BanditsError))
+	}
+	switch {
+	case st.BanditsError != "" && len(st.Bandits) == 0:
 		return
 	case st.Release == "":
 		fmt.Fprintln(w, "  none: the route names no release")

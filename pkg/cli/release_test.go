@@ -219,3 +219,69 @@ func TestReleaseStatusBanditsForbidden(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseStatusBanditsBeforeTheirFirstLoop: a bandit whose bandit task
+// has not run yet is shown running with no bandit loop yet; one whose spec
+// may not be read is named above the others; an interrupted gate is
+// neither running nor completed.
+func TestReleaseStatusBanditsBeforeTheirFirstLoop(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 13, 0, 0, 0, time.UTC)
+	client := banditCluster(t)
+	add := func(name string, labelled bool, data map[string][]byte) {
+		t.Helper()
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team"}, Data: data}
+		if labelled {
+			sec.Labels = map[string]string{store.LabelExperiment: strings.TrimSuffix(strings.TrimSuffix(name, "-result"), "-spec")}
+		}
+		if _, err := client.CoreV1().Secrets("team").Create(context.Background(), sec, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results := func(r experiment.Result) map[string][]byte {
+		t.Helper()
+		data, err := json.Marshal([]experiment.Result{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string][]byte{store.ResultsKey: data}
+	}
+	firstLoop := experiment.Result{
+		Revision: 1, StartTime: t0, Loop: 1, Loops: 10,
+		Tasks:    []experiment.TaskResult{{Task: "abn", State: experiment.TaskRunning}, {Task: "bandit", State: experiment.TaskPending}},
+		Versions: []experiment.VersionResult{{Name: "v1"}, {Name: "v2"}},
+	}
+	spec := map[string][]byte{store.SpecKey: []byte("apiVersion: iter8.tools/v1\nkind: Experiment\nmetadata: {name: starting}\n" +
+		"spec: {tasks: [{task: abn}, {task: bandit, with: {release: rel}}]}\n")}
+	add("starting-result", true, results(firstLoop))
+	add("starting-spec", true, spec)
+	add("hidden-result", true, results(firstLoop))
+	add("hidden-spec", true, spec)
+	end := t0
+	add("rel-ready-result", false, results(experiment.Result{Revision: 1, StartTime: t0, EndTime: &end, Interrupted: true}))
+	client.PrependReactor("get", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() != "hidden-spec" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "hidden-spec", nil)
+	})
+	stdout, stderr, code := executeOn(t, client, "release", "status", "app")
+	if code != 0 {
+		t.Fatalf("release status app: exit %d\nstderr: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"  ready  revision 1: interrupted, no task failed, SLOs none\n",
+		`Bandits:
+  unreadable: read bandits: read spec of experiment hidden in namespace team: get secret hidden-spec: secrets "hidden-spec" is forbidden`,
+		`
+  starting (revision 1): running, loop 1 of 10
+    Weights:  -
+    P(best):  -
+    Reason:   no bandit loop yet: the bandit task has not run
+  canary-bandit (revision 2): completed, loop 4 of 10
+`,
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("release status app: stdout\n%s\nwant it to contain\n%s", stdout, want)
+		}
+	}
+}

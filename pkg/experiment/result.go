@@ -279,12 +279,20 @@ const (
 	StateCompleted State = "completed"
 	// StateFailed: a task failed (the run may go on to its end).
 	StateFailed State = "failed"
+	// StateInterrupted: a signal stopped the run before its end (Ctrl-C,
+	// or a long-running experiment's pod stopped); a retried Job's pod
+	// resumes it (run --resume).
+	StateInterrupted State = "interrupted"
 )
 
-// State is StateFailed once a task has failed, StateCompleted when the run
-// has ended without one, else StateRunning.
+// State is StateInterrupted when a signal stopped the run (a task that
+// the signal stopped failed, but the run is not over), else StateFailed
+// once a task has failed, StateCompleted when the run has ended without
+// one, else StateRunning.
 func (r *Result) State() State {
 	switch {
+	case r.Interrupted:
+		return StateInterrupted
 	case r.Failed():
 		return StateFailed
 	case !r.Completed():
@@ -293,8 +301,24 @@ func (r *Result) State() State {
 	return StateCompleted
 }
 
-// Completed reports whether the run has ended, in success or failure.
-func (r *Result) Completed() bool { return r.EndTime != nil }
+// Completed reports whether the run has ended, in success or failure. An
+// interrupted run has not: it stopped (EndTime says when) but did not
+// reach its end, and a retried Job's pod resumes it, so that waiters (assert
+// --timeout, release status, list) do not take it for a finished one.
+func (r *Result) Completed() bool { return r.EndTime != nil && !r.Interrupted }
+
+// Resumable reports whether a Runner with this stored result as its
+// Resume and the given Revision takes it up for plan (goes on with it, or
+// returns it when its run had ended) rather than starting over, as it does
+// with the result of another experiment, revision or spec. The result is
+// not changed; a caller that seeds the run's log with the stored one asks
+// first.
+func (r *Result) Resumable(plan *Plan, revision int) bool {
+	c := *r // resumePoint changes the tasks and history of the result it takes up
+	c.Tasks = slices.Clone(r.Tasks)
+	_, err := resumePoint(&c, (&Runner{Revision: revision}).env(plan).Result)
+	return err == nil
+}
 
 // Failed reports whether any task failed.
 func (r *Result) Failed() bool {

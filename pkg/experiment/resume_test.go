@@ -177,8 +177,8 @@ func TestResume(t *testing.T) {
 			return ctx.Err()
 		}
 		stored, err := (&Runner{Wait: wait}).Run(ctx, plan)
-		if !errors.Is(err, ErrInterrupted) || !stored.Interrupted || !stored.Completed() {
-			t.Fatalf("first run: %v, interrupted %v; want interrupted before loop 2", err, stored.Interrupted)
+		if !errors.Is(err, ErrInterrupted) || !stored.Interrupted || stored.EndTime == nil || stored.Completed() {
+			t.Fatalf("first run: %v, interrupted %v, completed %v; want interrupted before loop 2, with its end time", err, stored.Interrupted, stored.Completed())
 		}
 		c := clock()
 		c.now = stored.EndTime.Add(3 * time.Hour) // the retried pod starts late; the fake clock ticks a second a read
@@ -249,5 +249,96 @@ func TestInterruptAfterTheEndIsNotAnInterrupt(t *testing.T) {
 	res, err := (&Runner{}).Run(ctx, plan)
 	if !errors.Is(err, ErrSLOsNotMet) || res.Interrupted {
 		t.Errorf("Run: %v, interrupted %v; want unmet SLOs, not an interrupt", err, res.Interrupted)
+	}
+}
+
+// TestInterruptedRunIsNotCompleted: a run that a signal stopped, between
+// loops or in a task, keeps its end time but reports itself interrupted,
+// not completed or failed, in its stored form too, since a retried Job's
+// pod resumes it; once resumed to its end, it is completed.
+func TestInterruptedRunIsNotCompleted(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		failed     bool
+	}{
+		{"between loops", header + "spec: {loops: 2, interval: 1h, tasks: [{task: fake, with: {value: 1}}]}", false},
+		{"in a task", header + "spec: {tasks: [{task: fake, with: {wait: true}}]}", true},
+	}
+	// The resumed run's task does not wait for a signal.
+	resumedPlan := map[string]string{"in a task": header + "spec: {tasks: [{task: fake, with: {value: 1}}]}"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := decode(t, tt.spec)
+			ctx, cancel := context.WithCancel(context.Background())
+			wait := func(ctx context.Context, _ time.Time) error {
+				cancel()
+				return ctx.Err()
+			}
+			if tt.failed {
+				cancel() // the waiting task sees it at once
+			}
+			res, err := (&Runner{Wait: wait}).Run(ctx, plan)
+			cancel()
+			if !errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrTaskFailed) || !res.Interrupted {
+				t.Fatalf("Run: %v, interrupted %v; want an interrupted run", err, res.Interrupted)
+			}
+			data, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored Result
+			if err := json.Unmarshal(data, &stored); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []*Result{res, &stored} {
+				if r.State() != StateInterrupted || r.Completed() || r.EndTime == nil || r.Failed() != tt.failed {
+					t.Errorf("interrupted run: state %q, completed %v, end time %v, failed %v; want interrupted, not completed, an end time, failed %v",
+						r.State(), r.Completed(), r.EndTime, r.Failed(), tt.failed)
+				}
+			}
+			c := &loopClock{now: stored.EndTime.Add(time.Minute)}
+			if spec, ok := resumedPlan[tt.name]; ok {
+				plan = decode(t, spec)
+			}
+			resumed, err := (&Runner{Now: c.Now, Wait: c.Wait, Resume: &stored}).Run(context.Background(), plan)
+			if err != nil || resumed.State() != StateCompleted || !resumed.Completed() {
+				t.Errorf("resumed: %v, state %q, completed %v; want completed", err, resumed.State(), resumed.Completed())
+			}
+		})
+	}
+}
+
+// TestResumable: Resumable answers as the runner decides, and leaves the
+// stored result as it was.
+func TestResumable(t *testing.T) {
+	plan := decode(t, header+"spec: {loops: 2, interval: 1h, tasks: [{task: fake, with: {wait: true}}]}")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stored, err := (&Runner{}).Run(ctx, plan)
+	if !errors.Is(err, ErrTaskFailed) || !stored.Interrupted {
+		t.Fatalf("first run: %v, interrupted %v; want a task stopped by the interrupt", err, stored.Interrupted)
+	}
+	before, err := json.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := decode(t, header+"spec: {loops: 2, interval: 1h, tasks: [{task: fake}, {task: fake}]}")
+	for _, tt := range []struct {
+		name     string
+		plan     *Plan
+		revision int
+		want     bool
+	}{
+		{"its spec and revision", plan, 1, true},
+		{"revision 0 is 1", plan, 0, true},
+		{"another revision", plan, 2, false},
+		{"another spec", other, 1, false},
+	} {
+		if got := stored.Resumable(tt.plan, tt.revision); got != tt.want {
+			t.Errorf("Resumable by %s = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if after, _ := json.Marshal(stored); string(after) != string(before) {
+		t.Errorf("Resumable changed the stored result:\n%s\nwas\n%s", after, before)
 	}
 }
