@@ -13,7 +13,7 @@ import (
 const assertDesc = `Check conditions on an experiment's result, for CI gates.
 
 Conditions (repeat -c or separate with commas):
-  completed   the experiment has finished
+  completed   the experiment has finished (a run a signal interrupted has not: a retried Job resumes it)
   nofailure   no task failed
   slos        every SLO is satisfied for every version
 

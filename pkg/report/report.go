@@ -288,6 +288,8 @@ func stateLine(r *experiment.Result) string {
 		}
 	}
 	switch {
+	case r.Interrupted:
+		return fmt.Sprintf("interrupted: %s%d of %d tasks done (a retried Job resumes it)", loop, done, len(r.Tasks))
 	case failed >= 0:
 		return fmt.Sprintf("failed: %stask %d (%s) failed", loop, failed, Printable(r.Tasks[failed].Task))
 	case !r.Completed():

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -134,5 +135,16 @@ func TestTextShowsTheBandit(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// TestTextSaysInterrupted: a run a signal stopped says so, not running or
+// failed (its interrupted task counts as failed).
+func TestTextSaysInterrupted(t *testing.T) {
+	end := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := &experiment.Result{Experiment: "e", Revision: 1, StartTime: end.Add(-time.Minute), EndTime: &end, Interrupted: true,
+		Loop: 2, Loops: 5, Tasks: []experiment.TaskResult{{Task: "http", State: experiment.TaskFailed, Error: "interrupted: context canceled"}}}
+	if got := stateLine(r); !strings.HasPrefix(got, "interrupted: ") {
+		t.Errorf("state line %q, want it to start interrupted", got)
 	}
 }
