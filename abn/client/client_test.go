@@ -206,20 +206,23 @@ func TestLookupFallsBack(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	slow := &fakeABN{session: &pb.Session{VersionNumber: "1", Version: "v1"}, lookupDelay: time.Minute}
 	slowAddr := slow.start(t)
-	unreachable := closedPort(t)
 	malformed := func(s *pb.Session) string { return (&fakeABN{session: s}).start(t) }
-	for _, tc := range []struct {
+	cases := []struct {
 		name, target string
 		code         codes.Code // expected gRPC code of Err, or OK for a malformed answer
 	}{
 		{"slower than LookupTimeout", slowAddr, codes.DeadlineExceeded},
-		{"unreachable", unreachable, codes.Unavailable},
+		{"unreachable", "", codes.Unavailable},
 		{"empty version number", malformed(&pb.Session{Version: "v1"}), codes.OK},
 		{"non-numeric version number", malformed(&pb.Session{VersionNumber: "one", Version: "v1"}), codes.OK},
 		{"negative version number", malformed(&pb.Session{VersionNumber: "-1", Version: "v1"}), codes.OK},
 		{"empty version", malformed(&pb.Session{VersionNumber: "1"}), codes.OK},
 		{"empty answer", malformed(&pb.Session{}), codes.OK},
-	} {
+	}
+	// Closed after the other servers started, so that none of them is
+	// given its port.
+	cases[1].target = closedPort(t)
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, tc.target, func(o *Options) { o.LookupTimeout = timeout })
 			start := time.Now()
