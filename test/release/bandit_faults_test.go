@@ -463,26 +463,6 @@ func checkBanditBounds(t *testing.T, ns string, revs []banditRevision) map[strin
 	return prev
 }
 
-// waitUntil polls probe every 200ms until it holds, for at most timeout.
-func waitUntil(t *testing.T, ctx context.Context, timeout time.Duration, what string, probe func() (bool, string)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, state := probe()
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v; last: %s", what, ctx.Err(), state)
-		case <-tick.C:
-		}
-	}
-}
-
 // readinessOf is version's readiness as release status says it.
 func readinessOf(t *testing.T, ns, version string) string {
 	t.Helper()

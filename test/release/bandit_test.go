@@ -470,16 +470,13 @@ func waitLoops(t *testing.T, ctx context.Context, ns string, n int) {
 func waitEnd(t *testing.T, ctx context.Context, ns, name string) *experiment.Result {
 	t.Helper()
 	var res *experiment.Result
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	for res == nil || !res.Completed() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the experiment did not end: %v; last: loop %d, %s", ctx.Err(), res.Loop, res.State())
-		case <-time.After(500 * time.Millisecond):
-		}
+	waitUntil(t, ctx, 3*time.Minute, "the experiment's end", func() (bool, string) {
 		res = readResult(t, ns, name)
-	}
+		if res == nil {
+			return false, "no result yet"
+		}
+		return res.Completed(), fmt.Sprintf("loop %d, %s", res.Loop, res.State())
+	})
 	return res
 }
 

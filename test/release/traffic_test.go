@@ -36,11 +36,18 @@ func wantCounts(t *testing.T, ctx context.Context, client *http.Client, url stri
 	}
 }
 
-// eventually polls probe until it holds; Traefik applies a changed route
-// after its throttle, so a new split shows only after a while.
+// eventually polls probe until it holds, for at most a minute; Traefik
+// applies a changed route after its throttle, so a new split shows only
+// after a while.
 func eventually(t *testing.T, ctx context.Context, what string, probe func() (bool, string)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	waitUntil(t, ctx, 60*time.Second, what, probe)
+}
+
+// waitUntil polls probe every 200ms until it holds, for at most timeout.
+func waitUntil(t *testing.T, ctx context.Context, timeout time.Duration, what string, probe func() (bool, string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
