@@ -680,3 +680,87 @@ func TestHeavyLoadFitsARevision(t *testing.T) {
 	}
 	t.Logf("histogram of %d requests over %d connections: %d bytes", n, conns, len(data))
 }
+
+// pacedVersion records n requests over four connections paced like fortio
+// at qps (each connection every 4/qps, staggered), each failing with the
+// chance failAt gives for its time: one recorder per connection, merged.
+func pacedVersion(rng *rand.Rand, n int, qps float64, failAt func(time.Duration) float64) *Series {
+	const conns = 4
+	recs := make([]*Recorder, conns)
+	for c := range recs {
+		recs[c] = NewRecorder(time.Second, epoch)
+	}
+	for i := range n {
+		at := time.Duration(float64(i) / qps * float64(time.Second))
+		d := time.Duration(5e6 * math.Exp(0.5*rng.NormFloat64()))
+		recs[i%conns].Record(epoch.Add(at), d, rng.Float64() < failAt(at))
+	}
+	for _, r := range recs[1:] {
+		recs[0].Merge(r)
+	}
+	return recs[0].Histogram().Series
+}
+
+// TestConnectionVarianceExactAcceptance (make sim): paced connections
+// share many small blocks, and measuring each against its version's block
+// means takes a share of their spread that depends on how the requests fall
+// into blocks. The connections' variance corrects for it exactly: on
+// independent requests it averages the variance of the difference of the
+// means (CR1's correction, k/(k−1)·(n−1)/(n−B), ran 33% high here).
+func TestConnectionVarianceExactAcceptance(t *testing.T) {
+	const n = 200
+	runs := 1000
+	if raceEnabled() {
+		runs = 20 // only that every path runs: the bound needs the full count
+	}
+	never := func(time.Duration) float64 { return 0 }
+	var sum float64
+	for seed := range uint64(runs) {
+		rng := rand.New(rand.NewPCG(seed, 61))
+		v, _, ok := connectionVariance(pacedVersion(rng, n, 200, never), pacedVersion(rng, n, 200, never), logLatency)
+		if !ok {
+			t.Fatalf("seed %d: no connections' variance", seed)
+		}
+		sum += v
+	}
+	// log latency has sd 0.5: the difference of two means of n has
+	// variance 0.25·2/n; the mean of the runs' estimates has a relative
+	// standard error of about 0.018 (each rests on about 6 df).
+	ratio := sum / float64(runs) / (0.25 * 2 / n)
+	t.Logf("connections' variance over the true variance: %.3f (%d runs)", ratio, runs)
+	if !raceEnabled() && math.Abs(ratio-1) > 0.06 {
+		t.Errorf("connections' variance averages %.3f times the true variance, want 1 ± 0.06", ratio)
+	}
+}
+
+// TestRateVarianceFromEachBlockAcceptance (make sim): when the rate that both versions see
+// jumps during the run (from 2% to 40%), the variance of independent
+// requests comes from each block's own rate; the rate of the whole run
+// would count the jump as noise (41% high here).
+func TestRateVarianceFromEachBlockAcceptance(t *testing.T) {
+	const n = 400
+	runs := 2000
+	if raceEnabled() {
+		runs = 20
+	}
+	jump := func(at time.Duration) float64 {
+		if at < time.Second {
+			return 0.02
+		}
+		return 0.4
+	}
+	var iid, squares float64
+	for seed := range uint64(runs) {
+		rng := rand.New(rand.NewPCG(seed, 62))
+		e := contrast(pacedVersion(rng, n, 200, jump), pacedVersion(rng, n, 200, jump), errorsOf, true)
+		iid += e.iid
+		squares += e.diff * e.diff
+	}
+	// The mean square of A/A differences is the true variance, within a
+	// relative standard error of about √(2/2000) = 0.032.
+	ratio := iid / squares
+	t.Logf("variance of independent requests over the true variance: %.3f (%d runs)", ratio, runs)
+	if !raceEnabled() && math.Abs(ratio-1) > 0.1 {
+		t.Errorf("variance of independent requests averages %.3f times the true variance, want 1 ± 0.1", ratio)
+	}
+}

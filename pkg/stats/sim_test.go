@@ -97,14 +97,14 @@ func aaCells() []aaCell {
 // false alarms here: a test and its interval agree).
 //
 // Issue 15 also asks for at least 3% with continuous data and 400 requests
-// or more, so that a test is not needlessly conservative. The variance is
-// the largest of three estimates (independent requests, batches of time
-// blocks, connections), and the largest of noisy estimates runs high when
-// requests are in fact independent: 25 of the 69 cells fall between 0.019
-// and 0.029 (most of them mean latency, whose heavy tail makes every
-// estimate noisier). The test holds them at least at minFalseAlarms, so
-// that a change making the tests uselessly conservative fails.
-const minFalseAlarms = 0.015
+// or more, so that a test is not needlessly conservative. 68 of the 69
+// cells hold it; the lowest, mean latency at 400 against 4000 requests at
+// full speed, is 0.028 ± 0.004, within a standard error of 0.03 (its heavy
+// tail makes every variance estimate noisier, and the largest of noisy
+// estimates runs high). The test holds every cell at least at
+// minFalseAlarms, about one standard error below 0.03, so that a change
+// making the tests conservative again fails.
+const minFalseAlarms = 0.025
 
 func TestFalseAlarmsAcceptance(t *testing.T) {
 	runs := reps(simRuns)
@@ -195,9 +195,9 @@ func TestPowerAcceptance(t *testing.T) {
 
 // TestTailAcceptance: a slow share growing from 10% to 15% (fast 2ms, slow
 // 50ms) moves the mean of log latency little but is found by the p90
-// comparison. Issue 15 asks for 80% of runs with 1000 requests per version;
-// the conservative variance (see TestFalseAlarmsAcceptance) gives 77%, so
-// the test holds 75% there and logs 1300 requests, where it passes 80%.
+// comparison in at least 80% of runs with 1000 requests per version (issue
+// 15); 1300 requests show the margin a larger run buys, and the default
+// 400 requests what it costs to leave the count as it is.
 func TestTailAcceptance(t *testing.T) {
 	runs := reps(1000)
 	mix := func(n int, slowCand float64) load {
@@ -210,9 +210,10 @@ func TestTailAcceptance(t *testing.T) {
 		load   load
 		lo, hi float64
 	}{
-		{"slow share 10% vs 15%", mix(1000, 0.15), 0.75, 1},
+		{"slow share 10% vs 15%", mix(1000, 0.15), 0.8, 1},
 		{"slow share 10% vs 15%, 1300 requests", mix(1300, 0.15), 0.8, 1},
 		{"slow share 10% vs 10%", mix(1000, 0.10), 0, 0.07},
+		{"slow share 10% vs 15%, 400 requests (default)", mix(400, 0.15), 0, 1},
 	} {
 		counts := parallel(runs, uint64(300+ci), func(r *rand.Rand, counts []float64) {
 			b, c := cell.load.run(r)
