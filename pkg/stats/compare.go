@@ -60,7 +60,9 @@ type Comparison struct {
 	// which sequential verdicts accumulate over loops.
 	Estimate, Variance float64
 	// DF is the degrees of freedom behind Variance: +Inf when it is the
-	// variance of independent requests, else batches of time blocks - 1.
+	// variance of independent requests, else those of the batches' or the
+	// connections' estimate that raised it, grown towards +Inf the less
+	// it raised it (see combine).
 	DF float64
 	// Blocks is how many time blocks paired the versions (0: not paired),
 	// and Batches how many groups of blocks the variance came from.
@@ -309,17 +311,36 @@ func shares(e estimate, test Test, confidence, minEffect float64) Comparison {
 	if !math.IsInf(e.df, 1) {
 		zAlpha = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: e.df}.Quantile(1 - (1-confidence)/2)
 	}
-	l1, u1 := wilson(p1, e.base.n/c.DesignEffect, zAlpha)
-	l2, u2 := wilson(p2, e.cand.n/c.DesignEffect, zAlpha)
+	scale := binomialScale(e)
+	l1, u1 := wilson(p1, e.base.n/scale, zAlpha)
+	l2, u2 := wilson(p2, e.cand.n/scale, zAlpha)
 	c.Low = max(e.diff-math.Hypot(p2-l2, u1-p1), -1)
 	c.High = min(e.diff+math.Hypot(u2-p2, p1-l1), 1)
-	c.Needed = neededRate(p1, minEffect, confidence, c.DesignEffect)
+	c.Needed = neededRate(p1, minEffect, confidence, scale)
 	return c
 }
 
+// binomialScale is e's variance over that of a plain two-proportion
+// comparison of the whole run's counts: what the interval's and the plan's
+// binomial variances are scaled by, so that they agree with the test. It
+// differs from the design effect when the rate varies across blocks:
+// independent requests then vary less within a block than over the run.
+// With no event at all (or nothing else) it is the design effect.
+func binomialScale(e estimate) float64 {
+	pooled := (e.base.s + e.cand.s) / (e.base.n + e.cand.n)
+	binomial := pooled * (1 - pooled) * (1/e.base.n + 1/e.cand.n)
+	if !(binomial > 0) || !(e.variance > 0) {
+		if e.iid > 0 {
+			return max(e.variance/e.iid, 1)
+		}
+		return 1
+	}
+	return e.variance / binomial
+}
+
 // neededRate is the per-version sample size that detects a change of a rate
-// p by minEffect with 80% power, times the design effect.
-func neededRate(p, minEffect, confidence, designEffect float64) int64 {
+// p by minEffect with 80% power, times scale (see binomialScale).
+func neededRate(p, minEffect, confidence, scale float64) int64 {
 	zAlpha, zBeta := quantiles(confidence)
 	q := p + minEffect
 	if q > 1 {
@@ -327,7 +348,7 @@ func neededRate(p, minEffect, confidence, designEffect float64) int64 {
 	}
 	avg := (p + q) / 2
 	root := zAlpha*math.Sqrt(2*avg*(1-avg)) + zBeta*math.Sqrt(p*(1-p)+q*(1-q))
-	return ceilCount(root*root/(minEffect*minEffect)*designEffect, 1)
+	return ceilCount(root*root/(minEffect*minEffect)*scale, 1)
 }
 
 // checkSamples validates the two samples of a comparison of a kind: a rate

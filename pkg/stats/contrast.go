@@ -197,10 +197,11 @@ func unitVariance(withinSS float64, t cell, k int) float64 {
 // slowdown every connection sees, in some blocks, is no difference between
 // them. Measuring against those means takes, from independent requests,
 // the share H/n of the spread, H = Σ_b Σ_i n_ib²/n_b (n_ib: connection i's
-// requests in block b); dividing by n − H instead of n gives the variance
-// that independent requests would have, exactly, however the requests fall
-// into blocks (a CR1 correction, k/(k−1)·(n−1)/(n−B), ran 15–33% high when
-// paced connections share many small blocks).
+// requests in block b); dividing by n − H instead of n gives, for
+// independent requests of equal variance, the variance of each version's
+// mean over its own blocks exactly, however the requests fall into blocks
+// (a CR1 correction, k/(k−1)·(n−1)/(n−B), ran 15–33% high when paced
+// connections share many small blocks).
 func connectionVariance(bs, cs *Series, m measure) (v, df float64, ok bool) {
 	var dfDenominator float64
 	for _, s := range []*Series{bs, cs} {
@@ -252,7 +253,7 @@ func connectionVariance(bs, cs *Series, m measure) (v, df float64, ok bool) {
 // error under independence (iid·√(2/df)), then the variance is the largest
 // of the three. Taking the largest of noisy estimates as they are runs
 // high when requests are independent (by about a third in make sim, false
-// alarms 0.015–0.03 at 95%); lowering them first takes most of that back
+// alarms as low as 0.019 at 95%); lowering them first takes most of that back
 // while correlation that a robust estimate sees clearly still raises the
 // variance. No pre-test switches an estimate on or off.
 //
@@ -279,7 +280,15 @@ func (e *estimate) combine(cr float64, g int, connV, connDF float64, connOK bool
 	if connOK {
 		raise(connV, connDF)
 	}
+	if e.df > maxFiniteDF {
+		e.df = math.Inf(1) // Student's t is normal there; its quantile is not computable
+	}
 }
+
+// maxFiniteDF is the most degrees of freedom kept as a number: an excess
+// barely above iid gives a heuristic df of any size, and gonum's Student's t
+// quantile fails far above this.
+const maxFiniteDF = 1e6
 
 // robustShrink is how many of its standard errors under independence a
 // dependence-robust variance estimate is lowered by before the largest is

@@ -736,7 +736,7 @@ func TestConnectionVarianceExactAcceptance(t *testing.T) {
 // TestRateVarianceFromEachBlockAcceptance (make sim): when the rate that both versions see
 // jumps during the run (from 2% to 40%), the variance of independent
 // requests comes from each block's own rate; the rate of the whole run
-// would count the jump as noise (41% high here).
+// would count the jump as noise (about 28% high here).
 func TestRateVarianceFromEachBlockAcceptance(t *testing.T) {
 	const n = 400
 	runs := 2000
