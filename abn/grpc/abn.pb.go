@@ -100,7 +100,11 @@ type Session struct {
 	HeaderValue string `protobuf:"bytes,4,opt,name=header_value,json=headerValue,proto3" json:"header_value,omitempty"`
 	// fallback is true when no version was ready with weight and the answer
 	// is the baseline (the first version).
-	Fallback      bool `protobuf:"varint,5,opt,name=fallback,proto3" json:"fallback,omitempty"`
+	Fallback bool `protobuf:"varint,5,opt,name=fallback,proto3" json:"fallback,omitempty"`
+	// error says why a user of a LookupBatch was refused (naming the
+	// field); then the other fields are empty. Lookup answers errors as a
+	// gRPC status instead and never sets it.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -170,6 +174,112 @@ func (x *Session) GetFallback() bool {
 	return false
 }
 
+func (x *Session) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type LookupBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// application as in Application.name.
+	Application string `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	// users (or session identifiers), each as in Application.user.
+	Users         []string `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupBatch) Reset() {
+	*x = LookupBatch{}
+	mi := &file_abn_grpc_abn_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupBatch) ProtoMessage() {}
+
+func (x *LookupBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_abn_grpc_abn_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupBatch.ProtoReflect.Descriptor instead.
+func (*LookupBatch) Descriptor() ([]byte, []int) {
+	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LookupBatch) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *LookupBatch) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type SessionBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sessions, one per user of the LookupBatch, in its order.
+	Sessions      []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionBatch) Reset() {
+	*x = SessionBatch{}
+	mi := &file_abn_grpc_abn_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionBatch) ProtoMessage() {}
+
+func (x *SessionBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_abn_grpc_abn_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionBatch.ProtoReflect.Descriptor instead.
+func (*SessionBatch) Descriptor() ([]byte, []int) {
+	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SessionBatch) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 type MetricValue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name of the metric. Iter8 v1: 1.
@@ -195,7 +305,7 @@ type MetricValue struct {
 
 func (x *MetricValue) Reset() {
 	*x = MetricValue{}
-	mi := &file_abn_grpc_abn_proto_msgTypes[2]
+	mi := &file_abn_grpc_abn_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +317,7 @@ func (x *MetricValue) String() string {
 func (*MetricValue) ProtoMessage() {}
 
 func (x *MetricValue) ProtoReflect() protoreflect.Message {
-	mi := &file_abn_grpc_abn_proto_msgTypes[2]
+	mi := &file_abn_grpc_abn_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +330,7 @@ func (x *MetricValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricValue.ProtoReflect.Descriptor instead.
 func (*MetricValue) Descriptor() ([]byte, []int) {
-	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{2}
+	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MetricValue) GetName() string {
@@ -281,7 +391,7 @@ type MetricValues struct {
 
 func (x *MetricValues) Reset() {
 	*x = MetricValues{}
-	mi := &file_abn_grpc_abn_proto_msgTypes[3]
+	mi := &file_abn_grpc_abn_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +403,7 @@ func (x *MetricValues) String() string {
 func (*MetricValues) ProtoMessage() {}
 
 func (x *MetricValues) ProtoReflect() protoreflect.Message {
-	mi := &file_abn_grpc_abn_proto_msgTypes[3]
+	mi := &file_abn_grpc_abn_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +416,7 @@ func (x *MetricValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricValues.ProtoReflect.Descriptor instead.
 func (*MetricValues) Descriptor() ([]byte, []int) {
-	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{3}
+	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MetricValues) GetValues() []*MetricValue {
@@ -326,7 +436,7 @@ type MetricRequest struct {
 
 func (x *MetricRequest) Reset() {
 	*x = MetricRequest{}
-	mi := &file_abn_grpc_abn_proto_msgTypes[4]
+	mi := &file_abn_grpc_abn_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +448,7 @@ func (x *MetricRequest) String() string {
 func (*MetricRequest) ProtoMessage() {}
 
 func (x *MetricRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abn_grpc_abn_proto_msgTypes[4]
+	mi := &file_abn_grpc_abn_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +461,7 @@ func (x *MetricRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricRequest.ProtoReflect.Descriptor instead.
 func (*MetricRequest) Descriptor() ([]byte, []int) {
-	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{4}
+	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MetricRequest) GetApplication() string {
@@ -371,7 +481,7 @@ type ApplicationMetrics struct {
 
 func (x *ApplicationMetrics) Reset() {
 	*x = ApplicationMetrics{}
-	mi := &file_abn_grpc_abn_proto_msgTypes[5]
+	mi := &file_abn_grpc_abn_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +493,7 @@ func (x *ApplicationMetrics) String() string {
 func (*ApplicationMetrics) ProtoMessage() {}
 
 func (x *ApplicationMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_abn_grpc_abn_proto_msgTypes[5]
+	mi := &file_abn_grpc_abn_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +506,7 @@ func (x *ApplicationMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationMetrics.ProtoReflect.Descriptor instead.
 func (*ApplicationMetrics) Descriptor() ([]byte, []int) {
-	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{5}
+	return file_abn_grpc_abn_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplicationMetrics) GetApplicationJson() string {
@@ -413,13 +523,19 @@ const file_abn_grpc_abn_proto_rawDesc = "" +
 	"\x12abn/grpc/abn.proto\x12\x04main\x1a\x1bgoogle/protobuf/empty.proto\"5\n" +
 	"\vApplication\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"\xa1\x01\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"\xb7\x01\n" +
 	"\aSession\x12%\n" +
 	"\x0eversion_number\x18\x01 \x01(\tR\rversionNumber\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
 	"\x06header\x18\x03 \x01(\tR\x06header\x12!\n" +
 	"\fheader_value\x18\x04 \x01(\tR\vheaderValue\x12\x1a\n" +
-	"\bfallback\x18\x05 \x01(\bR\bfallback\"\xb9\x01\n" +
+	"\bfallback\x18\x05 \x01(\bR\bfallback\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"E\n" +
+	"\vLookupBatch\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x14\n" +
+	"\x05users\x18\x02 \x03(\tR\x05users\"9\n" +
+	"\fSessionBatch\x12)\n" +
+	"\bsessions\x18\x01 \x03(\v2\r.main.SessionR\bsessions\"\xb9\x01\n" +
 	"\vMetricValue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12 \n" +
@@ -434,9 +550,10 @@ const file_abn_grpc_abn_proto_rawDesc = "" +
 	"\rMetricRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\"?\n" +
 	"\x12ApplicationMetrics\x12)\n" +
-	"\x10application_json\x18\x01 \x01(\tR\x0fapplicationJson2\xec\x01\n" +
+	"\x10application_json\x18\x01 \x01(\tR\x0fapplicationJson2\xa4\x02\n" +
 	"\x03ABN\x12,\n" +
-	"\x06Lookup\x12\x11.main.Application\x1a\r.main.Session\"\x00\x12:\n" +
+	"\x06Lookup\x12\x11.main.Application\x1a\r.main.Session\"\x00\x126\n" +
+	"\aLookups\x12\x11.main.LookupBatch\x1a\x12.main.SessionBatch\"\x00(\x010\x01\x12:\n" +
 	"\vWriteMetric\x12\x11.main.MetricValue\x1a\x16.google.protobuf.Empty\"\x00\x12<\n" +
 	"\fWriteMetrics\x12\x12.main.MetricValues\x1a\x16.google.protobuf.Empty\"\x00\x12=\n" +
 	"\n" +
@@ -454,31 +571,36 @@ func file_abn_grpc_abn_proto_rawDescGZIP() []byte {
 	return file_abn_grpc_abn_proto_rawDescData
 }
 
-var file_abn_grpc_abn_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_abn_grpc_abn_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_abn_grpc_abn_proto_goTypes = []any{
 	(*Application)(nil),        // 0: main.Application
 	(*Session)(nil),            // 1: main.Session
-	(*MetricValue)(nil),        // 2: main.MetricValue
-	(*MetricValues)(nil),       // 3: main.MetricValues
-	(*MetricRequest)(nil),      // 4: main.MetricRequest
-	(*ApplicationMetrics)(nil), // 5: main.ApplicationMetrics
-	(*emptypb.Empty)(nil),      // 6: google.protobuf.Empty
+	(*LookupBatch)(nil),        // 2: main.LookupBatch
+	(*SessionBatch)(nil),       // 3: main.SessionBatch
+	(*MetricValue)(nil),        // 4: main.MetricValue
+	(*MetricValues)(nil),       // 5: main.MetricValues
+	(*MetricRequest)(nil),      // 6: main.MetricRequest
+	(*ApplicationMetrics)(nil), // 7: main.ApplicationMetrics
+	(*emptypb.Empty)(nil),      // 8: google.protobuf.Empty
 }
 var file_abn_grpc_abn_proto_depIdxs = []int32{
-	2, // 0: main.MetricValues.values:type_name -> main.MetricValue
-	0, // 1: main.ABN.Lookup:input_type -> main.Application
-	2, // 2: main.ABN.WriteMetric:input_type -> main.MetricValue
-	3, // 3: main.ABN.WriteMetrics:input_type -> main.MetricValues
-	4, // 4: main.ABN.GetMetrics:input_type -> main.MetricRequest
-	1, // 5: main.ABN.Lookup:output_type -> main.Session
-	6, // 6: main.ABN.WriteMetric:output_type -> google.protobuf.Empty
-	6, // 7: main.ABN.WriteMetrics:output_type -> google.protobuf.Empty
-	5, // 8: main.ABN.GetMetrics:output_type -> main.ApplicationMetrics
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 0: main.SessionBatch.sessions:type_name -> main.Session
+	4, // 1: main.MetricValues.values:type_name -> main.MetricValue
+	0, // 2: main.ABN.Lookup:input_type -> main.Application
+	2, // 3: main.ABN.Lookups:input_type -> main.LookupBatch
+	4, // 4: main.ABN.WriteMetric:input_type -> main.MetricValue
+	5, // 5: main.ABN.WriteMetrics:input_type -> main.MetricValues
+	6, // 6: main.ABN.GetMetrics:input_type -> main.MetricRequest
+	1, // 7: main.ABN.Lookup:output_type -> main.Session
+	3, // 8: main.ABN.Lookups:output_type -> main.SessionBatch
+	8, // 9: main.ABN.WriteMetric:output_type -> google.protobuf.Empty
+	8, // 10: main.ABN.WriteMetrics:output_type -> google.protobuf.Empty
+	7, // 11: main.ABN.GetMetrics:output_type -> main.ApplicationMetrics
+	7, // [7:12] is the sub-list for method output_type
+	2, // [2:7] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_abn_grpc_abn_proto_init() }
@@ -492,7 +614,7 @@ func file_abn_grpc_abn_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abn_grpc_abn_proto_rawDesc), len(file_abn_grpc_abn_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ABN_Lookup_FullMethodName       = "/main.ABN/Lookup"
+	ABN_Lookups_FullMethodName      = "/main.ABN/Lookups"
 	ABN_WriteMetric_FullMethodName  = "/main.ABN/WriteMetric"
 	ABN_WriteMetrics_FullMethodName = "/main.ABN/WriteMetrics"
 	ABN_GetMetrics_FullMethodName   = "/main.ABN/GetMetrics"
@@ -42,6 +43,14 @@ type ABNClient interface {
 	// same user gets the same version from every replica and after restarts
 	// while the versions' weights do not change.
 	Lookup(ctx context.Context, in *Application, opts ...grpc.CallOption) (*Session, error)
+	// Lookups answers many Lookups of one application over one stream: each
+	// LookupBatch (at most 1024 users) is answered by one SessionBatch with
+	// a Session per user, in the same order; batches are answered in the
+	// order sent. A refused user gets a Session with error set, and the
+	// stream goes on. The Go SDK sends its Lookups this way, coalescing the
+	// ones that wait into one message: one message per call, as Lookup
+	// costs, is most of a Lookup's cost.
+	Lookups(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LookupBatch, SessionBatch], error)
 	// WriteMetric records one value of a business metric of a user. It
 	// returns once the value is durable.
 	WriteMetric(ctx context.Context, in *MetricValue, opts ...grpc.CallOption) (*emptypb.Empty, error)
@@ -70,6 +79,19 @@ func (c *aBNClient) Lookup(ctx context.Context, in *Application, opts ...grpc.Ca
 	}
 	return out, nil
 }
+
+func (c *aBNClient) Lookups(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LookupBatch, SessionBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ABN_ServiceDesc.Streams[0], ABN_Lookups_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LookupBatch, SessionBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ABN_LookupsClient = grpc.BidiStreamingClient[LookupBatch, SessionBatch]
 
 func (c *aBNClient) WriteMetric(ctx context.Context, in *MetricValue, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -109,6 +131,14 @@ type ABNServer interface {
 	// same user gets the same version from every replica and after restarts
 	// while the versions' weights do not change.
 	Lookup(context.Context, *Application) (*Session, error)
+	// Lookups answers many Lookups of one application over one stream: each
+	// LookupBatch (at most 1024 users) is answered by one SessionBatch with
+	// a Session per user, in the same order; batches are answered in the
+	// order sent. A refused user gets a Session with error set, and the
+	// stream goes on. The Go SDK sends its Lookups this way, coalescing the
+	// ones that wait into one message: one message per call, as Lookup
+	// costs, is most of a Lookup's cost.
+	Lookups(grpc.BidiStreamingServer[LookupBatch, SessionBatch]) error
 	// WriteMetric records one value of a business metric of a user. It
 	// returns once the value is durable.
 	WriteMetric(context.Context, *MetricValue) (*emptypb.Empty, error)
@@ -130,6 +160,9 @@ type UnimplementedABNServer struct{}
 
 func (UnimplementedABNServer) Lookup(context.Context, *Application) (*Session, error) {
 	return nil, status.Error(codes.Unimplemented, "method Lookup not implemented")
+}
+func (UnimplementedABNServer) Lookups(grpc.BidiStreamingServer[LookupBatch, SessionBatch]) error {
+	return status.Error(codes.Unimplemented, "method Lookups not implemented")
 }
 func (UnimplementedABNServer) WriteMetric(context.Context, *MetricValue) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method WriteMetric not implemented")
@@ -178,6 +211,13 @@ func _ABN_Lookup_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _ABN_Lookups_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ABNServer).Lookups(&grpc.GenericServerStream[LookupBatch, SessionBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ABN_LookupsServer = grpc.BidiStreamingServer[LookupBatch, SessionBatch]
 
 func _ABN_WriteMetric_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MetricValue)
@@ -257,6 +297,13 @@ var ABN_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ABN_GetMetrics_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Lookups",
+			Handler:       _ABN_Lookups_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "abn/grpc/abn.proto",
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"time"
@@ -43,6 +45,40 @@ func (g *GRPC) Lookup(_ context.Context, in *pb.Application) (*pb.Session, error
 		return nil, grpcError(err)
 	}
 	return session(a), nil
+}
+
+// MaxLookupBatch is how many users one LookupBatch may hold.
+const MaxLookupBatch = 1024
+
+// Lookups implements pb.ABNServer: batches of Lookups over one stream,
+// each answered in order. A refused user is answered with the error in its
+// Session; only a batch too large (or the stream failing) ends the stream.
+func (g *GRPC) Lookups(stream pb.ABN_LookupsServer) error {
+	for {
+		in, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		users := in.GetUsers()
+		if len(users) > MaxLookupBatch {
+			return status.Error(codes.InvalidArgument, fmt.Sprintf("users: %d in one batch: want at most %d", len(users), MaxLookupBatch))
+		}
+		out := &pb.SessionBatch{Sessions: make([]*pb.Session, len(users))}
+		for i, u := range users {
+			a, err := g.S.Lookup(in.GetApplication(), u)
+			if err != nil {
+				out.Sessions[i] = &pb.Session{Error: err.Error()}
+				continue
+			}
+			out.Sessions[i] = session(a)
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
 }
 
 func session(a Assignment) *pb.Session {

@@ -134,6 +134,60 @@ func TestLookupIsStickyAcrossInstancesAndSkipsUnreadyVersions(t *testing.T) {
 	}
 }
 
+// TestLookupsStream: a batch is answered as the same Lookups one by one
+// would be, in order; a refused user gets its error in its Session and the
+// stream goes on; a batch too large ends the stream naming the field.
+func TestLookupsStream(t *testing.T) {
+	f := start(t, shop(50, 25, 25))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := f.grpc.Lookups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"ann", "", "bob", strings.Repeat("u", 513), "cy"}
+	for _, app := range []string{"ns/shop", "shop"} {
+		if err := st.Send(&pb.LookupBatch{Application: app, Users: users}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.GetSessions()) != len(users) {
+			t.Fatalf("%d sessions for %d users", len(out.GetSessions()), len(users))
+		}
+		for i, u := range users {
+			got := out.GetSessions()[i]
+			if i == 1 || i == 3 {
+				if !strings.HasPrefix(got.GetError(), "user:") || got.GetVersion() != "" {
+					t.Errorf("user %d (%.10q): %v, want an error naming user and no version", i, u, got)
+				}
+				continue
+			}
+			want, err := f.grpc.Lookup(ctx, &pb.Application{Name: "ns/shop", User: u})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, want) {
+				t.Errorf("user %s: batch answered %v, Lookup %v", u, got, want)
+			}
+		}
+	}
+	if err := st.Send(&pb.LookupBatch{Application: "ns/nope", Users: []string{"ann"}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := st.Recv(); err != nil || !strings.HasPrefix(out.GetSessions()[0].GetError(), "application:") {
+		t.Fatalf("unknown application: %v, %v; want a session with an error naming application", out, err)
+	}
+	if err := st.Send(&pb.LookupBatch{Application: "ns/shop", Users: make([]string, MaxLookupBatch+1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), "users:") {
+		t.Fatalf("batch of %d: %v, want InvalidArgument naming users", MaxLookupBatch+1, err)
+	}
+}
+
 func TestLookupFallsBackToTheBaselineWhenNoVersionCanServe(t *testing.T) {
 	app := shop(0, 0, 100) // only v3 has weight, and it is not ready
 	f := start(t, app)
