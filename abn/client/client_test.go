@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -29,8 +30,19 @@ type fakeABN struct {
 
 	// session answers Lookup.
 	session *pb.Session
-	// lookupDelay delays Lookup's answer (or until the caller gives up).
+	// lookupDelay delays Lookup's answer (or until the caller gives up),
+	// and each batch's answer on the Lookups stream.
 	lookupDelay time.Duration
+	// unaryOnly makes Lookups answer Unimplemented, as Iter8 v1's service.
+	unaryOnly bool
+	// perUser answers each user of a batch with the user's name as the
+	// version, so that a test sees which answer went to whom.
+	perUser bool
+	// endStreamAfter ends each Lookups stream with Unavailable after that
+	// many batches (0: never).
+	endStreamAfter int
+	// lastBatchShort answers a batch with one session too few.
+	lastBatchShort bool
 	// failFirst fails that many WriteMetrics calls with Unavailable
 	// before storing anything.
 	failFirst int
@@ -53,7 +65,57 @@ type fakeABN struct {
 	batches  []int                      // sizes of the batches received
 	received int                        // values received in stored batches, duplicates included
 	stored   map[string]*pb.MetricValue // by ID
-	lookups  int
+	lookups  int                        // unary Lookup calls
+	streams  int                        // Lookups streams opened
+	lbatches []int                      // sizes of the batches Lookups received
+}
+
+func (f *fakeABN) Lookups(stream pb.ABN_LookupsServer) error {
+	if f.unaryOnly {
+		return status.Error(codes.Unimplemented, "fake: no Lookups")
+	}
+	f.mu.Lock()
+	f.streams++
+	f.mu.Unlock()
+	for n := 1; ; n++ {
+		in, err := stream.Recv()
+		if err != nil {
+			return nil
+		}
+		f.mu.Lock()
+		f.lbatches = append(f.lbatches, len(in.GetUsers()))
+		f.mu.Unlock()
+		if f.endStreamAfter > 0 && n > f.endStreamAfter {
+			return status.Error(codes.Unavailable, "fake: stream ended")
+		}
+		if f.lookupDelay > 0 {
+			select {
+			case <-time.After(f.lookupDelay):
+			case <-stream.Context().Done():
+				return nil
+			}
+		}
+		f.mu.Lock()
+		session := f.session
+		f.mu.Unlock()
+		out := &pb.SessionBatch{}
+		for _, u := range in.GetUsers() {
+			s := &pb.Session{}
+			switch {
+			case f.perUser:
+				s = &pb.Session{VersionNumber: "1", Version: u}
+			case session != nil:
+				s = proto.Clone(session).(*pb.Session)
+			}
+			out.Sessions = append(out.Sessions, s)
+		}
+		if f.lastBatchShort {
+			out.Sessions = out.Sessions[1:]
+		}
+		if err := stream.Send(out); err != nil {
+			return nil
+		}
+	}
 }
 
 func (f *fakeABN) Lookup(ctx context.Context, a *pb.Application) (*pb.Session, error) {
@@ -185,20 +247,118 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// TestLookup: over the Lookups stream, and by unary calls against a
+// service without it (Iter8 v1's).
 func TestLookup(t *testing.T) {
-	f := &fakeABN{session: &pb.Session{VersionNumber: "2", Version: "v2", Header: "x-version", HeaderValue: "v2", Fallback: true}}
-	c := newClient(t, f.start(t), func(o *Options) { o.LookupTimeout = 5 * time.Second })
-	got := c.Lookup(context.Background(), "alice")
-	want := Assignment{Version: "v2", Number: 2, Header: "x-version", HeaderValue: "v2", Fallback: true}
-	if got != want {
-		t.Fatalf("Lookup = %+v, want %+v", got, want)
-	}
+	for _, unaryOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unary only %v", unaryOnly), func(t *testing.T) {
+			f := &fakeABN{unaryOnly: unaryOnly, session: &pb.Session{VersionNumber: "2", Version: "v2", Header: "x-version", HeaderValue: "v2", Fallback: true}}
+			c := newClient(t, f.start(t), func(o *Options) { o.LookupTimeout = 5 * time.Second })
+			got := c.Lookup(context.Background(), "alice")
+			want := Assignment{Version: "v2", Number: 2, Header: "x-version", HeaderValue: "v2", Fallback: true}
+			if got != want {
+				t.Fatalf("Lookup = %+v, want %+v", got, want)
+			}
 
-	f.session = &pb.Session{VersionNumber: "1", Version: "candidate"}
-	got = c.Lookup(context.Background(), "bob")
-	want = Assignment{Version: "candidate", Number: 1}
-	if got != want {
-		t.Fatalf("Lookup = %+v, want %+v", got, want)
+			f.mu.Lock()
+			f.session = &pb.Session{VersionNumber: "1", Version: "candidate"}
+			f.mu.Unlock()
+			got = c.Lookup(context.Background(), "bob")
+			want = Assignment{Version: "candidate", Number: 1}
+			if got != want {
+				t.Fatalf("Lookup = %+v, want %+v", got, want)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if unaryOnly && f.lookups != 2 {
+				t.Errorf("%d unary Lookups, want 2 (the stream was refused)", f.lookups)
+			}
+			if !unaryOnly && (f.lookups != 0 || f.streams != 1) {
+				t.Errorf("%d unary Lookups and %d streams, want 0 and 1", f.lookups, f.streams)
+			}
+		})
+	}
+}
+
+// slowSend makes each message a stream sends take 2ms, as when the
+// connection is busy: the sender cannot keep up with 64 callers.
+func slowSend(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	return slowStream{s}, err
+}
+
+type slowStream struct{ grpc.ClientStream }
+
+func (s slowStream) SendMsg(m any) error {
+	time.Sleep(2 * time.Millisecond) // the cost being simulated
+	return s.ClientStream.SendMsg(m)
+}
+
+// TestLookupsConcurrent: 64 callers' Lookups share one stream, the ones
+// that wait while a batch is sent go together in the next, and each
+// caller gets its own user's answer.
+func TestLookupsConcurrent(t *testing.T) {
+	f := &fakeABN{perUser: true}
+	c := newClient(t, f.start(t), func(o *Options) {
+		o.LookupTimeout = 10 * time.Second
+		o.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithStreamInterceptor(slowSend)}
+	})
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for k := range 50 {
+				user := fmt.Sprintf("u%d-%d", g, k)
+				if got := c.Lookup(context.Background(), user); got.Version != user || got.Err != nil {
+					t.Errorf("Lookup(%s) = %+v, want version %s", user, got, user)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	users, largest := 0, 0
+	for _, b := range f.lbatches {
+		users += b
+		largest = max(largest, b)
+	}
+	if users != 64*50 || f.streams != 1 || f.lookups != 0 {
+		t.Errorf("%d users in %d batches on %d streams, %d unary calls; want %d users on 1 stream, no unary call", users, len(f.lbatches), f.streams, f.lookups, 64*50)
+	}
+	if largest < 32 || largest > maxLookupBatch {
+		t.Errorf("largest batch %d users, want 32..%d (waiting Lookups go in one message)", largest, maxLookupBatch)
+	}
+}
+
+// TestLookupsStreamEnds: a stream that fails fails only the Lookups sent
+// on it (baseline, with the cause); the next Lookup opens a new stream.
+func TestLookupsStreamEnds(t *testing.T) {
+	f := &fakeABN{perUser: true, endStreamAfter: 1}
+	c := newClient(t, f.start(t), func(o *Options) { o.LookupTimeout = 5 * time.Second })
+	if got := c.Lookup(context.Background(), "ann"); got.Version != "ann" {
+		t.Fatalf("first Lookup = %+v, want version ann", got)
+	}
+	got := c.Lookup(context.Background(), "bob")
+	if got.Version != "v0" || !got.Fallback || status.Code(got.Err) != codes.Unavailable {
+		t.Fatalf("Lookup on the ended stream = %+v, want the baseline with Unavailable", got)
+	}
+	if got := c.Lookup(context.Background(), "cy"); got.Version != "cy" || got.Err != nil {
+		t.Fatalf("Lookup after the stream ended = %+v, want version cy on a new stream", got)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.streams != 2 {
+		t.Errorf("%d streams, want 2", f.streams)
+	}
+}
+
+func TestLookupAfterClose(t *testing.T) {
+	f := &fakeABN{perUser: true}
+	c := newClient(t, f.start(t), nil)
+	closeClient(t, c)
+	if got := c.Lookup(context.Background(), "ann"); got.Version != "v0" || !got.Fallback || !errors.Is(got.Err, ErrClosed) {
+		t.Fatalf("Lookup after Close = %+v, want the baseline with ErrClosed", got)
 	}
 }
 
@@ -218,6 +378,8 @@ func TestLookupFallsBack(t *testing.T) {
 		{"negative version number", malformed(&pb.Session{VersionNumber: "-1", Version: "v1"}), codes.OK},
 		{"empty version", malformed(&pb.Session{VersionNumber: "1"}), codes.OK},
 		{"empty answer", malformed(&pb.Session{}), codes.OK},
+		{"user refused", malformed(&pb.Session{Error: "user: is empty"}), codes.InvalidArgument},
+		{"a session missing in the batch", (&fakeABN{perUser: true, lastBatchShort: true}).start(t), codes.OK},
 	}
 	// Closed after the other servers started, so that none of them is
 	// given its port.
