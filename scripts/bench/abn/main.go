@@ -57,9 +57,7 @@ func main() {
 	case *serveOnly:
 		err = serveUntilInterrupted()
 	case *target != "":
-		if err = lookupThroughput(*target, *clients, *duration); err == nil {
-			err = lookupOpenLoop(*target, 20000, *duration)
-		}
+		err = lookups(*target, *clients, 20000, *duration)
 	default:
 		err = run(*duration)
 	}
@@ -142,10 +140,7 @@ func run(d time.Duration) error {
 	defer s.stop()
 	fmt.Printf("A/B/n service on %d cores (GOMAXPROCS %d)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
 
-	if err := lookupThroughput(s.target, 64, d); err != nil {
-		return err
-	}
-	if err := lookupOpenLoop(s.target, 20000, d); err != nil {
+	if err := lookups(s.target, 64, 20000, d); err != nil {
 		return err
 	}
 	if err := writes("bbolt", s.target, d); err != nil {
@@ -165,18 +160,82 @@ func conn(target string) (pb.ABNClient, func(), error) {
 	return pb.NewABNClient(cc), func() { _ = cc.Close() }, nil
 }
 
-// lookupThroughput: clients call Lookup back to back over 4 connections.
-func lookupThroughput(target string, clients int, d time.Duration) error {
+// lookupFunc looks one user up; clients are how the benchmark's callers
+// reach the service.
+type lookupFunc func(user string) error
+
+// unaryClient: each Lookup is one unary call, over 4 connections (as an
+// Iter8 v1 client, or one in another language without the stream, would
+// call).
+func unaryClient(target string) (lookupFunc, func(), error) {
 	const conns = 4
 	var cs []pb.ABNClient
+	var closers []func()
 	for range conns {
 		c, closeConn, err := conn(target)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer closeConn()
 		cs = append(cs, c)
+		closers = append(closers, closeConn)
 	}
+	var next atomic.Uint64
+	return func(user string) error {
+			_, err := cs[next.Add(1)%conns].Lookup(context.Background(), &pb.Application{Name: "bench/shop", User: user})
+			return err
+		}, func() {
+			for _, c := range closers {
+				c()
+			}
+		}, nil
+}
+
+// sdkClient: the Go SDK's Lookup, which sends the Lookups that wait
+// together on one stream.
+func sdkClient(target string) (lookupFunc, func(), error) {
+	c, err := client.New(client.Options{Target: target, Application: "bench/shop", Baseline: "v1", LookupTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(user string) error {
+			if a := c.Lookup(context.Background(), user); a.Err != nil || a.Fallback {
+				return fmt.Errorf("lookup %s: %+v", user, a)
+			}
+			return nil
+		}, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = c.Close(ctx)
+		}, nil
+}
+
+// lookups runs the closed-loop and the open-loop Lookup runs through the
+// unary calls and through the SDK.
+func lookups(target string, clients, rate int, d time.Duration) error {
+	for _, via := range []struct {
+		name string
+		dial func(string) (lookupFunc, func(), error)
+	}{{"unary calls", unaryClient}, {"the SDK (stream)", sdkClient}} {
+		for _, run := range []func(string, lookupFunc) error{
+			func(name string, f lookupFunc) error { return lookupThroughput(name, f, clients, d) },
+			func(name string, f lookupFunc) error { return lookupOpenLoop(name, f, rate, d) },
+		} {
+			f, closeClient, err := via.dial(target)
+			if err != nil {
+				return err
+			}
+			err = run(via.name, f)
+			closeClient()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lookupThroughput: clients call Lookup back to back.
+func lookupThroughput(via string, lookup lookupFunc, clients int, d time.Duration) error {
 	hists := make([]*hdrhistogram.Histogram, clients)
 	var failed atomic.Int64
 	deadline := time.Now().Add(d)
@@ -184,11 +243,9 @@ func lookupThroughput(target string, clients int, d time.Duration) error {
 	for i := range clients {
 		hists[i] = hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
 		wg.Go(func() {
-			c := cs[i%conns]
 			for n := 0; time.Now().Before(deadline); n++ {
 				t0 := time.Now()
-				_, err := c.Lookup(context.Background(), &pb.Application{Name: "bench/shop", User: "user-" + strconv.Itoa(i*1_000_000+n)})
-				if err != nil {
+				if err := lookup("user-" + strconv.Itoa(i*1_000_000+n)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -198,32 +255,28 @@ func lookupThroughput(target string, clients int, d time.Duration) error {
 	}
 	wg.Wait()
 	all := merge(hists)
-	fmt.Printf("Lookup, %d concurrent clients, %v: %.0f/s, p50 %dµs, p99 %dµs, %d failed\n",
-		clients, d, float64(all.TotalCount())/d.Seconds(), all.ValueAtQuantile(50), all.ValueAtQuantile(99), failed.Load())
+	fmt.Printf("Lookup through %s, %d concurrent clients, %v: %.0f/s, p50 %dµs, p99 %dµs, %d failed\n",
+		via, clients, d, float64(all.TotalCount())/d.Seconds(), all.ValueAtQuantile(50), all.ValueAtQuantile(99), failed.Load())
 	return nil
 }
 
 // lookupOpenLoop sends Lookups at a fixed rate whatever the answers do,
 // and measures each from when it was due (no coordinated omission).
-func lookupOpenLoop(target string, rate int, d time.Duration) error {
-	c, closeConn, err := conn(target)
-	if err != nil {
-		return err
-	}
-	defer closeConn()
+func lookupOpenLoop(via string, lookup lookupFunc, rate int, d time.Duration) error {
 	const workers = 256
 	due := make(chan time.Time, workers)
 	hists := make([]*hdrhistogram.Histogram, workers)
 	var wg sync.WaitGroup
-	var n atomic.Int64
+	var n, failed atomic.Int64
 	for i := range workers {
 		hists[i] = hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
 		wg.Go(func() {
 			for t := range due {
-				user := "open-" + strconv.FormatInt(n.Add(1), 10)
-				if _, err := c.Lookup(context.Background(), &pb.Application{Name: "bench/shop", User: user}); err == nil {
-					_ = hists[i].RecordValue(time.Since(t).Microseconds())
+				if err := lookup("open-" + strconv.FormatInt(n.Add(1), 10)); err != nil {
+					failed.Add(1)
+					continue
 				}
+				_ = hists[i].RecordValue(time.Since(t).Microseconds())
 			}
 		})
 	}
@@ -248,8 +301,8 @@ func lookupOpenLoop(target string, rate int, d time.Duration) error {
 	close(due)
 	wg.Wait()
 	all := merge(hists)
-	fmt.Printf("Lookup, open loop at %d/s, %v: p50 %dµs, p99 %dµs, p99.9 %dµs (%d sent while every worker was busy)\n",
-		rate, d, all.ValueAtQuantile(50), all.ValueAtQuantile(99), all.ValueAtQuantile(99.9), late)
+	fmt.Printf("Lookup through %s, open loop at %d/s, %v: p50 %dµs, p99 %dµs, p99.9 %dµs, %d failed (%d sent while every worker was busy)\n",
+		via, rate, d, all.ValueAtQuantile(50), all.ValueAtQuantile(99), all.ValueAtQuantile(99.9), failed.Load(), late)
 	return nil
 }
 
