@@ -176,6 +176,11 @@ type Assignment struct {
 func (c *Client) Lookup(ctx context.Context, user string) Assignment {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.LookupTimeout)
 	defer cancel()
+	// A user the service would refuse is refused here: on the stream it
+	// would fail the batch it is sent in.
+	if err := checkName("user", user, maxUserLength, true); err != nil {
+		return Assignment{Version: c.opts.Baseline, Fallback: true, Err: status.Error(codes.InvalidArgument, "abn lookup: "+err.Error())}
+	}
 	s, err := c.lookup(ctx, user)
 	if err != nil {
 		return Assignment{Version: c.opts.Baseline, Fallback: true, Err: err}

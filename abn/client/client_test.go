@@ -43,6 +43,8 @@ type fakeABN struct {
 	endStreamAfter int
 	// lastBatchShort answers a batch with one session too few.
 	lastBatchShort bool
+	// stallFirstStream never answers on the first Lookups stream.
+	stallFirstStream bool
 	// failFirst fails that many WriteMetrics calls with Unavailable
 	// before storing anything.
 	failFirst int
@@ -76,7 +78,12 @@ func (f *fakeABN) Lookups(stream pb.ABN_LookupsServer) error {
 	}
 	f.mu.Lock()
 	f.streams++
+	stall := f.stallFirstStream && f.streams == 1
 	f.mu.Unlock()
+	if stall {
+		<-stream.Context().Done()
+		return nil
+	}
 	for n := 1; ; n++ {
 		in, err := stream.Recv()
 		if err != nil {
@@ -353,6 +360,48 @@ func TestLookupsStreamEnds(t *testing.T) {
 	}
 }
 
+// TestLookupRefusesABadUser: a user the service would refuse (here one
+// protobuf cannot even send) falls back at once, and nothing is sent; the
+// Lookups beside it are answered.
+func TestLookupRefusesABadUser(t *testing.T) {
+	f := &fakeABN{perUser: true}
+	c := newClient(t, f.start(t), func(o *Options) { o.LookupTimeout = 5 * time.Second })
+	for _, user := range []string{"", "bad\xff", "tab\there", strings.Repeat("u", 513)} {
+		got := c.Lookup(context.Background(), user)
+		if got.Version != "v0" || !got.Fallback || status.Code(got.Err) != codes.InvalidArgument || !strings.Contains(got.Err.Error(), "user:") {
+			t.Errorf("Lookup(%.20q) = %+v, want the baseline with InvalidArgument naming user", user, got)
+		}
+	}
+	if got := c.Lookup(context.Background(), "ann"); got.Version != "ann" || got.Err != nil {
+		t.Fatalf("Lookup(ann) = %+v", got)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fmt.Sprint(f.lbatches) != "[1]" {
+		t.Errorf("batches sent %v, want only ann's", f.lbatches)
+	}
+}
+
+// TestLookupsStalledStreamIsReplaced: a stream on which the service never
+// answers (nor closes it) is given up once a batch has waited twice
+// LookupTimeout, and the next Lookups go on a new stream.
+func TestLookupsStalledStreamIsReplaced(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	f := &fakeABN{perUser: true, stallFirstStream: true}
+	c := newClient(t, f.start(t), func(o *Options) { o.LookupTimeout = timeout })
+	if got := c.Lookup(context.Background(), "ann"); status.Code(got.Err) != codes.DeadlineExceeded {
+		t.Fatalf("Lookup on the stalled stream = %+v, want DeadlineExceeded", got)
+	}
+	waitFor(t, "a Lookup answered on a new stream", func() bool {
+		return c.Lookup(context.Background(), "bob").Version == "bob"
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.streams != 2 {
+		t.Errorf("%d streams, want 2", f.streams)
+	}
+}
+
 func TestLookupAfterClose(t *testing.T) {
 	f := &fakeABN{perUser: true}
 	c := newClient(t, f.start(t), nil)
@@ -379,7 +428,7 @@ func TestLookupFallsBack(t *testing.T) {
 		{"empty version", malformed(&pb.Session{VersionNumber: "1"}), codes.OK},
 		{"empty answer", malformed(&pb.Session{}), codes.OK},
 		{"user refused", malformed(&pb.Session{Error: "user: is empty"}), codes.InvalidArgument},
-		{"a session missing in the batch", (&fakeABN{perUser: true, lastBatchShort: true}).start(t), codes.OK},
+		{"a session missing in the batch", (&fakeABN{perUser: true, lastBatchShort: true}).start(t), codes.Internal},
 	}
 	// Closed after the other servers started, so that none of them is
 	// given its port.
@@ -677,6 +726,7 @@ func TestWriteMetricRefusesInvalidValues(t *testing.T) {
 		value              float64
 	}{
 		{"empty user", "", "clicks", 1},
+		{"user not UTF-8", "bad\xff", "clicks", 1},
 		{"empty metric", "alice", "", 1},
 		{"NaN", "alice", "clicks", math.NaN()},
 		{"+Inf", "alice", "clicks", math.Inf(1)},

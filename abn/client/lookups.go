@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,6 +120,9 @@ func (l *lookups) send() {
 		if len(live) == 0 {
 			continue
 		}
+		if l.current != nil {
+			l.current.failIfStalled(2 * l.c.opts.LookupTimeout)
+		}
 		if l.current == nil || l.current.failed() {
 			s, err := l.open(ctx)
 			if err != nil {
@@ -163,8 +167,27 @@ type lookupStream struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	waiting [][]*pendingLookup
+	waiting []sentBatch
 	err     error
+}
+
+// sentBatch is a batch that waits for its answer.
+type sentBatch struct {
+	at      time.Time
+	lookups []*pendingLookup
+}
+
+// failIfStalled fails the stream when its oldest batch has waited longer
+// than limit: a service that stopped answering without closing the
+// stream (a hung handler, a half-open connection) would otherwise hold
+// every later Lookup until TCP gives up.
+func (s *lookupStream) failIfStalled(limit time.Duration) {
+	s.mu.Lock()
+	stalled := len(s.waiting) > 0 && time.Since(s.waiting[0].at) > limit
+	s.mu.Unlock()
+	if stalled {
+		s.fail(status.Errorf(codes.Unavailable, "abn lookup: no answer on the stream for %v: opening a new one", limit))
+	}
 }
 
 func (s *lookupStream) failed() bool {
@@ -189,7 +212,7 @@ func (s *lookupStream) send(application string, batch []*pendingLookup) {
 		}
 		return
 	}
-	s.waiting = append(s.waiting, append([]*pendingLookup(nil), batch...))
+	s.waiting = append(s.waiting, sentBatch{time.Now(), append([]*pendingLookup(nil), batch...)})
 	s.mu.Unlock()
 	// io.EOF means the stream ended: the receiver's Recv returns its
 	// cause (such as Unimplemented) and fails the waiting batches with it.
@@ -202,6 +225,9 @@ func (s *lookupStream) send(application string, batch []*pendingLookup) {
 func (s *lookupStream) receive() {
 	for {
 		out, err := s.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			err = status.Error(codes.Unavailable, "abn lookup: the service ended the stream")
+		}
 		if err != nil {
 			s.fail(err)
 			return
@@ -209,17 +235,18 @@ func (s *lookupStream) receive() {
 		s.mu.Lock()
 		if len(s.waiting) == 0 {
 			s.mu.Unlock()
-			s.fail(errors.New("abn lookup: the service answered a batch that was not sent"))
+			s.fail(status.Error(codes.Internal, "abn lookup: the service answered a batch that was not sent"))
 			return
 		}
-		batch := s.waiting[0]
+		batch := s.waiting[0].lookups
 		s.waiting = s.waiting[1:]
 		s.mu.Unlock()
 		sessions := out.GetSessions()
 		if len(sessions) != len(batch) {
-			s.fail(status.Errorf(codes.Internal, "abn lookup: %d sessions for a batch of %d users", len(sessions), len(batch)))
+			err := status.Errorf(codes.Internal, "abn lookup: %d sessions for a batch of %d users", len(sessions), len(batch))
+			s.fail(err)
 			for _, p := range batch {
-				p.done(nil, errors.New("abn lookup: the service answered a batch with the wrong number of sessions"))
+				p.done(nil, err)
 			}
 			return
 		}
@@ -243,7 +270,7 @@ func (s *lookupStream) fail(err error) {
 	s.mu.Unlock()
 	s.cancel()
 	for _, b := range waiting {
-		for _, p := range b {
+		for _, p := range b.lookups {
 			p.done(nil, err)
 		}
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"math"
+	"unicode/utf8"
 )
 
 // The service's limits (pkg/abn/ledger in Iter8's main module), repeated
@@ -51,6 +52,9 @@ func checkName(field, s string, limit int, required bool) error {
 		return fmt.Errorf("%s: is empty", field)
 	case len(s) > limit:
 		return fmt.Errorf("%s: is %d bytes long, more than %d", field, len(s), limit)
+	case !utf8.ValidString(s):
+		// protobuf refuses to send it, failing the whole batch.
+		return fmt.Errorf("%s: is not valid UTF-8", field)
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {

@@ -47,7 +47,8 @@ type ABNClient interface {
 	// LookupBatch (at most 1024 users) is answered by one SessionBatch with
 	// a Session per user, in the same order; batches are answered in the
 	// order sent. A refused user gets a Session with error set, and the
-	// stream goes on. The Go SDK sends its Lookups this way, coalescing the
+	// stream goes on; a service that stops ends its streams with
+	// UNAVAILABLE: open a new one. The Go SDK sends its Lookups this way, coalescing the
 	// ones that wait into one message: one message per call, as Lookup
 	// costs, is most of a Lookup's cost.
 	Lookups(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LookupBatch, SessionBatch], error)
@@ -135,7 +136,8 @@ type ABNServer interface {
 	// LookupBatch (at most 1024 users) is answered by one SessionBatch with
 	// a Session per user, in the same order; batches are answered in the
 	// order sent. A refused user gets a Session with error set, and the
-	// stream goes on. The Go SDK sends its Lookups this way, coalescing the
+	// stream goes on; a service that stops ends its streams with
+	// UNAVAILABLE: open a new one. The Go SDK sends its Lookups this way, coalescing the
 	// ones that wait into one message: one message per call, as Lookup
 	// costs, is most of a Lookup's cost.
 	Lookups(grpc.BidiStreamingServer[LookupBatch, SessionBatch]) error

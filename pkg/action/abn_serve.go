@@ -126,18 +126,21 @@ func (a *ABNServe) Run(ctx context.Context) error {
 		t := time.NewTimer(a.DrainDelay)
 		<-t.C
 	}
-	a.shutdown(gs.GracefulStop, gs.Stop, hs)
+	a.shutdown(gs.GracefulStop, svc.EndStreams, gs.Stop, hs)
 	stopExposing()
 	<-exposures
 	return err
 }
 
-// shutdown stops the servers, giving calls in progress shutdownGrace.
-func (a *ABNServe) shutdown(graceful, hard func(), hs *http.Server) {
+// shutdown stops the servers, giving calls in progress shutdownGrace;
+// endStreams ends the streams that clients keep open once the graceful
+// stop has begun (its GOAWAY sends their next streams elsewhere).
+func (a *ABNServe) shutdown(graceful, endStreams, hard func(), hs *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	done := make(chan struct{})
 	go func() { graceful(); close(done) }()
+	endStreams()
 	_ = hs.Shutdown(ctx)
 	select {
 	case <-done:

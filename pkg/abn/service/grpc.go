@@ -52,15 +52,38 @@ const MaxLookupBatch = 1024
 
 // Lookups implements pb.ABNServer: batches of Lookups over one stream,
 // each answered in order. A refused user is answered with the error in its
-// Session; only a batch too large (or the stream failing) ends the stream.
+// Session; a batch too large, the ledger failing or EndStreams end the
+// stream.
 func (g *GRPC) Lookups(stream pb.ABN_LookupsServer) error {
-	for {
-		in, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+	batches := make(chan *pb.LookupBatch)
+	received := make(chan error, 1)
+	// Recv blocks: it runs apart, so that EndStreams ends a stream that
+	// waits for its next batch.
+	go func() {
+		for {
+			in, err := stream.Recv()
+			if err != nil {
+				received <- err
+				return
+			}
+			select {
+			case batches <- in:
+			case <-stream.Context().Done():
+				return
+			}
 		}
-		if err != nil {
+	}()
+	for {
+		var in *pb.LookupBatch
+		select {
+		case <-g.S.streamsEnded:
+			return status.Error(codes.Unavailable, "the service is shutting down: open a new stream")
+		case err := <-received:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			return err
+		case in = <-batches:
 		}
 		users := in.GetUsers()
 		if len(users) > MaxLookupBatch {
@@ -69,11 +92,15 @@ func (g *GRPC) Lookups(stream pb.ABN_LookupsServer) error {
 		out := &pb.SessionBatch{Sessions: make([]*pb.Session, len(users))}
 		for i, u := range users {
 			a, err := g.S.Lookup(in.GetApplication(), u)
-			if err != nil {
+			var ie *InputError
+			switch {
+			case errors.As(err, &ie):
 				out.Sessions[i] = &pb.Session{Error: err.Error()}
-				continue
+			case err != nil:
+				return grpcError(err)
+			default:
+				out.Sessions[i] = session(a)
 			}
-			out.Sessions[i] = session(a)
 		}
 		if err := stream.Send(out); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,9 @@ type Service struct {
 	opts     Options
 	exposed  *exposer
 	draining atomic.Bool
+	// streamsEnded is closed by EndStreams.
+	streamsEnded chan struct{}
+	endStreams   sync.Once
 }
 
 // New makes a Service; Run must run for exposures to be recorded.
@@ -84,7 +88,7 @@ func New(opts Options) (*Service, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
-	return &Service{opts: opts, exposed: newExposer(opts.Ledger, opts.Logger)}, nil
+	return &Service{opts: opts, exposed: newExposer(opts.Ledger, opts.Logger), streamsEnded: make(chan struct{})}, nil
 }
 
 // Run records exposures until ctx is done, then flushes them; with a
@@ -120,6 +124,13 @@ func (s *Service) forget(ctx context.Context) {
 // Drain makes Ready fail from now on, so that load balancers stop sending
 // calls before the servers stop.
 func (s *Service) Drain() { s.draining.Store(true) }
+
+// EndStreams ends the open Lookups streams (each after the batch it is
+// answering) and refuses new ones with Unavailable, so that a graceful
+// stop need not wait for streams that clients keep open: their clients
+// open new ones elsewhere. Call it once the gRPC server's graceful stop
+// has begun, so that those new streams go to other connections.
+func (s *Service) EndStreams() { s.endStreams.Do(func() { close(s.streamsEnded) }) }
 
 // Ready says whether the service can answer: not draining, applications
 // read and the ledger able to store writes.

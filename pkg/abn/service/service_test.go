@@ -188,6 +188,39 @@ func TestLookupsStream(t *testing.T) {
 	}
 }
 
+// TestEndStreams: an open Lookups stream that waits for its next batch is
+// ended with Unavailable, and a new one is refused the same way, so that a
+// graceful stop need not wait for them.
+func TestEndStreams(t *testing.T) {
+	f := start(t, shop(50, 50, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := f.grpc.Lookups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pb.LookupBatch{Application: "ns/shop", Users: []string{"ann"}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := st.Recv(); err != nil || out.GetSessions()[0].GetVersion() == "" {
+		t.Fatalf("before EndStreams: %v, %v", out, err)
+	}
+	f.svc.EndStreams()
+	if _, err := st.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("open stream after EndStreams: %v, want Unavailable", err)
+	}
+	st, err = f.grpc.Lookups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("new stream after EndStreams: %v, want Unavailable", err)
+	}
+	if _, err := f.grpc.Lookup(ctx, &pb.Application{Name: "ns/shop", User: "ann"}); err != nil {
+		t.Fatalf("unary Lookup after EndStreams: %v", err)
+	}
+}
+
 func TestLookupFallsBackToTheBaselineWhenNoVersionCanServe(t *testing.T) {
 	app := shop(0, 0, 100) // only v3 has weight, and it is not ready
 	f := start(t, app)
