@@ -4,39 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/iter8-tools/iter8/pkg/bandit"
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/route"
+	"github.com/iter8-tools/iter8/pkg/upgrade"
 )
 
 // Run moves the weights once, promotes, or says why it did neither; see
 // the package's doc.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	rels, ns, err := t.connect(env)
+	c, err := upgrade.Target{Task: Name, Namespace: t.namespace, Release: t.release, Timeout: t.timeout}.Connect(env)
 	if err != nil {
 		return err
 	}
-	rel := ns + "/" + t.release
-	state, err := rels.Weights(ctx, ns, t.release)
+	rel := c.Name
+	state, err := c.State(ctx, env)
 	if err != nil {
-		return fmt.Errorf("bandit: release %s: %w", rel, err)
-	}
-	if state.Pending && state.Step == stepLabel(env.Result) {
-		if state, err = t.recover(ctx, env, rels, ns, state); err != nil {
-			return err
-		}
-	}
-	if err := t.checkState(rel, state); err != nil {
 		return err
 	}
-	weights, ready, err := percentages(state)
+	if err := t.checkState(c, state); err != nil {
+		return err
+	}
+	weights, ready, err := upgrade.Percentages(state)
 	if err != nil {
 		return fmt.Errorf("bandit: release %s: %w", rel, err)
 	}
@@ -64,7 +58,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			b.ProbabilityBest[v] = pBest[i]
 		}
 	}
-	if done, ok := strings.CutPrefix(state.Description, stepMarker(r)+": "); ok {
+	if done, ok := c.DoneEarlier(state, r); ok {
 		// This loop's upgrade was made by an earlier attempt (a retried
 		// pod): moving again would take two steps in one loop.
 		b.Reason = done + " (the upgrade of an earlier attempt of this loop)"
@@ -87,7 +81,7 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		case w >= 0 && ready[t.versions[w]]:
 			winner := t.versions[w]
 			why := fmt.Sprintf("%s%s: P(best) %s by %s, and %s", promotedPrefix, winner, prob(pBest[w]), t.reward, t.backing(w))
-			applied, err := t.apply(ctx, env, rels, ns, state.Revision, only(t.versions, winner), why)
+			applied, err := t.apply(ctx, env, c, state.Revision, upgrade.Only(t.versions, winner), why)
 			if err != nil || !applied { // a refused promotion with onUpgradeFailure continue: the next loop tries again
 				return err
 			}
@@ -101,13 +95,13 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	}
 	if last && t.atBudget == AtBudgetBaseline {
 		base := t.versions[t.baseline]
-		back := only(t.versions, base)
+		back := upgrade.Only(t.versions, base)
 		why := fmt.Sprintf("budget reached (loop %d of %d) without a promotion: all traffic back to the baseline %s", r.Loop, r.Loops, base)
 		if maps.Equal(back, weights) {
 			b.Reason = why
 			return nil
 		}
-		_, err := t.apply(ctx, env, rels, ns, state.Revision, back, why)
+		_, err := t.apply(ctx, env, c, state.Revision, back, why)
 		return err
 	}
 	if pBest == nil {
@@ -142,36 +136,8 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		log.Info("bandit", "release", rel, "reason", b.Reason)
 		return nil
 	}
-	_, err = t.apply(ctx, env, rels, ns, state.Revision, next, "weights moved toward the evidence: "+formatWeights(t.versions, next)+note)
+	_, err = t.apply(ctx, env, c, state.Revision, next, "weights moved toward the evidence: "+upgrade.Format(t.versions, next)+note)
 	return err
-}
-
-// only gives version all traffic.
-func only(versions []string, version string) map[string]int {
-	w := make(map[string]int, len(versions))
-	for _, v := range versions {
-		w[v] = 0
-	}
-	w[version] = 100
-	return w
-}
-
-// percentages are the release's weights as whole percentages (the chart
-// takes relative weights) and its versions' readiness, by name.
-func percentages(s experiment.ReleaseState) (map[string]int, map[string]bool, error) {
-	ws := make([]int, len(s.Versions))
-	for i, v := range s.Versions {
-		ws[i] = v.Weight
-	}
-	pc, err := route.Percentages(ws)
-	if err != nil {
-		return nil, nil, err
-	}
-	weights, ready := map[string]int{}, map[string]bool{}
-	for i, v := range s.Versions {
-		weights[v.Name], ready[v.Name] = pc[i], v.Ready
-	}
-	return weights, ready, nil
 }
 
 // unbacked says why the most likely best version is not promoted although
@@ -192,36 +158,15 @@ func (t *Task) unbacked(pBest []float64) string {
 	return fmt.Sprintf("%s has P(best) %s, but no sequential comparison on %s with the baseline %s judges it better yet", t.versions[lead], prob(pBest[lead]), t.reward, t.versions[t.baseline])
 }
 
-// connect returns the releases and the release's namespace.
-func (t *Task) connect(env *experiment.Env) (experiment.Releases, string, error) {
-	if env.Releases == nil || env.Kube == nil {
-		return nil, "", errors.New("bandit: no cluster: the bandit changes a release's weights by helm upgrade; run the experiment in the cluster")
-	}
-	ns := t.namespace
-	if ns == "" {
-		_, def, err := env.Kube()
-		if err != nil {
-			return nil, "", fmt.Errorf("bandit: %w", err)
-		}
-		ns = def
-	}
-	rels, err := env.Releases()
-	if err != nil {
-		return nil, "", fmt.Errorf("bandit: %w", err)
-	}
-	return rels, ns, nil
-}
-
 // checkState refuses a release that an operation holds, that is not
 // deployed, that does not split traffic by weight, or whose versions are
 // not the experiment's: the bandit then stops and changes nothing.
-func (t *Task) checkState(rel string, s experiment.ReleaseState) error {
-	switch {
-	case s.Pending:
-		return fmt.Errorf("bandit: release %s: an operation on it is in progress (status %s): the weights are left as they are", rel, s.Status)
-	case s.Status != "deployed":
-		return fmt.Errorf("bandit: release %s is %s, not deployed: fix or roll it back; the weights are left as they are", rel, s.Status)
-	case s.Strategy != string(route.Canary) && s.Strategy != string(route.None):
+func (t *Task) checkState(c *upgrade.Conn, s experiment.ReleaseState) error {
+	if err := c.CheckDeployed(s); err != nil {
+		return err
+	}
+	rel := c.Name
+	if s.Strategy != string(route.Canary) && s.Strategy != string(route.None) {
 		return fmt.Errorf("bandit: release %s has strategy %q: the bandit splits traffic by weight, which needs strategy canary (or none)", rel, s.Strategy)
 	}
 	names := make([]string, len(s.Versions))
@@ -303,21 +248,15 @@ func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]in
 
 // apply upgrades the release to weights, recording why, and tells whether
 // it did; a failure fails the loop unless onUpgradeFailure is continue.
-func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, revision int, weights map[string]int, why string) (bool, error) {
+func (t *Task) apply(ctx context.Context, env *experiment.Env, c *upgrade.Conn, revision int, weights map[string]int, why string) (bool, error) {
 	b, log := env.Result.Bandit, env.Logger()
-	// An upgrade in flight is not cut short by an interrupt (the pod's
-	// SIGTERM): a half-done one would leave the release pending, which
-	// refuses every later move. Helm's own timeout bounds it.
-	rev, err := rels.SetWeights(context.WithoutCancel(ctx), ns, t.release, experiment.WeightChange{
-		Revision: revision, Weights: weights, Timeout: t.timeout, Description: stepMarker(env.Result) + ": " + why,
-		Step: stepLabel(env.Result),
-	})
+	rev, err := c.Set(ctx, env, revision, weights, why)
 	if err != nil {
 		b.Reason = "weights unchanged: the upgrade failed: " + err.Error()
 		// Helm rolled it back to a new revision: record where it is.
-		if now, rerr := rels.Weights(ctx, ns, t.release); rerr == nil {
+		if now, rerr := c.Releases.Weights(ctx, c.Namespace, c.Release); rerr == nil {
 			b.Revision = now.Revision
-			if w, _, perr := percentages(now); perr == nil {
+			if w, _, perr := upgrade.Percentages(now); perr == nil {
 				b.Weights = w
 			}
 		}
@@ -325,7 +264,7 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.R
 			log.Warn("bandit", "release", b.Release, "reason", b.Reason)
 			return false, nil
 		}
-		return false, fmt.Errorf("bandit: release %s: upgrade to %s: %w", b.Release, formatWeights(t.versions, weights), err)
+		return false, fmt.Errorf("bandit: release %s: upgrade to %s: %w", b.Release, upgrade.Format(t.versions, weights), err)
 	}
 	b.Revision, b.Weights, b.Reason = rev, weights, why
 	log.Info("bandit", "release", b.Release, "revision", rev, "reason", why)
@@ -334,59 +273,5 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, rels experiment.R
 
 // promotedPrefix starts the reason of a promotion.
 const promotedPrefix = "promoted "
-
-// stepMarker names a loop of a run in the description of the revision
-// that the loop's upgrade makes, so that a retried attempt of the loop
-// knows its upgrade was made.
-func stepMarker(r *experiment.Result) string {
-	// The run's start tells runs apart whose revisions repeat (an
-	// experiment uninstalled and installed again).
-	return fmt.Sprintf("iter8 bandit: experiment %s run %d (started %d) loop %d", r.Experiment, r.Revision, r.StartTime.Unix(), r.Loop)
-}
-
-// stepLabel is the StepLabel of this loop's upgrade: a hash of the
-// experiment's name, the run's revision and start, and the loop (a label
-// value holds at most 63 characters). Helm keeps a release's labels in
-// later revisions, so only this loop's own label marks its upgrade.
-func stepLabel(r *experiment.Result) string {
-	h := fnv.New32a()
-	h.Write([]byte(r.Experiment))
-	return fmt.Sprintf("%08x-%d-%d-%d", h.Sum32(), r.Revision, r.StartTime.Unix(), r.Loop)
-}
-
-// recover rolls back an upgrade that an earlier attempt of this loop left
-// pending when its process died, once the upgrade is older than twice the
-// timeout (until then that attempt may still be running, as on a node cut
-// off from the cluster), and returns the release's state after.
-func (t *Task) recover(ctx context.Context, env *experiment.Env, rels experiment.Releases, ns string, state experiment.ReleaseState) (experiment.ReleaseState, error) {
-	rel := ns + "/" + t.release
-	if wait := time.Until(state.Updated.Add(2 * t.timeout)); wait > 0 {
-		env.Logger().Info("bandit: an earlier attempt's upgrade is pending; waiting before rolling it back", "release", rel, "revision", state.Revision, "wait", wait.Round(time.Second).String())
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			return state, ctx.Err()
-		}
-	}
-	if err := rels.RollBackPending(context.WithoutCancel(ctx), ns, t.release, state.Revision, t.timeout); err != nil {
-		return state, fmt.Errorf("bandit: release %s: revision %d, which an earlier attempt of this loop left pending: %w", rel, state.Revision, err)
-	}
-	env.Logger().Info("bandit: rolled back the upgrade an earlier attempt left pending", "release", rel, "revision", state.Revision)
-	now, err := rels.Weights(ctx, ns, t.release)
-	if err != nil {
-		return state, fmt.Errorf("bandit: release %s: %w", rel, err)
-	}
-	return now, nil
-}
-
-func formatWeights(versions []string, w map[string]int) string {
-	parts := make([]string, len(versions))
-	for i, v := range versions {
-		parts[i] = v + " " + strconv.Itoa(w[v])
-	}
-	return strings.Join(parts, ", ")
-}
 
 func prob(p float64) string { return strconv.FormatFloat(p, 'f', 3, 64) }

@@ -3,14 +3,13 @@ package bandit
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/iter8-tools/iter8/pkg/bandit"
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/upgrade"
 )
 
 // Name is the task's name in a spec.
@@ -86,7 +85,9 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 	if len(d.Versions) < 2 || slices.Contains(d.Versions, "") {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "versions"), d.Versions, "the bandit needs at least two versions, named as the release names them"))
 	}
-	errs = append(errs, t.decodeRelease(in.Release, p.Child("release"))...)
+	ns, name, rerrs := upgrade.ParseRelease(in.Release, p.Child("release"))
+	t.namespace, t.release = ns, name
+	errs = append(errs, rerrs...)
 	if fe := t.decodeReward(d, p.Child("reward")); fe != nil {
 		errs = append(errs, fe)
 	}
@@ -129,23 +130,6 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		d.Metrics.Add(v, WeightMetric)
 	}
 	return t, nil
-}
-
-func (t *Task) decodeRelease(s string, p *field.Path) field.ErrorList {
-	if s == "" {
-		return field.ErrorList{field.Required(p, "the app's release (charts/release), as NAME or NAMESPACE/NAME")}
-	}
-	ns, name, found := strings.Cut(s, "/")
-	if !found {
-		ns, name = "", s
-	} else if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		return field.ErrorList{field.Invalid(p, s, "namespace: "+strings.Join(errs, "; "))}
-	}
-	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 || len(name) > 53 {
-		return field.ErrorList{field.Invalid(p, s, "a Helm release name: at most 53 lowercase letters, digits, '-' and '.'")}
-	}
-	t.namespace, t.release = ns, name
-	return nil
 }
 
 // decodeReward checks that an earlier task gives the reward a sample for
