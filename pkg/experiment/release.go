@@ -96,3 +96,37 @@ type Bandit struct {
 	// Promoted is the version given all traffic, once one is.
 	Promoted string `json:"promoted,omitempty"`
 }
+
+// Rollout is what the rollout task did, as `report` and `release status`
+// show it.
+type Rollout struct {
+	// Release is the app's release as namespace/name.
+	Release   string `json:"release"`
+	Candidate string `json:"candidate"`
+	// Steps are the candidate's weights, one per step, the last 100.
+	Steps []int `json:"steps"`
+	// Step is the index in Steps of the step the candidate is at; -1
+	// before the first.
+	Step int `json:"step"`
+	// From are the weights before the rollout's first step, which a
+	// rollback restores.
+	From map[string]int `json:"from,omitempty"`
+	// Revision and Weights are the release's after the last loop.
+	Revision int            `json:"revision,omitempty"`
+	Weights  map[string]int `json:"weights,omitempty"`
+	// Verdict is the last loop's analysis of the candidate: passed, or
+	// why not.
+	Verdict string `json:"verdict,omitempty"`
+	// Reason says what the last loop did and why.
+	Reason string `json:"reason,omitempty"`
+	// PausedSince is when the rollout paused for an unready candidate.
+	PausedSince *time.Time `json:"pausedSince,omitempty"`
+	// Outcome is set once the rollout ends: promoted or rolled back.
+	Outcome string `json:"outcome,omitempty"`
+}
+
+// The outcomes of a rollout.
+const (
+	RolloutPromoted   = "promoted"
+	RolloutRolledBack = "rolled back"
+)

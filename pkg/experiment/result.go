@@ -65,6 +65,8 @@ type Result struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Bandit is the bandit task's state.
 	Bandit *Bandit `json:"bandit,omitempty"`
+	// Rollout is the rollout task's state.
+	Rollout *Rollout `json:"rollout,omitempty"`
 	// Log is the tail of the run's log.
 	Log []string `json:"log,omitempty"`
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/task/metrics"
 	"github.com/iter8-tools/iter8/pkg/task/notify"
 	"github.com/iter8-tools/iter8/pkg/task/ready"
+	"github.com/iter8-tools/iter8/pkg/task/rollout"
 )
 
 // Registry returns a registry holding every task.
@@ -24,6 +25,7 @@ func Registry() *experiment.Registry {
 	r.Register(abn.Name, abn.Decode)
 	r.Register(assess.Name, assess.Decode)
 	r.Register(bandit.Name, bandit.Decode)
+	r.Register(rollout.Name, rollout.Decode)
 	r.Register(notify.Name, notify.Decode)
 	return r
 }

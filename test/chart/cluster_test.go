@@ -244,12 +244,30 @@ func TestInstallBadValues(t *testing.T) {
 		{"bandit baseline not a version", []string{bandit, "bandit.baseline=v3"}, "bandit.baseline: v3 is not one of versions"},
 		{"bandit timeout", []string{bandit, "bandit.timeout=soon"}, "/bandit/timeout"},
 		{"backoffLimit 0", []string{bandit, "backoffLimit=0"}, "/backoffLimit"},
+		// A rollout over typical.yaml's SLOs, then one bad value each.
+		{"rollout without release", []string{"tasks={ready,http,assess,rollout},loops=5,interval=10s"}, "rollout.release: the app's release (charts/release) is required"},
+		{"rollout release name", []string{rollout, "rollout.release=Shop/App"}, "/rollout/release"},
+		{"rollout without assess before it", []string{rollout, "tasks={ready,http,rollout,assess}"}, "tasks: the rollout needs an assess task before it"},
+		{"rollout with too few loops", []string{rollout, "loops=4"}, "loops: 4: the rollout takes a step per loop and needs a loop to analyse the last: give at least 5 loops"},
+		{"rollout without interval", []string{rollout, "interval="}, "interval: the rollout needs an interval between loops"},
+		{"rollout steps not rising", []string{rollout, "rollout.steps={10,50,50,100}"}, "rollout.steps[2]: 50: the candidate's weights must rise at every step"},
+		{"rollout last step not 100", []string{rollout, "rollout.steps={10,50}"}, "rollout.steps: the last step is 50: the last must be 100"},
+		{"rollout step 0", []string{rollout, "rollout.steps={0,100}"}, "/rollout/steps/0"},
+		{"rollout step over 100", []string{rollout, "rollout.steps={50,150}"}, "/rollout/steps/1"},
+		{"rollout candidate not a version", []string{rollout, "rollout.candidate=v3"}, "rollout.candidate: v3 is not one of versions"},
+		{"rollout candidate is the baseline", []string{rollout, "rollout.candidate=v1"}, "rollout.candidate: v1 is the baseline"},
+		{"rollout progressDeadline", []string{rollout, "rollout.progressDeadline=soon"}, "/rollout/progressDeadline"},
+		{"rollout unknown key", []string{rollout, "rollout.interval=1m"}, "additional properties 'interval' not allowed"},
+		{"rollout and bandit", []string{rollout, "tasks={ready,http,assess,bandit,rollout},bandit.release=app,bandit.reward=http/latency-mean"}, "tasks: bandit and rollout both move the app's weights"},
 	}
 	checkBadInstalls(t, ns, []string{"-f", absPath(t, typicalValues)}, before, tests)
 }
 
 // bandit adds a valid bandit to typical.yaml's experiment.
 const bandit = "tasks={ready,http,assess,bandit},loops=3,interval=10s,bandit.release=app,bandit.reward=http/latency-mean"
+
+// rollout adds a valid rollout to typical.yaml's experiment.
+const rollout = "tasks={ready,http,assess,rollout},loops=5,interval=10s,rollout.release=app"
 
 // badValues is a value set that helm install must refuse, saying want.
 type badValues struct {

@@ -382,6 +382,38 @@ func TestTemplateOptions(t *testing.T) {
 			t.Errorf("the experiment's own Role is bound to %s, want the Job's account", binding.Subjects[0].Name)
 		}
 	})
+	t.Run("rollout: a long-running Job under the upgrader of the app's namespace", func(t *testing.T) {
+		m := parseManifests(t, mustHelm(t, "template", "exp", chartDir, "-n", "ns1", "-f", valuesFile,
+			"--set", "tasks={ready,http,assess,rollout},loops=6,interval=1m,rollout.release=shop/app,rollout.steps={20,50,100}").stdout)
+		var job batchv1.Job
+		m.decode(t, "Job/exp-iter8-run-1", &job)
+		if pod := job.Spec.Template.Spec; len(job.Annotations) != 0 || pod.ServiceAccountName != "exp-iter8-upgrader" {
+			t.Errorf("Job annotations %v, account %s: want no hook, the upgrader", job.Annotations, pod.ServiceAccountName)
+		}
+		var role rbacv1.Role
+		m.decode(t, "Role/exp-iter8-upgrader", &role)
+		if role.Namespace != "shop" {
+			t.Errorf("upgrader Role in namespace %q, want the app's, shop", role.Namespace)
+		}
+		var secret corev1.Secret
+		m.decode(t, "Secret/exp-spec", &secret)
+		spec := secret.StringData["experiment.yaml"]
+		var exp struct {
+			Spec struct {
+				Tasks []struct {
+					Task string         `json:"task"`
+					With map[string]any `json:"with"`
+				} `json:"tasks"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(spec), &exp); err != nil {
+			t.Fatalf("spec: %v\n%s", err, spec)
+		}
+		want := map[string]any{"release": "shop/app", "steps": []any{float64(20), float64(50), float64(100)}}
+		if ts := exp.Spec.Tasks; len(ts) != 4 || ts[3].Task != "rollout" || !reflect.DeepEqual(ts[3].With, want) {
+			t.Errorf("tasks %+v, want the rollout last with %v:\n%s", ts, want, spec)
+		}
+	})
 	t.Run("existing ServiceAccount, image and resources", func(t *testing.T) {
 		out := mustHelm(t, "template", "exp", chartDir, "-n", "ns1", "-f", valuesFile,
 			"--set", "serviceAccountName=ci-runner",

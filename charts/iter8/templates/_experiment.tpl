@@ -28,10 +28,10 @@ spec:
   {{- end }}
   tasks:
   {{- range $i, $name := .Values.tasks }}
-  {{- if has $name (list "ready" "http" "grpc" "metrics" "abn" "assess" "bandit" "notify") }}
+  {{- if has $name (list "ready" "http" "grpc" "metrics" "abn" "assess" "bandit" "rollout" "notify") }}
   {{- include (printf "iter8.task.%s" $name) $ | nindent 2 }}
   {{- else }}
-  {{- fail (printf "tasks[%d]: unknown task %q: want one of ready, http, grpc, metrics, abn, assess, bandit, notify" $i $name) }}
+  {{- fail (printf "tasks[%d]: unknown task %q: want one of ready, http, grpc, metrics, abn, assess, bandit, rollout, notify" $i $name) }}
   {{- end }}
   {{- end }}
 {{- end }}

@@ -26,11 +26,22 @@ iter8.resultSecret names the Secret that the Job writes results into.
 {{- end }}
 
 {{- /*
+iter8.upgrader names the task that upgrades the app's release (bandit or
+rollout), or is empty; an experiment has at most one.
+*/ -}}
+{{- define "iter8.upgrader" -}}
+{{- if and (has "bandit" .Values.tasks) (has "rollout" .Values.tasks) }}
+{{- fail "tasks: bandit and rollout both move the app's weights: give one of them" }}
+{{- end }}
+{{- if has "bandit" .Values.tasks }}bandit{{ else if has "rollout" .Values.tasks }}rollout{{ end -}}
+{{- end }}
+
+{{- /*
 iter8.longRunning is "true" for an experiment that runs as a long-running
-Job (not a hook: the release owns it): one with a bandit.
+Job (not a hook: the release owns it): one with a bandit or a rollout.
 */ -}}
 {{- define "iter8.longRunning" -}}
-{{- if has "bandit" .Values.tasks }}true{{ end -}}
+{{- if include "iter8.upgrader" . }}true{{ end -}}
 {{- end }}
 
 {{- /*
@@ -49,26 +60,28 @@ makes a new Job and Helm deletes the last revision's.
 
 {{- /*
 iter8.upgraderName names the ServiceAccount, Role and RoleBinding that let a
-bandit upgrade the app's release.
+bandit or a rollout upgrade the app's release.
 */ -}}
 {{- define "iter8.upgraderName" -}}
 {{ .Release.Name }}-iter8-upgrader
 {{- end }}
 
 {{- /*
-iter8.appNamespace is the namespace of the bandit's app release: the one
-bandit.release names, else the experiment's.
+iter8.appNamespace is the namespace of the app release that the bandit or
+the rollout upgrades: the one its release value names, else the
+experiment's.
 */ -}}
 {{- define "iter8.appNamespace" -}}
-{{- $parts := splitList "/" (toString .Values.bandit.release) }}
+{{- $parts := splitList "/" (toString (get (get .Values (include "iter8.upgrader" .)) "release")) }}
 {{- if eq (len $parts) 2 }}{{ first $parts }}{{ else }}{{ .Release.Namespace }}{{ end -}}
 {{- end }}
 
 {{- /*
-iter8.appRelease is the name of the bandit's app release.
+iter8.appRelease is the name of the app release that the bandit or the
+rollout upgrades.
 */ -}}
 {{- define "iter8.appRelease" -}}
-{{ last (splitList "/" (toString .Values.bandit.release)) }}
+{{ last (splitList "/" (toString (get (get .Values (include "iter8.upgrader" .)) "release"))) }}
 {{- end }}
 
 {{- /*
@@ -81,7 +94,7 @@ iter8.rbacName names the chart's ServiceAccount, Role and RoleBinding.
 {{- /*
 iter8.serviceAccountName is the ServiceAccount the Job runs as: the one that
 values.serviceAccountName names, else the chart's own: the upgrader for a
-bandit, so that the account's name says what it may do.
+bandit or a rollout, so that the account's name says what it may do.
 */ -}}
 {{- define "iter8.serviceAccountName" -}}
 {{- $own := include "iter8.rbacName" . }}

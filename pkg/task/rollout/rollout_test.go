@@ -1,0 +1,418 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/experiment/experimenttest"
+	"github.com/iter8-tools/iter8/pkg/stats"
+)
+
+// release is an in-memory app release: the task's view of Helm, which
+// pkg/action implements and the cluster tests exercise.
+type release struct {
+	state experiment.ReleaseState
+	fail  error
+	sets  []map[string]int
+}
+
+func (f *release) Weights(context.Context, string, string) (experiment.ReleaseState, error) {
+	s := f.state
+	s.Versions = append([]experiment.ReleaseVersion(nil), f.state.Versions...)
+	return s, nil
+}
+
+func (f *release) SetWeights(_ context.Context, _, _ string, c experiment.WeightChange) (int, error) {
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if c.Revision != f.state.Revision {
+		return 0, fmt.Errorf("revision %d, want %d", c.Revision, f.state.Revision)
+	}
+	f.sets = append(f.sets, maps.Clone(c.Weights))
+	f.state.Revision++
+	f.state.Description, f.state.Step = c.Description, c.Step
+	for i := range f.state.Versions {
+		f.state.Versions[i].Weight = c.Weights[f.state.Versions[i].Name]
+	}
+	return f.state.Revision, nil
+}
+
+func (f *release) RollBackPending(context.Context, string, string, int, time.Duration) error {
+	return errors.New("not pending")
+}
+
+func (f *release) weight(v string) int {
+	for _, x := range f.state.Versions {
+		if x.Name == v {
+			return x.Weight
+		}
+	}
+	return -1
+}
+
+func (f *release) setReady(v string, ready bool) {
+	for i := range f.state.Versions {
+		if f.state.Versions[i].Name == v {
+			f.state.Versions[i].Ready = ready
+			f.state.Versions[i].Reason = map[bool]string{false: "Deployment has 0 of 1 pods available"}[ready]
+		}
+	}
+}
+
+func newRelease(weights ...int) *release {
+	rel := &release{state: experiment.ReleaseState{Revision: 3, Status: "deployed", Strategy: "canary"}}
+	for i, w := range weights {
+		rel.state.Versions = append(rel.state.Versions, experiment.ReleaseVersion{Name: fmt.Sprintf("v%d", i+1), Weight: w, Ready: true})
+	}
+	return rel
+}
+
+func decode(t *testing.T, with string, versions []string, loops int) (*Task, error) {
+	t.Helper()
+	d, _ := experimenttest.Decoding(t, with, versions, nil)
+	d.Loops = loops
+	task, errs := Decode(d)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	return task.(*Task), nil
+}
+
+// run is one experiment run's loops against rel.
+type run struct {
+	t    *testing.T
+	task *Task
+	rel  *release
+	r    *experiment.Result
+	env  *experiment.Env
+}
+
+func newRun(t *testing.T, task *Task, rel *release, loops int) *run {
+	_, plan := experimenttest.Decoding(t, "{}", task.versions, nil)
+	env := experimenttest.Env(plan, nil)
+	env.Kube = func() (experiment.ObjectReader, string, error) { return nil, "shop", nil }
+	env.Releases = func() (experiment.Releases, error) { return rel, nil }
+	env.Result.Loops, env.Result.StartTime = loops, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	return &run{t: t, task: task, rel: rel, r: env.Result, env: env}
+}
+
+// analysis is one loop's findings on the candidate v2.
+type analysis struct {
+	errorRate float64 // SLO: at most 0.01
+	verdict   experiment.Verdict
+	// fixed makes the comparison a fixed-sample one, which the rollout
+	// ignores.
+	fixed bool
+	none  bool // no SLO and no comparison
+}
+
+var pass = analysis{verdict: experiment.VerdictInconclusive}
+
+// loop runs the next loop's rollout after an assess that found a.
+func (x *run) loop(a analysis) error {
+	x.t.Helper()
+	r := x.r
+	r.Loop++
+	r.SLOs, r.Comparisons = nil, nil
+	if !a.none {
+		upper, v := 0.01, a.errorRate
+		r.SLOs = []experiment.SLOVerdict{
+			{Metric: "http/error-rate", Version: "v1", Upper: &upper, Value: new(0.0), Satisfied: true},
+			{Metric: "http/error-rate", Version: "v2", Upper: &upper, Value: &v, Satisfied: v <= upper},
+		}
+		c := experiment.Comparison{Metric: "http/latency-mean", Baseline: "v1", Candidate: "v2", Verdict: a.verdict}
+		if !a.fixed {
+			c.Sequential = &stats.Evidence{Pooling: stats.Pooled, Looks: r.Loop}
+		}
+		r.Comparisons = []experiment.Comparison{c}
+	}
+	return x.task.Run(context.Background(), x.env)
+}
+
+func (x *run) wantSets(want ...int) {
+	x.t.Helper()
+	var got []int
+	for _, s := range x.rel.sets {
+		got = append(got, s["v2"])
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		x.t.Fatalf("v2's weights set: %v, want %v (reason: %s)", got, want, x.r.Rollout.Reason)
+	}
+	for _, s := range x.rel.sets {
+		if s["v1"]+s["v2"] != 100 {
+			x.t.Fatalf("weights %v do not sum to 100", s)
+		}
+	}
+}
+
+func TestRolloutStepsToPromotion(t *testing.T) {
+	task, err := decode(t, "{release: backend, steps: [10, 25, 50, 100]}", []string{"v1", "v2"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 6)
+	for i := range 4 {
+		if err := x.loop(pass); err != nil {
+			t.Fatalf("loop %d: %v", i+1, err)
+		}
+	}
+	x.wantSets(10, 25, 50, 100)
+	if ro := x.r.Rollout; ro.Step != 3 || ro.Verdict != "passed" || !strings.HasPrefix(ro.Reason, "step 4 of 4: v1 0, v2 100") {
+		t.Errorf("rollout = %+v", ro)
+	}
+	if !strings.HasPrefix(rel.state.Description, "iter8 rollout: experiment test run 1 (started ") || !strings.Contains(rel.state.Description, ") loop 4: step 4 of 4") {
+		t.Errorf("description %q, want the loop's marker and the step", rel.state.Description)
+	}
+	err = x.loop(pass)
+	if !errors.Is(err, experiment.ErrDone) || x.r.Rollout.Outcome != experiment.RolloutPromoted {
+		t.Fatalf("loop 5 at 100%%: %v, outcome %q; want ErrDone and promoted", err, x.r.Rollout.Outcome)
+	}
+	x.wantSets(10, 25, 50, 100)
+	if got := x.r.Versions[1].Metrics[WeightMetric].Value; got != 100 {
+		t.Errorf("%s = %v, want 100", WeightMetric, got)
+	}
+}
+
+func TestRolloutRollsBackOnAFailedAnalysis(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    analysis
+		want string
+	}{
+		{"SLO breached", analysis{errorRate: 0.2, verdict: experiment.VerdictInconclusive}, "SLO http/error-rate 0.2 above 0.01"},
+		{"sequential comparison worse", analysis{verdict: experiment.VerdictWorse}, "http/latency-mean worse than the baseline v1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel := newRelease(100, 0)
+			x := newRun(t, task, rel, 6)
+			if err := x.loop(pass); err != nil {
+				t.Fatal(err)
+			}
+			err = x.loop(tc.a)
+			if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("loop 2: %v, want rolled back saying %q", err, tc.want)
+			}
+			x.wantSets(10, 0)
+			if ro := x.r.Rollout; ro.Outcome != experiment.RolloutRolledBack || !strings.Contains(rel.state.Description, "rolled back: the analysis of v2 failed: "+tc.want) {
+				t.Errorf("outcome %q, description %q", ro.Outcome, rel.state.Description)
+			}
+			// A run that goes on (failedLoops continue) never starts again.
+			if err := x.loop(pass); !errors.Is(err, experiment.ErrDone) {
+				t.Errorf("loop after the rollback: %v, want ErrDone", err)
+			}
+			x.wantSets(10, 0)
+		})
+	}
+}
+
+func TestRolloutIgnoresFixedSampleVerdictsAndRefusesNoAnalysis(t *testing.T) {
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 6)
+	if err := x.loop(analysis{verdict: experiment.VerdictWorse, fixed: true}); err != nil {
+		t.Fatalf("a fixed-sample worse: %v, want the step taken", err)
+	}
+	err = x.loop(analysis{none: true})
+	if err == nil || !strings.Contains(err.Error(), "no analysis of v2") || errors.Is(err, ErrRolledBack) {
+		t.Fatalf("no analysis: %v, want an error saying so", err)
+	}
+	x.wantSets(10)
+}
+
+func TestRolloutPausesForAnUnreadyCandidate(t *testing.T) {
+	task, err := decode(t, "{release: backend, progressDeadline: 1h}", []string{"v1", "v2"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 10)
+	for range 2 {
+		if err := x.loop(pass); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel.setReady("v2", false)
+	// Its failures while unready do not roll back: the pause is for them.
+	if err := x.loop(analysis{errorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0)
+	if ro := x.r.Rollout; ro.PausedSince == nil || !strings.Contains(ro.Reason, "v2 is not ready (Deployment has 0 of 1 pods available)") {
+		t.Fatalf("rollout = %+v, want paused saying why", ro)
+	}
+	if err := x.loop(analysis{errorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0)
+	rel.setReady("v2", true)
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0, 25)
+	if ro := x.r.Rollout; ro.PausedSince != nil || !strings.HasPrefix(ro.Reason, "resumed: v2 ready again, back at step 2 of 4") {
+		t.Fatalf("rollout = %+v, want resumed at step 2", ro)
+	}
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0, 25, 50)
+
+	// Unready past the deadline: rolled back.
+	rel.setReady("v2", false)
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	x.r.Rollout.PausedSince = &long
+	err = x.loop(pass)
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "longer than progressDeadline 1h0m0s") {
+		t.Fatalf("past the deadline: %v, want rolled back", err)
+	}
+	// Its weight was 0 already: the weights from before the rollout hold.
+	x.wantSets(10, 25, 0, 25, 50, 0)
+}
+
+func TestRolloutRetriedLoopAndNewRunTakeNoStepTwice(t *testing.T) {
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 6)
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	// A retried attempt of loop 1 (the pod died after the upgrade).
+	x.r.Loop--
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10)
+	if !strings.Contains(x.r.Rollout.Reason, "(the upgrade of an earlier attempt of this loop)") {
+		t.Errorf("reason %q", x.r.Rollout.Reason)
+	}
+	// A new run (the Job retried from scratch) goes on from the route.
+	y := newRun(t, task, rel, 6)
+	y.r.StartTime = y.r.StartTime.Add(time.Hour)
+	if err := y.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25)
+	if from := y.r.Rollout.From; from["v1"] != 100 || from["v2"] != 0 {
+		t.Errorf("from = %v, want v1 100, v2 0", from)
+	}
+}
+
+func TestRolloutOutOfLoopsRollsBack(t *testing.T) {
+	task, err := decode(t, "{release: backend, steps: [50, 100]}", []string{"v1", "v2"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 3)
+	x.r.Loop = 1 // loop 1 spent on something else
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.loop(pass); !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "out of loops (3) with v2 at 50%") {
+		t.Fatalf("last loop short of 100: %v, want rolled back", err)
+	}
+	x.wantSets(50, 0)
+}
+
+func TestRolloutRefusesAReleaseItCannotStep(t *testing.T) {
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*release)
+		want string
+	}{
+		{"pending", func(r *release) { r.state.Pending, r.state.Status = true, "pending-upgrade" }, "in progress"},
+		{"failed", func(r *release) { r.state.Status = "failed" }, "is failed, not deployed"},
+		{"blue-green", func(r *release) { r.state.Strategy = "blue-green" }, `strategy "blue-green"`},
+		{"other versions", func(r *release) { r.state.Versions[1].Name = "v3" }, "has versions v1, v3"},
+		{"no cluster", nil, "no cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rel := newRelease(100, 0)
+			x := newRun(t, task, rel, 6)
+			if tc.set != nil {
+				tc.set(rel)
+			} else {
+				x.env.Releases = nil
+			}
+			if err := x.loop(pass); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%v, want an error saying %q", err, tc.want)
+			}
+			x.wantSets()
+		})
+	}
+}
+
+func TestSplitKeepsTheOthersRatio(t *testing.T) {
+	task, err := decode(t, "{release: backend, candidate: v3, steps: [10, 100]}", []string{"v1", "v2", "v3"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from map[string]int
+		w    int
+		want string
+	}{
+		{map[string]int{"v1": 50, "v2": 30, "v3": 20}, 10, "map[v1:56 v2:34 v3:10]"},
+		{map[string]int{"v1": 50, "v2": 30, "v3": 20}, 0, "map[v1:63 v2:37 v3:0]"},
+		{map[string]int{"v1": 0, "v2": 0, "v3": 100}, 0, "map[v1:100 v2:0 v3:0]"},
+		{map[string]int{"v1": 1, "v2": 1, "v3": 0}, 99, "map[v1:1 v2:0 v3:99]"},
+	} {
+		if got := fmt.Sprint(task.split(tc.from, tc.w)); got != tc.want {
+			t.Errorf("split(%v, %d) = %s, want %s", tc.from, tc.w, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeRefusesBadInput(t *testing.T) {
+	two := []string{"v1", "v2"}
+	for _, tc := range []struct {
+		with     string
+		versions []string
+		loops    int
+		want     string
+	}{
+		{"{}", two, 6, "release: Required"},
+		{"{release: Backend_1}", two, 6, "a Helm release name"},
+		{"{release: backend, steps: [10, 50]}", two, 6, "steps: Invalid value"},
+		{"{release: backend, steps: [50, 10, 100]}", two, 6, "steps[1]: Invalid value: 10"},
+		{"{release: backend, steps: [0, 100]}", two, 6, "steps[0]: Invalid value: 0"},
+		{"{release: backend, steps: [10, 101]}", two, 6, "steps: Invalid value"},
+		{"{release: backend, steps: []}", two, 6, "steps: Invalid value"},
+		{"{release: backend, candidate: v9}", two, 6, `candidate: Unsupported value: "v9"`},
+		{"{release: backend, baseline: v2}", two, 6, "the candidate must differ from the baseline v2"},
+		{"{release: backend}", two, 4, "spec.loops: Invalid value: 4"},
+		{"{release: backend, timeout: 0s}", two, 6, "timeout: Invalid value"},
+		{"{release: backend, progressDeadline: soon}", two, 6, "progressDeadline"},
+		{"{release: backend}", []string{"v1"}, 6, "spec.versions"},
+		{"{release: backend, stepz: [10]}", two, 6, "stepz"},
+	} {
+		if _, err := decode(t, tc.with, tc.versions, tc.loops); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s (versions %v, loops %d): %v, want %q", tc.with, tc.versions, tc.loops, err, tc.want)
+		}
+	}
+}
