@@ -159,10 +159,15 @@ func TestRolloutStepsToPromotion(t *testing.T) {
 	}
 	rel := newRelease(100, 0)
 	x := newRun(t, task, rel, 6)
+	next := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
+	x.env.NextLoopAt = next
 	for i := range 4 {
 		if err := x.loop(pass); err != nil {
 			t.Fatalf("loop %d: %v", i+1, err)
 		}
+	}
+	if at := x.r.Rollout.NextStepAt; at == nil || !at.Equal(next) {
+		t.Errorf("next step at %v, want the next loop's start %v", at, next)
 	}
 	x.wantSets(10, 25, 50, 100)
 	if ro := x.r.Rollout; ro.Step != 3 || ro.Verdict != "passed" || !strings.HasPrefix(ro.Reason, "step 4 of 4: v1 0, v2 100") {
@@ -172,8 +177,8 @@ func TestRolloutStepsToPromotion(t *testing.T) {
 		t.Errorf("description %q, want the loop's marker and the step", rel.state.Description)
 	}
 	err = x.loop(pass)
-	if !errors.Is(err, experiment.ErrDone) || x.r.Rollout.Outcome != experiment.RolloutPromoted {
-		t.Fatalf("loop 5 at 100%%: %v, outcome %q; want ErrDone and promoted", err, x.r.Rollout.Outcome)
+	if !errors.Is(err, experiment.ErrDone) || x.r.Rollout.Outcome != experiment.RolloutPromoted || x.r.Rollout.NextStepAt != nil {
+		t.Fatalf("loop 5 at 100%%: %v, rollout %+v; want ErrDone, promoted, no next step", err, x.r.Rollout)
 	}
 	x.wantSets(10, 25, 50, 100)
 	if got := x.r.Versions[1].Metrics[WeightMetric].Value; got != 100 {
@@ -215,6 +220,40 @@ func TestRolloutRollsBackOnAFailedAnalysis(t *testing.T) {
 			x.wantSets(10, 0)
 		})
 	}
+}
+
+// TestRolloutBeforeTheFirstStep: a candidate measured bad before it has
+// traffic never gets any; one without values yet (no traffic for
+// Prometheus to see) takes the first step.
+func TestRolloutBeforeTheFirstStep(t *testing.T) {
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 6)
+	err = x.loop(analysis{errorRate: 0.2, verdict: experiment.VerdictInconclusive})
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "failed before its first step, so it gets no traffic: SLO http/error-rate 0.2 above 0.01") {
+		t.Fatalf("a bad candidate before its first step: %v", err)
+	}
+	x.wantSets()
+
+	rel = newRelease(100, 0)
+	x = newRun(t, task, rel, 6)
+	x.r.Loop++
+	upper := 0.01
+	x.r.SLOs = []experiment.SLOVerdict{{Metric: "prometheus/error-rate", Version: "v2", Upper: &upper, Reason: "no data"}}
+	if err := x.task.Run(context.Background(), x.env); err != nil {
+		t.Fatalf("no values before the first step: %v, want the first step", err)
+	}
+	x.wantSets(10)
+	// Once started, an SLO without a value fails.
+	x.r.Loop++
+	err = x.task.Run(context.Background(), x.env)
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "SLO prometheus/error-rate: no data") {
+		t.Fatalf("started, an SLO without a value: %v, want rolled back", err)
+	}
+	x.wantSets(10, 0)
 }
 
 func TestRolloutIgnoresFixedSampleVerdictsAndRefusesNoAnalysis(t *testing.T) {

@@ -54,8 +54,13 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			Step: t.stepOf(weights[t.candidate])}
 		r.Rollout = ro
 	}
-	ro.Revision, ro.Weights = state.Revision, weights
-	defer func() { r.SetMetric(t.candidate, WeightMetric, float64(ro.Weights[t.candidate]), "%") }()
+	ro.Revision, ro.Weights, ro.NextStepAt = state.Revision, weights, nil
+	defer func() {
+		r.SetMetric(t.candidate, WeightMetric, float64(ro.Weights[t.candidate]), "%")
+		if next := env.NextLoopAt; ro.Outcome == "" && !next.IsZero() {
+			ro.NextStepAt = &next
+		}
+	}()
 
 	if done, ok := c.DoneEarlier(state, r); ok {
 		// This loop's upgrade was made by an earlier attempt (a retried
@@ -91,15 +96,19 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			return nil
 		}
 	}
-	verdict, err := t.analysis(r)
+	cur := weights[t.candidate]
+	started := cur > 0 || ro.Step >= 0
+	verdict, err := t.analysis(r, started)
 	if err != nil {
 		return err
 	}
 	ro.Verdict = cmp.Or(verdict, "passed")
-	if verdict != "" {
+	switch {
+	case verdict != "" && !started:
+		return t.rollBack(ctx, env, c, state.Revision, weights, "the analysis of "+t.candidate+" failed before its first step, so it gets no traffic: "+verdict)
+	case verdict != "":
 		return t.rollBack(ctx, env, c, state.Revision, weights, "the analysis of "+t.candidate+" failed: "+verdict)
 	}
-	cur := weights[t.candidate]
 	if ro.PausedSince != nil {
 		// Ready again: back to the step it was at before the pause.
 		ro.PausedSince = nil
@@ -188,13 +197,17 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, c *upgrade.Conn, 
 
 // analysis is why the loop's analysis of the candidate failed, or "" when
 // it passed: an SLO of the candidate not met, or a sequential comparison
-// with the baseline that says worse. A loop without any of them has no
-// analysis: an error, since a rollout must not advance blind.
-func (t *Task) analysis(r *experiment.Result) (string, error) {
+// with the baseline that says worse. Once the rollout has started, a loop
+// without any of them has no analysis: an error, since a rollout must not
+// advance blind. Before the first step only what was measured counts:
+// metrics of real traffic (Prometheus) have no values for a candidate
+// without traffic, while load sent to each version directly finds a bad
+// candidate before any user reaches it.
+func (t *Task) analysis(r *experiment.Result, started bool) (string, error) {
 	var failed []string
 	checks := 0
 	for _, s := range r.SLOs {
-		if s.Version != t.candidate {
+		if s.Version != t.candidate || (!started && s.Value == nil) {
 			continue
 		}
 		checks++
@@ -213,7 +226,7 @@ func (t *Task) analysis(r *experiment.Result) (string, error) {
 			failed = append(failed, fmt.Sprintf("%s worse than the baseline %s", comp.Metric, t.baseline))
 		}
 	}
-	if checks == 0 {
+	if checks == 0 && started {
 		return "", fmt.Errorf("rollout: no analysis of %s in this loop: an assess task before the rollout must give it SLOs or sequential comparisons with the baseline %s; the weights are left as they are", t.candidate, t.baseline)
 	}
 	return strings.Join(failed, "; "), nil

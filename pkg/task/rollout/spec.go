@@ -15,7 +15,9 @@
 //     deployed, whose strategy is not canary (or none), or whose versions
 //     are not the spec's stops the experiment with nothing changed;
 //  2. on a failed analysis, upgrades to the weights from before the
-//     rollout and ends it (rolled back);
+//     rollout and ends it (rolled back); before the first step only
+//     measured values count (a candidate without traffic has none from
+//     Prometheus), and a candidate that fails then never gets traffic;
 //  3. when the candidate is not ready, takes its weight away (weight 0,
 //     which the readiness gate allows) and pauses; ready again, it goes
 //     back to the step it was at; paused longer than progressDeadline,
