@@ -98,6 +98,27 @@ type AppStatus struct {
 	// Secrets may be forbidden); the rest of the status, and the bandits
 	// that were read, stand.
 	BanditsError string `json:"banditsError,omitempty"`
+	// Rollouts are the rollout experiments that step this release's
+	// weights, newest first, at most MaxBandits of them; RolloutsError
+	// says why the experiments could not be read. A rollout whose task
+	// has not run yet names no release and is not shown.
+	Rollouts      []RolloutStatus `json:"rollouts"`
+	RolloutsError string          `json:"rolloutsError,omitempty"`
+}
+
+// RolloutStatus is where a rollout experiment has taken the release.
+type RolloutStatus struct {
+	// Experiment is the experiment's release; Revision its run.
+	Experiment string           `json:"experiment"`
+	Revision   int              `json:"revision"`
+	State      experiment.State `json:"state"`
+	// Loop is the loop in progress or last finished, of Loops.
+	Loop    int                 `json:"loop"`
+	Loops   int                 `json:"loops"`
+	Rollout *experiment.Rollout `json:"rollout"`
+	// Stopped says why the run ended, once it has.
+	Stopped   string    `json:"stopped,omitempty"`
+	StartTime time.Time `json:"startTime"`
 }
 
 // MaxBandits bounds the bandit experiments that a status shows.
@@ -237,7 +258,40 @@ func (a *ReleaseStatus) Run(ctx context.Context) (*AppStatus, error) {
 		}
 		st.Bandits = append(st.Bandits, bs...)
 	}
+	st.Rollouts = []RolloutStatus{}
+	if r.Release != "" {
+		rs, err := rollouts(ctx, cl, r.Release)
+		if err != nil {
+			st.RolloutsError = err.Error()
+		}
+		st.Rollouts = append(st.Rollouts, rs[:min(len(rs), MaxBandits)]...)
+	}
 	return st, nil
+}
+
+// rollouts reads the experiments in the release's namespace whose newest
+// result has a rollout targeting <namespace>/<rel>, newest run first.
+func rollouts(ctx context.Context, cl *Cluster, rel string) ([]RolloutStatus, error) {
+	sums, err := store.ListExperiments(ctx, cl.Client, cl.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("read rollouts: %w", err)
+	}
+	var out []RolloutStatus
+	for _, s := range sums {
+		r := s.Result
+		if r == nil || r.Rollout == nil || r.Rollout.Release != cl.Namespace+"/"+rel {
+			continue
+		}
+		out = append(out, RolloutStatus{Experiment: s.Release, Revision: r.Revision, State: r.State(), Loop: r.Loop, Loops: r.Loops,
+			Rollout: r.Rollout, Stopped: runStopped(r, ""), StartTime: r.StartTime})
+	}
+	slices.SortStableFunc(out, func(a, b RolloutStatus) int {
+		if c := b.StartTime.Compare(a.StartTime); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Experiment, b.Experiment)
+	})
+	return out, nil
 }
 
 // bandits reads the experiments in the release's namespace whose newest
@@ -367,28 +421,35 @@ func banditStatus(name string, r *experiment.Result) BanditStatus {
 		}
 		bs.Versions = append(bs.Versions, bv)
 	}
+	bs.Stopped = runStopped(r, b.Promoted)
+	return bs
+}
+
+// runStopped says why a run ended, "" while it has not: its own reason
+// for ending early, else its failed task, else the version promoted (when
+// promoted is not empty), else how many loops ran.
+func runStopped(r *experiment.Result, promoted string) string {
 	if !r.Completed() {
 		// A failed run may go on to its end (spec.failedLoops: continue),
 		// and an interrupted one is resumed (a retried Job's pod): it has
 		// not stopped yet.
-		return bs
+		return ""
 	}
 	switch i := slices.IndexFunc(r.Tasks, func(t experiment.TaskResult) bool { return t.State == experiment.TaskFailed }); {
 	case r.Stopped != "":
-		bs.Stopped = r.Stopped
+		return r.Stopped
 	case i >= 0:
-		bs.Stopped = fmt.Sprintf("task %d (%s) failed", i, r.Tasks[i].Task)
+		stopped := fmt.Sprintf("task %d (%s) failed", i, r.Tasks[i].Task)
 		if r.Tasks[i].Error != "" {
-			bs.Stopped += ": " + r.Tasks[i].Error
+			stopped += ": " + r.Tasks[i].Error
 		}
-	case b.Promoted != "":
-		bs.Stopped = "promoted " + b.Promoted
+		return stopped
+	case promoted != "":
+		return "promoted " + promoted
 	case r.Loops > 0 && r.Loop >= r.Loops:
-		bs.Stopped = fmt.Sprintf("all %d loops ran", r.Loops)
-	default:
-		bs.Stopped = fmt.Sprintf("ended after loop %d of %d", r.Loop, r.Loops)
+		return fmt.Sprintf("all %d loops ran", r.Loops)
 	}
-	return bs
+	return fmt.Sprintf("ended after loop %d of %d", r.Loop, r.Loops)
 }
 
 // workloads are the Deployments and Services of an app, by version.

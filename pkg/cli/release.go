@@ -23,7 +23,8 @@ matches, mirror percent, and readiness: its Deployment Available at its
 current generation with ready/desired replicas, and its Service's ready
 endpoints. Then the last verdict of each gate of the release, the bandit
 experiments in the namespace that move the release's weights (state, last
-weights and P(best), the reason and why it stopped), and the conditions a
+weights and P(best), the reason and why it stopped), the rollouts that step
+them (step, next step, last verdict, pause, reason), and the conditions a
 controller set on the route.
 
 Exits 2 when APP has no route in the namespace.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,7 @@ func newReleaseStatusCmd(e *cmdEnv) *cobra.Command {
 	o := &releaseStatusOptions{status: action.NewReleaseStatus(e.cfg), out: e.streams.Out}
 	cmd := &cobra.Command{
 		Use:   "status APP",
-		Short: "Show an app's routing, its versions' readiness, gate verdicts and bandits",
+		Short: "Show an app's routing, its versions' readiness, gate verdicts, bandits and rollouts",
 		Long:  fmt.Sprintf(releaseStatusDesc, e.name),
 		Args:  cobra.ExactArgs(1),
 		RunE:  runE(o),
@@ -127,6 +128,7 @@ func printStatus(w io.Writer, st *action.AppStatus) error {
 	}
 	fmt.Fprintln(w)
 	printBandits(w, st)
+	printRollouts(w, st)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Conditions:")
 	if len(st.Conditions) == 0 {
@@ -181,6 +183,34 @@ func printBandits(w io.Writer, st *action.AppStatus) {
 	}
 	if st.BanditsOmitted > 0 {
 		fmt.Fprintf(w, "  (%d older not shown)\n", st.BanditsOmitted)
+	}
+}
+
+// printRollouts prints the rollout experiments that step the release's
+// weights: state, step, next step, last verdict, pause and reason.
+func printRollouts(w io.Writer, st *action.AppStatus) {
+	if len(st.Rollouts) == 0 && st.RolloutsError == "" {
+		return
+	}
+	fmt.Fprintln(w, "Rollouts:")
+	if st.RolloutsError != "" {
+		fmt.Fprintf(w, "  unreadable: %s\n", report.Printable(st.RolloutsError))
+	}
+	for _, r := range st.Rollouts {
+		ro := r.Rollout
+		fmt.Fprintf(w, "  %s (revision %d): %s, loop %d of %d\n", report.Printable(r.Experiment), r.Revision, r.State, r.Loop, r.Loops)
+		fmt.Fprintf(w, "    Step:     %s\n", report.RolloutStep(ro))
+		if ro.NextStepAt != nil {
+			fmt.Fprintf(w, "    Next:     %s\n", ro.NextStepAt.Local().Format(time.TimeOnly))
+		}
+		fmt.Fprintf(w, "    Verdict:  %s\n", dashIfEmpty(report.Printable(ro.Verdict)))
+		if ro.PausedSince != nil {
+			fmt.Fprintf(w, "    Paused:   since %s\n", ro.PausedSince.Local().Format(time.TimeOnly))
+		}
+		fmt.Fprintf(w, "    Reason:   %s\n", dashIfEmpty(report.Printable(ro.Reason)))
+		if r.Stopped != "" {
+			fmt.Fprintf(w, "    Stopped:  %s\n", report.Printable(r.Stopped))
+		}
 	}
 }
 

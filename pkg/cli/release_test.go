@@ -93,16 +93,7 @@ func banditCluster(t *testing.T) *fake.Clientset {
 	t.Helper()
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	end := t0.Add(time.Hour)
-	secret := func(name string, r experiment.Result) runtime.Object {
-		data, err := json.Marshal([]experiment.Result{r})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: store.ResultSecretName(name), Namespace: "team", Labels: map[string]string{store.LabelExperiment: name}},
-			Data:       map[string][]byte{store.ResultsKey: data},
-		}
-	}
+	secret := func(name string, r experiment.Result) runtime.Object { return resultSecret(t, name, r) }
 	return fake.NewClientset(
 		secret("canary-bandit", experiment.Result{
 			Revision: 2, StartTime: t0, EndTime: &end, Loop: 4, Loops: 10,
@@ -125,6 +116,54 @@ func banditCluster(t *testing.T) *fake.Clientset {
 			},
 		}),
 	)
+}
+
+// resultSecret is the result Secret of experiment name in namespace team.
+func resultSecret(t *testing.T, name string, r experiment.Result) runtime.Object {
+	t.Helper()
+	data, err := json.Marshal([]experiment.Result{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: store.ResultSecretName(name), Namespace: "team", Labels: map[string]string{store.LabelExperiment: name}},
+		Data:       map[string][]byte{store.ResultsKey: data},
+	}
+}
+
+// TestReleaseStatusRollouts: a paused rollout of rel shows its step, next
+// step, verdict, pause and reason; one of another release does not show.
+func TestReleaseStatusRollouts(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	next, paused := t0.Add(time.Minute), t0.Add(30*time.Second)
+	client := fake.NewClientset(
+		resultSecret(t, "canary", experiment.Result{Revision: 1, StartTime: t0, Loop: 3, Loops: 10,
+			Tasks: []experiment.TaskResult{{Task: "rollout", State: experiment.TaskSucceeded}},
+			Rollout: &experiment.Rollout{Release: "team/rel", Candidate: "v2", Steps: []int{10, 25, 100}, Step: 1,
+				Weights: map[string]int{"v1": 100, "v2": 0}, Verdict: "passed", PausedSince: &paused, NextStepAt: &next,
+				Reason: "paused: v2 is not ready, so its weight is 0 (v1 100, v2 0) until it is ready"}}),
+		resultSecret(t, "elsewhere", experiment.Result{Revision: 1, StartTime: t0, Loop: 1, Loops: 10,
+			Rollout: &experiment.Rollout{Release: "team/other", Candidate: "v2", Steps: []int{100}, Reason: "other reason"}}),
+	)
+	stdout, stderr, code := executeOn(t, client, "release", "status", "app")
+	if code != 0 {
+		t.Fatalf("release status app: exit %d\nstderr: %s", code, stderr)
+	}
+	want := `Rollouts:
+  canary (revision 1): running, loop 3 of 10
+    Step:     v2 at step 2 of 3 (0%), paused
+    Next:     ` + next.Local().Format(time.TimeOnly) + `
+    Verdict:  passed
+    Paused:   since ` + paused.Local().Format(time.TimeOnly) + `
+    Reason:   paused: v2 is not ready, so its weight is 0 (v1 100, v2 0) until it is ready
+
+Conditions:`
+	if !strings.Contains(stdout, want) {
+		t.Errorf("release status app: stdout\n%s\nwant it to contain\n%s", stdout, want)
+	}
+	if strings.Contains(stdout, "other reason") {
+		t.Errorf("release status app shows the rollout of another release:\n%s", stdout)
+	}
 }
 
 // executeOn runs the kubectl front-end's command tree against client and

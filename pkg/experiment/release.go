@@ -121,6 +121,9 @@ type Rollout struct {
 	Reason string `json:"reason,omitempty"`
 	// PausedSince is when the rollout paused for an unready candidate.
 	PausedSince *time.Time `json:"pausedSince,omitempty"`
+	// NextStepAt is when the next loop, which may take the next step,
+	// starts; nil once the rollout ended.
+	NextStepAt *time.Time `json:"nextStepAt,omitempty"`
 	// Outcome is set once the rollout ends: promoted or rolled back.
 	Outcome string `json:"outcome,omitempty"`
 }

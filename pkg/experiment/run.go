@@ -158,6 +158,10 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 		if res.Loops > 1 {
 			logger.Info("loop started", "loop", loop, "loops", res.Loops)
 		}
+		env.NextLoopAt = time.Time{}
+		if loop < res.Loops {
+			env.NextLoopAt = base.Add(time.Duration(loop) * plan.Interval)
+		}
 		loopStart, first := env.Time(), 0
 		if resumed {
 			loopStart, first = res.loopStart(loopStart), from.task

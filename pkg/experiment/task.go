@@ -55,6 +55,9 @@ type Env struct {
 	// Releases returns what reads and changes app releases' weights,
 	// connecting on first use; nil when there is no cluster.
 	Releases func() (Releases, error)
+	// NextLoopAt is when the next loop of the run starts; zero in the
+	// last loop and in a run without loops.
+	NextLoopAt time.Time
 }
 
 // Logger returns Log, or one that discards when Log is nil (a task run

@@ -160,6 +160,28 @@ func writeSummary(w io.Writer, r *experiment.Result) {
 			fmt.Fprintf(w, "Promoted:\t%s\n", textVersion(b.Promoted))
 		}
 	}
+	if ro := r.Rollout; ro != nil {
+		fmt.Fprintf(w, "Rollout:\t%s at revision %d: %s\n", Printable(ro.Release), ro.Revision, RolloutStep(ro))
+		if ro.Reason != "" {
+			fmt.Fprintf(w, "\t%s\n", Printable(ro.Reason))
+		}
+	}
+}
+
+// RolloutStep says where a rollout is: "v2 at step 2 of 4 (25%), rolled
+// back", the outcome once it ended.
+func RolloutStep(ro *experiment.Rollout) string {
+	s := fmt.Sprintf("%s at step %d of %d (%d%%)", textVersion(ro.Candidate), ro.Step+1, len(ro.Steps), ro.Weights[ro.Candidate])
+	if ro.Step < 0 {
+		s = fmt.Sprintf("%s before its first step (%d%%)", textVersion(ro.Candidate), ro.Weights[ro.Candidate])
+	}
+	switch {
+	case ro.Outcome != "":
+		s += ", " + Printable(ro.Outcome)
+	case ro.PausedSince != nil:
+		s += ", paused"
+	}
+	return s
 }
 
 // writeTasks writes the tasks table. Errors and reasons go below it,

@@ -138,6 +138,35 @@ func TestTextShowsTheBandit(t *testing.T) {
 	}
 }
 
+func TestTextShowsTheRollout(t *testing.T) {
+	paused := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		rollout experiment.Rollout
+		want    string
+	}{
+		{experiment.Rollout{Step: 1, Weights: map[string]int{"a": 75, "b": 25}, Reason: "step 2 of 3: a 75, b 25 (the analysis passed)"},
+			"Rollout:     shop/backend at revision 7: b at step 2 of 3 (25%)\n             step 2 of 3: a 75, b 25"},
+		{experiment.Rollout{Step: 1, Weights: map[string]int{"a": 100, "b": 0}, PausedSince: &paused},
+			"b at step 2 of 3 (0%), paused\n"},
+		{experiment.Rollout{Step: -1, Weights: map[string]int{"a": 100, "b": 0}, Outcome: experiment.RolloutRolledBack},
+			"b before its first step (0%), rolled back\n"},
+		{experiment.Rollout{Step: 2, Weights: map[string]int{"a": 0, "b": 100}, Outcome: experiment.RolloutPromoted},
+			"b at step 3 of 3 (100%), promoted\n"},
+	} {
+		r := result(nil, "")
+		ro := tc.rollout
+		ro.Release, ro.Revision, ro.Candidate, ro.Steps = "shop/backend", 7, "b", []int{10, 25, 100}
+		r.Rollout = &ro
+		var buf bytes.Buffer
+		if err := Write(&buf, r, Text); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("report lacks %q:\n%s", tc.want, buf.String())
+		}
+	}
+}
+
 // TestTextSaysInterrupted: a run a signal stopped says so, not running or
 // failed (its interrupted task counts as failed).
 func TestTextSaysInterrupted(t *testing.T) {
