@@ -163,6 +163,20 @@ func trafficBed(t *testing.T, ctx context.Context, ns, infra string, conversion 
 // trafficBedFor is trafficBed for the versions of another app.
 func trafficBedFor(t *testing.T, ctx context.Context, ns, infra, app string, conversion map[string]float64) *traefik.Traefik {
 	t.Helper()
+	backends := map[string]traefik.BackendConfig{}
+	for v, c := range conversion {
+		backends[v] = traefik.BackendConfig{Conversion: c}
+	}
+	tr, _ := startTrafficBed(t, ctx, ns, infra, app, backends)
+	return tr
+}
+
+// startTrafficBed starts Traefik for namespace ns's Gateway (in infra) and
+// a sample app per version of app, configured by backends (SampleApp and
+// Version are filled in), as the Pods of the versions' Deployments; all
+// stop when the test ends.
+func startTrafficBed(t *testing.T, ctx context.Context, ns, infra, app string, backends map[string]traefik.BackendConfig) (*traefik.Traefik, map[string]*traefik.Backend) {
+	t.Helper()
 	tr, err := traefik.Start(ctx, traefik.Config{Admin: env.Config, Namespace: infra, Gateway: "gateway", Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -179,8 +193,11 @@ func trafficBedFor(t *testing.T, ctx context.Context, ns, infra, app string, con
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range slices.Sorted(maps.Keys(conversion)) {
-		b, err := traefik.StartBackend(ctx, traefik.BackendConfig{SampleApp: bin, Version: v, Conversion: conversion[v]})
+	started := map[string]*traefik.Backend{}
+	for _, v := range slices.Sorted(maps.Keys(backends)) {
+		cfg := backends[v]
+		cfg.SampleApp, cfg.Version = bin, v
+		b, err := traefik.StartBackend(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,6 +210,7 @@ func trafficBedFor(t *testing.T, ctx context.Context, ns, infra, app string, con
 			}
 		})
 		t.Cleanup(podAddresses.Set(ns, app, v, b.IP))
+		started[v] = b
 	}
-	return tr
+	return tr, started
 }

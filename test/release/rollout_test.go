@@ -1,0 +1,310 @@
+package release_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/test/traefik"
+)
+
+// TestRollout is issue 18's acceptance on the test bed, each case with a
+// Traefik, sample apps and namespace of its own: the experiment chart's
+// long-running Job runs the http, assess and rollout tasks every loop
+// under its upgrader account; the http task sends load to each version's
+// own address, and assess holds v2 to an error rate of at most 5%.
+func TestRollout(t *testing.T) {
+	t.Run("a good v2 steps to 100", func(t *testing.T) {
+		t.Parallel()
+		testGoodRollout(t)
+	})
+	t.Run("a bad v2 gets no traffic", func(t *testing.T) {
+		t.Parallel()
+		testBadRollout(t)
+	})
+	t.Run("v2 unready mid-rollout", func(t *testing.T) {
+		t.Parallel()
+		testUnreadyRollout(t)
+	})
+}
+
+// rolloutBed is an app release of v1 and v2 (v1 100, v2 0) behind Traefik.
+type rolloutBed struct {
+	ns       string
+	url      string // Traefik's, for the app
+	backends map[string]*traefik.Backend
+	client   *http.Client
+}
+
+func startRolloutBed(t *testing.T, ctx context.Context, name string, v2Args ...string) *rolloutBed {
+	t.Helper()
+	ns := namespace(t, name)
+	infra := namespace(t, name+"-infra")
+	tr, backends := startTrafficBed(t, ctx, ns, infra, "app", map[string]traefik.BackendConfig{
+		"v1": {}, "v2": {Args: v2Args},
+	})
+	more := map[string]any{"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": infra}}}}
+	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100), deployed("v2", 0)}, more), "--wait")
+	client := traefik.NewClient()
+	t.Cleanup(client.CloseIdleConnections)
+	return &rolloutBed{ns: ns, url: tr.URL + "/", backends: backends, client: client}
+}
+
+// install installs the rollout experiment: loops every interval, the
+// steps, and more --set values.
+func (b *rolloutBed) install(t *testing.T, loops int, interval, steps string, more ...string) {
+	t.Helper()
+	args := []string{"install", "rollout", experimentChart(t), "-n", b.ns,
+		"--set", fmt.Sprintf("tasks={http,assess,rollout},versions={v1,v2},loops=%d,interval=%s", loops, interval),
+		"--set", "http.endpoints[0].version=v1,http.endpoints[0].url=" + b.backends["v1"].URL + "/",
+		"--set", "http.endpoints[1].version=v2,http.endpoints[1].url=" + b.backends["v2"].URL + "/",
+		"--set", "http.numRequests=100,http.qps=200",
+		"--set", "assess.slos[0].metric=http/error-rate,assess.slos[0].upper=0.05,assess.slos[0].version=v2",
+		"--set", "rollout.release=app,rollout.timeout=1m,rollout.steps={" + steps + "}"}
+	for _, m := range more {
+		args = append(args, "--set", m)
+	}
+	mustHelm(t, args...)
+}
+
+// v2Weight is v2's weight in the app's HTTPRoute.
+func (b *rolloutBed) v2Weight(t *testing.T) int64 {
+	return readRoute(t, "gateway-api", b.ns, "app").weights["app-v2"]
+}
+
+// waitWeight waits until the route gives v2 weight w and returns when it
+// saw it.
+func (b *rolloutBed) waitWeight(t *testing.T, ctx context.Context, w int64) time.Time {
+	t.Helper()
+	waitUntil(t, ctx, 2*time.Minute, fmt.Sprintf("v2 at weight %d in the route", w), func() (bool, string) {
+		got := b.v2Weight(t)
+		return got == w, fmt.Sprintf("v2 at %d", got)
+	})
+	return time.Now()
+}
+
+// split waits until Traefik applies the route's split (200 requests within
+// four standard deviations), then counts 1000 requests: v2 gets w% ±3%.
+func (b *rolloutBed) split(t *testing.T, ctx context.Context, w int) {
+	t.Helper()
+	want := map[string]int{"v1": 1000 - 10*w, "v2": 10 * w}
+	eventually(t, ctx, fmt.Sprintf("Traefik sends v2 %d%%", w), func() (bool, string) {
+		counts, errs, first := traefik.Count(ctx, b.client, b.url, nil, 200)
+		near := errs == 0
+		for v, n := range want {
+			near = near && abs(counts[v]-n/5) <= 16
+		}
+		return near, fmt.Sprintf("%v, %d errors (%v)", counts, errs, first)
+	})
+	for v, n := range want {
+		if n == 0 {
+			delete(want, v)
+		}
+	}
+	wantCounts(t, ctx, b.client, b.url, nil, 1000, want, 30)
+}
+
+// rolloutRevisions are the app's revisions that the rollout made, oldest
+// first: their v2 weights and descriptions.
+func rolloutRevisions(t *testing.T, ns string) (weights []int, descriptions []string) {
+	t.Helper()
+	var history []struct {
+		Revision    int    `json:"revision"`
+		Description string `json:"description"`
+	}
+	if err := json.Unmarshal([]byte(mustHelm(t, "history", "app", "-n", ns, "-o", "json", "--max", "100").Stdout), &history); err != nil {
+		t.Fatal(err)
+	}
+	loops := map[string]int{}
+	for _, h := range history {
+		if !strings.HasPrefix(h.Description, "iter8 rollout: experiment rollout") {
+			continue
+		}
+		loop, _, _ := strings.Cut(h.Description[strings.Index(h.Description, ") loop ")+2:], ":")
+		if loops[loop]++; loops[loop] > 1 {
+			t.Errorf("revision %d: a second upgrade in %s", h.Revision, loop)
+		}
+		weights = append(weights, revisionWeights(t, ns, h.Revision)["v2"])
+		descriptions = append(descriptions, h.Description)
+	}
+	return weights, descriptions
+}
+
+// testGoodRollout: v2 steps 10 → 25 → 50 → 100, each step's split checked
+// in 1000 requests, while a sequential client sees no failure; then the
+// run ends with v2 promoted and release status says so.
+func testGoodRollout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	b := startRolloutBed(t, ctx, "rollout-good")
+	load := startLoad(ctx, b.client, b.url)
+	start := time.Now()
+	b.install(t, 6, "10s", "10,25,50,100")
+	for _, w := range []int{10, 25, 50, 100} {
+		b.waitWeight(t, ctx, int64(w))
+		t.Logf("step to %d%% at %v after install", w, time.Since(start).Round(100*time.Millisecond))
+		b.split(t, ctx, w)
+	}
+	res := waitEnd(t, ctx, b.ns, "rollout")
+	sent, failed, first := load.stop()
+	t.Logf("rollout: %s after loop %d of %d (%v after install); the sequential client sent %d requests, %d failed",
+		res.Stopped, res.Loop, res.Loops, time.Since(start).Round(time.Second), sent, failed)
+	if failed != 0 {
+		t.Errorf("the sequential client saw %d of %d requests fail, first: %v", failed, sent, first)
+	}
+	if ro := res.Rollout; ro == nil || ro.Outcome != experiment.RolloutPromoted || ro.Weights["v2"] != 100 {
+		t.Fatalf("rollout %+v (stopped %q), want v2 promoted at 100", res.Rollout, res.Stopped)
+	}
+	weights, descriptions := rolloutRevisions(t, b.ns)
+	if fmt.Sprint(weights) != "[10 25 50 100]" {
+		t.Errorf("the rollout's revisions give v2 %v, want [10 25 50 100]:\n%s", weights, strings.Join(descriptions, "\n"))
+	}
+	status := mustRun(t, ctx, iter8Bin(), "release", "status", "app", "-n", b.ns, "--kubeconfig", env.Kubeconfig).Stdout
+	for _, want := range []string{"Rollouts:", "rollout (revision 1)", "v2 at step 4 of 4 (100%), promoted", "Verdict:  passed"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("release status lacks %q:\n%s", want, status)
+		}
+	}
+}
+
+// testBadRollout: v2 answers 20% of requests with errors. The load sent to
+// it directly in the first loop finds it, so it never gets a step: the
+// run ends rolled back within one interval, no revision is made, and every
+// request through Traefik reaches v1.
+func testBadRollout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b := startRolloutBed(t, ctx, "rollout-bad", "--error-rate", "0.2")
+	start := time.Now()
+	b.install(t, 6, "10s", "10,25,50,100")
+	res := waitEnd(t, ctx, b.ns, "rollout")
+	took := time.Since(start)
+	t.Logf("bad v2: %s after loop %d (%v after install)", res.State(), res.Loop, took.Round(100*time.Millisecond))
+	ro := res.Rollout
+	if ro == nil || ro.Outcome != experiment.RolloutRolledBack || res.Loop != 1 ||
+		!strings.Contains(ro.Reason, "failed before its first step, so it gets no traffic: SLO http/error-rate") {
+		t.Fatalf("rollout %+v after loop %d, want rolled back in loop 1 before its first step", ro, res.Loop)
+	}
+	if took > 10*time.Second+time.Minute { // the interval, and the Job's start on the harness
+		t.Errorf("the rollout ended %v after install, want within one interval of its first loop", took)
+	}
+	if weights, _ := rolloutRevisions(t, b.ns); len(weights) != 0 {
+		t.Errorf("the rollout made revisions giving v2 %v, want none", weights)
+	}
+	wantCounts(t, ctx, b.client, b.url, nil, 1000, map[string]int{"v1": 1000}, 0)
+}
+
+// testUnreadyRollout: at step 2 (25%) the harness holds v2's Pods
+// unready. The rollout takes v2's weight away by an upgrade at the end of
+// the loop, and pauses; requests fail only between v2 turning unready and
+// Traefik applying that upgrade. Ready again, v2 goes back to 25% and on
+// to 50%; held unready once more past progressDeadline, the rollout rolls
+// back.
+func testUnreadyRollout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	b := startRolloutBed(t, ctx, "rollout-unready")
+	b.install(t, 30, "5s", "10,25,50,100", "rollout.progressDeadline=30s")
+	t.Cleanup(func() { harness.HoldUnready(b.ns, "app-v2", false) })
+
+	b.waitWeight(t, ctx, 25)
+	failures := startTimedLoad(ctx, b.client, b.url)
+	unready := time.Now()
+	harness.HoldUnready(b.ns, "app-v2", true)
+	zero := b.waitWeight(t, ctx, 0)
+	t.Logf("v2 unready at step 2: its weight-0 upgrade landed %v later", zero.Sub(unready).Round(100*time.Millisecond))
+	// Once Traefik sends v1 everything, nothing fails.
+	eventually(t, ctx, "Traefik sends v1 everything", func() (bool, string) {
+		counts, errs, first := traefik.Count(ctx, b.client, b.url, nil, 50)
+		return errs == 0 && counts["v1"] == 50, fmt.Sprintf("%v, %d errors (%v)", counts, errs, first)
+	})
+	applied := time.Now()
+	wantCounts(t, ctx, b.client, b.url, nil, 1000, map[string]int{"v1": 1000}, 0)
+	sent, failedTimes := failures.stop()
+	var before, after int
+	for _, at := range failedTimes {
+		switch {
+		case at.Before(unready):
+			t.Errorf("a request failed at %v, before v2 turned unready", at.Format(time.StampMilli))
+		case at.After(applied):
+			after++
+		default:
+			before++
+		}
+	}
+	t.Logf("while v2 was unready: %d of %d requests failed between its turning unready and Traefik applying weight 0 (%v), %d after",
+		before, sent, applied.Sub(unready).Round(100*time.Millisecond), after)
+	if after != 0 {
+		t.Errorf("%d requests failed after the weight-0 upgrade took effect, want none", after)
+	}
+	res := readResult(t, b.ns, "rollout")
+	if ro := res.Rollout; ro == nil || ro.PausedSince == nil || !strings.Contains(ro.Reason, "v2 is not ready") {
+		t.Errorf("rollout %+v, want paused because v2 is not ready", res.Rollout)
+	}
+
+	harness.HoldUnready(b.ns, "app-v2", false)
+	b.waitWeight(t, ctx, 25)
+	b.waitWeight(t, ctx, 50)
+	t.Logf("v2 ready again: back at 25%%, then on to 50%%")
+
+	harness.HoldUnready(b.ns, "app-v2", true)
+	held := time.Now()
+	res = waitEnd(t, ctx, b.ns, "rollout")
+	t.Logf("held unready again: %s %v later: %s", res.State(), time.Since(held).Round(100*time.Millisecond), res.Rollout.Reason)
+	if ro := res.Rollout; ro.Outcome != experiment.RolloutRolledBack || !strings.Contains(ro.Reason, "longer than progressDeadline 30s") {
+		t.Fatalf("rollout %+v, want rolled back past progressDeadline", ro)
+	}
+	if w := b.v2Weight(t); w != 0 {
+		t.Errorf("v2 at %d after the rollback, want 0", w)
+	}
+	weights, descriptions := rolloutRevisions(t, b.ns)
+	if fmt.Sprint(weights) != "[10 25 0 25 50 0]" {
+		t.Errorf("the rollout's revisions give v2 %v, want [10 25 0 25 50 0]:\n%s", weights, strings.Join(descriptions, "\n"))
+	}
+}
+
+// timedLoad sends requests one after another and records when each failed
+// one was sent.
+type timedLoad struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	sent   int
+	failed []time.Time
+}
+
+func startTimedLoad(ctx context.Context, client *http.Client, url string) *timedLoad {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &timedLoad{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for i := 0; i < 100000 && ctx.Err() == nil; i++ {
+			at := time.Now()
+			err := get(ctx, client, url)
+			if ctx.Err() != nil {
+				return
+			}
+			l.mu.Lock()
+			l.sent++
+			if err != nil {
+				l.failed = append(l.failed, at)
+			}
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *timedLoad) stop() (sent int, failed []time.Time) {
+	l.cancel()
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sent, l.failed
+}
