@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -565,5 +566,113 @@ func TestVerdictKeyJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"verdicts":{"http/latency":"worse"}}`), &s); err == nil {
 		t.Error("a verdict key without a candidate decoded without error")
+	}
+}
+
+// watchTask records its runs and the watches between them, and whether a
+// run ever overlapped a watch; it gives the next loop's start it was told.
+type watchTask struct {
+	mu       sync.Mutex
+	events   []string
+	watching bool
+	next     []time.Time
+}
+
+func (w *watchTask) Run(_ context.Context, env *Env) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watching {
+		w.events = append(w.events, "overlap")
+	}
+	w.events = append(w.events, fmt.Sprintf("run %d", env.Result.Loop))
+	w.next = append(w.next, env.NextLoopAt)
+	return nil
+}
+
+func (w *watchTask) Watch(env *Env) func(context.Context) {
+	loop := env.Result.Loop
+	return func(ctx context.Context) {
+		w.mu.Lock()
+		w.watching = true
+		w.events = append(w.events, fmt.Sprintf("watch %d", loop))
+		w.mu.Unlock()
+		<-ctx.Done()
+		w.mu.Lock()
+		w.watching = false
+		w.events = append(w.events, fmt.Sprintf("stop %d", loop))
+		w.mu.Unlock()
+	}
+}
+
+// TestRunWatchesBetweenRuns: a Watcher's watch runs from its task's run
+// to the task's next run, never beside it, and not after the last loop.
+func TestRunWatchesBetweenRuns(t *testing.T) {
+	w := &watchTask{}
+	reg := testRegistry()
+	reg.Register("watch", func(*Decoding) (Task, field.ErrorList) { return w, nil })
+	plan, err := Decode([]byte(header+`spec: {loops: 3, interval: 1m, tasks: [{task: watch}, {task: fake}]}`), DecodeOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	res, err := (&Runner{Now: clock.Now, Wait: clock.Wait}).Run(context.Background(), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if got, want := strings.Join(w.events, ", "), "run 1, watch 1, stop 1, run 2, watch 2, stop 2, run 3"; got != want {
+		t.Errorf("events: %s\nwant:   %s", got, want)
+	}
+	start := res.StartTime
+	if want := []time.Time{start.Add(time.Minute), start.Add(2 * time.Minute), {}}; !slicesEqualTime(w.next, want) {
+		t.Errorf("NextLoopAt per loop %v, want %v", w.next, want)
+	}
+}
+
+// stopTask fails with ErrStopRun in loop 2, and records the failure the
+// run ended with.
+type stopTask struct {
+	failed []string
+}
+
+func (s *stopTask) Run(_ context.Context, env *Env) error {
+	if env.Result.Loop == 2 {
+		return fmt.Errorf("%w: rolled back", ErrStopRun)
+	}
+	return nil
+}
+
+func (s *stopTask) RunFailed(_ context.Context, _ *Env, failure error) {
+	s.failed = append(s.failed, failure.Error())
+}
+
+// TestRunStopsAndHandlesFailure: ErrStopRun ends the run even with
+// failedLoops continue, and the FailureHandler hears of it once; a run
+// that ends well does not call it.
+func TestRunStopsAndHandlesFailure(t *testing.T) {
+	for _, tc := range []struct {
+		spec       string
+		wantLoop   int
+		wantFailed int
+	}{
+		{`spec: {loops: 5, interval: 1m, failedLoops: continue, tasks: [{task: stop}, {task: fake}]}`, 2, 1},
+		{`spec: {loops: 1, tasks: [{task: stop}]}`, 1, 0},
+	} {
+		s := &stopTask{}
+		reg := testRegistry()
+		reg.Register("stop", func(*Decoding) (Task, field.ErrorList) { return s, nil })
+		plan, err := Decode([]byte(header+tc.spec), DecodeOptions{Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		res, err := (&Runner{Now: clock.Now, Wait: clock.Wait}).Run(context.Background(), plan)
+		if (tc.wantFailed > 0) != (err != nil) || res.Loop != tc.wantLoop || len(s.failed) != tc.wantFailed {
+			t.Errorf("%s: %v after loop %d, failure handled %v; want loop %d, %d handled", tc.spec, err, res.Loop, s.failed, tc.wantLoop, tc.wantFailed)
+		}
+		if tc.wantFailed > 0 && (!errors.Is(err, ErrStopRun) || !strings.Contains(s.failed[0], "task 0 (stop): the run stops: rolled back")) {
+			t.Errorf("%s: %v, handled %v", tc.spec, err, s.failed)
+		}
 	}
 }

@@ -12,6 +12,10 @@ import (
 // error's text is the result's Stopped reason.
 var ErrDone = errors.New("the experiment reached its end")
 
+// ErrStopRun is wrapped by a task's error to fail the run at once, even
+// when failedLoops is continue: a rollout that rolled back must not go on.
+var ErrStopRun = errors.New("the run stops")
+
 // Releases reads and changes the traffic weights of an application's
 // release, made with charts/release, by helm upgrade. The core imports no
 // Helm: pkg/action implements it for the bandit task.

@@ -125,6 +125,8 @@ func (r *Runner) env(plan *Plan) *Env {
 // error, which ends the run.
 func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from position) (failure, storeErr error) {
 	res, logger := env.Result, env.Log
+	w := &watches{}
+	defer w.stopAll()
 	wait := r.Wait
 	if wait == nil {
 		wait = waitUntil
@@ -167,14 +169,14 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 			loopStart, first = res.loopStart(loopStart), from.task
 		}
 		var done bool
-		if failure, done, storeErr = r.runTasks(ctx, plan, env, first); storeErr != nil {
+		if failure, done, storeErr = r.runTasks(ctx, plan, env, first, w); storeErr != nil {
 			return failure, storeErr
 		}
 		if res.Loops > 1 {
 			res.addHistory(res.summarize(loop, loopStart, env.Time(), failure != nil))
 		}
 		if failure != nil && (done || loop == res.Loops || plan.Experiment.Spec.FailedLoops != FailedLoopsContinue) {
-			return failure, nil
+			return failure, r.runFailed(ctx, plan, env, w, failure)
 		}
 		if failure != nil {
 			logger.Warn("loop failed; the next loop runs (failedLoops: continue)", "loop", loop, "loops", res.Loops, "error", failure.Error())
@@ -184,7 +186,8 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 			if loop < res.Loops {
 				logger.Info("SLOs not met: later loops are not run (failOnSLOs is set)", "loop", loop, "loops", res.Loops)
 			}
-			return fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet), nil
+			failure = fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet)
+			return failure, r.runFailed(ctx, plan, env, w, failure)
 		}
 		if done {
 			if loop < res.Loops {
@@ -202,7 +205,7 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 // tasks are skipped, whether a task ended the experiment (ErrDone: the
 // loop's other tasks still run), and separately the store's error, which
 // ends the run.
-func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int) (failure error, done bool, storeErr error) {
+func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int, w *watches) (failure error, done bool, storeErr error) {
 	res, logger, now := env.Result, env.Log, env.Time
 	done = first > 0 && res.Stopped != ""
 	for i, t := range plan.Tasks {
@@ -233,6 +236,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int) 
 				continue
 			}
 		}
+		w.stop(i)
 		start := now()
 		tr.State, tr.StartTime = TaskRunning, &start
 		logger.Info("task started", "task", i, "name", t.Spec.Task)
@@ -246,6 +250,9 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int) 
 			logger.Info("the experiment reached its end", "task", i, "name", t.Spec.Task, "reason", err.Error())
 			err = nil
 		}
+		if errors.Is(err, ErrStopRun) {
+			done = true // the run stops even with failedLoops continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("%s%w", interruptedPrefix, err)
@@ -256,6 +263,9 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int) 
 		} else {
 			tr.State = TaskSucceeded
 			logger.Info("task succeeded", "task", i, "name", t.Spec.Task, "duration", tr.Duration.Round(time.Millisecond).String())
+			if wt, ok := t.Task.(Watcher); ok && !done && res.Loop < res.Loops {
+				w.start(ctx, i, wt.Watch(env), logger)
+			}
 		}
 		if err := r.write(ctx, res); err != nil {
 			return failure, done, err
@@ -294,6 +304,68 @@ func waitUntil(ctx context.Context, t time.Time) error {
 
 // runTask turns a panic in a task into a task failure, so that a bug in one
 // task cannot lose the result of the others.
+// runFailed lets the tasks that handle failures act on the failure that
+// ends the run, unless it is an interrupt, and writes the result after.
+func (r *Runner) runFailed(ctx context.Context, plan *Plan, env *Env, w *watches, failure error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	w.stopAll()
+	for _, t := range plan.Tasks {
+		if h, ok := t.Task.(FailureHandler); ok {
+			h.RunFailed(ctx, env, failure)
+		}
+	}
+	return r.write(ctx, env.Result)
+}
+
+// watches are the Watchers' functions running between their tasks' runs,
+// by task index.
+type watches struct {
+	running map[int]*watch
+}
+
+type watch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *watches) start(ctx context.Context, task int, f func(context.Context), logger *slog.Logger) {
+	w.stop(task)
+	ctx, cancel := context.WithCancel(ctx)
+	x := &watch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(x.done)
+		defer func() {
+			// A watch's panic must not end the run.
+			if p := recover(); p != nil {
+				logger.Error("internal error (please report it): a task's watch between its runs stopped", "task", task, "panic", fmt.Sprint(p))
+			}
+		}()
+		f(ctx)
+	}()
+	if w.running == nil {
+		w.running = map[int]*watch{}
+	}
+	w.running[task] = x
+}
+
+// stop ends task's watch and waits for it: it may be finishing an
+// upgrade, which the task's next run must see.
+func (w *watches) stop(task int) {
+	if x, ok := w.running[task]; ok {
+		x.cancel()
+		<-x.done
+		delete(w.running, task)
+	}
+}
+
+func (w *watches) stopAll() {
+	for task := range w.running {
+		w.stop(task)
+	}
+}
+
 func runTask(ctx context.Context, t Task, env *Env) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

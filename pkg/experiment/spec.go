@@ -274,6 +274,7 @@ func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.Error
 			Path:     p.Child("with"),
 			Versions: spec.VersionNames(),
 			Loops:    max(spec.Loops, 1),
+			Interval: plan.Interval,
 			Metrics:  catalog,
 			ReadFile: opts.ReadFile,
 		})

@@ -32,6 +32,26 @@ type Task interface {
 	Run(ctx context.Context, env *Env) error
 }
 
+// A Watcher is a task that keeps acting between its runs, such as a
+// rollout that takes the traffic away from a version that turns unready:
+// after the task succeeds in a loop that is not the last, the runner
+// calls Watch and runs what it returns in a goroutine until the task is
+// about to run again or the run ends (it cancels ctx and waits for the
+// function to return, so the two never overlap). Watch reads what it needs
+// from env at once: the function must not touch env.Result, which other
+// tasks change meanwhile; it may log through env.Logger().
+type Watcher interface {
+	Watch(env *Env) func(ctx context.Context)
+}
+
+// A FailureHandler is a task that must act when a failure ends the run,
+// such as a rollout that puts back the weights from before it: the runner
+// calls RunFailed once, with the failure, after stopping the watches; not
+// for an interrupt, which a resumed run goes on from.
+type FailureHandler interface {
+	RunFailed(ctx context.Context, env *Env, failure error)
+}
+
 // Env is what a running task may use.
 type Env struct {
 	// Result is the result so far; tasks add metrics and verdicts to it.
@@ -95,8 +115,10 @@ type Decoding struct {
 	Path *field.Path
 	// Versions are the versions under test.
 	Versions []string
-	// Loops is how often the tasks run (spec.loops, at least 1).
-	Loops int
+	// Loops is how often the tasks run (spec.loops, at least 1), a loop
+	// every Interval (spec.interval; 0 runs them back to back).
+	Loops    int
+	Interval time.Duration
 	// Metrics lists the metrics that earlier tasks produce; a task that
 	// produces metrics adds them, a task that reads metrics checks them.
 	Metrics *Catalog
