@@ -58,13 +58,15 @@ func (t Target) Connect(env *experiment.Env) (*Conn, error) {
 }
 
 // State reads the release's newest revision; a revision that an earlier
-// attempt of this loop left pending is rolled back first (see Recover).
+// attempt of this run left pending is rolled back first (see recover).
 func (c *Conn) State(ctx context.Context, env *experiment.Env) (experiment.ReleaseState, error) {
 	state, err := c.Releases.Weights(ctx, c.Namespace, c.Release)
 	if err != nil {
 		return state, fmt.Errorf("%s: release %s: %w", c.Task, c.Name, err)
 	}
-	if state.Pending && state.Step == StepLabel(env.Result) {
+	if state.Pending && strings.HasPrefix(state.Step, runLabel(env.Result)) {
+		// This run's own upgrade, of this loop or of a watch between
+		// loops, left pending by a process that died.
 		return c.recover(ctx, env, state)
 	}
 	return state, nil
@@ -85,12 +87,34 @@ func (c *Conn) CheckDeployed(s experiment.ReleaseState) error {
 // Set upgrades the release to weights, describing the new revision with
 // this loop's marker and why, and returns the new revision.
 func (c *Conn) Set(ctx context.Context, env *experiment.Env, revision int, weights map[string]int, why string) (int, error) {
+	return c.SetMarked(ctx, c.Marks(env.Result, ""), revision, weights, why)
+}
+
+// Marks are what an upgrade's revision carries to tell whose it is.
+type Marks struct {
+	// Marker starts the description; Label is the StepLabel.
+	Marker, Label string
+}
+
+// Marks are the marks of this loop's upgrades; a non-empty what (such as
+// "watch") tells apart an upgrade made beside the loop's own, which
+// DoneEarlier then does not take for the loop's.
+func (c *Conn) Marks(r *experiment.Result, what string) Marks {
+	m := Marks{Marker: c.marker(r), Label: StepLabel(r)}
+	if what != "" {
+		m.Marker += " (" + what + ")"
+	}
+	return m
+}
+
+// SetMarked is Set with marks read earlier: for an upgrade made while
+// other tasks change the result.
+func (c *Conn) SetMarked(ctx context.Context, m Marks, revision int, weights map[string]int, why string) (int, error) {
 	// An upgrade in flight is not cut short by an interrupt (the pod's
 	// SIGTERM): a half-done one would leave the release pending, which
 	// refuses every later move. Helm's own timeout bounds it.
 	return c.Releases.SetWeights(context.WithoutCancel(ctx), c.Namespace, c.Release, experiment.WeightChange{
-		Revision: revision, Weights: weights, Timeout: c.Timeout, Description: c.marker(env.Result) + ": " + why,
-		Step: StepLabel(env.Result),
+		Revision: revision, Weights: weights, Timeout: c.Timeout, Description: m.Marker + ": " + why, Step: m.Label,
 	})
 }
 
@@ -114,12 +138,17 @@ func (c *Conn) marker(r *experiment.Result) string {
 // value holds at most 63 characters). Helm keeps a release's labels in
 // later revisions, so only this loop's own label marks its upgrade.
 func StepLabel(r *experiment.Result) string {
-	h := fnv.New32a()
-	h.Write([]byte(r.Experiment))
-	return fmt.Sprintf("%08x-%d-%d-%d", h.Sum32(), r.Revision, r.StartTime.Unix(), r.Loop)
+	return fmt.Sprintf("%s%d", runLabel(r), r.Loop)
 }
 
-// recover rolls back an upgrade that an earlier attempt of this loop left
+// runLabel starts the StepLabel of every upgrade of a run.
+func runLabel(r *experiment.Result) string {
+	h := fnv.New32a()
+	h.Write([]byte(r.Experiment))
+	return fmt.Sprintf("%08x-%d-%d-", h.Sum32(), r.Revision, r.StartTime.Unix())
+}
+
+// recover rolls back an upgrade that an earlier attempt of this run left
 // pending when its process died, once the upgrade is older than twice the
 // timeout (until then that attempt may still be running, as on a node cut
 // off from the cluster), and returns the release's state after.
@@ -135,7 +164,7 @@ func (c *Conn) recover(ctx context.Context, env *experiment.Env, state experimen
 		}
 	}
 	if err := c.Releases.RollBackPending(context.WithoutCancel(ctx), c.Namespace, c.Release, state.Revision, c.Timeout); err != nil {
-		return state, fmt.Errorf("%s: release %s: revision %d, which an earlier attempt of this loop left pending: %w", c.Task, c.Name, state.Revision, err)
+		return state, fmt.Errorf("%s: release %s: revision %d, which an earlier attempt of this run left pending: %w", c.Task, c.Name, state.Revision, err)
 	}
 	env.Logger().Info(c.Task+": rolled back the upgrade an earlier attempt left pending", "release", c.Name, "revision", state.Revision)
 	now, err := c.Releases.Weights(ctx, c.Namespace, c.Release)
