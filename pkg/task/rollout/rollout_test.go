@@ -2,10 +2,12 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,18 +19,24 @@ import (
 // release is an in-memory app release: the task's view of Helm, which
 // pkg/action implements and the cluster tests exercise.
 type release struct {
+	// mu guards everything against a watch between loops.
+	mu    sync.Mutex
 	state experiment.ReleaseState
 	fail  error
 	sets  []map[string]int
 }
 
 func (f *release) Weights(context.Context, string, string) (experiment.ReleaseState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	s := f.state
 	s.Versions = append([]experiment.ReleaseVersion(nil), f.state.Versions...)
 	return s, nil
 }
 
 func (f *release) SetWeights(_ context.Context, _, _ string, c experiment.WeightChange) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.fail != nil {
 		return 0, f.fail
 	}
@@ -49,6 +57,8 @@ func (f *release) RollBackPending(context.Context, string, string, int, time.Dur
 }
 
 func (f *release) weight(v string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, x := range f.state.Versions {
 		if x.Name == v {
 			return x.Weight
@@ -58,6 +68,8 @@ func (f *release) weight(v string) int {
 }
 
 func (f *release) setReady(v string, ready bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for i := range f.state.Versions {
 		if f.state.Versions[i].Name == v {
 			f.state.Versions[i].Ready = ready
@@ -77,7 +89,10 @@ func newRelease(weights ...int) *release {
 func decode(t *testing.T, with string, versions []string, loops int) (*Task, error) {
 	t.Helper()
 	d, _ := experimenttest.Decoding(t, with, versions, nil)
-	d.Loops = loops
+	d.Loops, d.Interval = loops, time.Minute
+	if loops < 0 { // no interval
+		d.Loops, d.Interval = -loops, 0
+	}
 	task, errs := Decode(d)
 	if len(errs) > 0 {
 		return nil, errs.ToAggregate()
@@ -213,9 +228,13 @@ func TestRolloutRollsBackOnAFailedAnalysis(t *testing.T) {
 			if ro := x.r.Rollout; ro.Outcome != experiment.RolloutRolledBack || !strings.Contains(rel.state.Description, "rolled back: the analysis of v2 failed: "+tc.want) {
 				t.Errorf("outcome %q, description %q", ro.Outcome, rel.state.Description)
 			}
-			// A run that goes on (failedLoops continue) never starts again.
-			if err := x.loop(pass); !errors.Is(err, experiment.ErrDone) {
-				t.Errorf("loop after the rollback: %v, want ErrDone", err)
+			// The rollback stops the run, even with failedLoops continue,
+			// and a rollout that ended never starts again.
+			if !errors.Is(err, experiment.ErrStopRun) {
+				t.Errorf("the rollback's error %v does not stop the run", err)
+			}
+			if err := x.loop(pass); !errors.Is(err, experiment.ErrStopRun) {
+				t.Errorf("loop after the rollback: %v, want the run stopped", err)
 			}
 			x.wantSets(10, 0)
 		})
@@ -324,6 +343,51 @@ func TestRolloutPausesForAnUnreadyCandidate(t *testing.T) {
 	}
 	// Its weight was 0 already: the weights from before the rollout hold.
 	x.wantSets(10, 25, 0, 25, 50, 0)
+}
+
+// TestRolloutWatchBetweenLoops: between loops the watch takes the weight
+// of a candidate that turns unready at once; the next run, with the
+// candidate ready again, goes back to the step it was at.
+func TestRolloutWatchBetweenLoops(t *testing.T) {
+	defer func(d time.Duration) { watchEvery = d }(watchEvery)
+	watchEvery = time.Millisecond
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 10)
+	for range 2 {
+		if err := x.loop(pass); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watch := task.Watch(x.env)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { watch(ctx); close(done) }()
+	rel.setReady("v2", false)
+	deadline := time.Now().Add(10 * time.Second)
+	for rel.weight("v2") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch did not take the unready v2's weight within 10s")
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	cancel()
+	<-done
+	x.wantSets(10, 25, 0)
+	if d := rel.state.Description; !strings.Contains(d, ") loop 2 (watch): paused: v2 is not ready (seen between loops)") {
+		t.Errorf("description %q, want the watch's mark", d)
+	}
+	rel.setReady("v2", true)
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0, 25)
+	if r := x.r.Rollout.Reason; !strings.HasPrefix(r, "resumed: v2 ready again, back at step 2 of 4") {
+		t.Errorf("reason %q, want resumed at step 2", r)
+	}
 }
 
 func TestRolloutRetriedLoopAndNewRunTakeNoStepTwice(t *testing.T) {
@@ -449,9 +513,117 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 		{"{release: backend, progressDeadline: soon}", two, 6, "progressDeadline"},
 		{"{release: backend}", []string{"v1"}, 6, "spec.versions"},
 		{"{release: backend, stepz: [10]}", two, 6, "stepz"},
+		{"{release: backend}", two, -6, "spec.interval: Invalid value: \"0s\": a rollout takes a step per loop"},
 	} {
 		if _, err := decode(t, tc.with, tc.versions, tc.loops); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s (versions %v, loops %d): %v, want %q", tc.with, tc.versions, tc.loops, err, tc.want)
 		}
 	}
+}
+
+// TestRolloutRunFailedPutsTheWeightsBack: a failure that ends the run
+// mid-rollout puts back the weights from before it; a rollout that ended
+// is left alone.
+func TestRolloutRunFailedPutsTheWeightsBack(t *testing.T) {
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 6)
+	for range 2 {
+		if err := x.loop(pass); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task.RunFailed(context.Background(), x.env, errors.New("task 0 (http): connection refused"))
+	x.wantSets(10, 25, 0)
+	if ro := x.r.Rollout; ro.Outcome != experiment.RolloutRolledBack || ro.Weights["v2"] != 0 ||
+		!strings.Contains(rel.state.Description, ") loop 2 (after a failure): rolled back: the run failed: task 0 (http): connection refused") {
+		t.Fatalf("rollout %+v, description %q", ro, rel.state.Description)
+	}
+	task.RunFailed(context.Background(), x.env, errors.New("again"))
+	x.wantSets(10, 25, 0)
+}
+
+// TestRolloutLastLoop: the last loop never leaves the rollout short of
+// 100 without rolling back: not with the candidate unready, nor paused
+// and ready again.
+func TestRolloutLastLoop(t *testing.T) {
+	task, err := decode(t, "{release: backend, steps: [50, 100]}", []string{"v1", "v2"}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 4)
+	x.r.Loop = 2
+	if err := x.loop(pass); err != nil { // loop 3: 50
+		t.Fatal(err)
+	}
+	rel.setReady("v2", false)
+	if err := x.loop(pass); !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "out of loops (4) with v2 not ready") {
+		t.Fatalf("last loop, v2 unready: %v, want rolled back", err)
+	}
+	x.wantSets(50, 0)
+
+	rel = newRelease(100, 0)
+	x = newRun(t, task, rel, 4)
+	x.r.Loop = 1
+	if err := x.loop(pass); err != nil { // loop 2: 50
+		t.Fatal(err)
+	}
+	rel.setReady("v2", false)
+	if err := x.loop(pass); err != nil { // loop 3: paused
+		t.Fatal(err)
+	}
+	rel.setReady("v2", true)
+	if err := x.loop(pass); !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "out of loops (4) with v2 paused") {
+		t.Fatalf("last loop, paused v2 ready again: %v, want rolled back, not resumed", err)
+	}
+	x.wantSets(50, 0)
+}
+
+// TestRolloutRetriedResumeClearsThePause: the retried attempt of a loop
+// whose resume an earlier attempt made starts from the stored result,
+// still paused: it takes the resume up and is paused no longer.
+func TestRolloutRetriedResumeClearsThePause(t *testing.T) {
+	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	x := newRun(t, task, rel, 10)
+	for range 2 {
+		if err := x.loop(pass); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel.setReady("v2", false)
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := json.Marshal(x.r.Rollout) // what the result holds before loop 4's task
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.setReady("v2", true)
+	if err := x.loop(pass); err != nil { // loop 4 resumes, then its pod dies
+		t.Fatal(err)
+	}
+	x.r.Loop--
+	x.r.Rollout = &experiment.Rollout{}
+	if err := json.Unmarshal(stored, x.r.Rollout); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0, 25)
+	if ro := x.r.Rollout; ro.PausedSince != nil || ro.Step != 1 {
+		t.Fatalf("retried resume: %+v, want at step 2, not paused", ro)
+	}
+	if err := x.loop(pass); err != nil {
+		t.Fatal(err)
+	}
+	x.wantSets(10, 25, 0, 25, 50)
 }

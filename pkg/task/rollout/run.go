@@ -17,21 +17,21 @@ import (
 )
 
 // ErrRolledBack is wrapped by the error of the loop that rolls back: the
-// rollout failed, and the run stops with the weights from before it.
+// rollout failed, and the run stops (experiment.ErrStopRun, whatever
+// failedLoops says) with the weights from before it.
 var ErrRolledBack = errors.New("rolled back")
 
 // Run takes one step, ends the rollout or says why it did neither; see the
 // package's doc.
-func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+func (t *Task) Run(ctx context.Context, env *experiment.Env) (err error) {
 	c, err := upgrade.Target{Task: Name, Namespace: t.namespace, Release: t.release, Timeout: t.timeout}.Connect(env)
 	if err != nil {
 		return err
 	}
 	r := env.Result
 	if ro := r.Rollout; ro != nil && ro.Outcome != "" {
-		// An earlier loop ended the rollout (a run that goes on after a
-		// failed loop, failedLoops continue): never start it again.
-		return fmt.Errorf("%w: the rollout ended in an earlier loop: %s", experiment.ErrDone, ro.Outcome)
+		// An earlier loop ended the rollout: never start it again.
+		return fmt.Errorf("rollout: %w: the rollout ended in an earlier loop: %s", experiment.ErrStopRun, ro.Outcome)
 	}
 	state, err := c.State(ctx, env)
 	if err != nil {
@@ -57,38 +57,29 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	ro.Revision, ro.Weights, ro.NextStepAt = state.Revision, weights, nil
 	defer func() {
 		r.SetMetric(t.candidate, WeightMetric, float64(ro.Weights[t.candidate]), "%")
-		if next := env.NextLoopAt; ro.Outcome == "" && !next.IsZero() {
+		if next := env.NextLoopAt; err == nil && ro.Outcome == "" && !next.IsZero() {
 			ro.NextStepAt = &next
 		}
 	}()
 
 	if done, ok := c.DoneEarlier(state, r); ok {
-		// This loop's upgrade was made by an earlier attempt (a retried
-		// pod): upgrading again would take two steps in one loop.
-		ro.Reason = done + " (the upgrade of an earlier attempt of this loop)"
-		env.Logger().Info("rollout", "release", c.Name, "reason", ro.Reason)
-		if strings.HasPrefix(done, RolledBackPrefix) {
-			ro.Outcome = experiment.RolloutRolledBack
-			return fmt.Errorf("rollout: release %s: %w: %s", c.Name, ErrRolledBack, strings.TrimPrefix(done, RolledBackPrefix))
-		}
-		if strings.HasPrefix(done, pausedPrefix) {
-			if ro.PausedSince == nil {
-				now := time.Now()
-				ro.PausedSince = &now
-			}
-		} else {
-			ro.Step = t.stepOf(weights[t.candidate])
-		}
-		return nil
+		return t.doneEarlier(env, c, state, done)
 	}
-
+	last := r.Loop >= r.Loops
+	cur := weights[t.candidate]
 	if !ready[t.candidate] {
+		if last {
+			return t.rollBack(ctx, env, c, state.Revision, weights, fmt.Sprintf("out of loops (%d) with %s not ready", r.Loops, t.candidate))
+		}
 		// Before the analysis: an unready candidate's failures are what
 		// the pause and its deadline are for.
 		return t.pause(ctx, env, c, state, weights)
 	}
 	for _, v := range t.versions {
 		if !ready[v] && weights[v] > 0 {
+			if last {
+				return t.rollBack(ctx, env, c, state.Revision, weights, fmt.Sprintf("out of loops (%d) with %s, which has weight %d, not ready", r.Loops, v, weights[v]))
+			}
 			// The readiness gate refuses any upgrade that leaves traffic on
 			// an unready version.
 			ro.Reason = fmt.Sprintf("weights unchanged: %s has weight %d and is not ready", v, weights[v])
@@ -96,39 +87,154 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 			return nil
 		}
 	}
-	cur := weights[t.candidate]
-	started := cur > 0 || ro.Step >= 0
-	verdict, err := t.analysis(r, started)
+	// A candidate without traffic (before its first step, or paused) has
+	// no values from metrics of real traffic: only measured ones count.
+	verdict, err := t.analysis(r, cur > 0)
 	if err != nil {
 		return err
 	}
 	ro.Verdict = cmp.Or(verdict, "passed")
+	paused := ro.PausedSince != nil || (ro.Step >= 0 && cur == 0) // the watch between loops may have paused it
 	switch {
-	case verdict != "" && !started:
+	case verdict != "" && ro.Step < 0:
 		return t.rollBack(ctx, env, c, state.Revision, weights, "the analysis of "+t.candidate+" failed before its first step, so it gets no traffic: "+verdict)
 	case verdict != "":
 		return t.rollBack(ctx, env, c, state.Revision, weights, "the analysis of "+t.candidate+" failed: "+verdict)
-	}
-	if ro.PausedSince != nil {
+	case paused && last:
+		return t.rollBack(ctx, env, c, state.Revision, weights, fmt.Sprintf("out of loops (%d) with %s paused", r.Loops, t.candidate))
+	case paused:
 		// Ready again: back to the step it was at before the pause.
 		ro.PausedSince = nil
-		step := max(ro.Step, 0)
-		ro.Step = step
-		w := t.split(ro.From, t.steps[step])
-		return t.apply(ctx, env, c, state.Revision, w, fmt.Sprintf("resumed: %s ready again, back at step %d of %d (%s)", t.candidate, step+1, len(t.steps), upgrade.Format(t.versions, w)))
-	}
-	if cur == 100 {
+		ro.Step = max(ro.Step, 0)
+		w := t.split(ro.From, t.steps[ro.Step])
+		return t.apply(ctx, env, c, state.Revision, w, fmt.Sprintf("resumed: %s ready again, back at step %d of %d (%s)", t.candidate, ro.Step+1, len(t.steps), upgrade.Format(t.versions, w)))
+	case cur == 100:
 		ro.Outcome, ro.Reason = experiment.RolloutPromoted, fmt.Sprintf("%s at 100%% after %d steps, the analysis passed", t.candidate, len(t.steps))
 		env.Logger().Info("rollout", "release", c.Name, "reason", ro.Reason)
 		return fmt.Errorf("%w: %s %s", experiment.ErrDone, c.Name, ro.Reason)
-	}
-	if r.Loop >= r.Loops {
+	case last:
 		return t.rollBack(ctx, env, c, state.Revision, weights, fmt.Sprintf("out of loops (%d) with %s at %d%%, short of 100%%", r.Loops, t.candidate, cur))
 	}
 	next := t.nextStep(cur)
 	w := t.split(ro.From, t.steps[next])
 	ro.Step = next
 	return t.apply(ctx, env, c, state.Revision, w, fmt.Sprintf("step %d of %d: %s (the analysis passed)", next+1, len(t.steps), upgrade.Format(t.versions, w)))
+}
+
+// doneEarlier takes up this loop's upgrade that an earlier attempt of the
+// loop (a retried pod) made: upgrading again would take two steps in one
+// loop. The stored result is from before that attempt's task ran, so the
+// state is set from what the upgrade did.
+func (t *Task) doneEarlier(env *experiment.Env, c *upgrade.Conn, state experiment.ReleaseState, done string) error {
+	ro := env.Result.Rollout
+	ro.Reason = done + " (the upgrade of an earlier attempt of this loop)"
+	env.Logger().Info("rollout", "release", c.Name, "reason", ro.Reason)
+	switch {
+	case strings.HasPrefix(done, RolledBackPrefix):
+		ro.Outcome, ro.PausedSince = experiment.RolloutRolledBack, nil
+		return fmt.Errorf("rollout: release %s: %w: %w: %s", c.Name, experiment.ErrStopRun, ErrRolledBack, strings.TrimPrefix(done, RolledBackPrefix))
+	case strings.HasPrefix(done, pausedPrefix):
+		if ro.PausedSince == nil {
+			at := state.Updated
+			ro.PausedSince = &at
+		}
+	default:
+		ro.PausedSince, ro.Step = nil, t.stepOf(ro.Weights[t.candidate])
+	}
+	return nil
+}
+
+// RunFailed implements experiment.FailureHandler: a run that a failure
+// ends (a task before the rollout that failed, an upgrade refused, SLOs
+// not met with failOnSLOs) must not leave the candidate's traffic where
+// an unfinished rollout put it, so the weights from before the rollout
+// are put back.
+func (t *Task) RunFailed(ctx context.Context, env *experiment.Env, failure error) {
+	ro := env.Result.Rollout
+	if ro == nil || ro.Outcome != "" {
+		return
+	}
+	log := env.Logger()
+	c, err := upgrade.Target{Task: Name, Namespace: t.namespace, Release: t.release, Timeout: t.timeout}.Connect(env)
+	if err != nil {
+		log.Error("rollout: the run failed and the weights from before the rollout could not be put back", "error", err.Error())
+		return
+	}
+	state, err := c.State(ctx, env)
+	if err == nil {
+		err = c.CheckDeployed(state)
+	}
+	var weights map[string]int
+	if err == nil {
+		weights, _, err = upgrade.Percentages(state)
+	}
+	if err != nil {
+		log.Error("rollout: the run failed and the weights from before the rollout could not be put back", "release", c.Name, "error", err.Error())
+		return
+	}
+	why := RolledBackPrefix + "the run failed: " + failure.Error()
+	if !maps.Equal(weights, ro.From) {
+		rev, err := c.SetMarked(ctx, c.Marks(env.Result, "after a failure"), state.Revision, ro.From, why)
+		if err != nil {
+			log.Error("rollout: the run failed and the weights from before the rollout could not be put back", "release", c.Name, "error", err.Error())
+			return
+		}
+		ro.Revision, ro.Weights = rev, ro.From
+	}
+	ro.Outcome, ro.Reason, ro.PausedSince, ro.NextStepAt = experiment.RolloutRolledBack, why, nil, nil
+	log.Warn("rollout", "release", c.Name, "reason", why)
+}
+
+// watchEvery is how often the watch between loops reads the release.
+var watchEvery = time.Second
+
+// Watch implements experiment.Watcher: between the task's runs, every
+// watchEvery, it reads the release, and when the candidate has weight and
+// is not ready it takes the weight away at once (the readiness gate allows
+// it), rather than at the end of the next loop. The next run sees the
+// pause and goes on with it. The runner never runs the watch beside the
+// task's own run, so the two upgrades never contend for Helm's release
+// lock; a watch cancelled in the middle of its upgrade finishes it.
+func (t *Task) Watch(env *experiment.Env) func(context.Context) {
+	ro := env.Result.Rollout
+	if ro == nil || ro.Outcome != "" {
+		return func(context.Context) {}
+	}
+	c, err := upgrade.Target{Task: Name, Namespace: t.namespace, Release: t.release, Timeout: t.timeout}.Connect(env)
+	if err != nil {
+		return func(context.Context) {}
+	}
+	marks, zero, log := c.Marks(env.Result, "watch"), t.split(ro.From, 0), env.Logger()
+	return func(ctx context.Context) {
+		tick := time.NewTicker(watchEvery)
+		defer tick.Stop()
+		failed := "" // the last failure logged, so that a lasting one is logged once
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			state, err := c.Releases.Weights(ctx, c.Namespace, c.Release)
+			if err != nil || state.Pending || state.Status != "deployed" {
+				continue
+			}
+			weights, ready, err := upgrade.Percentages(state)
+			if err != nil || ready[t.candidate] || weights[t.candidate] == 0 {
+				continue
+			}
+			why := fmt.Sprintf(pausedPrefix+"%s is not ready (seen between loops), so its weight is 0 (%s) until it is ready", t.candidate, upgrade.Format(t.versions, zero))
+			rev, err := c.SetMarked(ctx, marks, state.Revision, zero, why)
+			if err != nil {
+				if err.Error() != failed {
+					failed = err.Error()
+					log.Warn("rollout: the watch between loops could not take an unready candidate's weight away; it tries again every second", "release", c.Name, "error", failed)
+				}
+				continue
+			}
+			log.Info("rollout", "release", c.Name, "revision", rev, "reason", why)
+		}
+	}
 }
 
 // RolledBackPrefix starts the description of a rollback's revision, and
@@ -162,17 +268,19 @@ func (t *Task) pause(ctx context.Context, env *experiment.Env, c *upgrade.Conn, 
 	return t.apply(ctx, env, c, state.Revision, w, fmt.Sprintf(pausedPrefix+"%s, so its weight is 0 (%s) until it is ready", unready, upgrade.Format(t.versions, w)))
 }
 
-// rollBack restores the weights from before the rollout and ends it.
+// rollBack restores the weights from before the rollout and ends it,
+// stopping the run; when the upgrade fails the run stops too, and
+// RunFailed tries again.
 func (t *Task) rollBack(ctx context.Context, env *experiment.Env, c *upgrade.Conn, revision int, weights map[string]int, why string) error {
 	ro := env.Result.Rollout
 	if !maps.Equal(weights, ro.From) {
 		if err := t.apply(ctx, env, c, revision, ro.From, RolledBackPrefix+why); err != nil {
-			return err
+			return fmt.Errorf("%w: rolling back (%s): %w", experiment.ErrStopRun, why, err)
 		}
 	}
-	ro.Outcome, ro.Reason = experiment.RolloutRolledBack, RolledBackPrefix+why
+	ro.Outcome, ro.Reason, ro.PausedSince = experiment.RolloutRolledBack, RolledBackPrefix+why, nil
 	env.Logger().Warn("rollout", "release", c.Name, "reason", ro.Reason)
-	return fmt.Errorf("rollout: release %s: %w: %s", c.Name, ErrRolledBack, why)
+	return fmt.Errorf("rollout: release %s: %w: %w: %s", c.Name, experiment.ErrStopRun, ErrRolledBack, why)
 }
 
 // apply upgrades the release to weights, recording why.
@@ -197,21 +305,21 @@ func (t *Task) apply(ctx context.Context, env *experiment.Env, c *upgrade.Conn, 
 
 // analysis is why the loop's analysis of the candidate failed, or "" when
 // it passed: an SLO of the candidate not met, or a sequential comparison
-// with the baseline that says worse. Once the rollout has started, a loop
-// without any of them has no analysis: an error, since a rollout must not
-// advance blind. Before the first step only what was measured counts:
-// metrics of real traffic (Prometheus) have no values for a candidate
-// without traffic, while load sent to each version directly finds a bad
+// with the baseline that says worse. A loop without any of them has no
+// analysis: an error, since a rollout must not advance blind. For a
+// candidate without traffic (before its first step, or paused) only what
+// was measured counts: metrics of real traffic (Prometheus) have no
+// values for it, while load sent to each version directly finds a bad
 // candidate before any user reaches it.
-func (t *Task) analysis(r *experiment.Result, started bool) (string, error) {
+func (t *Task) analysis(r *experiment.Result, withTraffic bool) (string, error) {
 	var failed []string
 	checks := 0
 	for _, s := range r.SLOs {
-		if s.Version != t.candidate || (!started && s.Value == nil) {
+		if s.Version != t.candidate {
 			continue
 		}
 		checks++
-		if !s.Satisfied {
+		if !s.Satisfied && (withTraffic || s.Value != nil) {
 			failed = append(failed, "SLO "+sloText(s))
 		}
 	}
@@ -226,7 +334,7 @@ func (t *Task) analysis(r *experiment.Result, started bool) (string, error) {
 			failed = append(failed, fmt.Sprintf("%s worse than the baseline %s", comp.Metric, t.baseline))
 		}
 	}
-	if checks == 0 && started {
+	if checks == 0 {
 		return "", fmt.Errorf("rollout: no analysis of %s in this loop: an assess task before the rollout must give it SLOs or sequential comparisons with the baseline %s; the weights are left as they are", t.candidate, t.baseline)
 	}
 	return strings.Join(failed, "; "), nil

@@ -8,31 +8,35 @@
 // result: the candidate's SLO verdicts (assess) and the sequential
 // comparisons of the candidate with the baseline. It fails when an SLO of
 // the candidate is not met or a sequential comparison says worse
-// (fixed-sample comparisons, looked at every loop, are not used). Each
-// loop it:
+// (fixed-sample comparisons, looked at every loop, are not used); a loop
+// without any of them is an error. Each loop it:
 //
 //  1. reads the release's newest revision; one that is pending or not
 //     deployed, whose strategy is not canary (or none), or whose versions
 //     are not the spec's stops the experiment with nothing changed;
-//  2. on a failed analysis, upgrades to the weights from before the
-//     rollout and ends it (rolled back); before the first step only
-//     measured values count (a candidate without traffic has none from
-//     Prometheus), and a candidate that fails then never gets traffic;
-//  3. when the candidate is not ready, takes its weight away (weight 0,
-//     which the readiness gate allows) and pauses; ready again, it goes
-//     back to the step it was at; paused longer than progressDeadline,
-//     it rolls back;
-//  4. with the candidate at the last step (100) and a passed analysis,
-//     ends the experiment: promoted (experiment.ErrDone);
-//  5. else upgrades to the next step; the other versions share the rest
+//  2. when the candidate is not ready, takes its weight away (weight 0,
+//     which the readiness gate allows) and pauses; paused longer than
+//     progressDeadline, it rolls back;
+//  3. on a failed analysis, upgrades to the weights from before the
+//     rollout and stops the run (rolled back, experiment.ErrStopRun); a
+//     candidate without traffic (before its first step, or paused) is
+//     judged only on measured values (Prometheus has none for it), and
+//     one that fails before its first step never gets traffic;
+//  4. ready again after a pause, goes back to the step it was at;
+//  5. with the candidate at the last step (100), ends the experiment:
+//     promoted (experiment.ErrDone);
+//  6. else upgrades to the next step; the other versions share the rest
 //     in their ratio from before the rollout.
 //
-// A rollout that has not reached 100 by the last loop rolls back. Every
-// change is a helm upgrade of the release's own chart (`helm history`
-// tells the story; the release's gates apply), marked with its loop so
-// that a retried attempt of a loop never takes a second step, and a
-// rollout started again (a retried Job, a new run) goes on from the
-// step the route is at.
+// The last loop never leaves the rollout short of 100: it rolls back.
+// Between loops a watch (experiment.Watcher) reads the release every
+// second and takes the weight of a candidate that turns unready away at
+// once; a failure that ends the run (experiment.FailureHandler) puts the
+// weights from before the rollout back. Every change is a helm upgrade of
+// the release's own chart (`helm history` tells the story; the release's
+// gates apply), marked with its run and loop so that a retried attempt of
+// a loop never takes a second step, and a rollout started again (a new
+// run) goes on from the step the route is at.
 package rollout
 
 import (
@@ -123,6 +127,10 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		if fe := checkSteps(in.Steps, p.Child("steps")); fe != nil {
 			errs = append(errs, fe)
 		}
+	}
+	if d.Interval <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "interval"), d.Interval.String(),
+			"a rollout takes a step per loop, each on its own loop's analysis: give an interval between loops, such as 5m"))
 	}
 	if d.Loops < len(t.steps)+1 {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "loops"), d.Loops,
