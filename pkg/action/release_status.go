@@ -99,11 +99,13 @@ type AppStatus struct {
 	// that were read, stand.
 	BanditsError string `json:"banditsError,omitempty"`
 	// Rollouts are the rollout experiments that step this release's
-	// weights, newest first, at most MaxBandits of them; RolloutsError
-	// says why the experiments could not be read. A rollout whose task
+	// weights, newest first, at most MaxBandits of them; RolloutsOmitted
+	// counts the older ones left out, and RolloutsError says why the
+	// experiments could not be read. A rollout whose task
 	// has not run yet names no release and is not shown.
-	Rollouts      []RolloutStatus `json:"rollouts"`
-	RolloutsError string          `json:"rolloutsError,omitempty"`
+	Rollouts        []RolloutStatus `json:"rollouts"`
+	RolloutsOmitted int             `json:"rolloutsOmitted,omitempty"`
+	RolloutsError   string          `json:"rolloutsError,omitempty"`
 }
 
 // RolloutStatus is where a rollout experiment has taken the release.
@@ -264,7 +266,11 @@ func (a *ReleaseStatus) Run(ctx context.Context) (*AppStatus, error) {
 		if err != nil {
 			st.RolloutsError = err.Error()
 		}
-		st.Rollouts = append(st.Rollouts, rs[:min(len(rs), MaxBandits)]...)
+		if len(rs) > MaxBandits {
+			st.RolloutsOmitted = len(rs) - MaxBandits
+			rs = rs[:MaxBandits]
+		}
+		st.Rollouts = append(st.Rollouts, rs...)
 	}
 	return st, nil
 }

@@ -201,16 +201,19 @@ func printRollouts(w io.Writer, st *action.AppStatus) {
 		fmt.Fprintf(w, "  %s (revision %d): %s, loop %d of %d\n", report.Printable(r.Experiment), r.Revision, r.State, r.Loop, r.Loops)
 		fmt.Fprintf(w, "    Step:     %s\n", report.RolloutStep(ro))
 		if ro.NextStepAt != nil {
-			fmt.Fprintf(w, "    Next:     %s\n", ro.NextStepAt.Local().Format(time.TimeOnly))
+			fmt.Fprintf(w, "    Next:     %s\n", ro.NextStepAt.Local().Format(time.DateTime))
 		}
 		fmt.Fprintf(w, "    Verdict:  %s\n", dashIfEmpty(report.Printable(ro.Verdict)))
 		if ro.PausedSince != nil {
-			fmt.Fprintf(w, "    Paused:   since %s\n", ro.PausedSince.Local().Format(time.TimeOnly))
+			fmt.Fprintf(w, "    Paused:   since %s\n", ro.PausedSince.Local().Format(time.DateTime))
 		}
 		fmt.Fprintf(w, "    Reason:   %s\n", dashIfEmpty(report.Printable(ro.Reason)))
 		if r.Stopped != "" {
 			fmt.Fprintf(w, "    Stopped:  %s\n", report.Printable(r.Stopped))
 		}
+	}
+	if st.RolloutsOmitted > 0 {
+		fmt.Fprintf(w, "  (%d older not shown)\n", st.RolloutsOmitted)
 	}
 }
 
