@@ -6,13 +6,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
-const releaseDesc = `Show, promote and roll back an app's release of the release chart
-(charts/release), which routes the app's versions through a Gateway API
-HTTPRoute or an Istio VirtualService named after the app.
+const releaseDesc = `Show, promote, roll out and roll back an app's release of the release
+chart (charts/release), which routes the app's versions through a Gateway
+API HTTPRoute or an Istio VirtualService named after the app.
 
 Examples:
   %[1]s release status app -n team-a
   %[1]s release promote app v2 --wait
+  %[1]s release rollout app v2 --url v2=http://app-v2.team-a:8080/ --slo http/error-rate<=0.01
   %[1]s release rollback app --wait`
 
 const releaseStatusDesc = `Show what an app's route sends where, and how ready each version is.
@@ -56,14 +57,14 @@ Examples:
 func newReleaseCmd(e *cmdEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "release",
-		Short: "Show, promote and roll back an app's release (charts/release)",
+		Short: "Show, promote, roll out and roll back an app's release (charts/release)",
 		Long:  fmt.Sprintf(releaseDesc, e.name),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newReleaseStatusCmd(e), newReleasePromoteCmd(e), newReleaseRollbackCmd(e))
+	cmd.AddCommand(newReleaseStatusCmd(e), newReleasePromoteCmd(e), newReleaseRollbackCmd(e), newReleaseRolloutCmd(e))
 	return cmd
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,9 +155,9 @@ func TestReleaseStatusRollouts(t *testing.T) {
 	want := `Rollouts:
   canary (revision 1): running, loop 3 of 10
     Step:     v2 at step 2 of 3 (0%), paused
-    Next:     ` + next.Local().Format(time.TimeOnly) + `
+    Next:     ` + next.Local().Format(time.DateTime) + `
     Verdict:  passed
-    Paused:   since ` + paused.Local().Format(time.TimeOnly) + `
+    Paused:   since ` + paused.Local().Format(time.DateTime) + `
     Reason:   paused: v2 is not ready, so its weight is 0 (v1 100, v2 0) until it is ready
 
 Conditions:`
@@ -322,5 +325,61 @@ func TestReleaseStatusBanditsBeforeTheirFirstLoop(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("release status app: stdout\n%s\nwant it to contain\n%s", stdout, want)
 		}
+	}
+}
+
+// TestReleaseRolloutRefusesBadFlags: each bad flag is refused, naming it,
+// before the cluster is read or anything is written.
+func TestReleaseRolloutRefusesBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	ok := []string{"release", "rollout", "app", "v2", "--url", "v2=http://app-v2.team:8080/", "--slo", "http/error-rate<=0.01",
+		"--spec", filepath.Join(dir, "rollout.yaml")}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"steps falling", []string{"--steps", "10,5,100"}, "steps [10 5 100]: step 2 is 5"},
+		{"steps not ending at 100", []string{"--steps", "10,50"}, "steps [10 50]: want weights from 1 to 100"},
+		{"step 0", []string{"--steps", "0,100"}, "step 1 is 0"},
+		{"interval 0", []string{"--interval", "0s"}, "interval 0s: want above 0"},
+		{"interval too long", []string{"--interval", "48h"}, "interval 48h0m0s: want above 0 and at most 24h0m0s"},
+		{"timeout 0", []string{"--timeout", "0s"}, "timeout 0s"},
+		{"negative progress deadline", []string{"--progress-deadline", "-1s"}, "progress deadline -1s"},
+		{"requests 0", []string{"--requests", "0"}, "requests 0"},
+		{"url without =", []string{"--url", "v1"}, `--url "v1": want VERSION=URL`},
+		{"url twice", []string{"--url", "v2=http://other/"}, "--url: version v2 given twice"},
+		{"url not http", []string{"--url", "v1=ftp://app-v1/"}, "url v1=ftp://app-v1/: want an absolute http or https URL"},
+		{"url version not a name", []string{"--url", "V_1=http://app/"}, `url V_1=...: version "V_1"`},
+		{"slo without bound", []string{"--slo", "http/error-rate"}, `slo "http/error-rate": want METRIC<=NUMBER`},
+		{"slo bound not a number", []string{"--slo", "http/error-rate<=low"}, `slo "http/error-rate<=low": "low" is not a finite number`},
+		{"baseline is the candidate", []string{"--baseline", "v2"}, "baseline v2: the candidate v2 must differ from it"},
+		{"output", []string{"-o", "xml"}, `release rollout: -o: unknown output format "xml"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := executeOn(t, fake.NewClientset(), append(slices.Clone(ok), tc.args...)...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no url for the candidate", []string{"release", "rollout", "app", "v2", "--url", "v1=http://app-v1/", "--slo", "http/error-rate<=0.01"}, "url: none for the candidate v2"},
+		{"no slo", []string{"release", "rollout", "app", "v2", "--url", "v2=http://app-v2/"}, "slo: none"},
+		{"version not a name", []string{"release", "rollout", "app", "V2", "--url", "V2=http://app-v2/", "--slo", "http/error-rate<=0.01"}, `version "V2"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := executeOn(t, fake.NewClientset(), tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("files written: %v, want none", entries)
 	}
 }
