@@ -3,14 +3,19 @@ package release_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/test/testbed"
 	"github.com/iter8-tools/iter8/test/traefik"
 )
 
@@ -32,14 +37,18 @@ func TestRollout(t *testing.T) {
 		t.Parallel()
 		testUnreadyRollout(t)
 	})
+	t.Run("release rollout from the command line", func(t *testing.T) {
+		t.Parallel()
+		testRolloutCommand(t)
+	})
 }
 
 // rolloutBed is an app release of v1 and v2 (v1 100, v2 0) behind Traefik.
 type rolloutBed struct {
-	ns       string
-	url      string // Traefik's, for the app
-	backends map[string]*traefik.Backend
-	client   *http.Client
+	ns, infra string
+	url       string // Traefik's, for the app
+	backends  map[string]*traefik.Backend
+	client    *http.Client
 }
 
 func startRolloutBed(t *testing.T, ctx context.Context, name string, v2Args ...string) *rolloutBed {
@@ -53,7 +62,7 @@ func startRolloutBed(t *testing.T, ctx context.Context, name string, v2Args ...s
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100), deployed("v2", 0)}, more), "--wait")
 	client := traefik.NewClient()
 	t.Cleanup(client.CloseIdleConnections)
-	return &rolloutBed{ns: ns, url: tr.URL + "/", backends: backends, client: client}
+	return &rolloutBed{ns: ns, infra: infra, url: tr.URL + "/", backends: backends, client: client}
 }
 
 // install installs the rollout experiment: loops every interval, the
@@ -126,9 +135,12 @@ func rolloutRevisions(t *testing.T, ns string) (weights []int, descriptions []st
 		if !strings.HasPrefix(h.Description, "iter8 rollout: experiment rollout") {
 			continue
 		}
-		loop, _, _ := strings.Cut(h.Description[strings.Index(h.Description, ") loop ")+2:], ":")
-		if loops[loop]++; loops[loop] > 1 {
-			t.Errorf("revision %d: a second upgrade in %s", h.Revision, loop)
+		// The marker names the run (its start) and the loop.
+		i := strings.Index(h.Description, ") loop ")
+		loop, _, _ := strings.Cut(h.Description[i:], ":")
+		marker := h.Description[:i] + loop
+		if loops[marker]++; loops[marker] > 1 {
+			t.Errorf("revision %d: a second upgrade in %s", h.Revision, marker)
 		}
 		weights = append(weights, revisionWeights(t, ns, h.Revision)["v2"])
 		descriptions = append(descriptions, h.Description)
@@ -266,6 +278,86 @@ func testUnreadyRollout(t *testing.T) {
 	weights, descriptions := rolloutRevisions(t, b.ns)
 	if fmt.Sprint(weights) != "[10 25 0 25 50 0]" {
 		t.Errorf("the rollout's revisions give v2 %v, want [10 25 0 25 50 0]:\n%s", weights, strings.Join(descriptions, "\n"))
+	}
+}
+
+// testRolloutCommand: release rollout runs the rollout from the test's
+// process. Bad flags change nothing; Ctrl-C leaves the route at its step,
+// not pending; run again, it goes on from there to the promotion without
+// taking a step twice; objectives the candidate cannot meet exit 1 with
+// nothing changed.
+func testRolloutCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	defer cancel()
+	b := startRolloutBed(t, ctx, "rollout-cli")
+	dir := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"release", "rollout", "app", "v2", "-n", b.ns, "--kubeconfig", env.Kubeconfig,
+			"--url", "v1=" + b.backends["v1"].URL + "/", "--url", "v2=" + b.backends["v2"].URL + "/",
+			"--slo", "http/error-rate<=0.05", "--requests", "50", "--interval", "3s", "--timeout", "1m",
+			"--spec", filepath.Join(dir, "rollout.yaml")}, more...)
+	}
+	revisions := func() string {
+		return strings.TrimSpace(mustHelm(t, "history", "app", "-n", b.ns, "-o", "json", "--max", "100").Stdout)
+	}
+	before := revisions()
+	for _, bad := range [][]string{
+		{"--steps", "10,5,100"}, {"--interval", "0s"}, {"--slo", "http/error-rate"}, {"--url", "v3=ftp://x/"},
+		{"--baseline", "v3"}, // not one of the release's versions: found on reading it
+	} {
+		o := testbed.Run(t, ctx, exec.CommandContext(ctx, iter8Bin(), args(bad...)...))
+		if o.Code != 2 || !strings.Contains(o.Stderr, "release rollout") {
+			t.Errorf("%v: want exit 2 naming the flag: %s", bad, o)
+		}
+	}
+	if after := revisions(); after != before {
+		t.Fatalf("bad flags changed the release's history:\n%s\nwant\n%s", after, before)
+	}
+
+	// Interrupted once v2 has a step.
+	cmd := exec.CommandContext(ctx, iter8Bin(), args("--steps", "20,40,60,80,100")...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b.waitWeight(t, ctx, 40)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out.String(), "interrupted; the route stays where the rollout took it") {
+		t.Fatalf("interrupted: %v, want exit 1 saying where the route stays:\n%s", err, out.String())
+	}
+	w := b.v2Weight(t)
+	st := mustHelm(t, "status", "app", "-n", b.ns, "-o", "json").Stdout
+	if (w != 40 && w != 60) || !strings.Contains(st, `"status":"deployed"`) {
+		t.Fatalf("after Ctrl-C: v2 at %d, release %s; want a step (40 or 60) and deployed", w, st)
+	}
+	t.Logf("interrupted at v2 %d%%", w)
+
+	// Again: on from the route's step to the promotion.
+	o := testbed.Run(t, ctx, exec.CommandContext(ctx, iter8Bin(), args("--steps", "20,40,60,80,100")...))
+	if o.Code != 0 || !strings.Contains(o.Stdout, "v2 at step 5 of 5 (100%), promoted") {
+		t.Fatalf("run again: want exit 0 and promoted: %s", o)
+	}
+	weights, descriptions := rolloutRevisions(t, b.ns)
+	if fmt.Sprint(weights) != "[20 40 60 80 100]" {
+		t.Errorf("the rollouts' revisions give v2 %v, want [20 40 60 80 100] (no step twice):\n%s", weights, strings.Join(descriptions, "\n"))
+	}
+	b.split(t, ctx, 100)
+
+	// Objectives v2 cannot meet: exit 1, nothing changed.
+	mustUpgrade(t, b.ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100), deployed("v2", 0)},
+		map[string]any{"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": b.infra}}}}), "--wait")
+	before = revisions()
+	o = testbed.Run(t, ctx, exec.CommandContext(ctx, iter8Bin(), args("--slo", "http/latency-p50<=0.0001")...))
+	if o.Code != 1 || !strings.Contains(o.Stdout, "rolled back") {
+		t.Fatalf("unmeetable objective: want exit 1, rolled back: %s", o)
+	}
+	if after := revisions(); after != before {
+		t.Errorf("a rollout that never started changed the release's history")
 	}
 }
 
