@@ -149,8 +149,9 @@ func rolloutRevisions(t *testing.T, ns string) (weights []int, descriptions []st
 }
 
 // testGoodRollout: v2 steps 10 → 25 → 50 → 100, each step's split checked
-// in 1000 requests, while a sequential client sees no failure; then the
-// run ends with v2 promoted and release status says so.
+// in 1000 requests, while a sequential client sees no failure; the Job's
+// pod is killed at 25% and its retry goes on; the run ends with v2
+// promoted and release status says so.
 func testGoodRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
@@ -162,6 +163,14 @@ func testGoodRollout(t *testing.T) {
 		b.waitWeight(t, ctx, int64(w))
 		t.Logf("step to %d%% at %v after install", w, time.Since(start).Round(100*time.Millisecond))
 		b.split(t, ctx, w)
+		if w == 25 {
+			// The retried pod goes on from the stored result and the
+			// route: no step twice (rolloutRevisions checks).
+			if err := harness.KillJobPod(b.ns, "rollout-iter8-run-1"); err != nil {
+				t.Fatalf("kill the Job's pod: %v", err)
+			}
+			t.Logf("killed the Job's pod (kill -9) at 25%%")
+		}
 	}
 	res := waitEnd(t, ctx, b.ns, "rollout")
 	sent, failed, first := load.stop()
@@ -173,6 +182,7 @@ func testGoodRollout(t *testing.T) {
 	if ro := res.Rollout; ro == nil || ro.Outcome != experiment.RolloutPromoted || ro.Weights["v2"] != 100 {
 		t.Fatalf("rollout %+v (stopped %q), want v2 promoted at 100", res.Rollout, res.Stopped)
 	}
+	checkResumed(t, res, true)
 	weights, descriptions := rolloutRevisions(t, b.ns)
 	if fmt.Sprint(weights) != "[10 25 50 100]" {
 		t.Errorf("the rollout's revisions give v2 %v, want [10 25 50 100]:\n%s", weights, strings.Join(descriptions, "\n"))
