@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,37 @@ func (c *Conn) State(ctx context.Context, env *experiment.Env) (experiment.Relea
 	return state, nil
 }
 
+// Read reads the release's newest revision (see State) and refuses one
+// that an operation holds, that is not deployed, that does not split
+// traffic by weight, or whose versions are not the experiment's: the task
+// then stops and changes nothing. It returns the state with its weights
+// as percentages and its versions' readiness, by name.
+func (c *Conn) Read(ctx context.Context, env *experiment.Env, versions []string) (experiment.ReleaseState, map[string]int, map[string]bool, error) {
+	state, err := c.State(ctx, env)
+	if err != nil {
+		return state, nil, nil, err
+	}
+	if err := c.CheckDeployed(state); err != nil {
+		return state, nil, nil, err
+	}
+	if state.Strategy != string(route.Canary) && state.Strategy != string(route.None) {
+		return state, nil, nil, fmt.Errorf("%s: release %s has strategy %q: the %s splits traffic by weight, which needs strategy canary (or none)", c.Task, c.Name, state.Strategy, c.Task)
+	}
+	names := make([]string, len(state.Versions))
+	for i, v := range state.Versions {
+		names[i] = v.Name
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(versions))) {
+		return state, nil, nil, fmt.Errorf("%s: release %s has versions %s, the experiment %s: the versions changed, so the %s stops and changes nothing",
+			c.Task, c.Name, strings.Join(names, ", "), strings.Join(versions, ", "), c.Task)
+	}
+	weights, ready, err := Percentages(state)
+	if err != nil {
+		return state, nil, nil, fmt.Errorf("%s: release %s: %w", c.Task, c.Name, err)
+	}
+	return state, weights, ready, nil
+}
+
 // CheckDeployed refuses a release that an operation holds or that is not
 // deployed: the task then changes nothing.
 func (c *Conn) CheckDeployed(s experiment.ReleaseState) error {
@@ -88,6 +120,25 @@ func (c *Conn) CheckDeployed(s experiment.ReleaseState) error {
 // this loop's marker and why, and returns the new revision.
 func (c *Conn) Set(ctx context.Context, env *experiment.Env, revision int, weights map[string]int, why string) (int, error) {
 	return c.SetMarked(ctx, c.Marks(env.Result, ""), revision, weights, why)
+}
+
+// SetOrAfter is Set; when the upgrade fails it also returns the release's
+// revision and weights after it (Helm rolled the failed upgrade back to a
+// new revision), or nil weights when they cannot be read.
+func (c *Conn) SetOrAfter(ctx context.Context, env *experiment.Env, revision int, weights map[string]int, why string) (int, map[string]int, error) {
+	rev, err := c.Set(ctx, env, revision, weights, why)
+	if err == nil {
+		return rev, weights, nil
+	}
+	now, rerr := c.Releases.Weights(ctx, c.Namespace, c.Release)
+	if rerr != nil {
+		return 0, nil, err
+	}
+	after, _, perr := Percentages(now)
+	if perr != nil {
+		return 0, nil, err
+	}
+	return now.Revision, after, err
 }
 
 // Marks are what an upgrade's revision carries to tell whose it is.

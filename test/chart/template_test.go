@@ -315,22 +315,9 @@ func TestTemplateOptions(t *testing.T) {
 		out := mustHelm(t, "template", "abtest", chartDir, "-n", "ns1", "--set", "tasks={abn,assess},versions={v1,v2}",
 			"--set", "abn.endpoint=http://abn.iter8-system:8080,abn.application=shop/backend,abn.metrics={purchase}",
 			"--set", "assess.comparisons[0].metric=abn/purchase-conversion,assess.comparisons[0].better=higher").stdout
-		var secret corev1.Secret
-		parseManifests(t, out).decode(t, "Secret/abtest-spec", &secret)
-		spec := secret.StringData["experiment.yaml"]
-		var exp struct {
-			Spec struct {
-				Tasks []struct {
-					Task string         `json:"task"`
-					With map[string]any `json:"with"`
-				} `json:"tasks"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal([]byte(spec), &exp); err != nil {
-			t.Fatalf("spec: %v\n%s", err, spec)
-		}
+		ts, spec := specTasks(t, parseManifests(t, out), "abtest")
 		want := map[string]any{"application": "shop/backend", "endpoint": "http://abn.iter8-system:8080", "metrics": []any{"purchase"}}
-		if ts := exp.Spec.Tasks; len(ts) != 2 || ts[0].Task != "abn" || !reflect.DeepEqual(ts[0].With, want) || ts[1].Task != "assess" {
+		if len(ts) != 2 || ts[0].Task != "abn" || !reflect.DeepEqual(ts[0].With, want) || ts[1].Task != "assess" {
 			t.Errorf("tasks %+v, want abn with %v, then assess:\n%s", ts, want, spec)
 		}
 	})
@@ -395,22 +382,9 @@ func TestTemplateOptions(t *testing.T) {
 		if role.Namespace != "shop" {
 			t.Errorf("upgrader Role in namespace %q, want the app's, shop", role.Namespace)
 		}
-		var secret corev1.Secret
-		m.decode(t, "Secret/exp-spec", &secret)
-		spec := secret.StringData["experiment.yaml"]
-		var exp struct {
-			Spec struct {
-				Tasks []struct {
-					Task string         `json:"task"`
-					With map[string]any `json:"with"`
-				} `json:"tasks"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal([]byte(spec), &exp); err != nil {
-			t.Fatalf("spec: %v\n%s", err, spec)
-		}
+		ts, spec := specTasks(t, m, "exp")
 		want := map[string]any{"release": "shop/app", "steps": []any{float64(20), float64(50), float64(100)}}
-		if ts := exp.Spec.Tasks; len(ts) != 4 || ts[3].Task != "rollout" || !reflect.DeepEqual(ts[3].With, want) {
+		if len(ts) != 4 || ts[3].Task != "rollout" || !reflect.DeepEqual(ts[3].With, want) {
 			t.Errorf("tasks %+v, want the rollout last with %v:\n%s", ts, want, spec)
 		}
 	})
@@ -445,6 +419,30 @@ func TestTemplateOptions(t *testing.T) {
 			t.Errorf("memory limit: got %s, want 1Gi", got.String())
 		}
 	})
+}
+
+// specTask is one task of a rendered experiment spec.
+type specTask struct {
+	Task string         `json:"task"`
+	With map[string]any `json:"with"`
+}
+
+// specTasks are the tasks of the spec in release's spec Secret, and the
+// spec's text.
+func specTasks(t *testing.T, m manifests, release string) ([]specTask, string) {
+	t.Helper()
+	var secret corev1.Secret
+	m.decode(t, "Secret/"+release+"-spec", &secret)
+	spec := secret.StringData["experiment.yaml"]
+	var exp struct {
+		Spec struct {
+			Tasks []specTask `json:"tasks"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(spec), &exp); err != nil {
+		t.Fatalf("spec: %v\n%s", err, spec)
+	}
+	return exp.Spec.Tasks, spec
 }
 
 // checkMeta checks an object's labels and that it has no annotations.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/iter8-tools/iter8/pkg/bandit"
 	"github.com/iter8-tools/iter8/pkg/experiment"
-	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/upgrade"
 )
 
@@ -23,16 +22,9 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		return err
 	}
 	rel := c.Name
-	state, err := c.State(ctx, env)
+	state, weights, ready, err := c.Read(ctx, env, t.versions)
 	if err != nil {
 		return err
-	}
-	if err := t.checkState(c, state); err != nil {
-		return err
-	}
-	weights, ready, err := upgrade.Percentages(state)
-	if err != nil {
-		return fmt.Errorf("bandit: release %s: %w", rel, err)
 	}
 	r := env.Result
 	if r.Loops < 2 {
@@ -158,27 +150,6 @@ func (t *Task) unbacked(pBest []float64) string {
 	return fmt.Sprintf("%s has P(best) %s, but no sequential comparison on %s with the baseline %s judges it better yet", t.versions[lead], prob(pBest[lead]), t.reward, t.versions[t.baseline])
 }
 
-// checkState refuses a release that an operation holds, that is not
-// deployed, that does not split traffic by weight, or whose versions are
-// not the experiment's: the bandit then stops and changes nothing.
-func (t *Task) checkState(c *upgrade.Conn, s experiment.ReleaseState) error {
-	if err := c.CheckDeployed(s); err != nil {
-		return err
-	}
-	rel := c.Name
-	if s.Strategy != string(route.Canary) && s.Strategy != string(route.None) {
-		return fmt.Errorf("bandit: release %s has strategy %q: the bandit splits traffic by weight, which needs strategy canary (or none)", rel, s.Strategy)
-	}
-	names := make([]string, len(s.Versions))
-	for i, v := range s.Versions {
-		names[i] = v.Name
-	}
-	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(t.versions))) {
-		return fmt.Errorf("bandit: release %s has versions %s, the experiment %s: the versions changed, so the bandit stops and changes nothing",
-			rel, strings.Join(names, ", "), strings.Join(t.versions, ", "))
-	}
-	return nil
-}
 
 // probabilities are the reward's P(best) per version in t.versions order,
 // or nil and why there are none yet; a reward that no assess task ranks
@@ -250,15 +221,11 @@ func (t *Task) next(r *experiment.Result, pBest []float64, weights map[string]in
 // it did; a failure fails the loop unless onUpgradeFailure is continue.
 func (t *Task) apply(ctx context.Context, env *experiment.Env, c *upgrade.Conn, revision int, weights map[string]int, why string) (bool, error) {
 	b, log := env.Result.Bandit, env.Logger()
-	rev, err := c.Set(ctx, env, revision, weights, why)
+	rev, after, err := c.SetOrAfter(ctx, env, revision, weights, why)
 	if err != nil {
 		b.Reason = "weights unchanged: the upgrade failed: " + err.Error()
-		// Helm rolled it back to a new revision: record where it is.
-		if now, rerr := c.Releases.Weights(ctx, c.Namespace, c.Release); rerr == nil {
-			b.Revision = now.Revision
-			if w, _, perr := upgrade.Percentages(now); perr == nil {
-				b.Weights = w
-			}
+		if after != nil {
+			b.Revision, b.Weights = rev, after
 		}
 		if t.onFailure == OnFailureContinue {
 			log.Warn("bandit", "release", b.Release, "reason", b.Reason)

@@ -118,6 +118,18 @@ func newRun(t *testing.T, task *Task, rel *release, loops int) *run {
 	return &run{t: t, task: task, rel: rel, r: env.Result, env: env}
 }
 
+// start decodes a rollout of v2 over v1 and v2 with the with block and
+// loops, for a release at v1 100, v2 0.
+func start(t *testing.T, with string, loops int) (*release, *run) {
+	t.Helper()
+	task, err := decode(t, with, []string{"v1", "v2"}, loops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := newRelease(100, 0)
+	return rel, newRun(t, task, rel, loops)
+}
+
 // analysis is one loop's findings on the candidate v2.
 type analysis struct {
 	errorRate float64 // SLO: at most 0.01
@@ -168,12 +180,7 @@ func (x *run) wantSets(want ...int) {
 }
 
 func TestRolloutStepsToPromotion(t *testing.T) {
-	task, err := decode(t, "{release: backend, steps: [10, 25, 50, 100]}", []string{"v1", "v2"}, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 6)
+	rel, x := start(t, "{release: backend, steps: [10, 25, 50, 100]}", 6)
 	next := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
 	x.env.NextLoopAt = next
 	for i := range 4 {
@@ -191,7 +198,7 @@ func TestRolloutStepsToPromotion(t *testing.T) {
 	if !strings.HasPrefix(rel.state.Description, "iter8 rollout: experiment test run 1 (started ") || !strings.Contains(rel.state.Description, ") loop 4: step 4 of 4") {
 		t.Errorf("description %q, want the loop's marker and the step", rel.state.Description)
 	}
-	err = x.loop(pass)
+	err := x.loop(pass)
 	if !errors.Is(err, experiment.ErrDone) || x.r.Rollout.Outcome != experiment.RolloutPromoted || x.r.Rollout.NextStepAt != nil {
 		t.Fatalf("loop 5 at 100%%: %v, rollout %+v; want ErrDone, promoted, no next step", err, x.r.Rollout)
 	}
@@ -211,16 +218,11 @@ func TestRolloutRollsBackOnAFailedAnalysis(t *testing.T) {
 		{"sequential comparison worse", analysis{verdict: experiment.VerdictWorse}, "http/latency-mean worse than the baseline v1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rel := newRelease(100, 0)
-			x := newRun(t, task, rel, 6)
+			rel, x := start(t, "{release: backend}", 6)
 			if err := x.loop(pass); err != nil {
 				t.Fatal(err)
 			}
-			err = x.loop(tc.a)
+			err := x.loop(tc.a)
 			if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("loop 2: %v, want rolled back saying %q", err, tc.want)
 			}
@@ -245,20 +247,14 @@ func TestRolloutRollsBackOnAFailedAnalysis(t *testing.T) {
 // traffic never gets any; one without values yet (no traffic for
 // Prometheus to see) takes the first step.
 func TestRolloutBeforeTheFirstStep(t *testing.T) {
-	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 6)
-	err = x.loop(analysis{errorRate: 0.2, verdict: experiment.VerdictInconclusive})
+	_, x := start(t, "{release: backend}", 6)
+	err := x.loop(analysis{errorRate: 0.2, verdict: experiment.VerdictInconclusive})
 	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "failed before its first step, so it gets no traffic: SLO http/error-rate 0.2 above 0.01") {
 		t.Fatalf("a bad candidate before its first step: %v", err)
 	}
 	x.wantSets()
 
-	rel = newRelease(100, 0)
-	x = newRun(t, task, rel, 6)
+	_, x = start(t, "{release: backend}", 6)
 	x.r.Loop++
 	upper := 0.01
 	x.r.SLOs = []experiment.SLOVerdict{{Metric: "prometheus/error-rate", Version: "v2", Upper: &upper, Reason: "no data"}}
@@ -276,16 +272,11 @@ func TestRolloutBeforeTheFirstStep(t *testing.T) {
 }
 
 func TestRolloutIgnoresFixedSampleVerdictsAndRefusesNoAnalysis(t *testing.T) {
-	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 6)
+	_, x := start(t, "{release: backend}", 6)
 	if err := x.loop(analysis{verdict: experiment.VerdictWorse, fixed: true}); err != nil {
 		t.Fatalf("a fixed-sample worse: %v, want the step taken", err)
 	}
-	err = x.loop(analysis{none: true})
+	err := x.loop(analysis{none: true})
 	if err == nil || !strings.Contains(err.Error(), "no analysis of v2") || errors.Is(err, ErrRolledBack) {
 		t.Fatalf("no analysis: %v, want an error saying so", err)
 	}
@@ -293,12 +284,7 @@ func TestRolloutIgnoresFixedSampleVerdictsAndRefusesNoAnalysis(t *testing.T) {
 }
 
 func TestRolloutPausesForAnUnreadyCandidate(t *testing.T) {
-	task, err := decode(t, "{release: backend, progressDeadline: 1h}", []string{"v1", "v2"}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 10)
+	rel, x := start(t, "{release: backend, progressDeadline: 1h}", 10)
 	for range 2 {
 		if err := x.loop(pass); err != nil {
 			t.Fatal(err)
@@ -337,7 +323,7 @@ func TestRolloutPausesForAnUnreadyCandidate(t *testing.T) {
 	}
 	long := time.Now().Add(-2 * time.Hour)
 	x.r.Rollout.PausedSince = &long
-	err = x.loop(pass)
+	err := x.loop(pass)
 	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "longer than progressDeadline 1h0m0s") {
 		t.Fatalf("past the deadline: %v, want rolled back", err)
 	}
@@ -351,18 +337,13 @@ func TestRolloutPausesForAnUnreadyCandidate(t *testing.T) {
 func TestRolloutWatchBetweenLoops(t *testing.T) {
 	defer func(d time.Duration) { watchEvery = d }(watchEvery)
 	watchEvery = time.Millisecond
-	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 10)
+	rel, x := start(t, "{release: backend}", 10)
 	for range 2 {
 		if err := x.loop(pass); err != nil {
 			t.Fatal(err)
 		}
 	}
-	watch := task.Watch(x.env)
+	watch := x.task.Watch(x.env)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { watch(ctx); close(done) }()
@@ -391,12 +372,7 @@ func TestRolloutWatchBetweenLoops(t *testing.T) {
 }
 
 func TestRolloutRetriedLoopAndNewRunTakeNoStepTwice(t *testing.T) {
-	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 6)
+	rel, x := start(t, "{release: backend}", 6)
 	if err := x.loop(pass); err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +386,7 @@ func TestRolloutRetriedLoopAndNewRunTakeNoStepTwice(t *testing.T) {
 		t.Errorf("reason %q", x.r.Rollout.Reason)
 	}
 	// A new run (the Job retried from scratch) goes on from the route.
-	y := newRun(t, task, rel, 6)
+	y := newRun(t, x.task, rel, 6)
 	y.r.StartTime = y.r.StartTime.Add(time.Hour)
 	if err := y.loop(pass); err != nil {
 		t.Fatal(err)
@@ -422,12 +398,7 @@ func TestRolloutRetriedLoopAndNewRunTakeNoStepTwice(t *testing.T) {
 }
 
 func TestRolloutOutOfLoopsRollsBack(t *testing.T) {
-	task, err := decode(t, "{release: backend, steps: [50, 100]}", []string{"v1", "v2"}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 3)
+	_, x := start(t, "{release: backend, steps: [50, 100]}", 3)
 	x.r.Loop = 1 // loop 1 spent on something else
 	if err := x.loop(pass); err != nil {
 		t.Fatal(err)
@@ -525,24 +496,19 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 // mid-rollout puts back the weights from before it; a rollout that ended
 // is left alone.
 func TestRolloutRunFailedPutsTheWeightsBack(t *testing.T) {
-	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 6)
+	rel, x := start(t, "{release: backend}", 6)
 	for range 2 {
 		if err := x.loop(pass); err != nil {
 			t.Fatal(err)
 		}
 	}
-	task.RunFailed(context.Background(), x.env, errors.New("task 0 (http): connection refused"))
+	x.task.RunFailed(context.Background(), x.env, errors.New("task 0 (http): connection refused"))
 	x.wantSets(10, 25, 0)
 	if ro := x.r.Rollout; ro.Outcome != experiment.RolloutRolledBack || ro.Weights["v2"] != 0 ||
 		!strings.Contains(rel.state.Description, ") loop 2 (after a failure): rolled back: the run failed: task 0 (http): connection refused") {
 		t.Fatalf("rollout %+v, description %q", ro, rel.state.Description)
 	}
-	task.RunFailed(context.Background(), x.env, errors.New("again"))
+	x.task.RunFailed(context.Background(), x.env, errors.New("again"))
 	x.wantSets(10, 25, 0)
 }
 
@@ -550,12 +516,7 @@ func TestRolloutRunFailedPutsTheWeightsBack(t *testing.T) {
 // 100 without rolling back: not with the candidate unready, nor paused
 // and ready again.
 func TestRolloutLastLoop(t *testing.T) {
-	task, err := decode(t, "{release: backend, steps: [50, 100]}", []string{"v1", "v2"}, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 4)
+	rel, x := start(t, "{release: backend, steps: [50, 100]}", 4)
 	x.r.Loop = 2
 	if err := x.loop(pass); err != nil { // loop 3: 50
 		t.Fatal(err)
@@ -567,7 +528,7 @@ func TestRolloutLastLoop(t *testing.T) {
 	x.wantSets(50, 0)
 
 	rel = newRelease(100, 0)
-	x = newRun(t, task, rel, 4)
+	x = newRun(t, x.task, rel, 4)
 	x.r.Loop = 1
 	if err := x.loop(pass); err != nil { // loop 2: 50
 		t.Fatal(err)
@@ -587,12 +548,7 @@ func TestRolloutLastLoop(t *testing.T) {
 // whose resume an earlier attempt made starts from the stored result,
 // still paused: it takes the resume up and is paused no longer.
 func TestRolloutRetriedResumeClearsThePause(t *testing.T) {
-	task, err := decode(t, "{release: backend}", []string{"v1", "v2"}, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel := newRelease(100, 0)
-	x := newRun(t, task, rel, 10)
+	rel, x := start(t, "{release: backend}", 10)
 	for range 2 {
 		if err := x.loop(pass); err != nil {
 			t.Fatal(err)

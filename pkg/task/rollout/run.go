@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
-	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/upgrade"
 )
 
@@ -33,16 +32,9 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) (err error) {
 		// An earlier loop ended the rollout: never start it again.
 		return fmt.Errorf("rollout: %w: the rollout ended in an earlier loop: %s", experiment.ErrStopRun, ro.Outcome)
 	}
-	state, err := c.State(ctx, env)
+	state, weights, ready, err := c.Read(ctx, env, t.versions)
 	if err != nil {
 		return err
-	}
-	if err := t.checkState(c, state); err != nil {
-		return err
-	}
-	weights, ready, err := upgrade.Percentages(state)
-	if err != nil {
-		return fmt.Errorf("rollout: release %s: %w", c.Name, err)
 	}
 	ro := r.Rollout
 	if ro == nil {
@@ -286,15 +278,11 @@ func (t *Task) rollBack(ctx context.Context, env *experiment.Env, c *upgrade.Con
 // apply upgrades the release to weights, recording why.
 func (t *Task) apply(ctx context.Context, env *experiment.Env, c *upgrade.Conn, revision int, weights map[string]int, why string) error {
 	ro := env.Result.Rollout
-	rev, err := c.Set(ctx, env, revision, weights, why)
+	rev, after, err := c.SetOrAfter(ctx, env, revision, weights, why)
 	if err != nil {
 		ro.Reason = "weights unchanged: the upgrade failed: " + err.Error()
-		// Helm rolled it back to a new revision: record where it is.
-		if now, rerr := c.Releases.Weights(ctx, c.Namespace, c.Release); rerr == nil {
-			ro.Revision = now.Revision
-			if w, _, perr := upgrade.Percentages(now); perr == nil {
-				ro.Weights = w
-			}
+		if after != nil {
+			ro.Revision, ro.Weights = rev, after
 		}
 		return fmt.Errorf("rollout: release %s: upgrade to %s: %w", c.Name, upgrade.Format(t.versions, weights), err)
 	}
@@ -355,26 +343,6 @@ func sloText(s experiment.SLOVerdict) string {
 
 func num(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
-// checkState refuses a release that an operation holds, that is not
-// deployed, that does not split traffic by weight, or whose versions are
-// not the experiment's: the rollout then stops and changes nothing.
-func (t *Task) checkState(c *upgrade.Conn, s experiment.ReleaseState) error {
-	if err := c.CheckDeployed(s); err != nil {
-		return err
-	}
-	if s.Strategy != string(route.Canary) && s.Strategy != string(route.None) {
-		return fmt.Errorf("rollout: release %s has strategy %q: a rollout splits traffic by weight, which needs strategy canary (or none)", c.Name, s.Strategy)
-	}
-	names := make([]string, len(s.Versions))
-	for i, v := range s.Versions {
-		names[i] = v.Name
-	}
-	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(t.versions))) {
-		return fmt.Errorf("rollout: release %s has versions %s, the experiment %s: the rollout stops and changes nothing",
-			c.Name, strings.Join(names, ", "), strings.Join(t.versions, ", "))
-	}
-	return nil
-}
 
 // stepOf is the index of the last step at or below the candidate's weight
 // w; -1 below the first.
