@@ -150,7 +150,6 @@ func (t *Task) unbacked(pBest []float64) string {
 	return fmt.Sprintf("%s has P(best) %s, but no sequential comparison on %s with the baseline %s judges it better yet", t.versions[lead], prob(pBest[lead]), t.reward, t.versions[t.baseline])
 }
 
-
 // probabilities are the reward's P(best) per version in t.versions order,
 // or nil and why there are none yet; a reward that no assess task ranks
 // by is the spec's mistake, an error.

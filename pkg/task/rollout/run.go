@@ -343,7 +343,6 @@ func sloText(s experiment.SLOVerdict) string {
 
 func num(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
-
 // stepOf is the index of the last step at or below the candidate's weight
 // w; -1 below the first.
 func (t *Task) stepOf(w int) int {
