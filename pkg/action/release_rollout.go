@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -176,9 +177,12 @@ func (a *ReleaseRollout) Run(ctx context.Context) (*Rolled, error) {
 	if err != nil {
 		return nil, err
 	}
-	versions, _, err := releaseVersions(last)
+	versions, strategy, err := releaseVersions(last)
 	if err != nil {
 		return nil, fmt.Errorf("release %s in namespace %s: %w", rel, cl.Namespace, err)
+	}
+	if strategy != route.Canary && strategy != route.None {
+		return nil, fmt.Errorf("release %s in namespace %s has strategy %q: a rollout splits traffic by weight, which needs strategy canary (or none)", rel, cl.Namespace, strategy)
 	}
 	names := make([]string, len(versions))
 	for i, v := range versions {
@@ -199,6 +203,11 @@ func (a *ReleaseRollout) Run(ctx context.Context) (*Rolled, error) {
 	spec, err := a.spec(cl.Namespace, rel, names, baseline)
 	if err != nil {
 		return nil, err
+	}
+	// The tasks' own checks (metric names in --slo, say) before any file
+	// is written.
+	if _, err := decodeSpec(spec, a.cfg, "."); err != nil {
+		return nil, fmt.Errorf("the rollout's experiment: %w", err)
 	}
 	f := &store.File{SpecPath: a.SpecPath}
 	if err := checkReplace(f, a.Force); err != nil {
@@ -223,12 +232,14 @@ func (a *ReleaseRollout) Run(ctx context.Context) (*Rolled, error) {
 		return out, nil
 	case ctx.Err() != nil:
 		return out, fmt.Errorf("%w: interrupted; the route stays where the rollout took it (run again to go on)", ErrRolledBack)
-	case ro != nil && ro.Outcome == "" && ro.Weights[a.Version] > 0:
-		// The rollout task's RunFailed could not put the weights back:
-		// its error is in the log.
-		return out, fmt.Errorf("%w: the run failed (%s) and the weights from before the rollout could not be put back: see the log above", ErrRolledBack, cmp.Or(out.Failed, out.Stopped))
 	case runErr != nil && !errors.Is(runErr, experiment.ErrTaskFailed) && !errors.Is(runErr, experiment.ErrSLOsNotMet):
-		return out, runErr
+		return out, runErr // the result store failed, say
+	case ro == nil:
+		return out, fmt.Errorf("the rollout did not start: %s", cmp.Or(out.Failed, out.Stopped, "see the log above"))
+	case ro.Outcome == "" && ro.Weights[a.Version] > 0:
+		// The rollout task's RunFailed did not put the weights back: its
+		// error is in the log.
+		return out, fmt.Errorf("%w: the run failed (%s) and the weights from before the rollout were not put back: see the log above", ErrRolledBack, cmp.Or(out.Failed, out.Stopped))
 	}
 	return out, ErrRolledBack
 }
@@ -252,8 +263,9 @@ func (a *ReleaseRollout) spec(ns, rel string, versions []string, baseline string
 		}
 		slos = append(slos, slo)
 	}
-	// Room for pauses: a loop per interval of the progress deadline.
-	loops := len(a.Steps) + 1 + int(a.ProgressDeadline/a.Interval) + 1
+	// Room for a pause as long as the progress deadline: its loops, and
+	// the loop that takes the step again.
+	loops := len(a.Steps) + 1 + int((a.ProgressDeadline+a.Interval-1)/a.Interval) + 2
 	exp := map[string]any{
 		"apiVersion": "iter8.tools/v1", "kind": "Experiment",
 		"metadata": map[string]any{"name": "rollout"},

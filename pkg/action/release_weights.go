@@ -3,6 +3,7 @@ package action
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	helmaction "helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/route"
@@ -73,6 +75,15 @@ func (r *releases) Weights(ctx context.Context, namespace, rel string) (experime
 		st.Updated = last.Info.LastDeployed.Time
 	}
 	st.Step = last.Labels[experiment.StepLabel]
+	if last.Version > 1 {
+		prev, err := helm.Releases.Get(rel, last.Version-1)
+		if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+			return experiment.ReleaseState{}, fmt.Errorf("release %s in namespace %s: revision %d: %w", rel, namespace, last.Version-1, err)
+		}
+		if prev != nil {
+			st.PreviousStep = prev.Labels[experiment.StepLabel]
+		}
+	}
 	ready, err := readinessOf(ctx, cl, appOf(last.Name, last.Config, last.Chart.Values))
 	if err != nil {
 		return experiment.ReleaseState{}, fmt.Errorf("release %s in namespace %s: %w", rel, namespace, err)

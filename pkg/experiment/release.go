@@ -67,8 +67,11 @@ type ReleaseState struct {
 	// Description is the revision's, as `helm history` shows it.
 	Description string
 	// Step is the revision's StepLabel; Updated is when it was made.
-	Step    string
-	Updated time.Time
+	// PreviousStep is the StepLabel of the revision before: Helm copies a
+	// release's labels into its later revisions, so a revision whose
+	// label equals the one before did not set it.
+	Step, PreviousStep string
+	Updated            time.Time
 	// Strategy is the release chart's (canary, blue-green, mirror, none).
 	Strategy string
 	// Versions in the release's values order.

@@ -60,11 +60,14 @@ type Runner struct {
 
 // Run runs every task of plan, plan.Loops times, and returns the result.
 // The error wraps ErrTaskFailed when a task failed (later tasks are
-// skipped, and later loops unless the spec's failedLoops is continue, when
-// only a failure in the last loop fails the run), ErrInterrupted when ctx ended between loops, ErrSLOsNotMet
+// skipped, and later loops unless the spec's failedLoops is continue,
+// when only a failure in the last loop, or one wrapping ErrStopRun, fails
+// the run), ErrInterrupted when ctx ended between loops, ErrSLOsNotMet
 // when SLOs were not met and the spec asks to fail on them (checked after
-// every loop, so that a gate fails at once), or is the store's error. The result is
-// returned (and was written) in every case where the store works.
+// every loop, so that a gate fails at once), or is the store's error. A
+// failure that ends the run, but not an interrupt, is told to the tasks
+// that are FailureHandlers first. The result is returned (and was
+// written) in every case where the store works.
 func (r *Runner) Run(ctx context.Context, plan *Plan) (*Result, error) {
 	env := r.env(plan)
 	from := position{loop: 1}
@@ -176,7 +179,8 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 			res.addHistory(res.summarize(loop, loopStart, env.Time(), failure != nil))
 		}
 		if failure != nil && (done || loop == res.Loops || plan.Experiment.Spec.FailedLoops != FailedLoopsContinue) {
-			return failure, r.runFailed(ctx, plan, env, w, failure)
+			r.runFailed(ctx, plan, env, w, failure)
+			return failure, nil
 		}
 		if failure != nil {
 			logger.Warn("loop failed; the next loop runs (failedLoops: continue)", "loop", loop, "loops", res.Loops, "error", failure.Error())
@@ -187,7 +191,8 @@ func (r *Runner) runLoops(ctx context.Context, plan *Plan, env *Env, from positi
 				logger.Info("SLOs not met: later loops are not run (failOnSLOs is set)", "loop", loop, "loops", res.Loops)
 			}
 			failure = fmt.Errorf("%w (failOnSLOs is set)", ErrSLOsNotMet)
-			return failure, r.runFailed(ctx, plan, env, w, failure)
+			r.runFailed(ctx, plan, env, w, failure)
+			return failure, nil
 		}
 		if done {
 			if loop < res.Loops {
@@ -213,6 +218,8 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int, 
 		if i < first {
 			if tr.State == TaskFailed && failure == nil {
 				failure = fmt.Errorf("%w: task %d (%s): %s", ErrTaskFailed, i, t.Spec.Task, tr.Error)
+				// The stored error is text: a stop it wrapped still stops.
+				done = done || strings.Contains(tr.Error, ErrStopRun.Error())
 			}
 			continue
 		}
@@ -302,13 +309,13 @@ func waitUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// runTask turns a panic in a task into a task failure, so that a bug in one
-// task cannot lose the result of the others.
 // runFailed lets the tasks that handle failures act on the failure that
-// ends the run, unless it is an interrupt, and writes the result after.
-func (r *Runner) runFailed(ctx context.Context, plan *Plan, env *Env, w *watches, failure error) error {
+// ends the run, unless it is an interrupt. The run's end writes the
+// result after, with its end time (an earlier write would look, to a
+// resumed run, like a loop that had ended well).
+func (r *Runner) runFailed(ctx context.Context, plan *Plan, env *Env, w *watches, failure error) {
 	if ctx.Err() != nil {
-		return nil
+		return
 	}
 	w.stopAll()
 	for _, t := range plan.Tasks {
@@ -316,7 +323,6 @@ func (r *Runner) runFailed(ctx context.Context, plan *Plan, env *Env, w *watches
 			h.RunFailed(ctx, env, failure)
 		}
 	}
-	return r.write(ctx, env.Result)
 }
 
 // watches are the Watchers' functions running between their tasks' runs,
@@ -366,6 +372,8 @@ func (w *watches) stopAll() {
 	}
 }
 
+// runTask turns a panic in a task into a task failure, so that a bug in one
+// task cannot lose the result of the others.
 func runTask(ctx context.Context, t Task, env *Env) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

@@ -65,12 +65,21 @@ func (c *Conn) State(ctx context.Context, env *experiment.Env) (experiment.Relea
 	if err != nil {
 		return state, fmt.Errorf("%s: release %s: %w", c.Task, c.Name, err)
 	}
-	if state.Pending && strings.HasPrefix(state.Step, runLabel(env.Result)) {
-		// This run's own upgrade, of this loop or of a watch between
-		// loops, left pending by a process that died.
+	// This run's own upgrade (of a loop, of a watch between loops, after a
+	// failure) left pending by a process that died: its label is this
+	// run's and was set by that upgrade, not copied by Helm from an
+	// earlier revision into someone else's.
+	if state.Pending && strings.HasPrefix(state.Step, runLabel(env.Result)) && state.Step != state.PreviousStep {
 		return c.recover(ctx, env, state)
 	}
 	return state, nil
+}
+
+// Ours says whether the release's newest revision is one this run made or
+// read last (revision): anything else is someone else's change, which a
+// task must leave alone.
+func (c *Conn) Ours(s experiment.ReleaseState, r *experiment.Result, revision int) bool {
+	return s.Revision == revision || strings.HasPrefix(s.Description, c.runMarker(r))
 }
 
 // Read reads the release's newest revision (see State) and refuses one
@@ -119,7 +128,7 @@ func (c *Conn) CheckDeployed(s experiment.ReleaseState) error {
 // Set upgrades the release to weights, describing the new revision with
 // this loop's marker and why, and returns the new revision.
 func (c *Conn) Set(ctx context.Context, env *experiment.Env, revision int, weights map[string]int, why string) (int, error) {
-	return c.SetMarked(ctx, c.Marks(env.Result, ""), revision, weights, why)
+	return c.SetMarked(ctx, c.Marks(env.Result, "", ""), revision, weights, why)
 }
 
 // SetOrAfter is Set; when the upgrade fails it also returns the release's
@@ -147,13 +156,14 @@ type Marks struct {
 	Marker, Label string
 }
 
-// Marks are the marks of this loop's upgrades; a non-empty what (such as
-// "watch") tells apart an upgrade made beside the loop's own, which
-// DoneEarlier then does not take for the loop's.
-func (c *Conn) Marks(r *experiment.Result, what string) Marks {
+// Marks are the marks of this loop's own upgrade, or with what and tag
+// (such as "watch" and "w") those of an upgrade made beside it, which
+// DoneEarlier then does not take for the loop's and whose label differs.
+func (c *Conn) Marks(r *experiment.Result, what, tag string) Marks {
 	m := Marks{Marker: c.marker(r), Label: StepLabel(r)}
 	if what != "" {
 		m.Marker += " (" + what + ")"
+		m.Label += "-" + tag
 	}
 	return m
 }
@@ -179,9 +189,14 @@ func (c *Conn) DoneEarlier(s experiment.ReleaseState, r *experiment.Result) (str
 // marker names a loop of a run in the description of the revision that
 // the loop's upgrade makes.
 func (c *Conn) marker(r *experiment.Result) string {
-	// The run's start tells runs apart whose revisions repeat (an
-	// experiment uninstalled and installed again).
-	return fmt.Sprintf("iter8 %s: experiment %s run %d (started %d) loop %d", c.Task, r.Experiment, r.Revision, r.StartTime.Unix(), r.Loop)
+	return fmt.Sprintf("%s loop %d", c.runMarker(r), r.Loop)
+}
+
+// runMarker starts the description of every upgrade of a run. The run's
+// start tells runs apart whose revisions repeat (an experiment
+// uninstalled and installed again).
+func (c *Conn) runMarker(r *experiment.Result) string {
+	return fmt.Sprintf("iter8 %s: experiment %s run %d (started %d)", c.Task, r.Experiment, r.Revision, r.StartTime.Unix())
 }
 
 // StepLabel is the StepLabel of a loop's upgrade: a hash of the

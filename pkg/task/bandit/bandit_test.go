@@ -381,10 +381,14 @@ func TestPendingUpgradeOfADeadAttempt(t *testing.T) {
 	if r.Bandit.Revision != rel.state.Revision {
 		t.Errorf("bandit at revision %d, release at %d", r.Bandit.Revision, rel.state.Revision)
 	}
-	// Someone else's pending upgrade: refused, nothing rolled back.
-	rel.state.Pending, rel.state.Status, rel.state.Step = true, "pending-upgrade", "someone-else"
-	rel.state.Updated = time.Now().Add(-time.Hour)
-	if _, err := run(t, task, rel, loop{p2: 0.9, users: 400, n: 3, of: 10}); err == nil || !strings.Contains(err.Error(), "in progress") || rel.rollbacks != 1 {
-		t.Errorf("a foreign pending upgrade: %v, %d rollbacks; want refused, none rolled back", err, rel.rollbacks)
+	// Someone else's pending upgrade: refused, nothing rolled back; also
+	// when it carries this run's label, which Helm copied from the
+	// revision before.
+	for _, label := range []string{"someone-else", rel.state.Step} {
+		rel.state.Pending, rel.state.Status, rel.state.Step, rel.state.PreviousStep = true, "pending-upgrade", label, label
+		rel.state.Updated = time.Now().Add(-time.Hour)
+		if _, err := run(t, task, rel, loop{p2: 0.9, users: 400, n: 3, of: 10}); err == nil || !strings.Contains(err.Error(), "in progress") || rel.rollbacks != 1 {
+			t.Errorf("a foreign pending upgrade labelled %s: %v, %d rollbacks; want refused, none rolled back", label, err, rel.rollbacks)
+		}
 	}
 }

@@ -583,3 +583,30 @@ func TestRolloutRetriedResumeClearsThePause(t *testing.T) {
 	}
 	x.wantSets(10, 25, 0, 25, 50)
 }
+
+// TestRolloutStopsWhenTheReleaseChangesOutsideIt: an upgrade that is not
+// the rollout's stops it with nothing changed, and a failure then puts
+// nothing back.
+func TestRolloutStopsWhenTheReleaseChangesOutsideIt(t *testing.T) {
+	rel, x := start(t, "{release: backend}", 10)
+	for range 2 {
+		if err := x.loop(pass); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An operator sets v2 to 0 by hand.
+	rel.mu.Lock()
+	rel.state.Revision++
+	rel.state.Description = "Upgrade complete"
+	rel.state.Versions[0].Weight, rel.state.Versions[1].Weight = 100, 0
+	rel.mu.Unlock()
+	err := x.loop(pass)
+	if !errors.Is(err, experiment.ErrStopRun) || !strings.Contains(err.Error(), `its revision 6 ("Upgrade complete") is not the rollout's`) {
+		t.Fatalf("after an operator's upgrade: %v, want the run stopped", err)
+	}
+	x.task.RunFailed(context.Background(), x.env, err)
+	x.wantSets(10, 25)
+	if ro := x.r.Rollout; ro.Outcome != "" {
+		t.Errorf("outcome %q, want none: the rollout did not roll back", ro.Outcome)
+	}
+}

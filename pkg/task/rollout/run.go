@@ -37,6 +37,10 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) (err error) {
 		return err
 	}
 	ro := r.Rollout
+	if ro != nil && !c.Ours(state, r, ro.Revision) {
+		return fmt.Errorf("rollout: release %s: %w: its revision %d (%q) is not the rollout's: the release changed outside it, so the rollout stops and changes nothing",
+			c.Name, experiment.ErrStopRun, state.Revision, state.Description)
+	}
 	if ro == nil {
 		// The first loop of this run. A rollback gives the candidate's
 		// share to the others in their ratio: the weights now when the
@@ -86,7 +90,8 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) (err error) {
 		return err
 	}
 	ro.Verdict = cmp.Or(verdict, "passed")
-	paused := ro.PausedSince != nil || (ro.Step >= 0 && cur == 0) // the watch between loops may have paused it
+	watchPaused := ro.Step >= 0 && cur == 0 && strings.Contains(state.Description, "(watch): "+pausedPrefix)
+	paused := ro.PausedSince != nil || watchPaused
 	switch {
 	case verdict != "" && ro.Step < 0:
 		return t.rollBack(ctx, env, c, state.Revision, weights, "the analysis of "+t.candidate+" failed before its first step, so it gets no traffic: "+verdict)
@@ -152,21 +157,17 @@ func (t *Task) RunFailed(ctx context.Context, env *experiment.Env, failure error
 		log.Error("rollout: the run failed and the weights from before the rollout could not be put back", "error", err.Error())
 		return
 	}
-	state, err := c.State(ctx, env)
-	if err == nil {
-		err = c.CheckDeployed(state)
-	}
-	var weights map[string]int
-	if err == nil {
-		weights, _, err = upgrade.Percentages(state)
+	state, weights, _, err := c.Read(ctx, env, t.versions)
+	if err == nil && !c.Ours(state, env.Result, ro.Revision) {
+		err = fmt.Errorf("its revision %d (%q) is not the rollout's: the release changed outside it", state.Revision, state.Description)
 	}
 	if err != nil {
-		log.Error("rollout: the run failed and the weights from before the rollout could not be put back", "release", c.Name, "error", err.Error())
+		log.Error("rollout: the run failed and the weights from before the rollout were not put back", "release", c.Name, "error", err.Error())
 		return
 	}
 	why := RolledBackPrefix + "the run failed: " + failure.Error()
 	if !maps.Equal(weights, ro.From) {
-		rev, err := c.SetMarked(ctx, c.Marks(env.Result, "after a failure"), state.Revision, ro.From, why)
+		rev, err := c.SetMarked(ctx, c.Marks(env.Result, "after a failure", "f"), state.Revision, ro.From, why)
 		if err != nil {
 			log.Error("rollout: the run failed and the weights from before the rollout could not be put back", "release", c.Name, "error", err.Error())
 			return
@@ -196,17 +197,21 @@ func (t *Task) Watch(env *experiment.Env) func(context.Context) {
 	if err != nil {
 		return func(context.Context) {}
 	}
-	marks, zero, log := c.Marks(env.Result, "watch"), t.split(ro.From, 0), env.Logger()
+	marks, zero, log := c.Marks(env.Result, "watch", "w"), t.split(ro.From, 0), env.Logger()
 	return func(ctx context.Context) {
-		tick := time.NewTicker(watchEvery)
-		defer tick.Stop()
+		wait := watchEvery
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
 		failed := "" // the last failure logged, so that a lasting one is logged once
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-timer.C:
 			}
+			// Every failed upgrade leaves revisions behind: after one, the
+			// watch waits twice as long, up to a minute.
+			timer.Reset(wait)
 			state, err := c.Releases.Weights(ctx, c.Namespace, c.Release)
 			if err != nil || state.Pending || state.Status != "deployed" {
 				continue
@@ -218,9 +223,11 @@ func (t *Task) Watch(env *experiment.Env) func(context.Context) {
 			why := fmt.Sprintf(pausedPrefix+"%s is not ready (seen between loops), so its weight is 0 (%s) until it is ready", t.candidate, upgrade.Format(t.versions, zero))
 			rev, err := c.SetMarked(ctx, marks, state.Revision, zero, why)
 			if err != nil {
+				wait = min(2*wait, time.Minute)
+				timer.Reset(wait)
 				if err.Error() != failed {
 					failed = err.Error()
-					log.Warn("rollout: the watch between loops could not take an unready candidate's weight away; it tries again every second", "release", c.Name, "error", failed)
+					log.Warn("rollout: the watch between loops could not take an unready candidate's weight away; it tries again", "release", c.Name, "error", failed, "in", wait.String())
 				}
 				continue
 			}
