@@ -676,3 +676,34 @@ func TestRunStopsAndHandlesFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestResumedStopStillStops: a run whose process died just after a task
+// failed with ErrStopRun (the result stored with the loop's later tasks
+// pending) stops when resumed, even with failedLoops continue.
+func TestResumedStopStillStops(t *testing.T) {
+	s := &stopTask{}
+	runs := map[string]int{}
+	plan := countingPlan(t, header+`spec: {loops: 3, interval: 1m, failedLoops: continue, tasks: [{task: fake}, {task: count, with: {name: x}}]}`, runs)
+	plan.Tasks[0].Task = s
+	st := &memStore{}
+	clock := &loopClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if _, err := (&Runner{Store: st, Now: clock.Now, Wait: clock.Wait}).Run(context.Background(), plan); !errors.Is(err, ErrStopRun) {
+		t.Fatalf("first run: %v, want stopped", err)
+	}
+	var stored *Result
+	for i := range st.writes {
+		w := &st.writes[i]
+		if w.Loop == 2 && w.Tasks[0].State == TaskFailed && w.Tasks[1].State == TaskPending {
+			stored = w
+			break
+		}
+	}
+	if stored == nil {
+		t.Fatal("no write with loop 2's stop stored and its next task pending")
+	}
+	clear(runs)
+	res, err := (&Runner{Now: clock.Now, Wait: clock.Wait, Resume: stored}).Run(context.Background(), plan)
+	if !errors.Is(err, ErrTaskFailed) || res.Loop != 2 || runs["x@3"] != 0 {
+		t.Errorf("resumed: %v after loop %d, runs %v; want the run stopped in loop 2", err, res.Loop, runs)
+	}
+}
