@@ -59,9 +59,10 @@ type Launch struct {
 	SpecPath string
 	// Dry writes the spec and runs nothing.
 	Dry bool
-	// Force replaces a spec that launch did not write, and a file where its
+	// Force replaces a spec that Iter8 did not write, and a file where its
 	// result goes that is not an Iter8 result; without it, launch replaces
-	// only a spec that starts with SpecHeader.
+	// only a spec that starts with one of Iter8's header lines
+	// (SpecHeader, or release rollout's).
 	Force bool
 }
 
@@ -108,7 +109,7 @@ func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment rendered from the chart: %w", err)
 	}
-	if err := checkReplace(f, a.Force); err != nil {
+	if err := checkReplace(f, a.Force, "launch"); err != nil {
 		return nil, err
 	}
 	out := &LaunchResult{SpecPath: a.SpecPath}

@@ -11,22 +11,26 @@ import (
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
-// SpecHeader is the first line of every spec that launch --local writes. It
-// marks the file as launch's own, so that launch may replace it; a spec
-// without it (written by hand, or by anything else) is replaced only with
-// Force.
-const SpecHeader = "# Written by iter8 launch --local, which replaces this file when run again; delete this line to keep it.\n"
+// SpecHeader is the first line of every spec that launch --local writes,
+// and rolloutSpecHeader of those release rollout writes. They mark the
+// file as Iter8's own, so that Iter8 may replace it; a spec without such a
+// line (written by hand, or by anything else) is replaced only with Force.
+const (
+	SpecHeader        = generatedPrefix + "launch --local, which replaces this file when run again; delete this line to keep it.\n"
+	rolloutSpecHeader = generatedPrefix + "release rollout, which replaces this file when run again; delete this line to keep it.\n"
+	generatedPrefix   = "# Written by iter8 "
+)
 
-// generatedByLaunch reports whether a spec file's content starts with
-// SpecHeader.
-func generatedByLaunch(data []byte) bool {
-	return bytes.HasPrefix(data, []byte(SpecHeader))
+// generatedByIter8 reports whether a spec file's content starts with one
+// of the headers.
+func generatedByIter8(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(generatedPrefix))
 }
 
-// checkReplace refuses, unless force, to replace a spec that launch did not
-// write or a file where its result goes that is not an Iter8 result; it
-// never replaces a folder.
-func checkReplace(f *store.File, force bool) error {
+// checkReplace refuses, unless force, to replace a spec that Iter8 did not
+// write (cmd names the command that would) or a file where its result
+// goes that is not an Iter8 result; it never replaces a folder.
+func checkReplace(f *store.File, force bool, cmd string) error {
 	spec, err := store.StatLocal(f.SpecPath)
 	if err != nil {
 		return err
@@ -42,8 +46,8 @@ func checkReplace(f *store.File, force bool) error {
 		return fmt.Errorf("%s, where the result of spec %s goes, is a folder", res.Path, f.SpecPath)
 	case force:
 		return nil
-	case spec.Exists && !(spec.Regular && generatedByLaunch(spec.Data)):
-		return fmt.Errorf("spec %s exists and launch did not write it (it lacks launch's header line): nothing written; --force replaces it", f.SpecPath)
+	case spec.Exists && !(spec.Regular && generatedByIter8(spec.Data)):
+		return fmt.Errorf("spec %s exists and %s did not write it (it lacks the header line %s writes): nothing written; --force replaces it", f.SpecPath, cmd, cmd)
 	case res.Exists && !(res.Regular && store.IsResult(res.Data)):
 		return fmt.Errorf("%s, where the result of spec %s goes, exists and is not an Iter8 result: nothing written; --force replaces it", res.Path, f.SpecPath)
 	}

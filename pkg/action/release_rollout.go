@@ -210,10 +210,10 @@ func (a *ReleaseRollout) Run(ctx context.Context) (*Rolled, error) {
 		return nil, fmt.Errorf("the rollout's experiment: %w", err)
 	}
 	f := &store.File{SpecPath: a.SpecPath}
-	if err := checkReplace(f, a.Force); err != nil {
+	if err := checkReplace(f, a.Force, "release rollout"); err != nil {
 		return nil, err
 	}
-	if _, err := writeSpecDroppingResult(f, append([]byte(SpecHeader), spec...)); err != nil {
+	if _, err := writeSpecDroppingResult(f, append([]byte(rolloutSpecHeader), spec...)); err != nil {
 		return nil, err
 	}
 	run := NewRun(a.cfg)
