@@ -105,7 +105,7 @@ func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
 		return nil, err
 	}
 	f := &store.File{SpecPath: a.SpecPath}
-	plan, err := decodeSpec(spec, a.cfg, f.SpecDir())
+	plan, err := decodeSpec(spec, a.cfg, f.SpecDir(), nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("experiment rendered from the chart: %w", err)
 	}

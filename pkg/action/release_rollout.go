@@ -206,7 +206,7 @@ func (a *ReleaseRollout) Run(ctx context.Context) (*Rolled, error) {
 	}
 	// The tasks' own checks (metric names in --slo, say) before any file
 	// is written.
-	if _, err := decodeSpec(spec, a.cfg, "."); err != nil {
+	if _, err := decodeSpec(spec, a.cfg, ".", nil, nil); err != nil {
 		return nil, fmt.Errorf("the rollout's experiment: %w", err)
 	}
 	f := &store.File{SpecPath: a.SpecPath}

@@ -88,15 +88,9 @@ func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
 			return nil, err
 		}
 	}
-	plan, err := decodeSpec(data, a.cfg, a.Experiment.SpecDir())
+	plan, err := decodeSpec(data, a.cfg, a.Experiment.SpecDir(), a.Loops, a.Interval)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Experiment, err)
-	}
-	if a.Loops != nil {
-		plan.Loops = *a.Loops
-	}
-	if a.Interval != nil {
-		plan.Interval = *a.Interval
 	}
 	var stored *experiment.Result
 	if a.Resume {
@@ -111,10 +105,11 @@ func (a *Run) Run(ctx context.Context) (*experiment.Result, error) {
 	return runPlan(ctx, a.cfg, plan, a.Experiment, a.Revision, stored)
 }
 
-// decodeSpec validates a spec; files it names are read relative to dir.
-func decodeSpec(data []byte, cfg *Configuration, dir string) (*experiment.Plan, error) {
+// decodeSpec validates a spec, with loops and interval (when not nil) in
+// place of its own; files it names are read relative to dir.
+func decodeSpec(data []byte, cfg *Configuration, dir string, loops *int, interval *time.Duration) (*experiment.Plan, error) {
 	plan, err := experiment.Decode(data, experiment.DecodeOptions{
-		Registry: cfg.Registry,
+		Registry: cfg.Registry, Loops: loops, Interval: interval,
 		ReadFile: func(name string) ([]byte, error) {
 			if !filepath.IsAbs(name) {
 				name = filepath.Join(dir, name)

@@ -707,3 +707,26 @@ func TestResumedStopStillStops(t *testing.T) {
 		t.Errorf("resumed: %v after loop %d, runs %v; want the run stopped in loop 2", err, res.Loop, runs)
 	}
 }
+
+// TestDecodeOverridesReachTheTasks: run --loops and --interval replace the
+// spec's before the tasks check them.
+func TestDecodeOverridesReachTheTasks(t *testing.T) {
+	var seen []string
+	reg := testRegistry()
+	reg.Register("see", func(d *Decoding) (Task, field.ErrorList) {
+		seen = append(seen, fmt.Sprintf("%d %v", d.Loops, d.Interval))
+		return &fakeTask{}, nil
+	})
+	loops, interval := 2, 5*time.Second
+	spec := []byte(header + `spec: {loops: 5, interval: 1m, tasks: [{task: see}]}`)
+	for _, opts := range []DecodeOptions{{Registry: reg}, {Registry: reg, Loops: &loops, Interval: &interval}} {
+		plan, err := Decode(spec, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, fmt.Sprintf("plan %d %v", plan.Loops, plan.Interval))
+	}
+	if got, want := strings.Join(seen, ", "), "5 1m0s, plan 5 1m0s, 2 5s, plan 2 5s"; got != want {
+		t.Errorf("seen %s, want %s", got, want)
+	}
+}

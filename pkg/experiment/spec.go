@@ -117,6 +117,10 @@ type DecodeOptions struct {
 	// ReadFile reads files that a spec names (such as a payload file),
 	// relative to the spec's folder. Nil means files cannot be read.
 	ReadFile func(name string) ([]byte, error)
+	// Loops and Interval, when set, replace the spec's (run --loops and
+	// --interval), before the tasks check them.
+	Loops    *int
+	Interval *time.Duration
 }
 
 // Decode parses a YAML or JSON spec strictly and validates all of it. The
@@ -228,6 +232,12 @@ func compile(exp Experiment, opts DecodeOptions) (*Plan, field.ErrorList) {
 		}
 		plan.Interval = d
 	}
+	if opts.Loops != nil {
+		plan.Loops = *opts.Loops
+	}
+	if opts.Interval != nil {
+		plan.Interval = *opts.Interval
+	}
 	if plan.Loops < 1 || plan.Loops > MaxLoops {
 		errs = append(errs, field.Invalid(specPath.Child("loops"), plan.Loops, fmt.Sprintf("must be from 1 to %d", MaxLoops)))
 	}
@@ -273,7 +283,7 @@ func (plan *Plan) compileTasks(opts DecodeOptions, path *field.Path) field.Error
 			With:     ts.With,
 			Path:     p.Child("with"),
 			Versions: spec.VersionNames(),
-			Loops:    max(spec.Loops, 1),
+			Loops:    max(plan.Loops, 1),
 			Interval: plan.Interval,
 			Metrics:  catalog,
 			ReadFile: opts.ReadFile,
