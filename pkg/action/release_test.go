@@ -283,11 +283,12 @@ func TestChartRoutes(t *testing.T) {
 	}{
 		{"blue-green", []any{dep("v1", 0), dep("v2", 100)}, nil, nil},
 		{"canary", []any{dep("v1", 2), dep("v2", 1, "match", tester)}, map[string]int{"app-v2": 1}, nil},
+		{"mirror", []any{dep("v1", 100), dep("v2", 0)}, nil, nil},
 		{"mirror", []any{dep("v1", 100), dep("v2", 0, "mirror", 40)}, nil, map[string]int{"app-v2": 40}},
 		{"mirror", []any{dep("v1", 100), dep("v2", 0, "mirror", 40), dep("v3", 0, "mirror", 5)}, nil, map[string]int{"app-v2": 40, "app-v3": 5}},
 		{"none", []any{dep("v1", 33), dep("v2", 33), dep("v3", 33)}, nil, nil},
 	}
-	for _, plane := range []string{"gateway-api", "istio"} {
+	for _, plane := range []string{"gateway-api", "traefik", "istio"} {
 		for _, c := range cases {
 			values := map[string]any{"app": map[string]any{"name": "app"}, "dataPlane": plane, "strategy": c.strategy, "versions": c.versions,
 				"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gw"}}}}

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -10,8 +11,9 @@ import (
 
 // httpRoute reads the weights rule, then the mirrors of that rule and the
 // match rules (which may name backends the weights rule does not), then
-// the conditions of each parent Gateway.
-func (p *parser) httpRoute(hr *gatewayv1.HTTPRoute, r *Route) error {
+// the conditions of each parent Gateway. mirroringAnnotation is the route's
+// AnnotationTraefikMirroring, "" when it has none.
+func (p *parser) httpRoute(hr *gatewayv1.HTTPRoute, mirroringAnnotation string, r *Route) error {
 	rules := hr.Spec.Rules
 	names := make([]string, len(rules))
 	for i, rule := range rules {
@@ -23,10 +25,19 @@ func (p *parser) httpRoute(hr *gatewayv1.HTTPRoute, r *Route) error {
 	if err != nil {
 		return err
 	}
+	var mirroring *traefikMirroring
 	for j, ref := range rules[weights].BackendRefs {
 		rp := fmt.Sprintf("spec.rules[%d].backendRefs[%d]", weights, j)
-		b, err := p.backendRef(ref.BackendObjectReference, rp)
-		if err != nil {
+		var b Backend
+		if isTraefikService(ref.BackendObjectReference) {
+			if mirroring != nil {
+				return p.errorf(rp, "a second TraefikService; the chart renders one")
+			}
+			if mirroring, err = p.traefikMirroring(mirroringAnnotation, rp); err != nil {
+				return err
+			}
+			b = Backend{Name: mirroring.Service, Port: mirroring.Port}
+		} else if b, err = p.backendRef(ref.BackendObjectReference, rp); err != nil {
 			return err
 		}
 		b.Weight = 1 // the Gateway API's default
@@ -37,6 +48,15 @@ func (p *parser) httpRoute(hr *gatewayv1.HTTPRoute, r *Route) error {
 			return p.errorf(rp+".name", "backend %s appears twice", b.Name)
 		}
 		r.Backends = append(r.Backends, b)
+	}
+	if mirroring != nil {
+		for k, m := range mirroring.Mirrors {
+			if m.Service == "" || m.Percent < 0 || m.Percent > 100 {
+				return p.errorf(fmt.Sprintf("metadata.annotations[%s].mirrors[%d]", AnnotationTraefikMirroring, k),
+					"want a service and a percent from 0 to 100, got %+v", m)
+			}
+			backend(r, m.Service, m.Port).Mirror = m.Percent
+		}
 	}
 	for i, rule := range rules {
 		path := fmt.Sprintf("spec.rules[%d]", i)
@@ -60,6 +80,39 @@ func (p *parser) httpRoute(hr *gatewayv1.HTTPRoute, r *Route) error {
 		}
 	}
 	return nil
+}
+
+// traefikMirroring is the JSON of AnnotationTraefikMirroring.
+type traefikMirroring struct {
+	TraefikService string `json:"traefikService"`
+	Service        string `json:"service"`
+	Port           int    `json:"port"`
+	Mirrors        []struct {
+		Service string `json:"service"`
+		Port    int    `json:"port"`
+		Percent int    `json:"percent"`
+	} `json:"mirrors"`
+}
+
+func isTraefikService(ref gatewayv1.BackendObjectReference) bool {
+	return ref.Kind != nil && *ref.Kind == "TraefikService"
+}
+
+// traefikMirroring reads the annotation that says what the TraefikService
+// at path stands for.
+func (p *parser) traefikMirroring(annotation, path string) (*traefikMirroring, error) {
+	field := "metadata.annotations[" + AnnotationTraefikMirroring + "]"
+	if annotation == "" {
+		return nil, p.errorf(path, "a TraefikService backend needs the annotation %s that says what it stands for", AnnotationTraefikMirroring)
+	}
+	var m traefikMirroring
+	if err := json.Unmarshal([]byte(annotation), &m); err != nil {
+		return nil, p.errorf(field, "not JSON {traefikService, service, port, mirrors}: %v", err)
+	}
+	if m.Service == "" {
+		return nil, p.errorf(field+".service", "missing: the serving version's Service")
+	}
+	return &m, nil
 }
 
 func condition(parent string, c metav1.Condition) Condition {

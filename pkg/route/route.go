@@ -38,6 +38,10 @@ const (
 	// MatchSuffix ends the name of a version's rule of header matches:
 	// "<version>-match".
 	MatchSuffix = "-match"
+	// AnnotationTraefikMirroring says, as JSON, what the TraefikService in
+	// an HTTPRoute's weights rule stands for (dataPlane traefik, strategy
+	// mirror): the serving version's Service and the mirrored ones.
+	AnnotationTraefikMirroring = "iter8.tools/traefik-mirroring"
 )
 
 // Route is what a release's route sends where.
@@ -134,7 +138,7 @@ func Parse(u *unstructured.Unstructured) (*Route, error) {
 	case KindHTTPRoute:
 		var hr gatewayv1.HTTPRoute
 		if err = p.decode(u.Object, &hr); err == nil {
-			err = p.httpRoute(&hr, r)
+			err = p.httpRoute(&hr, ann[AnnotationTraefikMirroring], r)
 		}
 	case KindVirtualService:
 		var vs virtualService

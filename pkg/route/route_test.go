@@ -99,6 +99,25 @@ spec:
 					Matches: []map[string]string{{"x-user": "tester", "x-beta": "1"}, {"x-user": "qa"}}}}},
 		},
 		{
+			name: "httproute mirror through a TraefikService",
+			doc: httpMeta + `  annotations:
+    iter8.tools/receiving: '["v1","v2"]'
+    iter8.tools/strategy: mirror
+    iter8.tools/traefik-mirroring: '{"traefikService":"app","service":"app-v1","port":80,"mirrors":[{"service":"app-v2","port":80,"percent":30}]}'
+spec:
+  rules:
+  - name: weights
+    backendRefs:
+    - {group: traefik.io, kind: TraefikService, name: team-app@kubernetescrd, weight: 100}
+    - {name: app-v2, port: 80, weight: 0}
+    - {name: app-v3, port: 80, weight: 0}
+`,
+			want: Route{Kind: KindHTTPRoute, Name: "app", Namespace: "team", Release: "rel", App: "app", Strategy: Mirror,
+				Receiving: []string{"v1", "v2"},
+				Backends: []Backend{{Name: "app-v1", Port: 80, Weight: 100}, {Name: "app-v2", Port: 80, Mirror: 30},
+					{Name: "app-v3", Port: 80}}},
+		},
+		{
 			name: "httproute mirror",
 			doc: httpMeta + `  annotations:
     iter8.tools/receiving: '["v1","v2","v3"]'
@@ -322,6 +341,16 @@ status:
 			"spec.http[0].mirrors[0].destination: missing"},
 		{"istio second weights entry", vsMeta + "spec:\n  http:\n  - name: weights\n  - name: weights\n",
 			"spec.http[1].name: a second http entry named weights"},
+		{"TraefikService without its annotation", httpMeta + "spec:\n  rules:\n  - name: weights\n    backendRefs: [{kind: TraefikService, name: team-app@kubernetescrd}]\n",
+			"spec.rules[0].backendRefs[0]: a TraefikService backend needs the annotation iter8.tools/traefik-mirroring"},
+		{"traefik-mirroring not JSON", httpMeta + "  annotations:\n    iter8.tools/traefik-mirroring: app\nspec:\n  rules:\n  - name: weights\n    backendRefs: [{kind: TraefikService, name: x}]\n",
+			"metadata.annotations[iter8.tools/traefik-mirroring]: not JSON"},
+		{"traefik-mirroring without service", httpMeta + "  annotations:\n    iter8.tools/traefik-mirroring: '{\"port\": 80}'\nspec:\n  rules:\n  - name: weights\n    backendRefs: [{kind: TraefikService, name: x}]\n",
+			"metadata.annotations[iter8.tools/traefik-mirroring].service: missing"},
+		{"traefik-mirroring percent above 100", httpMeta + "  annotations:\n    iter8.tools/traefik-mirroring: '{\"service\": \"a\", \"mirrors\": [{\"service\": \"b\", \"percent\": 150}]}'\nspec:\n  rules:\n  - name: weights\n    backendRefs: [{kind: TraefikService, name: x}]\n",
+			"metadata.annotations[iter8.tools/traefik-mirroring].mirrors[0]: want a service and a percent from 0 to 100"},
+		{"two TraefikServices", httpMeta + "  annotations:\n    iter8.tools/traefik-mirroring: '{\"service\": \"a\"}'\nspec:\n  rules:\n  - name: weights\n    backendRefs: [{kind: TraefikService, name: x}, {kind: TraefikService, name: z}]\n",
+			"spec.rules[0].backendRefs[1]: a second TraefikService"},
 		{"unknown kind", "apiVersion: v1\nkind: Service\nmetadata: {name: app}\n", `kind "Service" is neither HTTPRoute nor VirtualService`},
 	}
 	for _, tt := range tests {

@@ -167,17 +167,17 @@ func trafficBedFor(t *testing.T, ctx context.Context, ns, infra, app string, con
 	for v, c := range conversion {
 		backends[v] = traefik.BackendConfig{Conversion: c}
 	}
-	tr, _ := startTrafficBed(t, ctx, ns, infra, app, backends)
+	tr, _ := startTrafficBed(t, ctx, ns, infra, app, backends, false)
 	return tr
 }
 
 // startTrafficBed starts Traefik for namespace ns's Gateway (in infra) and
 // a sample app per version of app, configured by backends (SampleApp and
 // Version are filled in), as the Pods of the versions' Deployments; all
-// stop when the test ends.
-func startTrafficBed(t *testing.T, ctx context.Context, ns, infra, app string, backends map[string]traefik.BackendConfig) (*traefik.Traefik, map[string]*traefik.Backend) {
+// stop when the test ends. crdProvider runs Traefik's CRD provider too.
+func startTrafficBed(t *testing.T, ctx context.Context, ns, infra, app string, backends map[string]traefik.BackendConfig, crdProvider bool) (*traefik.Traefik, map[string]*traefik.Backend) {
 	t.Helper()
-	tr, err := traefik.Start(ctx, traefik.Config{Admin: env.Config, Namespace: infra, Gateway: "gateway", Logf: t.Logf})
+	tr, err := traefik.Start(ctx, traefik.Config{Admin: env.Config, Namespace: infra, Gateway: "gateway", CRDProvider: crdProvider, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

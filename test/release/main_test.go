@@ -26,6 +26,7 @@ import (
 
 	"github.com/iter8-tools/iter8/test/node"
 	"github.com/iter8-tools/iter8/test/testbed"
+	"github.com/iter8-tools/iter8/test/traefik"
 )
 
 // The CRDs' modules, pinned (DESIGN §4): the Gateway API's standard channel
@@ -107,8 +108,9 @@ func setup(e *testbed.Env) (func(), error) {
 }
 
 // installCRDs creates the HTTPRoute (and the rest of the Gateway API's
-// standard channel) and Istio's CRDs from the modules' own files, fetched
-// through the Go module proxy, and waits until they are established.
+// standard channel), Istio's and Traefik's CRDs from the modules' own
+// files, fetched through the Go module proxy, and waits until they are
+// established.
 func installCRDs(ctx context.Context) error {
 	dirs, err := moduleDirs(ctx, gatewayAPIModule, istioAPIModule)
 	if err != nil {
@@ -119,6 +121,11 @@ func installCRDs(ctx context.Context) error {
 		return fmt.Errorf("no Gateway API CRDs in %s: %v", dirs[0], err)
 	}
 	files = append(files, filepath.Join(dirs[1], "kubernetes", "customresourcedefinitions.gen.yaml"))
+	traefikCRDs, err := traefik.CRDFile(ctx)
+	if err != nil {
+		return err
+	}
+	files = append(files, traefikCRDs)
 	args := []string{"create"}
 	for _, f := range files {
 		args = append(args, "-f", f)
@@ -129,7 +136,7 @@ func installCRDs(ctx context.Context) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("kubectl create the CRDs: %v\n%s", err, out)
 	}
-	for _, name := range []string{"httproutes.gateway.networking.k8s.io", "virtualservices.networking.istio.io"} {
+	for _, name := range []string{"httproutes.gateway.networking.k8s.io", "virtualservices.networking.istio.io", "traefikservices.traefik.io"} {
 		if err := waitEstablished(ctx, name); err != nil {
 			return err
 		}

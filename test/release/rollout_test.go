@@ -57,7 +57,7 @@ func startRolloutBed(t *testing.T, ctx context.Context, name string, v2Args ...s
 	infra := namespace(t, name+"-infra")
 	tr, backends := startTrafficBed(t, ctx, ns, infra, "app", map[string]traefik.BackendConfig{
 		"v1": {}, "v2": {Args: v2Args},
-	})
+	}, false)
 	more := map[string]any{"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": infra}}}}
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100), deployed("v2", 0)}, more), "--wait")
 	client := traefik.NewClient()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,12 @@ type Config struct {
 	StartTimeout time.Duration
 	// LogLevel is Traefik's log level (default INFO).
 	LogLevel string
+	// CRDProvider also runs Traefik's Kubernetes CRD provider, so that
+	// HTTPRoutes can reach TraefikServices (the release chart's mirroring
+	// on dataPlane traefik). The traefik.io CRDs ([CRDFile]) must be
+	// installed. It watches every namespace, so that one Traefik serves
+	// the TraefikServices of all the apps its Gateway routes to.
+	CRDProvider bool
 	// Logf, when set, receives a line for every step.
 	Logf func(format string, args ...any)
 }
@@ -128,6 +135,33 @@ func Binary(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("build traefik: %w", err)
 	}
 	return bin, nil
+}
+
+// CRDFile returns the path of the YAML of Traefik's traefik.io CRDs, from
+// the Traefik module that test/traefik/tools pins (fetched through the Go
+// module proxy when it is not in the module cache).
+func CRDFile(ctx context.Context) (string, error) {
+	root, err := testbed.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/traefik/traefik/v3")
+	cmd.Dir = filepath.Join(root, "test", "traefik", "tools")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("find Traefik's CRDs: go mod download: %v\n%s", err, stderr.String())
+	}
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Error != "" || m.Dir == "" {
+		return "", fmt.Errorf("find Traefik's CRDs: go mod download: %v %s", err, m.Error)
+	}
+	f := filepath.Join(m.Dir, "docs", "content", "reference", "dynamic-configuration", "kubernetes-crd-definition-v1.yml")
+	if _, err := os.Stat(f); err != nil {
+		return "", fmt.Errorf("find Traefik's CRDs: %w", err)
+	}
+	return f, nil
 }
 
 // Start creates Traefik's ServiceAccount, RBAC, GatewayClass and Gateway,
@@ -239,6 +273,15 @@ func (t *Traefik) start(ctx context.Context) error {
 		"--providers.kubernetesgateway.labelselector=" + instanceLabel + "=" + t.id,
 		"--providers.kubernetesgateway.throttleDuration=" + t.cfg.Throttle.String(),
 	}
+	if t.cfg.CRDProvider {
+		args = append(args,
+			"--providers.kubernetescrd=true",
+			"--providers.kubernetescrd.endpoint="+t.cfg.Admin.Host,
+			"--providers.kubernetescrd.token="+tokenFile,
+			"--providers.kubernetescrd.certauthfilepath="+caFile,
+			"--providers.kubernetescrd.throttleDuration="+t.cfg.Throttle.String(),
+		)
+	}
 	t.cmd = exec.Command(t.cfg.Binary, args...)
 	t.cmd.Dir = t.dir
 	// Nothing of the test's environment: no proxy, no in-cluster variables.
@@ -295,6 +338,18 @@ func (t *Traefik) createAccess(ctx context.Context) (string, error) {
 				Verbs: []string{"update"},
 			},
 		},
+	}
+	if t.cfg.CRDProvider {
+		// As kubernetes-crd-rbac.yml in Traefik's documentation lists them,
+		// less what only its Ingress provider and OpenTelemetry need.
+		role.Rules = append(role.Rules,
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: read},
+			rbacv1.PolicyRule{
+				APIGroups: []string{"traefik.io"},
+				Resources: []string{"middlewares", "middlewaretcps", "ingressroutes", "traefikservices", "ingressroutetcps",
+					"ingressrouteudps", "tlsoptions", "tlsstores", "serverstransports", "serverstransporttcps"},
+				Verbs: read,
+			})
 	}
 	if _, err := t.client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		return "", fmt.Errorf("create ClusterRole: %w", err)

@@ -73,6 +73,38 @@ plane, as JSON {apiVersion, kind}.
 {{- end }}
 
 {{- /*
+release.traefikMirroring is, with dataPlane traefik and strategy mirror, the
+route's iter8.tools/traefik-mirroring annotation: JSON {traefikService (its
+name), service and port (the serving version's backend), mirrors (each
+{service, port, percent})}; "" otherwise. A TraefikService exists then even
+with no mirror, so that a mirror's arrival changes no route backend.
+*/ -}}
+{{- define "release.traefikMirroring" -}}
+{{- if and (eq .Values.dataPlane "traefik") (eq .Values.strategy "mirror") -}}
+{{- $m := dict "traefikService" (include "release.app" .) "mirrors" list -}}
+{{- range .Values.versions -}}
+{{- $b := include "release.backend" (dict "root" $ "v" .) | fromJson -}}
+{{- if gt (int (.weight | default 0)) 0 -}}
+{{- $_ := set $m "service" $b.name -}}
+{{- $_ := set $m "port" (int $b.port) -}}
+{{- else if gt (int (.mirror | default 0)) 0 -}}
+{{- $_ := set $m "mirrors" (append $m.mirrors (dict "service" $b.name "port" (int $b.port) "percent" (int .mirror))) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $m -}}
+{{- end -}}
+{{- end }}
+
+{{- /*
+release.traefikServiceRef is the name by which an HTTPRoute reaches the
+release's TraefikService through Traefik's CRD provider:
+<namespace>-<name>@kubernetescrd.
+*/ -}}
+{{- define "release.traefikServiceRef" -}}
+{{ printf "%s-%s@kubernetescrd" .Release.Namespace (include "release.app" .) }}
+{{- end }}
+
+{{- /*
 release.validate fails with a message naming the value for what the schema
 cannot say: unique names, weights that route somewhere, the strategy's rules,
 abn.header (an HTTP token, canary or none, not in match rules), and
@@ -125,8 +157,8 @@ read from the live route).
 {{- if and (has .Values.strategy (list "blue-green" "mirror")) (ne $weighted 1) -}}
 {{- fail (printf "versions: strategy %s sends all traffic to one version, but %d versions have a weight above 0" .Values.strategy $weighted) -}}
 {{- end -}}
-{{- if and (eq .Values.dataPlane "gateway-api") (not .Values.gatewayAPI.parentRefs) -}}
-{{- fail "gatewayAPI.parentRefs: an HTTPRoute needs the Gateway it attaches to, such as [{name: gateway, namespace: infra}]" -}}
+{{- if and (has .Values.dataPlane (list "gateway-api" "traefik")) (not .Values.gatewayAPI.parentRefs) -}}
+{{- fail (printf "gatewayAPI.parentRefs: an HTTPRoute (dataPlane %s) needs the Gateway it attaches to, such as [{name: gateway, namespace: infra}]" .Values.dataPlane) -}}
 {{- end -}}
 {{- $kind := include "release.routeKind" . | fromJson -}}
 {{- $live := lookup $kind.apiVersion $kind.kind .Release.Namespace (include "release.app" .) -}}
