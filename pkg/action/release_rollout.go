@@ -23,10 +23,11 @@ import (
 )
 
 // ReleaseRollout steps an app's candidate version through weights from
-// this process: an experiment of built-in load to each version's own URL,
-// SLOs on the candidate (assess) and the rollout task, a loop every
-// interval, with its spec and result in local files. It changes the
-// release only by the rollout task's helm upgrades.
+// this process: an experiment of built-in load to each version's own URL
+// and/or Prometheus queries of its real traffic, SLOs on the candidate
+// (assess) and the rollout task, a loop every interval, with its spec and
+// result in local files. It changes the release only by the rollout task's
+// helm upgrades.
 type ReleaseRollout struct {
 	cfg *Configuration
 	// App names the route; its release is the route's
@@ -40,11 +41,19 @@ type ReleaseRollout struct {
 	// Interval is the time from one step's start to the next's.
 	Interval time.Duration
 	// URLs are the versions' own addresses, by version: each loop sends
-	// Requests requests to each. The candidate's is required.
+	// Requests requests to each. The candidate's is required unless
+	// Prometheus is given.
 	URLs     map[string]string
 	Requests int
-	// SLOs hold the candidate to objectives on the load's metrics, such as
-	// "http/error-rate<=0.01" or "http/latency-p99<=250".
+	// Prometheus is a Prometheus server's URL; each loop reads Queries
+	// there for every version, over the last interval, as metrics
+	// prometheus/NAME. A query is a PromQL template that sees .version and
+	// .window (the interval, such as 5m0s), and selects one series.
+	Prometheus string
+	Queries    map[string]string
+	// SLOs hold the candidate to objectives on the load's or Prometheus'
+	// metrics, such as "http/error-rate<=0.01", "http/latency-p99<=250" or
+	// "prometheus/error-rate<=0.01".
 	SLOs []string
 	// Timeout bounds each upgrade, its gates included; ProgressDeadline
 	// how long the rollout may pause for an unready candidate.
@@ -92,8 +101,12 @@ func (a *ReleaseRollout) Validate() error {
 		return fmt.Errorf("progress deadline %v: want above 0 and at most %v", a.ProgressDeadline, experiment.MaxDuration)
 	case a.Requests < 1 || a.Requests > 1_000_000:
 		return fmt.Errorf("requests %d: want 1 to 1000000 per version and loop", a.Requests)
-	case a.URLs[a.Version] == "":
-		return fmt.Errorf("url: none for the candidate %s: give VERSION=URL of each version's own address (its Service), at least the candidate's", a.Version)
+	case a.URLs[a.Version] == "" && a.Prometheus == "":
+		return fmt.Errorf("url: none for the candidate %s: give VERSION=URL of each version's own address (its Service), at least the candidate's, or Prometheus queries", a.Version)
+	case a.Prometheus != "" && len(a.Queries) == 0:
+		return fmt.Errorf("prometheus %s: no query: give NAME=PROMQL, such as error-rate=sum(rate(errors_total{version=\"{{.version}}\"}[{{.window}}]))", a.Prometheus)
+	case a.Prometheus == "" && len(a.Queries) > 0:
+		return errors.New("query: no Prometheus to send it to: give its URL")
 	case len(a.SLOs) == 0:
 		return errors.New("slo: none: give at least one, such as http/error-rate<=0.01")
 	case a.SpecPath == "":
@@ -108,6 +121,19 @@ func (a *ReleaseRollout) Validate() error {
 			return fmt.Errorf("url %s=%s: want an absolute http or https URL, such as http://app-%s.ns:8080/", v, a.URLs[v], v)
 		}
 	}
+	if a.Prometheus != "" {
+		if u, err := url.Parse(a.Prometheus); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("prometheus %s: want an absolute http or https URL, such as http://prometheus.monitoring:9090", a.Prometheus)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Queries)) {
+		if !queryNamePattern.MatchString(name) {
+			return fmt.Errorf("query %s=...: name %q: want lowercase letters, digits and -_. (it becomes the metric prometheus/%s)", name, name, name)
+		}
+		if strings.TrimSpace(a.Queries[name]) == "" {
+			return fmt.Errorf("query %s=: empty PromQL", name)
+		}
+	}
 	for _, s := range a.SLOs {
 		if _, _, _, err := parseSLO(s); err != nil {
 			return err
@@ -115,6 +141,9 @@ func (a *ReleaseRollout) Validate() error {
 	}
 	return nil
 }
+
+// queryNamePattern is a metric name the metrics task accepts.
+var queryNamePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$`)
 
 // checkRolloutSteps wants weights from 1 to 100, strictly ascending, the
 // last 100.
@@ -263,6 +292,27 @@ func (a *ReleaseRollout) spec(ns, rel string, versions []string, baseline string
 		}
 		slos = append(slos, slo)
 	}
+	var tasks []any
+	if len(endpoints) > 0 {
+		tasks = append(tasks, map[string]any{"task": "http", "with": map[string]any{"endpoints": endpoints, "numRequests": a.Requests}})
+	}
+	if a.Prometheus != "" {
+		var queries []map[string]any
+		for _, name := range slices.Sorted(maps.Keys(a.Queries)) {
+			queries = append(queries, map[string]any{"name": name, "query": a.Queries[name]})
+		}
+		// A candidate without traffic has no value: that is no failure
+		// before its first step (the rollout judges measured values only),
+		// and a failed SLO after it.
+		tasks = append(tasks, map[string]any{"task": "metrics", "with": map[string]any{
+			"provider": "prometheus", "endpoint": a.Prometheus, "queries": queries,
+			"window": a.Interval.String(), "allowMissing": true}})
+	}
+	tasks = append(tasks,
+		map[string]any{"task": "assess", "with": map[string]any{"slos": slos}},
+		map[string]any{"task": "rollout", "with": map[string]any{
+			"release": ns + "/" + rel, "candidate": a.Version, "baseline": baseline, "steps": a.Steps,
+			"timeout": a.Timeout.String(), "progressDeadline": a.ProgressDeadline.String()}})
 	// Room for a pause as long as the progress deadline: its loops, and
 	// the loop that takes the step again.
 	loops := len(a.Steps) + 1 + int((a.ProgressDeadline+a.Interval-1)/a.Interval) + 2
@@ -271,13 +321,7 @@ func (a *ReleaseRollout) spec(ns, rel string, versions []string, baseline string
 		"metadata": map[string]any{"name": "rollout"},
 		"spec": map[string]any{
 			"versions": versions, "loops": min(loops, experiment.MaxLoops), "interval": a.Interval.String(),
-			"tasks": []any{
-				map[string]any{"task": "http", "with": map[string]any{"endpoints": endpoints, "numRequests": a.Requests}},
-				map[string]any{"task": "assess", "with": map[string]any{"slos": slos}},
-				map[string]any{"task": "rollout", "with": map[string]any{
-					"release": ns + "/" + rel, "candidate": a.Version, "baseline": baseline, "steps": a.Steps,
-					"timeout": a.Timeout.String(), "progressDeadline": a.ProgressDeadline.String()}},
-			},
+			"tasks": tasks,
 		},
 	}
 	return yaml.Marshal(exp)

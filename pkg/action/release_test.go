@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	helmchart "helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -391,5 +392,43 @@ func TestAppOf(t *testing.T) {
 		if got := appOf("rel", tt.config, tt.defaults); got != tt.want {
 			t.Errorf("appOf(rel, %v, %v) = %q, want %q", tt.config, tt.defaults, got, tt.want)
 		}
+	}
+}
+
+// TestReleaseRolloutSpecWithPrometheus: with Prometheus queries and no
+// URL, the rollout's experiment reads the queries over the last interval
+// and sends no load; a query that is not a template is refused by the
+// metrics task's own check, naming it.
+func TestReleaseRolloutSpecWithPrometheus(t *testing.T) {
+	cfg := NewConfiguration()
+	a := NewReleaseRollout(cfg)
+	a.App, a.Version, a.Interval, a.SpecPath = "app", "v2", 30*time.Second, "rollout.yaml"
+	a.Prometheus = "http://prom.monitoring:9090"
+	a.Queries = map[string]string{"error-rate": `sum(rate(errors_total{version="{{.version}}"}[{{.window}}]))`}
+	a.SLOs = []string{"prometheus/error-rate<=0.01"}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := a.spec("team", "rel", []string{"v1", "v2"}, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := decodeSpec(spec, cfg, ".", nil, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, spec)
+	}
+	var tasks []string
+	for _, tk := range plan.Tasks {
+		tasks = append(tasks, tk.Spec.Task)
+	}
+	if fmt.Sprint(tasks) != "[metrics assess rollout]" || !strings.Contains(string(spec), "window: 30s") {
+		t.Errorf("tasks %v, want [metrics assess rollout] with window 30s:\n%s", tasks, spec)
+	}
+	a.Queries["error-rate"] = "sum(errors_total{version={{.version}"
+	if spec, err = a.spec("team", "rel", []string{"v1", "v2"}, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeSpec(spec, cfg, ".", nil, nil); err == nil || !strings.Contains(err.Error(), "queries[0]") {
+		t.Errorf("a query that is not a template: %v, want an error naming queries[0]", err)
 	}
 }

@@ -14,11 +14,15 @@ import (
 )
 
 const releaseRolloutDesc = `Roll VERSION of an app out step by step from this machine: every
---interval, load is sent to each version's own --url, the candidate is held
-to its --slo objectives, and while they are met the candidate's weight
-takes the next of --steps by a helm upgrade of the app's release (its gates
-included); a missed objective puts the weights from before the rollout
-back. With the candidate at 100 and its objectives met, it is promoted.
+--interval, load is sent to each version's own --url and/or each --query is
+read from --prometheus for every version (over the last interval), the
+candidate is held to its --slo objectives, and while they are met the
+candidate's weight takes the next of --steps by a helm upgrade of the app's
+release (its gates included); a missed objective puts the weights from
+before the rollout back. With the candidate at 100 and its objectives met,
+it is promoted. Before its first step the candidate has no real traffic:
+then only the objectives with a value count (a query with no value is no
+failure); after it, a query without a value fails.
 
 A candidate that turns unready loses its weight at once and the rollout
 pauses; ready again it goes on; unready past --progress-deadline, it rolls
@@ -33,12 +37,18 @@ flags or anything that kept it from running.
 
 Examples:
   %[1]s release rollout app v2 --url v1=http://app-v1.team:8080/ --url v2=http://app-v2.team:8080/ \
-      --slo http/error-rate<=0.01 --slo http/latency-p99<=250 --steps 10,25,50,100 --interval 5m`
+      --slo http/error-rate<=0.01 --slo http/latency-p99<=250 --steps 10,25,50,100 --interval 5m
+
+  # On the real traffic's metrics in Prometheus
+  %[1]s release rollout app v2 --prometheus http://prometheus.monitoring:9090 \
+      --query 'error-rate=sum(rate(http_requests_total{app="app",version="{{.version}}",code=~"5.."}[{{.window}}])) / sum(rate(http_requests_total{app="app",version="{{.version}}"}[{{.window}}]))' \
+      --slo prometheus/error-rate<=0.01 --steps 10,25,50,100 --interval 5m`
 
 // releaseRolloutOptions are the options of release rollout.
 type releaseRolloutOptions struct {
 	rollout *action.ReleaseRollout
 	urls    []string
+	queries []string
 	output  string
 	out     io.Writer
 }
@@ -56,7 +66,9 @@ func newReleaseRolloutCmd(e *cmdEnv) *cobra.Command {
 	f := cmd.Flags()
 	f.IntSliceVar(&r.Steps, "steps", r.Steps, "the candidate's weight at each step: ascending, the last 100")
 	f.DurationVar(&r.Interval, "interval", r.Interval, "time from one step's start to the next's; each interval's load and SLOs decide the step")
-	f.StringArrayVar(&o.urls, "url", nil, "VERSION=URL: a version's own address (its Service), sent --requests requests each interval; the candidate's is required")
+	f.StringArrayVar(&o.urls, "url", nil, "VERSION=URL: a version's own address (its Service), sent --requests requests each interval; the candidate's is required without --prometheus")
+	f.StringVar(&r.Prometheus, "prometheus", "", "URL of a Prometheus server to read each --query from, for every version, each interval")
+	f.StringArrayVar(&o.queries, "query", nil, "NAME=PROMQL: the metric prometheus/NAME of each version; PROMQL is a template that sees {{.version}} and {{.window}} (the interval) and selects one series")
 	f.StringArrayVar(&r.SLOs, "slo", nil, "an objective of the candidate: METRIC<=NUMBER or METRIC>=NUMBER, such as http/error-rate<=0.01 (at least one)")
 	f.IntVar(&r.Requests, "requests", r.Requests, "requests to each version per interval")
 	f.StringVar(&r.Baseline, "baseline", "", "the version the candidate is compared with (default the release's first)")
@@ -85,6 +97,17 @@ func (o *releaseRolloutOptions) Complete(_ *cobra.Command, args []string) error 
 			return fmt.Errorf("release rollout: --url: version %s given twice", v)
 		}
 		r.URLs[v] = addr
+	}
+	r.Queries = map[string]string{}
+	for _, q := range o.queries {
+		name, promql, ok := strings.Cut(q, "=")
+		if !ok || name == "" || promql == "" {
+			return fmt.Errorf("release rollout: --query %q: want NAME=PROMQL", q)
+		}
+		if _, dup := r.Queries[name]; dup {
+			return fmt.Errorf("release rollout: --query: metric %s given twice", name)
+		}
+		r.Queries[name] = promql
 	}
 	return nil
 }

@@ -355,6 +355,13 @@ func TestReleaseRolloutRefusesBadFlags(t *testing.T) {
 		{"slo bound not a number", []string{"--slo", "http/error-rate<=low"}, `slo "http/error-rate<=low": "low" is not a finite number`},
 		{"baseline is the candidate", []string{"--baseline", "v2"}, "baseline v2: the candidate v2 must differ from it"},
 		{"output", []string{"-o", "xml"}, `release rollout: -o: unknown output format "xml"`},
+		{"query without prometheus", []string{"--query", "errors=up"}, "query: no Prometheus to send it to"},
+		{"prometheus without query", []string{"--prometheus", "http://prom:9090"}, "prometheus http://prom:9090: no query"},
+		{"prometheus not http", []string{"--prometheus", "prom:9090", "--query", "errors=up"}, "prometheus prom:9090: want an absolute http or https URL"},
+		{"query without =", []string{"--prometheus", "http://prom:9090", "--query", "up"}, `--query "up": want NAME=PROMQL`},
+		{"query name not a metric name", []string{"--prometheus", "http://prom:9090", "--query", "Error Rate=up"}, `query Error Rate=...: name "Error Rate"`},
+		{"query twice", []string{"--prometheus", "http://prom:9090", "--query", "errors=up", "--query", "errors=down"}, "--query: metric errors given twice"},
+		{"query blank", []string{"--prometheus", "http://prom:9090", "--query", "errors= "}, "query errors=: empty PromQL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := executeOn(t, fake.NewClientset(), append(slices.Clone(ok), tc.args...)...)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/test/promtest"
+	"github.com/iter8-tools/iter8/test/sampleapp"
 	"github.com/iter8-tools/iter8/test/testbed"
 	"github.com/iter8-tools/iter8/test/traefik"
 )
@@ -40,6 +42,10 @@ func TestRollout(t *testing.T) {
 	t.Run("release rollout from the command line", func(t *testing.T) {
 		t.Parallel()
 		testRolloutCommand(t)
+	})
+	t.Run("release rollout on Prometheus metrics: a bad v2", func(t *testing.T) {
+		t.Parallel()
+		testPrometheusRollout(t)
 	})
 }
 
@@ -409,4 +415,49 @@ func (l *timedLoad) stop() (sent int, failed []time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.sent, l.failed
+}
+
+// testPrometheusRollout: release rollout judges v2 only on its real
+// traffic's error rate in Prometheus (scraping the sample apps), with v2
+// failing 20% of its requests. Before its first step v2 has no traffic and
+// so no value, which is no failure: it takes the first step; the next loop
+// sees its errors and puts the weights back, within one interval. helm
+// history shows both upgrades.
+func testPrometheusRollout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b := startRolloutBed(t, ctx, "rollout-prom", "--error-rate", "0.2")
+	prom := promtest.StartT(t, "v1="+strings.TrimPrefix(b.backends["v1"].URL, "http://"), "v2="+strings.TrimPrefix(b.backends["v2"].URL, "http://"))
+	if err := prom.WaitUp(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	load := startTimedLoad(ctx, b.client, b.url)
+	defer load.stop()
+	const interval = 5 * time.Second
+	errorRate := fmt.Sprintf(`error-rate=sum(rate(%[1]s{version="{{.version}}",error="true"}[{{.window}}])) / sum(rate(%[1]s{version="{{.version}}"}[{{.window}}]))`,
+		sampleapp.MetricRequests)
+	cmd := exec.CommandContext(ctx, iter8Bin(), "release", "rollout", "app", "v2", "-n", b.ns, "--kubeconfig", env.Kubeconfig,
+		"--prometheus", prom.URL, "--query", errorRate, "--slo", "prometheus/error-rate<=0.05",
+		"--steps", "20,50,100", "--interval", interval.String(), "--timeout", "1m", "--spec", filepath.Join(t.TempDir(), "rollout.yaml"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stepped := b.waitWeight(t, ctx, 20)
+	back := b.waitWeight(t, ctx, 0)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out.String(), "rolled back") ||
+		!strings.Contains(out.String(), "prometheus/error-rate") {
+		t.Fatalf("a bad v2 on Prometheus metrics: %v, want exit 1, rolled back on prometheus/error-rate:\n%s", err, out.String())
+	}
+	t.Logf("v2 at 20%% for %v, then back at 0", back.Sub(stepped).Round(100*time.Millisecond))
+	if back.Sub(stepped) > interval+5*time.Second { // one interval, and the rollback's upgrade
+		t.Errorf("v2 held 20%% for %v, want the weights back within one interval (%v)", back.Sub(stepped), interval)
+	}
+	if weights, descriptions := rolloutRevisions(t, b.ns); fmt.Sprint(weights) != "[20 0]" {
+		t.Errorf("the rollout's revisions give v2 %v, want [20 0] (the step, the rollback):\n%s", weights, strings.Join(descriptions, "\n"))
+	}
+	wantCounts(t, ctx, b.client, b.url, nil, 1000, map[string]int{"v1": 1000}, 0)
 }
