@@ -3,10 +3,13 @@ package action
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -20,6 +23,7 @@ import (
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/route"
 	"github.com/iter8-tools/iter8/pkg/store"
+	"github.com/iter8-tools/iter8/pkg/task/metrics"
 )
 
 // ReleaseRollout steps an app's candidate version through weights from
@@ -101,12 +105,12 @@ func (a *ReleaseRollout) Validate() error {
 		return fmt.Errorf("progress deadline %v: want above 0 and at most %v", a.ProgressDeadline, experiment.MaxDuration)
 	case a.Requests < 1 || a.Requests > 1_000_000:
 		return fmt.Errorf("requests %d: want 1 to 1000000 per version and loop", a.Requests)
+	case a.Prometheus == "" && len(a.Queries) > 0:
+		return errors.New("query: no Prometheus to send it to: give its URL (--prometheus)")
 	case a.URLs[a.Version] == "" && a.Prometheus == "":
 		return fmt.Errorf("url: none for the candidate %s: give VERSION=URL of each version's own address (its Service), at least the candidate's, or Prometheus queries", a.Version)
 	case a.Prometheus != "" && len(a.Queries) == 0:
 		return fmt.Errorf("prometheus %s: no query: give NAME=PROMQL, such as error-rate=sum(rate(errors_total{version=\"{{.version}}\"}[{{.window}}]))", a.Prometheus)
-	case a.Prometheus == "" && len(a.Queries) > 0:
-		return errors.New("query: no Prometheus to send it to: give its URL")
 	case len(a.SLOs) == 0:
 		return errors.New("slo: none: give at least one, such as http/error-rate<=0.01")
 	case a.SpecPath == "":
@@ -133,11 +137,43 @@ func (a *ReleaseRollout) Validate() error {
 		if strings.TrimSpace(a.Queries[name]) == "" {
 			return fmt.Errorf("query %s=: empty PromQL", name)
 		}
+		if err := metrics.ParseQuery(a.Queries[name]); err != nil {
+			return fmt.Errorf("query %s=...: not a template: %w", name, err)
+		}
 	}
 	for _, s := range a.SLOs {
 		if _, _, _, err := parseSLO(s); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkPrometheus asks the Prometheus at base for vector(1) through the
+// instant-query API that the metrics task uses.
+func checkPrometheus(ctx context.Context, base string) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("prometheus %s: %w", base, err)
+	}
+	q := u.JoinPath("api/v1/query")
+	q.RawQuery = url.Values{"query": {"vector(1)"}}.Encode()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, q.String(), nil)
+	if err != nil {
+		return fmt.Errorf("prometheus %s: %w", base, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("prometheus %s: unreachable: %w", base, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.Status != "success" {
+		return fmt.Errorf("prometheus %s: GET %s answered %s, not a Prometheus query result (status success)", base, q.Redacted(), resp.Status)
 	}
 	return nil
 }
@@ -232,6 +268,14 @@ func (a *ReleaseRollout) Run(ctx context.Context) (*Rolled, error) {
 	spec, err := a.spec(cl.Namespace, rel, names, baseline)
 	if err != nil {
 		return nil, err
+	}
+	// The metrics task tolerates missing values (a candidate without
+	// traffic has none), so a wrong URL would pass unnoticed until the
+	// first step: ask once now.
+	if a.Prometheus != "" {
+		if err := checkPrometheus(ctx, a.Prometheus); err != nil {
+			return nil, err
+		}
 	}
 	// The tasks' own checks (metric names in --slo, say) before any file
 	// is written.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -231,8 +233,8 @@ func TestReleaseStatusNoRoute(t *testing.T) {
 	}
 }
 
-// renderRoute renders charts/release with values and parses its route.
-func renderRoute(t *testing.T, ch *helmchart.Chart, values map[string]any) *route.Route {
+// renderChart renders charts/release with values in namespace team.
+func renderChart(t *testing.T, ch *helmchart.Chart, values map[string]any) map[string]string {
 	t.Helper()
 	rv, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "rel", Namespace: "team", Revision: 1, IsInstall: true}, chartutil.DefaultCapabilities)
 	if err != nil {
@@ -242,6 +244,13 @@ func renderRoute(t *testing.T, ch *helmchart.Chart, values map[string]any) *rout
 	if err != nil {
 		t.Fatalf("render %v: %v", values, err)
 	}
+	return out
+}
+
+// renderRoute renders charts/release with values and parses its route.
+func renderRoute(t *testing.T, ch *helmchart.Chart, values map[string]any) *route.Route {
+	t.Helper()
+	out := renderChart(t, ch, values)
 	for name, doc := range out {
 		if !strings.HasSuffix(name, "httproute.yaml") && !strings.HasSuffix(name, "virtualservice.yaml") || strings.TrimSpace(doc) == "" {
 			continue
@@ -312,6 +321,59 @@ func TestChartRoutes(t *testing.T) {
 					t.Errorf("%s %s: backend %+v, want %d matches and mirror %d", plane, c.strategy, b, c.matches[b.Name], c.mirrors[b.Name])
 				}
 			}
+			checkTraefikService(t, plane, c.strategy, renderChart(t, ch, values), r)
+		}
+	}
+}
+
+// checkTraefikService: on dataPlane traefik the chart renders a
+// TraefikService whatever the strategy, for the first weighted version,
+// mirroring what route.Parse read from the route; on the other data planes
+// none.
+func checkTraefikService(t *testing.T, plane, strategy string, out map[string]string, r *route.Route) {
+	t.Helper()
+	var doc string
+	for name, d := range out {
+		if strings.HasSuffix(name, "traefikservice.yaml") {
+			doc = strings.TrimSpace(d)
+		}
+	}
+	if plane != "traefik" {
+		if doc != "" {
+			t.Errorf("%s %s: a TraefikService:\n%s", plane, strategy, doc)
+		}
+		return
+	}
+	var ts struct {
+		Kind     string `json:"kind"`
+		Metadata struct{ Name string }
+		Spec     struct {
+			Mirroring struct {
+				Name    string
+				Port    int
+				Mirrors []struct {
+					Name    string
+					Port    int
+					Percent int
+				}
+			}
+		}
+	}
+	if err := sigsyaml.Unmarshal([]byte(doc), &ts); err != nil || ts.Kind != "TraefikService" {
+		t.Fatalf("%s %s: TraefikService %v:\n%s", plane, strategy, err, doc)
+	}
+	m := ts.Spec.Mirroring
+	serving := r.Backends[slices.IndexFunc(r.Backends, func(b route.Backend) bool { return b.Weight > 0 })]
+	if ts.Metadata.Name != "app" || m.Name != serving.Name || m.Port != serving.Port {
+		t.Errorf("%s %s: TraefikService %s for %s:%d, want app for %s:%d", plane, strategy, ts.Metadata.Name, m.Name, m.Port, serving.Name, serving.Port)
+	}
+	mirrors := map[string]int{}
+	for _, mm := range m.Mirrors {
+		mirrors[mm.Name] = mm.Percent
+	}
+	for _, b := range r.Backends {
+		if mirrors[b.Name] != b.Mirror {
+			t.Errorf("%s %s: TraefikService mirrors %v, route %+v", plane, strategy, mirrors, r.Backends)
 		}
 	}
 }
@@ -430,5 +492,29 @@ func TestReleaseRolloutSpecWithPrometheus(t *testing.T) {
 	}
 	if _, err := decodeSpec(spec, cfg, ".", nil, nil); err == nil || !strings.Contains(err.Error(), "queries[0]") {
 		t.Errorf("a query that is not a template: %v, want an error naming queries[0]", err)
+	}
+}
+
+// TestCheckPrometheus: release rollout asks Prometheus once before it
+// starts, and names the URL when the answer is not a query result.
+func TestCheckPrometheus(t *testing.T) {
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/prom/api/v1/query" || r.URL.Query().Get("query") != "vector(1)" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	defer prom.Close()
+	if err := checkPrometheus(t.Context(), prom.URL+"/prom"); err != nil {
+		t.Errorf("a Prometheus: %v", err)
+	}
+	if err := checkPrometheus(t.Context(), prom.URL); err == nil || !strings.Contains(err.Error(), "prometheus "+prom.URL+": GET "+prom.URL+"/api/v1/query") {
+		t.Errorf("a 404: %v, want an error naming the URL", err)
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	if err := checkPrometheus(t.Context(), closed.URL); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("nothing listening: %v, want unreachable", err)
 	}
 }

@@ -22,7 +22,10 @@ release (its gates included); a missed objective puts the weights from
 before the rollout back. With the candidate at 100 and its objectives met,
 it is promoted. Before its first step the candidate has no real traffic:
 then only the objectives with a value count (a query with no value is no
-failure); after it, a query without a value fails.
+failure); after it, a query without a value fails, so write each query to
+give a value whenever the version has traffic (an error count of a version
+that never failed may have no series: add "or vector(0)"), over a window
+that spans at least two of Prometheus' scrapes.
 
 A candidate that turns unready loses its weight at once and the rollout
 pauses; ready again it goes on; unready past --progress-deadline, it rolls
@@ -41,7 +44,7 @@ Examples:
 
   # On the real traffic's metrics in Prometheus
   %[1]s release rollout app v2 --prometheus http://prometheus.monitoring:9090 \
-      --query 'error-rate=sum(rate(http_requests_total{app="app",version="{{.version}}",code=~"5.."}[{{.window}}])) / sum(rate(http_requests_total{app="app",version="{{.version}}"}[{{.window}}]))' \
+      --query 'error-rate=(sum(rate(http_requests_total{app="app",version="{{.version}}",code=~"5.."}[{{.window}}])) or vector(0)) / sum(rate(http_requests_total{app="app",version="{{.version}}"}[{{.window}}]))' \
       --slo prometheus/error-rate<=0.01 --steps 10,25,50,100 --interval 5m`
 
 // releaseRolloutOptions are the options of release rollout.
@@ -67,7 +70,7 @@ func newReleaseRolloutCmd(e *cmdEnv) *cobra.Command {
 	f.IntSliceVar(&r.Steps, "steps", r.Steps, "the candidate's weight at each step: ascending, the last 100")
 	f.DurationVar(&r.Interval, "interval", r.Interval, "time from one step's start to the next's; each interval's load and SLOs decide the step")
 	f.StringArrayVar(&o.urls, "url", nil, "VERSION=URL: a version's own address (its Service), sent --requests requests each interval; the candidate's is required without --prometheus")
-	f.StringVar(&r.Prometheus, "prometheus", "", "URL of a Prometheus server to read each --query from, for every version, each interval")
+	f.StringVar(&r.Prometheus, "prometheus", "", "URL of a Prometheus server (without authentication) to read each --query from, for every version, each interval")
 	f.StringArrayVar(&o.queries, "query", nil, "NAME=PROMQL: the metric prometheus/NAME of each version; PROMQL is a template that sees {{.version}} and {{.window}} (the interval) and selects one series")
 	f.StringArrayVar(&r.SLOs, "slo", nil, "an objective of the candidate: METRIC<=NUMBER or METRIC>=NUMBER, such as http/error-rate<=0.01 (at least one)")
 	f.IntVar(&r.Requests, "requests", r.Requests, "requests to each version per interval")

@@ -362,6 +362,7 @@ func TestReleaseRolloutRefusesBadFlags(t *testing.T) {
 		{"query name not a metric name", []string{"--prometheus", "http://prom:9090", "--query", "Error Rate=up"}, `query Error Rate=...: name "Error Rate"`},
 		{"query twice", []string{"--prometheus", "http://prom:9090", "--query", "errors=up", "--query", "errors=down"}, "--query: metric errors given twice"},
 		{"query blank", []string{"--prometheus", "http://prom:9090", "--query", "errors= "}, "query errors=: empty PromQL"},
+		{"query not a template", []string{"--prometheus", "http://prom:9090", "--query", "errors=up{v=\"{{.version\"}"}, "query errors=...: not a template"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := executeOn(t, fake.NewClientset(), append(slices.Clone(ok), tc.args...)...)

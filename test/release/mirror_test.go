@@ -15,8 +15,9 @@ import (
 // TestTraefikMirror proves strategy mirror on dataPlane traefik in traffic:
 // Traefik implements no Gateway API RequestMirror, so the chart mirrors
 // through a TraefikService. v2 gets a copy of 30% of the requests (±3% of
-// 1000), every answer comes from v1, and switching from blue-green to the
-// mirror under a sequential client fails no request.
+// 1000), every answer comes from v1, switching from blue-green to the
+// mirror under a sequential client fails no request, and neither does the
+// mirror turning unready.
 func TestTraefikMirror(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -41,7 +42,7 @@ func TestTraefikMirror(t *testing.T) {
 	load := startTimedLoad(ctx, client, url)
 	mustUpgrade(t, ns, "app", valuesFile(t, "traefik", "mirror", []version{deployed("v1", 100), deployed("v2", 0, "mirror", 30)}, more), "--wait")
 	live := readParsedRoute(t, ns, "app")
-	if b := live.Backend("app-v2"); b == nil || b.Mirror != 30 || b.Weight != 0 || live.Backend("app-v1").Weight != 100 {
+	if b, v1 := live.Backend("app-v2"), live.Backend("app-v1"); b == nil || v1 == nil || b.Mirror != 30 || b.Weight != 0 || v1.Weight != 100 {
 		t.Errorf("route.Parse of the live route: %+v, want app-v1 at 100 and app-v2 at 0 mirroring 30%%", live.Backends)
 	}
 	eventually(t, ctx, "Traefik mirrors to v2", func() (bool, string) {
@@ -65,6 +66,22 @@ func TestTraefikMirror(t *testing.T) {
 	t.Logf("1000 requests through Traefik: all answered by v1, %d mirrored to v2 (want 300 ±30)", mirrored)
 	if mirrored < 270 || mirrored > 330 {
 		t.Errorf("v2 got %d mirrored requests of 1000, want 300 ±30", mirrored)
+	}
+
+	// The mirror turns unready: Traefik stops copying to it (its count
+	// settles while the load goes on) and v1 goes on answering everything.
+	load = startTimedLoad(ctx, client, url)
+	harness.HoldUnready(ns, "app-v2", true)
+	settledServed(t, ctx, backends["v2"])
+	base := served(t, backends["v1"])
+	waitUntil(t, ctx, time.Minute, "v1 to answer 1000 more requests", func() (bool, string) {
+		n := served(t, backends["v1"]) - base
+		return n >= 1000, fmt.Sprintf("%d", n)
+	})
+	sent, failed = load.stop()
+	t.Logf("the mirror unready: %d requests, %d failed", sent, len(failed))
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed with the mirror unready, the first at %v", len(failed), sent, failed[0].Format(time.RFC3339Nano))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -434,7 +435,9 @@ func testPrometheusRollout(t *testing.T) {
 	load := startTimedLoad(ctx, b.client, b.url)
 	defer load.stop()
 	const interval = 5 * time.Second
-	errorRate := fmt.Sprintf(`error-rate=sum(rate(%[1]s{version="{{.version}}",error="true"}[{{.window}}])) / sum(rate(%[1]s{version="{{.version}}"}[{{.window}}]))`,
+	// As README writes it: "or vector(0)" for errors that may have no
+	// series (this sample app exports its error counter from the start).
+	errorRate := fmt.Sprintf(`error-rate=(sum(rate(%[1]s{version="{{.version}}",error="true"}[{{.window}}])) or vector(0)) / sum(rate(%[1]s{version="{{.version}}"}[{{.window}}]))`,
 		sampleapp.MetricRequests)
 	cmd := exec.CommandContext(ctx, iter8Bin(), "release", "rollout", "app", "v2", "-n", b.ns, "--kubeconfig", env.Kubeconfig,
 		"--prometheus", prom.URL, "--query", errorRate, "--slo", "prometheus/error-rate<=0.05",
@@ -448,9 +451,10 @@ func testPrometheusRollout(t *testing.T) {
 	back := b.waitWeight(t, ctx, 0)
 	err := cmd.Wait()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out.String(), "rolled back") ||
-		!strings.Contains(out.String(), "prometheus/error-rate") {
-		t.Fatalf("a bad v2 on Prometheus metrics: %v, want exit 1, rolled back on prometheus/error-rate:\n%s", err, out.String())
+	// A measured rate, not a missing one ("prometheus/error-rate: no value").
+	measured := regexp.MustCompile(`SLO prometheus/error-rate 0\.[0-9]+ above 0\.05`)
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out.String(), "rolled back") || !measured.MatchString(out.String()) {
+		t.Fatalf("a bad v2 on Prometheus metrics: %v, want exit 1, rolled back on a measured prometheus/error-rate above 0.05:\n%s", err, out.String())
 	}
 	t.Logf("v2 at 20%% for %v, then back at 0", back.Sub(stepped).Round(100*time.Millisecond))
 	if back.Sub(stepped) > interval+5*time.Second { // one interval, and the rollback's upgrade

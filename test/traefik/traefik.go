@@ -69,9 +69,10 @@ type Config struct {
 	LogLevel string
 	// CRDProvider also runs Traefik's Kubernetes CRD provider, so that
 	// HTTPRoutes can reach TraefikServices (the release chart's mirroring
-	// on dataPlane traefik). The traefik.io CRDs ([CRDFile]) must be
-	// installed. It watches every namespace, so that one Traefik serves
-	// the TraefikServices of all the apps its Gateway routes to.
+	// on dataPlane traefik), with allowEmptyServices, as the chart asks.
+	// The traefik.io CRDs ([CRDFile]) must be installed. It watches every
+	// namespace, so that one Traefik serves the TraefikServices of all the
+	// apps its Gateway routes to.
 	CRDProvider bool
 	// Logf, when set, receives a line for every step.
 	Logf func(format string, args ...any)
@@ -280,6 +281,9 @@ func (t *Traefik) start(ctx context.Context) error {
 			"--providers.kubernetescrd.token="+tokenFile,
 			"--providers.kubernetescrd.certauthfilepath="+caFile,
 			"--providers.kubernetescrd.throttleDuration="+t.cfg.Throttle.String(),
+			// Without it a TraefikService whose mirror has no ready
+			// endpoint is dropped whole, and the routes through it with it.
+			"--providers.kubernetescrd.allowEmptyServices=true",
 		)
 	}
 	t.cmd = exec.Command(t.cfg.Binary, args...)

@@ -73,21 +73,23 @@ plane, as JSON {apiVersion, kind}.
 {{- end }}
 
 {{- /*
-release.traefikMirroring is, with dataPlane traefik and strategy mirror, the
-route's iter8.tools/traefik-mirroring annotation: JSON {traefikService (its
-name), service and port (the serving version's backend), mirrors (each
-{service, port, percent})}; "" otherwise. A TraefikService exists then even
-with no mirror, so that a mirror's arrival changes no route backend.
+release.traefikMirroring is, with dataPlane traefik, the release's
+TraefikService as JSON {traefikService (its name), service and port (the
+backend of the first version with a weight above 0), mirrors (each
+{service, port, percent}; strategy mirror only)}; "" on other data planes.
+It exists whatever the strategy, so that a switch to or from mirror changes
+only the route: the route never names a TraefikService that Traefik has
+not loaded yet, or has dropped already.
 */ -}}
 {{- define "release.traefikMirroring" -}}
-{{- if and (eq .Values.dataPlane "traefik") (eq .Values.strategy "mirror") -}}
+{{- if eq .Values.dataPlane "traefik" -}}
 {{- $m := dict "traefikService" (include "release.app" .) "mirrors" list -}}
 {{- range .Values.versions -}}
 {{- $b := include "release.backend" (dict "root" $ "v" .) | fromJson -}}
-{{- if gt (int (.weight | default 0)) 0 -}}
+{{- if and (gt (int (.weight | default 0)) 0) (not (hasKey $m "service")) -}}
 {{- $_ := set $m "service" $b.name -}}
 {{- $_ := set $m "port" (int $b.port) -}}
-{{- else if gt (int (.mirror | default 0)) 0 -}}
+{{- else if and (eq $.Values.strategy "mirror") (gt (int (.mirror | default 0)) 0) -}}
 {{- $_ := set $m "mirrors" (append $m.mirrors (dict "service" $b.name "port" (int $b.port) "percent" (int .mirror))) -}}
 {{- end -}}
 {{- end -}}
@@ -98,10 +100,11 @@ with no mirror, so that a mirror's arrival changes no route backend.
 {{- /*
 release.traefikServiceRef is the name by which an HTTPRoute reaches the
 release's TraefikService through Traefik's CRD provider:
-<namespace>-<name>@kubernetescrd.
+<namespace>-<name>@kubernetescrd, with every run of characters other than
+letters and digits made one '-', as Traefik names it.
 */ -}}
 {{- define "release.traefikServiceRef" -}}
-{{ printf "%s-%s@kubernetescrd" .Release.Namespace (include "release.app" .) }}
+{{ regexReplaceAll "[^a-zA-Z0-9]+" (printf "%s-%s" .Release.Namespace (include "release.app" .)) "-" | trimAll "-" }}@kubernetescrd
 {{- end }}
 
 {{- /*

@@ -128,6 +128,13 @@ var funcs = template.FuncMap{
 	},
 }
 
+// ParseQuery checks that src parses as a query's template, as the task
+// parses its queries, for callers that build a task's spec.
+func ParseQuery(src string) error {
+	_, err := template.New("query").Option("missingkey=error").Funcs(funcs).Parse(src)
+	return err
+}
+
 // parseTemplate parses the template of the field at p, adding a problem to
 // errs.
 func parseTemplate(name, src string, p *field.Path, errs *field.ErrorList) *template.Template {
