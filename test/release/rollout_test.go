@@ -272,10 +272,11 @@ func testUnreadyRollout(t *testing.T) {
 	if after != 0 {
 		t.Errorf("%d requests failed after the weight-0 upgrade took effect, want none", after)
 	}
-	res := readResult(t, b.ns, "rollout")
-	if ro := res.Rollout; ro == nil || ro.PausedSince == nil || !strings.Contains(ro.Reason, "v2 is not ready") {
-		t.Errorf("rollout %+v, want paused because v2 is not ready", res.Rollout)
-	}
+	// The pause reaches the stored result after the upgrade that made it.
+	waitUntil(t, ctx, 30*time.Second, "the result to say the rollout paused", func() (bool, string) {
+		ro := readResult(t, b.ns, "rollout").Rollout
+		return ro != nil && ro.PausedSince != nil && strings.Contains(ro.Reason, "v2 is not ready"), fmt.Sprintf("rollout %+v", ro)
+	})
 
 	harness.HoldUnready(b.ns, "app-v2", false)
 	b.waitWeight(t, ctx, 25)
@@ -284,7 +285,7 @@ func testUnreadyRollout(t *testing.T) {
 
 	harness.HoldUnready(b.ns, "app-v2", true)
 	held := time.Now()
-	res = waitEnd(t, ctx, b.ns, "rollout")
+	res := waitEnd(t, ctx, b.ns, "rollout")
 	t.Logf("held unready again: %s %v later: %s", res.State(), time.Since(held).Round(100*time.Millisecond), res.Rollout.Reason)
 	if ro := res.Rollout; ro.Outcome != experiment.RolloutRolledBack || !strings.Contains(ro.Reason, "longer than progressDeadline 30s") {
 		t.Fatalf("rollout %+v, want rolled back past progressDeadline", ro)
