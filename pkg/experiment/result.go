@@ -102,6 +102,19 @@ type VersionResult struct {
 	// requests that got no complete response, by kind of failure, so that
 	// a report can say why they are errors.
 	Failures map[string][]RequestFailure `json:"failures,omitempty"`
+	// Workers maps a load's metric family (http, grpc) to what each of its
+	// workers sent this version, when the load was spread over workers.
+	Workers map[string][]WorkerCount `json:"workers,omitempty"`
+}
+
+// WorkerCount is what one worker of a load sent to one version.
+type WorkerCount struct {
+	// Worker is the worker's index, from 0.
+	Worker   int   `json:"worker"`
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// Error is the worker's own failure, if it failed.
+	Error string `json:"error,omitempty"`
 }
 
 // RequestFailure counts the requests of a load that failed in one way
@@ -380,6 +393,18 @@ func (r *Result) SetFailures(version, prefix string, failures []RequestFailure) 
 		delete(v.Failures, prefix)
 	default:
 		put(&v.Failures, prefix, failures)
+	}
+}
+
+// SetWorkers replaces the per-worker counts of a load's family for a
+// version; none removes them (a later loop without workers).
+func (r *Result) SetWorkers(version, family string, counts []WorkerCount) {
+	switch v := r.Version(version); {
+	case v == nil:
+	case len(counts) == 0:
+		delete(v.Workers, family)
+	default:
+		put(&v.Workers, family, counts)
 	}
 }
 

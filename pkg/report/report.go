@@ -103,6 +103,7 @@ func writeText(out io.Writer, r *experiment.Result) error {
 	}
 	writeMetrics(w, r, versions)
 	writeUsers(w, r)
+	writeWorkers(w, r)
 	writeNotes(w, r)
 	writeComparisons(w, r)
 	writeRewards(w, r)
@@ -245,6 +246,38 @@ func writeMetrics(w io.Writer, r *experiment.Result, versions []string) {
 			line += "\t" + Printable(Best(r, name))
 		}
 		fmt.Fprintln(w, line)
+	}
+}
+
+// writeWorkers sums up, per load spread over workers and version, what the
+// workers sent: how many, the least and most requests of one, the errors,
+// and the workers that failed. The JSON and YAML reports list each worker.
+func writeWorkers(w io.Writer, r *experiment.Result) {
+	var lines []string
+	for _, v := range r.Versions {
+		for _, load := range slices.Sorted(maps.Keys(v.Workers)) {
+			counts := v.Workers[load]
+			if len(counts) == 0 {
+				continue
+			}
+			lo, hi := counts[0].Requests, counts[0].Requests
+			var errs int64
+			var failed []string
+			for _, c := range counts {
+				lo, hi, errs = min(lo, c.Requests), max(hi, c.Requests), errs+c.Errors
+				if c.Error != "" {
+					failed = append(failed, fmt.Sprintf("worker %d: %s", c.Worker, c.Error))
+				}
+			}
+			text := fmt.Sprintf("%d workers, %d to %d requests each, %d errors", len(counts), lo, hi, errs)
+			if len(failed) > 0 {
+				text += "; failed: " + strings.Join(failed, "; ")
+			}
+			lines = append(lines, wrap(fmt.Sprintf("  %s for %s: ", Printable(load), textVersion(v.Name)), text)...)
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nWorkers\n%s\n", strings.Join(lines, "\n"))
 	}
 }
 

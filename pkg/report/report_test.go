@@ -177,3 +177,16 @@ func TestTextSaysInterrupted(t *testing.T) {
 		t.Errorf("state line %q, want it to start interrupted", got)
 	}
 }
+
+func TestTextShowsWorkers(t *testing.T) {
+	r := result(map[string]float64{"a": 4.25, "b": 9}, "http/latency-mean")
+	r.SetWorkers("a", "http", []experiment.WorkerCount{{Worker: 0, Requests: 1001}, {Worker: 1, Requests: 1000, Errors: 2}, {Worker: 2, Requests: 12, Error: "a: connection refused"}})
+	var buf bytes.Buffer
+	if err := Write(&buf, r, Text); err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Join(strings.Fields(buf.String()), " ")
+	if want := "Workers http for a: 3 workers, 12 to 1001 requests each, 2 errors; failed: worker 2: a: connection refused"; !strings.Contains(words, want) {
+		t.Errorf("text report lacks %q:\n%s", want, buf.String())
+	}
+}

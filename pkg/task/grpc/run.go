@@ -47,28 +47,127 @@ type EndpointResult struct {
 
 // Run sends the load to every endpoint at once, so that versions are
 // measured under the same conditions, and records the metrics per version.
+// With workers, each worker loads every endpoint with its share; what they
+// measured is merged from their parts, as parts from workers in other pods
+// would be.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	results := make([]*EndpointResult, len(t.Config.Endpoints))
 	// Every endpoint's time blocks count from here, so that versions can be
-	// compared block by block.
+	// compared block by block, and the blocks of workers merge.
 	start := time.Now()
+	workers := max(t.Config.Workers, 1)
+	eps := t.Config.Endpoints
+	measured := make([][]*EndpointResult, workers)
+	loadErrs := make([][]error, workers)
 	var g errgroup.Group
-	for i := range t.Config.Endpoints {
-		ep := &t.Config.Endpoints[i]
-		g.Go(func() (err error) {
-			if results[i], err = t.load(ctx, ep, env, start); err != nil {
-				err = fmt.Errorf("%s: %w", ep.Label(), err)
-			}
-			return err
-		})
+	for w := range workers {
+		measured[w] = make([]*EndpointResult, len(eps))
+		loadErrs[w] = make([]error, len(eps))
+		wt := t.share(w)
+		for i := range eps {
+			ep := wt.endpointShare(&eps[i])
+			g.Go(func() (err error) {
+				if measured[w][i], err = wt.load(ctx, ep, env, start); err != nil {
+					err = fmt.Errorf("%s: %w", ep.Label(), err)
+					if workers > 1 {
+						err = fmt.Errorf("worker %d: %w", w, err)
+					}
+				}
+				loadErrs[w][i] = err
+				return err
+			})
+		}
 	}
 	loadErr := g.Wait()
+	results := measured[0]
+	var mergeErr error
+	if workers > 1 {
+		results, mergeErr = t.merge(env.Result, measured, loadErrs)
+	} else {
+		for i := range eps {
+			env.Result.SetWorkers(eps[i].Version, Name, nil)
+		}
+	}
 	// Record whatever was measured, even on failure or cancellation.
 	recordErr := t.record(env.Result, results)
-	if err := cmp.Or(loadErr, recordErr, ctx.Err()); err != nil {
+	if err := cmp.Or(loadErr, mergeErr, recordErr, ctx.Err()); err != nil {
 		return err
 	}
 	return checkCalls(results)
+}
+
+// share is worker w's copy of the task: its part of Total.
+func (t *Task) share(w int) *Task {
+	if t.Config.Workers <= 1 {
+		return t
+	}
+	s := &Task{Config: t.Config}
+	s.Config.Total = load.Share(t.Config.Total, t.Config.Workers, w)
+	return s
+}
+
+// endpointShare is a worker's copy of endpoint ep: its part of the rate.
+func (t *Task) endpointShare(ep *Endpoint) *Endpoint {
+	if t.Config.Workers <= 1 {
+		return ep
+	}
+	s := *ep
+	s.RPS = ep.RPS / float64(t.Config.Workers)
+	return &s
+}
+
+// merge turns the workers' results into parts, merges them, and records
+// what each worker sent to each version. A call's error texts travel as
+// the parts' failures, by text.
+func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, loadErrs [][]error) ([]*EndpointResult, error) {
+	parts := make([]*load.Part, len(measured))
+	for w, results := range measured {
+		p := &load.Part{Worker: w, Endpoints: make([]*load.PartEndpoint, len(results))}
+		if err := errors.Join(loadErrs[w]...); err != nil {
+			p.Error = err.Error()
+		}
+		for i, er := range results {
+			if er == nil {
+				continue
+			}
+			pe := &load.PartEndpoint{Requests: er.Calls, Errors: er.Calls - int64(er.Codes[statusOK]), Answered: er.Calls - int64(er.Codes[""]),
+				Kept: er.Kept, Codes: map[string]int64{}, Latency: er.Latency}
+			for code, n := range er.Codes {
+				pe.Codes[code] = int64(n)
+			}
+			for _, text := range slices.Sorted(maps.Keys(er.Errors)) {
+				pe.Failures = append(pe.Failures, experiment.RequestFailure{Kind: text, Count: int64(er.Errors[text])})
+			}
+			p.Endpoints[i] = pe
+		}
+		parts[w] = p
+	}
+	merged, err := load.MergeParts(parts, len(t.Config.Endpoints))
+	if err != nil {
+		return nil, err
+	}
+	targets := make([]load.Target, len(t.Config.Endpoints))
+	for i := range t.Config.Endpoints {
+		targets[i] = t.Config.Endpoints[i].Target
+	}
+	for v, counts := range load.WorkerCounts(parts, targets) {
+		r.SetWorkers(v, Name, counts)
+	}
+	out := make([]*EndpointResult, len(merged))
+	for i, m := range merged {
+		if m == nil {
+			continue
+		}
+		er := &EndpointResult{Endpoint: &t.Config.Endpoints[i], Calls: m.Requests, Kept: m.Kept, Latency: m.Latency,
+			Codes: map[string]int{}, Errors: map[string]int{}}
+		for code, n := range m.Codes {
+			er.Codes[code] = int(n)
+		}
+		for _, f := range m.Failures {
+			er.Errors[f.Kind] = int(f.Count)
+		}
+		out[i] = er
+	}
+	return out, nil
 }
 
 // load runs ghz's requester on one endpoint until it has made its calls, its

@@ -85,6 +85,10 @@ type Config struct {
 	TLS TLS
 	// Percentiles reported, DefaultPercentiles included.
 	Percentiles []float64
+	// Workers share the load (1: one load generator); each makes its
+	// load.Share of Total at its share of each endpoint's RPS, for the
+	// whole Duration.
+	Workers int
 }
 
 // TLS configures the security of connections. The zero value is TLS that
@@ -134,7 +138,7 @@ func Decode(d *experiment.Decoding) (experiment.Task, field.ErrorList) {
 		return nil, errs
 	}
 	c, errs := kind.Decode(d, &in.Inputs, in.Total)
-	cfg := Config{Total: c.Count, Duration: c.Duration, Timeout: c.Timeout, Percentiles: c.Percentiles}
+	cfg := Config{Total: c.Count, Duration: c.Duration, Timeout: c.Timeout, Percentiles: c.Percentiles, Workers: c.Workers}
 	var more field.ErrorList
 	cfg.TLS, more = decodeTLS(&in, d)
 	errs = append(errs, more...)
@@ -220,6 +224,9 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 	if rps, at := load.Pick(s, "rps", e.RPS, def.RPS); rps != nil {
 		out.RPS = *rps
 		fe := load.CheckRate(at, *rps)
+		if fe == nil {
+			fe = load.CheckWorkerRate(at, *rps, r.cfg.Workers)
+		}
 		if fe == nil && r.planned {
 			fe = load.CheckPlan(at, *rps, r.cfg.Total, "total", 0, 0, r.cfg.Duration)
 		}

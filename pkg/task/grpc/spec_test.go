@@ -25,6 +25,7 @@ func defaults(eps ...Endpoint) Config {
 		Total:       DefaultTotal,
 		Timeout:     DefaultTimeout,
 		Percentiles: []float64{50, 75, 90, 95, 99, 99.9},
+		Workers:     1,
 	}
 }
 
@@ -110,6 +111,7 @@ endpoints:
 			Duration: 3 * time.Second, Timeout: 250 * time.Millisecond,
 			TLS:         TLS{Insecure: true},
 			Percentiles: []float64{50, 75, 90, 95, 99, 99.9},
+			Workers:     1,
 		},
 		has: map[string][]string{"v1": {"grpc/request-count", "grpc/latency-p50"}, "v2": {"grpc/request-count", "grpc/latency-p50"}},
 	}, {
@@ -284,6 +286,9 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "no call", with: `host: 127.0.0.1:1`, want: []string{"Required value " + w + ".call"}},
 		{name: "unknown field", with: hc + `url: http://x/`, want: []string{"Unsupported value " + w + ".url"}},
 		{name: "with is a list", with: `[1, 2]`, want: []string{"Invalid value " + w}},
+		{name: "workers above total", with: hc + "total: 3\nworkers: 4", want: []string{"Invalid value " + w + ".workers"}},
+		{name: "rps too low to split over workers", with: hc + "rps: 0.3\nworkers: 4", want: []string{"Invalid value " + w + ".rps"}},
+		{name: "workers 0", with: hc + `workers: 0`, want: []string{"Invalid value " + w + ".workers"}},
 		{name: "host with a scheme", with: "{host: 'http://127.0.0.1:1', call: a.B/C}", want: []string{"Invalid value " + w + ".host"}},
 		{name: "host without port", with: "{host: '127.0.0.1', call: a.B/C}", want: []string{"Invalid value " + w + ".host"}},
 		{name: "host with port 0", with: "{host: '127.0.0.1:0', call: a.B/C}", want: []string{"Invalid value " + w + ".host"}},

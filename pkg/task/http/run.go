@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -57,33 +58,67 @@ func (e *unreachableError) Error() string {
 }
 
 // Run sends the load to every endpoint at once, so that versions are measured
-// under the same conditions, and records the metrics per version.
+// under the same conditions, and records the metrics per version. With
+// workers, each worker loads every endpoint with its share; what they
+// measured is merged from their parts, as parts from workers in other pods
+// would be.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	loadCtx, stopLoad := context.WithCancelCause(ctx)
 	defer stopLoad(nil)
 	// Every endpoint's time blocks count from here (fortio's clock, not
-	// env's), so that versions can be compared block by block.
+	// env's), so that versions can be compared block by block, and the
+	// blocks of workers merge.
 	start := time.Now()
-	recorders := make([]*latencyRecorder, len(t.Config.Endpoints))
-	for i := range t.Config.Endpoints {
-		recorders[i] = t.newRecorder(&t.Config.Endpoints[i], start, stopLoad)
+	workers := max(t.Config.Workers, 1)
+	eps := t.Config.Endpoints
+	recorders := make([][]*latencyRecorder, workers)
+	var all []*latencyRecorder
+	for w := range recorders {
+		recorders[w] = make([]*latencyRecorder, len(eps))
+		for i := range eps {
+			recorders[w][i] = t.newRecorder(&eps[i], start, stopLoad)
+			all = append(all, recorders[w][i])
+		}
 	}
-	stopProgress := t.showProgress(ctx, env, recorders)
-	results := make([]*EndpointResult, len(t.Config.Endpoints))
+	stopProgress := t.showProgress(ctx, env, all, t.Config.NumRequests*int64(len(eps)))
+	measured := make([][]*EndpointResult, workers)
+	loadErrs := make([][]error, workers)
 	var g errgroup.Group
-	for i := range t.Config.Endpoints {
-		ep := &t.Config.Endpoints[i]
-		g.Go(func() error {
-			r, err := t.load(loadCtx, ep, recorders[i], env)
-			results[i] = r
-			if err != nil {
-				return fmt.Errorf("%s: %w", ep.Label(), err)
-			}
-			return nil
-		})
+	for w := range workers {
+		measured[w] = make([]*EndpointResult, len(eps))
+		loadErrs[w] = make([]error, len(eps))
+		for i := range eps {
+			ep := t.share(&eps[i])
+			g.Go(func() error {
+				r, err := t.load(loadCtx, ep, load.Share(t.Config.NumRequests, workers, w),
+					load.Share(t.Config.WarmupNumRequests, workers, w), recorders[w][i], env)
+				measured[w][i] = r
+				if err != nil {
+					err = fmt.Errorf("%s: %w", ep.Label(), err)
+					if workers > 1 {
+						err = fmt.Errorf("worker %d: %w", w, err)
+					}
+				}
+				loadErrs[w][i] = err
+				return err
+			})
+		}
 	}
 	loadErr := g.Wait()
 	stopProgress()
+	results := measured[0]
+	if workers > 1 {
+		workerErrs := make([]error, workers)
+		for w := range workers {
+			workerErrs[w] = errors.Join(loadErrs[w]...)
+		}
+		var err error
+		if results, err = t.merge(env.Result, measured, workerErrs); err != nil && loadErr == nil {
+			loadErr = err
+		}
+	} else {
+		t.clearWorkers(env.Result)
+	}
 	// Record whatever was measured, even on failure or interrupt.
 	if err := t.record(env.Result, results); err != nil && loadErr == nil {
 		loadErr = err
@@ -102,14 +137,94 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	return checkResponses(results)
 }
 
+// share is a worker's copy of endpoint ep: its part of the rate.
+func (t *Task) share(ep *Endpoint) *Endpoint {
+	if t.Config.Workers <= 1 {
+		return ep
+	}
+	s := *ep
+	s.QPS = ep.QPS / float64(t.Config.Workers)
+	return &s
+}
+
+// merge turns the workers' results into parts, merges them, and records
+// what each worker sent to each version.
+func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, workerErrs []error) ([]*EndpointResult, error) {
+	parts := make([]*load.Part, len(measured))
+	for w, results := range measured {
+		parts[w] = t.part(w, results, workerErrs[w])
+	}
+	merged, err := load.MergeParts(parts, len(t.Config.Endpoints))
+	if err != nil {
+		return nil, err
+	}
+	targets := make([]load.Target, len(t.Config.Endpoints))
+	for i := range t.Config.Endpoints {
+		targets[i] = t.Config.Endpoints[i].Target
+	}
+	for v, counts := range load.WorkerCounts(parts, targets) {
+		r.SetWorkers(v, Name, counts)
+	}
+	out := make([]*EndpointResult, len(merged))
+	for i, m := range merged {
+		if m == nil {
+			continue
+		}
+		er := &EndpointResult{Endpoint: &t.Config.Endpoints[i], Codes: map[int]int64{}, Failures: m.Failures, Answered: m.Answered, Latency: m.Latency}
+		for code, n := range m.Codes {
+			c, err := strconv.Atoi(code)
+			if err != nil {
+				return nil, fmt.Errorf("merge: endpoint %d: status %q is not a number", i, code)
+			}
+			er.Codes[c] = n
+		}
+		out[i] = er
+	}
+	return out, nil
+}
+
+// part is worker w's measurement as a load.Part.
+func (t *Task) part(w int, results []*EndpointResult, err error) *load.Part {
+	p := &load.Part{Worker: w, Endpoints: make([]*load.PartEndpoint, len(results))}
+	if err != nil {
+		p.Error = err.Error()
+	}
+	for i, er := range results {
+		if er == nil {
+			continue
+		}
+		pe := &load.PartEndpoint{Answered: er.Answered, Codes: map[string]int64{}, Failures: er.Failures, Latency: er.Latency}
+		for code, n := range er.Codes {
+			pe.Codes[strconv.Itoa(code)] = n
+			pe.Requests += n
+			if t.isError(code) {
+				pe.Errors += n
+			}
+		}
+		for _, f := range er.Failures {
+			pe.Requests += f.Count
+			pe.Errors += f.Count
+		}
+		p.Endpoints[i] = pe
+	}
+	return p
+}
+
+// clearWorkers removes per-worker counts that an earlier loop recorded.
+func (t *Task) clearWorkers(r *experiment.Result) {
+	for i := range t.Config.Endpoints {
+		r.SetWorkers(t.Config.Endpoints[i].Version, Name, nil)
+	}
+}
+
 // showProgress draws the load's progress on env.Progress until the returned
 // function is called; that function returns once the last line is drawn.
-func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders []*latencyRecorder) func() {
+func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders []*latencyRecorder, total int64) func() {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	opts := progress.Options{
 		Label:    Name,
-		Total:    t.Config.NumRequests * int64(len(recorders)),
+		Total:    total,
 		Duration: t.Config.Duration,
 	}
 	read := func() progress.Snapshot {
@@ -131,18 +246,19 @@ func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders 
 	}
 }
 
-// load runs the warmup, then the measured load, on one endpoint.
-func (t *Task) load(ctx context.Context, ep *Endpoint, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
-	if t.Config.WarmupNumRequests > 0 || t.Config.WarmupDuration > 0 {
+// load runs the warmup (warmup requests, or WarmupDuration), then the
+// measured load (n requests, or Duration), on one endpoint.
+func (t *Task) load(ctx context.Context, ep *Endpoint, n, warmup int64, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
+	if warmup > 0 || t.Config.WarmupDuration > 0 {
 		env.Logger().Info("warming up", "endpoint", ep.Label())
 		// Its own recorder, thrown away: warm-up is not measured, but an
 		// unreachable endpoint stops it as it would the load.
-		if err := t.send(ctx, ep, t.Config.WarmupNumRequests, t.Config.WarmupDuration, t.newRecorder(ep, rec.start, rec.stopLoad)); err != nil {
+		if err := t.send(ctx, ep, warmup, t.Config.WarmupDuration, t.newRecorder(ep, rec.start, rec.stopLoad)); err != nil {
 			return nil, fmt.Errorf("warmup: %w", err)
 		}
 	}
 	env.Logger().Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
-	err := t.send(ctx, ep, t.Config.NumRequests, t.Config.Duration, rec)
+	err := t.send(ctx, ep, n, t.Config.Duration, rec)
 	return rec.result(ep), err
 }
 

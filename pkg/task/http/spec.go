@@ -76,6 +76,10 @@ type Config struct {
 	ErrorRanges []StatusRange
 	// Percentiles reported, DefaultPercentiles included.
 	Percentiles []float64
+	// Workers share the load (1: one load generator); each sends its
+	// load.Share of NumRequests and WarmupNumRequests, at its share of
+	// each endpoint's QPS, for the whole Duration.
+	Workers int
 }
 
 // Endpoint is one load target.
@@ -126,7 +130,7 @@ func validate(in *inputs, d *experiment.Decoding) (*Config, field.ErrorList) {
 	}
 	c, commonErrs := kind.Decode(d, &in.Inputs, in.NumRequests)
 	errs = append(errs, commonErrs...)
-	cfg.NumRequests, cfg.Duration, cfg.Timeout, cfg.Percentiles = c.Count, c.Duration, c.Timeout, c.Percentiles
+	cfg.NumRequests, cfg.Duration, cfg.Timeout, cfg.Percentiles, cfg.Workers = c.Count, c.Duration, c.Timeout, c.Percentiles, c.Workers
 	if fe := load.CheckCount(p.Child("warmupNumRequests"), in.WarmupNumRequests); fe != nil {
 		errs = append(errs, fe)
 	} else if in.WarmupNumRequests > 0 && in.WarmupDuration != "" {
@@ -197,6 +201,9 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 	if qps, at := load.Pick(s, "qps", e.QPS, def.QPS); qps != nil {
 		out.QPS = *qps
 		fe := load.CheckRate(at, *qps)
+		if fe == nil {
+			fe = load.CheckWorkerRate(at, *qps, r.cfg.Workers)
+		}
 		if c := r.cfg; fe == nil && r.planned {
 			fe = load.CheckPlan(at, *qps, c.NumRequests, "numRequests", c.WarmupNumRequests, c.WarmupDuration, c.Duration)
 		}

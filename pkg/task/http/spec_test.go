@@ -41,6 +41,7 @@ func defaults(eps ...Endpoint) Config {
 		Timeout:     DefaultTimeout,
 		ErrorRanges: []StatusRange{{400, 599}},
 		Percentiles: []float64{50, 75, 90, 95, 99, 99.9},
+		Workers:     1,
 	}
 }
 
@@ -260,6 +261,10 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "zero timeout", with: u + `timeout: 0s`, want: []string{"Invalid value spec.tasks[0].with.timeout"}},
 		{name: "bad timeout", with: u + `timeout: 5`, want: []string{"Invalid value spec.tasks[0].with.timeout"}},
 		{name: "negative warmupNumRequests", with: u + `warmupNumRequests: -2`, want: []string{"Invalid value spec.tasks[0].with.warmupNumRequests"}},
+		{name: "workers 0", with: u + `workers: 0`, want: []string{"Invalid value spec.tasks[0].with.workers"}},
+		{name: "workers above the maximum", with: u + `workers: 1001`, want: []string{"Invalid value spec.tasks[0].with.workers"}},
+		{name: "workers above numRequests", with: u + "numRequests: 3\nworkers: 4", want: []string{"Invalid value spec.tasks[0].with.workers"}},
+		{name: "qps too low to split over workers", with: u + "qps: 0.2\nworkers: 4", want: []string{"Invalid value spec.tasks[0].with.qps"}},
 		{name: "warmupNumRequests and warmupDuration", with: u + "warmupNumRequests: 2\nwarmupDuration: 1s",
 			want: []string{"Forbidden spec.tasks[0].with.warmupDuration"}},
 		{name: "bad warmupDuration", with: u + `warmupDuration: x`, want: []string{"Invalid value spec.tasks[0].with.warmupDuration"}},

@@ -39,6 +39,9 @@ type Inputs struct {
 	Duration    string    `json:"duration,omitempty"`
 	Timeout     string    `json:"timeout,omitempty"`
 	Percentiles []float64 `json:"percentiles,omitempty"`
+	// Workers spreads the load over this many workers, each sending its
+	// Share of the requests at its share of the rate.
+	Workers *int `json:"workers,omitempty"`
 }
 
 // Common is Inputs and the task's count, checked.
@@ -49,6 +52,8 @@ type Common struct {
 	Timeout  time.Duration
 	// Percentiles reported, DefaultPercentiles included, in order.
 	Percentiles []float64
+	// Workers is how many workers share the load (1: no spreading).
+	Workers int
 }
 
 // Decode checks the fields that every load task has; count is the task's
@@ -82,7 +87,26 @@ func (k Kind) Decode(d *experiment.Decoding, in *Inputs, count int64) (Common, f
 		}
 	}
 	slices.Sort(c.Percentiles)
+	c.Workers = 1
+	if in.Workers != nil {
+		c.Workers = *in.Workers
+		switch wp := p.Child("workers"); {
+		case c.Workers < 1 || c.Workers > MaxWorkers:
+			errs = append(errs, field.Invalid(wp, c.Workers, fmt.Sprintf("must be from 1 to %d", MaxWorkers)))
+		case countErr == nil && c.Count > 0 && c.Count < int64(c.Workers):
+			errs = append(errs, field.Invalid(wp, c.Workers, fmt.Sprintf("above %s %d: every worker sends at least one", k.Count, c.Count)))
+		}
+	}
 	return c, errs
+}
+
+// CheckWorkerRate refuses a rate at path that, split over workers, leaves
+// each worker less than MinRate.
+func CheckWorkerRate(path *field.Path, rate float64, workers int) *field.Error {
+	if rate == 0 || workers <= 1 || rate/float64(workers) >= MinRate {
+		return nil
+	}
+	return field.Invalid(path, rate, fmt.Sprintf("split over %d workers is %v per second each, below %v: raise it or use fewer workers", workers, rate/float64(workers), MinRate))
 }
 
 // Target is an endpoint's name and version. A task's endpoint types, as
