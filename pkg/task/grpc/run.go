@@ -62,11 +62,21 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	for w := range workers {
 		measured[w] = make([]*EndpointResult, len(eps))
 		loadErrs[w] = make([]error, len(eps))
-		wt := t.share(w)
+		wenv := env
+		if workers > 1 {
+			wenv = &experiment.Env{Result: env.Result, Versions: env.Versions, Log: env.Logger().With("worker", w)}
+		}
 		for i := range eps {
+			// Workers start in turn, so that their calls interleave; each
+			// ends with the others.
+			stagger := load.Stagger(eps[i].RPS, w)
+			wt := t.share(w, stagger)
 			ep := wt.endpointShare(&eps[i])
 			g.Go(func() (err error) {
-				if measured[w][i], err = wt.load(ctx, ep, env, start); err != nil {
+				if err = load.Wait(ctx, stagger); err == nil {
+					measured[w][i], err = wt.load(ctx, ep, wenv, start)
+				}
+				if err != nil {
 					err = fmt.Errorf("%s: %w", ep.Label(), err)
 					if workers > 1 {
 						err = fmt.Errorf("worker %d: %w", w, err)
@@ -79,13 +89,12 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	}
 	loadErr := g.Wait()
 	results := measured[0]
+	for i := range eps {
+		env.Result.SetWorkers(eps[i].Version, Name, nil)
+	}
 	var mergeErr error
 	if workers > 1 {
 		results, mergeErr = t.merge(env.Result, measured, loadErrs)
-	} else {
-		for i := range eps {
-			env.Result.SetWorkers(eps[i].Version, Name, nil)
-		}
 	}
 	// Record whatever was measured, even on failure or cancellation.
 	recordErr := t.record(env.Result, results)
@@ -95,13 +104,17 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	return checkCalls(results)
 }
 
-// share is worker w's copy of the task: its part of Total.
-func (t *Task) share(w int) *Task {
+// share is worker w's copy of the task: its part of Total, and of a
+// Duration that starts stagger late.
+func (t *Task) share(w int, stagger time.Duration) *Task {
 	if t.Config.Workers <= 1 {
 		return t
 	}
 	s := &Task{Config: t.Config}
 	s.Config.Total = load.Share(t.Config.Total, t.Config.Workers, w)
+	if s.Config.Duration > 0 {
+		s.Config.Duration = max(s.Config.Duration-stagger, time.Millisecond)
+	}
 	return s
 }
 
@@ -122,22 +135,23 @@ func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, loadErr
 	parts := make([]*load.Part, len(measured))
 	for w, results := range measured {
 		p := &load.Part{Worker: w, Endpoints: make([]*load.PartEndpoint, len(results))}
-		if err := errors.Join(loadErrs[w]...); err != nil {
-			p.Error = err.Error()
-		}
 		for i, er := range results {
+			pe := &load.PartEndpoint{}
+			if loadErrs[w][i] != nil {
+				pe.Error = loadErrs[w][i].Error()
+			}
+			p.Endpoints[i] = pe
 			if er == nil {
 				continue
 			}
-			pe := &load.PartEndpoint{Requests: er.Calls, Errors: er.Calls - int64(er.Codes[statusOK]), Answered: er.Calls - int64(er.Codes[""]),
-				Kept: er.Kept, Codes: map[string]int64{}, Latency: er.Latency}
+			pe.Requests, pe.Errors, pe.Answered = er.Calls, er.Calls-int64(er.Codes[statusOK]), er.Calls-int64(er.Codes[""])
+			pe.Kept, pe.Codes, pe.Latency = er.Kept, map[string]int64{}, er.Latency
 			for code, n := range er.Codes {
 				pe.Codes[code] = int64(n)
 			}
 			for _, text := range slices.Sorted(maps.Keys(er.Errors)) {
 				pe.Failures = append(pe.Failures, experiment.RequestFailure{Kind: text, Count: int64(er.Errors[text])})
 			}
-			p.Endpoints[i] = pe
 		}
 		parts[w] = p
 	}
@@ -145,13 +159,7 @@ func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, loadErr
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]load.Target, len(t.Config.Endpoints))
-	for i := range t.Config.Endpoints {
-		targets[i] = t.Config.Endpoints[i].Target
-	}
-	for v, counts := range load.WorkerCounts(parts, targets) {
-		r.SetWorkers(v, Name, counts)
-	}
+	load.RecordWorkers(r, Name, parts, t.Config.Endpoints)
 	out := make([]*EndpointResult, len(merged))
 	for i, m := range merged {
 		if m == nil {

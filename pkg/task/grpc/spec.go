@@ -225,7 +225,7 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 		out.RPS = *rps
 		fe := load.CheckRate(at, *rps)
 		if fe == nil {
-			fe = load.CheckWorkerRate(at, *rps, r.cfg.Workers)
+			fe = load.CheckWorkerRate(at, *rps, r.cfg.Workers, r.cfg.Duration)
 		}
 		if fe == nil && r.planned {
 			fe = load.CheckPlan(at, *rps, r.cfg.Total, "total", 0, 0, r.cfg.Duration)

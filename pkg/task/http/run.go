@@ -77,6 +77,10 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		recorders[w] = make([]*latencyRecorder, len(eps))
 		for i := range eps {
 			recorders[w][i] = t.newRecorder(&eps[i], start, stopLoad)
+			if workers > 1 {
+				// An unreachable endpoint's error names the worker that found it.
+				recorders[w][i].label = fmt.Sprintf("worker %d: %s", w, recorders[w][i].label)
+			}
 			all = append(all, recorders[w][i])
 		}
 	}
@@ -87,11 +91,23 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	for w := range workers {
 		measured[w] = make([]*EndpointResult, len(eps))
 		loadErrs[w] = make([]error, len(eps))
+		wenv := env
+		if workers > 1 {
+			wenv = &experiment.Env{Result: env.Result, Versions: env.Versions, Log: env.Logger().With("worker", w)}
+		}
 		for i := range eps {
 			ep := t.share(&eps[i])
 			g.Go(func() error {
-				r, err := t.load(loadCtx, ep, load.Share(t.Config.NumRequests, workers, w),
-					load.Share(t.Config.WarmupNumRequests, workers, w), recorders[w][i], env)
+				// Workers start in turn, so that their requests interleave;
+				// each ends with the others.
+				stagger := load.Stagger(eps[i].QPS, w)
+				d := max(t.Config.Duration-stagger, 0)
+				var r *EndpointResult
+				err := load.Wait(loadCtx, stagger)
+				if err == nil {
+					r, err = t.load(loadCtx, ep, load.Share(t.Config.NumRequests, workers, w),
+						load.Share(t.Config.WarmupNumRequests, workers, w), d, recorders[w][i], wenv)
+				}
 				measured[w][i] = r
 				if err != nil {
 					err = fmt.Errorf("%s: %w", ep.Label(), err)
@@ -107,17 +123,12 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 	loadErr := g.Wait()
 	stopProgress()
 	results := measured[0]
+	t.clearWorkers(env.Result)
 	if workers > 1 {
-		workerErrs := make([]error, workers)
-		for w := range workers {
-			workerErrs[w] = errors.Join(loadErrs[w]...)
-		}
 		var err error
-		if results, err = t.merge(env.Result, measured, workerErrs); err != nil && loadErr == nil {
+		if results, err = t.merge(env.Result, measured, loadErrs); err != nil && loadErr == nil {
 			loadErr = err
 		}
-	} else {
-		t.clearWorkers(env.Result)
 	}
 	// Record whatever was measured, even on failure or interrupt.
 	if err := t.record(env.Result, results); err != nil && loadErr == nil {
@@ -149,22 +160,16 @@ func (t *Task) share(ep *Endpoint) *Endpoint {
 
 // merge turns the workers' results into parts, merges them, and records
 // what each worker sent to each version.
-func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, workerErrs []error) ([]*EndpointResult, error) {
+func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, loadErrs [][]error) ([]*EndpointResult, error) {
 	parts := make([]*load.Part, len(measured))
 	for w, results := range measured {
-		parts[w] = t.part(w, results, workerErrs[w])
+		parts[w] = t.part(w, results, loadErrs[w])
 	}
 	merged, err := load.MergeParts(parts, len(t.Config.Endpoints))
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]load.Target, len(t.Config.Endpoints))
-	for i := range t.Config.Endpoints {
-		targets[i] = t.Config.Endpoints[i].Target
-	}
-	for v, counts := range load.WorkerCounts(parts, targets) {
-		r.SetWorkers(v, Name, counts)
-	}
+	load.RecordWorkers(r, Name, parts, t.Config.Endpoints)
 	out := make([]*EndpointResult, len(merged))
 	for i, m := range merged {
 		if m == nil {
@@ -183,17 +188,20 @@ func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, workerE
 	return out, nil
 }
 
-// part is worker w's measurement as a load.Part.
-func (t *Task) part(w int, results []*EndpointResult, err error) *load.Part {
+// part is worker w's measurement as a load.Part, with its errors by
+// endpoint.
+func (t *Task) part(w int, results []*EndpointResult, errs []error) *load.Part {
 	p := &load.Part{Worker: w, Endpoints: make([]*load.PartEndpoint, len(results))}
-	if err != nil {
-		p.Error = err.Error()
-	}
 	for i, er := range results {
+		pe := &load.PartEndpoint{}
+		if errs[i] != nil {
+			pe.Error = errs[i].Error()
+		}
+		p.Endpoints[i] = pe
 		if er == nil {
 			continue
 		}
-		pe := &load.PartEndpoint{Answered: er.Answered, Codes: map[string]int64{}, Failures: er.Failures, Latency: er.Latency}
+		pe.Answered, pe.Codes, pe.Failures, pe.Latency = er.Answered, map[string]int64{}, er.Failures, er.Latency
 		for code, n := range er.Codes {
 			pe.Codes[strconv.Itoa(code)] = n
 			pe.Requests += n
@@ -205,7 +213,6 @@ func (t *Task) part(w int, results []*EndpointResult, err error) *load.Part {
 			pe.Requests += f.Count
 			pe.Errors += f.Count
 		}
-		p.Endpoints[i] = pe
 	}
 	return p
 }
@@ -247,8 +254,8 @@ func (t *Task) showProgress(ctx context.Context, env *experiment.Env, recorders 
 }
 
 // load runs the warmup (warmup requests, or WarmupDuration), then the
-// measured load (n requests, or Duration), on one endpoint.
-func (t *Task) load(ctx context.Context, ep *Endpoint, n, warmup int64, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
+// measured load (n requests, or d), on one endpoint.
+func (t *Task) load(ctx context.Context, ep *Endpoint, n, warmup int64, d time.Duration, rec *latencyRecorder, env *experiment.Env) (*EndpointResult, error) {
 	if warmup > 0 || t.Config.WarmupDuration > 0 {
 		env.Logger().Info("warming up", "endpoint", ep.Label())
 		// Its own recorder, thrown away: warm-up is not measured, but an
@@ -258,7 +265,7 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, n, warmup int64, rec *lat
 		}
 	}
 	env.Logger().Info("sending load", "endpoint", ep.Label(), "qps", qpsLabel(ep.QPS), "connections", ep.Connections)
-	err := t.send(ctx, ep, n, t.Config.Duration, rec)
+	err := t.send(ctx, ep, n, d, rec)
 	return rec.result(ep), err
 }
 

@@ -202,7 +202,7 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 		out.QPS = *qps
 		fe := load.CheckRate(at, *qps)
 		if fe == nil {
-			fe = load.CheckWorkerRate(at, *qps, r.cfg.Workers)
+			fe = load.CheckWorkerRate(at, *qps, r.cfg.Workers, r.cfg.Duration)
 		}
 		if c := r.cfg; fe == nil && r.planned {
 			fe = load.CheckPlan(at, *qps, c.NumRequests, "numRequests", c.WarmupNumRequests, c.WarmupDuration, c.Duration)

@@ -265,6 +265,8 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "workers above the maximum", with: u + `workers: 1001`, want: []string{"Invalid value spec.tasks[0].with.workers"}},
 		{name: "workers above numRequests", with: u + "numRequests: 3\nworkers: 4", want: []string{"Invalid value spec.tasks[0].with.workers"}},
 		{name: "qps too low to split over workers", with: u + "qps: 0.2\nworkers: 4", want: []string{"Invalid value spec.tasks[0].with.qps"}},
+		{name: "duration within the workers' stagger", with: u + "qps: 2\nduration: 1s\nworkers: 4", want: []string{"Invalid value spec.tasks[0].with.qps"}},
+		{name: "workers above the default numRequests", with: u + "workers: 100\nconnections: 1\nqps: 0\nnumRequests: 50", want: []string{"Invalid value spec.tasks[0].with.workers"}},
 		{name: "warmupNumRequests and warmupDuration", with: u + "warmupNumRequests: 2\nwarmupDuration: 1s",
 			want: []string{"Forbidden spec.tasks[0].with.warmupDuration"}},
 		{name: "bad warmupDuration", with: u + `warmupDuration: x`, want: []string{"Invalid value spec.tasks[0].with.warmupDuration"}},

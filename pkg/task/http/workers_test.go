@@ -3,6 +3,7 @@ package http
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"testing"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -58,9 +59,45 @@ func TestRunWorkersSplitTheRate(t *testing.T) {
 	if math.Abs(rate-200) > 10 {
 		t.Errorf("4 workers at qps 200: %.1f requests/s, want 200 ±5%%", rate)
 	}
-	for _, w := range r.Version("").Workers["http"] {
+	workers := r.Version("").Workers["http"]
+	if len(workers) != 4 {
+		t.Fatalf("workers %v, want 4", workers)
+	}
+	for _, w := range workers {
 		if math.Abs(float64(w.Requests)/10-50) > 5 {
 			t.Errorf("worker %d sent %d in 10s, want about 500 (its qps 50)", w.Worker, w.Requests)
+		}
+	}
+}
+
+// TestRunWorkerFailureNamesIt: the workers' load on an unreachable v2 fails
+// the task naming the worker that found it and v2's endpoint; v2's rows
+// count the failed requests as errors, v1's none.
+func TestRunWorkerFailureNamesIt(t *testing.T) {
+	v1 := newServer(t, nil)
+	f := mustDecode(t, fmt.Sprintf(`{numRequests: 400, workers: 2, connections: 1, endpoints: [{version: v1, url: %q}, {version: v2, url: "http://%s/"}]}`,
+		v1.URL, closedAddr(t)), []string{"v1", "v2"})
+	r, err := f.run(t, t.Context())
+	if err == nil || !regexp.MustCompile(`^worker [01]: .*v2.*connection attempts in a row failed`).MatchString(err.Error()) {
+		t.Fatalf("Run: %v, want an error naming a worker and v2's endpoint", err)
+	}
+	rows := r.Version("v2").Workers["http"]
+	if len(rows) != 2 {
+		t.Fatalf("v2's workers %v, want 2 rows", rows)
+	}
+	var failed int64
+	for _, row := range rows {
+		if row.Errors != row.Requests {
+			t.Errorf("v2's worker %d: %d errors of %d requests, want all", row.Worker, row.Errors, row.Requests)
+		}
+		failed += row.Errors
+	}
+	if failed == 0 {
+		t.Errorf("v2's workers counted no failed request: %v", rows)
+	}
+	for _, row := range r.Version("v1").Workers["http"] {
+		if row.Errors != 0 || row.Error != "" {
+			t.Errorf("v1's worker %d: %d errors, error %q; want none", row.Worker, row.Errors, row.Error)
 		}
 	}
 }

@@ -94,19 +94,31 @@ func (k Kind) Decode(d *experiment.Decoding, in *Inputs, count int64) (Common, f
 		case c.Workers < 1 || c.Workers > MaxWorkers:
 			errs = append(errs, field.Invalid(wp, c.Workers, fmt.Sprintf("must be from 1 to %d", MaxWorkers)))
 		case countErr == nil && c.Count > 0 && c.Count < int64(c.Workers):
-			errs = append(errs, field.Invalid(wp, c.Workers, fmt.Sprintf("above %s %d: every worker sends at least one", k.Count, c.Count)))
+			def := ""
+			if count == 0 {
+				def = " (its default)"
+			}
+			errs = append(errs, field.Invalid(wp, c.Workers, fmt.Sprintf("above %s %d%s: every worker sends at least one", k.Count, c.Count, def)))
 		}
 	}
 	return c, errs
 }
 
 // CheckWorkerRate refuses a rate at path that, split over workers, leaves
-// each worker less than MinRate.
-func CheckWorkerRate(path *field.Path, rate float64, workers int) *field.Error {
-	if rate == 0 || workers <= 1 || rate/float64(workers) >= MinRate {
+// each worker less than MinRate, or a duration d (0: none) shorter than
+// the workers' stagger (one request interval of a worker, workers/rate).
+func CheckWorkerRate(path *field.Path, rate float64, workers int, d time.Duration) *field.Error {
+	if rate == 0 || workers <= 1 {
 		return nil
 	}
-	return field.Invalid(path, rate, fmt.Sprintf("split over %d workers is %v per second each, below %v: raise it or use fewer workers", workers, rate/float64(workers), MinRate))
+	// The tolerance lets 0.3 over 3 workers be 0.1 each.
+	if rate < MinRate*float64(workers)*(1-1e-9) {
+		return field.Invalid(path, rate, fmt.Sprintf("split over %d workers is %.4g per second each, below %v: raise it or use fewer workers", workers, rate/float64(workers), MinRate))
+	}
+	if stagger := Stagger(rate, workers); d > 0 && d <= stagger {
+		return field.Invalid(path, rate, fmt.Sprintf("split over %d workers, whose starts are spread over %v, leaves the duration %v too short: raise the rate or the duration, or use fewer workers", workers, stagger.Round(time.Millisecond), d))
+	}
+	return nil
 }
 
 // Target is an endpoint's name and version. A task's endpoint types, as

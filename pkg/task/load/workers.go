@@ -1,18 +1,22 @@
 package load
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/stats"
 )
 
-// MaxWorkers is the most workers one load task may spread its load over
-// (README's size plan: parts of about 10 KB each stay far below the API
-// server's request limits at this count).
-const MaxWorkers = 1000
+// MaxWorkers is the most workers one load task may spread its load over.
+// They run in the experiment's process, each with its own connections and
+// histograms (some 200 KB per connection): more would cost memory and
+// sockets for no more load than one process can send.
+const MaxWorkers = 100
 
 // Share is worker i's part (from 0) of n: the quotient, and one more for
 // each of the first n mod workers, so that the shares add up to n.
@@ -25,14 +29,24 @@ func Share(n int64, workers, i int) int64 {
 	return s
 }
 
+// Stagger is how long worker w waits before its load at rate (all
+// workers' together; 0 is as fast as possible, without a wait), so that
+// the workers' requests interleave rather than all start at once: w/rate.
+func Stagger(rate float64, w int) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(w) / rate * float64(time.Second))
+}
+
 // Part is what one worker of a load task measured, per endpoint in the
 // task's order: counts and histograms, never percentiles, so that parts
-// merge exactly, whichever order they come in.
+// merge exactly (the time blocks' float sums of milliseconds to the
+// rounding of their additions), whichever order they come in.
 type Part struct {
 	Worker    int             `json:"worker"`
 	Endpoints []*PartEndpoint `json:"endpoints"`
-	// Error is the worker's own failure, if any; what it measured before
-	// it is kept.
+	// Error is the worker's own failure apart from its endpoints', if any.
 	Error string `json:"error,omitempty"`
 }
 
@@ -50,11 +64,16 @@ type PartEndpoint struct {
 	Kept     int64                       `json:"kept,omitempty"`
 	Failures []experiment.RequestFailure `json:"failures,omitempty"`
 	Latency  *stats.Histogram            `json:"latency,omitempty"`
+	// Error is why the worker's load on the endpoint failed; what it
+	// measured before is kept.
+	Error string `json:"error,omitempty"`
 }
 
 // MergeParts adds the parts' endpoints together, endpoint by endpoint; each
-// part must have endpoints entries (nil ones, a load that never started,
-// are skipped). An endpoint no part measured is nil in the result.
+// part must have endpoints entries (nil ones, and ones that only hold an
+// error, are loads that never started). An endpoint no part measured is
+// nil in the result. Each worker's part comes once: whoever collects
+// parts keeps one per worker, the last.
 func MergeParts(parts []*Part, endpoints int) ([]*PartEndpoint, error) {
 	out := make([]*PartEndpoint, endpoints)
 	latencies := make([][]*stats.Histogram, endpoints)
@@ -64,12 +83,18 @@ func MergeParts(parts []*Part, endpoints int) ([]*PartEndpoint, error) {
 			return nil, fmt.Errorf("merge: worker %d's part appears twice", p.Worker)
 		}
 		seen[p.Worker] = true
+		if p.Worker < 0 {
+			return nil, fmt.Errorf("merge: worker %d: a worker's index is not negative", p.Worker)
+		}
 		if len(p.Endpoints) != endpoints {
 			return nil, fmt.Errorf("merge: worker %d's part has %d endpoints, want %d", p.Worker, len(p.Endpoints), endpoints)
 		}
 		for i, e := range p.Endpoints {
-			if e == nil {
+			switch {
+			case e == nil || e.Requests == 0 && e.Latency == nil:
 				continue
+			case e.Latency == nil:
+				return nil, fmt.Errorf("merge: worker %d, endpoint %d: %d requests without their latencies", p.Worker, i, e.Requests)
 			}
 			m := out[i]
 			if m == nil {
@@ -84,9 +109,7 @@ func MergeParts(parts []*Part, endpoints int) ([]*PartEndpoint, error) {
 				m.Codes[code] += e.Codes[code]
 			}
 			m.Failures = MergeFailures(m.Failures, e.Failures)
-			if e.Latency != nil {
-				latencies[i] = append(latencies[i], e.Latency)
-			}
+			latencies[i] = append(latencies[i], e.Latency)
 		}
 	}
 	for i, m := range out {
@@ -102,26 +125,59 @@ func MergeParts(parts []*Part, endpoints int) ([]*PartEndpoint, error) {
 	return out, nil
 }
 
+// RecordWorkers records in r what each worker of parts sent to each
+// version of endpoints (see WorkerCounts) under the load's family.
+func RecordWorkers[E endpoint](r *experiment.Result, family string, parts []*Part, endpoints []E) {
+	targets := make([]Target, len(endpoints))
+	for i, e := range endpoints {
+		targets[i] = e.target()
+	}
+	for v, counts := range WorkerCounts(parts, targets) {
+		r.SetWorkers(v, family, counts)
+	}
+}
+
+// Wait waits d (a worker's Stagger), or until ctx ends.
+func Wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
 // WorkerCounts are each worker's requests and errors on the endpoints of
-// each version, for the result (experiment.Result.SetWorkers).
+// each version, with the worker's errors on them, for the result
+// (experiment.Result.SetWorkers). Every version of targets gets a row per
+// worker, a worker that sent nothing included.
 func WorkerCounts(parts []*Part, targets []Target) map[string][]experiment.WorkerCount {
 	out := map[string][]experiment.WorkerCount{}
 	for _, p := range parts {
 		byVersion := map[string]*experiment.WorkerCount{}
 		var order []string
-		for i, e := range p.Endpoints {
-			if e == nil || i >= len(targets) {
-				continue
-			}
-			v := targets[i].Version
+		for i, t := range targets {
+			v := t.Version
 			c := byVersion[v]
 			if c == nil {
 				c = &experiment.WorkerCount{Worker: p.Worker, Error: p.Error}
 				byVersion[v] = c
 				order = append(order, v)
 			}
+			if i >= len(p.Endpoints) || p.Endpoints[i] == nil {
+				continue
+			}
+			e := p.Endpoints[i]
 			c.Requests += e.Requests
 			c.Errors += e.Errors
+			if e.Error != "" {
+				c.Error = strings.TrimPrefix(c.Error+"; "+e.Error, "; ")
+			}
 		}
 		for _, v := range order {
 			out[v] = append(out[v], *byVersion[v])

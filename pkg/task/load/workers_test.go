@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/stats"
 )
@@ -147,6 +149,7 @@ func TestMergePartsRefusesMismatches(t *testing.T) {
 	}{
 		{"a worker twice", []*Part{p(0, 1), p(1, 1), p(0, 1)}, "worker 0's part appears twice"},
 		{"endpoints differ", []*Part{p(0, 1), p(1, 2)}, "worker 1's part has 2 endpoints, want 1"},
+		{"a negative index", []*Part{p(-1, 1)}, "worker -1: a worker's index is not negative"},
 	} {
 		if _, err := MergeParts(tc.parts, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
@@ -157,16 +160,32 @@ func TestMergePartsRefusesMismatches(t *testing.T) {
 func TestWorkerCountsByVersion(t *testing.T) {
 	targets := []Target{{Version: "v1"}, {Version: "v2", Name: "a"}, {Version: "v2", Name: "b"}}
 	parts := []*Part{
-		{Worker: 1, Endpoints: []*PartEndpoint{{Requests: 5, Errors: 1}, {Requests: 2}, {Requests: 3, Errors: 3}}, Error: "boom"},
+		{Worker: 1, Endpoints: []*PartEndpoint{{Requests: 5, Errors: 1}, {Requests: 2}, {Requests: 3, Errors: 3, Error: "b: refused"}}},
 		{Worker: 0, Endpoints: []*PartEndpoint{{Requests: 6}, nil, {Requests: 4}}},
+		{Worker: 2, Endpoints: []*PartEndpoint{{Error: "v1: no connection"}, nil, nil}},
 	}
 	got := WorkerCounts(parts, targets)
 	want := map[string][]experiment.WorkerCount{
-		"v1": {{Worker: 0, Requests: 6}, {Worker: 1, Requests: 5, Errors: 1, Error: "boom"}},
-		"v2": {{Worker: 0, Requests: 4}, {Worker: 1, Requests: 5, Errors: 3, Error: "boom"}},
+		"v1": {{Worker: 0, Requests: 6}, {Worker: 1, Requests: 5, Errors: 1}, {Worker: 2, Error: "v1: no connection"}},
+		"v2": {{Worker: 0, Requests: 4}, {Worker: 1, Requests: 5, Errors: 3, Error: "b: refused"}, {Worker: 2}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("WorkerCounts: %v, want %v", got, want)
+	}
+}
+
+func TestMergePartsSkipsLoadsThatNeverStarted(t *testing.T) {
+	parts := []*Part{
+		{Worker: 0, Endpoints: []*PartEndpoint{{Error: "never started"}}},
+		{Worker: 1, Endpoints: []*PartEndpoint{nil}},
+	}
+	merged, err := MergeParts(parts, 1)
+	if err != nil || merged[0] != nil {
+		t.Errorf("MergeParts of loads that never started: %+v, %v; want nothing measured", merged[0], err)
+	}
+	if _, err := MergeParts([]*Part{{Worker: 0, Endpoints: []*PartEndpoint{{Requests: 3}}}}, 1); err == nil ||
+		!strings.Contains(err.Error(), "worker 0, endpoint 0: 3 requests without their latencies") {
+		t.Errorf("a part without latencies: %v", err)
 	}
 }
 
@@ -174,6 +193,7 @@ func TestWorkerCountsByVersion(t *testing.T) {
 // sent 10,000 requests over 60s to one endpoint (latencies spread over some
 // 200 buckets), and reports a part's JSON size and the merged result's.
 func BenchmarkMergeParts(b *testing.B) {
+	// 1000 as the Indexed Jobs of issue 19's cluster half would give.
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			start := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -214,5 +234,22 @@ func BenchmarkMergeParts(b *testing.B) {
 			b.ReportMetric(float64(len(raw[0])), "part-bytes")
 			b.ReportMetric(float64(len(out)), "merged-bytes")
 		})
+	}
+}
+
+func TestCheckWorkerRate(t *testing.T) {
+	p := field.NewPath("qps")
+	for _, tc := range []struct {
+		rate    float64
+		workers int
+		d       time.Duration
+		ok      bool
+	}{
+		{0.3, 3, 0, true}, {0.2, 4, 0, false}, {2, 4, time.Second, false}, {200, 4, 10 * time.Second, true},
+		{0, 4, time.Second, true}, {0.05, 1, 0, true},
+	} {
+		if err := CheckWorkerRate(p, tc.rate, tc.workers, tc.d); (err == nil) != tc.ok {
+			t.Errorf("CheckWorkerRate(%v, %d, %v): %v, want ok %v", tc.rate, tc.workers, tc.d, err, tc.ok)
+		}
 	}
 }
