@@ -104,5 +104,20 @@ func deleteRunObjects(ctx context.Context, cl *Cluster, rel string) ([]string, e
 			return removed, fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
 	}
+	// The parts of load workers (podworkers), owned by the result Secret.
+	partSel := metav1.ListOptions{LabelSelector: sel.LabelSelector + "," + store.LabelPart}
+	parts, err := cl.Client.CoreV1().Secrets(cl.Namespace).List(ctx, partSel)
+	if err != nil {
+		return removed, fmt.Errorf("list worker parts: %w", err)
+	}
+	for _, p := range parts.Items {
+		err := cl.Client.CoreV1().Secrets(cl.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		switch {
+		case err == nil:
+			removed = append(removed, "Secret/"+p.Name)
+		case !apierrors.IsNotFound(err):
+			return removed, fmt.Errorf("delete secret %s: %w", p.Name, err)
+		}
+	}
 	return removed, nil
 }

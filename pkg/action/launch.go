@@ -119,7 +119,7 @@ func (a *Launch) Run(ctx context.Context) (*LaunchResult, error) {
 	if a.Dry {
 		return out, nil
 	}
-	out.Result, err = runPlan(ctx, a.cfg, plan, f, 1, nil)
+	out.Result, err = runPlan(ctx, a.cfg, plan, f, 1, nil, nil)
 	return out, err
 }
 

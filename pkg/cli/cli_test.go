@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -80,6 +81,9 @@ func TestCommands(t *testing.T) {
 		{name: "launch bad release name", args: []string{"launch", "--local", "Bad_Name"}, code: 2, stderr: `release name "Bad_Name"`},
 		{name: "run nothing here", args: []string{"run"}, code: 2, stderr: "expected -f SPEC"},
 		{name: "run in cluster without one", args: []string{"run", "--experiment", "perf", "--kubeconfig", "/nonexistent/kubeconfig"}, code: 2, stderr: "run experiment perf: connect to the cluster"},
+		{name: "run workers account without job", args: []string{"run", "--workers-account", "w"}, code: 2, stderr: "--workers-account needs --job"},
+		{name: "run worker without its index", args: []string{"run", "--experiment", "perf", "--worker-task", "0", "--worker-start", "2026-12-03T07:00:00Z", "--worker-owner", "u"}, code: 2, stderr: "--worker-task needs the environment variable JOB_COMPLETION_INDEX"},
+		{name: "run worker start alone", args: []string{"run", "--worker-start", "2026-12-03T07:00:00Z"}, code: 2, stderr: "--worker-start and --worker-owner go with --worker-task"},
 		{name: "unknown flag", args: []string{"report", "--bogus"}, code: 2, stderr: "unknown flag: --bogus"},
 		{name: "version short", args: []string{"version", "--short"}, golden: "version-short.txt"},
 	}
@@ -167,5 +171,31 @@ func TestCompletion(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("completion of assert -c lacks %s:\n%s", want, stdout)
 		}
+	}
+}
+
+// TestRunWorkerFlags: a worker Pod's flags and index are checked before
+// anything connects, each refusal naming the flag or variable.
+func TestRunWorkerFlags(t *testing.T) {
+	worker := []string{"run", "--experiment", "perf", "--worker-task", "0", "--worker-start", "2026-12-03T07:00:00Z", "--worker-owner", "u"}
+	for _, tc := range []struct {
+		name, index string
+		args        []string
+		stderr      string
+	}{
+		{name: "index not a number", index: "x", args: worker, stderr: `JOB_COMPLETION_INDEX must be a worker index (a whole number from 0), got "x"`},
+		{name: "index negative", index: "-1", args: worker, stderr: `JOB_COMPLETION_INDEX must be a worker index`},
+		{name: "bad start", index: "0", args: []string{"run", "--experiment", "perf", "--worker-task", "0", "--worker-start", "7am", "--worker-owner", "u"}, stderr: "--worker-start: not a time"},
+		{name: "no owner", index: "0", args: []string{"run", "--experiment", "perf", "--worker-task", "0", "--worker-start", "2026-12-03T07:00:00Z"}, stderr: "--worker-task needs --worker-owner"},
+		{name: "negative task", index: "0", args: []string{"run", "--experiment", "perf", "--worker-task", "-2", "--worker-start", "2026-12-03T07:00:00Z", "--worker-owner", "u"}, stderr: "--worker-task must be a task's index (from 0), got -2"},
+		{name: "with job", index: "0", args: append(slices.Clone(worker), "--job", "j"), stderr: "--worker-task needs --experiment, and neither --job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("JOB_COMPLETION_INDEX", tc.index)
+			_, stderr, code := execute(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("%v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stderr, tc.stderr)
+			}
+		})
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/iter8-tools/iter8/pkg/action"
 	"github.com/iter8-tools/iter8/pkg/experiment"
+	"github.com/iter8-tools/iter8/pkg/podworkers"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -46,6 +48,10 @@ type runOptions struct {
 	specEnv    string
 	// specSet records that -f was given.
 	specSet bool
+	// workerTask is --worker-task; -1 when this is not a worker.
+	workerTask  int
+	workerStart string
+	workerOwner string
 }
 
 func newRunCmd(e *cmdEnv) *cobra.Command {
@@ -66,6 +72,14 @@ func newRunCmd(e *cmdEnv) *cobra.Command {
 	f.DurationVar(&o.interval, "interval", 0, "time from the start of one loop to the next, replacing the spec's interval")
 	f.IntVar(&o.revision, "revision", 1, "revision recorded in the result (the chart's Job passes the release's revision)")
 	f.BoolVar(&o.run.Resume, "resume", false, "go on with this revision's stored result from where its run stopped, if there is one (a retried Job's pod); an ended run is not run again")
+	f.StringVar(&o.run.WorkersAccount, "workers-account", "", "in a cluster, with --job: run load tasks that have workers as the Pods of an Indexed Job under this ServiceAccount (the chart sets it)")
+	f.IntVar(&o.workerTask, "worker-task", -1, "in a worker Pod (made by the experiment's run): send this task's share of worker $JOB_COMPLETION_INDEX and store its part")
+	f.StringVar(&o.workerStart, "worker-start", "", "in a worker Pod: when the load's clock started (RFC 3339)")
+	f.StringVar(&o.workerOwner, "worker-owner", "", "in a worker Pod: the UID of the result Secret that owns the parts")
+	// Set by the run on the Pods it makes, never by a person.
+	for _, name := range []string{"worker-task", "worker-start", "worker-owner"} {
+		_ = f.MarkHidden(name)
+	}
 	return cmd
 }
 
@@ -83,8 +97,27 @@ func (o *runOptions) Complete(cmd *cobra.Command, _ []string) error {
 	if spec, ok := os.LookupEnv(o.specEnv); o.specEnv != "" && ok {
 		o.run.Spec = []byte(spec)
 	}
+	if !flags.Changed("worker-task") {
+		return nil
+	}
+	index, ok := os.LookupEnv(jobIndexEnv)
+	if !ok {
+		return fmt.Errorf("run: --worker-task needs the environment variable %s (an Indexed Job's Pod has it)", jobIndexEnv)
+	}
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 {
+		return fmt.Errorf("run: %s must be a worker index (a whole number from 0), got %q", jobIndexEnv, index)
+	}
+	start, err := podworkers.ParseStart(o.workerStart)
+	if err != nil {
+		return fmt.Errorf("run: --worker-start: %w", err)
+	}
+	o.run.Worker = &action.Worker{Task: o.workerTask, Index: i, Start: start, Owner: o.workerOwner}
 	return nil
 }
+
+// jobIndexEnv holds an Indexed Job's Pod's completion index.
+const jobIndexEnv = "JOB_COMPLETION_INDEX"
 
 // Validate checks the flags before any I/O, naming them; the action checks
 // its fields again for library callers.
@@ -100,6 +133,16 @@ func (o *runOptions) Validate() error {
 		return fmt.Errorf("run: --spec-env %s needs --experiment and a spec in environment variable %s", o.specEnv, o.specEnv)
 	case o.run.Job != "" && o.experiment == "":
 		return errors.New("run: --job needs --experiment")
+	case o.run.WorkersAccount != "" && o.run.Job == "":
+		return errors.New("run: --workers-account needs --job")
+	case o.run.Worker != nil && (o.experiment == "" || o.run.Job != "" || o.run.Resume || o.run.WorkersAccount != "" || o.specEnv != ""):
+		return errors.New("run: --worker-task needs --experiment, and neither --job, --resume, --workers-account nor --spec-env")
+	case o.run.Worker != nil && o.workerTask < 0:
+		return fmt.Errorf("run: --worker-task must be a task's index (from 0), got %d", o.workerTask)
+	case o.run.Worker != nil && o.workerOwner == "":
+		return errors.New("run: --worker-task needs --worker-owner")
+	case o.run.Worker == nil && (o.workerStart != "" || o.workerOwner != ""):
+		return errors.New("run: --worker-start and --worker-owner go with --worker-task")
 	case o.experiment == "" && !o.specSet && !exists(o.specPath):
 		return fmt.Errorf("run: expected -f SPEC (there is no %s here), or --experiment RELEASE in a cluster", o.specPath)
 	}

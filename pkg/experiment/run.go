@@ -51,6 +51,9 @@ type Runner struct {
 	// Releases changes app releases' weights for the bandit task; nil
 	// when there is no cluster.
 	Releases func() (Releases, error)
+	// Workers runs load tasks' workers in Pods of their own; nil runs
+	// them in this process.
+	Workers WorkerPool
 	// Resume, when set, is the stored result of this revision's run by an
 	// earlier process (a long-running experiment's Job retried its pod):
 	// the run continues it from the first task that had not finished, or,
@@ -112,6 +115,7 @@ func (r *Runner) env(plan *Plan) *Env {
 		Now:      r.Now,
 		Kube:     r.Kube,
 		Releases: r.Releases,
+		Workers:  r.Workers,
 	}
 	if env.Secret == nil {
 		env.Secret = func(string) (string, bool) { return "", false }
@@ -250,6 +254,7 @@ func (r *Runner) runTasks(ctx context.Context, plan *Plan, env *Env, first int, 
 		if err := r.write(ctx, res); err != nil {
 			return failure, done, err
 		}
+		env.Task = i
 		err := runTask(ctx, t.Task, env)
 		tr.Duration = now().Sub(start)
 		if errors.Is(err, ErrDone) {

@@ -78,6 +78,14 @@ type Env struct {
 	// NextLoopAt is when the next loop of the run starts; zero in the
 	// last loop and in a run without loops.
 	NextLoopAt time.Time
+	// Task is the index of the running task in the plan.
+	Task int
+	// Workers runs a load task's workers in other processes; nil runs
+	// them in this one.
+	Workers WorkerPool
+	// Worker, when set, makes this process one worker of the load task
+	// Task: it runs no other task.
+	Worker *WorkerRole
 }
 
 // Logger returns Log, or one that discards when Log is nil (a task run

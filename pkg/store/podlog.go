@@ -35,7 +35,7 @@ func (s *Secrets) ReadLog(ctx context.Context, revision int) ([]string, error) {
 // podLog reads the log of the newest Pod of the experiment's runs (of
 // revision, when not 0). It needs a kubelet that serves logs.
 func (s *Secrets) podLog(ctx context.Context, revision int) ([]string, error) {
-	sel := LabelExperiment + "=" + s.Release
+	sel := LabelExperiment + "=" + s.Release + ",!" + LabelWorker
 	if revision != 0 {
 		sel += fmt.Sprintf(",%s=%d", LabelRevision, revision)
 	}

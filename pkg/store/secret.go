@@ -28,6 +28,11 @@ const (
 	LabelExperiment = "iter8.tools/experiment"
 	// LabelRevision labels the Pods of a run with the release's revision.
 	LabelRevision = "iter8.tools/revision"
+	// LabelWorker marks the Pods of a load task's workers, which are not
+	// the run's own.
+	LabelWorker = "iter8.tools/worker"
+	// LabelPart labels a worker's part Secret with the worker's index.
+	LabelPart = "iter8.tools/part"
 	// LabelManagedBy is set to "Helm" on both Secrets by the chart.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// SpecKey is the key of the rendered spec in the spec Secret.
@@ -408,7 +413,8 @@ func ListExperiments(ctx context.Context, client kubernetes.Interface, namespace
 		where = "namespace " + namespace
 	}
 	out := []Summary{}
-	opts := metav1.ListOptions{LabelSelector: LabelExperiment, Limit: listPageSize}
+	// Workers' parts carry the label too, but are no experiments.
+	opts := metav1.ListOptions{LabelSelector: LabelExperiment + ",!" + LabelPart, Limit: listPageSize}
 	for {
 		list, err := client.CoreV1().Secrets(namespace).List(ctx, opts)
 		if err != nil {

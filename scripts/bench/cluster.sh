@@ -14,4 +14,4 @@ cd "$ROOT"
 RUNS=${RUNS:-5}
 KUBEBUILDER_ASSETS=$(bash scripts/testbed.sh)
 export KUBEBUILDER_ASSETS
-${GO:-go} test -count=1 -run '^$' -bench 'InstallToResult|LaunchToResult|AssertAnswer' -benchtime "${RUNS}x" ./test/cluster
+${GO:-go} test -count=1 -run '^$' -bench 'InstallToResult|LaunchToResult|AssertAnswer|WorkerPods' -benchtime "${RUNS}x" ./test/cluster

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iter8-tools/iter8/pkg/podworkers"
 	"github.com/iter8-tools/iter8/pkg/store"
 )
 
@@ -73,4 +74,39 @@ func median(ds []time.Duration) time.Duration {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// BenchmarkWorkerPods measures the Indexed Job path of a load task with
+// workers on the node harness: each worker sends one request, so the http
+// task's duration is the path's own cost (the Job made, its Pods run, each
+// part stored, read and merged) plus the fixed lead before the workers'
+// common start (podworkers.DefaultLead), which is taken off. It reports
+// the median over the iterations as s-path and, divided by the workers,
+// ms-per-worker.
+func BenchmarkWorkerPods(b *testing.B) {
+	app := sampleApp(b, "fixed:1ms")
+	for _, n := range []int{2, 8, 32} {
+		b.Run("workers="+itoa(n), func(b *testing.B) {
+			ns := "bench-workers-" + itoa(n)
+			namespace(b, ns)
+			var paths []time.Duration
+			for i := 0; b.Loop(); i++ {
+				release := "w" + itoa(i)
+				o := helm(b, "install", release, chartDir, "-n", ns, "--timeout", "120s",
+					"--set", "tasks={http}", "--set", "http.url="+app.URL+"/",
+					"--set", "http.numRequests="+itoa(n), "--set", "http.workers="+itoa(n), "--set", "http.connections=1")
+				if o.Code != 0 {
+					b.Fatalf("install: %s", o)
+				}
+				s := &store.Secrets{Client: env.Clientset, Namespace: ns, Release: release}
+				res, err := s.ReadResult(context.Background())
+				if err != nil || !res.Completed() || res.Failed() {
+					b.Fatalf("result after helm install: %+v, %v", res, err)
+				}
+				paths = append(paths, res.Tasks[0].Duration-podworkers.DefaultLead)
+			}
+			b.ReportMetric(median(paths).Seconds(), "s-path")
+			b.ReportMetric(float64(median(paths).Milliseconds())/float64(n), "ms-per-worker")
+		})
+	}
 }

@@ -17,6 +17,23 @@
 // A Job that had already finished when deleted keeps its Pods (and any
 // foregroundDeletion finalizer).
 //
+// An Indexed Job (completionMode: Indexed) runs its indexes 0..completions-1,
+// at most parallelism Pods at once, lowest pending index first, each Pod
+// made as the Job controller makes it: named <job>-<index>-<random>, the
+// index in the batch.kubernetes.io/job-completion-index annotation and
+// label, JOB_COMPLETION_INDEX read from the annotation (the API server does
+// not add it; the controller does), and with backoffLimitPerIndex its
+// failures so far in batch.kubernetes.io/job-index-failure-count. A failed
+// index is retried until it has failed backoffLimitPerIndex+1 times, then
+// it is failed for good (status.failedIndexes) while the others go on and
+// the Job ends Failed (FailedIndexes); without backoffLimitPerIndex the
+// failures of all indexes spend backoffLimit, and once it is spent the
+// running Pods are stopped (counted as failed) and the Job fails. Status
+// keeps active, succeeded, failed and completedIndexes as Pods end; the Job
+// completes once every index has. KillJobIndexPod and WaitJobIndexRunning
+// are KillJobPod and WaitJobPodRunning for one index; Run.Index says which.
+// Pod hostnames, maxFailedIndexes and podFailurePolicy are not played.
+//
 // With Config.Deployments it also plays the Deployment, ReplicaSet and
 // EndpointSlice controllers, the kubelet of the Deployments' Pods (marked
 // Running and Ready at a fake address, their containers not run) and the

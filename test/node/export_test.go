@@ -8,3 +8,6 @@ func PodNetNS(ip string) string {
 	n := strings.TrimSuffix(strings.TrimPrefix(ip, podNetPrefix), ".2")
 	return "iter8-pod-" + n
 }
+
+// FormatIndexes is the compressed form of sorted completion indexes.
+var FormatIndexes = formatIndexes

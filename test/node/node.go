@@ -89,19 +89,28 @@ type Config struct {
 // ErrJobDeleted ends the run of a Job that was deleted (see Run.Err).
 var ErrJobDeleted = errors.New("the Job was deleted")
 
-// jobRun is the run of one Job: its context and its current Pod.
+// jobRun is the run of one Job: its context and its current Pods.
 type jobRun struct {
 	namespace, name string
 	cancel          context.CancelCauseFunc
-	pod             string        // the current Pod; "" before the first
-	pid             int           // its process while it runs; 0 otherwise or once killed
-	out             *lockedBuffer // the current Pod's log so far
-	deleted         bool          // the Job was deleted: its run is being stopped
+	// pods is the current Pod of each completion index (of noIndex for a
+	// NonIndexed Job); an index has none before its first.
+	pods    map[int]*jobPod
+	deleted bool // the Job was deleted: its run is being stopped
+}
+
+// jobPod is a Job's current Pod of one completion index.
+type jobPod struct {
+	name string
+	pid  int           // its process while it runs; 0 otherwise or once killed
+	out  *lockedBuffer // its log so far
 }
 
 // Run records one Pod that the harness ran for a Job.
 type Run struct {
 	Namespace, Job, Pod string
+	// Index is the Pod's completion index for an Indexed Job; 0 otherwise.
+	Index int
 	// Env is the container's environment, which the process got (the
 	// harness's own variables for the mount script are unset before exec).
 	Env []string
@@ -294,8 +303,10 @@ func (h *Harness) Log(namespace, pod string) (string, bool) {
 		}
 	}
 	for _, jr := range h.jobs {
-		if jr.namespace == namespace && jr.pod == pod && jr.out != nil {
-			return jr.out.String(), true
+		for _, p := range jr.pods {
+			if jr.namespace == namespace && p.name == pod && p.out != nil {
+				return p.out.String(), true
+			}
 		}
 	}
 	if r := h.runnerLocked(namespace, pod); r != nil {
@@ -328,61 +339,90 @@ func (h *Harness) notifyLocked() {
 // end it: the Pod fails with exit code 137 and the Job goes on as its
 // backoffLimit says (another Pod, or Failed). It is an error when the Job
 // has no Pod whose process runs (none yet, between two Pods, or already
-// killed).
+// killed). Of an Indexed Job it kills the Pod of the lowest running index.
 func (h *Harness) KillJobPod(namespace, job string) error {
+	return h.killJobPod(namespace, job, noIndex)
+}
+
+// killJobPod kills the running Pod of Job namespace/job of index, or of any
+// index for noIndex.
+func (h *Harness) killJobPod(namespace, job string, index int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	jr := h.runningJobLocked(namespace, job)
-	if jr == nil {
+	p := h.runningPodLocked(namespace, job, index)
+	if p == nil {
+		if index != noIndex {
+			return fmt.Errorf("Job %s/%s has no running Pod of index %d", namespace, job, index)
+		}
 		return fmt.Errorf("Job %s/%s has no running Pod", namespace, job)
 	}
-	h.logf("node: Job %s/%s: Pod %s: kill -9 %d", namespace, job, jr.pod, jr.pid)
-	if err := syscall.Kill(-jr.pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("kill Pod %s/%s of Job %s: %w", namespace, jr.pod, job, err)
+	h.logf("node: Job %s/%s: Pod %s: kill -9 %d", namespace, job, p.name, p.pid)
+	if err := syscall.Kill(-p.pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill Pod %s/%s of Job %s: %w", namespace, p.name, job, err)
 	}
-	jr.pid = 0
+	p.pid = 0
 	return nil
 }
 
 // WaitJobPodRunning waits until a Pod of Job namespace/job runs (its status
 // says Running and its process has started) and returns the Pod's name. A
 // Pod that KillJobPod killed no longer counts, so after a kill it returns
-// the next Pod.
+// the next Pod. Of an Indexed Job it returns the Pod of the lowest running
+// index.
 func (h *Harness) WaitJobPodRunning(ctx context.Context, namespace, job string) (string, error) {
+	return h.waitJobPodRunning(ctx, namespace, job, noIndex)
+}
+
+// waitJobPodRunning waits for a running Pod of Job namespace/job of index,
+// or of any index for noIndex.
+func (h *Harness) waitJobPodRunning(ctx context.Context, namespace, job string, index int) (string, error) {
 	for {
 		h.mu.Lock()
 		changed := h.changed
-		jr := h.runningJobLocked(namespace, job)
+		p := h.runningPodLocked(namespace, job, index)
 		h.mu.Unlock()
-		if jr != nil {
-			return jr.pod, nil
+		if p != nil {
+			return p.name, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			if index != noIndex {
+				return "", fmt.Errorf("no running Pod of index %d of Job %s/%s: %w", index, namespace, job, ctx.Err())
+			}
 			return "", fmt.Errorf("no running Pod of Job %s/%s: %w", namespace, job, ctx.Err())
 		}
 	}
 }
 
-// runningJobLocked returns the run of Job namespace/job whose Pod's
-// process runs, or nil; h.mu is held.
-func (h *Harness) runningJobLocked(namespace, job string) *jobRun {
+// runningPodLocked returns the Pod of Job namespace/job of index (the
+// lowest one for noIndex) whose process runs, or nil; h.mu is held.
+func (h *Harness) runningPodLocked(namespace, job string, index int) *jobPod {
 	for _, jr := range h.jobs {
-		if jr.namespace == namespace && jr.name == job && jr.pid != 0 {
-			return jr
+		if jr.namespace != namespace || jr.name != job {
+			continue
+		}
+		var found *jobPod
+		lowest := 0
+		for i, p := range jr.pods {
+			if p.pid != 0 && (index == noIndex || i == index) && (found == nil || i < lowest) {
+				found, lowest = p, i
+			}
+		}
+		if found != nil {
+			return found
 		}
 	}
 	return nil
 }
 
-// setJobPod records the Job's current Pod, its process (0 when it is not
-// running) and its log.
-func (h *Harness) setJobPod(uid types.UID, pod string, pid int, out *lockedBuffer) {
+// setJobPod records the Job's current Pod of index, its process (0 when it
+// is not running) and its log.
+func (h *Harness) setJobPod(uid types.UID, index int, pod string, pid int, out *lockedBuffer) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if jr := h.jobs[uid]; jr != nil {
-		jr.pod, jr.pid, jr.out = pod, pid, out
+		jr.pods[index] = &jobPod{name: pod, pid: pid, out: out}
 		h.notifyLocked()
 	}
 }
@@ -408,7 +448,7 @@ func (h *Harness) jobSeen(ctx context.Context, obj any) {
 	}
 	h.started[string(job.UID)] = true
 	jobCtx, cancel := context.WithCancelCause(ctx)
-	h.jobs[job.UID] = &jobRun{namespace: job.Namespace, name: job.Name, cancel: cancel}
+	h.jobs[job.UID] = &jobRun{namespace: job.Namespace, name: job.Name, cancel: cancel, pods: map[int]*jobPod{}}
 	h.mu.Unlock()
 	seen := time.Now()
 	h.wg.Add(1)
@@ -444,14 +484,17 @@ func (h *Harness) jobDeleted(job *batchv1.Job) {
 	jr.cancel(ErrJobDeleted)
 }
 
-// jobGone ends the run of a deleted Job: it deletes the Job's last Pod
-// (which may be gone already) and then removes the foregroundDeletion
-// finalizer from the Job if it is still there, as the garbage collector
-// does once the dependents are gone.
-func (h *Harness) jobGone(ctx context.Context, job *batchv1.Job, pod string) {
+// jobGone ends the run of a deleted Job: it deletes the Job's last Pods
+// (which may be gone already; "" is none) and then removes the
+// foregroundDeletion finalizer from the Job if it is still there, as the
+// garbage collector does once the dependents are gone.
+func (h *Harness) jobGone(ctx context.Context, job *batchv1.Job, pods ...string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if pod != "" {
+	for _, pod := range pods {
+		if pod == "" {
+			continue
+		}
 		err := h.client.CoreV1().Pods(job.Namespace).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
 		if err != nil && !apierrors.IsNotFound(err) {
 			h.logf("node: delete Pod %s/%s of deleted Job %s: %v", job.Namespace, pod, job.Name, err)
@@ -478,6 +521,9 @@ func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second)
 		defer cancel()
+	}
+	if isIndexed(job) {
+		return h.runIndexed(ctx, job, seen)
 	}
 	// A deleted Job's run ends with no status written and no other Pod;
 	// its last Run is r, or one without a Pod when none was started.
@@ -510,7 +556,7 @@ func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) 
 		if deleted() {
 			return gone(Run{Namespace: job.Namespace, Job: job.Name, ExitCode: -1, Seen: seen})
 		}
-		r := h.runPod(ctx, job, seen)
+		r := h.runPod(ctx, job, seen, noIndex, 0)
 		if deleted() {
 			return gone(r)
 		}
@@ -543,6 +589,18 @@ func (h *Harness) runJob(ctx context.Context, job *batchv1.Job, seen time.Time) 
 // finishJob writes a finished Job's status the way the Job controller does:
 // SuccessCriteriaMet then Complete, or FailureTarget then Failed.
 func (h *Harness) finishJob(ctx context.Context, job *batchv1.Job, succeeded bool, failed int32) error {
+	return h.endJob(ctx, job, succeeded, batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit",
+		func(s *batchv1.JobStatus) {
+			s.Failed = failed
+			if succeeded {
+				s.Succeeded = 1
+			}
+		})
+}
+
+// endJob writes a finished Job's status: counts sets its final counts;
+// reason and msg say why it failed, unless its deadline passed.
+func (h *Harness) endJob(ctx context.Context, job *batchv1.Job, succeeded bool, reason, msg string, counts func(*batchv1.JobStatus)) error {
 	// A cancelled harness still finishes the Job, so that no helm waits on it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -551,20 +609,18 @@ func (h *Harness) finishJob(ctx context.Context, job *batchv1.Job, succeeded boo
 		s.Active = 0
 		s.Ready = ptr(int32(0))
 		s.Terminating = ptr(int32(0))
-		s.Failed = failed
+		counts(s)
 		cond := func(t batchv1.JobConditionType, reason, msg string) batchv1.JobCondition {
 			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg,
 				LastProbeTime: now, LastTransitionTime: now}
 		}
 		if succeeded {
-			s.Succeeded = 1
 			s.CompletionTime = &now
 			s.Conditions = append(s.Conditions,
 				cond(batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached, "Reached expected number of succeeded pods"),
 				cond(batchv1.JobComplete, batchv1.JobReasonCompletionsReached, "Reached expected number of succeeded pods"))
 			return
 		}
-		reason, msg := batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit"
 		if ctx.Err() != nil || (job.Spec.ActiveDeadlineSeconds != nil && time.Since(s.StartTime.Time) >= time.Duration(*job.Spec.ActiveDeadlineSeconds)*time.Second) {
 			reason, msg = batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline"
 		}
@@ -606,9 +662,11 @@ func (h *Harness) event(ctx context.Context, job *batchv1.Job, kind, reason, msg
 	}
 }
 
-// runPod creates one Pod for job and runs its single container.
-func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) Run {
-	r := Run{Namespace: job.Namespace, Job: job.Name, ExitCode: -1, Seen: seen}
+// runPod creates one Pod for job, of completion index (noIndex for a
+// NonIndexed Job) which has failed failures times, and runs its single
+// container.
+func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time, index int, failures int32) Run {
+	r := Run{Namespace: job.Namespace, Job: job.Name, Index: max(index, 0), ExitCode: -1, Seen: seen}
 	tmpl := job.Spec.Template.DeepCopy()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -622,6 +680,9 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 			}},
 		},
 		Spec: tmpl.Spec,
+	}
+	if index != noIndex {
+		setCompletionIndex(pod, job, index, failures)
 	}
 	pod, err := h.client.CoreV1().Pods(job.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
@@ -665,7 +726,7 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 	}
 	r.Started = time.Now()
 	pid := proc.cmd.Process.Pid
-	h.setJobPod(job.UID, pod.Name, 0, out)
+	h.setJobPod(job.UID, index, pod.Name, 0, out)
 	exited, killed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(killed)
@@ -695,9 +756,9 @@ func (h *Harness) runPod(ctx context.Context, job *batchv1.Job, seen time.Time) 
 	}); err != nil {
 		h.logf("node: %v", err)
 	}
-	h.setJobPod(job.UID, pod.Name, pid, out)
+	h.setJobPod(job.UID, index, pod.Name, pid, out)
 	waitErr := proc.cmd.Wait()
-	h.setJobPod(job.UID, pod.Name, 0, out)
+	h.setJobPod(job.UID, index, pod.Name, 0, out)
 	close(exited)
 	<-killed
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // what it left behind

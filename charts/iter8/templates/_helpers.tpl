@@ -135,3 +135,139 @@ only once its Job starts.
 {{- end }}
 {{- $_ := set .into .key $f }}
 {{- end }}
+
+{{- /*
+iter8.workers is N, the most workers that an http or grpc task in tasks
+spreads its load over (1 when none sets workers). With N > 1 the run makes
+an Indexed Job of N worker pods, and the chart the workers' account, its
+Role and the admission policy (workers.yaml).
+*/ -}}
+{{- define "iter8.workers" -}}
+{{- $n := 1 }}
+{{- range $name := list "http" "grpc" }}
+{{- $v := get $.Values $name }}
+{{- if and (has $name $.Values.tasks) (kindIs "map" $v) (hasKey $v "workers") }}
+{{- $n = max $n (int (get $v "workers")) }}
+{{- end }}
+{{- end }}
+{{- $n -}}
+{{- end }}
+
+{{- /*
+iter8.workerAccount names the ServiceAccount (and its Role and RoleBinding)
+that the worker pods run as. A name of more than 63 characters (a release
+name above 50) is cut and given a hash of the whole, so that two long
+release names do not share it; the run learns it from --workers-account.
+*/ -}}
+{{- define "iter8.workerAccount" -}}
+{{- $name := printf "%s-iter8-worker" .Release.Name }}
+{{- if gt (len $name) 63 }}
+{{- $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum $name | trunc 8) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
+{{- /*
+iter8.workersJob names the Indexed Job of worker pods that the run makes.
+*/ -}}
+{{- define "iter8.workersJob" -}}
+{{ .Release.Name }}-workers
+{{- end }}
+
+{{- /*
+iter8.workerParts names the Secrets that the workers put their parts in,
+<release>-part-0 to <release>-part-<N-1>, as a JSON list.
+*/ -}}
+{{- define "iter8.workerParts" -}}
+{{- $parts := list }}
+{{- range $i := until (int (include "iter8.workers" .)) }}
+{{- $parts = append $parts (printf "%s-part-%d" $.Release.Name $i) }}
+{{- end }}
+{{- toJson $parts }}
+{{- end }}
+
+{{- /*
+iter8.workersPolicy names the cluster-scoped ValidatingAdmissionPolicy (and
+its binding) on the workers' Secret writes: iter8-workers.<namespace>.<release>;
+iter8.workersJobPolicy the one on the run's Job creates:
+iter8-workers-job.<namespace>.<release>. A namespace has no dots, so the
+name says which namespace and release it is for (iter8-<ns>-<release>-...
+did not: a-b/c and a/b-c shared one). Both are valid DNS subdomains: a
+namespace and a release name are DNS labels (or, for a release, dotted
+ones), at most 63 and 53 characters, so a name is at most
+18+63+1+53 = 135 characters, below 253.
+*/ -}}
+{{- define "iter8.workersPolicy" -}}
+iter8-workers.{{ .Release.Namespace }}.{{ .Release.Name }}
+{{- end }}
+
+{{- define "iter8.workersJobPolicy" -}}
+iter8-workers-job.{{ .Release.Namespace }}.{{ .Release.Name }}
+{{- end }}
+
+{{- /*
+iter8.durationSeconds is a Go duration (such as 1m30s; the schema checks
+its form) in seconds, or 0 for an empty one.
+*/ -}}
+{{- define "iter8.durationSeconds" -}}
+{{- $secs := 0.0 }}
+{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 1e-3 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- range regexFindAll "[0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h)" (toString .) -1 }}
+{{- $unit := regexFind "(ns|us|µs|ms|s|m|h)$" . }}
+{{- $secs = addf $secs (mulf (float64 (trimSuffix $unit .)) (get $units $unit)) }}
+{{- end }}
+{{- $secs -}}
+{{- end }}
+
+{{- /*
+iter8.workers.check refuses at install what the run would refuse of a load
+task's workers (pkg/task/load: Kind.Decode and CheckWorkerRate), so that
+helm install fails before anything is made. .v is the task's values (rates
+already numbers), .task its name, .count and .default its count field and
+that field's default, .unit what it counts, .rate its rate field. The
+schema bounds workers to 1..1000 already; the bound is repeated for helm
+--skip-schema-validation.
+*/ -}}
+{{- define "iter8.workers.check" -}}
+{{- $v := .v }}
+{{- if hasKey $v "workers" }}
+{{- $w := int $v.workers }}
+{{- if or (lt $w 1) (gt $w 1000) }}
+{{- fail (printf "%s.workers: %d must be from 1 to 1000" .task $w) }}
+{{- end }}
+{{- $count := int64 (get $v .count | default 0) }}
+{{- $def := "" }}
+{{- if and (eq $count 0) (not $v.duration) }}{{ $count = int64 .default }}{{ $def = " (its default)" }}{{ end }}
+{{- if and (gt $count 0) (lt $count (int64 $w)) }}
+{{- fail (printf "%s.workers: %d is above %s %d%s: each worker needs at least one %s: lower workers or raise %s" .task $w .count $count $def .unit .count) }}
+{{- end }}
+{{- if gt $w 1 }}
+{{- $d := float64 (include "iter8.durationSeconds" ($v.duration | default "")) }}
+{{- /* Each rate that an endpoint uses, at the path where it is written: the
+task's only when an endpoint (or the task's own target) inherits it. */}}
+{{- $rates := list }}
+{{- $inherit := not $v.endpoints }}
+{{- range $i, $e := $v.endpoints }}
+{{- if hasKey $e $.rate }}
+{{- $rates = append $rates (dict "rate" (get $e $.rate) "path" (printf "%s.endpoints[%d].%s" $.task $i $.rate)) }}
+{{- else }}{{ $inherit = true }}
+{{- end }}
+{{- end }}
+{{- if and $inherit (hasKey $v .rate) }}
+{{- $rates = append $rates (dict "rate" (get $v .rate) "path" (printf "%s.%s" .task .rate)) }}
+{{- end }}
+{{- range $rates }}
+{{- $r := float64 .rate }}
+{{- if gt $r 0.0 }}
+{{- if lt $r (mulf 0.1 $w (subf 1 1e-9)) }}
+{{- fail (printf "%s: %v split over %d workers is %.4g per second each, below 0.1: raise it or use fewer workers" .path $r $w (divf $r $w)) }}
+{{- end }}
+{{- $stagger := divf $w $r }}
+{{- if and (gt $d 0.0) (le $d $stagger) }}
+{{- fail (printf "%s: %v split over %d workers, whose starts are spread over %vs, leaves the duration %s too short: raise the rate or the duration, or use fewer workers" .path $r $w (round $stagger 3) $v.duration) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -35,5 +35,6 @@ metadata back into strings, as metadata values are strings.
 {{- end }}
 {{- $_ := set $v "endpoints" $eps }}
 {{- end }}
+{{- include "iter8.workers.check" (dict "v" $v "task" "grpc" "count" "total" "default" 200 "unit" "call" "rate" "rps") }}
 {{- include "iter8.task" (dict "name" "grpc" "values" $v) -}}
 {{- end }}

@@ -2,7 +2,7 @@
 iter8.task.http renders the http task from .Values.http. helm --set passes
 decimals as strings, so qps and percentiles are turned into numbers by
 iter8.float, which refuses what float64 cannot hold (1e999) and a qps out
-of range.
+of range; iter8.workers.check refuses workers that the run would.
 */ -}}
 {{- define "iter8.task.http" -}}
 {{- $v := deepCopy .Values.http }}
@@ -24,5 +24,6 @@ of range.
 {{- end }}
 {{- $_ := set $v "endpoints" $eps }}
 {{- end }}
+{{- include "iter8.workers.check" (dict "v" $v "task" "http" "count" "numRequests" "default" 400 "unit" "request" "rate" "qps") }}
 {{- include "iter8.task" (dict "name" "http" "values" $v) -}}
 {{- end }}

@@ -47,74 +47,130 @@ type EndpointResult struct {
 
 // Run sends the load to every endpoint at once, so that versions are
 // measured under the same conditions, and records the metrics per version.
-// With workers, each worker loads every endpoint with its share; what they
-// measured is merged from their parts, as parts from workers in other pods
-// would be.
+// With workers, each worker loads every endpoint with its share, in this
+// process or, given a pool, in Pods of their own; what they measured is
+// merged from their parts. Given a worker role, it sends that worker's
+// share only and puts its part.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
+	workers := max(t.Config.Workers, 1)
+	switch {
+	case env.Worker != nil:
+		return t.runWorker(ctx, env)
+	case workers > 1 && env.Workers != nil:
+		return t.runPool(ctx, env)
+	}
+	if err := load.CheckProcessWorkers(workers); err != nil {
+		return err
+	}
 	// Every endpoint's time blocks count from here, so that versions can be
 	// compared block by block, and the blocks of workers merge.
-	start := time.Now()
-	workers := max(t.Config.Workers, 1)
-	eps := t.Config.Endpoints
-	measured := make([][]*EndpointResult, workers)
-	loadErrs := make([][]error, workers)
-	var g errgroup.Group
-	for w := range workers {
-		measured[w] = make([]*EndpointResult, len(eps))
-		loadErrs[w] = make([]error, len(eps))
-		wenv := env
-		if workers > 1 {
-			wenv = &experiment.Env{Result: env.Result, Versions: env.Versions, Log: env.Logger().With("worker", w)}
-		}
-		for i := range eps {
-			// Workers start in turn, so that their calls interleave; each
-			// ends with the others.
-			stagger := load.Stagger(eps[i].RPS, w)
-			wt := t.share(w, stagger)
-			ep := wt.endpointShare(&eps[i])
-			g.Go(func() (err error) {
-				if err = load.Wait(ctx, stagger); err == nil {
-					measured[w][i], err = wt.load(ctx, ep, wenv, start)
-				}
-				if err != nil {
-					err = fmt.Errorf("%s: %w", ep.Label(), err)
-					if workers > 1 {
-						err = fmt.Errorf("worker %d: %w", w, err)
-					}
-				}
-				loadErrs[w][i] = err
-				return err
-			})
-		}
+	ws := make([]int, workers)
+	for w := range ws {
+		ws[w] = w
 	}
-	loadErr := g.Wait()
+	measured, loadErrs, loadErr := t.measure(ctx, env, time.Now(), ws)
 	results := measured[0]
-	for i := range eps {
-		env.Result.SetWorkers(eps[i].Version, Name, nil)
-	}
+	t.clearWorkers(env.Result)
 	var mergeErr error
 	if workers > 1 {
-		results, mergeErr = t.merge(env.Result, measured, loadErrs)
+		results, mergeErr = t.mergeParts(env.Result, t.parts(measured, loadErrs))
 	}
-	// Record whatever was measured, even on failure or cancellation.
+	return t.finish(ctx, env, results, cmp.Or(loadErr, mergeErr))
+}
+
+// finish records whatever was measured, even on failure or cancellation,
+// and returns the task's error.
+func (t *Task) finish(ctx context.Context, env *experiment.Env, results []*EndpointResult, loadErr error) error {
 	recordErr := t.record(env.Result, results)
-	if err := cmp.Or(loadErr, mergeErr, recordErr, ctx.Err()); err != nil {
+	if err := cmp.Or(loadErr, recordErr, ctx.Err()); err != nil {
 		return err
 	}
 	return checkCalls(results)
 }
 
-// share is worker w's copy of the task: its part of Total, and of a
-// Duration that starts stagger late.
-func (t *Task) share(w int, stagger time.Duration) *Task {
+// clearWorkers removes per-worker counts that an earlier loop recorded.
+func (t *Task) clearWorkers(r *experiment.Result) {
+	for i := range t.Config.Endpoints {
+		r.SetWorkers(t.Config.Endpoints[i].Version, Name, nil)
+	}
+}
+
+// runWorker sends the share of the worker env.Worker and puts its part,
+// also when its load failed.
+func (t *Task) runWorker(ctx context.Context, env *experiment.Env) error {
+	role := env.Worker
+	measured, loadErrs, loadErr := t.measure(ctx, env, role.Start, []int{role.Index})
+	p := t.part(role.Index, measured[0], loadErrs[0])
+	if loadErr != nil && !p.Failed() {
+		p.Error = loadErr.Error()
+	}
+	return load.WorkerDone(ctx, env, role, p)
+}
+
+// runPool has env.Workers run the workers and merges their parts.
+func (t *Task) runPool(ctx context.Context, env *experiment.Env) error {
+	t.clearWorkers(env.Result)
+	env.Logger().Info("sending gRPC load from worker pods", "workers", t.Config.Workers)
+	parts, err := load.RunPool(ctx, env, t.Config.Workers, len(t.Config.Endpoints))
+	results, mergeErr := t.mergeParts(env.Result, parts)
+	return t.finish(ctx, env, results, cmp.Or(err, mergeErr))
+}
+
+// measure runs the workers ws (of Config.Workers; all of them in one
+// process, or one in a worker's own) with their time blocks counted from
+// start, and returns what each measured on each endpoint and each one's
+// errors, with the first error.
+func (t *Task) measure(ctx context.Context, env *experiment.Env, start time.Time, ws []int) ([][]*EndpointResult, [][]error, error) {
+	workers := max(t.Config.Workers, 1)
+	eps := t.Config.Endpoints
+	measured := make([][]*EndpointResult, len(ws))
+	loadErrs := make([][]error, len(ws))
+	var g errgroup.Group
+	for k, w := range ws {
+		measured[k] = make([]*EndpointResult, len(eps))
+		loadErrs[k] = make([]error, len(eps))
+		wenv := env
+		if workers > 1 {
+			wenv = &experiment.Env{Result: env.Result, Versions: env.Versions, Log: env.Logger().With("worker", w)}
+		}
+		for i := range eps {
+			// Workers start in turn from start, so that their calls
+			// interleave; each ends with the others.
+			stagger := load.Stagger(eps[i].RPS, w)
+			g.Go(func() (err error) {
+				if err = load.Wait(ctx, time.Until(start.Add(stagger))); err == nil {
+					// A worker's Pod that starts late ends with the others.
+					d, ok := load.Remaining(t.Config.Duration, start, stagger)
+					if !ok && workers > 1 {
+						wenv.Logger().Warn("started after the load's window ended: sends nothing", "endpoint", eps[i].Label())
+						return nil
+					}
+					wt := t.share(w, d)
+					measured[k][i], err = wt.load(ctx, wt.endpointShare(&eps[i]), wenv, start)
+				}
+				if err != nil {
+					err = fmt.Errorf("%s: %w", eps[i].Label(), err)
+					if workers > 1 {
+						err = fmt.Errorf("worker %d: %w", w, err)
+					}
+				}
+				loadErrs[k][i] = err
+				return err
+			})
+		}
+	}
+	return measured, loadErrs, g.Wait()
+}
+
+// share is worker w's copy of the task: its part of Total, and d of the
+// Duration (load.Remaining).
+func (t *Task) share(w int, d time.Duration) *Task {
 	if t.Config.Workers <= 1 {
 		return t
 	}
 	s := &Task{Config: t.Config}
 	s.Config.Total = load.Share(t.Config.Total, t.Config.Workers, w)
-	if s.Config.Duration > 0 {
-		s.Config.Duration = max(s.Config.Duration-stagger, time.Millisecond)
-	}
+	s.Config.Duration = d
 	return s
 }
 
@@ -128,33 +184,44 @@ func (t *Task) endpointShare(ep *Endpoint) *Endpoint {
 	return &s
 }
 
-// merge turns the workers' results into parts, merges them, and records
-// what each worker sent to each version. A call's error texts travel as
-// the parts' failures, by text.
-func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, loadErrs [][]error) ([]*EndpointResult, error) {
+// parts turns each worker's results and errors into its part. A call's
+// error texts travel as the parts' failures, by text.
+func (t *Task) parts(measured [][]*EndpointResult, loadErrs [][]error) []*load.Part {
 	parts := make([]*load.Part, len(measured))
 	for w, results := range measured {
-		p := &load.Part{Worker: w, Endpoints: make([]*load.PartEndpoint, len(results))}
-		for i, er := range results {
-			pe := &load.PartEndpoint{}
-			if loadErrs[w][i] != nil {
-				pe.Error = loadErrs[w][i].Error()
-			}
-			p.Endpoints[i] = pe
-			if er == nil {
-				continue
-			}
-			pe.Requests, pe.Errors, pe.Answered = er.Calls, er.Calls-int64(er.Codes[statusOK]), er.Calls-int64(er.Codes[""])
-			pe.Kept, pe.Codes, pe.Latency = er.Kept, map[string]int64{}, er.Latency
-			for code, n := range er.Codes {
-				pe.Codes[code] = int64(n)
-			}
-			for _, text := range slices.Sorted(maps.Keys(er.Errors)) {
-				pe.Failures = append(pe.Failures, experiment.RequestFailure{Kind: text, Count: int64(er.Errors[text])})
-			}
-		}
-		parts[w] = p
+		parts[w] = t.part(w, results, loadErrs[w])
 	}
+	return parts
+}
+
+// part is worker w's measurement as a load.Part, with its errors by
+// endpoint.
+func (t *Task) part(w int, results []*EndpointResult, errs []error) *load.Part {
+	p := &load.Part{Worker: w, Endpoints: make([]*load.PartEndpoint, len(results))}
+	for i, er := range results {
+		pe := &load.PartEndpoint{}
+		if errs[i] != nil {
+			pe.Error = errs[i].Error()
+		}
+		p.Endpoints[i] = pe
+		if er == nil {
+			continue
+		}
+		pe.Requests, pe.Errors, pe.Answered = er.Calls, er.Calls-int64(er.Codes[statusOK]), er.Calls-int64(er.Codes[""])
+		pe.Kept, pe.Codes, pe.Latency = er.Kept, map[string]int64{}, er.Latency
+		for code, n := range er.Codes {
+			pe.Codes[code] = int64(n)
+		}
+		for _, text := range slices.Sorted(maps.Keys(er.Errors)) {
+			pe.Failures = append(pe.Failures, experiment.RequestFailure{Kind: text, Count: int64(er.Errors[text])})
+		}
+	}
+	return p
+}
+
+// mergeParts merges the workers' parts and records what each worker sent
+// to each version.
+func (t *Task) mergeParts(r *experiment.Result, parts []*load.Part) ([]*EndpointResult, error) {
 	merged, err := load.MergeParts(parts, len(t.Config.Endpoints))
 	if err != nil {
 		return nil, err
@@ -416,3 +483,6 @@ func commonError(errs map[string]int) string {
 	}
 	return desc
 }
+
+// Workers implements experiment.Spreader.
+func (t *Task) Workers() int { return max(t.Config.Workers, 1) }

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,86 +60,48 @@ func (e *unreachableError) Error() string {
 
 // Run sends the load to every endpoint at once, so that versions are measured
 // under the same conditions, and records the metrics per version. With
-// workers, each worker loads every endpoint with its share; what they
-// measured is merged from their parts, as parts from workers in other pods
-// would be.
+// workers, each worker loads every endpoint with its share, in this process
+// or, given a pool, in Pods of their own; what they measured is merged from
+// their parts. Given a worker role, it sends that worker's share only and
+// puts its part.
 func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
-	loadCtx, stopLoad := context.WithCancelCause(ctx)
-	defer stopLoad(nil)
+	workers := max(t.Config.Workers, 1)
+	switch {
+	case env.Worker != nil:
+		return t.runWorker(ctx, env)
+	case workers > 1 && env.Workers != nil:
+		return t.runPool(ctx, env)
+	}
+	if err := load.CheckProcessWorkers(workers); err != nil {
+		return err
+	}
 	// Every endpoint's time blocks count from here (fortio's clock, not
 	// env's), so that versions can be compared block by block, and the
 	// blocks of workers merge.
-	start := time.Now()
-	workers := max(t.Config.Workers, 1)
-	eps := t.Config.Endpoints
-	recorders := make([][]*latencyRecorder, workers)
-	var all []*latencyRecorder
-	for w := range recorders {
-		recorders[w] = make([]*latencyRecorder, len(eps))
-		for i := range eps {
-			recorders[w][i] = t.newRecorder(&eps[i], start, stopLoad)
-			if workers > 1 {
-				// An unreachable endpoint's error names the worker that found it.
-				recorders[w][i].label = fmt.Sprintf("worker %d: %s", w, recorders[w][i].label)
-			}
-			all = append(all, recorders[w][i])
-		}
+	ws := make([]int, workers)
+	for w := range ws {
+		ws[w] = w
 	}
-	stopProgress := t.showProgress(ctx, env, all, t.Config.NumRequests*int64(len(eps)))
-	measured := make([][]*EndpointResult, workers)
-	loadErrs := make([][]error, workers)
-	var g errgroup.Group
-	for w := range workers {
-		measured[w] = make([]*EndpointResult, len(eps))
-		loadErrs[w] = make([]error, len(eps))
-		wenv := env
-		if workers > 1 {
-			wenv = &experiment.Env{Result: env.Result, Versions: env.Versions, Log: env.Logger().With("worker", w)}
-		}
-		for i := range eps {
-			ep := t.share(&eps[i])
-			g.Go(func() error {
-				// Workers start in turn, so that their requests interleave;
-				// each ends with the others.
-				stagger := load.Stagger(eps[i].QPS, w)
-				d := max(t.Config.Duration-stagger, 0)
-				var r *EndpointResult
-				err := load.Wait(loadCtx, stagger)
-				if err == nil {
-					r, err = t.load(loadCtx, ep, load.Share(t.Config.NumRequests, workers, w),
-						load.Share(t.Config.WarmupNumRequests, workers, w), d, recorders[w][i], wenv)
-				}
-				measured[w][i] = r
-				if err != nil {
-					err = fmt.Errorf("%s: %w", ep.Label(), err)
-					if workers > 1 {
-						err = fmt.Errorf("worker %d: %w", w, err)
-					}
-				}
-				loadErrs[w][i] = err
-				return err
-			})
-		}
-	}
-	loadErr := g.Wait()
-	stopProgress()
+	measured, loadErrs, loadErr := t.measure(ctx, env, time.Now(), ws)
 	results := measured[0]
 	t.clearWorkers(env.Result)
 	if workers > 1 {
 		var err error
-		if results, err = t.merge(env.Result, measured, loadErrs); err != nil && loadErr == nil {
+		if results, err = t.mergeParts(env.Result, t.parts(measured, loadErrs)); err != nil && loadErr == nil {
 			loadErr = err
 		}
 	}
-	// Record whatever was measured, even on failure or interrupt.
+	return t.finish(ctx, env, results, loadErr)
+}
+
+// finish records whatever was measured, even on failure or interrupt, and
+// returns the task's error: the load's, the record's, an interrupt, or an
+// endpoint that never answered.
+func (t *Task) finish(ctx context.Context, env *experiment.Env, results []*EndpointResult, loadErr error) error {
 	if err := t.record(env.Result, results); err != nil && loadErr == nil {
 		loadErr = err
 	}
 	t.logFailures(env, results)
-	var unreachable *unreachableError
-	if cause := context.Cause(loadCtx); errors.As(cause, &unreachable) {
-		return unreachable
-	}
 	if loadErr != nil {
 		return loadErr
 	}
@@ -146,6 +109,118 @@ func (t *Task) Run(ctx context.Context, env *experiment.Env) error {
 		return err
 	}
 	return checkResponses(results)
+}
+
+// runWorker sends the share of the worker env.Worker and puts its part,
+// also when its load failed.
+func (t *Task) runWorker(ctx context.Context, env *experiment.Env) error {
+	role := env.Worker
+	measured, loadErrs, loadErr := t.measure(ctx, env, role.Start, []int{role.Index})
+	p := t.part(role.Index, measured[0], loadErrs[0])
+	if loadErr != nil && !p.Failed() {
+		p.Error = loadErr.Error()
+	}
+	return load.WorkerDone(ctx, env, role, p)
+}
+
+// runPool has env.Workers run the workers and merges their parts.
+func (t *Task) runPool(ctx context.Context, env *experiment.Env) error {
+	t.clearWorkers(env.Result)
+	env.Logger().Info("sending load from worker pods", "workers", t.Config.Workers)
+	parts, err := load.RunPool(ctx, env, t.Config.Workers, len(t.Config.Endpoints))
+	results, mergeErr := t.mergeParts(env.Result, parts)
+	return t.finish(ctx, env, results, cmp.Or(err, mergeErr))
+}
+
+// measure runs the workers ws (of Config.Workers; all of them in one
+// process, or one in a worker's own) with their time blocks counted from
+// start, and returns what each measured on each endpoint and each one's
+// errors, with the error that ends the task, an unreachable endpoint's
+// first.
+func (t *Task) measure(ctx context.Context, env *experiment.Env, start time.Time, ws []int) ([][]*EndpointResult, [][]error, error) {
+	loadCtx, stopLoad := context.WithCancelCause(ctx)
+	defer stopLoad(nil)
+	workers := max(t.Config.Workers, 1)
+	eps := t.Config.Endpoints
+	recorders := make([][]*latencyRecorder, len(ws))
+	var all []*latencyRecorder
+	for k, w := range ws {
+		recorders[k] = make([]*latencyRecorder, len(eps))
+		for i := range eps {
+			recorders[k][i] = t.newRecorder(&eps[i], start, stopLoad)
+			if workers > 1 {
+				// An unreachable endpoint's error names the worker that found it.
+				recorders[k][i].label = fmt.Sprintf("worker %d: %s", w, recorders[k][i].label)
+			}
+			all = append(all, recorders[k][i])
+		}
+	}
+	total := int64(0)
+	for _, w := range ws {
+		total += load.Share(t.Config.NumRequests, workers, w)
+	}
+	stopProgress := t.showProgress(ctx, env, all, total*int64(len(eps)))
+	measured := make([][]*EndpointResult, len(ws))
+	loadErrs := make([][]error, len(ws))
+	var g errgroup.Group
+	for k, w := range ws {
+		measured[k] = make([]*EndpointResult, len(eps))
+		loadErrs[k] = make([]error, len(eps))
+		wenv := env
+		if workers > 1 {
+			wenv = &experiment.Env{Result: env.Result, Versions: env.Versions, Log: env.Logger().With("worker", w)}
+		}
+		for i := range eps {
+			ep := t.share(&eps[i])
+			g.Go(func() error {
+				// Workers start in turn from start, so that their requests
+				// interleave; each ends with the others.
+				stagger := load.Stagger(eps[i].QPS, w)
+				var r *EndpointResult
+				err := load.Wait(loadCtx, time.Until(start.Add(stagger)))
+				d := t.Config.Duration
+				if err == nil && workers > 1 {
+					// A worker's Pod that starts late ends with the others.
+					var ok bool
+					if d, ok = load.Remaining(d, start, stagger); !ok {
+						wenv.Logger().Warn("started after the load's window ended: sends nothing", "endpoint", ep.Label())
+						return nil
+					}
+				}
+				if err == nil {
+					r, err = t.load(loadCtx, ep, load.Share(t.Config.NumRequests, workers, w),
+						load.Share(t.Config.WarmupNumRequests, workers, w), d, recorders[k][i], wenv)
+				}
+				measured[k][i] = r
+				var unreachable *unreachableError
+				if err != nil && ctx.Err() == nil && errors.As(context.Cause(loadCtx), &unreachable) {
+					// Stopped because an endpoint could not be reached: the
+					// error is that endpoint's (its message names it), not
+					// every stopped endpoint's.
+					if unreachable.endpoint != recorders[k][i].label {
+						return nil
+					}
+					loadErrs[k][i] = unreachable
+					return unreachable
+				}
+				if err != nil {
+					err = fmt.Errorf("%s: %w", ep.Label(), err)
+					if workers > 1 {
+						err = fmt.Errorf("worker %d: %w", w, err)
+					}
+				}
+				loadErrs[k][i] = err
+				return err
+			})
+		}
+	}
+	loadErr := g.Wait()
+	stopProgress()
+	var unreachable *unreachableError
+	if cause := context.Cause(loadCtx); errors.As(cause, &unreachable) {
+		loadErr = unreachable
+	}
+	return measured, loadErrs, loadErr
 }
 
 // share is a worker's copy of endpoint ep: its part of the rate.
@@ -158,13 +233,18 @@ func (t *Task) share(ep *Endpoint) *Endpoint {
 	return &s
 }
 
-// merge turns the workers' results into parts, merges them, and records
-// what each worker sent to each version.
-func (t *Task) merge(r *experiment.Result, measured [][]*EndpointResult, loadErrs [][]error) ([]*EndpointResult, error) {
+// parts turns each worker's results and errors into its part.
+func (t *Task) parts(measured [][]*EndpointResult, loadErrs [][]error) []*load.Part {
 	parts := make([]*load.Part, len(measured))
 	for w, results := range measured {
 		parts[w] = t.part(w, results, loadErrs[w])
 	}
+	return parts
+}
+
+// mergeParts merges the workers' parts and records what each worker sent
+// to each version.
+func (t *Task) mergeParts(r *experiment.Result, parts []*load.Part) ([]*EndpointResult, error) {
 	merged, err := load.MergeParts(parts, len(t.Config.Endpoints))
 	if err != nil {
 		return nil, err
@@ -565,3 +645,6 @@ func (l *latencyRecorder) result(ep *Endpoint) *EndpointResult {
 	out.Latency = total.Histogram()
 	return out
 }
+
+// Workers implements experiment.Spreader.
+func (t *Task) Workers() int { return max(t.Config.Workers, 1) }

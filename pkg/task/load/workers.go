@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,11 +14,150 @@ import (
 	"github.com/iter8-tools/iter8/pkg/stats"
 )
 
-// MaxWorkers is the most workers one load task may spread its load over.
-// They run in the experiment's process, each with its own connections and
-// histograms (some 200 KB per connection): more would cost memory and
+// MaxWorkers is the most workers one load task may spread its load over:
+// in a cluster, each is a Pod of an Indexed Job that writes its part as a
+// Secret of its own, and the experiment's Pod reads and merges them all
+// (README: "Load from many Pods" has the size plan).
+const MaxWorkers = 1000
+
+// MaxProcessWorkers is the most workers in one process (a local run, or a
+// cluster run not given Pods for them): each has its own connections and
+// histograms (some 200 KB per connection), so more would cost memory and
 // sockets for no more load than one process can send.
-const MaxWorkers = 100
+const MaxProcessWorkers = 100
+
+// CheckProcessWorkers refuses more workers than one process runs.
+func CheckProcessWorkers(workers int) error {
+	if workers > MaxProcessWorkers {
+		return fmt.Errorf("workers: %d in one process, at most %d: run the experiment in a cluster (charts/iter8), where each worker is a Pod, or use fewer workers", workers, MaxProcessWorkers)
+	}
+	return nil
+}
+
+// Failed tells whether the worker or one of its endpoints' loads failed.
+func (p *Part) Failed() bool {
+	if p.Error != "" {
+		return true
+	}
+	for _, e := range p.Endpoints {
+		if e != nil && e.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Err is the part's failures as one error naming the worker, or nil.
+func (p *Part) Err() error {
+	var msgs []string
+	if p.Error != "" {
+		msgs = append(msgs, p.Error)
+	}
+	for _, e := range p.Endpoints {
+		if e != nil && e.Error != "" && !strings.Contains(p.Error, e.Error) {
+			msgs = append(msgs, e.Error)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	text := strings.Join(msgs, "; ")
+	if prefix := fmt.Sprintf("worker %d: ", p.Worker); !strings.HasPrefix(text, prefix) {
+		text = prefix + text
+	}
+	return errors.New(text)
+}
+
+// putTimeout bounds storing a part once the load is over, also after an
+// interrupt: what was measured is kept if it can be.
+const putTimeout = 30 * time.Second
+
+// Remaining is what is left of a load's duration (0: none, a count of
+// requests instead) for a worker that was to begin stagger after start
+// and begins now: all workers end together, also one whose Pod started
+// late. It is false when the window has ended: the worker sends nothing.
+func Remaining(duration time.Duration, start time.Time, stagger time.Duration) (time.Duration, bool) {
+	if duration <= 0 {
+		return 0, true
+	}
+	d := duration - max(stagger, time.Since(start))
+	return d, d > 0
+}
+
+// WorkerDone puts a worker's part. A worker whose load failed has done its
+// part once the part, which says why, is stored: the run fails the task
+// naming it, and a retry would only send the share again. It fails (so
+// that its Pod is retried) when interrupted or when the part could not be
+// stored.
+func WorkerDone(ctx context.Context, env *experiment.Env, role *experiment.WorkerRole, part *Part) error {
+	putErr := PutPart(ctx, role, part)
+	if err := ctx.Err(); err != nil {
+		return errors.Join(err, putErr)
+	}
+	if putErr == nil && part.Failed() {
+		env.Logger().Warn("the worker's load failed; its part, which says why, is stored", "error", part.Err().Error())
+	}
+	return putErr
+}
+
+// PutPart stores part through role.
+func PutPart(ctx context.Context, role *experiment.WorkerRole, part *Part) error {
+	data, err := json.Marshal(part)
+	if err != nil {
+		return fmt.Errorf("worker %d: encode its part: %w", part.Worker, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), putTimeout)
+	defer cancel()
+	if err := role.Put(ctx, data); err != nil {
+		return fmt.Errorf("worker %d: store its part: %w", part.Worker, err)
+	}
+	return nil
+}
+
+// RunPool has env.Workers run workers of the running task and decodes
+// their parts, checked against endpoints. Every worker gets a part: one
+// with no part of its own (it failed, or stored none) gets an empty one
+// holding why, so that the result lists it; the error names every worker
+// that failed.
+func RunPool(ctx context.Context, env *experiment.Env, workers, endpoints int) ([]*Part, error) {
+	out, runErr := env.Workers.Run(ctx, experiment.Work{Task: env.Task, Loop: env.Result.Loop, Workers: workers, Log: env.Logger()})
+	errs := []error{runErr}
+	if runErr == nil && len(out) != workers {
+		errs = append(errs, fmt.Errorf("workers: the pool ran %d workers, want %d", len(out), workers))
+	}
+	var parts []*Part
+	for w, o := range out[:min(len(out), workers)] {
+		p, err := decodePart(w, o, endpoints)
+		if err != nil {
+			errs = append(errs, err)
+			p = &Part{Worker: w, Endpoints: make([]*PartEndpoint, endpoints), Error: err.Error()}
+		} else if err := p.Err(); err != nil {
+			errs = append(errs, err)
+		}
+		parts = append(parts, p)
+	}
+	return parts, errors.Join(errs...)
+}
+
+// decodePart is worker w's part from its outcome.
+func decodePart(w int, o experiment.WorkerOutcome, endpoints int) (*Part, error) {
+	if o.Err != nil {
+		return nil, o.Err
+	}
+	if o.Part == nil {
+		return nil, fmt.Errorf("worker %d has no part", w)
+	}
+	p := &Part{}
+	switch err := json.Unmarshal(o.Part, p); {
+	case err != nil:
+		return nil, fmt.Errorf("worker %d: its part is not a part: %w", w, err)
+	case p.Worker != w:
+		return nil, fmt.Errorf("worker %d: its part is worker %d's", w, p.Worker)
+	case len(p.Endpoints) != endpoints:
+		return nil, fmt.Errorf("worker %d: its part has %d endpoints, want %d", w, len(p.Endpoints), endpoints)
+	}
+	return p, nil
+}
 
 // Share is worker i's part (from 0) of n: the quotient, and one more for
 // each of the first n mod workers, so that the shares add up to n.
