@@ -4,8 +4,9 @@
 //   - webhook: any HTTP endpoint, with a method, headers, query and a payload
 //     from a Go template over the Summary (default: the Summary as JSON);
 //   - slack: a Slack incoming webhook ({"text": ...});
-//   - github: a repository_dispatch or workflow_dispatch through GitHub's
-//     REST API;
+//   - github: a repository_dispatch, a workflow_dispatch, a commit status
+//     (the verdict as success, failure or error) or a pull request that
+//     commits one file (such as promoted values) through GitHub's REST API;
 //   - cloudevent: a CloudEvent in binary mode (ce-* headers, the Summary as
 //     the JSON body) through the CloudEvents SDK's HTTP binding.
 //

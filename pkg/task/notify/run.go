@@ -136,6 +136,9 @@ func (s *sender) notify(ctx context.Context, i int, tg *target) error {
 			return err
 		}
 	}
+	if tg.github != nil && tg.github.dispatch == DispatchPullRequest {
+		return s.pullRequest(ctx, i, tg)
+	}
 	req, display, err := s.request(ctx, tg)
 	if err != nil {
 		return err
@@ -177,7 +180,10 @@ func (s *sender) request(ctx context.Context, tg *target) (req *http.Request, di
 	case KindSlack:
 		body, err = s.slack(tg)
 	case KindGitHub:
-		body, err = s.github(tg, header)
+		u, body, err = s.github(tg, u, header)
+		if err == nil && tg.urlFrom == "" {
+			display = displayURL(u) // with a status's SHA
+		}
 	case KindCloudEvent:
 		event, err = s.cloudEvent(tg)
 	}
@@ -205,7 +211,7 @@ func (s *sender) request(ctx context.Context, tg *target) (req *http.Request, di
 // endpoint returns the target's URL, from its secret when urlFrom is set.
 func (s *sender) endpoint(tg *target) (*url.URL, string, error) {
 	if tg.urlFrom == "" {
-		return tg.url, display(tg.url), nil
+		return tg.url, displayURL(tg.url), nil
 	}
 	raw := s.secrets[tg.urlFrom]
 	u, err := url.Parse(raw)
@@ -216,8 +222,8 @@ func (s *sender) endpoint(tg *target) (*url.URL, string, error) {
 	return u, redact.Redacted, nil
 }
 
-// display shows a URL from the spec without user, query or fragment.
-func display(u *url.URL) string {
+// displayURL shows a URL from the spec without user, query or fragment.
+func displayURL(u *url.URL) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
@@ -276,31 +282,107 @@ func (s *sender) slack(tg *target) ([]byte, error) {
 	}{text})
 }
 
-func (s *sender) github(tg *target, header http.Header) ([]byte, error) {
+func (s *sender) github(tg *target, u *url.URL, header http.Header) (*url.URL, []byte, error) {
 	g := tg.github
 	// GitHub's REST API headers; see
 	// https://docs.github.com/en/rest/repos/repos#create-a-repository-dispatch-event.
 	header.Set("Accept", "application/vnd.github+json")
 	header.Set("X-GitHub-Api-Version", "2022-11-28")
 	header.Set("Authorization", "Bearer "+s.secrets[g.tokenFrom])
-	if g.dispatch == DispatchRepository {
-		return json.Marshal(struct {
+	switch g.dispatch {
+	case DispatchRepository:
+		body, err := json.Marshal(struct {
 			EventType     string   `json:"event_type"`
 			ClientPayload *Summary `json:"client_payload"`
 		}{g.eventType, s.summary})
+		return u, body, err
+	case DispatchStatus:
+		return s.commitStatus(g, u)
 	}
 	inputs := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(g.inputs)) {
 		v, err := g.inputs[k].render(s.summary, s.secret)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		inputs[k] = v
 	}
-	return json.Marshal(struct {
+	body, err := json.Marshal(struct {
 		Ref    string            `json:"ref"`
 		Inputs map[string]string `json:"inputs,omitempty"`
 	}{g.ref, inputs})
+	return u, body, err
+}
+
+// maxStatusDescription is the longest description GitHub keeps.
+const maxStatusDescription = 140
+
+// commitStatus is the request of a commit status with the verdict: error
+// when a task failed, failure when an SLO is not met, else success.
+func (s *sender) commitStatus(g *githubTarget, u *url.URL) (*url.URL, []byte, error) {
+	sha, err := g.sha.render(s.summary, s.secret)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sha = strings.TrimSpace(sha); !commitSHA.MatchString(sha) {
+		return nil, nil, fmt.Errorf("%s: %q is not a commit SHA (40 or 64 hex digits)", g.sha.name, sha)
+	}
+	state, description := statusVerdict(s.summary)
+	statusContext := "iter8/" + s.summary.Experiment
+	for _, f := range []struct {
+		t    *tmpl
+		into *string
+	}{{g.statusContext, &statusContext}, {g.description, &description}} {
+		if f.t == nil {
+			continue
+		}
+		v, err := f.t.render(s.summary, s.secret)
+		if err != nil {
+			return nil, nil, err
+		}
+		if v != "" { // empty: the default
+			*f.into = v
+		}
+	}
+	var targetURL string
+	if g.targetURL != nil {
+		if targetURL, err = g.targetURL.render(s.summary, s.secret); err != nil {
+			return nil, nil, err
+		}
+		if t, err := url.Parse(targetURL); err != nil || (t.Scheme != "http" && t.Scheme != "https") || t.Host == "" {
+			return nil, nil, fmt.Errorf("%s: %q is not an http:// or https:// URL", g.targetURL.name, targetURL)
+		}
+	}
+	if r := []rune(description); len(r) > maxStatusDescription {
+		description = string(r[:maxStatusDescription-1]) + "…"
+	}
+	body, err := json.Marshal(struct {
+		State       string `json:"state"`
+		TargetURL   string `json:"target_url,omitempty"`
+		Description string `json:"description,omitempty"`
+		Context     string `json:"context"`
+	}{state, targetURL, description, statusContext})
+	return u.JoinPath(sha), body, err
+}
+
+// statusVerdict is a commit status's state and default description.
+func statusVerdict(s *Summary) (state, description string) {
+	switch {
+	case s.FailedTask != nil:
+		return "error", fmt.Sprintf("iter8: task %d (%s) failed", s.FailedTask.Index, s.FailedTask.Task)
+	case !s.SLOsSatisfied:
+		var unmet []string
+		for _, v := range s.SLOs {
+			if !v.Satisfied {
+				unmet = append(unmet, strings.TrimSpace(v.Version+" "+v.Metric))
+			}
+		}
+		return "failure", "iter8: SLOs not met: " + strings.Join(unmet, ", ")
+	}
+	if len(s.SLOs) == 0 {
+		return "success", "iter8: completed, no SLOs"
+	}
+	return "success", fmt.Sprintf("iter8: %d SLOs met", len(s.SLOs))
 }
 
 // cloudEvent builds a CloudEvent with the Summary as its JSON data. request

@@ -353,3 +353,96 @@ func TestCancelled(t *testing.T) {
 		t.Error("Run with a cancelled context succeeded; softFailure must not hide an interrupt")
 	}
 }
+
+// TestGitHubCommitStatus: the verdict as a commit status, by the documented
+// request (POST /repos/{owner}/{repo}/statuses/{sha}); the SHA from a
+// secret, the token in no log line.
+func TestGitHubCommitStatus(t *testing.T) {
+	const sha = "0123456789abcdef0123456789abcdef01234567"
+	srv := newRecorder(t, http.StatusCreated, nil)
+	task := mustDecode(t, `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "GH", "dispatch": "status",
+		"sha": "{{ secret \"COMMIT\" }}", "targetURL": "https://ci.example.com/runs/{{ .Revision }}", "apiURL": "`+srv.URL+`"}}]}`)
+	var logs strings.Builder
+	if err := task.Run(context.Background(), env(sampleResult(), map[string]string{"GH": "ghs_token", "COMMIT": sha}, &logs)); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	req := srv.only(t)
+	if req.Method != http.MethodPost || req.Path != "/repos/o/r/statuses/"+sha {
+		t.Errorf("request = %s %s, want POST /repos/o/r/statuses/%s", req.Method, req.Path, sha)
+	}
+	checkGitHubHeaders(t, req, "ghs_token")
+	var body map[string]any
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		t.Fatalf("body %s: %v", req.Body, err)
+	}
+	want := map[string]any{"state": "failure", "description": "iter8: SLOs not met: v2 http/latency-p99",
+		"context": "iter8/checkout", "target_url": "https://ci.example.com/runs/3"}
+	if !reflect.DeepEqual(body, want) {
+		t.Errorf("body = %v, want %v", body, want)
+	}
+	if strings.Contains(logs.String(), "ghs_token") {
+		t.Errorf("the token is in the log:\n%s", logs.String())
+	}
+}
+
+// TestCommitStatusVerdicts: success, failure and error, each with its
+// description, the context and a long description cut to GitHub's 140.
+func TestCommitStatusVerdicts(t *testing.T) {
+	passed := sampleResult()
+	passed.SLOs = passed.SLOs[:1]
+	failedTask := sampleResult()
+	failedTask.Tasks[0] = experiment.TaskResult{Task: "http", State: experiment.TaskFailed, Error: "unreachable"}
+	for _, c := range []struct {
+		name        string
+		result      *experiment.Result
+		extra       string
+		state, desc string
+	}{
+		{"success", passed, "", "success", "iter8: 1 SLOs met"},
+		{"error", failedTask, "", "error", "iter8: task 0 (http) failed"},
+		{"templates", passed, `, "context": "perf/{{ .Experiment }}", "description": "` + strings.Repeat("é", 200) + `"`, "success", strings.Repeat("é", 139) + "…"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newRecorder(t, http.StatusCreated, nil)
+			task := mustDecode(t, `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "GH", "dispatch": "status",
+				"sha": "0123456789abcdef0123456789abcdef01234567", "apiURL": "`+srv.URL+`"`+c.extra+`}}]}`)
+			if err := task.Run(context.Background(), env(c.result, map[string]string{"GH": "ghs_tok"}, nil)); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(srv.only(t).Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			if body["state"] != c.state || body["description"] != c.desc {
+				t.Errorf("state %v, description %q; want %s, %q", body["state"], body["description"], c.state, c.desc)
+			}
+			if wantContext := map[bool]string{true: "perf/checkout", false: "iter8/checkout"}[c.extra != ""]; body["context"] != wantContext {
+				t.Errorf("context %v, want %s", body["context"], wantContext)
+			}
+		})
+	}
+}
+
+// TestCommitStatusBadValues: a SHA or target URL that renders wrong fails
+// the target, naming the field; nothing is sent.
+func TestCommitStatusBadValues(t *testing.T) {
+	for _, c := range []struct{ name, fields, want string }{
+		{"sha", `"sha": "{{ .Experiment }}"`, `with.targets[0].github.sha: "checkout" is not a commit SHA (40 or 64 hex digits)`},
+		{"targetURL", `"sha": "0123456789abcdef0123456789abcdef01234567", "targetURL": "ftp://{{ .Experiment }}"`, `with.targets[0].github.targetURL: "ftp://checkout" is not an http:// or https:// URL`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newRecorder(t, http.StatusCreated, nil)
+			task := mustDecode(t, `{"targets": [{"github": {"repository": "o/r", "tokenFrom": "GH", "dispatch": "status", `+c.fields+`, "apiURL": "`+srv.URL+`"}}]}`)
+			err := task.Run(context.Background(), env(sampleResult(), map[string]string{"GH": "ghs_tok"}, nil))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Run: %v; want an error containing %q", err, c.want)
+			}
+			srv.mu.Lock()
+			n := len(srv.reqs)
+			srv.mu.Unlock()
+			if n != 0 {
+				t.Errorf("%d requests sent, want none", n)
+			}
+		})
+	}
+}

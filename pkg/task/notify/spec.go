@@ -24,7 +24,7 @@ const Name = "notify"
 
 // Defaults of the task's inputs.
 const (
-	// DefaultTimeout bounds each target's request.
+	// DefaultTimeout bounds each request to a target.
 	DefaultTimeout = 10 * time.Second
 	// DefaultGitHubAPI is GitHub's REST API; GitHub Enterprise Server's is
 	// https://HOST/api/v3.
@@ -45,6 +45,11 @@ const (
 const (
 	DispatchRepository = "repository"
 	DispatchWorkflow   = "workflow"
+	// DispatchStatus posts a commit status with the verdict.
+	DispatchStatus = "status"
+	// DispatchPullRequest commits a file to a branch and opens a pull
+	// request for it.
+	DispatchPullRequest = "pullRequest"
 )
 
 // inputs is the `with` block as written.
@@ -91,6 +96,21 @@ type githubIn struct {
 	Ref        string            `json:"ref,omitempty"`
 	Inputs     map[string]string `json:"inputs,omitempty"`
 	APIURL     string            `json:"apiURL,omitempty"`
+	// SHA, Context, Description and TargetURL (templates) describe a
+	// commit status (dispatch: status).
+	SHA         string `json:"sha,omitempty"`
+	Context     string `json:"context,omitempty"`
+	Description string `json:"description,omitempty"`
+	TargetURL   string `json:"targetURL,omitempty"`
+	// Base, Branch, Path, Content, Message, Title and Body describe a pull
+	// request (dispatch: pullRequest); all but Base and Path are templates.
+	Base    string `json:"base,omitempty"`
+	Branch  string `json:"branch,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Content string `json:"content,omitempty"`
+	Message string `json:"message,omitempty"`
+	Title   string `json:"title,omitempty"`
+	Body    string `json:"body,omitempty"`
 }
 
 type cloudEventIn struct {
@@ -106,7 +126,7 @@ type Task struct {
 	// SoftFailure: failed notifications are logged as a warning (and so kept
 	// in the result's log tail) and the task succeeds.
 	SoftFailure bool
-	// Timeout bounds each target's request.
+	// Timeout bounds each request to a target (a pull request makes five).
 	Timeout time.Duration
 	// targets are notified at the same time; each failure is reported.
 	targets []*target
@@ -141,6 +161,13 @@ type githubTarget struct {
 	eventType string
 	ref       string
 	inputs    map[string]*tmpl
+	// A commit status's fields (nil: the default), and its URL's base,
+	// .../statuses, to which the rendered SHA is added.
+	sha, statusContext, description, targetURL *tmpl
+	// A pull request's base branch and file path, and its templates (nil:
+	// the default); the target's URL is the repository's.
+	base, path                            string
+	branch, content, message, title, body *tmpl
 }
 
 // cloudEventTarget is what a cloudevent target adds.
@@ -177,6 +204,13 @@ func (t *target) templates() []*tmpl {
 	for _, m := range ms {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			out = append(out, m[k])
+		}
+	}
+	if g := t.github; g != nil {
+		for _, x := range []*tmpl{g.sha, g.statusContext, g.description, g.targetURL, g.branch, g.content, g.message, g.title, g.body} {
+			if x != nil {
+				out = append(out, x)
+			}
 		}
 	}
 	if t.payload != nil {
@@ -441,6 +475,8 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 		forbid("workflow", in.Workflow != "", DispatchWorkflow)
 		forbid("ref", in.Ref != "", DispatchWorkflow)
 		forbid("inputs", in.Inputs != nil, DispatchWorkflow)
+		forbidStatus(in, forbid)
+		forbidPullRequest(in, forbid)
 		if base != nil && repository.MatchString(in.Repository) {
 			t.url = base.JoinPath("repos", in.Repository, "dispatches")
 		}
@@ -455,14 +491,150 @@ func decodeGitHub(d *experiment.Decoding, in *githubIn, p *field.Path) (*target,
 			errs = append(errs, field.Required(p.Child("ref"), "the branch or tag to run the workflow on, such as main"))
 		}
 		forbid("eventType", in.EventType != "", DispatchRepository)
+		forbidStatus(in, forbid)
+		forbidPullRequest(in, forbid)
 		g.inputs = templateMap(in.Inputs, p.Child("inputs"), named("an input"), &errs)
 		if base != nil && repository.MatchString(in.Repository) && workflowFile.MatchString(in.Workflow) {
 			t.url = base.JoinPath("repos", in.Repository, "actions", "workflows", in.Workflow, "dispatches")
 		}
+	case DispatchStatus:
+		// https://docs.github.com/en/rest/commits/statuses#create-a-commit-status
+		forbid("eventType", in.EventType != "", DispatchRepository)
+		forbid("workflow", in.Workflow != "", DispatchWorkflow)
+		forbid("ref", in.Ref != "", DispatchWorkflow)
+		forbid("inputs", in.Inputs != nil, DispatchWorkflow)
+		forbidPullRequest(in, forbid)
+		switch {
+		case in.SHA == "":
+			errs = append(errs, field.Required(p.Child("sha"), "the commit's SHA (40 or 64 hex digits), or a template that gives it"))
+		case !strings.Contains(in.SHA, "{{") && !commitSHA.MatchString(in.SHA):
+			errs = append(errs, field.Invalid(p.Child("sha"), in.SHA, "want a commit SHA: 40 or 64 hex digits"))
+		default:
+			g.sha = parseTemplate(in.SHA, p.Child("sha"), &errs)
+		}
+		if in.TargetURL != "" && !strings.Contains(in.TargetURL, "{{") {
+			if u, err := url.Parse(in.TargetURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, field.Invalid(p.Child("targetURL"), in.TargetURL, "want an http:// or https:// URL"))
+			}
+		}
+		for _, f := range []struct {
+			name, text string
+			into       **tmpl
+		}{{"context", in.Context, &g.statusContext}, {"description", in.Description, &g.description}, {"targetURL", in.TargetURL, &g.targetURL}} {
+			if f.text != "" {
+				*f.into = parseTemplate(f.text, p.Child(f.name), &errs)
+			}
+		}
+		if base != nil && repository.MatchString(in.Repository) {
+			t.url = base.JoinPath("repos", in.Repository, "statuses")
+		}
+	case DispatchPullRequest:
+		forbid("eventType", in.EventType != "", DispatchRepository)
+		forbid("workflow", in.Workflow != "", DispatchWorkflow)
+		forbid("ref", in.Ref != "", DispatchWorkflow)
+		forbid("inputs", in.Inputs != nil, DispatchWorkflow)
+		forbidStatus(in, forbid)
+		errs = append(errs, decodePullRequest(in, g, p)...)
+		if base != nil && repository.MatchString(in.Repository) {
+			t.url = base.JoinPath("repos", in.Repository)
+		}
 	default:
-		errs = append(errs, field.NotSupported(p.Child("dispatch"), in.Dispatch, []string{DispatchRepository, DispatchWorkflow}))
+		errs = append(errs, field.NotSupported(p.Child("dispatch"), in.Dispatch, []string{DispatchRepository, DispatchWorkflow, DispatchStatus, DispatchPullRequest}))
 	}
 	return t, errs
+}
+
+// forbidPullRequest refuses a pull request's fields on another dispatch.
+func forbidPullRequest(in *githubIn, forbid func(name string, set bool, dispatch string)) {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"base", in.Base != ""}, {"branch", in.Branch != ""}, {"path", in.Path != ""}, {"content", in.Content != ""},
+		{"message", in.Message != ""}, {"title", in.Title != ""}, {"body", in.Body != ""}} {
+		forbid(f.name, f.set, DispatchPullRequest)
+	}
+}
+
+// branchName is a branch name as git allows it, in the characters that
+// need no escaping in a URL; checkBranch refuses the rest.
+var branchName = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+
+// checkBranch says why name is no branch name, or "".
+func checkBranch(name string) string {
+	if !branchName.MatchString(name) {
+		return "want a branch name of letters, digits, '.', '_', '-' and '/'"
+	}
+	bad := strings.Contains(name, "..") || strings.HasPrefix(name, "-") || strings.HasSuffix(name, ".")
+	for _, part := range strings.Split(name, "/") {
+		bad = bad || part == "" || strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".lock")
+	}
+	if bad {
+		return "not a branch name git allows (no '..', empty parts, a part starting with '.' or ending in '.lock', a leading '-' or a trailing '.')"
+	}
+	return ""
+}
+
+// checkRepoPath says why path is no file path in a repository, or "".
+func checkRepoPath(path string) string {
+	// '%' too: the path goes into the URL as it is.
+	if path == "" || strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") || strings.ContainsAny(path, "\\\x00?#%") {
+		return "want a file's path in the repository, such as charts/app/values.yaml (no leading or trailing '/')"
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "want a file's path in the repository without '.', '..' or empty segments"
+		}
+	}
+	return ""
+}
+
+// decodePullRequest checks a pull request's fields into g.
+func decodePullRequest(in *githubIn, g *githubTarget, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	switch why := checkBranch(in.Base); {
+	case in.Base == "":
+		errs = append(errs, field.Required(p.Child("base"), "the branch to merge into, such as main"))
+	case why != "":
+		errs = append(errs, field.Invalid(p.Child("base"), in.Base, why))
+	}
+	switch why := checkRepoPath(in.Path); {
+	case in.Path == "":
+		errs = append(errs, field.Required(p.Child("path"), "the file to commit, such as charts/app/values.yaml"))
+	case why != "":
+		errs = append(errs, field.Invalid(p.Child("path"), in.Path, why))
+	}
+	if in.Content == "" {
+		errs = append(errs, field.Required(p.Child("content"), "the file's new content, a template over the summary"))
+	}
+	if in.Branch != "" && !strings.Contains(in.Branch, "{{") {
+		if why := checkBranch(in.Branch); why != "" {
+			errs = append(errs, field.Invalid(p.Child("branch"), in.Branch, why))
+		} else if in.Branch == in.Base {
+			errs = append(errs, field.Invalid(p.Child("branch"), in.Branch, "the pull request's own branch, not base: the file would be committed to base unreviewed"))
+		}
+	}
+	g.base, g.path = in.Base, in.Path
+	for _, f := range []struct {
+		name, text string
+		into       **tmpl
+	}{{"branch", in.Branch, &g.branch}, {"content", in.Content, &g.content}, {"message", in.Message, &g.message},
+		{"title", in.Title, &g.title}, {"body", in.Body, &g.body}} {
+		if f.text != "" {
+			*f.into = parseTemplate(f.text, p.Child(f.name), &errs)
+		}
+	}
+	return errs
+}
+
+// commitSHA is a commit's SHA-1 or SHA-256 name in hex.
+var commitSHA = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// forbidStatus refuses a commit status's fields on a dispatch.
+func forbidStatus(in *githubIn, forbid func(name string, set bool, dispatch string)) {
+	forbid("sha", in.SHA != "", DispatchStatus)
+	forbid("context", in.Context != "", DispatchStatus)
+	forbid("description", in.Description != "", DispatchStatus)
+	forbid("targetURL", in.TargetURL != "", DispatchStatus)
 }
 
 func decodeCloudEvent(d *experiment.Decoding, in *cloudEventIn, p *field.Path) (*target, field.ErrorList) {
