@@ -11,7 +11,8 @@
 # from test/traefik/tools/go.mod into a cache directory of its own, keyed by
 # Traefik's version, and links it as "traefik" in the printed directory, so
 # tests find it at $KUBEBUILDER_ASSETS/traefik. ITER8_TESTBED_TRAEFIK=0 skips
-# it.
+# it. Helm 4 is built the same way from test/helm4/tools/go.mod and linked
+# as "helm4" (the tests install the charts and the plugin with both Helms).
 #
 # ITER8_TESTBED_CACHE overrides the cache root (default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/iter8/testbed); ITER8_TESTBED_TIMEOUT bounds
@@ -25,10 +26,13 @@ ETCD_VERSION=3.7.0
 HELM_VERSION=3.22.0
 # Keep in step with test/traefik/tools/go.mod (checked below).
 TRAEFIK_VERSION=3.6.12
+# Keep in step with test/helm4/tools/go.mod (checked below).
+HELM4_VERSION=4.3.1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/test/tools"
 traefik_tools="$root/test/traefik/tools"
+helm4_tools="$root/test/helm4/tools"
 GO="${GO:-go}"
 
 log() { echo "testbed: $*" >&2; }
@@ -97,40 +101,50 @@ if [[ -n "$(missing)" ]]; then
 	fi
 fi
 
-# Traefik: its own module and its own cache directory (its version is not
-# part of $dir's key), linked into $dir.
-if [[ "${ITER8_TESTBED_TRAEFIK:-1}" != 0 ]]; then
-	pin="github.com/traefik/traefik/v3 v$TRAEFIK_VERSION"
-	if ! grep -qE "^[[:space:]]*(require[[:space:]]+)?${pin//./\\.}( |$)" "$traefik_tools/go.mod"; then
-		log "test/traefik/tools/go.mod does not pin $pin; update the version in $0"
+# own_module_tool NAME VERSION MODULE_DIR PIN PACKAGE LDFLAGS: a tool
+# built from a module of its own (its version is not part of $dir's key)
+# into a cache directory of its own, linked into $dir as NAME.
+own_module_tool() {
+	local name=$1 version=$2 tools_dir=$3 pin=$4 pkg=$5 ldflags=$6
+	if ! grep -qE "^[[:space:]]*(require[[:space:]]+)?${pin//./\\.}( |$)" "$tools_dir/go.mod"; then
+		log "${tools_dir#"$root"/}/go.mod does not pin $pin; update the version in $0"
 		exit 2
 	fi
-	tdir="$cache_root/traefik-$TRAEFIK_VERSION"
+	local tdir="$cache_root/$name-$version"
 	mkdir -p "$tdir"
-	if [[ ! -x "$tdir/traefik" ]]; then
+	if [[ ! -x "$tdir/$name" ]]; then
 		exec 8>"$tdir/.lock"
 		if ! flock -w "${ITER8_TESTBED_LOCK_WAIT:-1800}" 8; then
 			log "timed out waiting for the lock on $tdir"
 			exit 1
 		fi
-		if [[ ! -x "$tdir/traefik" ]]; then
+		if [[ ! -x "$tdir/$name" ]]; then
 			ttmp="$(mktemp -d "$tdir/.build.XXXXXX")"
-			trap 'rm -rf "${tmp:-}" "$ttmp"' EXIT
-			log "building traefik v$TRAEFIK_VERSION into $tdir (cold: about 7 minutes on 2 cores)"
-			start=$SECONDS
-			(cd "$traefik_tools" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly" \
+			trap 'rm -rf "${tmp:-}" "${ttmp:-}"' EXIT
+			log "building $name v$version into $tdir"
+			local start=$SECONDS
+			(cd "$tools_dir" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly" \
 				timeout "${ITER8_TESTBED_TIMEOUT:-30m}" \
-				"$GO" build -trimpath \
-				-ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=v$TRAEFIK_VERSION" \
-				-o "$ttmp/" github.com/traefik/traefik/v3/cmd/traefik)
-			mv -f "$ttmp/traefik" "$tdir/traefik"
-			log "built traefik in $((SECONDS - start))s"
+				"$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$ttmp/" "$pkg")
+			mv -f "$ttmp/$(basename "$pkg")" "$tdir/$name"
+			rm -rf "$ttmp"
+			log "built $name in $((SECONDS - start))s"
 		fi
+		exec 8>&-
 	fi
-	if [[ "$(readlink "$dir/traefik" 2>/dev/null || true)" != "$tdir/traefik" ]]; then
-		ln -sfn "$tdir/traefik" "$dir/traefik.tmp.$$"
-		mv -fT "$dir/traefik.tmp.$$" "$dir/traefik"
+	if [[ "$(readlink "$dir/$name" 2>/dev/null || true)" != "$tdir/$name" ]]; then
+		ln -sfn "$tdir/$name" "$dir/$name.tmp.$$"
+		mv -fT "$dir/$name.tmp.$$" "$dir/$name"
 	fi
+}
+
+# Traefik: cold, about 7 minutes on 2 cores.
+if [[ "${ITER8_TESTBED_TRAEFIK:-1}" != 0 ]]; then
+	own_module_tool traefik "$TRAEFIK_VERSION" "$traefik_tools" "github.com/traefik/traefik/v3 v$TRAEFIK_VERSION" \
+		github.com/traefik/traefik/v3/cmd/traefik "-X github.com/traefik/traefik/v3/pkg/version.Version=v$TRAEFIK_VERSION"
 fi
+# Helm 4: cold, about 3 minutes on 2 cores.
+own_module_tool helm4 "$HELM4_VERSION" "$helm4_tools" "helm.sh/helm/v4 v$HELM4_VERSION" \
+	helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=v$HELM4_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
 
 echo "$dir"

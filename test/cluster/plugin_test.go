@@ -5,12 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/iter8-tools/iter8/test/testbed"
 )
@@ -86,43 +89,69 @@ func experimentValues(appURL string) []string {
 	}
 }
 
+// helms are the test bed's two Helms: the plugin and the charts are
+// tested with each.
+func helms() []struct{ name, bin string } {
+	return []struct{ name, bin string }{{"helm3", env.HelmBin}, {"helm4", env.Helm4Bin}}
+}
+
 // TestHelmPlugin installs the plugin from a copy of the checkout into an
-// empty HELM_PLUGINS with the built helm, then runs an experiment's whole
-// life through `helm iter8`: first with -n and --kube-context given to
-// helm, then with HELM_NAMESPACE and HELM_KUBECONTEXT only.
+// empty HELM_PLUGINS with each built helm (3 and 4), then runs an
+// experiment's whole life through `helm iter8`: first with -n and
+// --kube-context given to helm, then with HELM_NAMESPACE and
+// HELM_KUBECONTEXT only.
 func TestHelmPlugin(t *testing.T) {
 	app := sampleApp(t, "fixed:1ms")
 	kubeconfig := multiKubeconfig(t, "")
 	checkout := checkoutCopy(t)
-	helmEnv := append(env.HelmEnv(), "HELM_PLUGINS="+t.TempDir(), "KUBECONFIG="+kubeconfig)
-	helmCmd := func(extra []string, args ...string) outcome {
-		t.Helper()
-		return command(t, append(append([]string(nil), helmEnv...), extra...), env.HelmBin, args...)
+	for _, h := range helms() {
+		t.Run(h.name, func(t *testing.T) {
+			helmEnv := append(pluginHomes(t), "KUBECONFIG="+kubeconfig)
+			helmCmd := func(extra []string, args ...string) outcome {
+				t.Helper()
+				return command(t, append(append([]string(nil), helmEnv...), extra...), h.bin, args...)
+			}
+			if o := helmCmd(nil, "plugin", "install", checkout); o.Code != 0 {
+				t.Fatalf("helm plugin install: %s", o)
+			}
+			if o := helmCmd(nil, "plugin", "list"); !strings.Contains(o.Stdout, "iter8") || !strings.Contains(o.Stdout, "0.1.0") {
+				t.Errorf("helm plugin list: %s", o)
+			}
+			if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.Stdout) != "v0.1.0" {
+				t.Errorf("helm iter8 version --short: want the plugin's version v0.1.0: %s", o)
+			}
+			// The hook again (as `helm plugin update` runs it): harmless.
+			hook := command(t, append(helmEnv, "HELM_PLUGIN_DIR="+checkout), "sh", filepath.Join(checkout, "scripts", "helm-plugin-install.sh"))
+			if hook.Code != 0 {
+				t.Errorf("install hook, second run: %s", hook)
+			}
+			pluginLife(t, h.name, helmCmd, app.URL)
+		})
 	}
+}
 
-	if o := helmCmd(nil, "plugin", "install", checkout); o.Code != 0 {
-		t.Fatalf("helm plugin install: %s", o)
-	}
-	if o := helmCmd(nil, "plugin", "list"); !strings.Contains(o.Stdout, "iter8") || !strings.Contains(o.Stdout, "0.1.0") {
-		t.Errorf("helm plugin list: %s", o)
-	}
-	if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.Stdout) != "v0.1.0" {
-		t.Errorf("helm iter8 version --short: want the plugin's version v0.1.0: %s", o)
-	}
-	// The hook again (as `helm plugin update` runs it): harmless.
-	hook := command(t, append(helmEnv, "HELM_PLUGIN_DIR="+checkout), "sh", filepath.Join(checkout, "scripts", "helm-plugin-install.sh"))
-	if hook.Code != 0 {
-		t.Errorf("install hook, second run: %s", hook)
-	}
+// pluginHomes is the test bed's helm environment with an empty plugin
+// folder of the test's own. Helm 4 (4.3.1) installs plugins into
+// $HELM_DATA_HOME/plugins whatever HELM_PLUGINS says, and loads them from
+// HELM_PLUGINS: the two must agree.
+func pluginHomes(t *testing.T) []string {
+	data := t.TempDir()
+	return append(env.HelmEnv(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"))
+}
 
+// pluginLife runs an experiment's life through `helm iter8` (helmCmd runs
+// helm with extra environment): with -n and --kube-context, then with
+// HELM_NAMESPACE and HELM_KUBECONTEXT only, each in a namespace of its own
+// named after prefix.
+func pluginLife(t *testing.T, prefix string, helmCmd func(extra []string, args ...string) outcome, appURL string) {
 	for _, tc := range []struct {
 		name  string
 		ns    string
 		flags []string
 		env   []string
 	}{
-		{"flags", "helm-flags", []string{"-n", "helm-flags", "--kube-context", "testbed"}, nil},
-		{"environment", "helm-env", nil, []string{"HELM_NAMESPACE=helm-env", "HELM_KUBECONTEXT=testbed", "HELM_DRIVER=configmap", "HELM_DEBUG=true"}},
+		{"flags", prefix + "-flags", []string{"-n", prefix + "-flags", "--kube-context", "testbed"}, nil},
+		{"environment", prefix + "-env", nil, []string{"HELM_NAMESPACE=" + prefix + "-env", "HELM_KUBECONTEXT=testbed", "HELM_DRIVER=configmap", "HELM_DEBUG=true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restrictedNamespace(t, tc.ns)
@@ -130,7 +159,7 @@ func TestHelmPlugin(t *testing.T) {
 				t.Helper()
 				return helmCmd(tc.env, append(append([]string{"iter8"}, args...), tc.flags...)...)
 			}
-			o := iter8(append([]string{"launch", "perf"}, experimentValues(app.URL)...)...)
+			o := iter8(append([]string{"launch", "perf"}, experimentValues(appURL)...)...)
 			if o.Code != 0 || !strings.Contains(o.Stdout, "STATUS: deployed") || !strings.Contains(o.Stdout, "NAMESPACE: "+tc.ns) {
 				t.Fatalf("helm iter8 launch: %s", o)
 			}
@@ -233,8 +262,30 @@ func TestKubectlPlugin(t *testing.T) {
 	}
 }
 
+// sameDocuments: the YAML documents of a and b are equal as data (Helm 4
+// keeps a release's manifest with other blank lines than Helm 3).
+func sameDocuments(t *testing.T, a, b string) bool {
+	t.Helper()
+	docs := func(s string) []any {
+		var out []any
+		for _, d := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(s, -1) {
+			if strings.TrimSpace(d) == "" {
+				continue
+			}
+			var v any
+			if err := yaml.Unmarshal([]byte(d), &v); err != nil {
+				t.Fatalf("%v in\n%s", err, d)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	return reflect.DeepEqual(docs(a), docs(b))
+}
+
 // TestLaunchIsPlainHelm: `helm iter8 launch`, `kubectl iter8 launch` and
-// plain `helm install` of the same values make the same release.
+// plain `helm install` (Helm 3's and Helm 4's) of the same values make the
+// same release.
 func TestLaunchIsPlainHelm(t *testing.T) {
 	const ns, release = "same", "perf"
 	restrictedNamespace(t, ns)
@@ -276,6 +327,11 @@ assess:
 		{"helm install", func() outcome {
 			return helm(t, "install", release, chartDir, "-n", ns, "-f", values)
 		}},
+		{"Helm 4's helm install", func() outcome {
+			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+			defer cancel()
+			return testbed.Run(t, ctx, env.HelmAt(ctx, env.Helm4Bin, "install", release, chartDir, "-n", ns, "-f", values))
+		}},
 		{"helm iter8 launch", func() outcome {
 			return command(t, helmPluginEnv, env.HelmBin, "--kubeconfig", env.Kubeconfig, "iter8", "launch", release, "-n", ns, "-f", values)
 		}},
@@ -293,7 +349,7 @@ assess:
 			first = got
 		} else {
 			for k, want := range first {
-				if got[k] != want {
+				if !sameDocuments(t, got[k], want) {
 					t.Errorf("%s: helm get %s differs from plain helm install's:\n%s\nwant:\n%s", in.name, k, got[k], want)
 				}
 			}

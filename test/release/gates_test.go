@@ -15,9 +15,24 @@ import (
 )
 
 // TestReadinessGate: an upgrade that would give traffic to a version that
-// is not ready fails in its pre-upgrade hook, before the route changes.
+// is not ready fails in its pre-upgrade hook, before the route changes;
+// with Helm 3 and with Helm 4.
 func TestReadinessGate(t *testing.T) {
-	ns := namespace(t, "ready-gate")
+	for _, h := range helms() {
+		t.Run(h.name, func(t *testing.T) { testReadinessGate(t, h.bin, h.name) })
+	}
+}
+
+func testReadinessGate(t *testing.T, helmBin, name string) {
+	ns := namespace(t, "ready-gate-"+name)
+	upgrade := func(t *testing.T, ns, release, values string, flags ...string) outcome {
+		t.Helper()
+		return upgradeAt(t, helmBin, ns, release, values, flags...)
+	}
+	mustUpgrade := func(t *testing.T, ns, release, values string, flags ...string) {
+		t.Helper()
+		mustUpgradeAt(t, helmBin, ns, release, values, flags...)
+	}
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100)}, nil), "--wait")
 	harness.HoldUnready(ns, "app-v2", true)
 	// v2 at 0 gets no traffic: the gate does not ask for it.
@@ -45,8 +60,23 @@ func TestReadinessGate(t *testing.T) {
 }
 
 // TestSLOGateRollsBack: an upgrade whose SLO gate fails on real load, run
-// with --atomic, brings the previous weights back.
+// with --atomic, brings the previous weights back; with Helm 3 and with
+// Helm 4.
 func TestSLOGateRollsBack(t *testing.T) {
+	for _, h := range helms() {
+		t.Run(h.name, func(t *testing.T) { testSLOGateRollsBack(t, h.bin, h.name) })
+	}
+}
+
+func testSLOGateRollsBack(t *testing.T, helmBin, name string) {
+	upgrade := func(t *testing.T, ns, release, values string, flags ...string) outcome {
+		t.Helper()
+		return upgradeAt(t, helmBin, ns, release, values, flags...)
+	}
+	mustUpgrade := func(t *testing.T, ns, release, values string, flags ...string) {
+		t.Helper()
+		mustUpgradeAt(t, helmBin, ns, release, values, flags...)
+	}
 	good := sampleApp(t, "fixed:1ms", 0)
 	bad := sampleApp(t, "fixed:1ms", 0.5)
 	gate := func(url string) map[string]any {
@@ -55,7 +85,7 @@ func TestSLOGateRollsBack(t *testing.T) {
 			"slos": []any{map[string]any{"metric": "http/error-rate", "upper": 0.01}},
 		}}}
 	}
-	ns := namespace(t, "slo-gate")
+	ns := namespace(t, "slo-gate-"+name)
 	mustUpgrade(t, ns, "app", valuesFile(t, "istio", "canary", []version{deployed("v1", 100)}, gate(good.URL)), "--wait")
 	mustUpgrade(t, ns, "app", valuesFile(t, "istio", "canary", []version{deployed("v1", 100), deployed("v2", 0)}, gate(good.URL)), "--wait")
 	wantWeights(t, "v2 at 0", readRoute(t, "istio", ns, "app"), map[string]int64{"app-v1": 100, "app-v2": 0})
@@ -66,7 +96,7 @@ func TestSLOGateRollsBack(t *testing.T) {
 		t.Fatalf("want the upgrade to fail in its post-upgrade SLO gate: %s", o)
 	}
 	wantWeights(t, "after --atomic", readRoute(t, "istio", ns, "app"), map[string]int64{"app-v1": 100, "app-v2": 0})
-	history := mustHelm(t, "history", "app", "-n", ns, "-o", "json").Stdout
+	history := mustHelm(t, "history", "app", "-n", ns, "-o", "json").Stdout // Helm 3 reads Helm 4's history too
 	var revs []struct {
 		Revision    int
 		Status      string

@@ -203,9 +203,20 @@ type outcome = testbed.Outcome
 // helm runs the built helm against the test bed.
 func helm(t testing.TB, args ...string) outcome {
 	t.Helper()
+	return helmAt(t, env.HelmBin, args...)
+}
+
+// helmAt runs the helm binary bin (env.HelmBin or env.Helm4Bin).
+func helmAt(t testing.TB, bin string, args ...string) outcome {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	return testbed.Run(t, ctx, env.Helm(ctx, args...))
+	return testbed.Run(t, ctx, env.HelmAt(ctx, bin, args...))
+}
+
+// helms are the test bed's two Helms, for the tests that run with each.
+func helms() []struct{ name, bin string } {
+	return []struct{ name, bin string }{{"helm3", env.HelmBin}, {"helm4", env.Helm4Bin}}
 }
 
 // mustHelm runs helm and fails the test unless it succeeds.

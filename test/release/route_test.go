@@ -179,12 +179,23 @@ func namespace(t *testing.T, name string) string {
 // upgrade runs helm upgrade --install of the chart with a values file.
 func upgrade(t *testing.T, ns, release, values string, flags ...string) outcome {
 	t.Helper()
-	return helm(t, append([]string{"upgrade", "--install", release, chartDir, "-n", ns, "-f", values, "--timeout", "90s"}, flags...)...)
+	return upgradeAt(t, env.HelmBin, ns, release, values, flags...)
+}
+
+// upgradeAt is upgrade with the helm binary bin.
+func upgradeAt(t *testing.T, bin, ns, release, values string, flags ...string) outcome {
+	t.Helper()
+	return helmAt(t, bin, append([]string{"upgrade", "--install", release, chartDir, "-n", ns, "-f", values, "--timeout", "90s"}, flags...)...)
 }
 
 func mustUpgrade(t *testing.T, ns, release, values string, flags ...string) {
 	t.Helper()
-	if o := upgrade(t, ns, release, values, flags...); o.Code != 0 {
+	mustUpgradeAt(t, env.HelmBin, ns, release, values, flags...)
+}
+
+func mustUpgradeAt(t *testing.T, bin, ns, release, values string, flags ...string) {
+	t.Helper()
+	if o := upgradeAt(t, bin, ns, release, values, flags...); o.Code != 0 {
 		t.Fatalf("want success: %s", o)
 	}
 }

@@ -83,8 +83,12 @@ type Env struct {
 	// Kubeconfig is the path of a kubeconfig file (current context set,
 	// AdminUser) for kubectl, helm and other processes.
 	Kubeconfig string
-	// HelmBin is the path of the helm binary built by scripts/testbed.sh.
+	// HelmBin is the path of the helm binary (Helm 3) built by
+	// scripts/testbed.sh.
 	HelmBin string
+	// Helm4Bin is the path of Helm 4's binary, built by scripts/testbed.sh
+	// beside it.
+	Helm4Bin string
 	// AssetsDir is the directory holding kube-apiserver, etcd and helm.
 	AssetsDir string
 	// Dir is a private directory for this Env (kubeconfig, helm's homes),
@@ -177,6 +181,7 @@ func Start(ctx context.Context, opts ...Option) (*Env, error) {
 	}
 	e := &Env{
 		HelmBin:   filepath.Join(assets, "helm"),
+		Helm4Bin:  filepath.Join(assets, "helm4"),
 		AssetsDir: assets,
 		Dir:       dir,
 		env:       te,
@@ -244,7 +249,12 @@ func (e *Env) HelmEnv() []string {
 // Helm returns a command that runs the built helm with args, HelmEnv and
 // --kubeconfig set to Kubeconfig.
 func (e *Env) Helm(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, e.HelmBin, append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	return e.HelmAt(ctx, e.HelmBin, args...)
+}
+
+// HelmAt is Helm with the helm binary bin (HelmBin or Helm4Bin).
+func (e *Env) HelmAt(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
 	cmd.Env = e.HelmEnv()
 	return cmd
 }
