@@ -16,7 +16,7 @@ FUZZTIME ?= 50000x
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js
 
-.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster bench-abn clean plotly dist image proto
+.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster bench-abn clean plotly dist image charts proto
 
 all: build
 
@@ -88,15 +88,23 @@ bench-abn: test-deps
 bench-cluster: testbed
 	bash scripts/bench/cluster.sh
 
-## dist: release archives of kubectl-iter8 (linux, darwin: amd64, arm64; windows: amd64)
-## into dist/, and their sha256 into krew/iter8.yaml; the version is the chart's appVersion
+## dist: release archives of kubectl-iter8 and of the helm plugin (linux, darwin: amd64,
+## arm64; windows: amd64) into dist/ with dist/sha256sums.txt, and kubectl's sha256 into
+## krew/iter8.yaml; the version is the chart's appVersion. SIGN_KEYRING=FILE SIGN_KEY=NAME
+## sign the helm plugin's archives (.prov files, which Helm 4 checks)
 dist: $(PLOTLY)
-	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' archives
+	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' $(if $(SIGN_KEY),-sign-keyring '$(SIGN_KEYRING)' -sign-key '$(SIGN_KEY)') archives
 
 ## image: the OCI image of kubectl-iter8 (linux/amd64, linux/arm64), without Docker, as an
 ## OCI image layout in dist/image named ghcr.io/iter8-tools/iter8:<the chart's appVersion>
 image: $(PLOTLY)
 	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' image
+
+## charts: package charts/iter8, charts/release and charts/abn into dist/charts; with
+## REGISTRY=oci://HOST/PATH also push them there, as helm push does (logins from
+## helm registry login; PLAIN_HTTP=1 for a registry without TLS)
+charts:
+	$(GO) run ./scripts/dist $(if $(REGISTRY),-push '$(REGISTRY)') $(if $(PLAIN_HTTP),-plain-http) charts
 
 ## proto: regenerate the A/B/n API's Go code (abn/grpc) from abn/grpc/abn.proto
 ## (installs protoc from Debian's packages and builds the Go plugins at pinned versions)

@@ -36,17 +36,31 @@ func newHelmConfig(cfg *Configuration, settings *helmcli.EnvSettings, cl *Cluste
 	if cfg.Helm == nil {
 		return helm, nil // no registries: Helm's client would read the user's logins
 	}
-	rc, err := registry.NewClient(
+	rc, err := newRegistryClient(settings, false)
+	if err != nil {
+		return nil, err
+	}
+	helm.RegistryClient = rc
+	return helm, nil
+}
+
+// newRegistryClient is Helm's client of OCI registries, with the user's
+// logins (helm registry login); plainHTTP talks HTTP, not HTTPS.
+func newRegistryClient(settings *helmcli.EnvSettings, plainHTTP bool) (*registry.Client, error) {
+	opts := []registry.ClientOption{
 		registry.ClientOptDebug(settings.Debug),
 		registry.ClientOptEnableCache(true),
 		registry.ClientOptWriter(io.Discard),
 		registry.ClientOptCredentialsFile(settings.RegistryConfig),
-	)
+	}
+	if plainHTTP {
+		opts = append(opts, registry.ClientOptPlainHTTP())
+	}
+	rc, err := registry.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("helm registry client: %w", err)
 	}
-	helm.RegistryClient = rc
-	return helm, nil
+	return rc, nil
 }
 
 // helmSettingsOf are Helm's settings for repositories and registries: the

@@ -120,7 +120,15 @@ func (a *Install) locateChart(helm *helmaction.Configuration) (*chart.Chart, err
 		// Configuration.Helm): ChartPath is a folder or an archive.
 		return a.load(nil)
 	}
+	// NewInstall gives LocateChart helm's registry client, for oci://.
 	inst := helmaction.NewInstall(helm)
-	inst.ChartPathOptions = helmaction.ChartPathOptions{Version: a.ChartVersion}
+	inst.Version, inst.PlainHTTP = a.ChartVersion, a.PlainHTTP
+	if a.PlainHTTP {
+		rc, err := newRegistryClient(a.cfg.Helm, true)
+		if err != nil {
+			return nil, err
+		}
+		inst.SetRegistryClient(rc)
+	}
 	return a.load(func(name string) (string, error) { return inst.LocateChart(name, a.cfg.Helm) })
 }

@@ -35,6 +35,9 @@ type ChartOptions struct {
 	ChartPath string
 	// ChartVersion picks a chart version from a repository or registry.
 	ChartVersion string
+	// PlainHTTP fetches an oci:// chart over HTTP, for a registry without
+	// TLS, as helm install --plain-http does.
+	PlainHTTP bool
 	// Values are -f/--set/--set-string/--set-file/--set-json, as Helm takes
 	// them.
 	Values values.Options
@@ -86,6 +89,8 @@ func (a *Launch) Validate() error {
 	switch {
 	case a.ChartVersion != "":
 		return errors.New("a chart version is for charts from a repository or registry, which a local launch does not fetch")
+	case a.PlainHTTP:
+		return errors.New("plain HTTP is for charts from a registry, which a local launch does not fetch")
 	case a.SpecPath == "":
 		return errors.New("no spec path given")
 	}

@@ -31,7 +31,8 @@ in the cluster (or upgrades it, when it exists), exactly as helm upgrade
 for the release's hook Job, which runs the experiment, and launch then prints
 the run's report; exit status as for run. -c takes what helm install takes:
 a chart folder or archive, repo/chart, a URL or an oci:// reference
-(--version picks one); with --local, a chart folder or archive.
+(--version picks one; --plain-http for a registry without TLS; logins from
+helm registry login); with --local, a chart folder or archive.
 
 Examples:
   %[1]s launch perf -n test --set 'tasks={http,assess}' \
@@ -69,6 +70,7 @@ func newLaunchCmd(e *cmdEnv) *cobra.Command {
 	f.StringVar(&o.local.SpecPath, "spec", store.DefaultSpecFile, "with --local: where to write the experiment spec (the result goes beside it)")
 	f.StringVarP(&o.local.ChartPath, "chart", "c", "", "chart folder or archive; in a cluster also repo/chart, URL or oci:// reference (default: the iter8 chart built into this binary)")
 	f.StringVar(&o.local.ChartVersion, "version", "", "with -c from a repository or registry: the chart version")
+	f.BoolVar(&o.local.PlainHTTP, "plain-http", false, "with -c oci://...: fetch the chart over HTTP, for a registry without TLS")
 	f.DurationVar(&o.install.Timeout, "timeout", action.DefaultTimeout, "in a cluster: how long the install or upgrade may take, the experiment's run included")
 	f.StringSliceVarP(&o.local.Values.ValueFiles, "values", "f", nil, "values file (can repeat)")
 	f.StringArrayVar(&o.local.Values.Values, "set", nil, "set values: key1=val1,key2=val2 (can repeat)")
@@ -108,6 +110,9 @@ func (o *launchOptions) Validate() error {
 	}
 	if o.isLocal && o.local.ChartVersion != "" {
 		return errors.New("launch: --version is for charts from a repository or registry, which --local does not fetch")
+	}
+	if o.isLocal && o.local.PlainHTTP {
+		return errors.New("launch: --plain-http is for charts from a registry, which --local does not fetch")
 	}
 	if looksLikeFile(o.release) {
 		return fmt.Errorf("launch: %s looks like a file, not a release name: launch takes values files with -f, and run -f %s runs a spec", o.release, o.release)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,16 +17,24 @@ import (
 	"time"
 )
 
-// Archive is one release archive.
+// Archive is one release archive: kubectl's plugin (for krew) or helm's.
 type Archive struct {
 	Platform Platform
+	// Helm marks the helm plugin's archive.
+	Helm bool
 	// Name is the file name, also the last element of its download URL.
 	Name string
 	// Bin is the plugin's file name inside the archive.
 	Bin string
 	// SHA256 is the archive's sha256, lowercase hex.
 	SHA256 string
+	// Prov is the name of its provenance file (helm's, when signed).
+	Prov string
 }
+
+// SumsFile lists the sha256 of every archive, as sha256sum writes them
+// (sha256sum -c checks them).
+const SumsFile = "sha256sums.txt"
 
 // ReleaseURL is where GitHub serves a release's files.
 const ReleaseURL = "https://github.com/iter8-tools/iter8/releases/download"
@@ -39,11 +48,28 @@ func archiveName(rel Release, p Platform) string {
 	return fmt.Sprintf("kubectl-iter8_%s_%s_%s%s", rel.Version, p.OS, p.Arch, ext)
 }
 
-// Archives builds the plugin for each platform, one after another (a cold
-// cross-build takes all the cores there are), packs it with LICENSE and
-// writes the krew manifest.
+// Archives builds the plugins for each platform, one after another (a cold
+// cross-build takes all the cores there are), packs kubectl's with LICENSE
+// and helm's with plugin.yaml, its install hook and LICENSE (signed when
+// cfg says so), and writes SumsFile and the krew manifest.
 func Archives(ctx context.Context, cfg Config) ([]Archive, error) {
 	rel, err := readRelease(cfg.Root, cfg.Chart)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPluginVersion(cfg.Root, rel); err != nil {
+		return nil, err
+	}
+	var signer *Signer
+	if cfg.SignKeyring != "" || cfg.SignKey != "" {
+		if cfg.SignKeyring == "" || cfg.SignKey == "" {
+			return nil, errors.New("-sign-keyring and -sign-key go together")
+		}
+		if signer, err = NewSigner(cfg.SignKeyring, cfg.SignKey); err != nil {
+			return nil, err
+		}
+	}
+	pluginYAML, err := os.ReadFile(filepath.Join(cfg.Root, "plugin.yaml"))
 	if err != nil {
 		return nil, err
 	}
@@ -64,10 +90,10 @@ func Archives(ctx context.Context, cfg Config) ([]Archive, error) {
 	}
 	defer os.RemoveAll(work)
 
-	var archives []Archive
+	var archives, krew []Archive
 	for _, p := range platforms {
 		bin := filepath.Join(work, p.OS+"_"+p.Arch, binaryName(p))
-		if err := goBuild(ctx, cfg, rel, p, bin); err != nil {
+		if err := goBuild(ctx, cfg, rel, p, mainPackage, bin); err != nil {
 			return nil, err
 		}
 		a := Archive{Platform: p, Name: archiveName(rel, p), Bin: binaryName(p)}
@@ -79,10 +105,45 @@ func Archives(ctx context.Context, cfg Config) ([]Archive, error) {
 		if err := os.Remove(bin); err != nil {
 			return nil, fmt.Errorf("archive for %s: %w", p, err)
 		}
-		archives = append(archives, a)
+		archives, krew = append(archives, a), append(krew, a)
+
+		hbin := filepath.Join(work, p.OS+"_"+p.Arch, helmBinaryName(p))
+		if err := goBuild(ctx, cfg, rel, p, helmMainPackage, hbin); err != nil {
+			return nil, err
+		}
+		h := Archive{Platform: p, Helm: true, Name: helmArchiveName(rel, p), Bin: "bin/" + helmBinaryName(p)}
+		path := filepath.Join(cfg.Out, h.Name)
+		if h.SHA256, err = writeHelmArchive(path, cfg.Root, p, hbin, cfg.Time); err != nil {
+			return nil, fmt.Errorf("helm plugin archive for %s: %w", p, err)
+		}
+		if err := os.Remove(hbin); err != nil {
+			return nil, err
+		}
+		if signer != nil {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			prov, err := signer.Sign(data, h.Name, pluginYAML)
+			if err != nil {
+				return nil, err
+			}
+			h.Prov = h.Name + ".prov"
+			if err := writeFileAtomic(filepath.Join(cfg.Out, h.Prov), prov); err != nil {
+				return nil, err
+			}
+		}
+		archives = append(archives, h)
+	}
+	var sums bytes.Buffer
+	for _, a := range archives {
+		fmt.Fprintf(&sums, "%s  %s\n", a.SHA256, a.Name)
+	}
+	if err := writeFileAtomic(filepath.Join(cfg.Out, SumsFile), sums.Bytes()); err != nil {
+		return nil, err
 	}
 	if cfg.Manifest != "" {
-		if err := writeManifest(cfg.Manifest, rel, archives); err != nil {
+		if err := writeManifest(cfg.Manifest, rel, krew); err != nil {
 			return nil, err
 		}
 	}

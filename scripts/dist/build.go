@@ -44,6 +44,10 @@ type Config struct {
 	Platforms string
 	// Repository is the image's repository (without tag).
 	Repository string
+	// SignKeyring and SignKey: the OpenPGP secret keyring and the user id
+	// of the key that signs the helm plugin's archives (.prov); empty: not
+	// signed.
+	SignKeyring, SignKey string
 	// Time is the timestamp of every file and of the image's config.
 	Time time.Time
 	// Log receives progress lines and the go command's diagnostics.
@@ -132,7 +136,7 @@ func sourceDateEpoch(s string) (time.Time, error) {
 
 // goBuild builds the plugin for p into out, statically and without local
 // paths, with the version and commit set as the Makefile's build target does.
-func goBuild(ctx context.Context, cfg Config, rel Release, p Platform, out string) error {
+func goBuild(ctx context.Context, cfg Config, rel Release, p Platform, pkg, out string) error {
 	ldflags := "-s -w -X " + versionPackage + ".version=" + rel.Version
 	if cfg.Commit != "" {
 		ldflags += " -X " + versionPackage + ".gitCommit=" + cfg.Commit
@@ -141,16 +145,16 @@ func goBuild(ctx context.Context, cfg Config, rel Release, p Platform, out strin
 	if goCmd == "" {
 		goCmd = "go"
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, mainPackage)
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = cfg.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch)
 	cmd.Stdout = cfg.Log
 	cmd.Stderr = cfg.Log
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build %s for %s: %w", mainPackage, p, err)
+		return fmt.Errorf("build %s for %s: %w", pkg, p, err)
 	}
-	fmt.Fprintf(cfg.Log, "built %s for %s in %s\n", mainPackage, p, time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(cfg.Log, "built %s for %s in %s\n", pkg, p, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 

@@ -86,7 +86,7 @@ func Image(ctx context.Context, cfg Config) (ImageResult, error) {
 	for _, p := range platforms {
 		dir := filepath.Join(work, p.OS+"_"+p.Arch)
 		bin := filepath.Join(dir, "iter8")
-		if err := goBuild(ctx, cfg, rel, p, bin); err != nil {
+		if err := goBuild(ctx, cfg, rel, p, mainPackage, bin); err != nil {
 			return ImageResult{}, err
 		}
 		layerFile := filepath.Join(dir, "layer.tar.gz")

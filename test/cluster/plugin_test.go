@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,6 +284,18 @@ func sameDocuments(t *testing.T, a, b string) bool {
 	return reflect.DeepEqual(docs(a), docs(b))
 }
 
+// sloValues writes the values of a 10-request http experiment against
+// appURL with the SLO metric <= upper, and returns the file's path.
+func sloValues(t *testing.T, appURL, metric string, upper float64) string {
+	t.Helper()
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	content := fmt.Sprintf("tasks: [http, assess]\nhttp:\n  url: %s/\n  numRequests: 10\nassess:\n  slos:\n  - metric: %s\n    upper: %v\n", appURL, metric, upper)
+	if err := os.WriteFile(values, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return values
+}
+
 // TestLaunchIsPlainHelm: `helm iter8 launch`, `kubectl iter8 launch` and
 // plain `helm install` (Helm 3's and Helm 4's) of the same values make the
 // same release.
@@ -290,18 +303,7 @@ func TestLaunchIsPlainHelm(t *testing.T) {
 	const ns, release = "same", "perf"
 	restrictedNamespace(t, ns)
 	app := sampleApp(t, "fixed:1ms")
-	values := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(values, []byte(`tasks: [http, assess]
-http:
-  url: `+app.URL+`/
-  numRequests: 10
-assess:
-  slos:
-  - metric: http/latency-p99
-    upper: 100
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	values := sloValues(t, app.URL, "http/latency-p99", 100)
 	kubectlEnv := []string{"KUBECONFIG=" + env.Kubeconfig, "PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH")}
 	helmPluginEnv := append(env.HelmEnv(), "HELM_PLUGINS="+t.TempDir())
 	if o := command(t, helmPluginEnv, env.HelmBin, "plugin", "install", checkoutCopy(t)); o.Code != 0 {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -266,13 +267,19 @@ func TestArchives(t *testing.T) {
 	for _, e := range entries {
 		got = append(got, e.Name())
 	}
-	var want []string
+	appVersion, _ := release(t)
+	want := []string{"sha256sums.txt"}
 	for _, p := range m.Spec.Platforms {
 		want = append(want, path.Base(p.URI))
+	}
+	for _, tgt := range a.targets {
+		want = append(want, fmt.Sprintf("helm-iter8-%s-%s-%s.tar.gz", appVersion, tgt.OS, tgt.Arch))
 	}
 	if fmt.Sprint(sortedCopy(got)) != fmt.Sprint(sortedCopy(want)) {
 		t.Errorf("%s holds %v, want %v", a.archives, got, want)
 	}
+	checkSums(t, a.archives, want[1:])
+	checkHelmArchives(t, a, appVersion, version)
 
 	license, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
 	if err != nil {
@@ -361,6 +368,90 @@ func withoutSHA256(b []byte) string {
 
 // checkArchiveTimes: every entry carries SOURCE_DATE_EPOCH, so that the
 // archives are reproducible.
+// checkSums: sha256sums.txt in dir lists exactly the files names with
+// their sha256, as sha256sum writes them.
+func checkSums(t *testing.T, dir string, names []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "sha256sums.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("%x  %s\n", sha256.Sum256(data), name))
+	}
+	var got []string
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line != "" {
+			got = append(got, line)
+		}
+	}
+	if strings.Join(sortedCopy(got), "") != strings.Join(sortedCopy(want), "") {
+		t.Errorf("sha256sums.txt:\n%s\nwant (in any order):\n%s", b, strings.Join(want, ""))
+	}
+}
+
+// checkHelmArchives: each helm plugin archive holds plugin.yaml and the
+// install hook as in the checkout, LICENSE, and bin/helm-iter8 built for
+// its platform (this machine's prints the release's version), all at
+// SOURCE_DATE_EPOCH.
+func checkHelmArchives(t *testing.T, a built, appVersion, version string) {
+	t.Helper()
+	root := repoRoot(t)
+	for _, tgt := range a.targets {
+		file := filepath.Join(a.archives, fmt.Sprintf("helm-iter8-%s-%s-%s.tar.gz", appVersion, tgt.OS, tgt.Arch))
+		files, err := readArchive(file)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		bin := "bin/helm-iter8"
+		if tgt.OS == "windows" {
+			bin += ".exe"
+		}
+		wantNames := sortedCopy([]string{"LICENSE", "plugin.yaml", "scripts/helm-plugin-install.sh", bin})
+		if got := names(files); fmt.Sprint(got) != fmt.Sprint(wantNames) {
+			t.Errorf("%s holds %v, want %v", file, got, wantNames)
+			continue
+		}
+		for _, name := range []string{"LICENSE", "plugin.yaml", "scripts/helm-plugin-install.sh"} {
+			checkout, err := os.ReadFile(filepath.Join(root, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(files[name].data, checkout) {
+				t.Errorf("%s: %s differs from the checkout's", file, name)
+			}
+		}
+		if files[bin].mode.Perm() != 0o755 || files["scripts/helm-plugin-install.sh"].mode.Perm() != 0o755 {
+			t.Errorf("%s: %s and the hook must be executable: %v, %v", file, bin, files[bin].mode, files["scripts/helm-plugin-install.sh"].mode)
+		}
+		checkExecutable(t, file+":"+bin, files[bin].data, tgt)
+		if tgt.OS == runtime.GOOS && tgt.Arch == runtime.GOARCH {
+			exe := filepath.Join(t.TempDir(), "helm-iter8")
+			if err := os.WriteFile(exe, files[bin].data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if out := runVersion(t, exe, "version", "--short"); out != version+"\n" {
+				t.Errorf("%s from %s: version --short printed %q, want %q", bin, file, out, version+"\n")
+			}
+		}
+		times, err := entryTimes(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, got := range times {
+			if !got.Equal(time.Unix(testEpoch, 0)) {
+				t.Errorf("%s: %s has time %s, want SOURCE_DATE_EPOCH", file, name, got.UTC())
+			}
+		}
+	}
+}
+
 func checkArchiveTimes(t *testing.T, dir string, m *manifest) {
 	t.Helper()
 	want := time.Unix(testEpoch, 0)
@@ -748,6 +839,7 @@ func TestUsageErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(notLayout, "main.go"), []byte("package main\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	secret, public := testbed.TestKeyrings(t, "iter8 usage test")
 	tests := []struct {
 		name string
 		env  []string
@@ -755,6 +847,13 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, nil, "want one command"},
+		{"push to a place that is not OCI", nil, []string{"-push", "https://charts.example.invalid/iter8", "charts"}, `-push "https://charts.example.invalid/iter8": want an OCI registry`},
+		{"plain HTTP without a push", nil, []string{"-plain-http", "charts"}, "-plain-http is for -push"},
+		{"sign key without keyring", nil, []string{"-sign-key", "iter8", "archives"}, "-sign-keyring and -sign-key go together"},
+		{"no keyring", nil, []string{"-sign-keyring", "/nonexistent/secring.gpg", "-sign-key", "iter8", "archives"}, "-sign-keyring: open /nonexistent/secring.gpg"},
+		{"not a keyring", nil, []string{"-sign-keyring", filepath.Join(notLayout, "main.go"), "-sign-key", "iter8", "archives"}, "not an OpenPGP keyring"},
+		{"no such key", nil, []string{"-sign-keyring", secret, "-sign-key", "someone else", "archives"}, `-sign-key "someone else": no key`},
+		{"public key only", nil, []string{"-sign-keyring", public, "-sign-key", "iter8 usage test", "archives"}, "holds its public key only"},
 		{"unknown command", nil, []string{"release"}, `unknown command "release"`},
 		{"bad SOURCE_DATE_EPOCH", []string{"SOURCE_DATE_EPOCH=yesterday"}, []string{"image"}, `SOURCE_DATE_EPOCH="yesterday"`},
 		{"bad platform", nil, []string{"-platforms", "linux", "archives"}, `"linux" is not os/arch`},

@@ -25,14 +25,7 @@ func TestReadinessGate(t *testing.T) {
 
 func testReadinessGate(t *testing.T, helmBin, name string) {
 	ns := namespace(t, "ready-gate-"+name)
-	upgrade := func(t *testing.T, ns, release, values string, flags ...string) outcome {
-		t.Helper()
-		return upgradeAt(t, helmBin, ns, release, values, flags...)
-	}
-	mustUpgrade := func(t *testing.T, ns, release, values string, flags ...string) {
-		t.Helper()
-		mustUpgradeAt(t, helmBin, ns, release, values, flags...)
-	}
+	upgrade, mustUpgrade := upgradersAt(helmBin)
 	mustUpgrade(t, ns, "app", valuesFile(t, "gateway-api", "canary", []version{deployed("v1", 100)}, nil), "--wait")
 	harness.HoldUnready(ns, "app-v2", true)
 	// v2 at 0 gets no traffic: the gate does not ask for it.
@@ -69,14 +62,7 @@ func TestSLOGateRollsBack(t *testing.T) {
 }
 
 func testSLOGateRollsBack(t *testing.T, helmBin, name string) {
-	upgrade := func(t *testing.T, ns, release, values string, flags ...string) outcome {
-		t.Helper()
-		return upgradeAt(t, helmBin, ns, release, values, flags...)
-	}
-	mustUpgrade := func(t *testing.T, ns, release, values string, flags ...string) {
-		t.Helper()
-		mustUpgradeAt(t, helmBin, ns, release, values, flags...)
-	}
+	upgrade, mustUpgrade := upgradersAt(helmBin)
 	good := sampleApp(t, "fixed:1ms", 0)
 	bad := sampleApp(t, "fixed:1ms", 0.5)
 	gate := func(url string) map[string]any {

@@ -199,3 +199,14 @@ func mustUpgradeAt(t *testing.T, bin, ns, release, values string, flags ...strin
 		t.Fatalf("want success: %s", o)
 	}
 }
+
+// upgradersAt are upgrade and mustUpgrade with the helm binary bin.
+func upgradersAt(bin string) (func(*testing.T, string, string, string, ...string) outcome, func(*testing.T, string, string, string, ...string)) {
+	return func(t *testing.T, ns, release, values string, flags ...string) outcome {
+			t.Helper()
+			return upgradeAt(t, bin, ns, release, values, flags...)
+		}, func(t *testing.T, ns, release, values string, flags ...string) {
+			t.Helper()
+			mustUpgradeAt(t, bin, ns, release, values, flags...)
+		}
+}
