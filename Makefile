@@ -93,7 +93,7 @@ bench-cluster: testbed
 ## krew/iter8.yaml; the version is the chart's appVersion. SIGN_KEYRING=FILE SIGN_KEY=NAME
 ## sign the helm plugin's archives (.prov files, which Helm 4 checks)
 dist: $(PLOTLY)
-	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' $(if $(SIGN_KEY),-sign-keyring '$(SIGN_KEYRING)' -sign-key '$(SIGN_KEY)') archives
+	GO=$(GO) $(GO) run ./scripts/dist -commit '$(GIT_COMMIT)' $(if $(SIGN_KEY)$(SIGN_KEYRING),-sign-keyring '$(SIGN_KEYRING)' -sign-key '$(SIGN_KEY)') archives
 
 ## image: the OCI image of kubectl-iter8 (linux/amd64, linux/arm64), without Docker, as an
 ## OCI image layout in dist/image named ghcr.io/iter8-tools/iter8:<the chart's appVersion>
@@ -104,7 +104,7 @@ image: $(PLOTLY)
 ## REGISTRY=oci://HOST/PATH also push them there, as helm push does (logins from
 ## helm registry login; PLAIN_HTTP=1 for a registry without TLS)
 charts:
-	$(GO) run ./scripts/dist $(if $(REGISTRY),-push '$(REGISTRY)') $(if $(PLAIN_HTTP),-plain-http) charts
+	$(GO) run ./scripts/dist $(if $(REGISTRY),-push '$(REGISTRY)') $(if $(filter 1 true yes,$(PLAIN_HTTP)),-plain-http) charts
 
 ## proto: regenerate the A/B/n API's Go code (abn/grpc) from abn/grpc/abn.proto
 ## (installs protoc from Debian's packages and builds the Go plugins at pinned versions)

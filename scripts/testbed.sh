@@ -17,7 +17,7 @@
 # ITER8_TESTBED_CACHE overrides the cache root (default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/iter8/testbed); ITER8_TESTBED_TIMEOUT bounds
 # each build (default 30m). A cold build takes about 6 minutes on 2 cores, and
-# Traefik's about 7 more.
+# Traefik's about 7 more, Helm 4's about 4.
 set -euo pipefail
 
 # Keep in step with test/tools/go.mod (checked below).
@@ -143,7 +143,7 @@ if [[ "${ITER8_TESTBED_TRAEFIK:-1}" != 0 ]]; then
 	own_module_tool traefik "$TRAEFIK_VERSION" "$traefik_tools" "github.com/traefik/traefik/v3 v$TRAEFIK_VERSION" \
 		github.com/traefik/traefik/v3/cmd/traefik "-X github.com/traefik/traefik/v3/pkg/version.Version=v$TRAEFIK_VERSION"
 fi
-# Helm 4: cold, about 3 minutes on 2 cores.
+# Helm 4: cold, about 4 minutes on 2 cores.
 own_module_tool helm4 "$HELM4_VERSION" "$helm4_tools" "helm.sh/helm/v4 v$HELM4_VERSION" \
 	helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=v$HELM4_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
 

@@ -77,6 +77,8 @@ func TestCommands(t *testing.T) {
 		{name: "launch spec without local", args: []string{"launch", "perf", "--spec", "x.yaml"}, code: 2, stderr: "--spec needs --local"},
 		{name: "launch local with a chart version", args: []string{"launch", "--local", "--version", "1.0.0"}, code: 2, stderr: "--version is for charts from a repository"},
 		{name: "launch local over plain HTTP", args: []string{"launch", "--local", "--plain-http"}, code: 2, stderr: "--plain-http is for charts from a registry"},
+		{name: "launch plain HTTP without a chart", args: []string{"launch", "perf", "--plain-http"}, code: 2, stderr: "--version and --plain-http are for a chart from a repository or registry (-c)"},
+		{name: "launch a version without a chart", args: []string{"launch", "perf", "--version", "1.0.0"}, code: 2, stderr: "--version and --plain-http are for a chart from a repository or registry (-c)"},
 		{name: "launch dry without local", args: []string{"launch", "perf", "--dry"}, code: 2, stderr: "--dry needs --local"},
 		{name: "launch needs --local or release", args: []string{"launch"}, code: 2, stderr: "give --local"},
 		{name: "launch bad release name", args: []string{"launch", "--local", "Bad_Name"}, code: 2, stderr: `release name "Bad_Name"`},

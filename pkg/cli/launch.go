@@ -114,6 +114,9 @@ func (o *launchOptions) Validate() error {
 	if o.isLocal && o.local.PlainHTTP {
 		return errors.New("launch: --plain-http is for charts from a registry, which --local does not fetch")
 	}
+	if o.local.ChartPath == "" && (o.local.ChartVersion != "" || o.local.PlainHTTP) {
+		return errors.New("launch: --version and --plain-http are for a chart from a repository or registry (-c); without -c launch installs the chart built into this binary")
+	}
 	if looksLikeFile(o.release) {
 		return fmt.Errorf("launch: %s looks like a file, not a release name: launch takes values files with -f, and run -f %s runs a spec", o.release, o.release)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"text/template"
@@ -119,7 +120,12 @@ func Archives(ctx context.Context, cfg Config) ([]Archive, error) {
 		if err := os.Remove(hbin); err != nil {
 			return nil, err
 		}
-		if signer != nil {
+		if signer == nil {
+			// A signature of an earlier build would not match this archive.
+			if err := os.Remove(path + ".prov"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		} else {
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return nil, err

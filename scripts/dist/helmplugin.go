@@ -122,6 +122,7 @@ func writeFileAtomic(path string, data []byte) error {
 // metadata, "...", and the archive's sha256 under its file name.
 type Signer struct {
 	entity *openpgp.Entity
+	key    *packet.PrivateKey
 }
 
 // NewSigner reads the secret key whose user id is, or else contains, key
@@ -145,12 +146,21 @@ func NewSigner(keyring, key string) (*Signer, error) {
 		return nil, fmt.Errorf("-sign-key %q: no key in %s has that user id", key, keyring)
 	case len(found) > 1:
 		return nil, fmt.Errorf("-sign-key %q: %d keys in %s match; give the whole user id", key, len(found), keyring)
-	case found[0].PrivateKey == nil:
+	}
+	// The key that signs: a signing subkey, else the primary key if it may
+	// sign (what Helm 4 looks the signature's issuer up by).
+	signing, ok := found[0].SigningKey(time.Now())
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("-sign-key %q: the key has no valid signing key or subkey", key)
+	case signing.PrivateKey == nil:
 		return nil, fmt.Errorf("-sign-key %q: %s holds its public key only; give a keyring with the secret key", key, keyring)
-	case found[0].PrivateKey.Encrypted:
+	case signing.PrivateKey.Dummy():
+		return nil, fmt.Errorf("-sign-key %q: %s holds a stub of the secret signing key (kept offline); give the key itself", key, keyring)
+	case signing.PrivateKey.Encrypted:
 		return nil, fmt.Errorf("-sign-key %q: the secret key is encrypted; give a decrypted copy", key)
 	}
-	return &Signer{entity: found[0]}, nil
+	return &Signer{entity: found[0], key: signing.PrivateKey}, nil
 }
 
 // matchingKeys are the keys with the user id key, else those with a user
@@ -201,7 +211,7 @@ func (s *Signer) Sign(data []byte, filename string, pluginYAML []byte) ([]byte, 
 	msg.Write(files)
 
 	var out bytes.Buffer
-	w, err := clearsign.Encode(&out, s.entity.PrivateKey, &provConfig)
+	w, err := clearsign.Encode(&out, s.key, &provConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -211,5 +221,19 @@ func (s *Signer) Sign(data []byte, filename string, pluginYAML []byte) ([]byte, 
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("sign %s: %w", filename, err)
 	}
+	if err := s.check(out.Bytes()); err != nil {
+		return nil, fmt.Errorf("sign %s: the signature does not verify as Helm 4 checks it: %w", filename, err)
+	}
 	return out.Bytes(), nil
+}
+
+// check verifies a provenance file's signature as Helm 4 does, by the
+// signer's public key alone.
+func (s *Signer) check(prov []byte) error {
+	block, _ := clearsign.Decode(prov)
+	if block == nil {
+		return errors.New("no clear-signed block")
+	}
+	_, err := openpgp.CheckDetachedSignature(openpgp.EntityList{s.entity}, bytes.NewReader(block.Bytes), block.ArmoredSignature.Body, &provConfig)
+	return err
 }

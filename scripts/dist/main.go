@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
 	fs.StringVar(&cfg.Root, "root", ".", "the module's root directory")
 	fs.StringVar(&cfg.Chart, "chart", "charts/iter8/Chart.yaml", "the chart whose appVersion is the release version (relative to -root)")
-	fs.StringVar(&cfg.Out, "out", "", "output directory (default dist for archives, dist/image for image; relative to the working directory)")
+	fs.StringVar(&cfg.Out, "out", "", "output directory (default dist for archives, dist/image for image, dist/charts for charts; relative to the working directory)")
 	fs.StringVar(&cfg.Manifest, "manifest", "krew/iter8.yaml", "where archives writes the krew manifest (relative to the working directory); empty: do not write one")
 	fs.StringVar(&cfg.Commit, "commit", "", "git commit to embed in the binary and the image's labels (optional)")
 	fs.StringVar(&cfg.Platforms, "platforms", "", "comma-separated os/arch list (default: the five release targets for archives, linux/amd64,linux/arm64 for image)")
@@ -98,7 +98,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.Time = epoch
 
-	switch cmd := fs.Arg(0); cmd {
+	cmd := fs.Arg(0)
+	// Flags that only one command reads: refused with the others, rather
+	// than ignored.
+	owners := map[string]string{"push": "charts", "plain-http": "charts", "sign-keyring": "archives", "sign-key": "archives", "manifest": "archives", "repository": "image"}
+	var misplaced error
+	fs.Visit(func(f *flag.Flag) {
+		if owner, ok := owners[f.Name]; ok && owner != cmd && misplaced == nil && (cmd == "archives" || cmd == "image" || cmd == "charts") {
+			misplaced = fmt.Errorf("-%s is for %s, not %s", f.Name, owner, cmd)
+		}
+	})
+	if misplaced != nil {
+		return misplaced
+	}
+	switch cmd {
 	case "archives":
 		if cfg.Out == "" {
 			cfg.Out = "dist"

@@ -36,7 +36,8 @@ func TestHelmPluginArchive(t *testing.T) {
 	}
 	srv := httptest.NewServer(http.FileServer(http.Dir(out)))
 	t.Cleanup(srv.Close)
-	url := srv.URL + "/helm-iter8-" + chartVersion(t, "iter8") + "-linux-" + runtime.GOARCH + ".tar.gz"
+	_, appVersion := chartMeta(t, "iter8")
+	url := srv.URL + "/helm-iter8-" + appVersion + "-linux-" + runtime.GOARCH + ".tar.gz"
 
 	// A machine without Go: nothing on this PATH finds it.
 	noGo := "PATH=/usr/bin:/bin"
@@ -69,7 +70,7 @@ func TestHelmPluginArchive(t *testing.T) {
 			if h.name == "helm4" && !strings.Contains(o.Stdout, "Signed by: iter8 release test") {
 				t.Errorf("Helm 4 did not say it checked the signature: %s", o)
 			}
-			if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.Stdout) != "v"+chartVersion(t, "iter8") {
+			if o := helmCmd(nil, "iter8", "version", "--short"); strings.TrimSpace(o.Stdout) != "v"+appVersion {
 				t.Errorf("helm iter8 version --short: %s", o)
 			}
 			pluginLife(t, "archive-"+h.name, helmCmd, app.URL)

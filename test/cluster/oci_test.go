@@ -18,18 +18,25 @@ import (
 	"github.com/iter8-tools/iter8/test/testbed"
 )
 
-// chartVersion is the version in charts/<name>/Chart.yaml.
-func chartVersion(t *testing.T, name string) string {
+// chartMeta is the version and appVersion in charts/<name>/Chart.yaml.
+func chartMeta(t *testing.T, name string) (version, appVersion string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(chartDir), name, "Chart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var meta struct{ Version string }
-	if err := yaml.Unmarshal(b, &meta); err != nil || meta.Version == "" {
-		t.Fatalf("charts/%s/Chart.yaml: version %q, %v", name, meta.Version, err)
+	var meta struct{ Version, AppVersion string }
+	if err := yaml.Unmarshal(b, &meta); err != nil || meta.Version == "" || meta.AppVersion == "" {
+		t.Fatalf("charts/%s/Chart.yaml: version %q, appVersion %q, %v", name, meta.Version, meta.AppVersion, err)
 	}
-	return meta.Version
+	return meta.Version, meta.AppVersion
+}
+
+// chartVersion is the version in charts/<name>/Chart.yaml.
+func chartVersion(t *testing.T, name string) string {
+	t.Helper()
+	v, _ := chartMeta(t, name)
+	return v
 }
 
 // TestOCICharts pushes the charts as make charts does to a registry on
@@ -50,6 +57,8 @@ func TestOCICharts(t *testing.T) {
 	defer cancel()
 	push := exec.CommandContext(ctx, "go", "run", "./scripts/dist", "-out", t.TempDir(), "-push", remote, "-plain-http", "charts")
 	push.Dir = root
+	// Not the machine's registry logins.
+	push.Env = append(os.Environ(), "HELM_REGISTRY_CONFIG="+filepath.Join(t.TempDir(), "registry.json"), "HELM_CACHE_HOME="+t.TempDir())
 	if o := testbed.Run(t, ctx, push); o.Code != 0 {
 		t.Fatalf("make charts' push: %s", o)
 	} else {

@@ -132,12 +132,13 @@ func TestHelmPlugin(t *testing.T) {
 }
 
 // pluginHomes is the test bed's helm environment with an empty plugin
-// folder of the test's own. Helm 4 (4.3.1) installs plugins into
-// $HELM_DATA_HOME/plugins whatever HELM_PLUGINS says, and loads them from
-// HELM_PLUGINS: the two must agree.
+// folder and cache of the test's own (Helm 3 cannot extract an archive
+// into a cache folder an earlier install of the same URL left). Helm 4
+// (4.3.1) installs plugins into $HELM_DATA_HOME/plugins whatever
+// HELM_PLUGINS says, and loads them from HELM_PLUGINS: the two must agree.
 func pluginHomes(t *testing.T) []string {
 	data := t.TempDir()
-	return append(env.HelmEnv(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"))
+	return append(env.HelmEnv(), "HELM_DATA_HOME="+data, "HELM_PLUGINS="+filepath.Join(data, "plugins"), "HELM_CACHE_HOME="+t.TempDir())
 }
 
 // pluginLife runs an experiment's life through `helm iter8` (helmCmd runs

@@ -849,6 +849,8 @@ func TestUsageErrors(t *testing.T) {
 		{"no command", nil, nil, "want one command"},
 		{"push to a place that is not OCI", nil, []string{"-push", "https://charts.example.invalid/iter8", "charts"}, `-push "https://charts.example.invalid/iter8": want an OCI registry`},
 		{"plain HTTP without a push", nil, []string{"-plain-http", "charts"}, "-plain-http is for -push"},
+		{"push with archives", nil, []string{"-push", "oci://127.0.0.1:1/charts", "archives"}, "-push is for charts, not archives"},
+		{"signing the image", nil, []string{"-sign-key", "iter8", "image"}, "-sign-key is for archives, not image"},
 		{"sign key without keyring", nil, []string{"-sign-key", "iter8", "archives"}, "-sign-keyring and -sign-key go together"},
 		{"no keyring", nil, []string{"-sign-keyring", "/nonexistent/secring.gpg", "-sign-key", "iter8", "archives"}, "-sign-keyring: open /nonexistent/secring.gpg"},
 		{"not a keyring", nil, []string{"-sign-keyring", filepath.Join(notLayout, "main.go"), "-sign-key", "iter8", "archives"}, "not an OpenPGP keyring"},
