@@ -249,10 +249,7 @@ func testUnreadyRollout(t *testing.T) {
 	zero := b.waitWeight(t, ctx, 0)
 	t.Logf("v2 unready at step 2: its weight-0 upgrade landed %v later", zero.Sub(unready).Round(100*time.Millisecond))
 	// Once Traefik sends v1 everything, nothing fails.
-	eventually(t, ctx, "Traefik sends v1 everything", func() (bool, string) {
-		counts, errs, first := traefik.Count(ctx, b.client, b.url, nil, 50)
-		return errs == 0 && counts["v1"] == 50, fmt.Sprintf("%v, %d errors (%v)", counts, errs, first)
-	})
+	b.waitAllTo(t, ctx, "v1")
 	applied := time.Now()
 	wantCounts(t, ctx, b.client, b.url, nil, 1000, map[string]int{"v1": 1000}, 0)
 	sent, failedTimes := failures.stop()
@@ -464,5 +461,17 @@ func testPrometheusRollout(t *testing.T) {
 	if weights, descriptions := rolloutRevisions(t, b.ns); fmt.Sprint(weights) != "[20 0]" {
 		t.Errorf("the rollout's revisions give v2 %v, want [20 0] (the step, the rollback):\n%s", weights, strings.Join(descriptions, "\n"))
 	}
+	// Traefik applies the rolled-back route after its throttle.
+	b.waitAllTo(t, ctx, "v1")
 	wantCounts(t, ctx, b.client, b.url, nil, 1000, map[string]int{"v1": 1000}, 0)
+}
+
+// waitAllTo waits until Traefik sends version every request of a sample,
+// without errors.
+func (b *rolloutBed) waitAllTo(t *testing.T, ctx context.Context, version string) {
+	t.Helper()
+	eventually(t, ctx, "Traefik sends "+version+" everything", func() (bool, string) {
+		counts, errs, first := traefik.Count(ctx, b.client, b.url, nil, 50)
+		return errs == 0 && counts[version] == 50, fmt.Sprintf("%v, %d errors (%v)", counts, errs, first)
+	})
 }
