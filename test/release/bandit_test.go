@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,9 @@ type abnService struct {
 	args               []string
 	mu                 sync.Mutex
 	cmd                *exec.Cmd
+	// clients are the frontends' SDK clients, which start waits for after
+	// a restart: gRPC reconnects after its backoff, not at once.
+	clients []*client.Client
 }
 
 // startABNService runs the A/B/n service for namespace ns with a bbolt
@@ -157,6 +161,15 @@ func (s *abnService) start(t *testing.T, ctx context.Context) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status + "\n" + out.String()
 	})
+	s.mu.Lock()
+	clients := slices.Clone(s.clients)
+	s.mu.Unlock()
+	for _, c := range clients {
+		eventually(t, ctx, "the frontend's A/B/n client connected again", func() (bool, string) {
+			a := c.Lookup(ctx, "reconnect-probe")
+			return a.Err == nil, fmt.Sprint(a.Err)
+		})
+	}
 }
 
 func (s *abnService) stop(t *testing.T) {
@@ -188,6 +201,9 @@ func startFrontend(t *testing.T, svc *abnService, app, gateway string, log *sync
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.mu.Lock()
+	svc.clients = append(svc.clients, c)
+	svc.mu.Unlock()
 	srv := httptest.NewServer(abnfrontend.Handler(abnfrontend.Options{
 		ABN: c, Gateway: gateway, PurchaseHeader: sampleapp.PurchaseHeader, Log: log, HTTP: traefik.NewClient(),
 	}))
