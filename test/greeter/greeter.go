@@ -6,9 +6,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,10 @@ const (
 	Service    = "helloworld.Greeter"
 	SayHello   = Service + "/SayHello"
 	SayGoodbye = Service + "/SayGoodbye" // declared, not served
+	// The streaming methods: client, server and bidirectional.
+	SayHelloToAll  = Service + "/SayHelloToAll"
+	SayHelloThrice = Service + "/SayHelloThrice"
+	Chat           = Service + "/Chat"
 )
 
 // DefaultErrorCode is the code of injected errors when Options.ErrorCode is
@@ -78,7 +84,7 @@ type Options struct {
 	// clients that have the proto can call.
 	NoReflection bool
 	// Observe, when set, is called with every SayHello call as it arrives,
-	// from many goroutines at once.
+	// and with every message of a stream, from many goroutines at once.
 	Observe func(Call)
 }
 
@@ -192,7 +198,12 @@ func Start(addr string, o Options) (*Server, error) {
 		ServiceName: Service,
 		HandlerType: (*greeterService)(nil),
 		Methods:     []grpc.MethodDesc{{MethodName: "SayHello", Handler: sayHelloHandler}},
-		Metadata:    ProtoFile,
+		Streams: []grpc.StreamDesc{
+			{StreamName: "SayHelloToAll", Handler: streamHandler(toAll), ClientStreams: true},
+			{StreamName: "SayHelloThrice", Handler: streamHandler(thrice), ServerStreams: true},
+			{StreamName: "Chat", Handler: streamHandler(chat), ClientStreams: true, ServerStreams: true},
+		},
+		Metadata: ProtoFile,
 	}, s)
 	if !o.NoReflection {
 		// The server's own registry first, so that reflection describes
@@ -217,12 +228,11 @@ func Start(addr string, o Options) (*Server, error) {
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
-// Calls is the number of SayHello calls received so far, counted as each
-// arrives.
+// Calls is the number of calls received so far, counted as each arrives; a
+// stream is one call.
 func (s *Server) Calls() int64 { return s.calls.Load() }
 
-// Failures is the number of SayHello calls answered with an injected
-// error so far.
+// Failures is the number of calls answered with an injected error so far.
 func (s *Server) Failures() int64 { return s.fails.Load() }
 
 // Stop closes the listener and every connection at once, failing calls in
@@ -263,31 +273,115 @@ func sayHelloHandler(srv any, ctx context.Context, dec func(any) error, intercep
 
 func (s *Server) sayHello(ctx context.Context, in *dynamicpb.Message) (*dynamicpb.Message, error) {
 	start := time.Now()
-	n := s.calls.Add(1)
 	name := in.Get(s.desc.name).String()
+	s.observe(ctx, name)
+	if err := s.delayOrFail(ctx, start); err != nil {
+		return nil, err
+	}
+	// A failed SetHeader only means that the client has gone.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(VersionHeader, s.opts.Version))
+	return s.greeting(name), nil
+}
+
+// observe passes a name that arrived to Options.Observe.
+func (s *Server) observe(ctx context.Context, name string) {
 	if s.opts.Observe != nil {
 		md, _ := metadata.FromIncomingContext(ctx)
 		s.opts.Observe(Call{Name: name, Metadata: md})
 	}
-	d, fail := s.draw(uint64(n))
+}
+
+// delayOrFail counts a call that began at start, waits out its latency and
+// returns its injected error, if it draws one.
+func (s *Server) delayOrFail(ctx context.Context, start time.Time) error {
+	d, fail := s.draw(uint64(s.calls.Add(1)))
 	if d > 0 {
 		t := time.NewTimer(time.Until(start.Add(d)))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, status.FromContextError(ctx.Err()).Err()
+			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
 	if fail {
 		s.fails.Add(1)
-		return nil, status.Errorf(s.opts.ErrorCode, "injected error (version %s)", s.opts.Version)
+		return status.Errorf(s.opts.ErrorCode, "injected error (version %s)", s.opts.Version)
 	}
-	// A failed SetHeader only means that the client has gone.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(VersionHeader, s.opts.Version))
+	return nil
+}
+
+// greeting is the answer to name.
+func (s *Server) greeting(name string) *dynamicpb.Message {
 	out := dynamicpb.NewMessage(s.desc.reply)
 	out.Set(s.desc.greeting, protoreflect.ValueOfString("Hello "+name+" from "+s.opts.Version))
-	return out, nil
+	return out
+}
+
+// streamHandler serves a streaming method with serve: the stream is one
+// call, with its latency and error drawn as it begins.
+func streamHandler(serve func(*Server, grpc.ServerStream) error) grpc.StreamHandler {
+	return func(srv any, stream grpc.ServerStream) error {
+		s := srv.(*Server)
+		if err := s.delayOrFail(stream.Context(), time.Now()); err != nil {
+			return err
+		}
+		_ = stream.SetHeader(metadata.Pairs(VersionHeader, s.opts.Version))
+		return serve(s, stream)
+	}
+}
+
+// recvName reads the next name of a stream; io.EOF at its end.
+func (s *Server) recvName(stream grpc.ServerStream) (string, error) {
+	in := dynamicpb.NewMessage(s.desc.request)
+	if err := stream.RecvMsg(in); err != nil {
+		return "", err
+	}
+	name := in.Get(s.desc.name).String()
+	s.observe(stream.Context(), name)
+	return name, nil
+}
+
+func toAll(s *Server, stream grpc.ServerStream) error {
+	var names []string
+	for {
+		name, err := s.recvName(stream)
+		if errors.Is(err, io.EOF) {
+			return stream.SendMsg(s.greeting(strings.Join(names, ", ")))
+		}
+		if err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+}
+
+func thrice(s *Server, stream grpc.ServerStream) error {
+	name, err := s.recvName(stream)
+	if err != nil {
+		return err
+	}
+	for range 3 {
+		if err := stream.SendMsg(s.greeting(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func chat(s *Server, stream grpc.ServerStream) error {
+	for {
+		name, err := s.recvName(stream)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.SendMsg(s.greeting(name)); err != nil {
+			return err
+		}
+	}
 }
 
 // draw returns the latency and whether to fail for the call with sequence

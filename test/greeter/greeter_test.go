@@ -228,8 +228,8 @@ func TestReflection(t *testing.T) {
 	for _, m := range fd.GetService()[0].GetMethod() {
 		methods = append(methods, m.GetName())
 	}
-	if !slices.Equal(methods, []string{"SayHello", "SayGoodbye"}) {
-		t.Errorf("reflected methods %v, want SayHello and SayGoodbye", methods)
+	if !slices.Equal(methods, []string{"SayHello", "SayGoodbye", "SayHelloToAll", "SayHelloThrice", "Chat"}) {
+		t.Errorf("reflected methods %v, want SayHello, SayGoodbye and the streaming ones", methods)
 	}
 
 	// The reflection service can describe itself too.

@@ -1,170 +1,114 @@
 package grpc
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"sync/atomic"
+	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 )
 
-func TestPacerLimits(t *testing.T) {
+func TestScheduleLimits(t *testing.T) {
 	tests := []struct {
 		name    string
-		p       pacer
-		elapsed time.Duration
-		hits    uint64
-		stop    bool
+		s       *schedule
+		elapsed time.Duration // since start, when the call is taken
+		next    int64         // the number the call would get
+		ok      bool
 	}{
-		{"no limits", pacer{}, time.Hour, 1 << 40, false},
-		{"below the total", pacer{max: 5}, 0, 4, false},
-		{"the total", pacer{max: 5}, 0, 5, true},
-		{"before the end", pacer{duration: time.Second}, 999 * time.Millisecond, 7, false},
-		{"the end", pacer{duration: time.Second}, time.Second, 7, true},
-		{"the end before any call", pacer{duration: time.Second}, 2 * time.Second, 0, false},
-		{"a rate whose next turn is after the end", pacer{duration: 1500 * time.Millisecond, rate: 1}, time.Second, 2, true},
-		{"a rate behind schedule", pacer{rate: 10}, time.Second, 3, false},
+		{"no limits", &schedule{}, time.Hour, 1 << 40, true},
+		{"below the total", &schedule{total: 5}, 0, 4, true},
+		{"the total", &schedule{total: 5}, 0, 5, false},
+		{"before the end", &schedule{duration: time.Second}, 999 * time.Millisecond, 7, true},
+		{"the end", &schedule{duration: time.Second}, time.Second, 7, false},
+		{"the end before any call", &schedule{duration: time.Second}, 2 * time.Second, 0, true},
+		{"a rate whose next turn is after the end", &schedule{duration: 1500 * time.Millisecond, rate: 1}, time.Second, 2, false},
+		{"a rate behind schedule", &schedule{rate: 10}, time.Second, 3, true},
+		{"a rate too slow to tell", &schedule{rate: 1e-300, duration: time.Hour}, time.Second, 5, false},
 	}
 	for _, tt := range tests {
-		p := tt.p
-		p.ctl = newControl()
-		wait, stop := p.Pace(tt.elapsed, tt.hits)
-		if stop != tt.stop || wait != 0 {
-			t.Errorf("%s: Pace(%v, %d) = %v, %v; want 0, %v", tt.name, tt.elapsed, tt.hits, wait, stop, tt.stop)
+		tt.s.start = time.Now().Add(-tt.elapsed)
+		tt.s.next.Store(tt.next)
+		var timer *time.Timer
+		n, ok := tt.s.take(t.Context(), &timer)
+		if ok != tt.ok || (ok && n != tt.next) {
+			t.Errorf("%s: take() = %d, %v; want %d, %v", tt.name, n, ok, tt.next, tt.ok)
 		}
 	}
 }
 
-func TestPacerWaitsForTheNextTurn(t *testing.T) {
+func TestScheduleWaitsForTheNextTurn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := &pacer{ctl: newControl(), rate: 4}
-		start := time.Now()
-		for hits := range uint64(5) {
-			if _, stop := p.Pace(time.Since(start), hits); stop {
-				t.Fatalf("Pace stopped at hit %d", hits)
+		s := &schedule{start: time.Now(), rate: 4}
+		var timer *time.Timer
+		for want := range int64(5) {
+			n, ok := s.take(t.Context(), &timer)
+			if !ok || n != want {
+				t.Fatalf("take() = %d, %v; want %d, true", n, ok, want)
 			}
-			if want := time.Duration(hits) * 250 * time.Millisecond; time.Since(start) != want {
-				t.Errorf("hit %d handed out at %v, want %v", hits, time.Since(start), want)
+			if at := time.Duration(want) * 250 * time.Millisecond; time.Since(s.start) != at {
+				t.Errorf("call %d handed out at %v, want %v", n, time.Since(s.start), at)
 			}
 		}
 	})
 }
 
-func TestPacerCancelEndsTheWait(t *testing.T) {
+func TestScheduleCancelEndsTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctl := newControl()
-		p := &pacer{ctl: ctl, rate: 0.001} // one call every 1000s
-		var stopped atomic.Bool
+		s := &schedule{start: time.Now(), rate: 0.001} // one call every 1000s
+		ctx, cancel := context.WithCancel(t.Context())
+		var timer *time.Timer
+		if _, ok := s.take(ctx, &timer); !ok {
+			t.Fatal("the first call was not handed out at once")
+		}
+		done := make(chan bool, 1)
 		go func() {
-			p.Pace(0, 0)
-			_, stop := p.Pace(0, 1)
-			stopped.Store(stop)
+			_, ok := s.take(ctx, &timer)
+			done <- ok
 		}()
 		time.Sleep(time.Second)
-		ctl.cancel()
-		synctest.Wait()
-		if !stopped.Load() {
-			t.Error("Pace did not stop at the cancel")
-		}
-	})
-}
-
-func TestControlStopsOnceAndOnlyWhenSafe(t *testing.T) {
-	tests := []struct {
-		name  string
-		steps string // d: a call handed off, c: cancel, f: finish
-		stops int
-	}{
-		{"cancel before any call", "c", 0},
-		{"cancel, then a call", "cd", 1},
-		{"a call, then cancel", "dc", 1},
-		{"cancelled twice", "dcc", 1},
-		{"finished, then cancel", "dfc", 0},
-		{"cancel before a call, then finished", "cf", 0},
-	}
-	for _, tt := range tests {
-		var stops int
-		ctl := newControl()
-		ctl.stop = func() { stops++ }
-		for _, s := range tt.steps {
-			switch s {
-			case 'd':
-				ctl.markDelivered()
-			case 'c':
-				ctl.cancel()
-			case 'f':
-				ctl.finish()
-			}
-		}
-		if stops != tt.stops {
-			t.Errorf("%s: Stop called %d times, want %d", tt.name, stops, tt.stops)
-		}
-	}
-}
-
-func TestTickerFinishWaitsForRun(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctl := newControl()
-		tk := newTicker(ctl, 3)
-		finished := make(chan struct{})
-		go func() {
-			tk.Finish()
-			close(finished)
-		}()
+		cancel()
 		synctest.Wait()
 		select {
-		case <-finished:
-			t.Fatal("Finish returned before Run handed over the workers")
+		case ok := <-done:
+			if ok {
+				t.Error("take handed out a call after the cancel")
+			}
 		default:
-		}
-		go tk.Run()
-		tv := <-tk.Ticker()
-		if tv.Delta != 3 || !tv.Done {
-			t.Errorf("ticker sent %+v, want 3 workers and done", tv)
-		}
-		<-finished
-		if _, open := <-tk.Ticker(); open {
-			t.Error("the ticker's channel is open after Finish")
-		}
-		ctl.mu.Lock()
-		defer ctl.mu.Unlock()
-		if !ctl.finished {
-			t.Error("Finish did not mark the load finished")
+			t.Error("take did not return at the cancel")
 		}
 	})
 }
 
-func TestWithContentAsFile(t *testing.T) {
-	small := []byte("-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n")
-	large := bytes.Repeat([]byte("0123456789abcdef"), 20000) // beyond a pipe's buffer
-	for name, with := range map[string]func([]byte, func(string) error) error{
-		"pipe": withPipe, "temp": withTempFile, "default": withContentAsFile,
-	} {
-		for _, content := range [][]byte{small, large, {}} {
-			var got []byte
-			err := with(content, func(path string) error {
-				var err error
-				got, err = os.ReadFile(path)
-				return err
-			})
-			if err != nil || !bytes.Equal(got, content) {
-				t.Errorf("%s: read %d bytes (%v), want the %d written", name, len(got), err, len(content))
+// TestScheduleCountsExactly has many workers share a total: every number
+// below it is handed out once, and none above it.
+func TestScheduleCountsExactly(t *testing.T) {
+	const total, workers = 1000, 16
+	s := &schedule{start: time.Now(), total: total}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var timer *time.Timer
+			for {
+				n, ok := s.take(t.Context(), &timer)
+				if !ok {
+					return
+				}
+				mu.Lock()
+				seen[n]++
+				mu.Unlock()
 			}
-		}
-		// A reader that never reads must not block the writer, and fn's
-		// error comes back.
-		boom := errors.New("boom")
-		if err := with(large, func(string) error { return boom }); !errors.Is(err, boom) {
-			t.Errorf("%s: error %v, want fn's", name, err)
-		}
+		})
 	}
-}
-
-func TestPacerRateTooSlowToTell(t *testing.T) {
-	p := &pacer{ctl: newControl(), rate: 1e-300, duration: time.Hour}
-	if _, stop := p.Pace(time.Second, 5); !stop {
-		t.Error("a turn beyond any duration did not stop the load")
+	wg.Wait()
+	if len(seen) != total {
+		t.Fatalf("%d distinct calls handed out, want %d", len(seen), total)
+	}
+	for n, k := range seen {
+		if n < 0 || n >= total || k != 1 {
+			t.Fatalf("call %d handed out %d times", n, k)
+		}
 	}
 }

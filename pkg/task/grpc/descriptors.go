@@ -62,7 +62,7 @@ func loadDescriptors(in *inputs, d *experiment.Decoding, cfg *Config) (*methodSe
 	return nil, nil
 }
 
-// useSet checks that set is complete and keeps it, serialized, for ghz.
+// useSet checks that set is complete and keeps it, serialized, for the load.
 func useSet(cfg *Config, set *descriptorpb.FileDescriptorSet, path *field.Path, source string) (*methodSet, field.ErrorList) {
 	files, err := protodesc.NewFiles(set)
 	if err != nil {

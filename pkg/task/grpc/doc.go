@@ -1,47 +1,53 @@
 // Package grpc is the `grpc` task: it sends gRPC load to one host or to
-// endpoints per version with ghz's runner, used as a library, and records
-// the same metrics as the http task under grpc/ (grpc/request-count,
+// endpoints per version with a load generator of its own over grpc-go, and
+// records the same metrics as the http task under grpc/ (grpc/request-count,
 // grpc/error-rate, grpc/latency-p99, ...), with latencies in the same HDR
 // histograms.
 //
-// # Running ghz
+// # Sending load
 //
-// ghz's runner.Run is not used: it installs a process-wide interrupt
-// handler, sets GOMAXPROCS and takes no context. The task runs a
-// runner.Requester itself with its own pacer and worker ticker, so that a
-// cancel ends the load and Requester.Stop aborts calls in flight without
-// racing Requester.Run (see control).
+// Each endpoint gets Concurrency workers over Connections connections
+// (worker w uses connection w mod Connections); each worker makes one call
+// at a time. A schedule hands out call numbers atomically: at a constant
+// rate from the load's start, or as fast as workers take them, up to total
+// calls or until the duration has passed, so that a counted load makes
+// exactly total calls. A cancel ends the wait for a turn at once and cuts
+// calls in flight short; those are not measured.
 //
-// ghz builds a Go template, with sprig's functions, for every call, and
-// runs even absent metadata through one; the task turns templates off when
-// neither data nor metadata holds an action such as {{.RequestNumber}}, and
-// passes no metadata when there is none. That more than halves the processor
-// time per call (scripts/bench/grpc).
+// The task offers what it used to get from ghz's runner, which it no longer
+// links (ghz brought in gRPC's xDS and Envoy's APIs, some 19 MB of the
+// binary): unary, client-streaming, server-streaming and bidirectional
+// methods; data as one message or a list used in turn; ghz's template
+// actions ({{.RequestNumber}}, {{.WorkerID}}, {{.UUID}}, ... and sprig's
+// functions with ghz's newUUID, randomString and randomInt) in data and
+// metadata, expanded per call; metadata keys ending in -bin with base64
+// values; TLS with the system's roots, given roots, no verification, or
+// plaintext. sprig's env and expandenv are left out: in a cluster the task
+// runs beside credentials. A template is expanded for a sample call when
+// the spec is decoded, so that one that cannot work is refused with its
+// field rather than failing every call.
+//
+// A unary or server-streaming call sends message n mod len(data); a
+// client-streaming or bidirectional call sends every message of data in
+// turn, then half-closes. A stream is one call: its latency lasts from its
+// start to its end, and its error is its final status.
+//
+// Requests without templates are encoded once, and answers are never
+// decoded: only their status counts.
 //
 // Methods are described by a protoFile (compiled when the spec is decoded,
 // with its imports read relative to the spec), a protoset, or else server
-// reflection when the load starts. protoFile and protoset reach ghz as a
-// serialized FileDescriptorSet, so that the load reads no files.
+// reflection (v1, then v1alpha) when the load starts, bounded by the call
+// timeout and sent with the endpoint's metadata.
 //
 // # Latencies and memory
 //
-// Each call's latency is what ghz measures between the call's begin and
-// end in gRPC's stats handler. ghz keeps the details (latency, status,
-// error text) of the first 10^6 calls of a load in memory, with no way to
-// turn that off or to see results as they come, so the task records them
-// into a pkg/stats Recorder after the load: the same HDR histograms as the
-// http task, trackable above the call timeout. Call and error counts come
-// from ghz's counters, which cover every call; past 10^6 calls the latency
-// metrics cover the first 10^6 only, and the task logs a warning.
-//
-// The memory of a load is therefore ghz's: about 64 bytes and the error's
-// text per call, up to about 64 MB per endpoint (reserved up front for a
-// counted load, grown as calls come for a timed one), plus a sorted copy of
-// the successful latencies that ghz makes when the load ends. Measured
-// (scripts/bench/grpc), a process peaks at about 40 MB resident after 2x10^4
-// calls and 70 MB after 2x10^5, some 160 bytes per call with the garbage
-// collector's headroom; all of it is garbage once the histograms, which stay
-// small, are recorded.
+// Each call's latency is the time from just before the call to its end, as
+// the worker sees it. Workers record calls into a few shared pkg/stats
+// Recorders as they end: the same HDR histograms as the http task, with the
+// highest trackable latency above the call timeout, merged when the load
+// ends. Every call is counted and recorded; the memory of a load does not
+// grow with its calls.
 //
 // # Errors
 //
@@ -56,8 +62,7 @@
 // method that is described but not served answers Unimplemented and is
 // measured as errors.
 //
-// A cancelled load ends within moments: the pacer stops handing out calls
-// and Requester.Stop closes the connections, and the calls it cuts short are
-// ignored rather than counted as errors. What was measured until then is
-// recorded.
+// A cancelled load ends within moments: the schedule stops handing out
+// calls, and the calls that the cancel cuts short are ignored rather than
+// counted as errors. What was measured until then is recorded.
 package grpc

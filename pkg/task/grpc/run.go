@@ -7,14 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/bojand/ghz/runner"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/iter8-tools/iter8/pkg/experiment"
 	"github.com/iter8-tools/iter8/pkg/stats"
@@ -26,7 +28,7 @@ type Task struct {
 	Config Config
 }
 
-// statusOK is how ghz names the status of a call that succeeded.
+// statusOK is how gRPC names the status of a call that succeeded.
 const statusOK = "OK"
 
 // EndpointResult is what the load on one endpoint measured.
@@ -39,8 +41,7 @@ type EndpointResult struct {
 	Codes map[string]int
 	// Errors counts calls by error text.
 	Errors map[string]int
-	// Latency holds the latencies of the first Kept calls: ghz keeps the
-	// details of at most 10^6 calls (see the package documentation).
+	// Latency holds the latencies of the Kept calls: all of them.
 	Latency *stats.Histogram
 	Kept    int64
 }
@@ -245,39 +246,34 @@ func (t *Task) mergeParts(r *experiment.Result, parts []*load.Part) ([]*Endpoint
 	return out, nil
 }
 
-// load runs ghz's requester on one endpoint until it has made its calls, its
-// duration has passed or ctx is done.
+// load sends the calls of one endpoint until it has made them all, its
+// duration has passed or ctx is done. Each of the endpoint's Concurrency
+// workers makes one call at a time over its share of the Connections
+// connections, and records what it measured in one of a few shards.
 func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env, start time.Time) (*EndpointResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ctl := newControl()
-	cfg, err := t.runConfig(ep, ctl)
-	if err != nil {
-		return nil, fmt.Errorf("configure the load: %w", err)
-	}
-	// With reflection, NewRequester asks the server for the method, for up
-	// to the call timeout and without a context: do not wait for it past
-	// a cancel. It closes its own connection when it returns.
-	var reqr *runner.Requester
-	made := make(chan error, 1)
-	go func() {
-		var err error
-		reqr, err = runner.NewRequester(cfg)
-		made <- err
+	conns := make([]*grpc.ClientConn, ep.Connections)
+	defer func() {
+		for _, cc := range conns {
+			if cc != nil {
+				cc.Close()
+			}
+		}
 	}()
-	select {
-	case err := <-made:
-		if err != nil && t.Config.Protoset == nil {
-			return nil, fmt.Errorf("prepare the calls with server reflection: %s", describe(err))
-		}
+	creds := grpc.WithTransportCredentials(transportCredentials(t.Config.TLS))
+	for i := range conns {
+		// passthrough: the host is dialled as written, as ghz did,
+		// rather than resolved once into addresses.
+		cc, err := grpc.NewClient("passthrough:///"+ep.Host, creds)
 		if err != nil {
-			return nil, fmt.Errorf("prepare the calls: %s", describe(err))
+			return nil, fmt.Errorf("connect: %w", err)
 		}
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		conns[i] = cc
 	}
-	if err := ctx.Err(); err != nil {
+	c, err := t.prepare(ctx, ep, conns[0])
+	if err != nil {
 		return nil, err
 	}
 
@@ -287,68 +283,110 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env, star
 	}
 	env.Logger().Info("sending gRPC load", "endpoint", ep.Label(), "rps", rps,
 		"concurrency", ep.Concurrency, "connections", ep.Connections)
-	ctl.stop = func() { reqr.Stop(runner.ReasonCancel) }
-	stopCancel := context.AfterFunc(ctx, ctl.cancel)
-	rep, runErr := reqr.Run()
-	stopCancel()
-	ctl.finish() // also waits for a cancel in progress to finish its Stop
-
-	out := t.result(ep, rep, start)
-	if out.Kept < out.Calls {
-		env.Logger().Warn("latencies cover the first calls only: ghz keeps the details of at most 10^6 calls",
-			"endpoint", ep.Label(), "calls", out.Calls, "kept", out.Kept)
+	sched := &schedule{start: time.Now(), rate: ep.RPS, total: t.Config.Total, duration: t.Config.Duration}
+	shards := make([]*shard, min(ep.Concurrency, maxShards))
+	for i := range shards {
+		// The highest trackable latency is above the call timeout, so
+		// that calls that time out are still recorded.
+		shards[i] = &shard{rec: stats.NewRecorder(2*t.Config.Timeout, start), codes: map[string]int{}, errors: map[string]int{}}
 	}
-	if runErr != nil && ctx.Err() == nil {
-		return out, fmt.Errorf("send calls: %s", describe(runErr))
+	var wg sync.WaitGroup
+	for w := range ep.Concurrency {
+		cc, sh := conns[w%len(conns)], shards[w%len(shards)]
+		id := fmt.Sprintf("g%dc%d", w%len(conns), w)
+		wg.Go(func() {
+			var timer *time.Timer
+			for {
+				n, ok := sched.take(ctx, &timer)
+				if !ok {
+					return
+				}
+				callCtx, cancel := context.WithTimeout(ctx, t.Config.Timeout)
+				began := time.Now()
+				err := c.call(callCtx, cc, id, n)
+				took := time.Since(began)
+				cancel()
+				if err != nil && ctx.Err() != nil {
+					return // cut short by the cancel: not measured
+				}
+				sh.record(began, took, err)
+			}
+		})
 	}
-	return out, nil
+	wg.Wait()
+	return t.result(ep, shards), nil
 }
 
-// runConfig turns an endpoint into ghz's options.
-func (t *Task) runConfig(ep *Endpoint, ctl *control) (*runner.RunConfig, error) {
-	c := &t.Config
-	opts := []runner.Option{
-		runner.WithConcurrency(uint(ep.Concurrency)),
-		runner.WithConnections(uint(ep.Connections)),
-		runner.WithTimeout(c.Timeout),
-		runner.WithDialTimeout(c.Timeout),
-		runner.WithDataFromJSON(string(ep.Data)),
-		runner.WithInsecure(c.TLS.Insecure),
-		runner.WithSkipTLSVerify(c.TLS.SkipVerify),
-		// A cancel ignores the calls it cuts short instead of counting
-		// them as errors; a timed load ends through the pacer, letting
-		// calls in flight finish.
-		runner.WithDurationStopAction("ignore"),
-		runner.WithPacer(&pacer{ctl: ctl, rate: ep.RPS, max: uint64(c.Total), duration: c.Duration}),
-		runner.WithWorkerTicker(newTicker(ctl, ep.Concurrency)),
-		runner.WithTotalRequests(uint(detailsCapacity(c, ep))),
+// maxShards bounds the recorders of an endpoint: enough that workers seldom
+// wait for each other's lock, few enough that their histograms stay small.
+const maxShards = 8
+
+// shard is what some of an endpoint's workers measured.
+type shard struct {
+	mu     sync.Mutex
+	rec    *stats.Recorder
+	calls  int64
+	codes  map[string]int
+	errors map[string]int
+}
+
+func (s *shard) record(began time.Time, took time.Duration, err error) {
+	code, text := statusOK, ""
+	if err != nil {
+		text = err.Error()
+		code = ""
+		if st, ok := status.FromError(err); ok {
+			code = st.Code().String()
+		}
 	}
-	if len(ep.Metadata) > 0 {
-		// Empty metadata would make ghz parse it as a template for
-		// every call.
-		opts = append(opts, runner.WithMetadata(ep.Metadata))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	s.codes[code]++
+	if text != "" {
+		s.errors[text]++
 	}
-	if !ep.templated() {
-		// Without template actions, ghz need not make a template with
-		// its (and sprig's) functions for every call.
-		opts = append(opts, runner.WithDisableTemplateData(true), runner.WithDisableTemplateFuncs(true))
-	}
-	if c.Protoset != nil {
-		opts = append(opts, runner.WithProtosetBinary(c.Protoset))
+	s.rec.Record(began, took, err != nil)
+}
+
+// prepare finds the endpoint's method, in the protoset or by server
+// reflection over cc, and prepares its calls.
+func (t *Task) prepare(ctx context.Context, ep *Endpoint, cc *grpc.ClientConn) (*caller, error) {
+	svc, _, _ := strings.Cut(ep.Call, "/")
+	var files *protoregistry.Files
+	var err error
+	if t.Config.Protoset != nil {
+		files, err = filesOf(t.Config.Protoset)
 	} else {
-		opts = append(opts, runner.WithReflectionMetadata(ep.Metadata))
+		// Reflection is bounded by the call timeout, as ghz bounded it,
+		// and carries the endpoint's metadata, which a server may need.
+		rctx, cancel := context.WithTimeout(ctx, t.Config.Timeout)
+		if md, mdErr := outgoing(ep.Metadata); mdErr == nil && md != nil && !ep.templated() {
+			rctx = metadata.NewOutgoingContext(rctx, md)
+		}
+		files, err = reflectFiles(rctx, cc, svc)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("prepare the calls with server reflection: %s", describe(err))
+		}
 	}
-	if c.TLS.RootCert == nil {
-		return runner.NewConfig(ep.Call, ep.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the calls: %w", err)
 	}
-	// ghz reads root certificates from a file only, in NewConfig.
-	var cfg *runner.RunConfig
-	err := withContentAsFile(c.TLS.RootCert, func(name string) error {
-		var err error
-		cfg, err = runner.NewConfig(ep.Call, ep.Host, append(opts, runner.WithRootCertificate(name))...)
-		return err
-	})
-	return cfg, err
+	md, err := findMethod(files, ep.Call)
+	if err == nil {
+		var c *caller
+		if c, err = newCaller(md, ep); err == nil {
+			return c, nil
+		}
+	}
+	if t.Config.Protoset == nil {
+		return nil, fmt.Errorf("prepare the calls with server reflection: %w", err)
+	}
+	return nil, fmt.Errorf("prepare the calls: %w", err)
 }
 
 // templated reports whether the endpoint's data or metadata holds template
@@ -365,37 +403,23 @@ func (e *Endpoint) templated() bool {
 	return false
 }
 
-// maxDetails is how many call details ghz keeps (its runner.maxResult).
-const maxDetails = 1_000_000
-
-// detailsCapacity is what ghz should reserve up front for call details: the
-// total when counted, the expected number of calls when timed at a rate, and
-// nothing for a timed load at full speed, whose store grows as calls come.
-func detailsCapacity(c *Config, ep *Endpoint) int64 {
-	switch {
-	case c.Total > 0:
-		return min(c.Total, maxDetails)
-	case ep.RPS > 0:
-		return int64(min(math.Ceil(ep.RPS*c.Duration.Seconds()), maxDetails))
-	}
-	return 0
-}
-
-// result turns ghz's report into an EndpointResult; rep may be nil.
-func (t *Task) result(ep *Endpoint, rep *runner.Report, start time.Time) *EndpointResult {
-	out := &EndpointResult{Endpoint: ep}
-	// The highest trackable latency is above the call timeout, so that
-	// calls that time out are still recorded.
-	rec := stats.NewRecorder(2*t.Config.Timeout, start)
-	if rep != nil {
-		out.Calls, out.Codes, out.Errors = int64(rep.Count), rep.StatusCodeDist, rep.ErrorDist
-		for i := range rep.Details {
-			// ghz stamps a call when it ends; blocks hold calls by start.
-			d := &rep.Details[i]
-			rec.Record(d.Timestamp.Add(-d.Latency), d.Latency, d.Error != "" || d.Status != statusOK)
+// result merges the shards of an endpoint's load.
+func (t *Task) result(ep *Endpoint, shards []*shard) *EndpointResult {
+	out := &EndpointResult{Endpoint: ep, Codes: map[string]int{}, Errors: map[string]int{}}
+	rec := shards[0].rec
+	for i, s := range shards {
+		out.Calls += s.calls
+		for k, n := range s.codes {
+			out.Codes[k] += n
 		}
-		out.Kept = int64(len(rep.Details))
+		for k, n := range s.errors {
+			out.Errors[k] += n
+		}
+		if i > 0 {
+			rec.Merge(s.rec)
+		}
 	}
+	out.Kept = out.Calls
 	out.Latency = rec.Histogram()
 	return out
 }
@@ -436,9 +460,8 @@ func checkCalls(results []*EndpointResult) error {
 	return errors.Join(errs...)
 }
 
-// describe words an error from ghz: a gRPC status as "Code: message", and
-// the errors of many calls (ghz joins one per failed call) once each, with
-// how often they happened.
+// describe words an error: a gRPC status as "Code: message", and joined
+// errors once each, with how often they happened.
 func describe(err error) string {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {

@@ -3,6 +3,7 @@ package grpc
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -113,7 +114,7 @@ type Endpoint struct {
 	// Call is package.Service/Method.
 	Call string
 	// Data is the JSON request message, or a list of them used in turn;
-	// ghz's template actions such as {{.RequestNumber}} are expanded per
+	// template actions such as {{.RequestNumber}} (ghz's) are expanded per
 	// call.
 	Data []byte
 	// Metadata is sent with every call (templates expanded too).
@@ -304,9 +305,9 @@ func checkHost(host string, path *field.Path) *field.Error {
 }
 
 // checkData checks that data is a JSON object, or a non-empty list of them,
-// and, when the method is known and data has no template actions, that it
-// fits the method's input message. It returns data compacted, as ghz tells
-// a list from an object by its first byte.
+// that its templates expand, and, when the method is known, that it (as a
+// sample call expands it) fits the method's input message. It returns data
+// compacted, as the load tells a list from an object by its first byte.
 func checkData(data json.RawMessage, path *field.Path, input protoreflect.MessageDescriptor) ([]byte, field.ErrorList) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, data); err != nil {
@@ -337,7 +338,14 @@ func checkData(data json.RawMessage, path *field.Path, input protoreflect.Messag
 			errs = append(errs, field.Invalid(mp, field.OmitValueType{}, "want a message (an object)"))
 			continue
 		}
-		if input != nil && !bytes.Contains(m, []byte("{{")) {
+		if bytes.Contains(m, []byte("{{")) {
+			var err error
+			if m, err = expandSample(string(m)); err != nil {
+				errs = append(errs, field.Invalid(mp, field.OmitValueType{}, err.Error()))
+				continue
+			}
+		}
+		if input != nil {
 			if err := checkMessage(input, m); err != nil {
 				errs = append(errs, field.Invalid(mp, field.OmitValueType{}, err.Error()))
 			}
@@ -360,7 +368,19 @@ func checkMetadata(k, v string) string {
 			return "a metadata key may hold letters, digits, '-', '_' and '.' only"
 		}
 	}
-	if !strings.HasSuffix(lk, "-bin") {
+	if strings.Contains(k, "{{") || strings.Contains(v, "{{") {
+		for _, text := range []string{k, v} {
+			if _, err := expandSample(text); err != nil {
+				return err.Error()
+			}
+		}
+		return ""
+	}
+	if strings.HasSuffix(lk, "-bin") {
+		if _, err := base64.StdEncoding.DecodeString(v); err != nil {
+			return "a value of a key ending in -bin must be base64: " + err.Error()
+		}
+	} else {
 		for _, r := range v {
 			if r < 0x20 || r > 0x7e {
 				return "a metadata value holds printable ASCII only (use a key ending in -bin for binary values)"
@@ -368,4 +388,22 @@ func checkMetadata(k, v string) string {
 		}
 	}
 	return ""
+}
+
+// expandSample expands a template of data or metadata as it would be for
+// a first call, so that a template that cannot work is refused before the
+// load rather than failing every call.
+func expandSample(text string) ([]byte, error) {
+	t, err := parseTemplate(text)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	sample := &callData{WorkerID: "g0c0", FullyQualifiedName: "package.Service.Method", MethodName: "Method",
+		ServiceName: "Service", InputName: "Input", OutputName: "Output", Timestamp: "2026-01-01T00:00:00Z",
+		UUID: "00000000-0000-4000-8000-000000000000"}
+	if err := t.Execute(&buf, sample); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

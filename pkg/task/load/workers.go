@@ -201,7 +201,7 @@ type PartEndpoint struct {
 	// Codes counts responses by status (an HTTP code, a gRPC code name).
 	Codes map[string]int64 `json:"codes,omitempty"`
 	// Kept counts the requests whose latencies Latency holds, when a load
-	// generator keeps fewer than all (ghz keeps at most 10^6 calls').
+	// generator keeps fewer than all.
 	Kept     int64                       `json:"kept,omitempty"`
 	Failures []experiment.RequestFailure `json:"failures,omitempty"`
 	Latency  *stats.Histogram            `json:"latency,omitempty"`

@@ -384,7 +384,7 @@ func reportCmd(file string, stdout io.Writer) error {
 		{"ours", "ghz", "target >= 0.95"},
 		{"ours", "ghz-samegrpc", "the same grpc-go"},
 		{"ghz-samegrpc", "ghz", "grpc-go's version alone"},
-		{"ours-templated", "ghz-samegrpc-templated", "using ghz as a library, same work per call"},
+		{"ours-templated", "ghz-samegrpc-templated", "the same grpc-go and templates per call"},
 	}
 	for _, p := range pairs {
 		as, bs := byTool["throughput "+p.a], byTool["throughput "+p.b]

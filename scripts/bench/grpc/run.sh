@@ -4,7 +4,8 @@
 # interleaved rounds; and the task's memory for a small and a large load.
 #
 # Contenders, each sending load for $DURATION per round unless said:
-#   ours            the grpc task (ghz's runner as a library) in the driver
+#   ours            the grpc task (its own load generator over grpc-go) in the
+#                   driver
 #   ghz             the ghz CLI v0.120.0 built standalone (`go install`), with
 #                   the grpc-go its own go.mod selects
 #   ghz-samegrpc    the same CLI built against this module's go.mod, so with
@@ -15,11 +16,11 @@
 #                   ghz builds and runs templates for every call in both (its
 #                   CLI always builds one, the task only when data or
 #                   metadata use them), and both counted ($TEMPLATED_TOTAL
-#                   calls), so that both reserve the same store of call
-#                   details: the cost of using ghz as a library, with the
-#                   same ghz, grpc-go and work per call. (In a timed load the
-#                   CLI reserves 64 MB of details up front, which makes its
-#                   garbage collector run far less often; the task does not.)
+#                   calls): the task's load generator against ghz's with the
+#                   same grpc-go and the same work per call. (In a timed load
+#                   the CLI reserves 64 MB of call details up front, which
+#                   makes its garbage collector run far less often; the task
+#                   keeps no details, only histograms.)
 # The greeter (test/greeter/cmd/greeter) serves on CPU $SERVER_CPU and every
 # load generator runs as its own process on CPU $LOAD_CPU. The ghz binary is
 # cached by version under $BENCH_CACHE, as its first build downloads and
@@ -87,8 +88,11 @@ cp "$ghz_cached" "$work/ghz"
 log "building ghz $GHZ_VERSION against this module's go.mod"
 mkdir -p "$work/mod"
 cp go.mod go.sum "$work/mod/"
-# A copy of go.mod and go.sum, so that nothing here changes; ghz's version is
-# the one this module requires.
+# A copy of go.mod and go.sum, so that nothing here changes. The module no
+# longer needs ghz: add it to the copy at $GHZ_VERSION, keeping this module's
+# grpc-go and protobuf.
+"$GO" get -modfile="$work/mod/go.mod" "github.com/bojand/ghz@$GHZ_VERSION" google.golang.org/grpc@"$("$GO" list -m -f '{{.Version}}' google.golang.org/grpc)" \
+	google.golang.org/protobuf@"$("$GO" list -m -f '{{.Version}}' google.golang.org/protobuf)"
 "$GO" build -modfile="$work/mod/go.mod" -mod=mod -o "$work/ghz-samegrpc" github.com/bojand/ghz/cmd/ghz
 
 # --- the greeter -------------------------------------------------------------
@@ -134,7 +138,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # --- memory ------------------------------------------------------------------
-log "memory: the task at $MEM_SMALL and $MEM_LARGE calls (ghz keeps each call's details)"
+log "memory: the task at $MEM_SMALL and $MEM_LARGE calls"
 for n in "$MEM_SMALL" "$MEM_LARGE"; do
 	"${load[@]}" ours --bench memory --tool "ours-$n" "${common[@]}" --total "$n" >>"$results"
 done
