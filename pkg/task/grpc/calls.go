@@ -153,11 +153,7 @@ func newCaller(md protoreflect.MethodDescriptor, ep *Endpoint) (*caller, error) 
 		}
 		c.messages = append(c.messages, r)
 	}
-	templated := false
-	for k, v := range ep.Metadata {
-		templated = templated || strings.Contains(k, "{{") || strings.Contains(v, "{{")
-	}
-	if !templated {
+	if !templated(ep.Metadata) {
 		c.metadata, err = outgoing(ep.Metadata)
 		return c, err
 	}

@@ -1,7 +1,6 @@
 package grpc
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -361,7 +360,7 @@ func (t *Task) prepare(ctx context.Context, ep *Endpoint, cc *grpc.ClientConn) (
 		// Reflection is bounded by the call timeout, as ghz bounded it,
 		// and carries the endpoint's metadata, which a server may need.
 		rctx, cancel := context.WithTimeout(ctx, t.Config.Timeout)
-		if md, mdErr := outgoing(ep.Metadata); mdErr == nil && md != nil && !ep.templated() {
+		if md, mdErr := outgoing(ep.Metadata); mdErr == nil && md != nil && !templated(ep.Metadata) {
 			rctx = metadata.NewOutgoingContext(rctx, md)
 		}
 		files, err = reflectFiles(rctx, cc, svc)
@@ -389,13 +388,10 @@ func (t *Task) prepare(ctx context.Context, ep *Endpoint, cc *grpc.ClientConn) (
 	return nil, fmt.Errorf("prepare the calls: %w", err)
 }
 
-// templated reports whether the endpoint's data or metadata holds template
-// actions, such as {{.RequestNumber}}.
-func (e *Endpoint) templated() bool {
-	if bytes.Contains(e.Data, []byte("{{")) {
-		return true
-	}
-	for k, v := range e.Metadata {
+// templated reports whether metadata holds template actions, such as
+// {{.RequestNumber}}.
+func templated(md map[string]string) bool {
+	for k, v := range md {
 		if strings.Contains(k, "{{") || strings.Contains(v, "{{") {
 			return true
 		}
