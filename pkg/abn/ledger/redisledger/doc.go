@@ -64,11 +64,16 @@
 //
 // A write's ID is remembered (SET NX with the dedupe window as TTL) in the
 // same script call that counts it, so a write is counted exactly when its
-// ID is first stored. The go-redis client retries a call on network
-// errors, and the service's clients retry requests; either way a retried
-// write finds its ID and counts nothing, so retries are safe. IDs are
-// remembered per application: the same ID in two applications counts in
-// both.
+// ID is first stored. The Redis client (package resp, a small RESP2
+// client of our own in place of go-redis, whose size the binary could not
+// afford) sends a call again, up to three times on a new connection, when
+// the connection broke or timed out or Redis is briefly unable (LOADING,
+// READONLY and the like), as go-redis did; the service's clients retry
+// requests too. Either way a retried write finds its ID and counts
+// nothing, and every other call is idempotent (exposures, ZADD of the
+// touched time, reads, Forget's DEL), so retries are safe. A call whose
+// ctx ends is not retried. IDs are remembered per application: the same
+// ID in two applications counts in both.
 //
 // # Atomicity
 //

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger/redisledger/resp"
 )
 
 // touchedKey is a sorted set of applications scored by when a write or an
@@ -15,12 +15,15 @@ import (
 // applications, so it cannot be in one app's slot).
 const touchedKey = root + sep + "touched"
 
-// touch adds the ZADD of apps' recording time to a pipeline's calls.
-func (l *Ledger) touch(ctx context.Context, p redis.Pipeliner, apps map[string]bool) {
-	now := float64(time.Now().UnixMilli())
+// touch is the ZADD of apps' recording time, for a pipeline's calls.
+func touch(apps map[string]bool) []string {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	cmd := make([]string, 0, 2+2*len(apps))
+	cmd = append(cmd, "ZADD", touchedKey)
 	for app := range apps {
-		p.ZAdd(ctx, touchedKey, redis.Z{Score: now, Member: app})
+		cmd = append(cmd, now, app)
 	}
+	return cmd
 }
 
 // Forget removes every application whose last write or exposure was
@@ -30,9 +33,11 @@ func (l *Ledger) touch(ctx context.Context, p redis.Pipeliner, apps map[string]b
 // arrives while an application is being forgotten may be lost with it:
 // applications are forgotten only after a retention of days.
 func (l *Ledger) Forget(ctx context.Context, before time.Time) ([]string, error) {
-	apps, err := l.client.ZRangeByScore(ctx, touchedKey, &redis.ZRangeBy{
-		Min: "-inf", Max: "(" + strconv.FormatInt(before.UnixMilli(), 10),
-	}).Result()
+	reply, err := l.client.Do(ctx, "ZRANGEBYSCORE", touchedKey, "-inf", "("+strconv.FormatInt(before.UnixMilli(), 10))
+	var apps []string
+	if err == nil {
+		apps, err = resp.Strings(reply)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("forget in ledger redis://%s: %w", l.addr, err)
 	}
@@ -47,13 +52,13 @@ func (l *Ledger) Forget(ctx context.Context, before time.Time) ([]string, error)
 // forget deletes one application's keys.
 func (l *Ledger) forget(ctx context.Context, app string) error {
 	k := keysOf(app)
-	versions, err := l.client.SMembers(ctx, k.versions()).Result()
+	versions, err := l.members(ctx, k.versions())
 	if err != nil {
 		return err
 	}
 	keys := []string{k.versions()}
 	for _, v := range versions {
-		metrics, err := l.client.SMembers(ctx, k.metrics(v)).Result()
+		metrics, err := l.members(ctx, k.metrics(v))
 		if err != nil {
 			return err
 		}
@@ -62,10 +67,15 @@ func (l *Ledger) forget(ctx context.Context, app string) error {
 			keys = append(keys, k.agg(v, m), k.sums(v, m))
 		}
 	}
-	_, err = l.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, keys...)
-		p.ZRem(ctx, touchedKey, app)
-		return nil
-	})
+	_, err = l.client.Tx(ctx, append([]string{"DEL"}, keys...), []string{"ZREM", touchedKey, app})
 	return err
+}
+
+// members reads a set.
+func (l *Ledger) members(ctx context.Context, key string) ([]string, error) {
+	v, err := l.client.Do(ctx, "SMEMBERS", key)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Strings(v)
 }

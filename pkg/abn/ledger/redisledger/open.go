@@ -8,8 +8,13 @@ import (
 	"time"
 
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
-	"github.com/redis/go-redis/v9"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger/redisledger/resp"
 )
+
+// maxRetries is how often a call is sent again after a broken connection
+// or a busy server, as go-redis did by default. Every call of the ledger
+// is safe to repeat (see the package doc, Retries).
+const maxRetries = 3
 
 // Options say which Redis to use and how to summarize.
 type Options struct {
@@ -27,7 +32,7 @@ type Options struct {
 // Ledger is a ledger.Ledger kept in Redis. It is safe for concurrent use,
 // by any number of replicas.
 type Ledger struct {
-	client *redis.Client
+	client *resp.Client
 	opts   ledger.Options
 	addr   string
 }
@@ -37,11 +42,12 @@ var _ ledger.Ledger = (*Ledger)(nil)
 // Open connects to Redis and checks that it stores writes durably (see the
 // package doc); ctx bounds the checks.
 func Open(ctx context.Context, opts Options) (*Ledger, error) {
-	client := redis.NewClient(&redis.Options{
-		Addr:     opts.Addr,
-		Username: opts.Username,
-		Password: opts.Password,
-		DB:       opts.DB,
+	client := resp.New(resp.Options{
+		Addr:       opts.Addr,
+		Username:   opts.Username,
+		Password:   opts.Password,
+		DB:         opts.DB,
+		MaxRetries: maxRetries,
 	})
 	l := &Ledger{client: client, opts: opts.Ledger.WithDefaults(), addr: opts.Addr}
 	if err := l.open(ctx); err != nil {
@@ -52,32 +58,27 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 }
 
 func (l *Ledger) open(ctx context.Context) error {
-	if err := l.client.Ping(ctx).Err(); err != nil {
+	if _, err := l.client.Do(ctx, "PING"); err != nil {
 		return err
 	}
 	if err := checkDurable(ctx, l.client); err != nil {
 		return err
 	}
 	// Loading the scripts now spares the first calls a NOSCRIPT round trip.
-	for _, s := range []*redis.Script{recordScript, exposeScript} {
-		if err := s.Load(ctx, l.client).Err(); err != nil {
-			return fmt.Errorf("load script: %w", err)
-		}
-	}
-	return nil
+	return l.loadScripts(ctx)
 }
 
 // checkDurable wants appendonly yes and appendfsync always: only then does
 // Redis fsync a write before acknowledging it.
-func checkDurable(ctx context.Context, c *redis.Client) error {
-	cfg, err := c.ConfigGet(ctx, "append*").Result()
+func checkDurable(ctx context.Context, c *resp.Client) error {
+	cfg, err := configGet(ctx, c, "append*")
 	if err == nil {
 		var policy map[string]string
-		policy, err = c.ConfigGet(ctx, "maxmemory-policy").Result()
+		policy, err = configGet(ctx, c, "maxmemory-policy")
 		maps.Copy(cfg, policy)
 	}
 	if err != nil {
-		var reply redis.Error
+		var reply resp.Error
 		if errors.As(err, &reply) {
 			return fmt.Errorf("CONFIG GET refused (%w): CONFIG is disabled or not permitted (as managed Redis services often do), "+
 				"so the ledger cannot check that appendonly is yes and appendfsync is always, which it needs to acknowledge only durable writes", err)
@@ -99,14 +100,22 @@ func checkDurable(ctx context.Context, c *redis.Client) error {
 	return nil
 }
 
+func configGet(ctx context.Context, c *resp.Client, pattern string) (map[string]string, error) {
+	v, err := c.Do(ctx, "CONFIG", "GET", pattern)
+	if err != nil {
+		return nil, err
+	}
+	return resp.StringMap(v)
+}
+
 // Check pings Redis and writes a key that expires, so that it fails when
 // Redis is unreachable or refuses writes (out of memory, a failed fsync,
 // a read-only replica).
 func (l *Ledger) Check(ctx context.Context) error {
-	if err := l.client.Ping(ctx).Err(); err != nil {
+	if _, err := l.client.Do(ctx, "PING"); err != nil {
 		return fmt.Errorf("check ledger redis://%s: %w", l.addr, err)
 	}
-	if err := l.client.Set(ctx, checkKey, time.Now().UTC().Format(time.RFC3339Nano), time.Minute).Err(); err != nil {
+	if _, err := l.client.Do(ctx, "SET", checkKey, time.Now().UTC().Format(time.RFC3339Nano), "EX", "60"); err != nil {
 		return fmt.Errorf("check ledger redis://%s: write: %w", l.addr, err)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
-	"github.com/redis/go-redis/v9"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger/redisledger/resp"
 )
 
 // MaxScriptWrites bounds the writes (or exposures) of one script call: a
@@ -16,9 +16,9 @@ const MaxScriptWrites = 256
 
 // call is one script call: its script, keys and arguments.
 type call struct {
-	script *redis.Script
+	script *script
 	keys   []string
-	args   []any
+	args   []string
 	// app the call stores for, marked touched in the same pipeline.
 	app string
 }
@@ -48,9 +48,9 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 // arguments: version, user, metric, bucket, value, histogram field.
 func (l *Ledger) recordCall(writes []ledger.Write, part []int) call {
 	k := keysOf(writes[part[0]].App)
-	c := call{script: recordScript, keys: make([]string, 1, 1+6*len(part)), args: make([]any, 1, 1+6*len(part))}
+	c := call{script: recordScript, keys: make([]string, 1, 1+6*len(part)), args: make([]string, 1, 1+6*len(part))}
 	c.keys[0] = k.versions()
-	c.args[0] = max(l.opts.DedupeWindow.Milliseconds(), 1)
+	c.args[0] = strconv.FormatInt(max(l.opts.DedupeWindow.Milliseconds(), 1), 10)
 	for _, i := range part {
 		w := &writes[i]
 		c.keys = append(c.keys, k.id(w.ID), k.users(w.Version), k.cohorts(w.Version), k.metrics(w.Version),
@@ -122,13 +122,11 @@ func (l *Ledger) run(ctx context.Context, calls []call) error {
 		return nil
 	}
 	err := l.pipeline(ctx, calls)
-	if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+	if !resp.HasErrorPrefix(err, "NOSCRIPT") {
 		return err
 	}
-	for _, s := range []*redis.Script{recordScript, exposeScript} {
-		if err := s.Load(ctx, l.client).Err(); err != nil {
-			return fmt.Errorf("load script: %w", err)
-		}
+	if err := l.loadScripts(ctx); err != nil {
+		return err
 	}
 	return l.pipeline(ctx, calls)
 }
@@ -136,16 +134,15 @@ func (l *Ledger) run(ctx context.Context, calls []call) error {
 // pipeline returns the first error of the calls; the applications they
 // store for are marked touched (for Forget) in the same round trip.
 func (l *Ledger) pipeline(ctx context.Context, calls []call) error {
-	// Pipelined returns the first failed call's error.
-	_, err := l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		apps := map[string]bool{}
-		for _, c := range calls {
-			c.script.EvalSha(ctx, p, c.keys, c.args...)
-			apps[c.app] = true
-		}
-		l.touch(ctx, p, apps)
-		return nil
-	})
+	cmds := make([][]string, 0, len(calls)+1)
+	apps := map[string]bool{}
+	for _, c := range calls {
+		cmds = append(cmds, c.script.evalSha(c.keys, c.args))
+		apps[c.app] = true
+	}
+	cmds = append(cmds, touch(apps))
+	// Pipeline returns the first failed call's error.
+	_, err := l.client.Pipeline(ctx, cmds...)
 	return err
 }
 

@@ -1,6 +1,50 @@
 package redisledger
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+)
+
+// script is a Lua script that calls run by its SHA1 (EVALSHA), so that
+// its source crosses the network only when Redis loads it. SHA1 is what
+// Redis names scripts by, not a choice of ours.
+type script struct{ src, sha string }
+
+func newScript(src string) *script {
+	sum := sha1.Sum([]byte(src))
+	return &script{src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+// evalSha is the EVALSHA command that runs s on keys and args.
+func (s *script) evalSha(keys, args []string) []string {
+	cmd := make([]string, 0, 3+len(keys)+len(args))
+	cmd = append(cmd, "EVALSHA", s.sha, strconv.Itoa(len(keys)))
+	return append(append(cmd, keys...), args...)
+}
+
+// loadScripts loads the scripts into Redis' script cache (SCRIPT LOAD),
+// which a restart empties.
+func (l *Ledger) loadScripts(ctx context.Context) error {
+	scripts := []*script{recordScript, exposeScript}
+	cmds := make([][]string, len(scripts))
+	for i, s := range scripts {
+		cmds[i] = []string{"SCRIPT", "LOAD", s.src}
+	}
+	replies, err := l.client.Pipeline(ctx, cmds...)
+	if err != nil {
+		return fmt.Errorf("load script: %w", err)
+	}
+	for i, s := range scripts {
+		// Redis names a script by the SHA1 of its source, as newScript does.
+		if sha, ok := replies[i].(string); !ok || sha != s.sha {
+			return fmt.Errorf("load script: Redis answered %v, want its SHA1 %s", replies[i], s.sha)
+		}
+	}
+	return nil
+}
 
 // recordScript counts the writes of one application (see recordCall for
 // KEYS and ARGV). For each write whose ID is new it does what
@@ -19,7 +63,7 @@ import "github.com/redis/go-redis/v9"
 // out with %.17g, which reads back as the same double. The "#!lua" line
 // makes Redis refuse the whole call up front when it is out of memory,
 // instead of at its first write. It returns how many writes were new.
-var recordScript = redis.NewScript(`#!lua
+var recordScript = newScript(`#!lua
 local function f(x) return string.format('%.17g', x) end
 local function table_of(t, key)
   local c = t[key]
@@ -124,7 +168,7 @@ return n
 // exposeScript exposes users of one application: each user joins the
 // cohort of the exposure's bucket unless exposed to the version before
 // (see exposeCall for KEYS and ARGV). It returns how many were new.
-var exposeScript = redis.NewScript(`#!lua
+var exposeScript = newScript(`#!lua
 local n = 0
 for i = 0, (#KEYS - 1) / 2 - 1 do
   local k, a = 1 + 2 * i, 3 * i

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
-	"github.com/redis/go-redis/v9"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger/redisledger/resp"
 )
 
 // Summary reads an application in three round trips: its versions, then
@@ -27,35 +27,41 @@ func (l *Ledger) Summary(ctx context.Context, app string) (ledger.Summary, error
 func (l *Ledger) summary(ctx context.Context, app string) (ledger.Summary, error) {
 	s := ledger.Summary{App: app, BucketWidth: l.opts.BucketWidth, Versions: map[string]*ledger.VersionSummary{}}
 	k := keysOf(app)
-	versions, err := l.client.SMembers(ctx, k.versions()).Result()
+	versions, err := l.members(ctx, k.versions())
 	if err != nil || len(versions) == 0 {
 		return s, err
 	}
 
-	type versionCmds struct {
-		users   *redis.IntCmd
-		cohorts *redis.MapStringStringCmd
-		metrics *redis.StringSliceCmd
+	// Per version: HLEN users, HGETALL cohorts, SMEMBERS metrics.
+	cmds := make([][]string, 0, 3*len(versions))
+	for _, v := range versions {
+		cmds = append(cmds, []string{"HLEN", k.users(v)}, []string{"HGETALL", k.cohorts(v)}, []string{"SMEMBERS", k.metrics(v)})
 	}
-	vc := make([]versionCmds, len(versions))
-	if _, err := l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, v := range versions {
-			vc[i] = versionCmds{p.HLen(ctx, k.users(v)), p.HGetAll(ctx, k.cohorts(v)), p.SMembers(ctx, k.metrics(v))}
-		}
-		return nil
-	}); err != nil {
+	replies, err := l.client.Pipeline(ctx, cmds...)
+	if err != nil {
 		return s, err
 	}
 
-	type metricCmd struct {
+	type metricOf struct {
 		version, name string
 		vs            *ledger.VersionSummary
-		agg           *redis.MapStringStringCmd
 	}
-	var mc []metricCmd
+	var ms []metricOf
 	for i, v := range versions {
-		vs := &ledger.VersionSummary{Users: vc[i].users.Val()}
-		for f, n := range vc[i].cohorts.Val() {
+		users, err := resp.Int(replies[3*i])
+		if err != nil {
+			return s, fmt.Errorf("version %s: users: %w", v, err)
+		}
+		cohorts, err := resp.StringMap(replies[3*i+1])
+		if err != nil {
+			return s, fmt.Errorf("version %s: cohorts: %w", v, err)
+		}
+		metrics, err := resp.Strings(replies[3*i+2])
+		if err != nil {
+			return s, fmt.Errorf("version %s: metrics: %w", v, err)
+		}
+		vs := &ledger.VersionSummary{Users: users}
+		for f, n := range cohorts {
 			c, err := parseCohort(f, n)
 			if err != nil {
 				return s, fmt.Errorf("version %s: %w", v, err)
@@ -63,31 +69,34 @@ func (l *Ledger) summary(ctx context.Context, app string) (ledger.Summary, error
 			vs.Cohorts = append(vs.Cohorts, c)
 		}
 		slices.SortFunc(vs.Cohorts, func(a, b ledger.Cohort) int { return a.Start.Compare(b.Start) })
-		for _, m := range vc[i].metrics.Val() {
-			mc = append(mc, metricCmd{version: v, name: m, vs: vs})
+		for _, m := range metrics {
+			ms = append(ms, metricOf{version: v, name: m, vs: vs})
 		}
 		s.Versions[v] = vs
 	}
-	if len(mc) == 0 {
+	if len(ms) == 0 {
 		return s, nil
 	}
-	if _, err := l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range mc {
-			mc[i].agg = p.HGetAll(ctx, k.agg(mc[i].version, mc[i].name))
-		}
-		return nil
-	}); err != nil {
+	cmds = cmds[:0]
+	for _, m := range ms {
+		cmds = append(cmds, []string{"HGETALL", k.agg(m.version, m.name)})
+	}
+	if replies, err = l.client.Pipeline(ctx, cmds...); err != nil {
 		return s, err
 	}
-	for _, m := range mc {
-		ms, err := parseMetric(m.agg.Val())
+	for i, m := range ms {
+		h, err := resp.StringMap(replies[i])
+		if err != nil {
+			return s, fmt.Errorf("metric %s: %w", m.name, err)
+		}
+		summary, err := parseMetric(h)
 		if err != nil {
 			return s, fmt.Errorf("metric %s: %w", m.name, err)
 		}
 		if m.vs.Metrics == nil {
 			m.vs.Metrics = map[string]*ledger.MetricSummary{}
 		}
-		m.vs.Metrics[m.name] = ms
+		m.vs.Metrics[m.name] = summary
 	}
 	return s, nil
 }
