@@ -8,9 +8,6 @@ import (
 	"syscall"
 
 	fortiolog "fortio.org/log"
-	// The image has no CA bundle: Go falls back to these roots only when
-	// the system has none, so notify and metrics backends work over HTTPS.
-	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/iter8-tools/iter8/pkg/cli"
 )

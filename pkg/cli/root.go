@@ -141,6 +141,11 @@ func NewRootCmd(fe Frontend, streams IOStreams) *cobra.Command {
 		SilenceUsage:  true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: fe.DisplayName},
 	}
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if cmd.Name() != "version" {
+			useFallbackRoots()
+		}
+	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
