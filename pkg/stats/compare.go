@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-
-	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // power is the probability of detecting an effect of minEffect that every
@@ -89,12 +87,12 @@ func checkLevels(confidence, minEffect float64) error {
 // quantiles returns the two-sided normal quantile at the confidence and the
 // one for 80% power.
 func quantiles(confidence float64) (zAlpha, zBeta float64) {
-	return distuv.UnitNormal.Quantile(1 - (1-confidence)/2), distuv.UnitNormal.Quantile(power)
+	return normalQuantile(1 - (1-confidence)/2), normalQuantile(power)
 }
 
 // twoSided is the two-sided normal p-value of z.
 func twoSided(z float64) float64 {
-	return min(1, 2*distuv.UnitNormal.Survival(math.Abs(z)))
+	return min(1, 2*normalSurvival(math.Abs(z)))
 }
 
 // ceilCount rounds a planned sample size up to a count of at least lo,
@@ -124,11 +122,10 @@ func (e estimate) judge(confidence float64) (p, low, high float64) {
 	var crit float64
 	if math.IsInf(e.df, 1) {
 		p = twoSided(e.diff / se)
-		crit = distuv.UnitNormal.Quantile(1 - (1-confidence)/2)
+		crit = normalQuantile(1 - (1-confidence)/2)
 	} else {
-		t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: e.df}
-		p = min(1, 2*t.Survival(math.Abs(e.diff)/se))
-		crit = t.Quantile(1 - (1-confidence)/2)
+		p = min(1, 2*studentTSurvival(math.Abs(e.diff)/se, e.df))
+		crit = studentTQuantile(1-(1-confidence)/2, e.df)
 	}
 	return p, e.diff - crit*se, e.diff + crit*se
 }
@@ -309,7 +306,7 @@ func shares(e estimate, test Test, confidence, minEffect float64) Comparison {
 	c.Baseline, c.Candidate, c.Effect = p1, p2, e.diff
 	zAlpha, _ := quantiles(confidence)
 	if !math.IsInf(e.df, 1) {
-		zAlpha = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: e.df}.Quantile(1 - (1-confidence)/2)
+		zAlpha = studentTQuantile(1-(1-confidence)/2, e.df)
 	}
 	scale := binomialScale(e)
 	l1, u1 := wilson(p1, e.base.n/scale, zAlpha)

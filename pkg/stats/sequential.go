@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // Pooling says how sequential evidence grows from look to look.
@@ -149,7 +147,7 @@ func normalVariance(v, df, confidence float64) float64 {
 		return v
 	}
 	q := 1 - (1-confidence)/2
-	r := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(q) / distuv.UnitNormal.Quantile(q)
+	r := studentTQuantile(q, df) / normalQuantile(q)
 	return v * r * r
 }
 
