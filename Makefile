@@ -12,9 +12,10 @@ LDFLAGS := -s -w -X github.com/iter8-tools/iter8/pkg/action.version=$(VERSION) -
 # duration races Go 1.26's fuzz coordinator at its deadline (go.dev/issue/75804)
 # and fails with "context deadline exceeded" on a busy machine.
 FUZZTIME ?= 50000x
-# plotly.js for the HTML report, from npm at build time (not committed).
+# plotly.js for the HTML report, from npm at build time (not committed),
+# embedded gzip-compressed.
 PLOTLY_VERSION := 4.1.2
-PLOTLY := pkg/report/assets/plotly.min.js
+PLOTLY := pkg/report/assets/plotly.min.js.gz
 
 .PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster bench-abn clean plotly dist image charts proto
 

@@ -1,12 +1,17 @@
 package report
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"slices"
 	"sort"
@@ -25,18 +30,71 @@ const HTML Format = "html"
 //go:embed templates/report.html.tmpl
 var htmlTemplate string
 
-//go:embed assets
+// assets holds the README and, when the build fetched it, plotly.js
+// gzip-compressed (1.5 MB instead of 4.8). The pattern matches names ending
+// in d or z, so that it always matches something (README.md) and leaves out
+// an uncompressed plotly.min.js that older builds left in the folder.
+//
+//go:embed assets/*[dz]
 var assets embed.FS
 
-// plotlyJS is plotly.js when the build embedded it, else empty. It is read
-// on first use: copying its megabytes at start-up would slow every command.
-var plotlyJS = sync.OnceValue(func() string {
-	data, err := fs.ReadFile(assets, "assets/plotly.min.js")
+// plotlyAsset is where make puts plotly.js, compressed with gzip -9 -n.
+const plotlyAsset = "assets/plotly.min.js.gz"
+
+// plotlyJS is plotly.js when the build embedded it, else empty. It is
+// decompressed on first use: doing so at start-up would slow every command.
+// An archive that does not decompress leaves the report with tables, as a
+// build without plotly.js has, and logs why.
+var plotlyJS = sync.OnceValue(func() string { return loadPlotly(assets) })
+
+// loadPlotly is readPlotly of plotlyAsset in fsys, with an error logged and
+// taken as no plotly.js.
+func loadPlotly(fsys fs.FS) string {
+	js, err := readPlotly(fsys, plotlyAsset)
 	if err != nil {
+		slog.Warn("HTML reports show tables instead of plots: the embedded plotly.js is unusable", "error", err)
 		return ""
 	}
-	return string(data)
-})
+	return js
+}
+
+// maxPlotly bounds the decompressed plotly.js (4.8 MB in version 4), so
+// that a corrupt size in the archive cannot ask for gigabytes.
+const maxPlotly = 64 << 20
+
+// readPlotly decompresses the gzip file name in fsys: "" and no error when
+// there is none (a build without plotly.js), an error naming the file when
+// it does not decompress whole (bad header, data or checksum, truncated,
+// empty or oversized).
+func readPlotly(fsys fs.FS, name string) (string, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	var js strings.Builder
+	// gzip's trailer ends with the uncompressed size (mod 2^32); data has
+	// at least the 10 bytes of the header NewReader read.
+	if size := binary.LittleEndian.Uint32(data[len(data)-4:]); size <= maxPlotly {
+		js.Grow(int(size))
+	}
+	n, err := io.Copy(&js, io.LimitReader(zr, maxPlotly+1))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", name, err)
+	case n > maxPlotly:
+		return "", fmt.Errorf("%s: decompresses to more than %d bytes", name, maxPlotly)
+	case n == 0:
+		return "", fmt.Errorf("%s: decompresses to nothing", name)
+	}
+	return js.String(), nil
+}
 
 // HasPlotly reports whether this binary can draw histograms.
 func HasPlotly() bool { return plotlyJS() != "" }
