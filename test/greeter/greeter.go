@@ -83,6 +83,9 @@ type Options struct {
 	// NoReflection leaves out the server reflection service, so that only
 	// clients that have the proto can call.
 	NoReflection bool
+	// Require, when set, is a metadata key and value that every call,
+	// reflection's included, must carry; others fail Unauthenticated.
+	Require [2]string
 	// Observe, when set, is called with every SayHello call as it arrives,
 	// and with every message of a stream, from many goroutines at once.
 	Observe func(Call)
@@ -189,9 +192,32 @@ func Start(addr string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts []grpc.ServerOption
+	// Messages of any size, so that clients' limits can be tested.
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(math.MaxInt32), grpc.MaxSendMsgSize(math.MaxInt32)}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	if o.Require[0] != "" {
+		check := func(ctx context.Context) error {
+			md, _ := metadata.FromIncomingContext(ctx)
+			if v := md.Get(o.Require[0]); len(v) != 1 || v[0] != o.Require[1] {
+				return status.Errorf(codes.Unauthenticated, "want metadata %s", o.Require[0])
+			}
+			return nil
+		}
+		opts = append(opts,
+			grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				if err := check(ctx); err != nil {
+					return nil, err
+				}
+				return h(ctx, req)
+			}),
+			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+				if err := check(ss.Context()); err != nil {
+					return err
+				}
+				return h(srv, ss)
+			}))
 	}
 	s := &Server{opts: o, desc: d, grpc: grpc.NewServer(opts...), lis: lis, done: make(chan struct{})}
 	s.grpc.RegisterService(&grpc.ServiceDesc{

@@ -3,6 +3,7 @@ package grpc
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -90,5 +91,38 @@ func TestRunMetadataTemplatesAndBinary(t *testing.T) {
 	}
 	if want := map[string]bool{"0": true, "1": true, "2": true, "3": true, "4": true, "5": true}; !maps.Equal(numbers, want) {
 		t.Errorf("the greeter saw request numbers %v, want 0 to 5 once each", numbers)
+	}
+}
+
+// TestRunLargeAnswers: answers above grpc-go's default 4 MiB limit arrive,
+// as they did with ghz.
+func TestRunLargeAnswers(t *testing.T) {
+	s := startGreeter(t, greeter.Options{})
+	// Templates run over the data's JSON text, where a string's quotes are
+	// escaped: a raw string (in backquotes) needs none.
+	f := mustDecode(t, fmt.Sprintf("{host: %q, call: %s, insecure: true, total: 2, concurrency: 1, data: {name: '{{repeat 5000000 `x`}}'}}",
+		s.Addr(), greeter.SayHello), nil)
+	r, err := f.run(t, t.Context())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkCounts(t, r, "", "grpc", 2, 0)
+}
+
+// TestRunReflectionCarriesMetadata: a server that wants a header on every
+// call, reflection's included, gets it, with templates expanded.
+func TestRunReflectionCarriesMetadata(t *testing.T) {
+	s := startGreeter(t, greeter.Options{Require: [2]string{"authorization", "Bearer secret-token"}})
+	f := mustDecode(t, fmt.Sprintf(`{host: %q, call: %s, insecure: true, total: 3,
+		metadata: {authorization: "Bearer secret-token", x-request-id: "{{.UUID}}", "x-w-{{.WorkerID}}": "1"}}`, s.Addr(), greeter.SayHello), nil)
+	r, err := f.run(t, t.Context())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkCounts(t, r, "", "grpc", 3, 0)
+
+	f = mustDecode(t, fmt.Sprintf(`{host: %q, call: %s, insecure: true, total: 3}`, s.Addr(), greeter.SayHello), nil)
+	if _, err := f.run(t, t.Context()); err == nil || !strings.Contains(err.Error(), "Unauthenticated") {
+		t.Errorf("Run without the header: %v, want reflection refused as Unauthenticated", err)
 	}
 }

@@ -136,8 +136,8 @@ type methodSet struct {
 	source string
 }
 
-// find looks up a package.Service/Method call and returns its input type.
-func (m *methodSet) find(call string, path *field.Path) (protoreflect.MessageDescriptor, *field.Error) {
+// find looks up a package.Service/Method call.
+func (m *methodSet) find(call string, path *field.Path) (protoreflect.MethodDescriptor, *field.Error) {
 	svc, method, _ := strings.Cut(call, "/")
 	d, err := m.files.FindDescriptorByName(protoreflect.FullName(svc))
 	sd, ok := d.(protoreflect.ServiceDescriptor)
@@ -152,7 +152,7 @@ func (m *methodSet) find(call string, path *field.Path) (protoreflect.MessageDes
 		}
 		return nil, field.Invalid(path, call, fmt.Sprintf("service %s has no method %s; it has %s", svc, method, list(names)))
 	}
-	return md.Input(), nil
+	return md, nil
 }
 
 // services lists the services that m knows.

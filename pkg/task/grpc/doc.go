@@ -33,12 +33,14 @@
 // start to its end, and its error is its final status.
 //
 // Requests without templates are encoded once, and answers are never
-// decoded: only their status counts.
+// decoded: only their status counts. Messages may be of any size, as with
+// ghz (grpc-go alone refuses answers above 4 MiB).
 //
 // Methods are described by a protoFile (compiled when the spec is decoded,
 // with its imports read relative to the spec), a protoset, or else server
 // reflection (v1, then v1alpha) when the load starts, bounded by the call
-// timeout and sent with the endpoint's metadata.
+// timeout and sent with the endpoint's metadata (templates expanded as for
+// a first call).
 //
 // # Latencies and memory
 //
@@ -47,7 +49,8 @@
 // Recorders as they end: the same HDR histograms as the http task, with the
 // highest trackable latency above the call timeout, merged when the load
 // ends. Every call is counted and recorded; the memory of a load does not
-// grow with its calls.
+// grow with its calls. Errors are counted by text, up to 100 distinct texts
+// per endpoint; the rest are counted together.
 //
 // # Errors
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -261,11 +262,16 @@ func (t *Task) load(ctx context.Context, ep *Endpoint, env *experiment.Env, star
 			}
 		}
 	}()
-	creds := grpc.WithTransportCredentials(transportCredentials(t.Config.TLS))
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(transportCredentials(t.Config.TLS)),
+		// Messages of any size, as ghz allowed: grpc-go's default
+		// refuses answers above 4 MiB.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+	}
 	for i := range conns {
 		// passthrough: the host is dialled as written, as ghz did,
 		// rather than resolved once into addresses.
-		cc, err := grpc.NewClient("passthrough:///"+ep.Host, creds)
+		cc, err := grpc.NewClient("passthrough:///"+ep.Host, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("connect: %w", err)
 		}
@@ -343,9 +349,25 @@ func (s *shard) record(began time.Time, took time.Duration, err error) {
 	s.calls++
 	s.codes[code]++
 	if text != "" {
-		s.errors[text]++
+		addError(s.errors, text, 1)
 	}
 	s.rec.Record(began, took, err != nil)
+}
+
+// maxErrorTexts bounds the distinct error texts kept per endpoint: texts
+// that quote a request ID would otherwise grow with the calls.
+const maxErrorTexts = 100
+
+// otherErrors counts the errors whose texts are not kept.
+const otherErrors = "other errors (their texts are not kept beyond 100 distinct ones)"
+
+// addError counts n errors with text in errs, under otherErrors once errs
+// holds maxErrorTexts texts.
+func addError(errs map[string]int, text string, n int) {
+	if _, ok := errs[text]; !ok && len(errs) >= maxErrorTexts {
+		text = otherErrors
+	}
+	errs[text] += n
 }
 
 // prepare finds the endpoint's method, in the protoset or by server
@@ -358,9 +380,10 @@ func (t *Task) prepare(ctx context.Context, ep *Endpoint, cc *grpc.ClientConn) (
 		files, err = filesOf(t.Config.Protoset)
 	} else {
 		// Reflection is bounded by the call timeout, as ghz bounded it,
-		// and carries the endpoint's metadata, which a server may need.
+		// and carries the endpoint's metadata, which a server may need
+		// (templates expanded as for a first call).
 		rctx, cancel := context.WithTimeout(ctx, t.Config.Timeout)
-		if md, mdErr := outgoing(ep.Metadata); mdErr == nil && md != nil && !templated(ep.Metadata) {
+		if md := reflectionMetadata(ep.Metadata); md != nil {
 			rctx = metadata.NewOutgoingContext(rctx, md)
 		}
 		files, err = reflectFiles(rctx, cc, svc)
@@ -388,6 +411,32 @@ func (t *Task) prepare(ctx context.Context, ep *Endpoint, cc *grpc.ClientConn) (
 	return nil, fmt.Errorf("prepare the calls: %w", err)
 }
 
+// reflectionMetadata is the metadata sent with reflection requests: the
+// endpoint's, with templates expanded as for a first call; entries that
+// cannot be sent are left out.
+func reflectionMetadata(md map[string]string) metadata.MD {
+	out := metadata.MD{}
+	for k, v := range md {
+		if templated(map[string]string{k: v}) {
+			ek, err := expandSample(k, nil)
+			ev, verr := expandSample(v, nil)
+			if err != nil || verr != nil {
+				continue
+			}
+			k, v = string(ek), string(ev)
+		}
+		if m, err := outgoing(map[string]string{k: v}); err == nil {
+			for mk, mv := range m {
+				out.Append(mk, mv...)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // templated reports whether metadata holds template actions, such as
 // {{.RequestNumber}}.
 func templated(md map[string]string) bool {
@@ -409,7 +458,7 @@ func (t *Task) result(ep *Endpoint, shards []*shard) *EndpointResult {
 			out.Codes[k] += n
 		}
 		for k, n := range s.errors {
-			out.Errors[k] += n
+			addError(out.Errors, k, n)
 		}
 		if i > 0 {
 			rec.Merge(s.rec)

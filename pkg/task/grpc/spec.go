@@ -205,9 +205,9 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 	var hostPath *field.Path
 	out.Host, hostPath = load.Pick(s, "host", e.Host, def.Host)
 	add(checkHost(out.Host, hostPath))
-	var input protoreflect.MessageDescriptor
+	var method protoreflect.MethodDescriptor
 	var fe *field.Error
-	out.Call, input, fe = r.resolveCall(load.Pick(s, "call", e.Call, def.Call))
+	out.Call, method, fe = r.resolveCall(load.Pick(s, "call", e.Call, def.Call))
 	add(fe)
 
 	data, dataPath := def.Data, s.Task.Child("data")
@@ -217,7 +217,7 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 	if isNull(data) {
 		data = json.RawMessage(`{}`)
 	}
-	out.Data, more = checkData(data, dataPath, input)
+	out.Data, more = checkData(data, dataPath, method)
 	errs = append(errs, more...)
 	out.Metadata, more = load.Merge(s, "metadata", e.Metadata, def.Metadata, checkMetadata)
 	errs = append(errs, more...)
@@ -257,9 +257,8 @@ func (r *resolver) resolve(e endpoint, t load.Target, s load.Scope) (*Endpoint, 
 }
 
 // resolveCall checks a call written at path, writes it as
-// package.Service/Method and, when the methods are known, finds its input
-// message.
-func (r *resolver) resolveCall(call string, path *field.Path) (string, protoreflect.MessageDescriptor, *field.Error) {
+// package.Service/Method and, when the methods are known, finds it.
+func (r *resolver) resolveCall(call string, path *field.Path) (string, protoreflect.MethodDescriptor, *field.Error) {
 	switch {
 	case call == "":
 		return "", nil, field.Required(path, "the method to call, such as helloworld.Greeter/SayHello")
@@ -273,8 +272,8 @@ func (r *resolver) resolveCall(call string, path *field.Path) (string, protorefl
 	if r.methods == nil {
 		return call, nil, nil
 	}
-	input, fe := r.methods.find(call, path)
-	return call, input, fe
+	method, fe := r.methods.find(call, path)
+	return call, method, fe
 }
 
 func isNull(m json.RawMessage) bool {
@@ -308,7 +307,7 @@ func checkHost(host string, path *field.Path) *field.Error {
 // that its templates expand, and, when the method is known, that it (as a
 // sample call expands it) fits the method's input message. It returns data
 // compacted, as the load tells a list from an object by its first byte.
-func checkData(data json.RawMessage, path *field.Path, input protoreflect.MessageDescriptor) ([]byte, field.ErrorList) {
+func checkData(data json.RawMessage, path *field.Path, method protoreflect.MethodDescriptor) ([]byte, field.ErrorList) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, data); err != nil {
 		return nil, field.ErrorList{field.Invalid(path, field.OmitValueType{}, "not JSON: "+err.Error())}
@@ -340,13 +339,13 @@ func checkData(data json.RawMessage, path *field.Path, input protoreflect.Messag
 		}
 		if bytes.Contains(m, []byte("{{")) {
 			var err error
-			if m, err = expandSample(string(m)); err != nil {
+			if m, err = expandSample(string(m), method); err != nil {
 				errs = append(errs, field.Invalid(mp, field.OmitValueType{}, err.Error()))
 				continue
 			}
 		}
-		if input != nil {
-			if err := checkMessage(input, m); err != nil {
+		if method != nil {
+			if err := checkMessage(method.Input(), m); err != nil {
 				errs = append(errs, field.Invalid(mp, field.OmitValueType{}, err.Error()))
 			}
 		}
@@ -354,8 +353,27 @@ func checkData(data json.RawMessage, path *field.Path, input protoreflect.Messag
 	return compact, errs
 }
 
-// checkMetadata says what is wrong with one metadata entry, or "".
+// checkMetadata says what is wrong with one metadata entry, or "". A
+// templated key or value is checked as a sample call expands it.
 func checkMetadata(k, v string) string {
+	if strings.Contains(k, "{{") || strings.Contains(v, "{{") {
+		var ek, ev []byte
+		var err error
+		if ek, err = expandSample(k, nil); err == nil {
+			ev, err = expandSample(v, nil)
+		}
+		if err != nil {
+			return err.Error()
+		}
+		if problem := checkMetadataEntry(string(ek), string(ev)); problem != "" {
+			return fmt.Sprintf("as a first call expands it (%q: %q): %s", ek, ev, problem)
+		}
+		return ""
+	}
+	return checkMetadataEntry(k, v)
+}
+
+func checkMetadataEntry(k, v string) string {
 	lk := strings.ToLower(k)
 	switch {
 	case k == "":
@@ -368,40 +386,35 @@ func checkMetadata(k, v string) string {
 			return "a metadata key may hold letters, digits, '-', '_' and '.' only"
 		}
 	}
-	if strings.Contains(k, "{{") || strings.Contains(v, "{{") {
-		for _, text := range []string{k, v} {
-			if _, err := expandSample(text); err != nil {
-				return err.Error()
-			}
-		}
-		return ""
-	}
 	if strings.HasSuffix(lk, "-bin") {
 		if _, err := base64.StdEncoding.DecodeString(v); err != nil {
 			return "a value of a key ending in -bin must be base64: " + err.Error()
 		}
-	} else {
-		for _, r := range v {
-			if r < 0x20 || r > 0x7e {
-				return "a metadata value holds printable ASCII only (use a key ending in -bin for binary values)"
-			}
+		return ""
+	}
+	for _, r := range v {
+		if r < 0x20 || r > 0x7e {
+			return "a metadata value holds printable ASCII only (use a key ending in -bin for binary values)"
 		}
 	}
 	return ""
 }
 
 // expandSample expands a template of data or metadata as it would be for
-// a first call, so that a template that cannot work is refused before the
-// load rather than failing every call.
-func expandSample(text string) ([]byte, error) {
+// a first call to method (when known), so that a template that cannot work
+// is refused before the load rather than failing every call.
+func expandSample(text string, method protoreflect.MethodDescriptor) ([]byte, error) {
 	t, err := parseTemplate(text)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
 	sample := &callData{WorkerID: "g0c0", FullyQualifiedName: "package.Service.Method", MethodName: "Method",
 		ServiceName: "Service", InputName: "Input", OutputName: "Output", Timestamp: "2026-01-01T00:00:00Z",
 		UUID: "00000000-0000-4000-8000-000000000000"}
+	if method != nil {
+		sample = (&caller{method: method}).callData("g0c0", 0)
+	}
+	var buf bytes.Buffer
 	if err := t.Execute(&buf, sample); err != nil {
 		return nil, err
 	}

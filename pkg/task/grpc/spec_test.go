@@ -333,6 +333,8 @@ func TestDecodeInvalid(t *testing.T) {
 			want: []string{"Invalid value " + w + ".data"}},
 		{name: "metadata template with an unknown field", with: hc + `metadata: {x-a: "{{.Nope}}"}`, want: []string{"Invalid value " + w + ".metadata[x-a]"}},
 		{name: "binary metadata that is not base64", with: hc + `metadata: {x-a-bin: "not base64!"}`, want: []string{"Invalid value " + w + ".metadata[x-a-bin]"}},
+		{name: "templated binary metadata that is not base64", with: hc + `metadata: {x-ts-bin: "{{.TimestampUnix}}"}`, want: []string{"Invalid value " + w + ".metadata[x-ts-bin]"}},
+		{name: "templated metadata key that expands badly", with: hc + `metadata: {"x {{.WorkerID}}": a}`, want: []string{"Invalid value " + w + ".metadata[x {{.WorkerID}}]"}},
 		{name: "protoFile above 16 MiB", with: hc + `protoFile: big.proto`, want: []string{"Invalid value " + w + ".protoFile"}},
 		{name: "protoset above 16 MiB", with: hc + `protoset: big.protoset`, want: []string{"Invalid value " + w + ".protoset"}},
 		{name: "total and duration", with: hc + "total: 5\nduration: 1s", want: []string{"Forbidden " + w + ".duration"}},
