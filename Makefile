@@ -17,7 +17,7 @@ FUZZTIME ?= 50000x
 PLOTLY_VERSION := 4.1.2
 PLOTLY := pkg/report/assets/plotly.min.js.gz
 
-.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster bench-abn clean plotly dist image charts proto
+.PHONY: all build test test-deps testbed lint unit sim fuzz demo bench bench-grpc bench-cluster bench-abn bench-startup bench-size clean plotly dist image charts proto
 
 all: build
 
@@ -75,6 +75,16 @@ demo: build
 ## bench: the http load generator's benchmarks (installs wrk from Debian's packages)
 bench:
 	bash scripts/bench/run.sh
+
+## bench-startup: `kubectl iter8 version` against `kubectl version --client`
+## (time) and `helm version` (peak RSS), side by side, 20 runs each
+bench-startup: build testbed
+	bash scripts/bench/startup.sh
+
+## bench-size: the stripped binary's size (at most 75 MB) and a table of its
+## size by module
+bench-size: $(PLOTLY)
+	$(GO) run ./scripts/bench/binsize
 
 ## bench-grpc: the grpc task against the ghz CLI
 bench-grpc:
