@@ -84,7 +84,8 @@ bench-startup: build testbed
 ## bench-size: the stripped binary's size (at most 75 MB) and a table of its
 ## size by module
 bench-size: $(PLOTLY)
-	$(GO) run ./scripts/bench/binsize
+	$(GO) build -o $(BIN)/binsize ./scripts/bench/binsize
+	$(BIN)/binsize
 
 ## bench-grpc: the grpc task against the ghz CLI
 bench-grpc:
