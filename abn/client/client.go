@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -65,6 +66,8 @@ type Options struct {
 	// Retries start at 50ms and double, with jitter.
 	MaxBackoff time.Duration
 	// DialOptions replace the default (plain-text transport credentials).
+	// They follow the client's reconnect backoff (100ms growing to 1s),
+	// which a grpc.WithConnectParams among them replaces.
 	DialOptions []grpc.DialOption
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
@@ -95,6 +98,15 @@ func (o *Options) withDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// reconnect is how the client retries a lost connection: gRPC's default
+// backoff grows to two minutes, and every Lookup meanwhile falls back to the
+// baseline, so a restarted service would go unused long after it is back.
+// Here retries start at 100ms and grow to 1s at most.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 5 * time.Second,
 }
 
 // Client talks to the A/B/n service for one application. It is safe for
@@ -140,7 +152,9 @@ func New(opts Options) (*Client, error) {
 		return nil, errors.New("abn client: Baseline is empty: want the version to answer when the service cannot")
 	}
 	opts.withDefaults()
-	conn, err := grpc.NewClient(opts.Target, opts.DialOptions...)
+	// The default reconnect first, so that DialOptions can replace it.
+	dial := append([]grpc.DialOption{grpc.WithConnectParams(reconnect)}, opts.DialOptions...)
+	conn, err := grpc.NewClient(opts.Target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("abn client: target %s: %w", opts.Target, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -823,5 +824,64 @@ func TestWriteMetricAppliesTheServicesRules(t *testing.T) {
 		if err := c.WriteMetric(tt.user, tt.version, tt.metric, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("WriteMetric(%q, %q, %q, %v) = %v, want an error with %q", tt.user, tt.version, tt.metric, tt.value, err, tt.want)
 		}
+	}
+}
+
+// TestReconnectsSoonAfterARestart: while the service is down the client
+// keeps trying to connect at most a second apart (gRPC's default backoff
+// grows to two minutes), and it is used again soon after it is back.
+func TestReconnectsSoonAfterARestart(t *testing.T) {
+	f := &fakeABN{session: &pb.Session{VersionNumber: "1", Version: "v1"}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	c := newClient(t, addr, nil)
+
+	// Down: a listener that hangs up on every connection, counting them.
+	var attempts atomic.Int64
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	const down = 6 * time.Second
+	for start := time.Now(); time.Since(start) < down; {
+		if got := c.Lookup(context.Background(), "ann"); !got.Fallback {
+			t.Fatalf("Lookup = %+v while the service is down, want the fallback", got)
+		}
+		time.Sleep(50 * time.Millisecond) // the frontend's pace of requests
+	}
+	_ = lis.Close()
+	<-accepting
+	// 100ms growing by 1.6 to 1s: about 9 attempts in 6s; gRPC's default
+	// (1s growing by 1.6) makes 3 or 4.
+	if n := attempts.Load(); n < 6 {
+		t.Errorf("the client tried to connect %d times in %v, want 6 or more", n, down)
+	}
+
+	// Back, on the same address.
+	s := grpc.NewServer()
+	pb.RegisterABNServer(s, f)
+	relis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	go func() { _ = s.Serve(relis) }()
+	t.Cleanup(s.Stop)
+	back := time.Now()
+	waitFor(t, "a Lookup answered by the restarted service", func() bool {
+		return !c.Lookup(context.Background(), "ann").Fallback
+	})
+	if took := time.Since(back); took > 3*time.Second {
+		t.Errorf("the restarted service was used again after %v, want within about a second", took)
 	}
 }
