@@ -1,6 +1,8 @@
 // Command abn measures the A/B/n service against its targets (README's
 // A/B/n section): Lookup throughput over loopback gRPC with 64 concurrent
-// clients (p50, p99), Lookup latency at an open-loop 20,000/s, WriteMetric
+// clients (p50, p99), Lookup latency at an open-loop 20,000/s next to the
+// machine's floor (a 64-byte round trip over loopback TCP at the same
+// pace: no gRPC call can be faster), WriteMetric
 // throughput through the SDK's batching on bbolt and on Redis (and one
 // value per call), and the service's heap after 10^4 and 10^6 users.
 //
@@ -8,10 +10,11 @@
 // table, so no cluster is needed) and Redis from Debian's redis-server
 // (skipped with a note when it is missing). Run with `make bench-abn`.
 // To measure the service apart from its client, run it with -serve pinned
-// to one core and the Lookup runs with -target pinned to the other:
+// to one core and the Lookup runs with the flags it prints pinned to the
+// other:
 //
-//	taskset -c 0 go run ./scripts/bench/abn -serve        # prints the address
-//	taskset -c 1 go run ./scripts/bench/abn -target ADDR
+//	taskset -c 0 go run ./scripts/bench/abn -serve   # prints -target ADDR -echo ADDR
+//	taskset -c 1 go run ./scripts/bench/abn -target ADDR -echo ADDR
 package main
 
 import (
@@ -48,24 +51,35 @@ import (
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each throughput and latency run")
-	serveOnly := flag.Bool("serve", false, "only serve (print the gRPC address, run until interrupted), for a client in another process")
+	serveOnly := flag.Bool("serve", false, "only serve (print the -target and -echo flags for a client in another process, run until interrupted)")
 	target := flag.String("target", "", "only measure Lookup against a service at this gRPC address (one started with -serve)")
+	echo := flag.String("echo", "", "with -target: measure the floor against this echo address (the one -serve prints)")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
 	flag.Parse()
 	var err error
 	switch {
 	case *serveOnly:
 		err = serveUntilInterrupted()
+	case *echo != "" && *target == "":
+		fmt.Fprintln(os.Stderr, "bench abn: -echo goes with -target")
+		os.Exit(2)
 	case *target != "":
-		err = lookups(*target, *clients, 20000, *duration)
+		err = lookups(*target, *echo, *clients, 20000, *duration)
 	default:
 		err = run(*duration)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench abn:", err)
+		if errors.Is(err, errBadAddress) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
+
+// errBadAddress marks a -target or -echo that does not answer: bad input,
+// exit 2.
+var errBadAddress = errors.New("does not answer")
 
 // serveUntilInterrupted runs the service on bbolt in a temporary folder,
 // so that it can be pinned to cores apart from the client (taskset).
@@ -85,7 +99,12 @@ func serveUntilInterrupted() error {
 		return err
 	}
 	defer s.stop()
-	fmt.Println(s.target)
+	echo, err := serveEcho()
+	if err != nil {
+		return err
+	}
+	defer echo.Close()
+	fmt.Printf("-target %s -echo %s\n", s.target, echo.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
@@ -140,7 +159,12 @@ func run(d time.Duration) error {
 	defer s.stop()
 	fmt.Printf("A/B/n service on %d cores (GOMAXPROCS %d)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
 
-	if err := lookups(s.target, 64, 20000, d); err != nil {
+	echo, err := serveEcho()
+	if err != nil {
+		return err
+	}
+	defer echo.Close()
+	if err := lookups(s.target, echo.Addr().String(), 64, 20000, d); err != nil {
 		return err
 	}
 	if err := writes("bbolt", s.target, d); err != nil {
@@ -209,29 +233,97 @@ func sdkClient(target string) (lookupFunc, func(), error) {
 		}, nil
 }
 
-// lookups runs the closed-loop and the open-loop Lookup runs through the
-// unary calls and through the SDK.
-func lookups(target string, clients, rate int, d time.Duration) error {
-	for _, via := range []struct {
+// openLoopRounds: the open loops take turns, this many rounds each, so
+// that a burst of other work on the machine falls on every contender
+// alike and not on one of them.
+const openLoopRounds = 3
+
+// lookups runs the closed-loop Lookup runs through the unary calls and
+// through the SDK, then the open loops in turns: the floor (when there is
+// an echo address), the unary calls and the SDK.
+func lookups(target, echo string, clients, rate int, d time.Duration) error {
+	type contender struct {
 		name string
 		dial func(string) (lookupFunc, func(), error)
-	}{{"unary calls", unaryClient}, {"the SDK (stream)", sdkClient}} {
-		for _, run := range []func(string, lookupFunc) error{
-			func(name string, f lookupFunc) error { return lookupThroughput(name, f, clients, d) },
-			func(name string, f lookupFunc) error { return lookupOpenLoop(name, f, rate, d) },
-		} {
-			f, closeClient, err := via.dial(target)
-			if err != nil {
-				return err
-			}
-			err = run(via.name, f)
-			closeClient()
-			if err != nil {
+		addr string
+	}
+	contenders := []contender{
+		{"Lookup through unary calls", unaryClient, target},
+		{"Lookup through the SDK (stream)", sdkClient, target},
+	}
+	if err := reachable(target, echo); err != nil {
+		return err
+	}
+	for _, c := range contenders {
+		f, closeClient, err := c.dial(c.addr)
+		if err != nil {
+			return err
+		}
+		err = lookupThroughput(c.name, f, clients, d)
+		closeClient()
+		if err != nil {
+			return err
+		}
+	}
+	if echo != "" {
+		floor := contender{"Floor: a 64-byte round trip over loopback TCP", echoClient, echo}
+		contenders = append([]contender{floor}, contenders...)
+	}
+	runs := make([]openLoopRun, len(contenders))
+	for i, c := range contenders {
+		f, closeClient, err := c.dial(c.addr)
+		if err != nil {
+			return err
+		}
+		defer closeClient()
+		// A short round first, not counted, so that connections and
+		// streams are open before the rounds that count.
+		warm := openLoopRun{lookup: f, all: newHist(), own: newHist()}
+		if err := warm.round(rate, time.Second/2); err != nil {
+			return err
+		}
+		runs[i] = openLoopRun{name: c.name, lookup: f, all: newHist(), own: newHist()}
+	}
+	for range openLoopRounds {
+		for i := range runs {
+			if err := runs[i].round(rate, d/openLoopRounds); err != nil {
 				return err
 			}
 		}
 	}
+	for _, r := range runs {
+		fmt.Printf("%s, open loop at %d/s, %d rounds of %v in turns: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs, %d failed (%d sent while every worker was busy); the schedule's own delay: p50 %dµs, p99 %dµs\n",
+			r.name, rate, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), r.all.ValueAtQuantile(50), r.all.ValueAtQuantile(99), r.roundP99s,
+			r.all.ValueAtQuantile(99.9), r.failed, r.late, r.own.ValueAtQuantile(50), r.own.ValueAtQuantile(99))
+	}
 	return nil
+}
+
+// reachable checks the addresses before any run, so that a wrong one is
+// named at once instead of counted as failed Lookups.
+func reachable(target, echo string) error {
+	c, closeConn, err := conn(target)
+	if err != nil {
+		return fmt.Errorf("-target %s %w: %w", target, errBadAddress, err)
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Lookup(ctx, &pb.Application{Name: "bench/shop", User: "reachable"}); err != nil {
+		return fmt.Errorf("-target %s %w (a service started with -serve is expected there): %w", target, errBadAddress, err)
+	}
+	if echo == "" {
+		return nil
+	}
+	e, err := net.DialTimeout("tcp", echo, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("-echo %s %w (the echo address -serve prints is expected there): %w", echo, errBadAddress, err)
+	}
+	return e.Close()
+}
+
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
 }
 
 // lookupThroughput: clients call Lookup back to back.
@@ -241,7 +333,7 @@ func lookupThroughput(via string, lookup lookupFunc, clients int, d time.Duratio
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for i := range clients {
-		hists[i] = hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+		hists[i] = newHist()
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline); n++ {
 				t0 := time.Now()
@@ -255,24 +347,33 @@ func lookupThroughput(via string, lookup lookupFunc, clients int, d time.Duratio
 	}
 	wg.Wait()
 	all := merge(hists)
-	fmt.Printf("Lookup through %s, %d concurrent clients, %v: %.0f/s, p50 %dµs, p99 %dµs, %d failed\n",
+	fmt.Printf("%s, %d concurrent clients, %v: %.0f/s, p50 %dµs, p99 %dµs, %d failed\n",
 		via, clients, d, float64(all.TotalCount())/d.Seconds(), all.ValueAtQuantile(50), all.ValueAtQuantile(99), failed.Load())
 	return nil
 }
 
-// lookupOpenLoop sends Lookups at a fixed rate whatever the answers do,
-// and measures each from when it was due (no coordinated omission).
-func lookupOpenLoop(via string, lookup lookupFunc, rate int, d time.Duration) error {
+// openLoopRun gathers one contender's open-loop rounds.
+type openLoopRun struct {
+	name         string
+	lookup       lookupFunc
+	all, own     *hdrhistogram.Histogram
+	roundP99s    string
+	failed, late int64
+}
+
+// round sends Lookups at a fixed rate whatever the answers do, and
+// measures each from when it was due (no coordinated omission).
+func (r *openLoopRun) round(rate int, d time.Duration) error {
 	const workers = 256
 	due := make(chan time.Time, workers)
 	hists := make([]*hdrhistogram.Histogram, workers)
 	var wg sync.WaitGroup
 	var n, failed atomic.Int64
 	for i := range workers {
-		hists[i] = hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+		hists[i] = newHist()
 		wg.Go(func() {
 			for t := range due {
-				if err := lookup("open-" + strconv.FormatInt(n.Add(1), 10)); err != nil {
+				if err := r.lookup("open-" + strconv.FormatInt(n.Add(1), 10)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -280,30 +381,109 @@ func lookupOpenLoop(via string, lookup lookupFunc, rate int, d time.Duration) er
 			}
 		})
 	}
+	defer func() {
+		close(due)
+		wg.Wait()
+		all := merge(hists)
+		r.all.Merge(all)
+		r.failed += failed.Load()
+		if r.roundP99s != "" {
+			r.roundP99s += ", "
+		}
+		r.roundP99s += strconv.FormatInt(all.ValueAtQuantile(99), 10)
+	}()
 	interval := time.Second / time.Duration(rate)
-	start := time.Now()
-	late := 0
-	for k := 0; ; k++ {
-		t := start.Add(time.Duration(k) * interval)
-		if t.Sub(start) >= d {
-			break
+	total := int(d / interval)
+	pace, err := newPacer(interval)
+	if err != nil {
+		return err
+	}
+	defer pace.close()
+	for k := 0; k < total; {
+		ticks, err := pace.wait()
+		if err != nil {
+			return err
 		}
-		if w := time.Until(t); w > 0 {
-			time.Sleep(w) // pacing the schedule, not synchronisation
-		}
-		select {
-		case due <- t:
-		default:
-			late++ // every worker busy: the service is not keeping up
-			due <- t
+		for ; ticks > 0 && k < total; ticks-- {
+			k++
+			t := pace.start.Add(time.Duration(k) * interval)
+			// The schedule's own delay, from when a Lookup was due to
+			// when it is handed to a worker, is part of every latency.
+			_ = r.own.RecordValue(time.Since(t).Microseconds())
+			select {
+			case due <- t:
+			default:
+				r.late++ // every worker busy: the service is not keeping up
+				due <- t
+			}
 		}
 	}
-	close(due)
-	wg.Wait()
-	all := merge(hists)
-	fmt.Printf("Lookup through %s, open loop at %d/s, %v: p50 %dµs, p99 %dµs, p99.9 %dµs, %d failed (%d sent while every worker was busy)\n",
-		via, rate, d, all.ValueAtQuantile(50), all.ValueAtQuantile(99), all.ValueAtQuantile(99.9), failed.Load(), late)
 	return nil
+}
+
+// serveEcho answers every connection by echoing what it reads.
+func serveEcho() (net.Listener, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return lis, nil
+}
+
+// echoClient: each call writes 64 bytes on an idle connection (dialled
+// when none is idle) and reads them back, as a Lookup would with no gRPC
+// framing and no work in the service.
+func echoClient(addr string) (lookupFunc, func(), error) {
+	idle := make(chan net.Conn, 1024)
+	var mu sync.Mutex
+	var all []net.Conn
+	return func(string) error {
+			var c net.Conn
+			select {
+			case c = <-idle:
+			default:
+				var err error
+				if c, err = net.Dial("tcp", addr); err != nil {
+					return err
+				}
+				mu.Lock()
+				all = append(all, c)
+				mu.Unlock()
+			}
+			var buf [64]byte
+			if _, err := c.Write(buf[:]); err != nil {
+				_ = c.Close()
+				return err
+			}
+			if _, err := io.ReadFull(c, buf[:]); err != nil {
+				_ = c.Close()
+				return err
+			}
+			select {
+			case idle <- c:
+			default:
+				_ = c.Close()
+			}
+			return nil
+		}, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range all {
+				_ = c.Close()
+			}
+		}, nil
 }
 
 // writes measures WriteMetric through the SDK (batching) and one value
@@ -340,7 +520,7 @@ func writes(name, target string, d time.Duration) error {
 		return err
 	}
 	defer closeConn()
-	h := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+	h := newHist()
 	start = time.Now()
 	for k := 0; time.Since(start) < d/5; k++ {
 		t0 := time.Now()
@@ -430,7 +610,7 @@ func memory() error {
 }
 
 func merge(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {
-	all := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+	all := newHist()
 	for _, h := range hs {
 		all.Merge(h)
 	}
