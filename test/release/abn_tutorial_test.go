@@ -56,7 +56,7 @@ func TestABNTutorial(t *testing.T) {
 	plan := userRounds(users, rounds)
 	for r := range rounds {
 		if r > 0 {
-			waitLoops(t, ctx, ns, r)
+			waitLoops(t, ctx, ns, r, loopWait)
 		}
 		sendRound(t, ctx, front, plan[r])
 	}

@@ -36,7 +36,7 @@ func TestBanditAA(t *testing.T) {
 			plan := userRounds(users, rounds)
 			for r := range rounds {
 				if r > 0 {
-					waitLoops(t, ctx, bed.ns, r)
+					waitLoops(t, ctx, bed.ns, r, loopWait)
 				}
 				sendRound(t, ctx, bed.front, plan[r])
 			}
@@ -378,7 +378,7 @@ func nextLoop(t *testing.T, ctx context.Context, ns string) *experiment.Result {
 	if r := readResult(t, ns, "bandit"); r != nil {
 		n = len(r.History)
 	}
-	waitLoops(t, ctx, ns, n+1)
+	waitLoops(t, ctx, ns, n+1, loopWait)
 	return readResult(t, ns, "bandit")
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/iter8-tools/iter8/abn/client"
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -43,7 +45,8 @@ const (
 // gate included), within the cap and the floors, until v2 is promoted and
 // Traefik sends it every request. On the way the A/B/n service is down for
 // a loop (the loop fails naming it, no weight moves, the next loop
-// recovers) and the Job's pod is killed (the retried pod resumes).
+// recovers) and the Job's pod is killed as an upgrade begins (the retried
+// pod rolls back the revision left pending, and resumes).
 func TestBanditThroughTraefik(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 9*time.Minute)
 	defer cancel()
@@ -58,13 +61,18 @@ func TestBanditThroughTraefik(t *testing.T) {
 	var log syncBuffer
 	front := startFrontend(t, svc, ns+"/app", tr.URL, &log)
 
+	// A kill that lands in an upgrade leaves the release pending, and the
+	// retried pod rolls it back only once it is twice the bandit's timeout
+	// old (until then the killed attempt might still be running): the
+	// loops after the kill may take that long.
+	const banditTimeout = 15 * time.Second
 	start := time.Now()
 	mustHelm(t, "install", "bandit", experimentChart(t), "-n", ns,
 		"--set", "tasks={abn,assess,bandit},versions={v1,v2},loops=40,interval=3s,failedLoops=continue",
 		"--set", "abn.endpoint=http://"+svc.httpAddr+",abn.application="+ns+"/app,abn.metrics={purchases}",
 		"--set", "assess.rewards.max={abn/purchases-conversion}",
 		"--set", "assess.comparisons[0].metric=abn/purchases-conversion,assess.comparisons[0].better=higher",
-		"--set", "bandit.release=app,bandit.reward=abn/purchases-conversion,bandit.minSample=100,bandit.timeout=1m")
+		"--set", "bandit.release=app,bandit.reward=abn/purchases-conversion,bandit.minSample=100,bandit.timeout="+banditTimeout.String())
 	t.Logf("helm install of the bandit returned in %v", time.Since(start).Round(time.Millisecond))
 	if res := readResult(t, ns, "bandit"); res != nil && res.Completed() {
 		t.Fatalf("helm install waited for the experiment's end: it must return at once (a long-running Job)")
@@ -75,17 +83,22 @@ func TestBanditThroughTraefik(t *testing.T) {
 	// round and comes back in the next ones.
 	const users, rounds = 5000, 20
 	plan := userRounds(users, rounds)
+	const killAfter = 3
+	killed := make(chan killResult, 1)
 	for r := range rounds {
 		if r > 0 {
-			waitLoops(t, ctx, ns, r)
-		}
-		if r == 3 {
-			// Between the loop's start and its upgrade: a pod killed in
-			// the middle of a helm upgrade leaves the release pending.
-			if err := harness.KillJobPod(ns, "bandit-iter8-run-1"); err != nil {
-				t.Fatalf("kill the Job's pod: %v", err)
+			within := loopWait
+			if r > killAfter {
+				within += 2 * banditTimeout
 			}
-			t.Logf("killed the Job's pod (kill -9) after loop %d", r)
+			waitLoops(t, ctx, ns, r, within)
+		}
+		if r == killAfter {
+			// The Job's pod is killed in the bandit's next upgrade, while
+			// the rounds go on (they give the evidence for it).
+			killCtx, stopKiller := context.WithCancel(ctx)
+			defer stopKiller()
+			go func() { killed <- killInUpgrade(killCtx, ns, "bandit-iter8-run-1") }()
 		}
 		sendRound(t, ctx, front, plan[r])
 		if r == 1 {
@@ -94,6 +107,7 @@ func TestBanditThroughTraefik(t *testing.T) {
 	}
 	res := waitEnd(t, ctx, ns, "bandit")
 	t.Logf("bandit: %s after loop %d of %d (%v after install)", res.Stopped, res.Loop, res.Loops, time.Since(start).Round(time.Second))
+	checkKilledInUpgrade(t, ns, killed)
 	if b := res.Bandit; b == nil || b.Promoted != "v2" || b.Weights["v2"] != 100 {
 		t.Fatalf("bandit %+v, stopped %q: want v2 promoted", res.Bandit, res.Stopped)
 	}
@@ -339,13 +353,7 @@ func checkResumed(t *testing.T, res *experiment.Result, killed bool) {
 // floor or above; the last is the promotion.
 func checkRevisions(t *testing.T, ns string) {
 	t.Helper()
-	var history []struct {
-		Revision    int    `json:"revision"`
-		Description string `json:"description"`
-	}
-	if err := json.Unmarshal([]byte(mustHelm(t, "history", "app", "-n", ns, "-o", "json", "--max", "100").Stdout), &history); err != nil {
-		t.Fatal(err)
-	}
+	history := appHistory(t, ns)
 	prev := map[string]int{"v1": 50, "v2": 50}
 	moves := 0
 	loops := map[string]int{} // revisions per loop: a retried loop must not move twice
@@ -470,10 +478,82 @@ func v2Fell(res *experiment.Result) bool {
 	return false
 }
 
-// waitLoops waits until the experiment has finished n loops, or ended.
-func waitLoops(t *testing.T, ctx context.Context, ns string, n int) {
+// killResult is what killInUpgrade did.
+type killResult struct {
+	revision string // the release's revision that the kill left pending, if any
+	err      error
+}
+
+// killInUpgrade kills the Job's pod as soon as an upgrade of the app's
+// release begins (its revision is stored pending), so that the retried
+// pod must find the revision the killed one left pending. An upgrade
+// takes a fraction of a second and the kill can come after its end: the
+// result says whether a revision was still pending once the retried pod
+// ran.
+func killInUpgrade(ctx context.Context, ns, job string) killResult {
+	secrets := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "secrets"}).Namespace(ns)
+	pending := metav1.ListOptions{LabelSelector: "owner=helm,name=app,status=pending-upgrade"}
+	w, err := secrets.Watch(ctx, pending)
+	if err != nil {
+		return killResult{err: fmt.Errorf("watch the app's pending revisions: %w", err)}
+	}
+	defer w.Stop()
+	select {
+	case _, ok := <-w.ResultChan():
+		if !ok {
+			return killResult{err: errors.New("the watch of the app's pending revisions ended")}
+		}
+	case <-ctx.Done():
+		return killResult{err: fmt.Errorf("no upgrade of the app began: %w", ctx.Err())}
+	}
+	if err := harness.KillJobPod(ns, job); err != nil {
+		return killResult{err: err}
+	}
+	// Once the next pod runs, the killed process is gone: nothing it
+	// began can still end the upgrade.
+	if _, err := harness.WaitJobPodRunning(ctx, ns, job); err != nil {
+		return killResult{err: fmt.Errorf("the Job's next pod: %w", err)}
+	}
+	l, err := secrets.List(ctx, pending)
+	if err != nil || len(l.Items) == 0 {
+		return killResult{err: err}
+	}
+	return killResult{revision: l.Items[0].GetLabels()["version"]}
+}
+
+// checkKilledInUpgrade wants the kill done and, when it left a revision
+// pending, that revision rolled back by the retried pod.
+func checkKilledInUpgrade(t *testing.T, ns string, killed <-chan killResult) {
 	t.Helper()
-	eventually(t, ctx, fmt.Sprintf("loop %d of the bandit", n), func() (bool, string) {
+	var k killResult
+	select {
+	case k = <-killed:
+	case <-time.After(10 * time.Second): // the run has ended: it made its promotion's upgrade at least
+		t.Fatalf("the run ended, but no upgrade of the app was seen begin after the killer started: the Job's pod was not killed")
+	}
+	if k.err != nil {
+		t.Fatalf("kill the Job's pod in an upgrade: %v", k.err)
+	}
+	if k.revision == "" {
+		t.Logf("killed the Job's pod (kill -9) just after an upgrade ended: no revision was left pending")
+		return
+	}
+	history := appHistory(t, ns)
+	if !slices.ContainsFunc(history, func(h helmRevision) bool { return strings.HasPrefix(h.Description, "Rollback to ") }) {
+		t.Errorf("the kill left revision %s pending, but the app's history has no rollback: %+v", k.revision, history)
+		return
+	}
+	t.Logf("killed the Job's pod (kill -9) in an upgrade: the retried pod rolled the pending revision %s back", k.revision)
+}
+
+// loopWait is how long waitLoops waits for a loop that nothing delays.
+const loopWait = time.Minute
+
+// waitLoops waits, for at most within, until the experiment has finished
+// n loops, or ended.
+func waitLoops(t *testing.T, ctx context.Context, ns string, n int, within time.Duration) {
+	t.Helper()
+	waitUntil(t, ctx, within, fmt.Sprintf("loop %d of the bandit", n), func() (bool, string) {
 		r := readResult(t, ns, "bandit")
 		if r == nil {
 			return false, "no result yet"
