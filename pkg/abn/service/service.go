@@ -69,6 +69,11 @@ type Service struct {
 	endStreams   sync.Once
 }
 
+// DroppedExposures is how many exposures were not recorded because the
+// queue to the ledger was full; each of those users' next Lookup queues
+// theirs again.
+func (s *Service) DroppedExposures() uint64 { return s.exposed.dropped.Load() }
+
 // New makes a Service; Run must run for exposures to be recorded.
 func New(opts Options) (*Service, error) {
 	switch {

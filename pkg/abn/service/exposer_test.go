@@ -1,0 +1,120 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iter8-tools/iter8/pkg/abn/apps"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger/ledgertest"
+)
+
+// stalledLedger holds every Expose until released.
+type stalledLedger struct {
+	*ledgertest.Model
+	released chan struct{}
+}
+
+func (s *stalledLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
+	select {
+	case <-s.released:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Model.Expose(ctx, xs)
+}
+
+// lockedBuffer is a log destination that the test reads while the
+// service writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDroppedExposuresAreLoggedAndSentAgain: while the ledger lags, the
+// exposures that do not fit the queue are counted and logged, and each of
+// those users' next Lookup records theirs: none is lost to a user who
+// comes back.
+func TestDroppedExposuresAreLoggedAndSentAgain(t *testing.T) {
+	l := &stalledLedger{Model: ledgertest.NewModel(ledger.Options{}), released: make(chan struct{})}
+	var logs lockedBuffer
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns",
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// More users than the queue and one batch hold: at least the last
+	// 100 find the queue full.
+	users := exposureBuffer + exposureBatch + 100
+	lookUpAll := func() {
+		for i := range users {
+			if _, err := svc.Lookup("ns/shop", "user-"+strconv.Itoa(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lookUpAll()
+	dropped := svc.DroppedExposures()
+	if dropped < 100 {
+		t.Fatalf("%d exposures dropped with the ledger stalled, want at least 100", dropped)
+	}
+	close(l.released)
+
+	want := fmt.Sprintf("total=%d", dropped)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning with %s within 10s; the log:\n%s", want, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+
+	exposed := func() int64 {
+		sum, _ := l.Summary(context.Background(), "ns/shop")
+		if v := sum.Versions["v1"]; v != nil {
+			return v.Users
+		}
+		return 0
+	}
+	// Once the ledger has stored what was queued, the users come back.
+	for exposed() != int64(users)-int64(dropped) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d users exposed after the ledger was released, want the %d queued", exposed(), int64(users)-int64(dropped))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	lookUpAll()
+	for exposed() != int64(users) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d users exposed after every user came back, want %d", exposed(), users)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	if d := svc.DroppedExposures(); d != dropped {
+		t.Errorf("%d exposures dropped in all, want only the %d of the stall", d, dropped)
+	}
+}
