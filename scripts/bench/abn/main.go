@@ -64,7 +64,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench abn: -echo goes with -target")
 		os.Exit(2)
 	case *target != "":
-		err = lookups(*target, *echo, *clients, 20000, *duration)
+		if err = reachable(*target, *echo); err == nil {
+			err = lookups(*target, *echo, *clients, 20000, *duration)
+		}
 	default:
 		err = run(*duration)
 	}
@@ -108,6 +110,7 @@ func serveUntilInterrupted() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
+	fmt.Printf("exposures not recorded (the queue to the ledger was full): %d\n", s.svc.DroppedExposures())
 	return nil
 }
 
@@ -167,6 +170,7 @@ func run(d time.Duration) error {
 	if err := lookups(s.target, echo.Addr().String(), 64, 20000, d); err != nil {
 		return err
 	}
+	fmt.Printf("exposures not recorded (the queue to the ledger was full): %d\n", s.svc.DroppedExposures())
 	if err := writes("bbolt", s.target, d); err != nil {
 		return err
 	}
@@ -233,6 +237,9 @@ func sdkClient(target string) (lookupFunc, func(), error) {
 		}, nil
 }
 
+// openLoopWorkers is how many Lookups of an open loop can be outstanding.
+const openLoopWorkers = 256
+
 // openLoopRounds: the open loops take turns, this many rounds each, so
 // that a burst of other work on the machine falls on every contender
 // alike and not on one of them.
@@ -251,15 +258,12 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		{"Lookup through unary calls", unaryClient, target},
 		{"Lookup through the SDK (stream)", sdkClient, target},
 	}
-	if err := reachable(target, echo); err != nil {
-		return err
-	}
-	for _, c := range contenders {
+	for i, c := range contenders {
 		f, closeClient, err := c.dial(c.addr)
 		if err != nil {
 			return err
 		}
-		err = lookupThroughput(c.name, f, clients, d)
+		err = lookupThroughput(c.name, fmt.Sprintf("closed-%s-%d-", runID, i), f, clients, d)
 		closeClient()
 		if err != nil {
 			return err
@@ -269,7 +273,7 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		floor := contender{"Floor: a 64-byte round trip over loopback TCP", echoClient, echo}
 		contenders = append([]contender{floor}, contenders...)
 	}
-	runs := make([]openLoopRun, len(contenders))
+	runs := make([]*openLoopRun, len(contenders))
 	for i, c := range contenders {
 		f, closeClient, err := c.dial(c.addr)
 		if err != nil {
@@ -278,11 +282,11 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		defer closeClient()
 		// A short round first, not counted, so that connections and
 		// streams are open before the rounds that count.
-		warm := openLoopRun{lookup: f, all: newHist(), own: newHist()}
+		warm := openLoopRun{lookup: f, users: fmt.Sprintf("warm-%s-%d-", runID, i), all: newHist(), own: newHist()}
 		if err := warm.round(rate, time.Second/2); err != nil {
 			return err
 		}
-		runs[i] = openLoopRun{name: c.name, lookup: f, all: newHist(), own: newHist()}
+		runs[i] = &openLoopRun{name: c.name, lookup: f, users: fmt.Sprintf("open-%s-%d-", runID, i), all: newHist(), own: newHist()}
 	}
 	for range openLoopRounds {
 		for i := range runs {
@@ -292,6 +296,10 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		}
 	}
 	for _, r := range runs {
+		if r.all.TotalCount() == 0 {
+			fmt.Printf("%s, open loop at %d/s: every call failed (%d)\n", r.name, rate, r.failed)
+			continue
+		}
 		fmt.Printf("%s, open loop at %d/s, %d rounds of %v in turns: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs, %d failed (%d sent while every worker was busy); the schedule's own delay: p50 %dµs, p99 %dµs\n",
 			r.name, rate, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), r.all.ValueAtQuantile(50), r.all.ValueAtQuantile(99), r.roundP99s,
 			r.all.ValueAtQuantile(99.9), r.failed, r.late, r.own.ValueAtQuantile(50), r.own.ValueAtQuantile(99))
@@ -316,18 +324,44 @@ func reachable(target, echo string) error {
 		return nil
 	}
 	e, err := net.DialTimeout("tcp", echo, 5*time.Second)
+	if err == nil {
+		defer e.Close()
+		err = echoOnce(e, time.Now().Add(5*time.Second))
+	}
 	if err != nil {
 		return fmt.Errorf("-echo %s %w (the echo address -serve prints is expected there): %w", echo, errBadAddress, err)
 	}
-	return e.Close()
+	return nil
+}
+
+// echoOnce writes 64 bytes on c and reads them back, by deadline when it
+// is set.
+func echoOnce(c net.Conn, deadline time.Time) error {
+	if err := c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	var buf [64]byte
+	buf[0] = 1
+	if _, err := c.Write(buf[:]); err != nil {
+		return err
+	}
+	var got [64]byte
+	if _, err := io.ReadFull(c, got[:]); err != nil {
+		return err
+	}
+	if got != buf {
+		return errors.New("answered other bytes than it was sent: not an echo")
+	}
+	return nil
 }
 
 func newHist() *hdrhistogram.Histogram {
 	return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
 }
 
-// lookupThroughput: clients call Lookup back to back.
-func lookupThroughput(via string, lookup lookupFunc, clients int, d time.Duration) error {
+// lookupThroughput: clients call Lookup back to back, each for new users
+// named from users.
+func lookupThroughput(via, users string, lookup lookupFunc, clients int, d time.Duration) error {
 	hists := make([]*hdrhistogram.Histogram, clients)
 	var failed atomic.Int64
 	deadline := time.Now().Add(d)
@@ -337,7 +371,7 @@ func lookupThroughput(via string, lookup lookupFunc, clients int, d time.Duratio
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline); n++ {
 				t0 := time.Now()
-				if err := lookup("user-" + strconv.Itoa(i*1_000_000+n)); err != nil {
+				if err := lookup(users + strconv.Itoa(i*1_000_000+n)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -354,26 +388,37 @@ func lookupThroughput(via string, lookup lookupFunc, clients int, d time.Duratio
 
 // openLoopRun gathers one contender's open-loop rounds.
 type openLoopRun struct {
-	name         string
-	lookup       lookupFunc
+	name   string
+	lookup lookupFunc
+	// users names the run's users: each Lookup of every round, of every
+	// contender and of every process is of a new user, so that each costs
+	// the service the same work (a user seen recently records no
+	// exposure).
+	users        string
+	sent         atomic.Int64
 	all, own     *hdrhistogram.Histogram
 	roundP99s    string
 	failed, late int64
 }
 
+// runID tells this process's users from those of another run against
+// the same -serve process.
+var runID = strconv.FormatInt(time.Now().UnixNano(), 36)
+
 // round sends Lookups at a fixed rate whatever the answers do, and
 // measures each from when it was due (no coordinated omission).
 func (r *openLoopRun) round(rate int, d time.Duration) error {
-	const workers = 256
-	due := make(chan time.Time, workers)
-	hists := make([]*hdrhistogram.Histogram, workers)
+	// Unbuffered: a send goes through only to a worker that waits, so a
+	// send that cannot means every worker is busy.
+	due := make(chan time.Time)
+	hists := make([]*hdrhistogram.Histogram, openLoopWorkers)
 	var wg sync.WaitGroup
-	var n, failed atomic.Int64
-	for i := range workers {
+	var failed atomic.Int64
+	for i := range openLoopWorkers {
 		hists[i] = newHist()
 		wg.Go(func() {
 			for t := range due {
-				if err := r.lookup("open-" + strconv.FormatInt(n.Add(1), 10)); err != nil {
+				if err := r.lookup(r.users + strconv.FormatInt(r.sent.Add(1), 10)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -407,15 +452,15 @@ func (r *openLoopRun) round(rate int, d time.Duration) error {
 		for ; ticks > 0 && k < total; ticks-- {
 			k++
 			t := pace.start.Add(time.Duration(k) * interval)
-			// The schedule's own delay, from when a Lookup was due to
-			// when it is handed to a worker, is part of every latency.
-			_ = r.own.RecordValue(time.Since(t).Microseconds())
 			select {
 			case due <- t:
 			default:
 				r.late++ // every worker busy: the service is not keeping up
 				due <- t
 			}
+			// The schedule's own delay, from when a Lookup was due to
+			// when a worker took it, is part of every latency.
+			_ = r.own.RecordValue(time.Since(t).Microseconds())
 		}
 	}
 	return nil
@@ -442,48 +487,35 @@ func serveEcho() (net.Listener, error) {
 	return lis, nil
 }
 
-// echoClient: each call writes 64 bytes on an idle connection (dialled
-// when none is idle) and reads them back, as a Lookup would with no gRPC
-// framing and no work in the service.
+// echoClient: each call writes 64 bytes on an idle connection of a pool
+// opened beforehand (one per open-loop worker, so that no call times a
+// connect) and reads them back, as a Lookup would with no gRPC framing
+// and no work in the service.
 func echoClient(addr string) (lookupFunc, func(), error) {
-	idle := make(chan net.Conn, 1024)
-	var mu sync.Mutex
-	var all []net.Conn
+	idle := make(chan net.Conn, openLoopWorkers)
+	closeAll := func() {
+		for {
+			select {
+			case c := <-idle:
+				_ = c.Close()
+			default:
+				return
+			}
+		}
+	}
+	for range openLoopWorkers {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("-echo %s: %w", addr, err)
+		}
+		idle <- c
+	}
 	return func(string) error {
-			var c net.Conn
-			select {
-			case c = <-idle:
-			default:
-				var err error
-				if c, err = net.Dial("tcp", addr); err != nil {
-					return err
-				}
-				mu.Lock()
-				all = append(all, c)
-				mu.Unlock()
-			}
-			var buf [64]byte
-			if _, err := c.Write(buf[:]); err != nil {
-				_ = c.Close()
-				return err
-			}
-			if _, err := io.ReadFull(c, buf[:]); err != nil {
-				_ = c.Close()
-				return err
-			}
-			select {
-			case idle <- c:
-			default:
-				_ = c.Close()
-			}
-			return nil
-		}, func() {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range all {
-				_ = c.Close()
-			}
-		}, nil
+		c := <-idle
+		defer func() { idle <- c }()
+		return echoOnce(c, time.Time{})
+	}, closeAll, nil
 }
 
 // writes measures WriteMetric through the SDK (batching) and one value
