@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/iter8-tools/iter8/abn/client"
 	"github.com/iter8-tools/iter8/pkg/experiment"
@@ -89,7 +91,9 @@ func TestBanditThroughTraefik(t *testing.T) {
 		if r > 0 {
 			within := loopWait
 			if r > killAfter {
-				within += 2 * banditTimeout
+				// Twice the timeout before the rollback, then the
+				// rollback and the loop's upgrade, each within it.
+				within += 4 * banditTimeout
 			}
 			waitLoops(t, ctx, ns, r, within)
 		}
@@ -480,49 +484,52 @@ func v2Fell(res *experiment.Result) bool {
 
 // killResult is what killInUpgrade did.
 type killResult struct {
-	revision string // the release's revision that the kill left pending, if any
+	revision int // the app's revision whose upgrade had begun at the kill
 	err      error
 }
 
 // killInUpgrade kills the Job's pod as soon as an upgrade of the app's
-// release begins (its revision is stored pending), so that the retried
-// pod must find the revision the killed one left pending. An upgrade
-// takes a fraction of a second and the kill can come after its end: the
-// result says whether a revision was still pending once the retried pod
-// ran.
+// release begins (Helm stores its revision pending first), so that the
+// retried pod must find the revision the killed one left pending. An
+// upgrade takes a fraction of a second and the kill can come after its
+// end; checkKilledInUpgrade tells the two apart from the app's history.
 func killInUpgrade(ctx context.Context, ns, job string) killResult {
 	secrets := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "secrets"}).Namespace(ns)
-	pending := metav1.ListOptions{LabelSelector: "owner=helm,name=app,status=pending-upgrade"}
-	w, err := secrets.Watch(ctx, pending)
+	w, err := secrets.Watch(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=app,status=pending-upgrade"})
 	if err != nil {
 		return killResult{err: fmt.Errorf("watch the app's pending revisions: %w", err)}
 	}
 	defer w.Stop()
-	select {
-	case _, ok := <-w.ResultChan():
-		if !ok {
-			return killResult{err: errors.New("the watch of the app's pending revisions ended")}
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return killResult{err: errors.New("the watch of the app's pending revisions ended")}
+			}
+			if ev.Type != watch.Added && ev.Type != watch.Modified {
+				return killResult{err: fmt.Errorf("the watch of the app's pending revisions: %s event %v", ev.Type, ev.Object)}
+			}
+			labelled, ok := ev.Object.(metav1.Object)
+			if !ok {
+				return killResult{err: fmt.Errorf("the watch of the app's pending revisions: a %T", ev.Object)}
+			}
+			revision, err := strconv.Atoi(labelled.GetLabels()["version"])
+			if err != nil {
+				return killResult{err: fmt.Errorf("secret %s: label version: %w", labelled.GetName(), err)}
+			}
+			if err := harness.KillJobPod(ns, job); err != nil {
+				return killResult{err: err}
+			}
+			return killResult{revision: revision}
+		case <-ctx.Done():
+			return killResult{err: fmt.Errorf("no upgrade of the app began: %w", ctx.Err())}
 		}
-	case <-ctx.Done():
-		return killResult{err: fmt.Errorf("no upgrade of the app began: %w", ctx.Err())}
 	}
-	if err := harness.KillJobPod(ns, job); err != nil {
-		return killResult{err: err}
-	}
-	// Once the next pod runs, the killed process is gone: nothing it
-	// began can still end the upgrade.
-	if _, err := harness.WaitJobPodRunning(ctx, ns, job); err != nil {
-		return killResult{err: fmt.Errorf("the Job's next pod: %w", err)}
-	}
-	l, err := secrets.List(ctx, pending)
-	if err != nil || len(l.Items) == 0 {
-		return killResult{err: err}
-	}
-	return killResult{revision: l.Items[0].GetLabels()["version"]}
 }
 
-// checkKilledInUpgrade wants the kill done and, when it left a revision
-// pending, that revision rolled back by the retried pod.
+// checkKilledInUpgrade wants the kill done and, when it stopped the
+// upgrade (its revision never completed: Helm's "Preparing upgrade" is
+// still its description), that revision rolled back by the retried pod.
 func checkKilledInUpgrade(t *testing.T, ns string, killed <-chan killResult) {
 	t.Helper()
 	var k killResult
@@ -534,16 +541,21 @@ func checkKilledInUpgrade(t *testing.T, ns string, killed <-chan killResult) {
 	if k.err != nil {
 		t.Fatalf("kill the Job's pod in an upgrade: %v", k.err)
 	}
-	if k.revision == "" {
-		t.Logf("killed the Job's pod (kill -9) just after an upgrade ended: no revision was left pending")
-		return
-	}
 	history := appHistory(t, ns)
-	if !slices.ContainsFunc(history, func(h helmRevision) bool { return strings.HasPrefix(h.Description, "Rollback to ") }) {
-		t.Errorf("the kill left revision %s pending, but the app's history has no rollback: %+v", k.revision, history)
+	i := slices.IndexFunc(history, func(h helmRevision) bool { return h.Revision == k.revision })
+	if i < 0 {
+		t.Fatalf("the app's history has no revision %d, whose upgrade had begun at the kill: %+v", k.revision, history)
+	}
+	if history[i].Description != "Preparing upgrade" {
+		t.Logf("killed the Job's pod (kill -9) just after the upgrade to revision %d ended (%s)", k.revision, history[i].Description)
 		return
 	}
-	t.Logf("killed the Job's pod (kill -9) in an upgrade: the retried pod rolled the pending revision %s back", k.revision)
+	rollback := fmt.Sprintf("Rollback to %d", k.revision-1)
+	if !slices.ContainsFunc(history[i+1:], func(h helmRevision) bool { return h.Description == rollback }) {
+		t.Errorf("the kill stopped the upgrade to revision %d, but no later revision is %q: %+v", k.revision, rollback, history)
+		return
+	}
+	t.Logf("killed the Job's pod (kill -9) in the upgrade to revision %d: the retried pod rolled it back", k.revision)
 }
 
 // loopWait is how long waitLoops waits for a loop that nothing delays.
