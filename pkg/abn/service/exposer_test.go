@@ -16,20 +16,20 @@ import (
 	"github.com/iter8-tools/iter8/pkg/abn/ledger/ledgertest"
 )
 
-// stalledLedger holds every Expose until released.
+// stalledLedger holds every Expose until released, whatever its context
+// says: the test, not the service's timeout, decides when it ends.
 type stalledLedger struct {
 	*ledgertest.Model
 	released chan struct{}
+	release  sync.Once
 }
 
 func (s *stalledLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
-	select {
-	case <-s.released:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return s.Model.Expose(ctx, xs)
+	<-s.released
+	return s.Model.Expose(context.WithoutCancel(ctx), xs)
 }
+
+func (s *stalledLedger) releaseAll() { s.release.Do(func() { close(s.released) }) }
 
 // lockedBuffer is a log destination that the test reads while the
 // service writes.
@@ -62,10 +62,8 @@ func TestDroppedExposuresAreLoggedAndSentAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runUntilCleanup(t, svc)
+	t.Cleanup(l.releaseAll) // before the service stops, which waits for its ledger calls
 
 	// More users than the queue and one batch hold: at least the last
 	// 100 find the queue full.
@@ -82,7 +80,7 @@ func TestDroppedExposuresAreLoggedAndSentAgain(t *testing.T) {
 	if dropped < 100 {
 		t.Fatalf("%d exposures dropped with the ledger stalled, want at least 100", dropped)
 	}
-	close(l.released)
+	l.releaseAll()
 
 	want := fmt.Sprintf("total=%d", dropped)
 	deadline := time.Now().Add(10 * time.Second)

@@ -69,6 +69,15 @@ type fixture struct {
 	now    time.Time
 }
 
+// runUntilCleanup runs svc until the test's cleanup, which waits for Run
+// to return.
+func runUntilCleanup(t testing.TB, svc *Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 func start(t testing.TB, a apps.App) *fixture {
 	t.Helper()
 	f := &fixture{model: ledgertest.NewModel(ledger.Options{}), apps: &mutableApps{m: apps.Static{}},
@@ -82,10 +91,7 @@ func start(t testing.TB, a apps.App) *fixture {
 		t.Fatal(err)
 	}
 	f.svc = svc
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runUntilCleanup(t, svc)
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -561,10 +567,7 @@ func TestExposureThatFailedIsSentAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runUntilCleanup(t, svc)
 	users := func() int64 {
 		sum, _ := l.Summary(context.Background(), "ns/shop")
 		if v := sum.Versions["v1"]; v != nil {
@@ -613,10 +616,7 @@ func TestRetentionForgetsIdleApplications(t *testing.T) {
 	if err := svc.WriteMetrics(context.Background(), []Value{{Application: "ns/shop", User: "ann", Metric: "revenue", Value: "3", Version: "v1"}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runUntilCleanup(t, svc)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		sum, _ := model.Summary(context.Background(), "ns/shop")
