@@ -300,7 +300,7 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 			fmt.Printf("%s, open loop at %d/s: every call failed (%d)\n", r.name, rate, r.failed)
 			continue
 		}
-		fmt.Printf("%s, open loop at %d/s, %d rounds of %v in turns: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs, %d failed (%d sent while every worker was busy); the schedule's own delay: p50 %dµs, p99 %dµs\n",
+		fmt.Printf("%s, open loop at %d/s, %d rounds of %v in turns: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs, %d failed (%d found no worker waiting); the schedule's own delay: p50 %dµs, p99 %dµs\n",
 			r.name, rate, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), r.all.ValueAtQuantile(50), r.all.ValueAtQuantile(99), r.roundP99s,
 			r.all.ValueAtQuantile(99.9), r.failed, r.late, r.own.ValueAtQuantile(50), r.own.ValueAtQuantile(99))
 	}
@@ -371,7 +371,7 @@ func lookupThroughput(via, users string, lookup lookupFunc, clients int, d time.
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline); n++ {
 				t0 := time.Now()
-				if err := lookup(users + strconv.Itoa(i*1_000_000+n)); err != nil {
+				if err := lookup(users + strconv.Itoa(i) + "-" + strconv.Itoa(n)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -408,8 +408,8 @@ var runID = strconv.FormatInt(time.Now().UnixNano(), 36)
 // round sends Lookups at a fixed rate whatever the answers do, and
 // measures each from when it was due (no coordinated omission).
 func (r *openLoopRun) round(rate int, d time.Duration) error {
-	// Unbuffered: a send goes through only to a worker that waits, so a
-	// send that cannot means every worker is busy.
+	// Unbuffered: a send goes through only to a worker that waits; one
+	// that cannot found none waiting (all busy, or not yet back).
 	due := make(chan time.Time)
 	hists := make([]*hdrhistogram.Histogram, openLoopWorkers)
 	var wg sync.WaitGroup
@@ -452,15 +452,15 @@ func (r *openLoopRun) round(rate int, d time.Duration) error {
 		for ; ticks > 0 && k < total; ticks-- {
 			k++
 			t := pace.start.Add(time.Duration(k) * interval)
+			// The schedule's own delay, from when a Lookup was due to
+			// when the pacer hands it out, is part of every latency.
+			_ = r.own.RecordValue(time.Since(t).Microseconds())
 			select {
 			case due <- t:
 			default:
-				r.late++ // every worker busy: the service is not keeping up
+				r.late++ // no worker waiting: the service may not keep up
 				due <- t
 			}
-			// The schedule's own delay, from when a Lookup was due to
-			// when a worker took it, is part of every latency.
-			_ = r.own.RecordValue(time.Since(t).Microseconds())
 		}
 	}
 	return nil
@@ -513,8 +513,15 @@ func echoClient(addr string) (lookupFunc, func(), error) {
 	}
 	return func(string) error {
 		c := <-idle
-		defer func() { idle <- c }()
-		return echoOnce(c, time.Time{})
+		err := echoOnce(c, time.Time{})
+		if err != nil { // a broken connection is replaced, not reused
+			_ = c.Close()
+			if fresh, dialErr := net.Dial("tcp", addr); dialErr == nil {
+				c = fresh
+			}
+		}
+		idle <- c
+		return err
 	}, closeAll, nil
 }
 
