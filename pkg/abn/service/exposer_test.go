@@ -116,3 +116,61 @@ func TestDroppedExposuresAreLoggedAndSentAgain(t *testing.T) {
 		t.Errorf("%d exposures dropped in all, want only the %d of the stall", d, dropped)
 	}
 }
+
+// timedLedger notes when each Expose starts and how many it holds.
+type timedLedger struct {
+	*ledgertest.Model
+	mu      sync.Mutex
+	starts  []time.Time
+	batches []int
+}
+
+func (l *timedLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
+	l.mu.Lock()
+	l.starts = append(l.starts, time.Now())
+	l.batches = append(l.batches, len(xs))
+	l.mu.Unlock()
+	return l.Model.Expose(ctx, xs)
+}
+
+// TestExposuresAreSentInPacedBatches: batches are what was queued, sent
+// at most every exposureEvery, so that storing one holds a core briefly
+// (the constants' comment says why); every exposure is stored.
+func TestExposuresAreSentInPacedBatches(t *testing.T) {
+	l := &timedLedger{Model: ledgertest.NewModel(ledger.Options{})}
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, svc)
+	const users = 3 * exposureBatch
+	for i := range users {
+		if _, err := svc.Lookup("ns/shop", "user-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, _ := l.Summary(context.Background(), "ns/shop")
+		if v := sum.Versions["v1"]; v != nil && v.Users == users {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not every one of %d users exposed within 10s: %+v", users, sum.Versions["v1"])
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, n := range l.batches {
+		if n > exposureBatch {
+			t.Errorf("batch %d holds %d exposures, want at most %d", i, n, exposureBatch)
+		}
+	}
+	// The exposer times its pace a little before the ledger sees the call:
+	// one interval of slack over all the batches.
+	n := len(l.batches)
+	if span := l.starts[n-1].Sub(l.starts[0]); span < time.Duration(n-2)*exposureEvery {
+		t.Errorf("%d batches sent within %v, want at most one every %v", n, span, exposureEvery)
+	}
+}
