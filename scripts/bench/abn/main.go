@@ -2,7 +2,9 @@
 // A/B/n section): Lookup throughput over loopback gRPC with 64 concurrent
 // clients (p50, p99), Lookup latency at an open-loop 20,000/s next to the
 // machine's floor (a 64-byte round trip over loopback TCP at the same
-// pace: no gRPC call can be faster), WriteMetric
+// pace: no gRPC call can be faster), both with every Lookup a new user's
+// (each records an exposure) and, through the SDK, a returning user's
+// (none does), WriteMetric
 // throughput through the SDK's batching on bbolt and on Redis (and one
 // value per call), and the service's heap after 10^4 and 10^6 users.
 //
@@ -30,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/trace"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,11 +58,15 @@ func main() {
 	target := flag.String("target", "", "only measure Lookup against a service at this gRPC address (one started with -serve)")
 	echo := flag.String("echo", "", "with -target: measure the floor against this echo address (the one -serve prints)")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
+	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
 	flag.Parse()
 	var err error
 	switch {
+	case *traceFile != "" && !*serveOnly:
+		fmt.Fprintln(os.Stderr, "bench abn: -trace goes with -serve")
+		os.Exit(2)
 	case *serveOnly:
-		err = serveUntilInterrupted()
+		err = serveUntilInterrupted(*traceFile)
 	case *echo != "" && *target == "":
 		fmt.Fprintln(os.Stderr, "bench abn: -echo goes with -target")
 		os.Exit(2)
@@ -85,7 +92,18 @@ var errBadAddress = errors.New("does not answer")
 
 // serveUntilInterrupted runs the service on bbolt in a temporary folder,
 // so that it can be pinned to cores apart from the client (taskset).
-func serveUntilInterrupted() error {
+func serveUntilInterrupted(traceFile string) error {
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return fmt.Errorf("-trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("-trace: %w", err)
+		}
+		defer trace.Stop()
+	}
 	dir, err := os.MkdirTemp("", "iter8-bench-abn-")
 	if err != nil {
 		return err
@@ -245,32 +263,52 @@ const openLoopWorkers = 256
 // alike and not on one of them.
 const openLoopRounds = 3
 
+// returningUsers is how many users the returning users' runs draw from,
+// each looked up once in the run's warm-up. The service queues a user's
+// exposure only when the user is not in its set of recent exposures
+// (65,536 users, emptied when full, as the new users' runs soon make it),
+// and the ledger writes nothing for a user it holds: these Lookups cost
+// the least a Lookup can. A real mix of new and returning users lies
+// between these runs and the new users' runs.
+const returningUsers = 10000
+
 // lookups runs the closed-loop Lookup runs through the unary calls and
 // through the SDK, then the open loops in turns: the floor (when there is
-// an echo address), the unary calls and the SDK.
+// an echo address), the unary calls and the SDK; the SDK's runs also with
+// returning users.
 func lookups(target, echo string, clients, rate int, d time.Duration) error {
 	type contender struct {
-		name string
-		dial func(string) (lookupFunc, func(), error)
-		addr string
+		name      string
+		dial      func(string) (lookupFunc, func(), error)
+		addr      string
+		returning bool
 	}
 	contenders := []contender{
-		{"Lookup through unary calls", unaryClient, target},
-		{"Lookup through the SDK (stream)", sdkClient, target},
+		{"Lookup through unary calls", unaryClient, target, false},
+		{"Lookup through the SDK (stream)", sdkClient, target, false},
+		{"Lookup through the SDK (stream), returning users", sdkClient, target, true},
 	}
 	for i, c := range contenders {
 		f, closeClient, err := c.dial(c.addr)
 		if err != nil {
 			return err
 		}
-		err = lookupThroughput(c.name, fmt.Sprintf("closed-%s-%d-", runID, i), f, clients, d)
+		users := fmt.Sprintf("closed-%s-%d-", runID, i)
+		if c.returning {
+			// Every returning user looked up once before the run.
+			warm := openLoopRun{lookup: f, users: users, returning: returningUsers, all: newHist(), own: newHist()}
+			err = warm.round(rate, time.Duration(returningUsers)*time.Second/time.Duration(rate))
+		}
+		if err == nil {
+			err = lookupThroughput(c.name, users, f, clients, d, c.returning)
+		}
 		closeClient()
 		if err != nil {
 			return err
 		}
 	}
 	if echo != "" {
-		floor := contender{"Floor: a 64-byte round trip over loopback TCP", echoClient, echo}
+		floor := contender{"Floor: a 64-byte round trip over loopback TCP", echoClient, echo, false}
 		contenders = append([]contender{floor}, contenders...)
 	}
 	runs := make([]*openLoopRun, len(contenders))
@@ -281,12 +319,18 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		}
 		defer closeClient()
 		// A short round first, not counted, so that connections and
-		// streams are open before the rounds that count.
-		warm := openLoopRun{lookup: f, users: fmt.Sprintf("warm-%s-%d-", runID, i), all: newHist(), own: newHist()}
-		if err := warm.round(rate, time.Second/2); err != nil {
+		// streams are open before the rounds that count, and returning
+		// users have been looked up once.
+		run := &openLoopRun{name: c.name, lookup: f, users: fmt.Sprintf("open-%s-%d-", runID, i), all: newHist(), own: newHist()}
+		warm := openLoopRun{lookup: f, users: "warm-" + run.users, all: newHist(), own: newHist()}
+		if c.returning {
+			run.returning = returningUsers
+			warm.users, warm.returning = run.users, returningUsers
+		}
+		if err := warm.round(rate, max(time.Second/2, time.Duration(warm.returning)*time.Second/time.Duration(rate))); err != nil {
 			return err
 		}
-		runs[i] = &openLoopRun{name: c.name, lookup: f, users: fmt.Sprintf("open-%s-%d-", runID, i), all: newHist(), own: newHist()}
+		runs[i] = run
 	}
 	for range openLoopRounds {
 		for i := range runs {
@@ -360,8 +404,8 @@ func newHist() *hdrhistogram.Histogram {
 }
 
 // lookupThroughput: clients call Lookup back to back, each for new users
-// named from users.
-func lookupThroughput(via, users string, lookup lookupFunc, clients int, d time.Duration) error {
+// named from users, or for returning users (the returningUsers of users).
+func lookupThroughput(via, users string, lookup lookupFunc, clients int, d time.Duration, returning bool) error {
 	hists := make([]*hdrhistogram.Histogram, clients)
 	var failed atomic.Int64
 	deadline := time.Now().Add(d)
@@ -370,8 +414,12 @@ func lookupThroughput(via, users string, lookup lookupFunc, clients int, d time.
 		hists[i] = newHist()
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline); n++ {
+				user := users + strconv.Itoa(i) + "-" + strconv.Itoa(n)
+				if returning {
+					user = users + strconv.Itoa((i*7919+n)%returningUsers)
+				}
 				t0 := time.Now()
-				if err := lookup(users + strconv.Itoa(i) + "-" + strconv.Itoa(n)); err != nil {
+				if err := lookup(user); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -394,7 +442,10 @@ type openLoopRun struct {
 	// contender and of every process is of a new user, so that each costs
 	// the service the same work (a user seen recently records no
 	// exposure).
-	users        string
+	users string
+	// returning, when not 0, is how many users the run draws from in turn
+	// (named as the warm-up named them), instead of a new user each time.
+	returning    int64
 	sent         atomic.Int64
 	all, own     *hdrhistogram.Histogram
 	roundP99s    string
@@ -418,7 +469,11 @@ func (r *openLoopRun) round(rate int, d time.Duration) error {
 		hists[i] = newHist()
 		wg.Go(func() {
 			for t := range due {
-				if err := r.lookup(r.users + strconv.FormatInt(r.sent.Add(1), 10)); err != nil {
+				n := r.sent.Add(1)
+				if r.returning != 0 {
+					n %= r.returning
+				}
+				if err := r.lookup(r.users + strconv.FormatInt(n, 10)); err != nil {
 					failed.Add(1)
 					continue
 				}
