@@ -17,6 +17,9 @@
 //
 //	taskset -c 0 go run ./scripts/bench/abn -serve   # prints -target ADDR -echo ADDR
 //	taskset -c 1 go run ./scripts/bench/abn -target ADDR -echo ADDR
+//
+// `-serve -trace FILE` also writes a Go execution trace of the service
+// (`go tool trace FILE`): it showed where Lookups waited for the core.
 package main
 
 import (
@@ -66,7 +69,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench abn: -trace goes with -serve")
 		os.Exit(2)
 	case *serveOnly:
-		err = serveUntilInterrupted(*traceFile)
+		var traceTo *os.File
+		if *traceFile != "" {
+			if traceTo, err = os.Create(*traceFile); err != nil {
+				fmt.Fprintln(os.Stderr, "bench abn: -trace:", err)
+				os.Exit(2)
+			}
+			defer traceTo.Close()
+		}
+		err = serveUntilInterrupted(traceTo)
 	case *echo != "" && *target == "":
 		fmt.Fprintln(os.Stderr, "bench abn: -echo goes with -target")
 		os.Exit(2)
@@ -92,14 +103,9 @@ var errBadAddress = errors.New("does not answer")
 
 // serveUntilInterrupted runs the service on bbolt in a temporary folder,
 // so that it can be pinned to cores apart from the client (taskset).
-func serveUntilInterrupted(traceFile string) error {
-	if traceFile != "" {
-		f, err := os.Create(traceFile)
-		if err != nil {
-			return fmt.Errorf("-trace: %w", err)
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
+func serveUntilInterrupted(traceTo *os.File) error {
+	if traceTo != nil {
+		if err := trace.Start(traceTo); err != nil {
 			return fmt.Errorf("-trace: %w", err)
 		}
 		defer trace.Stop()
