@@ -3,11 +3,14 @@ package service
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,9 +136,19 @@ func (l *timedLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
 	return l.Model.Expose(ctx, xs)
 }
 
-// TestExposuresAreSentInPacedBatches: batches are what was queued, sent
-// at most every exposureEvery, so that storing one holds a core briefly
-// (the constants' comment says why); every exposure is stored.
+// exposedUsers is how many users the ledger holds as exposed to v1.
+func exposedUsers(l ledger.Ledger) int64 {
+	sum, _ := l.Summary(context.Background(), "ns/shop")
+	if v := sum.Versions["v1"]; v != nil {
+		return v.Users
+	}
+	return 0
+}
+
+// TestExposuresAreSentInPacedBatches: a batch is what was queued when the
+// ledger is free, sent at most every exposureEvery (the constants' comment
+// says why), so a lone exposure is stored at once and a steady trickle in
+// few batches; every exposure is stored.
 func TestExposuresAreSentInPacedBatches(t *testing.T) {
 	l := &timedLedger{Model: ledgertest.NewModel(ledger.Options{})}
 	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns"})
@@ -143,34 +156,105 @@ func TestExposuresAreSentInPacedBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, svc)
-	const users = 3 * exposureBatch
-	for i := range users {
-		if _, err := svc.Lookup("ns/shop", "user-"+strconv.Itoa(i)); err != nil {
+	lookUp := func(user string) {
+		if _, err := svc.Lookup("ns/shop", user); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		sum, _ := l.Summary(context.Background(), "ns/shop")
-		if v := sum.Versions["v1"]; v != nil && v.Users == users {
-			break
-		}
+
+	// Well before the first report tick, which once was the first flush.
+	lookUp("lone")
+	deadline := time.Now().Add(reportInterval / 2)
+	for exposedUsers(l) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("not every one of %d users exposed within 10s: %+v", users, sum.Versions["v1"])
+			t.Fatalf("a lone exposure not stored within %v", reportInterval/2)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+
+	// A trickle, a Lookup every millisecond or so: unpaced, each would be
+	// a batch of its own.
+	const users = 300
+	l.mu.Lock()
+	first := len(l.batches)
+	l.mu.Unlock()
+	for i := range users {
+		lookUp("user-" + strconv.Itoa(i))
+		time.Sleep(time.Millisecond) // the trickle's pace
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for exposedUsers(l) != users+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d users exposed within 10s", exposedUsers(l), users+1)
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, n := range l.batches {
-		if n > exposureBatch {
-			t.Errorf("batch %d holds %d exposures, want at most %d", i, n, exposureBatch)
+	starts := l.starts[first:]
+	n := len(starts)
+	// The exposer times its pace a little before the ledger sees the call:
+	// one interval of slack, and one for the batch that starts the span.
+	if span := starts[n-1].Sub(starts[0]); time.Duration(n-2)*exposureEvery > span {
+		t.Errorf("%d batches sent within %v, want at most one every %v", n, span, exposureEvery)
+	}
+}
+
+// refusingLedger refuses every Expose and counts them.
+type refusingLedger struct {
+	*ledgertest.Model
+	calls atomic.Int64
+}
+
+func (l *refusingLedger) Expose(context.Context, []ledger.Exposure) error {
+	l.calls.Add(1)
+	return errors.New("ledger down")
+}
+
+// TestLedgerFailuresAreLoggedTogether: a ledger that fails every batch is
+// reported once per reportInterval with the exposures it refused, not once
+// per batch.
+func TestLedgerFailuresAreLoggedTogether(t *testing.T) {
+	l := &refusingLedger{Model: ledgertest.NewModel(ledger.Options{})}
+	var logs lockedBuffer
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns",
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, svc)
+	const batches, perBatch = 5, 10
+	deadline := time.Now().Add(10 * time.Second)
+	for b := range batches {
+		for i := range perBatch {
+			if _, err := svc.Lookup("ns/shop", fmt.Sprintf("user-%d-%d", b, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for l.calls.Load() <= int64(b) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d batches sent to the ledger within 10s, want %d", l.calls.Load(), b+1)
+			}
+			time.Sleep(time.Millisecond) // polling interval
 		}
 	}
-	// The exposer times its pace a little before the ledger sees the call:
-	// one interval of slack over all the batches.
-	n := len(l.batches)
-	if span := l.starts[n-1].Sub(l.starts[0]); span < time.Duration(n-2)*exposureEvery {
-		t.Errorf("%d batches sent within %v, want at most one every %v", n, span, exposureEvery)
+	line := regexp.MustCompile(`the ledger failed.* count=(\d+) batches=(\d+) error="ledger down"`)
+	refused := 0
+	var lines [][]string
+	for refused < batches*perBatch {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refused exposures logged within 10s, want %d; the log:\n%s", refused, batches*perBatch, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+		lines = line.FindAllStringSubmatch(logs.String(), -1)
+		refused = 0
+		for _, m := range lines {
+			n, _ := strconv.Atoi(m[1])
+			refused += n
+		}
+	}
+	if refused != batches*perBatch || len(lines) >= batches {
+		t.Errorf("%d refused exposures logged in %d lines, want %d in fewer lines than the %d batches; the log:\n%s",
+			refused, len(lines), batches*perBatch, batches, logs.String())
 	}
 }
