@@ -269,14 +269,30 @@ const openLoopWorkers = 256
 // alike and not on one of them.
 const openLoopRounds = 3
 
-// returningUsers is how many users the returning users' runs draw from,
-// each looked up once in the run's warm-up. The service queues a user's
-// exposure only when the user is not in its set of recent exposures
-// (65,536 users, emptied when full, as the new users' runs soon make it),
-// and the ledger writes nothing for a user it holds: these Lookups cost
-// the least a Lookup can. A real mix of new and returning users lies
-// between these runs and the new users' runs.
+// returningUsers is how many users the returning users' runs draw from.
+// The service queues a user's exposure only when the user is not in its
+// set of recent exposures (65,536 users, emptied when full, as the new
+// users' runs make it), so each of these runs follows a warm-up over its
+// users (warmUp): then none of its Lookups queues an exposure, the least
+// a Lookup can cost. A real mix of new and returning users lies between
+// these runs and the new users' runs.
 const returningUsers = 10000
+
+// warmUp runs an uncounted open-loop round: long enough for connections
+// and streams to open, and for returning users two passes over them. The
+// first puts each back in the service's recent set; should the set be
+// emptied meanwhile, the second adds at most returningUsers to it, too few
+// to empty it again.
+func warmUp(lookup lookupFunc, users string, returning int64, rate int) error {
+	w := openLoopRun{lookup: lookup, users: users, returning: returning, all: newHist(), own: newHist()}
+	if err := w.round(rate, max(time.Second/2, time.Duration(2*returning)*time.Second/time.Duration(rate))); err != nil {
+		return err
+	}
+	if w.failed > 0 {
+		return fmt.Errorf("%d Lookups of the warm-up failed", w.failed)
+	}
+	return nil
+}
 
 // lookups runs the closed-loop Lookup runs through the unary calls and
 // through the SDK, then the open loops in turns: the floor (when there is
@@ -301,9 +317,7 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		}
 		users := fmt.Sprintf("closed-%s-%d-", runID, i)
 		if c.returning {
-			// Every returning user looked up once before the run.
-			warm := openLoopRun{lookup: f, users: users, returning: returningUsers, all: newHist(), own: newHist()}
-			err = warm.round(rate, time.Duration(returningUsers)*time.Second/time.Duration(rate))
+			err = warmUp(f, users, returningUsers, rate)
 		}
 		if err == nil {
 			err = lookupThroughput(c.name, users, f, clients, d, c.returning)
@@ -324,22 +338,22 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 			return err
 		}
 		defer closeClient()
-		// A short round first, not counted, so that connections and
-		// streams are open before the rounds that count, and returning
-		// users have been looked up once.
 		run := &openLoopRun{name: c.name, lookup: f, users: fmt.Sprintf("open-%s-%d-", runID, i), all: newHist(), own: newHist()}
-		warm := openLoopRun{lookup: f, users: "warm-" + run.users, all: newHist(), own: newHist()}
 		if c.returning {
 			run.returning = returningUsers
-			warm.users, warm.returning = run.users, returningUsers
-		}
-		if err := warm.round(rate, max(time.Second/2, time.Duration(warm.returning)*time.Second/time.Duration(rate))); err != nil {
+		} else if err := warmUp(f, "warm-"+run.users, 0, rate); err != nil {
 			return err
 		}
 		runs[i] = run
 	}
 	for range openLoopRounds {
 		for i := range runs {
+			// The new users' rounds before have emptied the recent set.
+			if runs[i].returning != 0 {
+				if err := warmUp(runs[i].lookup, runs[i].users, runs[i].returning, rate); err != nil {
+					return err
+				}
+			}
 			if err := runs[i].round(rate, d/openLoopRounds); err != nil {
 				return err
 			}
@@ -444,13 +458,13 @@ func lookupThroughput(via, users string, lookup lookupFunc, clients int, d time.
 type openLoopRun struct {
 	name   string
 	lookup lookupFunc
-	// users names the run's users: each Lookup of every round, of every
-	// contender and of every process is of a new user, so that each costs
-	// the service the same work (a user seen recently records no
-	// exposure).
+	// users names the run's users: unless returning is set, each Lookup
+	// of every round, of every contender and of every process is of a new
+	// user, so that each costs the service the same work (a user seen
+	// recently records no exposure).
 	users string
 	// returning, when not 0, is how many users the run draws from in turn
-	// (named as the warm-up named them), instead of a new user each time.
+	// (named as its warm-ups named them), instead of a new user each time.
 	returning    int64
 	sent         atomic.Int64
 	all, own     *hdrhistogram.Histogram
