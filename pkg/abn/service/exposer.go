@@ -20,7 +20,9 @@ import (
 // ledger call costs a transaction and an fsync (bbolt) or a round trip
 // (Redis). With batches of 500 in a queue of 4096, 17-23% of the
 // exposures were dropped on 2 cores when every Lookup was a new user's, at
-// up to 100,000 a second (`make bench-abn`); with these sizes none were.
+// up to 100,000 a second (`make bench-abn`); with these sizes none were,
+// in most runs: new users beyond what the ledger stores on the service's
+// cores are dropped whatever the sizes.
 // The queue's buffer, about 1.3 MB, is allocated up front.
 //
 // A batch is what is queued when the ledger is free, sent at most every
@@ -32,7 +34,7 @@ import (
 // until Go's scheduler preempts the batch, every 10 ms: batches filled to
 // 2048 made that the tail of Lookup's latency at 20,000 new users a
 // second. Batches of 10 ms of exposures cut the SDK's p99 there from
-// about 10 ms to about 3 ms, and cost more CPU a user: on one core,
+// 9-12 ms to 3-6.5 ms, and cost more CPU a user: on one core,
 // Lookups of only new users reach fewer a second (README's figures), and
 // a ledger under a trickle of new users commits (and fsyncs) up to 100
 // times a second instead of once. A backlog of a batch or more is sent
