@@ -27,19 +27,14 @@ import (
 //
 // A batch is what is queued when the ledger is free, sent at most every
 // exposureEvery: it grows with the load and no more. Storing a batch is
-// mostly CPU in bbolt: each new user dirties a leaf of a large tree, read,
-// rewritten and written whole (32 µs a user in batches of 2048, 46 µs in
-// batches of 200, in a tree of 10^6 users). A service with one core
-// (GOMAXPROCS=1, as in a pod limited to one CPU) runs no Lookup meanwhile
-// until Go's scheduler preempts the batch, every 10 ms: batches filled to
-// 2048 made that the tail of Lookup's latency at 20,000 new users a
-// second. Batches of 10 ms of exposures cut the SDK's p99 there from
-// 9-12 ms to 3-6.5 ms, and cost more CPU a user: on one core,
-// Lookups of only new users reach fewer a second (README's figures), and
-// a ledger under a trickle of new users commits (and fsyncs) up to 100
-// times a second instead of once. A backlog of a batch or more is sent
-// in full batches without waiting: pacing it let the queue fill and drop
-// exposures.
+// mostly CPU in bbolt (each new user dirties a leaf of a large tree, read,
+// rewritten and written whole), and a process with one CPU (pinned, or
+// GOMAXPROCS=1) runs no Lookup meanwhile until Go's scheduler preempts
+// the batch, every 10 ms: batches filled to 2048 made that the tail of
+// Lookup's latency at 20,000 new users a second. Smaller batches cost
+// more CPU a user, and a ledger under a trickle of new users commits (and
+// fsyncs) up to 100 times a second instead of once (README's A/B/n
+// figures). A backlog of a batch or more is not held back by the pace.
 const (
 	exposureBuffer = 16384
 	exposureBatch  = 2048
@@ -171,7 +166,7 @@ func (e *exposer) run(ctx context.Context) {
 		select {
 		case x := <-e.queue:
 			batch = append(batch, x)
-			if wait := time.Until(next); wait > 0 && len(e.queue) < exposureBatch {
+			if wait := time.Until(next); wait > 0 && len(batch)+len(e.queue) < exposureBatch {
 				pace.Reset(wait)
 				select {
 				case <-pace.C:
