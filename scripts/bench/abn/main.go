@@ -317,7 +317,7 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 		}
 		users := fmt.Sprintf("closed-%s-%d-", runID, i)
 		if c.returning {
-			err = warmUp(f, users, returningUsers, rate)
+			err = warmUp(f, users, returningUsers, rate) // after the new users' runs
 		}
 		if err == nil {
 			err = lookupThroughput(c.name, users, f, clients, d, c.returning)
@@ -348,7 +348,7 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 	}
 	for range openLoopRounds {
 		for i := range runs {
-			// The new users' rounds before have emptied the recent set.
+			// The new users' rounds before may have emptied the recent set.
 			if runs[i].returning != 0 {
 				if err := warmUp(runs[i].lookup, runs[i].users, runs[i].returning, rate); err != nil {
 					return err
