@@ -17,9 +17,11 @@
 // keys, and Summary reads O(versions × metrics × (buckets + histogram
 // bins)) keys, never the writes themselves.
 //
-//	meta/                      format → "1"; check → time of the last Check
+//	meta/                      format → "2"; check → time of the last Check
 //	ids/<app>\x00<id>          → recorded at (8 bytes, Unix ns)
 //	idtimes/<at><app>\x00<id>  → "" (the same IDs in the order they were recorded)
+//	journal/<seq>              → cohort (a time key), app, version, user: new
+//	                             users that Expose recorded, not yet merged
 //	apps/<app>/\x00touched     → when a write or exposure was last recorded (Forget)
 //	apps/<app>/<version>/
 //	    exposed                → users exposed to the version (int64)
@@ -33,6 +35,21 @@
 //	                             and the index (int32) a sign's bin
 //	        buckets/<start>    → transactions and users moments: 48 bytes
 //	        sums/<user>        → the sum of the user's writes (float64)
+//
+// # Journal
+//
+// Putting a new user under users/ costs a page of that bucket: user IDs
+// are random, so each lands on a page that the batch has not touched,
+// which bbolt reads, rewrites and fsyncs whole. Expose, which records
+// every new user the service sees, therefore appends them to the journal
+// (one page per transaction) and counts them at once; the ledger keeps an
+// in-memory hint from a hash of (app, version, user) to its entry, checked
+// against the entry itself, so that a lookup finds a user in either place.
+// Once the journal holds 65,536 users, each Expose also merges a chunk of
+// them, sorted, into users/, where many share each page. Record's own new
+// users go straight to users/: DB.Batch may run its functions twice. Open
+// reads the journal back, so nothing in it is lost by a crash. Format 1
+// files (no journal) are upgraded by Open.
 //
 // Integers are big-endian; floats are their IEEE 754 bits, so that what is
 // read back is bit for bit what was computed. A time key is the Unix

@@ -30,12 +30,14 @@ func (l *Ledger) Forget(ctx context.Context, before time.Time) ([]string, error)
 		if err != nil {
 			return err
 		}
+		forgotten := map[string]bool{}
 		for _, name := range gone {
 			if err := apps.DeleteBucket([]byte(name)); err != nil {
 				return fmt.Errorf("delete application %s: %w", name, err)
 			}
+			forgotten[name] = true
 		}
-		return nil
+		return l.journal.forget(tx, forgotten)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forget in ledger %s: %w", l.path, err)

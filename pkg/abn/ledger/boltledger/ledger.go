@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +27,9 @@ var ErrClosed = errors.New("ledger is closed")
 var ErrInUse = errors.New("in use by another process")
 
 // format is the layout's version (see the package doc), kept in meta so
-// that a later layout can recognize an older file.
-const format = "1"
+// that a later layout can recognize an older file. Format 1 had no
+// journal; Open upgrades it by adding one.
+const format = "2"
 
 // Bucket and key names of the layout.
 var (
@@ -42,10 +44,16 @@ var (
 
 // Ledger is the ledger.Ledger kept in one bbolt file.
 type Ledger struct {
-	path   string
-	opts   ledger.Options
-	db     *bolt.DB
-	closed atomic.Bool
+	path    string
+	opts    ledger.Options
+	db      *bolt.DB
+	closed  atomic.Bool
+	journal *journal
+	// exposing serializes Expose calls, which add to the journal and merge
+	// it.
+	exposing sync.Mutex
+	// mergeFailed holds the last merge's error (nil when it worked).
+	mergeFailed atomic.Pointer[error]
 }
 
 var _ ledger.Ledger = (*Ledger)(nil)
@@ -65,14 +73,14 @@ func open(path string, opts ledger.Options, lockTimeout time.Duration) (*Ledger,
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{metaBucket, idsBucket, idTimesBucket, appsBucket} {
+		for _, name := range [][]byte{metaBucket, idsBucket, idTimesBucket, appsBucket, journalBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
 		meta := tx.Bucket(metaBucket)
 		switch f := meta.Get(formatKey); {
-		case f == nil:
+		case f == nil, string(f) == "1":
 			return meta.Put(formatKey, []byte(format))
 		case string(f) != format:
 			return fmt.Errorf("read format: %q, want %q", f, format)
@@ -83,8 +91,13 @@ func open(path string, opts ledger.Options, lockTimeout time.Duration) (*Ledger,
 		_ = db.Close()
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
+	j := newJournal()
+	if err := db.View(func(tx *bolt.Tx) error { _, err := j.load(tx, false); return err }); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
 	db.MaxBatchDelay = batchDelay
-	return &Ledger{path: path, opts: opts.WithDefaults(), db: db}, nil
+	return &Ledger{path: path, opts: opts.WithDefaults(), db: db, journal: j}, nil
 }
 
 // Check says whether the ledger can store writes: it commits a small write
@@ -98,6 +111,9 @@ func (l *Ledger) Check(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("check ledger %s: %w", l.path, err)
+	}
+	if failed := l.mergeFailed.Load(); failed != nil && *failed != nil {
+		return fmt.Errorf("check ledger %s: %w", l.path, *failed)
 	}
 	return nil
 }

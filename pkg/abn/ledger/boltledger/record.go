@@ -30,7 +30,7 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 	// and reads everything (the IDs too) inside the transaction.
 	err := l.db.Batch(func(tx *bolt.Tx) error {
 		now := time.Now()
-		t := newTxn(tx, l.opts)
+		t := newTxn(tx, l.opts, l.journal)
 		if err := t.purge(now.Add(-l.opts.DedupeWindow), 2*len(writes)+purgeBase); err != nil {
 			return err
 		}
@@ -47,7 +47,7 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 				return err
 			}
 		}
-		return nil
+		return t.count()
 	})
 	if err != nil {
 		return fmt.Errorf("record in ledger %s: %w", l.path, err)
@@ -57,6 +57,8 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 
 // Expose records users' exposures, all or nothing: a user counts once per
 // version, in the cohort of their first exposure, so retries are harmless.
+// New users go to the journal; once it holds enough, each call also merges
+// a part of it into the users buckets (a failed merge is Check's error).
 func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error {
 	for i := range exposures {
 		if err := exposures[i].Validate(); err != nil {
@@ -69,17 +71,55 @@ func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error 
 	if len(exposures) == 0 {
 		return nil
 	}
-	err := l.db.Batch(func(tx *bolt.Tx) error {
-		t := newTxn(tx, l.opts)
+	l.exposing.Lock()
+	defer l.exposing.Unlock()
+	// Update, not Batch: the exposer sends batches already, and a journal
+	// transaction is never run twice.
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		t := newTxn(tx, l.opts, l.journal)
+		t.journaling = true
 		for _, e := range exposures {
 			if _, err := t.expose(e.App, e.Version, e.User, e.At); err != nil {
 				return err
 			}
 		}
-		return nil
+		return t.count()
 	})
 	if err != nil {
 		return fmt.Errorf("expose in ledger %s: %w", l.path, err)
+	}
+	err = l.merge(len(exposures))
+	if err != nil {
+		err = fmt.Errorf("merge the journal into the users buckets: %w", err)
+	}
+	l.mergeFailed.Store(&err)
+	return nil
+}
+
+// merge moves at least a chunk of the journal (and at least as many users
+// as were just added, so that it never grows without bound) into the users
+// buckets, once the journal holds mergeAt users. The caller holds
+// l.exposing.
+func (l *Ledger) merge(added int) error {
+	j := l.journal
+	if len(j.round) == 0 {
+		if j.size() < j.mergeAt {
+			return nil
+		}
+		if err := l.db.View(func(tx *bolt.Tx) (err error) {
+			j.round, err = j.load(tx, true)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	chunk := j.round[:min(len(j.round), max(j.chunk, added))]
+	if err := l.db.Update(func(tx *bolt.Tx) error { return j.mergeInto(tx, chunk) }); err != nil {
+		return err
+	}
+	j.merged(chunk)
+	if j.round = j.round[len(chunk):]; len(j.round) == 0 {
+		j.round = nil // let the round's memory go
 	}
 	return nil
 }

@@ -30,12 +30,24 @@ var (
 // walks the tree once. It lives no longer than one call of a Batch
 // function, so a re-run starts afresh.
 type txn struct {
-	tx       *bolt.Tx
-	opts     ledger.Options
-	now      time.Time
-	versions map[[2]string]*versionBuckets
-	metrics  map[[3]string]*metricBuckets
-	touched  map[string]bool
+	tx      *bolt.Tx
+	opts    ledger.Options
+	journal *journal
+	// journaling puts new users in the journal (Expose) instead of their
+	// users buckets (Record, whose batches bbolt may run twice).
+	journaling bool
+	now        time.Time
+	versions   map[[2]string]*versionBuckets
+	metrics    map[[3]string]*metricBuckets
+	touched    map[string]bool
+	// newUsers counts the users exposed in this transaction per version
+	// and cohort; count puts them, once per key instead of once per user.
+	newUsers map[newUsersKey]int64
+}
+
+type newUsersKey struct {
+	app, version string
+	cohort       [timeKeyLen]byte
 }
 
 type versionBuckets struct {
@@ -46,9 +58,9 @@ type metricBuckets struct {
 	b, hist, buckets, sums *bolt.Bucket
 }
 
-func newTxn(tx *bolt.Tx, opts ledger.Options) *txn {
-	return &txn{tx: tx, opts: opts, now: time.Now(), versions: map[[2]string]*versionBuckets{},
-		metrics: map[[3]string]*metricBuckets{}, touched: map[string]bool{}}
+func newTxn(tx *bolt.Tx, opts ledger.Options, j *journal) *txn {
+	return &txn{tx: tx, opts: opts, journal: j, now: time.Now(), versions: map[[2]string]*versionBuckets{},
+		metrics: map[[3]string]*metricBuckets{}, touched: map[string]bool{}, newUsers: map[newUsersKey]int64{}}
 }
 
 // version opens (creating) the buckets of one version of an application.
@@ -121,18 +133,43 @@ func (t *txn) expose(app, version, user string, at time.Time) (time.Time, error)
 	if c := v.users.Get([]byte(user)); c != nil {
 		return parseTime(c), nil
 	}
-	c := t.opts.BucketOf(at)
-	ck := timeKey(c)
-	if err := v.users.Put([]byte(user), ck); err != nil {
+	h := t.journal.hash(app, version, user)
+	in, c := t.journal.find(t.tx, h, app, version, user)
+	if in == found {
+		return parseTime(c), nil
+	}
+	cohort := t.opts.BucketOf(at)
+	ck := timeKey(cohort)
+	if t.journaling && in == absent {
+		if err := t.journal.add(t.tx, h, ck, app, version, user); err != nil {
+			return time.Time{}, err
+		}
+	} else if err := v.users.Put([]byte(user), ck); err != nil {
 		return time.Time{}, fmt.Errorf("put user %s of %s/%s: %w", user, app, version, err)
 	}
-	if err := v.cohorts.Put(ck, encodeInt(decodeInt(v.cohorts.Get(ck))+1)); err != nil {
-		return time.Time{}, fmt.Errorf("put cohort of %s/%s: %w", app, version, err)
+	k := newUsersKey{app: app, version: version}
+	copy(k.cohort[:], ck)
+	t.newUsers[k]++
+	return cohort, nil
+}
+
+// count adds the users exposed in this transaction to their versions'
+// and cohorts' counts; every transaction that exposes calls it last.
+func (t *txn) count() error {
+	for k, n := range t.newUsers {
+		v, err := t.version(k.app, k.version)
+		if err != nil {
+			return err
+		}
+		ck := k.cohort[:]
+		if err := v.cohorts.Put(ck, encodeInt(decodeInt(v.cohorts.Get(ck))+n)); err != nil {
+			return fmt.Errorf("put cohort of %s/%s: %w", k.app, k.version, err)
+		}
+		if err := v.b.Put(exposedKey, encodeInt(decodeInt(v.b.Get(exposedKey))+n)); err != nil {
+			return fmt.Errorf("put exposed users of %s/%s: %w", k.app, k.version, err)
+		}
 	}
-	if err := v.b.Put(exposedKey, encodeInt(decodeInt(v.b.Get(exposedKey))+1)); err != nil {
-		return time.Time{}, fmt.Errorf("put exposed users of %s/%s: %w", app, version, err)
-	}
-	return c, nil
+	return nil
 }
 
 // record counts one write, in the model's order of operations so that the

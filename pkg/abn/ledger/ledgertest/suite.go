@@ -87,17 +87,17 @@ func (su *suite) model(t *testing.T) {
 		{ID: "6", App: "ns/shop", Version: "v2", User: "dee", Metric: "revenue", Value: 1e9, At: su.t0.Add(4 * time.Minute)},
 		{ID: "7", App: "ns/other", Version: "v1", User: "ann", Metric: "revenue", Value: 3, At: su.t0},
 	}
-	apply(t, l, m, exposures, writes)
-	same(t, l, m, "ns/shop", "ns/other")
+	Apply(t, l, m, exposures, writes)
+	Same(t, l, m, "ns/shop", "ns/other")
 }
 
 // retried: a write retried with its ID counts once.
 func (su *suite) retried(t *testing.T) {
 	l, m := su.open(t), NewModel(su.opts)
 	w := ledger.Write{ID: "same", App: "ns/shop", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0}
-	apply(t, l, m, nil, []ledger.Write{w, w})
-	apply(t, l, m, nil, []ledger.Write{w})
-	same(t, l, m, "ns/shop")
+	Apply(t, l, m, nil, []ledger.Write{w, w})
+	Apply(t, l, m, nil, []ledger.Write{w})
+	Same(t, l, m, "ns/shop")
 	s, _ := l.Summary(context.Background(), "ns/shop")
 	if got := s.Versions["v1"].Metrics["revenue"].Transactions.Count; got != 1 {
 		t.Errorf("count after three tries of one write = %d, want 1", got)
@@ -129,7 +129,7 @@ func (su *suite) reopened(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := NewModel(su.opts)
-	apply(t, l, m, []ledger.Exposure{{App: "ns/a", Version: "v1", User: "u", At: su.t0}},
+	Apply(t, l, m, []ledger.Exposure{{App: "ns/a", Version: "v1", User: "u", At: su.t0}},
 		[]ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: su.t0}})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -139,10 +139,10 @@ func (su *suite) reopened(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	same(t, l, m, "ns/a")
+	Same(t, l, m, "ns/a")
 	// The ID is remembered across reopening too.
-	apply(t, l, m, nil, []ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: su.t0}})
-	same(t, l, m, "ns/a")
+	Apply(t, l, m, nil, []ledger.Write{{ID: "x", App: "ns/a", Version: "v1", User: "u", Metric: "m", Value: 4, At: su.t0}})
+	Same(t, l, m, "ns/a")
 }
 
 // concurrent: concurrent writers: counts and sums exact.
@@ -180,7 +180,7 @@ func (su *suite) concurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	same(t, l, m, "ns/shop")
+	Same(t, l, m, "ns/shop")
 }
 
 // forgotten: Forget removes only applications untouched since the time
@@ -188,26 +188,26 @@ func (su *suite) concurrent(t *testing.T) {
 func (su *suite) forgotten(t *testing.T) {
 	l, m := su.open(t), NewModel(su.opts)
 	ctx := context.Background()
-	apply(t, l, m, []ledger.Exposure{{App: "ns/idle", Version: "v1", User: "ann", At: su.t0}},
+	Apply(t, l, m, []ledger.Exposure{{App: "ns/idle", Version: "v1", User: "ann", At: su.t0}},
 		[]ledger.Write{{ID: "1", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0},
 			{ID: "2", App: "ns/busy", Version: "v1", User: "bob", Metric: "revenue", Value: 3, At: su.t0}})
 	gone, err := l.Forget(ctx, time.Now().Add(-time.Hour))
 	if err != nil || len(gone) != 0 {
 		t.Fatalf("Forget(an hour ago) = %v, %v; want nothing forgotten", gone, err)
 	}
-	same(t, l, m, "ns/idle", "ns/busy")
+	Same(t, l, m, "ns/idle", "ns/busy")
 	gone, err = l.Forget(ctx, time.Now().Add(time.Hour))
 	slices.Sort(gone)
 	if err != nil || !slices.Equal(gone, []string{"ns/busy", "ns/idle"}) {
 		t.Fatalf("Forget(in an hour) = %v, %v; want [ns/busy ns/idle]", gone, err)
 	}
 	_, _ = m.Forget(ctx, time.Now().Add(time.Hour))
-	same(t, l, m, "ns/idle", "ns/busy")
+	Same(t, l, m, "ns/idle", "ns/busy")
 	// The application starts again; IDs are remembered for their window
 	// still, so a late retry of a forgotten write counts nothing.
-	apply(t, l, m, nil, []ledger.Write{{ID: "3", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 5, At: su.t0},
+	Apply(t, l, m, nil, []ledger.Write{{ID: "3", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 5, At: su.t0},
 		{ID: "1", App: "ns/idle", Version: "v1", User: "ann", Metric: "revenue", Value: 2, At: su.t0}})
-	same(t, l, m, "ns/idle")
+	Same(t, l, m, "ns/idle")
 }
 
 func record(l ledger.Ledger, m *Model, writes []ledger.Write) error {
@@ -220,7 +220,8 @@ func record(l ledger.Ledger, m *Model, writes []ledger.Write) error {
 	return m.Record(context.Background(), writes)
 }
 
-func apply(t *testing.T, l ledger.Ledger, m *Model, exposures []ledger.Exposure, writes []ledger.Write) {
+// Apply exposes and records in both the ledger and the model.
+func Apply(t *testing.T, l ledger.Ledger, m *Model, exposures []ledger.Exposure, writes []ledger.Write) {
 	t.Helper()
 	ctx := context.Background()
 	if len(exposures) > 0 {
@@ -237,9 +238,9 @@ func apply(t *testing.T, l ledger.Ledger, m *Model, exposures []ledger.Exposure,
 	}
 }
 
-// same compares the ledger's summaries with the model's, as JSON (whose
+// Same compares the ledger's summaries with the model's, as JSON (whose
 // map keys are sorted), so that a difference shows where it is.
-func same(t *testing.T, l ledger.Ledger, m *Model, apps ...string) {
+func Same(t *testing.T, l ledger.Ledger, m *Model, apps ...string) {
 	t.Helper()
 	for _, a := range apps {
 		got, err := l.Summary(context.Background(), a)
