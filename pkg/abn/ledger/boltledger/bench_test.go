@@ -94,8 +94,10 @@ func BenchmarkExposeNewUsers(b *testing.B) {
 				}
 				return es
 			}
-			for left := held; left > 0; left -= 50_000 {
-				if err := l.Expose(context.Background(), exposures(min(left, 50_000))); err != nil {
+			// In the exposer's largest batches, so that the journal is as
+			// a service would leave it.
+			for left := held; left > 0; left -= 2048 {
+				if err := l.Expose(context.Background(), exposures(min(left, 2048))); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -5,8 +5,10 @@
 //
 // bbolt fsyncs every committed transaction (NoSync is never set), and
 // Record and Expose return nil only after their transaction committed.
-// Concurrent calls are coalesced with DB.Batch, so that one fsync
-// acknowledges many callers. Batch may run a call's function again (alone,
+// Concurrent Record calls are coalesced with DB.Batch, so that one fsync
+// acknowledges many callers; Expose calls (the service's exposer sends
+// batches already) run one at a time, each in a transaction of its own.
+// Batch may run a call's function again (alone,
 // when another function of the batch failed), so each function starts from
 // what the transaction holds: inputs are validated before, the dedupe check
 // and every read-modify-write happen inside the transaction.
@@ -20,8 +22,10 @@
 //	meta/                      format → "2"; check → time of the last Check
 //	ids/<app>\x00<id>          → recorded at (8 bytes, Unix ns)
 //	idtimes/<at><app>\x00<id>  → "" (the same IDs in the order they were recorded)
-//	journal/<seq>              → cohort (a time key), app, version, user: new
-//	                             users that Expose recorded, not yet merged
+//	journal/<seq>              → cohort (a time key), then app and version
+//	                             each after its length (uvarint), then user:
+//	                             new users that Expose recorded, until a
+//	                             merge round trims them
 //	apps/<app>/\x00touched     → when a write or exposure was last recorded (Forget)
 //	apps/<app>/<version>/
 //	    exposed                → users exposed to the version (int64)
@@ -38,18 +42,26 @@
 //
 // # Journal
 //
+// # Journal
+//
 // Putting a new user under users/ costs a page of that bucket: user IDs
 // are random, so each lands on a page that the batch has not touched,
 // which bbolt reads, rewrites and fsyncs whole. Expose, which records
 // every new user the service sees, therefore appends them to the journal
-// (one page per transaction) and counts them at once; the ledger keeps an
-// in-memory hint from a hash of (app, version, user) to its entry, checked
-// against the entry itself, so that a lookup finds a user in either place.
-// Once the journal holds 65,536 users, each Expose also merges a chunk of
-// them, sorted, into users/, where many share each page. Record's own new
-// users go straight to users/: DB.Batch may run its functions twice. Open
-// reads the journal back, so nothing in it is lost by a crash. Format 1
-// files (no journal) are upgraded by Open.
+// (dirtying only its last pages) and counts them at once. The ledger keeps
+// an in-memory hint from a hash of (app, version, user) to its entry,
+// checked against the entry itself, so that a lookup finds a user in
+// either place, users/ first.
+//
+// Once the journal holds 65,536 hinted users, a merge round starts; each
+// Expose call then does one step of it: read and sort a part of the
+// round's entries; put a few hundred of them, smallest first, into users/,
+// where many share each page; or, at the end, delete the round's entries,
+// oldest first. A failed step is Check's error, and Check retries it.
+// Record's own new users go straight to users/: DB.Batch may run its
+// functions twice. Open reads the journal back, so nothing in it is lost
+// by a crash; users a round had merged before a crash are merged again,
+// harmlessly. Format 1 files (no journal) are upgraded by Open.
 //
 // Integers are big-endian; floats are their IEEE 754 bits, so that what is
 // read back is bit for bit what was computed. A time key is the Unix

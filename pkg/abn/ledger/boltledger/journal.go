@@ -13,23 +13,26 @@ import (
 )
 
 // The journal holds the users that Expose found new, until they are merged
-// into their versions' users buckets: appending to it dirties one page per
-// transaction, where putting random user IDs into a large users bucket
-// dirties (reads, rewrites and fsyncs) a page per user. Merges put many
-// users, sorted, into each page they dirty. See the package doc.
+// into their versions' users buckets: appending to it dirties its last
+// pages, where putting random user IDs into a large users bucket dirties
+// (reads, rewrites and fsyncs) a page per user. Merges put many users,
+// sorted, into each page they dirty. See the package doc.
 
 // journalBucket holds journal/<seq> → cohort time key, app, version, user.
 var journalBucket = []byte("journal")
 
 const (
-	// mergeAt is how many users the journal holds before a merge round
-	// starts: the more, the more users share each page a merge dirties,
-	// but the longer a round's sort and the larger pending (about 20 bytes
-	// a user).
+	// mergeAt is how many hinted users the journal holds before a merge
+	// round starts: the more, the more users share each page a merge
+	// dirties, but the more memory: pending takes about 20 bytes a user,
+	// and a round's sorted runs about 80 while it lasts.
 	mergeAt = 65536
-	// mergeChunk is how many users one merge transaction puts, at least:
-	// short enough that it holds the CPU for a few milliseconds.
-	mergeChunk = 512
+	// loadStep is how many entries one Expose call reads and sorts when a
+	// round starts, and mergeChunk how many users one merge transaction
+	// puts: each holds the CPU for a few milliseconds, not more, since on
+	// one CPU Lookups wait meanwhile.
+	loadStep   = 8192
+	mergeChunk = 256
 )
 
 // journal is the Ledger's index of its journal. pending maps a hash of
@@ -40,14 +43,19 @@ const (
 type journal struct {
 	// hash keys pending by (app, version, user); tests make it collide.
 	hash func(app, version, user string) uint64
-	// mergeAt and chunk are the constants; tests set smaller ones.
-	mergeAt, chunk int
+	// mergeAt, step and chunk are the constants; tests set smaller ones.
+	mergeAt, step, chunk int
 
 	mu      sync.Mutex
 	pending map[uint64]uint64
-	// round is the journal's entries being merged, sorted by user key;
-	// only Expose touches it, under Ledger.exposing.
-	round []journalEntry
+
+	// A merge round covers the entries up to roundEnd (0: no round). It
+	// reads them a step at a time (up to readTo), each step sorted by user
+	// key into a run, then merges the runs' smallest entries first, then
+	// trims them. Only Expose and Check touch these, under
+	// Ledger.exposing.
+	roundEnd, readTo uint64
+	runs             [][]journalEntry
 }
 
 // journalEntry is an entry of a merge round.
@@ -68,7 +76,7 @@ func newJournal() *journal {
 		h.WriteString(user)
 		return h.Sum64()
 	}
-	return &journal{hash: hash, mergeAt: mergeAt, chunk: mergeChunk, pending: map[uint64]uint64{}}
+	return &journal{hash: hash, mergeAt: mergeAt, step: loadStep, chunk: mergeChunk, pending: map[uint64]uint64{}}
 }
 
 // userKey joins what identifies an exposed user; application and version
@@ -76,6 +84,14 @@ func newJournal() *journal {
 func userKey(app, version, user string) string { return app + "\x00" + version + "\x00" + user }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+// seqOf reads a journal key, as a number for errors and bounds.
+func seqOf(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
 
 func encodeEntry(cohort []byte, app, version, user string) []byte {
 	b := make([]byte, 0, timeKeyLen+2*binary.MaxVarintLen16+len(app)+len(version)+len(user))
@@ -141,21 +157,37 @@ func (j *journal) find(tx *bolt.Tx, h uint64, app, version, user string) (lookup
 }
 
 // add appends an entry in tx and points the hash at it at once, so that
-// the transactions after this one find it. Should tx roll back, the hint
-// is stale, which find tells.
-func (j *journal) add(tx *bolt.Tx, h uint64, cohort []byte, app, version, user string) error {
+// the transactions after this one find it; it returns the entry's
+// sequence for undo. A hint left by a transaction rolled back is stale,
+// which find tells.
+func (j *journal) add(tx *bolt.Tx, h uint64, cohort []byte, app, version, user string) (uint64, error) {
 	b := tx.Bucket(journalBucket)
+	b.FillPercent = 1 // appended to only: full pages
 	seq, err := b.NextSequence()
 	if err != nil {
-		return fmt.Errorf("journal user %s of %s/%s: %w", user, app, version, err)
+		return 0, fmt.Errorf("journal user %s of %s/%s: next sequence: %w", user, app, version, err)
 	}
 	if err := b.Put(seqKey(seq), encodeEntry(cohort, app, version, user)); err != nil {
-		return fmt.Errorf("journal user %s of %s/%s: %w", user, app, version, err)
+		return 0, fmt.Errorf("journal user %s of %s/%s: put entry %d: %w", user, app, version, seq, err)
 	}
 	j.mu.Lock()
 	j.pending[h] = seq
 	j.mu.Unlock()
-	return nil
+	return seq, nil
+}
+
+// hint is a hash and the journal entry it points at.
+type hint struct{ hash, seq uint64 }
+
+// undo drops the hints of a transaction that rolled back.
+func (j *journal) undo(hints []hint) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, h := range hints {
+		if j.pending[h.hash] == h.seq {
+			delete(j.pending, h.hash)
+		}
+	}
 }
 
 func (j *journal) size() int {
@@ -164,43 +196,73 @@ func (j *journal) size() int {
 	return len(j.pending)
 }
 
-// load points the hashes at the journal's entries and nothing else
-// (dropping stale hints), and returns the entries when a merge round is
-// wanted. It runs at Open and, to start a round, under Expose's lock: no
-// entry is added meanwhile.
-func (j *journal) load(tx *bolt.Tx, round bool) ([]journalEntry, error) {
-	pending := make(map[uint64]uint64, len(j.pending))
-	var entries []journalEntry
-	err := tx.Bucket(journalBucket).ForEach(func(k, e []byte) error {
+// load points the hashes at the journal's entries, at Open.
+func (j *journal) load(tx *bolt.Tx) error {
+	return tx.Bucket(journalBucket).ForEach(func(k, e []byte) error {
 		_, a, v, u, ok := decodeEntry(e)
 		if !ok || len(k) != 8 {
-			return fmt.Errorf("read journal entry %x: not an entry of this format", k)
+			return fmt.Errorf("read journal entry %d: not an entry of this format", seqOf(k))
 		}
-		seq := binary.BigEndian.Uint64(k)
-		pending[j.hash(string(a), string(v), string(u))] = seq
-		if round {
-			entries = append(entries, journalEntry{key: userKey(string(a), string(v), string(u)), seq: seq})
-		}
+		j.pending[j.hash(string(a), string(v), string(u))] = binary.BigEndian.Uint64(k)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	j.mu.Lock()
-	j.pending = pending
-	j.mu.Unlock()
-	slices.SortFunc(entries, func(x, y journalEntry) int { return strings.Compare(x.key, y.key) })
-	return entries, nil
 }
 
-// mergeInto puts the next users of the round into their users buckets
-// and deletes their entries, in tx. An entry that is gone was forgotten
-// with its application.
+// readStep reads the round's next n entries (fewer at its end) into a run
+// sorted by user key.
+func (j *journal) readStep(tx *bolt.Tx, n int) error {
+	run := make([]journalEntry, 0, n)
+	c := tx.Bucket(journalBucket).Cursor()
+	k, e := c.Seek(seqKey(j.readTo + 1))
+	for ; k != nil && len(run) < n; k, e = c.Next() {
+		_, a, v, u, ok := decodeEntry(e)
+		if !ok || len(k) != 8 {
+			return fmt.Errorf("read journal entry %d: not an entry of this format", seqOf(k))
+		}
+		seq := binary.BigEndian.Uint64(k)
+		if seq > j.roundEnd {
+			break
+		}
+		run = append(run, journalEntry{key: userKey(string(a), string(v), string(u)), seq: seq})
+		j.readTo = seq
+	}
+	if k == nil || len(run) < n {
+		j.readTo = j.roundEnd // nothing more up to the end
+	}
+	slices.SortFunc(run, func(x, y journalEntry) int { return strings.Compare(x.key, y.key) })
+	if len(run) > 0 {
+		j.runs = append(j.runs, run)
+	}
+	return nil
+}
+
+// take removes up to n of the smallest entries from the runs, in order.
+func (j *journal) take(n int) []journalEntry {
+	var out []journalEntry
+	for len(out) < n {
+		least := -1
+		for i, r := range j.runs {
+			if len(r) > 0 && (least < 0 || r[0].key < j.runs[least][0].key) {
+				least = i
+			}
+		}
+		if least < 0 {
+			break
+		}
+		out = append(out, j.runs[least][0])
+		j.runs[least] = j.runs[least][1:]
+	}
+	return out
+}
+
+// mergeInto puts the users of a chunk of the round into their users
+// buckets, in tx. An entry that is gone was forgotten with its
+// application. The entries stay until the round trims them, oldest first:
+// deleted in the chunk's order they would dirty a journal page each.
 func (j *journal) mergeInto(tx *bolt.Tx, chunk []journalEntry) error {
 	jb, apps := tx.Bucket(journalBucket), tx.Bucket(appsBucket)
 	for _, e := range chunk {
-		sk := seqKey(e.seq)
-		entry := jb.Get(sk)
+		entry := jb.Get(seqKey(e.seq))
 		if entry == nil {
 			continue
 		}
@@ -210,24 +272,20 @@ func (j *journal) mergeInto(tx *bolt.Tx, chunk []journalEntry) error {
 		}
 		users := nestedBucket(apps, a, v, usersBucket)
 		if users == nil {
-			return fmt.Errorf("merge user %s of %s/%s: the version's users bucket is missing", u, a, v)
+			return fmt.Errorf("merge journal entry %d (user %s of %s/%s): the version's users bucket is missing", e.seq, u, a, v)
 		}
-		// No user in the journal is in its users bucket too: expose
-		// looks in both before it adds one to either. Put keeps the
-		// slices until the transaction ends, and the entry's bytes are
-		// deleted below: copies.
+		// A user merged before (a round cut short by a crash) is put
+		// again with the same cohort. Put keeps the slices until the
+		// transaction ends: copies, as bbolt's own may move.
 		if err := users.Put(bytes.Clone(u), bytes.Clone(cohort)); err != nil {
-			return fmt.Errorf("merge user %s of %s/%s: %w", u, a, v, err)
-		}
-		if err := jb.Delete(sk); err != nil {
-			return fmt.Errorf("delete journal entry %d: %w", e.seq, err)
+			return fmt.Errorf("merge journal entry %d (user %s of %s/%s): %w", e.seq, u, a, v, err)
 		}
 	}
 	return nil
 }
 
 // merged drops the hints of merged entries (unless the hash points at a
-// newer entry now).
+// newer entry now): lookups find those users in their users buckets.
 func (j *journal) merged(chunk []journalEntry) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -240,8 +298,77 @@ func (j *journal) merged(chunk []journalEntry) {
 	}
 }
 
+// trim deletes up to n of the round's entries, oldest first, and says
+// whether any is left.
+func (j *journal) trim(tx *bolt.Tx, n int) (bool, error) {
+	b := tx.Bucket(journalBucket)
+	var done [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && len(done) < n && binary.BigEndian.Uint64(k) <= j.roundEnd; k, _ = c.Next() {
+		done = append(done, bytes.Clone(k))
+	}
+	for _, k := range done {
+		if err := b.Delete(k); err != nil {
+			return false, fmt.Errorf("delete journal entry %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+	}
+	return len(done) == n, nil
+}
+
+// merge does one step of a merge round, which starts once the journal
+// holds mergeAt users: it reads and sorts a step of the round's entries,
+// then merges them into the users buckets a chunk a transaction, then
+// deletes them a step at a time. Each step covers at least as many users
+// as were just added (merging, twice as many: the steps that read or trim
+// merge none), so that the journal never grows without bound. The caller
+// holds l.exposing.
+func (l *Ledger) merge(added int) error {
+	j := l.journal
+	if j.roundEnd == 0 {
+		if j.size() < j.mergeAt {
+			return nil
+		}
+		if err := l.db.View(func(tx *bolt.Tx) error { j.roundEnd = tx.Bucket(journalBucket).Sequence(); return nil }); err != nil {
+			return err
+		}
+		j.readTo, j.runs = 0, nil
+	}
+	if j.readTo < j.roundEnd {
+		return l.db.View(func(tx *bolt.Tx) error { return j.readStep(tx, max(j.step, added)) })
+	}
+	left := max(j.chunk, 2*added)
+	for left > 0 {
+		chunk := j.take(min(j.chunk, left))
+		if len(chunk) == 0 {
+			break
+		}
+		if err := l.db.Update(func(tx *bolt.Tx) error { return j.mergeInto(tx, chunk) }); err != nil {
+			j.runs = append(j.runs, chunk) // merged by a later call
+			return err
+		}
+		j.merged(chunk)
+		left -= len(chunk)
+	}
+	if left <= 0 {
+		return nil
+	}
+	j.runs = nil
+	var more bool
+	err := l.db.Update(func(tx *bolt.Tx) (err error) {
+		more, err = j.trim(tx, max(j.step, added))
+		return err
+	})
+	if err == nil && !more {
+		j.roundEnd = 0 // the round is done
+	}
+	return err
+}
+
 // forget deletes, in tx, the entries of the applications given.
 func (j *journal) forget(tx *bolt.Tx, gone map[string]bool) error {
+	if len(gone) == 0 {
+		return nil
+	}
 	b := tx.Bucket(journalBucket)
 	var doomed [][]byte
 	err := b.ForEach(func(k, e []byte) error {
@@ -255,7 +382,7 @@ func (j *journal) forget(tx *bolt.Tx, gone map[string]bool) error {
 	}
 	for _, k := range doomed {
 		if err := b.Delete(k); err != nil {
-			return fmt.Errorf("delete journal entry %x: %w", k, err)
+			return fmt.Errorf("delete journal entry %d: %w", seqOf(k), err)
 		}
 	}
 	return nil

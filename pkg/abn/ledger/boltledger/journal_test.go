@@ -15,28 +15,28 @@ import (
 )
 
 // openSmallJournal opens a ledger whose journal merges from 16 users on,
-// 5 at least per merge, so that a test of a few hundred users sees many
-// rounds.
+// reading a round in one step and merging 5 users a transaction, so that a
+// test of a few hundred users sees many rounds.
 func openSmallJournal(t *testing.T, path string) *Ledger {
 	t.Helper()
 	l, err := Open(path, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.journal.mergeAt, l.journal.chunk = 16, 5
+	l.journal.mergeAt, l.journal.step, l.journal.chunk = 16, 1000, 5
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 
-// TestConformanceWhileMerging runs the shared suite with merges under way
-// in every case.
+// TestConformanceWhileMerging runs the shared suite with a merge round
+// started by every Expose (mergeAt 1), each read 3 entries a step.
 func TestConformanceWhileMerging(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, opts ledger.Options) ledgertest.Opener {
 		path := filepath.Join(t.TempDir(), "ledger.db")
 		return func() (ledger.Ledger, error) {
 			l, err := Open(path, opts)
 			if err == nil {
-				l.journal.mergeAt, l.journal.chunk = 16, 5
+				l.journal.mergeAt, l.journal.step, l.journal.chunk = 1, 3, 5
 			}
 			return l, err
 		}
@@ -77,22 +77,50 @@ func writesOf(es []ledger.Exposure, id string) []ledger.Write {
 	return ws
 }
 
+// merged counts the users in one version's users bucket.
+func mergedUsers(t *testing.T, l *Ledger, app, version string) int {
+	t.Helper()
+	n := 0
+	_ = l.db.View(func(tx *bolt.Tx) error {
+		if b := nestedBucket(tx.Bucket(appsBucket), []byte(app), []byte(version), usersBucket); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	return n
+}
+
 func TestJournalMergesUsersOnceAndKeepsTheirCohorts(t *testing.T) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
 	m := ledgertest.NewModel(ledger.Options{})
-	for from := 0; from < 300; from += 20 {
-		es := exposures("ns/shop", from, from+20)
+	const batch = 7 // fewer than mergeAt: rounds span several calls
+	for from := 0; from < 300; from += batch {
+		es := exposures("ns/shop", from, from+batch)
 		ledgertest.Apply(t, l, m, es, nil)
-		// Writes for users in the journal and merged, and exposures of
-		// users seen before: none counts a user twice.
-		ledgertest.Apply(t, l, m, exposures("ns/shop", from/2, from/2+20), writesOf(es[:10], fmt.Sprint(from)))
-		if n := journaled(t, l); n > 16+20 {
-			t.Fatalf("after %d users the journal holds %d: merges do not keep it bounded (16 + a batch)", from+20, n)
+		if journaled(t, l) == 0 {
+			t.Fatalf("after %d users the journal is empty: the batch just exposed should be in it", from+batch)
+		}
+		// Writes for users in the journal (this batch) and merged (the
+		// first ones), and exposures, an hour later, of users seen
+		// before: none counts a user twice or moves their cohort.
+		again := exposures("ns/shop", from/2, from/2+batch)
+		for i := range again {
+			again[i].At = again[i].At.Add(time.Hour)
+		}
+		ledgertest.Apply(t, l, m, again, writesOf(append(es, exposures("ns/shop", 0, 3)...), fmt.Sprint(from)))
+		// A round starts at 16 users; reading it, merging it (at least 2
+		// batches a call) and trimming it take about 4 calls of a batch
+		// each.
+		if n := journaled(t, l); n > 16+6*batch {
+			t.Fatalf("after %d users the journal holds %d, want at most %d: merges do not keep up", from+batch, n, 16+6*batch)
+		}
+		if n, most := l.journal.size(), journaled(t, l); n > most {
+			t.Fatalf("pending holds %d hints, more than the journal's %d entries", n, most)
 		}
 	}
 	ledgertest.Same(t, l, m, "ns/shop")
-	if n := l.journal.size(); n > 16+20 {
-		t.Errorf("pending holds %d hints, want at most 36", n)
+	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n < 300-16-6*batch {
+		t.Errorf("%d of 300 users merged into the users buckets, want all but those still in the journal", n)
 	}
 	if err := l.Check(context.Background()); err != nil {
 		t.Errorf("Check after merges: %v", err)
@@ -128,31 +156,47 @@ func TestJournaledUsersSurviveReopening(t *testing.T) {
 
 func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
-	l.journal.mergeAt = 1000
+	l.journal.step = 4 // a round is read over several calls
 	m := ledgertest.NewModel(ledger.Options{})
 	ledgertest.Apply(t, l, m, exposures("ns/old", 0, 10), nil)
 	ledgertest.Apply(t, l, m, exposures("ns/kept", 0, 10), nil)
+	if l.journal.roundEnd == 0 {
+		t.Fatal("no merge round under way after 20 users, want one (mergeAt 16)")
+	}
 	// Touch ns/kept later, then forget what is older.
 	if err := l.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(appsBucket).Bucket([]byte("ns/kept")).Put(touchedKey, timeKey(time.Now().Add(time.Hour)))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cutoff := time.Now().Add(time.Minute)
-	gone, err := l.Forget(context.Background(), cutoff)
+	gone, err := l.Forget(context.Background(), time.Now().Add(time.Minute))
 	if err != nil || len(gone) != 1 || gone[0] != "ns/old" {
 		t.Fatalf("Forget = %v, %v; want [ns/old]", gone, err)
 	}
-	_, _ = m.Forget(context.Background(), cutoff.Add(-2*time.Hour)) // the model forgets by its own clock
 	if n := journaled(t, l); n != 10 {
 		t.Errorf("journal holds %d users after forgetting ns/old, want ns/kept's 10", n)
 	}
-	// ns/old's users count anew; a merge round of both applications
-	// goes through.
-	l.journal.mergeAt = 16
-	ledgertest.Apply(t, l, m, exposures("ns/old", 0, 10), nil)
-	ledgertest.Apply(t, l, m, exposures("ns/kept", 10, 20), nil)
-	ledgertest.Same(t, l, m, "ns/old", "ns/kept")
+	// ns/old's users count anew, in a later cohort, while the round
+	// goes on and ends.
+	fresh := ledgertest.NewModel(ledger.Options{})
+	later := exposures("ns/old", 0, 10)
+	for i := range later {
+		later[i].At = later[i].At.Add(2 * time.Hour)
+	}
+	ledgertest.Apply(t, l, fresh, later, nil)
+	for range 20 {
+		if l.journal.roundEnd == 0 {
+			break
+		}
+		if err := l.merge(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.journal.roundEnd != 0 {
+		t.Fatal("the merge round did not end within 20 steps")
+	}
+	ledgertest.Same(t, l, fresh, "ns/old")
+	ledgertest.Same(t, l, m, "ns/kept")
 }
 
 // TestUsersWithTheSameHashAreTold: with every hash alike, only the first
@@ -161,6 +205,7 @@ func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 func TestUsersWithTheSameHashAreTold(t *testing.T) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
 	l.journal.hash = func(string, string, string) uint64 { return 7 }
+	l.journal.mergeAt = 1 // merges free the hash again
 	m := ledgertest.NewModel(ledger.Options{})
 	for from := 0; from < 100; from += 10 {
 		es := exposures("ns/shop", from, from+10)
@@ -168,17 +213,25 @@ func TestUsersWithTheSameHashAreTold(t *testing.T) {
 		ledgertest.Apply(t, l, m, exposures("ns/shop", 0, from+10), nil)
 	}
 	ledgertest.Same(t, l, m, "ns/shop")
-	if n := journaled(t, l); n > 1 {
-		t.Errorf("journal holds %d users, want at most 1 (one hash)", n)
+	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n != 100 {
+		t.Errorf("%d users in the users buckets, want all 100", n)
 	}
 }
 
-func TestAFailedMergeFailsCheck(t *testing.T) {
+func TestAFailedMergeFailsCheckUntilRepaired(t *testing.T) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
 	ledgertest.Apply(t, l, ledgertest.NewModel(ledger.Options{}), exposures("ns/shop", 0, 10), nil)
-	if err := l.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(journalBucket).Put(seqKey(1<<40), []byte("short"))
-	}); err != nil {
+	var bad []byte
+	putBad := func(tx *bolt.Tx) error {
+		b := tx.Bucket(journalBucket)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		bad = seqKey(seq)
+		return b.Put(bad, []byte("short"))
+	}
+	if err := l.db.Update(putBad); err != nil {
 		t.Fatal(err)
 	}
 	// The next Expose stores its users, then starts a round, which
@@ -187,14 +240,30 @@ func TestAFailedMergeFailsCheck(t *testing.T) {
 		t.Fatalf("Expose = %v, want nil: its users were stored", err)
 	}
 	err := l.Check(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "journal entry") {
-		t.Errorf("Check = %v, want the merge's error naming the journal entry", err)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("journal entry %d", seqOf(bad))) {
+		t.Fatalf("Check = %v, want the merge's error naming journal entry %d", err, seqOf(bad))
+	}
+	// Repaired, Check retries the merge and passes.
+	if err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).Delete(bad) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Check(context.Background()); err != nil {
+		t.Errorf("Check after the bad entry was removed = %v, want nil", err)
+	}
+
+	if err := l.db.Update(putBad); err != nil {
+		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(l.path, ledger.Options{}); err == nil || !strings.Contains(err.Error(), "journal entry") {
-		t.Errorf("Open = %v, want an error naming the journal entry", err)
+	again, err := Open(l.path, ledger.Options{})
+	if err == nil {
+		_ = again.Close()
+		t.Fatal("Open of a ledger with a bad journal entry succeeded")
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("journal entry %d", seqOf(bad))) {
+		t.Errorf("Open = %v, want an error naming journal entry %d", err, seqOf(bad))
 	}
 }
 
@@ -204,8 +273,20 @@ func TestFormatOneIsUpgraded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	l := openSmallJournal(t, path)
 	m := ledgertest.NewModel(ledger.Options{})
+	ledgertest.Apply(t, l, m, exposures("ns/shop", 0, 10), nil)
+	// Merged: the journal is empty, as format 1 had none.
 	l.journal.mergeAt = 1
-	ledgertest.Apply(t, l, m, exposures("ns/shop", 0, 10), nil) // merged: the journal is empty, as format 1 had none
+	for range 10 {
+		if journaled(t, l) == 0 {
+			break
+		}
+		if err := l.merge(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := journaled(t, l); n != 0 {
+		t.Fatalf("journal holds %d users after 10 merge steps, want 0", n)
+	}
 	if err := l.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(journalBucket); err != nil {
 			return err

@@ -92,9 +92,9 @@ func open(path string, opts ledger.Options, lockTimeout time.Duration) (*Ledger,
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
 	j := newJournal()
-	if err := db.View(func(tx *bolt.Tx) error { _, err := j.load(tx, false); return err }); err != nil {
+	if err := db.View(j.load); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, fmt.Errorf("open ledger %s: %w (the journal must be repaired before the ledger opens)", path, err)
 	}
 	db.MaxBatchDelay = batchDelay
 	return &Ledger{path: path, opts: opts.WithDefaults(), db: db, journal: j}, nil
@@ -112,8 +112,28 @@ func (l *Ledger) Check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check ledger %s: %w", l.path, err)
 	}
-	if failed := l.mergeFailed.Load(); failed != nil && *failed != nil {
-		return fmt.Errorf("check ledger %s: %w", l.path, *failed)
+	if l.mergeError() != nil && l.exposing.TryLock() { // retry; an Expose under way may do so
+		l.noteMerge(l.merge(0))
+		l.exposing.Unlock()
+	}
+	if err := l.mergeError(); err != nil {
+		return fmt.Errorf("check ledger %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// noteMerge keeps a merge step's outcome for Check.
+func (l *Ledger) noteMerge(err error) {
+	if err != nil {
+		err = fmt.Errorf("merge the journal into the users buckets: %w", err)
+	}
+	l.mergeFailed.Store(&err)
+}
+
+// mergeError is the last merge step's error, nil if it worked.
+func (l *Ledger) mergeError() error {
+	if failed := l.mergeFailed.Load(); failed != nil {
+		return *failed
 	}
 	return nil
 }

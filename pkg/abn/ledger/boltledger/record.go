@@ -58,7 +58,8 @@ func (l *Ledger) Record(ctx context.Context, writes []ledger.Write) error {
 // Expose records users' exposures, all or nothing: a user counts once per
 // version, in the cohort of their first exposure, so retries are harmless.
 // New users go to the journal; once it holds enough, each call also merges
-// a part of it into the users buckets (a failed merge is Check's error).
+// a part of it into the users buckets (a failed merge is Check's error,
+// and Check retries it).
 func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error {
 	for i := range exposures {
 		if err := exposures[i].Validate(); err != nil {
@@ -75,8 +76,9 @@ func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error 
 	defer l.exposing.Unlock()
 	// Update, not Batch: the exposer sends batches already, and a journal
 	// transaction is never run twice.
+	var t *txn
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		t := newTxn(tx, l.opts, l.journal)
+		t = newTxn(tx, l.opts, l.journal)
 		t.journaling = true
 		for _, e := range exposures {
 			if _, err := t.expose(e.App, e.Version, e.User, e.At); err != nil {
@@ -86,40 +88,15 @@ func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error 
 		return t.count()
 	})
 	if err != nil {
+		if t != nil {
+			l.journal.undo(t.hints)
+		}
 		return fmt.Errorf("expose in ledger %s: %w", l.path, err)
 	}
-	err = l.merge(len(exposures))
-	if err != nil {
-		err = fmt.Errorf("merge the journal into the users buckets: %w", err)
-	}
-	l.mergeFailed.Store(&err)
-	return nil
-}
-
-// merge moves at least a chunk of the journal (and at least as many users
-// as were just added, so that it never grows without bound) into the users
-// buckets, once the journal holds mergeAt users. The caller holds
-// l.exposing.
-func (l *Ledger) merge(added int) error {
-	j := l.journal
-	if len(j.round) == 0 {
-		if j.size() < j.mergeAt {
-			return nil
-		}
-		if err := l.db.View(func(tx *bolt.Tx) (err error) {
-			j.round, err = j.load(tx, true)
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	chunk := j.round[:min(len(j.round), max(j.chunk, added))]
-	if err := l.db.Update(func(tx *bolt.Tx) error { return j.mergeInto(tx, chunk) }); err != nil {
-		return err
-	}
-	j.merged(chunk)
-	if j.round = j.round[len(chunk):]; len(j.round) == 0 {
-		j.round = nil // let the round's memory go
+	// After a failed merge, Check retries it (readiness probes call
+	// it): a failing step is not repeated every 10 ms.
+	if l.mergeError() == nil {
+		l.noteMerge(l.merge(len(exposures)))
 	}
 	return nil
 }

@@ -27,8 +27,8 @@ var (
 
 // txn applies writes and exposures in one write transaction, keeping the
 // buckets it opened so that a batch of writes to one version and metric
-// walks the tree once. It lives no longer than one call of a Batch
-// function, so a re-run starts afresh.
+// walks the tree once. It lives no longer than one transaction (one call
+// of a Batch function, so that a re-run starts afresh).
 type txn struct {
 	tx      *bolt.Tx
 	opts    ledger.Options
@@ -36,10 +36,12 @@ type txn struct {
 	// journaling puts new users in the journal (Expose) instead of their
 	// users buckets (Record, whose batches bbolt may run twice).
 	journaling bool
-	now        time.Time
-	versions   map[[2]string]*versionBuckets
-	metrics    map[[3]string]*metricBuckets
-	touched    map[string]bool
+	// hints are those the journal took in this transaction (undo).
+	hints    []hint
+	now      time.Time
+	versions map[[2]string]*versionBuckets
+	metrics  map[[3]string]*metricBuckets
+	touched  map[string]bool
 	// newUsers counts the users exposed in this transaction per version
 	// and cohort; count puts them, once per key instead of once per user.
 	newUsers map[newUsersKey]int64
@@ -141,9 +143,11 @@ func (t *txn) expose(app, version, user string, at time.Time) (time.Time, error)
 	cohort := t.opts.BucketOf(at)
 	ck := timeKey(cohort)
 	if t.journaling && in == absent {
-		if err := t.journal.add(t.tx, h, ck, app, version, user); err != nil {
+		seq, err := t.journal.add(t.tx, h, ck, app, version, user)
+		if err != nil {
 			return time.Time{}, err
 		}
+		t.hints = append(t.hints, hint{h, seq})
 	} else if err := v.users.Put([]byte(user), ck); err != nil {
 		return time.Time{}, fmt.Errorf("put user %s of %s/%s: %w", user, app, version, err)
 	}
