@@ -27,13 +27,13 @@ import (
 //
 // A batch is what is queued when the ledger is free, sent at most every
 // exposureEvery: it grows with the load and no more. Storing a batch is
-// mostly CPU in bbolt (each new user dirties a leaf of a large tree, read,
-// rewritten and written whole), and a process with one CPU (pinned, or
-// GOMAXPROCS=1) runs no Lookup meanwhile until Go's scheduler preempts
-// the batch, every 10 ms: batches filled to 2048 made that the tail of
-// Lookup's latency at 20,000 new users a second. Smaller batches cost
-// more CPU a user, and a ledger under a trickle of new users commits (and
-// fsyncs) up to 100 times a second instead of once (README's A/B/n
+// mostly CPU in bbolt (boltledger's journal and its merges), and a process
+// with one CPU (pinned, or GOMAXPROCS=1) runs no Lookup meanwhile until
+// Go's scheduler preempts the batch, every 10 ms: batches filled to 2048
+// made that the tail of Lookup's latency at 20,000 new users a second
+// (before the journal, when each new user cost 30-46 µs). Smaller batches
+// cost more CPU a user, and a ledger under a trickle of new users commits
+// (and fsyncs) up to 100 times a second instead of once (README's A/B/n
 // figures). A backlog of a batch or more is not held back by the pace.
 const (
 	exposureBuffer = 16384

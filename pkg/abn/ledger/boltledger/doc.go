@@ -55,13 +55,15 @@
 //
 // Once the journal holds 65,536 hinted users, a merge round starts; each
 // Expose call then does one step of it: read and sort a part of the
-// round's entries; put a few hundred of them, smallest first, into users/,
-// where many share each page; or, at the end, delete the round's entries,
-// oldest first. A failed step is Check's error, and Check retries it.
-// Record's own new users go straight to users/: DB.Batch may run its
-// functions twice. Open reads the journal back, so nothing in it is lost
-// by a crash; users a round had merged before a crash are merged again,
-// harmlessly. Format 1 files (no journal) are upgraded by Open.
+// round's entries; put some of them, smallest first, into users/, where
+// many share each page, in up to 4 transactions of 64 or more; or, at the
+// end, delete the round's entries, oldest first. Each step covers at
+// least as many users as the call added (merging, twice as many), so the
+// journal stays bounded. A failed step is Check's error, and Check
+// retries it. Record's own new users go straight to users/: DB.Batch may
+// run its functions twice. Open reads the journal back, so nothing in it
+// is lost by a crash; users a round had merged before a crash are merged
+// again, harmlessly. Format 1 files (no journal) are upgraded by Open.
 //
 // Integers are big-endian; floats are their IEEE 754 bits, so that what is
 // read back is bit for bit what was computed. A time key is the Unix

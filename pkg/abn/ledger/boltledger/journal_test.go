@@ -250,6 +250,19 @@ func TestAFailedMergeFailsCheckUntilRepaired(t *testing.T) {
 	if err := l.Check(context.Background()); err != nil {
 		t.Errorf("Check after the bad entry was removed = %v, want nil", err)
 	}
+	// The round goes on from the step that failed: every user reaches
+	// the users buckets, none is trimmed unmerged.
+	for range 20 {
+		if l.journal.roundEnd == 0 {
+			break
+		}
+		if err := l.merge(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n != 20 {
+		t.Errorf("%d users in the users buckets after the round, want all 20", n)
+	}
 
 	if err := l.db.Update(putBad); err != nil {
 		t.Fatal(err)
