@@ -25,8 +25,9 @@ const (
 	// mergeAt is how many hinted users the journal holds before a merge
 	// round starts: the more, the more users share each page a merge
 	// dirties, but the more memory: pending takes about 20 bytes a user,
-	// and a round's sorted runs about 80 while it lasts.
-	mergeAt = 65536
+	// and a round's sorted runs about 80 while it lasts (about 3 MB in
+	// all at 32,768).
+	mergeAt = 32768
 	// loadStep is how many entries one Expose call reads and sorts (or
 	// trims) in a round, and mergeChunk how many users one merge
 	// transaction puts at least: each holds the CPU for about a
@@ -36,6 +37,9 @@ const (
 	// instead of about 3 ms (scripts/bench/abn).
 	loadStep   = 2048
 	mergeChunk = 64
+	// catchUp: each step of a round covers at least this many times the
+	// users the call added (see merge).
+	catchUp = 4
 	// mergeTxs bounds the merge transactions of one Expose call: each
 	// costs two fsyncs, and under a backlog 64 of them a call slowed the
 	// exposer enough to drop exposures. A backlog makes them larger
@@ -330,10 +334,10 @@ func (j *journal) trim(tx *bolt.Tx, n int) (bool, error) {
 // merge does one step of a merge round, which starts once the journal
 // holds mergeAt users: it reads and sorts a step of the round's entries,
 // then merges them into the users buckets a chunk a transaction, then
-// deletes them a step at a time. Each step covers at least as many users
-// as were just added (merging, twice as many: the steps that read or trim
-// merge none), so that the journal never grows without bound. The caller
-// holds l.exposing.
+// deletes them a step at a time. Each step covers catchUp times as many
+// users as were just added, at least: a round's three passes over its
+// entries then add fewer than it holds, so rounds shrink back to about
+// mergeAt. The caller holds l.exposing.
 func (l *Ledger) merge(added int) error {
 	j := l.journal
 	if j.roundEnd == 0 {
@@ -346,9 +350,9 @@ func (l *Ledger) merge(added int) error {
 		j.readTo, j.runs = 0, nil
 	}
 	if j.readTo < j.roundEnd {
-		return l.db.View(func(tx *bolt.Tx) error { return j.readStep(tx, max(j.step, added)) })
+		return l.db.View(func(tx *bolt.Tx) error { return j.readStep(tx, max(j.step, catchUp*added)) })
 	}
-	left := max(j.chunk, 2*added)
+	left := max(j.chunk, catchUp*added)
 	size := max(j.chunk, (left+mergeTxs-1)/mergeTxs)
 	for left > 0 {
 		chunk := j.take(min(size, left))
@@ -368,7 +372,7 @@ func (l *Ledger) merge(added int) error {
 	j.runs = nil
 	var more bool
 	err := l.db.Update(func(tx *bolt.Tx) (err error) {
-		more, err = j.trim(tx, max(j.step, added))
+		more, err = j.trim(tx, max(j.step, catchUp*added))
 		return err
 	})
 	if err == nil && !more {

@@ -127,6 +127,24 @@ func TestJournalMergesUsersOnceAndKeepsTheirCohorts(t *testing.T) {
 	}
 }
 
+// TestJournalStaysBoundedUnderLargeBatches: batches larger than a step
+// (a backlog) make the steps larger, so rounds do not grow from one to
+// the next.
+func TestJournalStaysBoundedUnderLargeBatches(t *testing.T) {
+	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
+	l.journal.step, l.journal.chunk = 4, 2
+	largest := 0
+	for from := 0; from < 1000; from += 20 {
+		if err := l.Expose(context.Background(), exposures("ns/shop", from, from+20)); err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, journaled(t, l))
+	}
+	if largest > 100 {
+		t.Errorf("the journal grew to %d users with mergeAt 16 and batches of 20, want at most 100", largest)
+	}
+}
+
 func TestJournaledUsersSurviveReopening(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	l := openSmallJournal(t, path)
