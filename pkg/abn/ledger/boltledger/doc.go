@@ -42,8 +42,6 @@
 //
 // # Journal
 //
-// # Journal
-//
 // Putting a new user under users/ costs a page of that bucket: user IDs
 // are random, so each lands on a page that the batch has not touched,
 // which bbolt reads, rewrites and fsyncs whole. Expose, which records
@@ -53,13 +51,14 @@
 // checked against the entry itself, so that a lookup finds a user in
 // either place, users/ first.
 //
-// Once the journal holds 32,768 hinted users, a merge round starts; each
+// Once the journal holds 65,536 hinted users, a merge round starts; each
 // Expose call then does one step of it: read and sort a part of the
 // round's entries; put some of them, smallest first, into users/, where
 // many share each page, in up to 4 transactions of 64 or more; or, at the
-// end, delete the round's entries, oldest first. Each step covers at
-// least four times as many users as the call added, so the journal stays
-// bounded. A failed step is Check's error, and Check
+// end, delete the round's entries, oldest first (the call that merges
+// the last users trims too). Reading and trimming cover at least four
+// times as many users as the call added, merging twice as many, so the
+// journal stays bounded. A failed step is Check's error, and Check
 // retries it. Record's own new users go straight to users/: DB.Batch may
 // run its functions twice. Open reads the journal back, so nothing in it
 // is lost by a crash; users a round had merged before a crash are merged

@@ -29,7 +29,7 @@ func openSmallJournal(t *testing.T, path string) *Ledger {
 }
 
 // TestConformanceWhileMerging runs the shared suite with a merge round
-// started by every Expose (mergeAt 1), each read 3 entries a step.
+// started by every Expose (mergeAt 1).
 func TestConformanceWhileMerging(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, opts ledger.Options) ledgertest.Opener {
 		path := filepath.Join(t.TempDir(), "ledger.db")
@@ -174,12 +174,16 @@ func TestJournaledUsersSurviveReopening(t *testing.T) {
 
 func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
-	l.journal.step = 4 // a round is read over several calls
+	l.journal.step = 4 // with users exposed one a call, a round is read over several calls
 	m := ledgertest.NewModel(ledger.Options{})
-	ledgertest.Apply(t, l, m, exposures("ns/old", 0, 10), nil)
 	ledgertest.Apply(t, l, m, exposures("ns/kept", 0, 10), nil)
-	if l.journal.roundEnd == 0 {
-		t.Fatal("no merge round under way after 20 users, want one (mergeAt 16)")
+	// The 16th user starts a round of entries 1-16 (ns/kept's 10 and
+	// ns/old's first 6), read 4 a call: entries 13-16 are not read yet.
+	for i := range 8 {
+		ledgertest.Apply(t, l, m, exposures("ns/old", i, i+1), nil)
+	}
+	if j := l.journal; j.roundEnd != 16 || j.readTo != 12 {
+		t.Fatalf("round end %d, read to %d after 18 users: want a round of 16 read to 12 (mergeAt 16)", j.roundEnd, j.readTo)
 	}
 	// Touch ns/kept later, then forget what is older.
 	if err := l.db.Update(func(tx *bolt.Tx) error {
@@ -194,10 +198,10 @@ func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 	if n := journaled(t, l); n != 10 {
 		t.Errorf("journal holds %d users after forgetting ns/old, want ns/kept's 10", n)
 	}
-	// ns/old's users count anew, in a later cohort, while the round
-	// goes on and ends.
+	// ns/old starts anew with other users, in a later cohort, while the
+	// round goes on and ends.
 	fresh := ledgertest.NewModel(ledger.Options{})
-	later := exposures("ns/old", 0, 10)
+	later := exposures("ns/old", 10, 20)
 	for i := range later {
 		later[i].At = later[i].At.Add(2 * time.Hour)
 	}
@@ -215,6 +219,17 @@ func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 	}
 	ledgertest.Same(t, l, fresh, "ns/old")
 	ledgertest.Same(t, l, m, "ns/kept")
+	if n := mergedUsers(t, l, "ns/kept", "v0") + mergedUsers(t, l, "ns/kept", "v1"); n != 10 {
+		t.Errorf("%d of ns/kept's 10 users in its users buckets after the round, want all", n)
+	}
+	// No hint outlives the round that covered its entry: those of
+	// forgotten entries the round never read would count towards
+	// mergeAt for good.
+	for h, seq := range l.journal.pending {
+		if seq <= 16 {
+			t.Errorf("hint %x points at entry %d after the round of 16 ended", h, seq)
+		}
+	}
 }
 
 // TestUsersWithTheSameHashAreTold: with every hash alike, only the first

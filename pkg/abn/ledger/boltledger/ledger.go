@@ -112,7 +112,8 @@ func (l *Ledger) Check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check ledger %s: %w", l.path, err)
 	}
-	if l.mergeError() != nil && l.exposing.TryLock() { // retry; an Expose under way may do so
+	if l.mergeError() != nil { // retry: Expose does not while it failed
+		l.exposing.Lock()
 		l.noteMerge(l.merge(0))
 		l.exposing.Unlock()
 	}
