@@ -20,9 +20,10 @@ import (
 // ledger call costs a transaction and an fsync (bbolt) or a round trip
 // (Redis). With batches of 500 in a queue of 4096, 17-23% of the
 // exposures were dropped on 2 cores when every Lookup was a new user's, at
-// up to 100,000 a second (`make bench-abn`); with these sizes none were,
-// in most runs: new users beyond what the ledger stores on the service's
-// cores are dropped whatever the sizes.
+// up to 100,000 a second (`make bench-abn`); with these sizes none were
+// with the service pinned to one core: new users beyond what the ledger
+// stores on the service's cores are dropped whatever the sizes (README's
+// A/B/n figures).
 // The queue's buffer, about 1.3 MB, is allocated up front.
 //
 // A batch is what is queued when the ledger is free, sent at most every
@@ -31,7 +32,7 @@ import (
 // with one CPU (pinned, or GOMAXPROCS=1) runs no Lookup meanwhile until
 // Go's scheduler preempts the batch, every 10 ms: batches filled to 2048
 // made that the tail of Lookup's latency at 20,000 new users a second
-// (before the journal, when each new user cost 30-46 µs). Smaller batches
+// (before the journal, when each new user cost 26-60 µs). Smaller batches
 // cost more CPU a user, and a ledger under a trickle of new users commits
 // (and fsyncs) up to 100 times a second instead of once (README's A/B/n
 // figures). A backlog of a batch or more is not held back by the pace.

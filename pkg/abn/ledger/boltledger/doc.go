@@ -54,9 +54,9 @@
 // Once the journal holds 65,536 hinted users, a merge round starts; each
 // Expose call then does one step of it: read and sort a part of the
 // round's entries; put some of them, smallest first, into users/, where
-// many share each page, in up to 4 transactions of 64 or more; or, at the
-// end, delete the round's entries, oldest first (the call that merges
-// the last users trims too). Reading and trimming cover at least four
+// many share each page, in up to 4 transactions of about 64 or more; or,
+// at the end, delete the round's entries, oldest first (a call that runs
+// out of users to merge trims too). Reading and trimming cover at least four
 // times as many users as the call added, merging twice as many, so the
 // journal stays bounded. A failed step is Check's error, and Check
 // retries it. Record's own new users go straight to users/: DB.Batch may

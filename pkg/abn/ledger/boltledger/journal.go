@@ -26,17 +26,18 @@ const (
 	// round starts: the more, the more users share each page a merge
 	// dirties, but the more memory: pending takes about 20 bytes a user,
 	// and a round's sorted runs about 80 while it lasts (about 6 MB in
-	// all at 65,536; 32,768 took a pinned service's Lookups of new users
-	// at 20,000/s from p99 7-28 ms to 230-300 ms, merging more often and
-	// less densely).
+	// all at 65,536). 32,768, with merges of 4 times a call's users, took
+	// a pinned service's Lookups of new users at 20,000/s to a p99 of
+	// 230-300 ms (separate runs with 65,536: 5-9 ms).
 	mergeAt = 65536
 	// loadStep is how many entries one Expose call reads and sorts (or
 	// trims) in a round, and mergeChunk how many users one merge
-	// transaction puts at least: each holds the CPU for about a
-	// millisecond, since on one CPU Lookups wait meanwhile. With 8192 and
-	// 256, a little less CPU a user, the service pinned to one core
-	// answered Lookups of new users at 20,000/s with a p99 of 11-16 ms
-	// instead of about 3 ms (scripts/bench/abn).
+	// transaction puts (fewer at a call's or a round's end): each holds
+	// the CPU for about a millisecond, since on one CPU Lookups wait
+	// meanwhile. With 8192 and 256, a little less CPU a user, the service
+	// pinned to one core answered Lookups of new users at 20,000/s with a
+	// p99 of 11-16 ms instead of about 3 ms (scripts/bench/abn, user
+	// names in sequence).
 	loadStep   = 2048
 	mergeChunk = 64
 	// readCatchUp and mergeCatchUp: a step that reads or trims covers at
