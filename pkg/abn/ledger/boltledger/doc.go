@@ -49,11 +49,14 @@
 // (dirtying only its last pages) and counts them at once. The ledger keeps
 // an in-memory hint from a hash of (app, version, user) to its entry,
 // checked against the entry itself, so that a lookup finds a user in
-// either place, users/ first.
+// either place, users/ first. A hint is the low 32 bits of the hash and of
+// the entry's sequence number (10-20 bytes a user in memory).
 //
 // Once the journal holds 65,536 hinted users, a merge round starts; each
 // Expose call then does one step of it: read and sort a part of the
-// round's entries; put some of them, smallest first, into users/, where
+// round's entries (keeping their sequence numbers only, 8 bytes a user,
+// and reading each sorted run's smallest key back from the journal when
+// merging); put some of them, smallest first, into users/, where
 // many share each page, in up to 4 transactions of about 64 or more; or,
 // at the end, delete the round's entries, oldest first (a call that runs
 // out of users to merge trims too). Reading and trimming cover at least four

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
-	"strings"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,11 +23,11 @@ var journalBucket = []byte("journal")
 const (
 	// mergeAt is how many hinted users the journal holds before a merge
 	// round starts: the more, the more users share each page a merge
-	// dirties, but the more memory: pending takes about 20 bytes a user,
-	// and a round's sorted runs about 80 while it lasts (about 6 MB in
-	// all at 65,536). 32,768, with merges of 4 times a call's users, took
-	// a pinned service's Lookups of new users at 20,000/s to a p99 of
-	// 230-300 ms (separate runs with 65,536: 5-9 ms).
+	// dirties, but the more memory: pending takes 10-20 bytes a user (a
+	// map of 32-bit pairs), and a round's sorted runs 8 while it lasts.
+	// 32,768, with merges of 4 times a call's users, took a pinned
+	// service's Lookups of new users at 20,000/s to a p99 of 230-300 ms
+	// (separate runs with 65,536: 5-9 ms).
 	mergeAt = 65536
 	// loadStep is how many entries one Expose call reads and sorts (or
 	// trims) in a round, and mergeChunk how many users one merge
@@ -56,15 +55,19 @@ const (
 // (app, version, user) to the journal entry that holds them: a hint that
 // every lookup checks against the entry itself, so that an entry rolled
 // back, forgotten or merged away, or another user with the same hash, is
-// never taken for the user.
+// never taken for the user. Hints hold the low 32 bits of both hash and
+// sequence, half the memory of whole ones: the entry is checked anyway,
+// and the journal's live entries span far fewer than 2^32 sequence
+// numbers (rounds of mergeAt), so the low bits tell the whole (hintSeq).
 type journal struct {
-	// hash keys pending by (app, version, user); tests make it collide.
-	hash func(app, version, user string) uint64
+	// hash keys pending by user key (appendUserKey); tests make it
+	// collide.
+	hash func(userKey []byte) uint64
 	// mergeAt, step and chunk are the constants; tests set smaller ones.
 	mergeAt, step, chunk int
 
 	mu      sync.Mutex
-	pending map[uint64]uint64
+	pending map[uint32]uint32
 
 	// A merge round covers the entries up to roundEnd (0: no round). It
 	// reads them a step at a time (up to readTo), each step sorted by user
@@ -72,33 +75,42 @@ type journal struct {
 	// trims them. Only Expose and Check touch these, under
 	// Ledger.exposing.
 	roundEnd, readTo uint64
-	runs             [][]journalEntry
+	runs             []*run
 }
 
-// journalEntry is an entry of a merge round.
-type journalEntry struct {
-	key string // app \x00 version \x00 user
-	seq uint64
+// run is a step of a merge round: journal sequence numbers sorted by
+// their entries' user keys. Only the head's key is held, read from the
+// journal in each merge transaction, so that a round costs 8 bytes a user
+// in memory rather than a copy of every key.
+type run struct {
+	seqs []uint64
+	// head is the user key of seqs[0] and entry its journal entry, valid
+	// only in the transaction that read them; empty until read.
+	head, entry []byte
 }
+
+// mergeItem is an entry merged by a transaction: its hint is dropped once
+// the transaction commits.
+type mergeItem struct{ seq, hash uint64 }
+
+// hintSeq is the journal sequence number whose low 32 bits are low, among
+// the 2^32 up to last (the journal's sequence now).
+func hintSeq(low uint32, last uint64) uint64 { return last - uint64(uint32(last)-low) }
 
 func newJournal() *journal {
 	seed := maphash.MakeSeed() // pending lives in memory only
-	hash := func(app, version, user string) uint64 {
-		var h maphash.Hash
-		h.SetSeed(seed)
-		h.WriteString(app)
-		h.WriteByte(0)
-		h.WriteString(version)
-		h.WriteByte(0)
-		h.WriteString(user)
-		return h.Sum64()
-	}
-	return &journal{hash: hash, mergeAt: mergeAt, step: loadStep, chunk: mergeChunk, pending: map[uint64]uint64{}}
+	hash := func(userKey []byte) uint64 { return maphash.Bytes(seed, userKey) }
+	return &journal{hash: hash, mergeAt: mergeAt, step: loadStep, chunk: mergeChunk, pending: map[uint32]uint32{}}
 }
 
-// userKey joins what identifies an exposed user; application and version
-// names cannot hold a NUL byte (checkKeys), so it is unambiguous.
-func userKey(app, version, user string) string { return app + "\x00" + version + "\x00" + user }
+// appendUserKey joins what identifies an exposed user, the order in which
+// a round merges them; application and version names cannot hold a NUL
+// byte (checkKeys), so it is unambiguous.
+func appendUserKey[T string | []byte](b []byte, app, version, user T) []byte {
+	b = append(append(b, app...), 0)
+	b = append(append(b, version...), 0)
+	return append(b, user...)
+}
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
 
@@ -157,12 +169,13 @@ const (
 
 func (j *journal) find(tx *bolt.Tx, h uint64, app, version, user string) (lookup, []byte) {
 	j.mu.Lock()
-	seq, ok := j.pending[h]
+	low, ok := j.pending[uint32(h)]
 	j.mu.Unlock()
 	if !ok {
 		return absent, nil
 	}
-	e := tx.Bucket(journalBucket).Get(seqKey(seq))
+	b := tx.Bucket(journalBucket)
+	e := b.Get(seqKey(hintSeq(low, b.Sequence())))
 	if e == nil {
 		return absent, nil // rolled back, forgotten or merged: a stale hint
 	}
@@ -188,7 +201,7 @@ func (j *journal) add(tx *bolt.Tx, h uint64, cohort []byte, app, version, user s
 		return 0, fmt.Errorf("journal user %s of %s/%s: put entry %d: %w", user, app, version, seq, err)
 	}
 	j.mu.Lock()
-	j.pending[h] = seq
+	j.pending[uint32(h)] = uint32(seq)
 	j.mu.Unlock()
 	return seq, nil
 }
@@ -201,8 +214,8 @@ func (j *journal) undo(hints []hint) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, h := range hints {
-		if j.pending[h.hash] == h.seq {
-			delete(j.pending, h.hash)
+		if low, ok := j.pending[uint32(h.hash)]; ok && low == uint32(h.seq) {
+			delete(j.pending, uint32(h.hash))
 		}
 	}
 }
@@ -220,7 +233,7 @@ func (j *journal) load(tx *bolt.Tx) error {
 		if !ok || len(k) != 8 {
 			return fmt.Errorf("read journal entry %d: not an entry of this format", seqOf(k))
 		}
-		j.pending[j.hash(string(a), string(v), string(u))] = binary.BigEndian.Uint64(k)
+		j.pending[uint32(j.hash(appendUserKey(nil, a, v, u)))] = uint32(binary.BigEndian.Uint64(k))
 		return nil
 	})
 }
@@ -228,13 +241,19 @@ func (j *journal) load(tx *bolt.Tx) error {
 // readStep reads the round's next n entries (fewer at its end) into a run
 // sorted by user key.
 func (j *journal) readStep(tx *bolt.Tx, n int) error {
-	run := make([]journalEntry, 0, n)
+	// The step's keys share one buffer, dropped with the step.
+	type entry struct {
+		seq        uint64
+		start, end int
+	}
+	var keys []byte
+	read := make([]entry, 0, n)
 	c := tx.Bucket(journalBucket).Cursor()
 	// readTo moves only once the whole step is read: a step that fails is
 	// read again from its start, since the round trims what it read.
 	readTo := j.readTo
 	k, e := c.Seek(seqKey(readTo + 1))
-	for ; k != nil && len(run) < n; k, e = c.Next() {
+	for ; k != nil && len(read) < n; k, e = c.Next() {
 		seq := seqOf(k)
 		if seq > j.roundEnd {
 			break
@@ -243,78 +262,110 @@ func (j *journal) readStep(tx *bolt.Tx, n int) error {
 		if !ok || len(k) != 8 {
 			return fmt.Errorf("read journal entry %d: not an entry of this format", seq)
 		}
-		run = append(run, journalEntry{key: userKey(string(a), string(v), string(u)), seq: seq})
+		start := len(keys)
+		keys = appendUserKey(keys, a, v, u)
+		read = append(read, entry{seq, start, len(keys)})
 		readTo = seq
 	}
-	if k == nil || len(run) < n {
+	if k == nil || len(read) < n {
 		readTo = j.roundEnd // nothing more up to the end
 	}
 	j.readTo = readTo
-	slices.SortFunc(run, func(x, y journalEntry) int { return strings.Compare(x.key, y.key) })
-	if len(run) > 0 {
-		j.runs = append(j.runs, run)
+	if len(read) == 0 {
+		return nil
 	}
+	slices.SortFunc(read, func(x, y entry) int { return bytes.Compare(keys[x.start:x.end], keys[y.start:y.end]) })
+	r := &run{seqs: make([]uint64, len(read))}
+	for i, e := range read {
+		r.seqs[i] = e.seq
+	}
+	j.runs = append(j.runs, r)
 	return nil
 }
 
-// take removes up to n of the smallest entries from the runs, in order.
-func (j *journal) take(n int) []journalEntry {
-	var out []journalEntry
-	for len(out) < n {
+// mergeStep puts up to n of the round's smallest users into their users
+// buckets, in tx, and returns the entries it took from the runs. An entry
+// that is gone was forgotten with its application. The entries stay until
+// the round trims them, oldest first: deleted in the order merged they
+// would dirty a journal page each.
+func (j *journal) mergeStep(tx *bolt.Tx, n int) ([]mergeItem, error) {
+	jb, apps := tx.Bucket(journalBucket), tx.Bucket(appsBucket)
+	for _, r := range j.runs {
+		r.head = r.head[:0] // read in an earlier transaction
+	}
+	var done []mergeItem
+	for len(done) < n {
 		least := -1
 		for i, r := range j.runs {
-			if len(r) > 0 && (least < 0 || r[0].key < j.runs[least][0].key) {
+			if err := j.readHead(jb, r); err != nil {
+				return done, err
+			}
+			if len(r.seqs) > 0 && (least < 0 || bytes.Compare(r.head, j.runs[least].head) < 0) {
 				least = i
 			}
 		}
 		if least < 0 {
 			break
 		}
-		out = append(out, j.runs[least][0])
-		j.runs[least] = j.runs[least][1:]
-	}
-	return out
-}
-
-// mergeInto puts the users of a chunk of the round into their users
-// buckets, in tx. An entry that is gone was forgotten with its
-// application. The entries stay until the round trims them, oldest first:
-// deleted in the chunk's order they would dirty a journal page each.
-func (j *journal) mergeInto(tx *bolt.Tx, chunk []journalEntry) error {
-	jb, apps := tx.Bucket(journalBucket), tx.Bucket(appsBucket)
-	for _, e := range chunk {
-		entry := jb.Get(seqKey(e.seq))
-		if entry == nil {
-			continue
-		}
-		cohort, a, v, u, ok := decodeEntry(entry)
-		if !ok {
-			return fmt.Errorf("read journal entry %d: not an entry of this format", e.seq)
-		}
+		r := j.runs[least]
+		seq, hash := r.seqs[0], j.hash(r.head)
+		cohort, a, v, u, _ := decodeEntry(r.entry) // readHead decoded it
+		r.seqs, r.head = r.seqs[1:], r.head[:0]
+		done = append(done, mergeItem{seq: seq, hash: hash})
 		users := nestedBucket(apps, a, v, usersBucket)
 		if users == nil {
-			return fmt.Errorf("merge journal entry %d (user %s of %s/%s): the version's users bucket is missing", e.seq, u, a, v)
+			return done, fmt.Errorf("merge journal entry %d (user %s of %s/%s): the version's users bucket is missing", seq, u, a, v)
 		}
 		// A user merged before (a round cut short by a crash) is put
 		// again with the same cohort. Put keeps the slices until the
 		// transaction ends: copies, as bbolt's own may move.
 		if err := users.Put(bytes.Clone(u), bytes.Clone(cohort)); err != nil {
-			return fmt.Errorf("merge journal entry %d (user %s of %s/%s): %w", e.seq, u, a, v, err)
+			return done, fmt.Errorf("merge journal entry %d (user %s of %s/%s): %w", seq, u, a, v, err)
 		}
+	}
+	return done, nil
+}
+
+// readHead reads the entry and user key of a run's head unless they are
+// held, dropping heads whose entries are gone (forgotten).
+func (j *journal) readHead(jb *bolt.Bucket, r *run) error {
+	for len(r.head) == 0 && len(r.seqs) > 0 {
+		e := jb.Get(seqKey(r.seqs[0]))
+		if e == nil {
+			r.seqs = r.seqs[1:]
+			continue
+		}
+		_, a, v, u, ok := decodeEntry(e)
+		if !ok {
+			return fmt.Errorf("read journal entry %d: not an entry of this format", r.seqs[0])
+		}
+		r.head, r.entry = appendUserKey(r.head, a, v, u), e
 	}
 	return nil
 }
 
+// unmerge puts back entries that mergeStep took in a transaction that
+// failed, as a run of their own (they are in order): a later call merges
+// them.
+func (j *journal) unmerge(items []mergeItem) {
+	if len(items) == 0 {
+		return
+	}
+	r := &run{seqs: make([]uint64, len(items))}
+	for i, it := range items {
+		r.seqs[i] = it.seq
+	}
+	j.runs = append(j.runs, r)
+}
+
 // merged drops the hints of merged entries (unless the hash points at a
 // newer entry now): lookups find those users in their users buckets.
-func (j *journal) merged(chunk []journalEntry) {
+func (j *journal) merged(items []mergeItem) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, e := range chunk {
-		app, rest, _ := strings.Cut(e.key, "\x00")
-		version, user, _ := strings.Cut(rest, "\x00")
-		if h := j.hash(app, version, user); j.pending[h] == e.seq {
-			delete(j.pending, h)
+	for _, it := range items {
+		if low, ok := j.pending[uint32(it.hash)]; ok && low == uint32(it.seq) {
+			delete(j.pending, uint32(it.hash))
 		}
 	}
 }
@@ -360,28 +411,38 @@ func (l *Ledger) merge(added int) error {
 	left := max(j.chunk, mergeCatchUp*added)
 	size := max(j.chunk, (left+mergeTxs-1)/mergeTxs)
 	for left > 0 {
-		chunk := j.take(min(size, left))
-		if len(chunk) == 0 {
-			break
+		j.runs = slices.DeleteFunc(j.runs, func(r *run) bool { return len(r.seqs) == 0 })
+		if len(j.runs) == 0 {
+			break // no transaction (and fsync) for nothing
 		}
-		if err := l.db.Update(func(tx *bolt.Tx) error { return j.mergeInto(tx, chunk) }); err != nil {
-			j.runs = append(j.runs, chunk) // merged by a later call
+		var done []mergeItem
+		err := l.db.Update(func(tx *bolt.Tx) (err error) {
+			done, err = j.mergeStep(tx, min(size, left))
+			return err
+		})
+		if err != nil {
+			j.unmerge(done)
 			return err
 		}
-		j.merged(chunk)
-		left -= len(chunk)
+		if len(done) == 0 {
+			break
+		}
+		j.merged(done)
+		left -= len(done)
 	}
 	if left <= 0 {
 		return nil
 	}
 	j.runs = nil
 	var more bool
+	var last uint64
 	err := l.db.Update(func(tx *bolt.Tx) (err error) {
 		more, err = j.trim(tx, max(j.step, readCatchUp*added))
+		last = tx.Bucket(journalBucket).Sequence()
 		return err
 	})
 	if err == nil && !more {
-		j.ended()
+		j.ended(last)
 	}
 	return err
 }
@@ -389,11 +450,11 @@ func (l *Ledger) merge(added int) error {
 // ended closes a round, dropping every hint to an entry it covered: those
 // entries are merged and trimmed, or were forgotten (Forget leaves their
 // hints, which would count towards mergeAt for good).
-func (j *journal) ended() {
+func (j *journal) ended(last uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for h, seq := range j.pending {
-		if seq <= j.roundEnd {
+	for h, low := range j.pending {
+		if hintSeq(low, last) <= j.roundEnd {
 			delete(j.pending, h)
 		}
 	}

@@ -1,6 +1,7 @@
 package boltledger
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -237,7 +238,7 @@ func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 // buckets, and no one is taken for another.
 func TestUsersWithTheSameHashAreTold(t *testing.T) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
-	l.journal.hash = func(string, string, string) uint64 { return 7 }
+	l.journal.hash = func([]byte) uint64 { return 7 }
 	l.journal.mergeAt = 1 // merges free the hash again
 	m := ledgertest.NewModel(ledger.Options{})
 	for from := 0; from < 100; from += 10 {
@@ -351,5 +352,69 @@ func TestFormatOneIsUpgraded(t *testing.T) {
 	_ = l.db.View(func(tx *bolt.Tx) error { f = string(tx.Bucket(metaBucket).Get(formatKey)); return nil })
 	if f != format {
 		t.Errorf("format after Open = %q, want %q", f, format)
+	}
+}
+
+// TestAFailedMergeStepPutsItsUsersBack: a merge transaction that fails
+// part-way (an entry the round read is bad when merged) rolls back, and
+// the users it had taken from the round's runs are merged by a later step:
+// none is trimmed unmerged.
+func TestAFailedMergeStepPutsItsUsersBack(t *testing.T) {
+	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
+	l.journal.mergeAt = 1 << 30 // no round while the users are exposed
+	ledgertest.Apply(t, l, ledgertest.NewModel(ledger.Options{}), exposures("ns/shop", 0, 20), nil)
+	l.journal.mergeAt = 16
+	if err := l.merge(0); err != nil || len(l.journal.runs) != 1 || len(l.journal.runs[0].seqs) != 20 {
+		t.Fatalf("merge = %v with %d runs, want one run of the 20 users read", err, len(l.journal.runs))
+	}
+	// The third user in merge order goes bad: the step of 5 takes two
+	// before it fails.
+	bad := seqKey(l.journal.runs[0].seqs[2])
+	var good []byte
+	if err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(journalBucket)
+		good = bytes.Clone(b.Get(bad))
+		return b.Put(bad, []byte("short"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := l.merge(0)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("journal entry %d", seqOf(bad))) {
+		t.Fatalf("merge = %v, want an error naming journal entry %d", err, seqOf(bad))
+	}
+	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n != 0 {
+		t.Fatalf("%d users in the users buckets after the failed step, want none (rolled back)", n)
+	}
+	if err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).Put(bad, good) }); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if l.journal.roundEnd == 0 {
+			break
+		}
+		if err := l.merge(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.journal.roundEnd != 0 {
+		t.Fatal("the merge round did not end within 20 steps")
+	}
+	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n != 20 {
+		t.Errorf("%d users in the users buckets after the round, want all 20", n)
+	}
+	if n := journaled(t, l); n != 0 {
+		t.Errorf("%d entries left in the journal after the round, want none", n)
+	}
+}
+
+// TestHintSeqRestoresTheWholeSequence: a hint's 32 bits name the entry
+// among the 2^32 up to the journal's sequence, across a carry.
+func TestHintSeqRestoresTheWholeSequence(t *testing.T) {
+	for _, c := range []struct{ seq, last uint64 }{
+		{1, 1}, {3, 10}, {1<<32 - 3, 1<<32 + 5}, {1 << 32, 1<<32 + 5}, {1<<33 + 7, 1<<33 + 7}, {1<<40 - 1, 1<<40 + 1<<31},
+	} {
+		if got := hintSeq(uint32(c.seq), c.last); got != c.seq {
+			t.Errorf("hintSeq(%d, %d) = %d, want %d", uint32(c.seq), c.last, got, c.seq)
+		}
 	}
 }

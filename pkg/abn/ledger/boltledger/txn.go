@@ -38,6 +38,7 @@ type txn struct {
 	journaling bool
 	// hints are those the journal took in this transaction (undo).
 	hints    []hint
+	userKey  []byte // expose's buffer
 	now      time.Time
 	versions map[[2]string]*versionBuckets
 	metrics  map[[3]string]*metricBuckets
@@ -135,7 +136,8 @@ func (t *txn) expose(app, version, user string, at time.Time) (time.Time, error)
 	if c := v.users.Get([]byte(user)); c != nil {
 		return parseTime(c), nil
 	}
-	h := t.journal.hash(app, version, user)
+	t.userKey = appendUserKey(t.userKey[:0], app, version, user)
+	h := t.journal.hash(t.userKey)
 	in, c := t.journal.find(t.tx, h, app, version, user)
 	if in == found {
 		return parseTime(c), nil
