@@ -6,7 +6,8 @@
 // (each records an exposure) and, through the SDK, a returning user's
 // (none does), WriteMetric
 // throughput through the SDK's batching on bbolt and on Redis (and one
-// value per call), and the service's heap after 10^4 and 10^6 users.
+// value per call), and the service's heap after 10^4, 10^5 and 10^6 new
+// users (`-memory` measures only that).
 //
 // It starts the service in this process on 127.0.0.1 (apps from a fixed
 // table, so no cluster is needed) and Redis from Debian's redis-server
@@ -62,9 +63,13 @@ func main() {
 	echo := flag.String("echo", "", "with -target: measure the floor against this echo address (the one -serve prints)")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
+	memoryOnly := flag.Bool("memory", false, "only measure the service's heap after 10^4, 10^5 and 10^6 new users")
 	flag.Parse()
 	var err error
 	switch {
+	case *memoryOnly && (*serveOnly || *target != "" || *echo != "" || *traceFile != ""):
+		fmt.Fprintln(os.Stderr, "bench abn: -memory goes alone (not with -serve, -target, -echo or -trace)")
+		os.Exit(2)
 	case *traceFile != "" && !*serveOnly:
 		fmt.Fprintln(os.Stderr, "bench abn: -trace goes with -serve")
 		os.Exit(2)
@@ -81,6 +86,8 @@ func main() {
 	case *echo != "" && *target == "":
 		fmt.Fprintln(os.Stderr, "bench abn: -echo goes with -target")
 		os.Exit(2)
+	case *memoryOnly:
+		err = memory()
 	case *target != "":
 		if err = reachable(*target, *echo); err == nil {
 			err = lookups(*target, *echo, *clients, 20000, *duration)
@@ -701,9 +708,14 @@ func withRedis(dir string, d time.Duration) error {
 	return writes("Redis", s.target, d)
 }
 
-// memory looks up 10^4 and then 10^6 distinct users in process and
-// reports the live heap after each: the service keeps no per-user state
-// beyond a bounded set of recent exposures.
+// memory looks up 10^4, 10^5 and then 10^6 distinct users in process and
+// reports the heap after each, and the largest seen up to then (measured
+// every 10^4 users): live objects (HeapAlloc after a GC) and the spans
+// that hold them (HeapInuse, what the process keeps). The service keeps
+// no per-user state beyond its exposer's queue and the ledger's journal,
+// both bounded. Every exposure is recorded: Lookups faster than the
+// ledger stores exposures would have most of them dropped, and the ledger
+// would hold fewer users.
 func memory() error {
 	dir, err := os.MkdirTemp("", "iter8-bench-abn-mem-")
 	if err != nil {
@@ -720,17 +732,32 @@ func memory() error {
 		return err
 	}
 	defer s.stop()
-	users := 0
-	for _, n := range []int{10_000, 1_000_000} {
-		for ; users < n; users++ {
-			if _, err := s.svc.Lookup("bench/shop", userID("mem-", uint64(users))); err != nil {
-				return errors.New("lookup: " + err.Error())
-			}
-		}
-		runtime.GC()
+	const every = 10_000
+	users, peakLive, peakInUse := 0, uint64(0), uint64(0)
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Printf("heap after Lookups of %d users: %.1f MB in use\n", n, float64(ms.HeapInuse)/1e6)
+		for users < n {
+			for end := users + every; users < end; users += 1000 {
+				// A user whose exposure was dropped queues it again on
+				// the next Lookup.
+				for dropped := s.svc.DroppedExposures(); ; dropped = s.svc.DroppedExposures() {
+					for u := users; u < users+1000; u++ {
+						if _, err := s.svc.Lookup("bench/shop", userID("mem-", uint64(u))); err != nil {
+							return errors.New("lookup: " + err.Error())
+						}
+					}
+					if s.svc.DroppedExposures() == dropped {
+						break
+					}
+					time.Sleep(time.Millisecond) // let the queue drain
+				}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			peakLive, peakInUse = max(peakLive, ms.HeapAlloc), max(peakInUse, ms.HeapInuse)
+		}
+		fmt.Printf("heap after Lookups of %d users: %.1f MB live, %.1f MB in use (at most %.1f and %.1f MB up to then)\n",
+			n, float64(ms.HeapAlloc)/1e6, float64(ms.HeapInuse)/1e6, float64(peakLive)/1e6, float64(peakInUse)/1e6)
 	}
 	return nil
 }
