@@ -709,13 +709,13 @@ func withRedis(dir string, d time.Duration) error {
 }
 
 // memory looks up 10^4, 10^5 and then 10^6 distinct users in process and
-// reports the heap after each, and the largest seen up to then (measured
-// every 10^4 users): live objects (HeapAlloc after a GC) and the spans
-// that hold them (HeapInuse, what the process keeps). The service keeps
-// no per-user state beyond its exposer's queue and the ledger's journal,
-// both bounded. Every exposure is recorded: Lookups faster than the
-// ledger stores exposures would have most of them dropped, and the ledger
-// would hold fewer users.
+// reports the heap after each, and the largest of the samples taken every
+// 10^4 users: live objects (HeapAlloc after a GC) and the spans that hold
+// them (HeapInuse, what the process keeps). The service keeps no per-user
+// state beyond its exposer's queue and set of recent users and the
+// ledger's journal, all bounded. Every exposure is stored before a sample:
+// Lookups faster than the ledger stores exposures would have most of them
+// dropped, and the ledger would hold fewer users.
 func memory() error {
 	dir, err := os.MkdirTemp("", "iter8-bench-abn-mem-")
 	if err != nil {
@@ -733,6 +733,7 @@ func memory() error {
 	}
 	defer s.stop()
 	const every = 10_000
+	deadline := time.Now().Add(10 * time.Minute)
 	users, peakLive, peakInUse := 0, uint64(0), uint64(0)
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		var ms runtime.MemStats
@@ -749,17 +750,46 @@ func memory() error {
 					if s.svc.DroppedExposures() == dropped {
 						break
 					}
+					if time.Now().After(deadline) {
+						return errors.New("memory: exposures still dropped after 10 minutes")
+					}
 					time.Sleep(time.Millisecond) // let the queue drain
 				}
+			}
+			if err := stored(l, users, deadline); err != nil {
+				return err
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			peakLive, peakInUse = max(peakLive, ms.HeapAlloc), max(peakInUse, ms.HeapInuse)
 		}
-		fmt.Printf("heap after Lookups of %d users: %.1f MB live, %.1f MB in use (at most %.1f and %.1f MB up to then)\n",
+		fmt.Printf("heap after Lookups of %d users: %.1f MB live, %.1f MB in use (largest sampled up to then: %.1f and %.1f MB)\n",
 			n, float64(ms.HeapAlloc)/1e6, float64(ms.HeapInuse)/1e6, float64(peakLive)/1e6, float64(peakInUse)/1e6)
 	}
 	return nil
+}
+
+// stored waits until the ledger counts n users exposed to bench/shop: an
+// exposure the ledger refused is not counted as dropped, and its user is
+// not looked up again.
+func stored(l ledger.Ledger, n int, deadline time.Time) error {
+	for {
+		sum, err := l.Summary(context.Background(), "bench/shop")
+		if err != nil {
+			return fmt.Errorf("memory: summary: %w", err)
+		}
+		var exposed int64
+		for _, v := range sum.Versions {
+			exposed += v.Users
+		}
+		if exposed == int64(n) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("memory: the ledger holds %d users after %d Lookups of new users, want all", exposed, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func merge(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {

@@ -58,7 +58,10 @@ const (
 // never taken for the user. Hints hold the low 32 bits of both hash and
 // sequence, half the memory of whole ones: the entry is checked anyway,
 // and the journal's live entries span far fewer than 2^32 sequence
-// numbers (rounds of mergeAt), so the low bits tell the whole (hintSeq).
+// numbers, so the low bits tell the whole (hintSeq). That holds while
+// rounds end; a merge that kept failing (Check's error) for 2^32 new users
+// would have an old hint name a newer entry, whose user goes straight to
+// their users bucket.
 type journal struct {
 	// hash keys pending by user key (appendUserKey); tests make it
 	// collide.
@@ -94,7 +97,10 @@ type run struct {
 type mergeItem struct{ seq, hash uint64 }
 
 // hintSeq is the journal sequence number whose low 32 bits are low, among
-// the 2^32 up to last (the journal's sequence now).
+// the 2^32 up to last (the journal's sequence now). The hint of a
+// transaction rolled back, above last until undo drops it, names no
+// entry: it wraps past any (last < 2^32) or names one 2^32 back, trimmed
+// long before.
 func hintSeq(low uint32, last uint64) uint64 { return last - uint64(uint32(last)-low) }
 
 func newJournal() *journal {
@@ -291,7 +297,7 @@ func (j *journal) readStep(tx *bolt.Tx, n int) error {
 func (j *journal) mergeStep(tx *bolt.Tx, n int) ([]mergeItem, error) {
 	jb, apps := tx.Bucket(journalBucket), tx.Bucket(appsBucket)
 	for _, r := range j.runs {
-		r.head = r.head[:0] // read in an earlier transaction
+		r.head, r.entry = r.head[:0], nil // read in an earlier transaction
 	}
 	var done []mergeItem
 	for len(done) < n {
@@ -310,7 +316,7 @@ func (j *journal) mergeStep(tx *bolt.Tx, n int) ([]mergeItem, error) {
 		r := j.runs[least]
 		seq, hash := r.seqs[0], j.hash(r.head)
 		cohort, a, v, u, _ := decodeEntry(r.entry) // readHead decoded it
-		r.seqs, r.head = r.seqs[1:], r.head[:0]
+		r.seqs, r.head, r.entry = r.seqs[1:], r.head[:0], nil
 		done = append(done, mergeItem{seq: seq, hash: hash})
 		users := nestedBucket(apps, a, v, usersBucket)
 		if users == nil {

@@ -91,8 +91,28 @@ func mergedUsers(t *testing.T, l *Ledger, app, version string) int {
 	return n
 }
 
+// startJournalAt sets the journal's sequence: hints hold its low 32 bits,
+// which the tests near 2^32 see carry.
+func startJournalAt(t *testing.T, l *Ledger, seq uint64) {
+	t.Helper()
+	if err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).SetSequence(seq) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// journalStarts are where the tests start the journal's sequence: at 0,
+// and short of 2^32, so that hints' 32 bits carry in the middle.
+var journalStarts = []uint64{0, 1<<32 - 20}
+
 func TestJournalMergesUsersOnceAndKeepsTheirCohorts(t *testing.T) {
+	for _, start := range journalStarts {
+		t.Run(fmt.Sprintf("from sequence %d", start), func(t *testing.T) { testJournalMergesUsersOnce(t, start) })
+	}
+}
+
+func testJournalMergesUsersOnce(t *testing.T, start uint64) {
 	l := openSmallJournal(t, filepath.Join(t.TempDir(), "ledger.db"))
+	startJournalAt(t, l, start)
 	m := ledgertest.NewModel(ledger.Options{})
 	const batch = 7 // fewer than mergeAt: rounds span several calls
 	for from := 0; from < 300; from += batch {
@@ -147,8 +167,15 @@ func TestJournalStaysBoundedUnderLargeBatches(t *testing.T) {
 }
 
 func TestJournaledUsersSurviveReopening(t *testing.T) {
+	for _, start := range journalStarts {
+		t.Run(fmt.Sprintf("from sequence %d", start), func(t *testing.T) { testJournaledUsersSurviveReopening(t, start) })
+	}
+}
+
+func testJournaledUsersSurviveReopening(t *testing.T, start uint64) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	l := openSmallJournal(t, path)
+	startJournalAt(t, l, start)
 	l.journal.mergeAt = 1000 // nothing merges: every user stays in the journal
 	m := ledgertest.NewModel(ledger.Options{})
 	es := exposures("ns/shop", 0, 30)
@@ -226,8 +253,12 @@ func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 	// No hint outlives the round that covered its entry: those of
 	// forgotten entries the round never read would count towards
 	// mergeAt for good.
-	for h, seq := range l.journal.pending {
-		if seq <= 16 {
+	last := uint64(0)
+	if err := l.db.View(func(tx *bolt.Tx) error { last = tx.Bucket(journalBucket).Sequence(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for h, low := range l.journal.pending {
+		if seq := hintSeq(low, last); seq <= 16 {
 			t.Errorf("hint %x points at entry %d after the round of 16 ended", h, seq)
 		}
 	}
@@ -416,5 +447,10 @@ func TestHintSeqRestoresTheWholeSequence(t *testing.T) {
 		if got := hintSeq(uint32(c.seq), c.last); got != c.seq {
 			t.Errorf("hintSeq(%d, %d) = %d, want %d", uint32(c.seq), c.last, got, c.seq)
 		}
+	}
+	// A rolled-back transaction's hint, above the sequence, names no
+	// entry there could be.
+	if got := hintSeq(12, 10); got <= 1<<32 {
+		t.Errorf("hintSeq(12, 10) = %d, want past every entry", got)
 	}
 }
