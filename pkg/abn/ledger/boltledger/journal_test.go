@@ -44,6 +44,23 @@ func TestConformanceWhileMerging(t *testing.T) {
 	}, ledgertest.Scale{Users: testUsers()})
 }
 
+// finishRound runs the merge round under way to its end, in at most 20
+// steps.
+func finishRound(t *testing.T, l *Ledger) {
+	t.Helper()
+	for range 20 {
+		if l.journal.roundEnd == 0 {
+			return
+		}
+		if err := l.merge(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.journal.roundEnd != 0 {
+		t.Fatal("the merge round did not end within 20 steps")
+	}
+}
+
 // journaled counts the journal's entries.
 func journaled(t *testing.T, l *Ledger) int {
 	t.Helper()
@@ -234,17 +251,7 @@ func TestForgottenApplicationsLeaveTheJournal(t *testing.T) {
 		later[i].At = later[i].At.Add(2 * time.Hour)
 	}
 	ledgertest.Apply(t, l, fresh, later, nil)
-	for range 20 {
-		if l.journal.roundEnd == 0 {
-			break
-		}
-		if err := l.merge(0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if l.journal.roundEnd != 0 {
-		t.Fatal("the merge round did not end within 20 steps")
-	}
+	finishRound(t, l)
 	ledgertest.Same(t, l, fresh, "ns/old")
 	ledgertest.Same(t, l, m, "ns/kept")
 	if n := mergedUsers(t, l, "ns/kept", "v0") + mergedUsers(t, l, "ns/kept", "v1"); n != 10 {
@@ -317,14 +324,7 @@ func TestAFailedMergeFailsCheckUntilRepaired(t *testing.T) {
 	}
 	// The round goes on from the step that failed: every user reaches
 	// the users buckets, none is trimmed unmerged.
-	for range 20 {
-		if l.journal.roundEnd == 0 {
-			break
-		}
-		if err := l.merge(0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	finishRound(t, l)
 	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n != 20 {
 		t.Errorf("%d users in the users buckets after the round, want all 20", n)
 	}
@@ -419,17 +419,7 @@ func TestAFailedMergeStepPutsItsUsersBack(t *testing.T) {
 	if err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(journalBucket).Put(bad, good) }); err != nil {
 		t.Fatal(err)
 	}
-	for range 20 {
-		if l.journal.roundEnd == 0 {
-			break
-		}
-		if err := l.merge(0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if l.journal.roundEnd != 0 {
-		t.Fatal("the merge round did not end within 20 steps")
-	}
+	finishRound(t, l)
 	if n := mergedUsers(t, l, "ns/shop", "v0") + mergedUsers(t, l, "ns/shop", "v1"); n != 20 {
 		t.Errorf("%d users in the users buckets after the round, want all 20", n)
 	}
