@@ -59,9 +59,9 @@ const (
 // sequence, half the memory of whole ones: the entry is checked anyway,
 // and the journal's live entries span far fewer than 2^32 sequence
 // numbers, so the low bits tell the whole (hintSeq). That holds while
-// rounds end; a merge that kept failing (Check's error) for 2^32 new users
-// would have an old hint name a newer entry, whose user goes straight to
-// their users bucket.
+// rounds end; after a merge that kept failing (Check's error) for 2^32
+// new users, an old hint would name a newer entry, and the user it stood
+// for, not found, would be counted again.
 type journal struct {
 	// hash keys pending by user key (appendUserKey); tests make it
 	// collide.
