@@ -319,10 +319,43 @@ func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
 		})
 	}
 	t.Run("lookup", func(t *testing.T) {
-		for _, in := range []*pb.Application{{Name: "ns/shop"}, {User: "ann"}, {Name: "ns/nope", User: "ann"}, {Name: "ns/shop", User: strings.Repeat("u", 513)}} {
-			if _, err := f.grpc.Lookup(context.Background(), in); status.Code(err) != codes.InvalidArgument {
-				t.Errorf("Lookup(%v) = %v, want InvalidArgument", in, err)
+		for _, tt := range []struct {
+			name  string
+			in    *pb.Application
+			field string
+		}{
+			{"empty user", &pb.Application{Name: "ns/shop"}, "user"},
+			{"missing application", &pb.Application{User: "ann"}, "application"},
+			{"unknown application", &pb.Application{Name: "ns/nope", User: "ann"}, "application"},
+			{"too-long user", &pb.Application{Name: "ns/shop", User: strings.Repeat("u", ledger.MaxUserLength+1)}, "user"},
+		} {
+			_, err := f.grpc.Lookup(context.Background(), tt.in)
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
+				t.Errorf("%s: gRPC Lookup: %v, want InvalidArgument starting %q", tt.name, err, tt.field+":")
 			}
+			code, msg := postJSON(t, f.http+"/v1/lookup", tt.in)
+			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.field+":") {
+				t.Errorf("%s: HTTP POST /v1/lookup: %d %q, want 400 starting %q", tt.name, code, msg, tt.field+":")
+			}
+		}
+		// Bodies refused before the service sees them name the body, and
+		// the unknown field what the client sent (the field is "name").
+		for _, tt := range []struct {
+			name, body string
+			code       int
+			mention    string
+		}{
+			{"malformed JSON", `{"name": "ns/shop", "user":`, http.StatusBadRequest, ""},
+			{"unknown field", `{"application": "ns/shop", "user": "ann"}`, http.StatusBadRequest, `"application"`},
+			{"body over the limit", strings.Repeat(" ", maxBody+1), http.StatusRequestEntityTooLarge, ""},
+		} {
+			code, msg := postBody(t, f.http+"/v1/lookup", tt.body)
+			if code != tt.code || !strings.HasPrefix(msg, "body:") || !strings.Contains(msg, tt.mention) {
+				t.Errorf("%s: HTTP POST /v1/lookup: %d %q, want %d starting %q and containing %q", tt.name, code, msg, tt.code, "body:", tt.mention)
+			}
+		}
+		if code, _ := get(t, f.http+"/v1/lookup?application=ns/shop&user=ann"); code != http.StatusMethodNotAllowed {
+			t.Errorf("HTTP GET /v1/lookup: %d, want 405 (POST only)", code)
 		}
 	})
 	t.Run("batches", func(t *testing.T) {
@@ -334,26 +367,48 @@ func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
 			!strings.HasPrefix(status.Convert(err).Message(), "values[1].application:") {
 			t.Errorf("batch of two applications: %v, want InvalidArgument on values[1].application", err)
 		}
+		// One value over the service's limit (MaxBatch, default 256).
 		big := &pb.MetricValues{}
-		for range 257 {
+		for range f.svc.opts.MaxBatch + 1 {
 			big.Values = append(big.Values, good())
 		}
-		if _, err := f.grpc.WriteMetrics(context.Background(), big); status.Code(err) != codes.InvalidArgument {
-			t.Errorf("batch of 1001: %v, want InvalidArgument", err)
+		if _, err := f.grpc.WriteMetrics(context.Background(), big); status.Code(err) != codes.InvalidArgument ||
+			!strings.HasPrefix(status.Convert(err).Message(), "values:") {
+			t.Errorf("batch of %d: %v, want InvalidArgument naming values", len(big.Values), err)
 		}
-		resp, err := http.Post(f.http+"/v1/metrics", "application/json", strings.NewReader(`{"values": [`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("malformed JSON: %d, want 400", resp.StatusCode)
+		if code, msg := postBody(t, f.http+"/v1/metrics", `{"values": [`); code != http.StatusBadRequest || !strings.HasPrefix(msg, "body:") {
+			t.Errorf("malformed JSON: %d %q, want 400 starting %q", code, msg, "body:")
 		}
 	})
-	sum, _ := f.model.Summary(context.Background(), "ns/shop")
-	for name, v := range sum.Versions {
-		if len(v.Metrics) > 0 {
-			t.Errorf("version %s has metrics %v after refused writes only, want none", name, v.Metrics)
+	// Exposures are stored off Lookup's path, in the order Lookups queue
+	// them: once a later good Lookup's exposure (of another application)
+	// is stored, any that the refused Lookups queued would have been too.
+	sentinel := shop(100, 0, 0)
+	sentinel.Name = "sentinel"
+	f.apps.set(sentinel)
+	if _, err := f.grpc.Lookup(context.Background(), &pb.Application{Name: "ns/sentinel", User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	sentinelStored := func() bool {
+		sum, _ := f.model.Summary(context.Background(), "ns/sentinel")
+		return sum.Versions["v1"] != nil && sum.Versions["v1"].Users == 1
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !sentinelStored() {
+		if time.Now().After(deadline) {
+			t.Fatal("the sentinel's exposure not stored after 10s: did a refused Lookup's exposure fail its batch?")
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	for _, app := range []string{"ns/shop", "ns/nope"} {
+		sum, _ := f.model.Summary(context.Background(), app)
+		for name, v := range sum.Versions {
+			if len(v.Metrics) > 0 {
+				t.Errorf("version %s has metrics %v after refused writes only, want none", name, v.Metrics)
+			}
+			if v.Users > 0 {
+				t.Errorf("%s version %s has %d users after refused Lookups and writes only, want none", app, name, v.Users)
+			}
 		}
 	}
 }
@@ -366,7 +421,28 @@ func postJSON(t *testing.T, url string, m proto.Message) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	return postBody(t, url, string(b))
+}
+
+// postBody posts body as it is, JSON or not, and returns what postJSON
+// does.
+func postBody(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	return statusAndError(t, resp, err)
+}
+
+// get returns the status and the error message of a GET.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	return statusAndError(t, resp, err)
+}
+
+// statusAndError reads an answer's status and its {"error": ...} message;
+// the message is "" when the body holds none.
+func statusAndError(t *testing.T, resp *http.Response, err error) (int, string) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,8 +611,8 @@ func TestLedgerFailureIsUnavailableWithoutDetails(t *testing.T) {
 	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "/data") {
 		t.Errorf("WriteMetric on a failing ledger: %v, want Unavailable without the file", err)
 	}
-	if err := svc.Ready(context.Background()); err == nil {
-		t.Error("Ready on a failing ledger: nil, want an error")
+	if err := svc.Ready(context.Background()); err == nil || strings.Contains(err.Error(), "/data") {
+		t.Errorf("Ready on a failing ledger: %v, want an error without the file", err)
 	}
 	svc.Drain()
 	if err := svc.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "shutting down") {
@@ -544,10 +620,19 @@ func TestLedgerFailureIsUnavailableWithoutDetails(t *testing.T) {
 	}
 }
 
-// flakyLedger fails Expose until told otherwise.
+// flakyLedger fails Expose, and its health check, each until told
+// otherwise.
 type flakyLedger struct {
 	*ledgertest.Model
-	fail atomic.Bool
+	fail      atomic.Bool
+	failCheck atomic.Bool
+}
+
+func (f *flakyLedger) Check(ctx context.Context) error {
+	if f.failCheck.Load() {
+		return errDisk
+	}
+	return f.Model.Check(ctx)
 }
 
 func (f *flakyLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
@@ -555,6 +640,32 @@ func (f *flakyLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
 		return errDisk
 	}
 	return f.Model.Expose(ctx, xs)
+}
+
+// TestReadyzFollowsTheLedger: GET /readyz, the chart's readiness probe,
+// answers 200 while the ledger can store, 503 saying why while it cannot
+// (so that the pod leaves the Service's endpoints), 200 again once it
+// recovers, and 503 while draining. Ready is computed on each probe: no
+// cache to wait for.
+func TestReadyzFollowsTheLedger(t *testing.T) {
+	l := &flakyLedger{Model: ledgertest.NewModel(ledger.Options{})}
+	svc, _ := runWithWarnings(t, l)
+	hs := httptest.NewServer(Handler(svc))
+	t.Cleanup(hs.Close)
+	probe := func(when string, wantCode int, wantPrefix string) {
+		t.Helper()
+		code, msg := get(t, hs.URL+"/readyz")
+		if code != wantCode || !strings.HasPrefix(msg, wantPrefix) {
+			t.Errorf("GET /readyz %s: %d %q, want %d starting %q", when, code, msg, wantCode, wantPrefix)
+		}
+	}
+	probe("with a usable ledger", http.StatusOK, "")
+	l.failCheck.Store(true)
+	probe("while the ledger's check fails", http.StatusServiceUnavailable, "not ready: ledger:")
+	l.failCheck.Store(false)
+	probe("once the ledger recovered", http.StatusOK, "")
+	svc.Drain()
+	probe("while draining", http.StatusServiceUnavailable, "not ready: shutting down")
 }
 
 // TestExposureThatFailedIsSentAgain: an exposure the ledger refused is not
