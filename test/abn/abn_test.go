@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,23 +162,31 @@ func TestABN(t *testing.T) {
 		c := newClient(t, addr, app)
 		defer c.Close(context.Background())
 		sample := users(2000)
+		// Every Lookup meanwhile must answer a version: one held unready,
+		// or a route being changed, is no reason for an error or a
+		// fallback to the frontend.
+		var failed []string
+		lookup := func() map[string]string {
+			m, problems := lookupAll(c, sample)
+			failed = append(failed, problems...)
+			return m
+		}
+		defer func() {
+			if len(failed) > 0 {
+				t.Errorf("Lookups that failed or fell back while v2 was held unready, released, or the route changed: %s", firstFew(failed))
+			}
+		}()
 		harness.HoldUnready(ns, "shop-v2", true)
 		held := time.Now()
 		eventually(t, 30*time.Second, "only v1 while v2 is unready", func() (bool, string) {
-			m, problems := lookupAll(c, sample)
-			if len(problems) > 0 {
-				return false, firstFew(problems)
-			}
+			m := lookup()
 			return share(m, "v1") == 100, fmt.Sprintf("v1 %.2f%%", share(m, "v1"))
 		})
 		t.Logf("v2 unready → only v1: %v", time.Since(held).Round(time.Millisecond))
 		harness.HoldUnready(ns, "shop-v2", false)
 		released := time.Now()
 		eventually(t, 30*time.Second, "the 50/50 assignments back once v2 is ready", func() (bool, string) {
-			m, problems := lookupAll(c, sample)
-			if len(problems) > 0 {
-				return false, firstFew(problems)
-			}
+			m := lookup()
 			diff := 0
 			for _, u := range sample {
 				if m[u] != assigned[u] {
@@ -192,10 +202,7 @@ func TestABN(t *testing.T) {
 		upgraded := time.Now()
 		t.Logf("helm upgrade to 90/10 took %v", upgraded.Sub(start).Round(time.Millisecond))
 		eventually(t, 30*time.Second, "shares near 90/10 after the upgrade", func() (bool, string) {
-			m, problems := lookupAll(c, sample)
-			if len(problems) > 0 {
-				return false, firstFew(problems)
-			}
+			m := lookup()
 			s := share(m, "v1")
 			return s >= 86 && s <= 94, fmt.Sprintf("v1 %.2f%% of %d users", s, len(sample))
 		})
@@ -221,6 +228,14 @@ func TestABN(t *testing.T) {
 		if len(wrong) > 0 {
 			t.Errorf("users moved v1 → v2 when v2's weight dropped: %s", firstFew(wrong))
 		}
+	})
+
+	t.Run("credited-to-the-serving-version", func(t *testing.T) {
+		creditedToServingVersion(t, addr, assigned, assigned90)
+	})
+
+	t.Run("shares-and-moves", func(t *testing.T) {
+		sharesAndMoves(t, addr)
 	})
 
 	t.Run("metrics-exact", func(t *testing.T) {
@@ -260,8 +275,11 @@ func restartCount(t testing.TB, pod string) int32 {
 // exactWrites has 1000 users write 10 integer values each, from 8 SDK
 // clients spread over the service's addresses, each value credited to the
 // version Lookup gave; the summary (read from every address) must count and
-// sum them exactly by version.
+// sum them exactly by version. Each value is also written divided by 3 to
+// metric+"-thirds", whose sums (of values not exact in binary) must be
+// within 1e-12 of the exact sum, relatively.
 func exactWrites(t *testing.T, addrs []string, metric string) {
+	thirds := metric + "-thirds"
 	const nu, per, nc = 1000, 10, 8
 	clients := make([]*client.Client, nc)
 	for i := range clients {
@@ -269,6 +287,7 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 	}
 	us := users(nu)
 	want := map[string]ledger.Moments{}
+	wantThirds := map[string]*big.Float{} // exact sums of the float64 values sent
 	var mu sync.Mutex
 	var problems []string
 	var wg sync.WaitGroup
@@ -285,7 +304,12 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 				}
 				for j := range per {
 					v := float64((i*per+j)%17 + 1)
-					if err := c.WriteMetric(us[i], a.Version, metric, v); err != nil {
+					third := v / 3
+					err := c.WriteMetric(us[i], a.Version, metric, v)
+					if err == nil {
+						err = c.WriteMetric(us[i], a.Version, thirds, third)
+					}
+					if err != nil {
 						mu.Lock()
 						problems = append(problems, err.Error())
 						mu.Unlock()
@@ -296,6 +320,10 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 					m.Count++
 					m.Sum += v
 					want[a.Version] = m
+					if wantThirds[a.Version] == nil {
+						wantThirds[a.Version] = new(big.Float).SetPrec(1024)
+					}
+					wantThirds[a.Version].Add(wantThirds[a.Version], big.NewFloat(third))
 					mu.Unlock()
 				}
 			}
@@ -306,7 +334,7 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 		t.Fatalf("lookups or writes failed: %s", firstFew(problems))
 	}
 	for i, c := range clients {
-		closeClient(t, c, per*len(slices.Collect(func(yield func(int) bool) {
+		closeClient(t, c, 2*per*len(slices.Collect(func(yield func(int) bool) {
 			for u := i; u < nu; u += nc {
 				if !yield(u) {
 					return
@@ -314,14 +342,59 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 			}
 		})))
 	}
-	t.Logf("%d values from %d clients written and acknowledged in %v", nu*per, nc, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d values from %d clients written and acknowledged in %v", 2*nu*per, nc, time.Since(start).Round(time.Millisecond))
 	for _, addr := range addrs {
-		got := transactions(summary(t, addr, app), metric)
+		s := summary(t, addr, app)
+		got, gotThirds := transactions(s, metric), transactions(s, thirds)
 		for _, v := range []string{"v1", "v2"} {
 			if got[v].Count != want[v].Count || got[v].Sum != want[v].Sum {
 				t.Errorf("summary from %s, %s of %q: count %d sum %v, want count %d sum %v", addr, v, metric, got[v].Count, got[v].Sum, want[v].Count, want[v].Sum)
 			}
+			exact, _ := wantThirds[v].Float64()
+			if rel := math.Abs(gotThirds[v].Sum-exact) / exact; gotThirds[v].Count != want[v].Count || !(rel <= 1e-12) {
+				t.Errorf("summary from %s, %s of %q: count %d sum %v, want count %d sum %v within 1e-12 (off by %.2g)", addr, v, thirds, gotThirds[v].Count, gotThirds[v].Sum, want[v].Count, exact, rel)
+			} else {
+				t.Logf("summary from %s, %s of %q: sum off the exact one by %.2g, relatively", addr, v, thirds, rel)
+			}
 		}
+	}
+}
+
+// creditedToServingVersion has users whom the route change moved from v2
+// (their version at 50/50, when the install's Lookups served them) to v1
+// write through the SDK: values written with the version that served them
+// are credited to v2; values written without one, to their current
+// assignment, v1.
+func creditedToServingVersion(t *testing.T, addr string, at50, at90 map[string]string) {
+	if at50 == nil || at90 == nil {
+		t.Fatal("needs the assignments of install and readiness-and-route, which did not finish")
+	}
+	var moved []string
+	for _, u := range users(nUsers) {
+		if at50[u] == "v2" && at90[u] == "v1" {
+			moved = append(moved, u)
+		}
+	}
+	const n = 100
+	if len(moved) < n {
+		t.Fatalf("%d users moved from v2 to v1, want at least %d", len(moved), n)
+	}
+	c := newClient(t, addr, app)
+	for _, u := range moved[:n] {
+		if err := c.WriteMetric(u, "v2", "served", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteMetric(u, "", "unstated", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeClient(t, c, 2*n)
+	s := summary(t, addr, app)
+	if got := transactions(s, "served"); got["v2"].Count != n || got["v1"].Count != 0 {
+		t.Errorf("values written with the serving version v2: v1 counted %d, v2 %d; want all %d on v2", got["v1"].Count, got["v2"].Count, n)
+	}
+	if got := transactions(s, "unstated"); got["v1"].Count != n || got["v2"].Count != 0 {
+		t.Errorf("values written without a version: v1 counted %d, v2 %d; want all %d on v1, the current assignment", got["v1"].Count, got["v2"].Count, n)
 	}
 }
 

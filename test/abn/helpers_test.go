@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,17 +56,19 @@ func restrictedNamespace(t *testing.T, name string) {
 	}
 }
 
-// appValues writes charts/release values for versions v1 and v2 of the
-// canary strategy with the given weights.
-func appValues(t *testing.T, w1, w2 int) string {
+// appValues writes charts/release values for versions v1, v2, ... of the
+// canary strategy, one for each weight given.
+func appValues(t *testing.T, weights ...int) string {
 	t.Helper()
+	var versions []any
+	for i, w := range weights {
+		name := fmt.Sprintf("v%d", i+1)
+		versions = append(versions, map[string]any{"name": name, "weight": w, "deployment": map[string]any{"image": "registry.example/shop:" + name}})
+	}
 	v := map[string]any{
-		"dataPlane": "gateway-api",
-		"strategy":  "canary",
-		"versions": []any{
-			map[string]any{"name": "v1", "weight": w1, "deployment": map[string]any{"image": "registry.example/shop:v1"}},
-			map[string]any{"name": "v2", "weight": w2, "deployment": map[string]any{"image": "registry.example/shop:v2"}},
-		},
+		"dataPlane":  "gateway-api",
+		"strategy":   "canary",
+		"versions":   versions,
 		"gatewayAPI": map[string]any{"parentRefs": []any{map[string]any{"name": "gateway", "namespace": "no-data-plane"}}},
 	}
 	b, err := yaml.Marshal(v)
@@ -151,9 +154,14 @@ func users(n int) []string {
 }
 
 // lookupAll looks every user up through c with 8 goroutines; it returns
-// the versions and, for the answers that were errors or fallbacks, a
-// description of the first few.
+// the versions and a description of each answer that was an error, a
+// fallback or neither v1 nor v2.
 func lookupAll(c *client.Client, us []string) (map[string]string, []string) {
+	return lookupAmong(c, us, "v1", "v2")
+}
+
+// lookupAmong is lookupAll for an app of the versions given.
+func lookupAmong(c *client.Client, us []string, versions ...string) (map[string]string, []string) {
 	got := make([]string, len(us))
 	bad := make([]string, len(us))
 	var wg sync.WaitGroup
@@ -163,7 +171,7 @@ func lookupAll(c *client.Client, us []string) (map[string]string, []string) {
 			for i := w; i < len(us); i += workers {
 				a := c.Lookup(context.Background(), us[i])
 				got[i] = a.Version
-				if a.Err != nil || a.Fallback || (a.Version != "v1" && a.Version != "v2") {
+				if a.Err != nil || a.Fallback || !slices.Contains(versions, a.Version) {
 					bad[i] = fmt.Sprintf("%s: %+v", us[i], a)
 				}
 			}
