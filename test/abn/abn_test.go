@@ -3,10 +3,12 @@ package abn_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -458,6 +460,35 @@ func rbacGolden(t *testing.T, release string) {
 	}
 }
 
+// allNamespacesRBAC checks what a release installed with allNamespaces may
+// do: list and watch the five resources in every namespace, through its
+// ClusterRole, and nothing more.
+func allNamespacesRBAC(t *testing.T, release string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sa := fmt.Sprintf("system:serviceaccount:%s:%s-abn", ns, release)
+	for _, c := range []struct{ verb, resource, namespace, want string }{
+		{"list", "httproutes.gateway.networking.k8s.io", "default", "yes"},
+		{"watch", "virtualservices.networking.istio.io", "kube-system", "yes"},
+		{"list", "deployments.apps", "kube-public", "yes"},
+		{"watch", "services", "default", "yes"},
+		{"list", "endpointslices.discovery.k8s.io", ns, "yes"},
+		{"get", "deployments.apps", "default", "no"},
+		{"list", "secrets", ns, "no"},
+		{"list", "pods", "default", "no"},
+		{"create", "httproutes.gateway.networking.k8s.io", ns, "no"},
+	} {
+		// can-i exits 1 when the answer is no: the answer is the output.
+		out, err := kubectlCmd(ctx, "auth", "can-i", c.verb, c.resource, "-n", c.namespace, "--as", sa).Output()
+		if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
+			t.Fatalf("kubectl auth can-i: %v", err)
+		}
+		if got := strings.TrimSpace(string(out)); got != c.want {
+			t.Errorf("%s may %s %s in %s: %q, want %q", sa, c.verb, c.resource, c.namespace, got, c.want)
+		}
+	}
+}
+
 // uninstall removes release and checks that its service Pods are seen
 // Terminating while their processes drain and gone only once those exited,
 // that helm uninstall --wait succeeds with the claims gone, and that
@@ -532,6 +563,14 @@ func uninstall(t *testing.T, release string) {
 		add("Roles", len(r.Items), err)
 		rb, err := cs.RbacV1().RoleBindings(ns).List(ctx, sel)
 		add("RoleBindings", len(rb.Items), err)
+		cr, err := cs.RbacV1().ClusterRoles().List(ctx, sel)
+		add("ClusterRoles", len(cr.Items), err)
+		crb, err := cs.RbacV1().ClusterRoleBindings().List(ctx, sel)
+		add("ClusterRoleBindings", len(crb.Items), err)
+		cm, err := cs.CoreV1().ConfigMaps(ns).List(ctx, sel)
+		add("ConfigMaps", len(cm.Items), err)
+		sec, err := cs.CoreV1().Secrets(ns).List(ctx, sel)
+		add("Secrets", len(sec.Items), err)
 		pvc, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, sel)
 		add("PersistentVolumeClaims", len(pvc.Items), err)
 		for _, o := range pvc.Items {
@@ -653,7 +692,7 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if o := testbed.Run(t, ctx, env.Helm(ctx, "install", rel, abnChart, "-n", ns, "--set", "ledger.bolt.enabled=false",
-		"--set", "ledger.redis.address="+srv.Addr(), "--set", "replicas=2", "--wait", "--timeout", "60s")); o.Code != 0 {
+		"--set", "ledger.redis.address="+srv.Addr(), "--set", "replicas=2", "--set", "allNamespaces=true", "--wait", "--timeout", "60s")); o.Code != 0 {
 		dumpPods(t, rel)
 		t.Fatalf("want success: %s", o)
 	}
@@ -662,14 +701,19 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 	addrs := []string{podAddress(t, pods[0]), podAddress(t, pods[1])}
 
 	if !t.Run("same-versions", func(t *testing.T) {
+		// Both replicas at once, as frontends behind the Service ask.
 		var got [2]map[string]string
+		var problems [2][]string
+		var wg sync.WaitGroup
 		for i, a := range addrs {
 			c := newClient(t, a, app)
-			var problems []string
-			got[i], problems = lookupAll(c, users(nUsers))
-			_ = c.Close(context.Background())
-			if len(problems) > 0 {
-				t.Fatalf("lookups from replica %s: %s", a, firstFew(problems))
+			defer c.Close(context.Background())
+			wg.Go(func() { got[i], problems[i] = lookupAll(c, users(nUsers)) })
+		}
+		wg.Wait()
+		for i, a := range addrs {
+			if len(problems[i]) > 0 {
+				t.Fatalf("lookups from replica %s: %s", a, firstFew(problems[i]))
 			}
 		}
 		var diff []string
@@ -684,6 +728,10 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 	}) {
 		return
 	}
+
+	t.Run("rbac-all-namespaces", func(t *testing.T) {
+		allNamespacesRBAC(t, rel)
+	})
 
 	t.Run("metrics-exact", func(t *testing.T) {
 		exactWrites(t, addrs, "exact-redis")
