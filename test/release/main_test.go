@@ -5,7 +5,6 @@
 package release_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,13 +26,6 @@ import (
 	"github.com/iter8-tools/iter8/test/node"
 	"github.com/iter8-tools/iter8/test/testbed"
 	"github.com/iter8-tools/iter8/test/traefik"
-)
-
-// The CRDs' modules, pinned (DESIGN §4): the Gateway API's standard channel
-// and Istio's API.
-const (
-	gatewayAPIModule = "sigs.k8s.io/gateway-api@v1.6.3"
-	istioAPIModule   = "istio.io/api@v1.31.1"
 )
 
 var (
@@ -112,15 +104,11 @@ func setup(e *testbed.Env) (func(), error) {
 // files, fetched through the Go module proxy, and waits until they are
 // established.
 func installCRDs(ctx context.Context) error {
-	dirs, err := moduleDirs(ctx, gatewayAPIModule, istioAPIModule)
+	files, istio, err := testbed.RouteCRDFiles(ctx)
 	if err != nil {
 		return err
 	}
-	files, err := filepath.Glob(filepath.Join(dirs[0], "config", "crd", "standard", "gateway.networking.k8s.io_*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no Gateway API CRDs in %s: %v", dirs[0], err)
-	}
-	files = append(files, filepath.Join(dirs[1], "kubernetes", "customresourcedefinitions.gen.yaml"))
+	files = append(files, istio)
 	traefikCRDs, err := traefik.CRDFile(ctx)
 	if err != nil {
 		return err
@@ -142,34 +130,6 @@ func installCRDs(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// moduleDirs downloads modules (module@version) and returns their folders.
-func moduleDirs(ctx context.Context, modules ...string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "go", append([]string{"mod", "download", "-json"}, modules...)...)
-	cmd.Dir = os.TempDir() // outside any module: the versions are explicit
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("go mod download %v: %v\n%s", modules, err, stderr.String())
-	}
-	var dirs []string
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for dec.More() {
-		var m struct{ Path, Version, Dir, Error string }
-		if err := dec.Decode(&m); err != nil {
-			return nil, err
-		}
-		if m.Error != "" || m.Dir == "" {
-			return nil, fmt.Errorf("go mod download %s@%s: %s", m.Path, m.Version, m.Error)
-		}
-		dirs = append(dirs, m.Dir)
-	}
-	if len(dirs) != len(modules) {
-		return nil, fmt.Errorf("go mod download %v: got %d folders", modules, len(dirs))
-	}
-	return dirs, nil
 }
 
 func waitEstablished(ctx context.Context, name string) error {

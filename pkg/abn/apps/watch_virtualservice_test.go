@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -24,11 +22,6 @@ import (
 
 	"github.com/iter8-tools/iter8/test/testbed"
 )
-
-// istioAPIModule holds Istio's CRDs. Keep in step with test/release and
-// test/abn, which install them from the same module, so that every test bed
-// serves the same VirtualService schema.
-const istioAPIModule = "istio.io/api@v1.31.1"
 
 // virtualServices is the resource of the chart's istio route (apiVersion
 // networking.istio.io/v1), the one the watcher watches; crds are the
@@ -70,25 +63,14 @@ func installVirtualServiceCRD(t *testing.T) {
 	waitFor(t, "VirtualServices served", func() bool { ok, _ := served(); return ok })
 }
 
-// virtualServiceCRD returns the VirtualService CRD of istioAPIModule, whose
-// file holds all of Istio's CRDs.
+// virtualServiceCRD returns the VirtualService CRD from the file of
+// Istio's CRDs that the test beds install.
 func virtualServiceCRD(t *testing.T) *unstructured.Unstructured {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "go", "mod", "download", "-json", istioAPIModule)
-	cmd.Dir = os.TempDir() // outside this module, which does not require Istio's
-	out, err := cmd.Output()
-	var mod struct{ Dir, Error string }
-	if err == nil {
-		err = json.Unmarshal(out, &mod)
+	_, file, err := testbed.RouteCRDFiles(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err != nil || mod.Dir == "" {
-		var stderr []byte
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("go mod download %s: %v %s\n%s", istioAPIModule, err, mod.Error, stderr)
-	}
-	file := filepath.Join(mod.Dir, "kubernetes", "customresourcedefinitions.gen.yaml")
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
