@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -82,14 +83,26 @@ func Handler(s *Service) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	// notReady logs once when the service becomes not ready, and once when
+	// it is ready again, not at every probe.
+	var notReady atomic.Bool
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		// Within the probe's timeout (charts/abn: 5s), so that a slow
 		// ledger reads as not ready rather than as a probe that hung.
 		ctx, cancel := context.WithTimeout(r.Context(), 4*time.Second)
 		defer cancel()
 		if err := s.Ready(ctx); err != nil {
+			if !notReady.Swap(true) {
+				s.opts.Logger.Warn("not ready", "error", err)
+			}
+			if errors.Is(err, errLedgerUnusable) {
+				err = errLedgerUnusable
+			}
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("not ready: %w", err))
 			return
+		}
+		if notReady.Swap(false) {
+			s.opts.Logger.Warn("ready again")
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})

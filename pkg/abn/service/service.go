@@ -147,14 +147,14 @@ func (s *Service) Ready(ctx context.Context) error {
 		return errors.New("applications not read yet")
 	}
 	if err := s.opts.Ledger.Check(ctx); err != nil {
-		// The probe is answered on the API's port: the cause, which may
-		// name files and addresses, goes to the log (as ErrUnavailable's).
-		s.opts.Logger.Warn("not ready: the ledger's check failed", "error", err)
-		return errLedgerUnusable
+		return fmt.Errorf("%w: %w", errLedgerUnusable, err)
 	}
 	return nil
 }
 
+// errLedgerUnusable is all that the readiness probe's answer says of a
+// ledger that cannot store: it is answered on the API's port, and the
+// cause may name files and addresses (as ErrUnavailable's, it is logged).
 var errLedgerUnusable = errors.New("ledger: cannot store or read now (the cause is in the service's log)")
 
 // InputError is a request the service refuses: Field names what is wrong.

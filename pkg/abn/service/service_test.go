@@ -611,8 +611,8 @@ func TestLedgerFailureIsUnavailableWithoutDetails(t *testing.T) {
 	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "/data") {
 		t.Errorf("WriteMetric on a failing ledger: %v, want Unavailable without the file", err)
 	}
-	if err := svc.Ready(context.Background()); err == nil || strings.Contains(err.Error(), "/data") {
-		t.Errorf("Ready on a failing ledger: %v, want an error without the file", err)
+	if err := svc.Ready(context.Background()); !errors.Is(err, errLedgerUnusable) {
+		t.Errorf("Ready on a failing ledger: %v, want %v", err, errLedgerUnusable)
 	}
 	svc.Drain()
 	if err := svc.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "shutting down") {
@@ -643,13 +643,13 @@ func (f *flakyLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
 }
 
 // TestReadyzFollowsTheLedger: GET /readyz, the chart's readiness probe,
-// answers 200 while the ledger can store, 503 saying why while it cannot
-// (so that the pod leaves the Service's endpoints), 200 again once it
-// recovers, and 503 while draining. Ready is computed on each probe: no
-// cache to wait for.
+// answers 200 while the ledger can store, 503 while it cannot (so that the
+// pod leaves the Service's endpoints) without the cause, which is logged
+// once however many probes fail, 200 again once it recovers, and 503 while
+// draining. Ready is computed on each probe: no cache to wait for.
 func TestReadyzFollowsTheLedger(t *testing.T) {
 	l := &flakyLedger{Model: ledgertest.NewModel(ledger.Options{})}
-	svc, _ := runWithWarnings(t, l)
+	svc, logs := runWithWarnings(t, l)
 	hs := httptest.NewServer(Handler(svc))
 	t.Cleanup(hs.Close)
 	probe := func(when string, wantCode int, wantPrefix string) {
@@ -661,7 +661,15 @@ func TestReadyzFollowsTheLedger(t *testing.T) {
 	}
 	probe("with a usable ledger", http.StatusOK, "")
 	l.failCheck.Store(true)
-	probe("while the ledger's check fails", http.StatusServiceUnavailable, "not ready: ledger:")
+	for range 3 {
+		probe("while the ledger's check fails", http.StatusServiceUnavailable, "not ready: "+errLedgerUnusable.Error())
+	}
+	if _, msg := get(t, hs.URL+"/readyz"); strings.Contains(msg, "/data") {
+		t.Errorf("GET /readyz while the ledger's check fails: %q, want no file named", msg)
+	}
+	if n := strings.Count(logs.String(), errDisk.Error()); n != 1 {
+		t.Errorf("the ledger's cause logged %d times over 4 failed probes, want once; logs:\n%s", n, logs)
+	}
 	l.failCheck.Store(false)
 	probe("once the ledger recovered", http.StatusOK, "")
 	svc.Drain()
