@@ -166,14 +166,33 @@ func TestABN(t *testing.T) {
 		sample := users(2000)
 		// Every Lookup meanwhile must answer a version: one held unready,
 		// or a route being changed, is no reason for an error or a
-		// fallback to the frontend.
+		// fallback to the frontend. The polls' Lookups are checked, and
+		// a frontend's that go on all the while, helm upgrade included.
+		var mu sync.Mutex
 		var failed []string
-		lookup := func() map[string]string {
-			m, problems := lookupAll(c, sample)
+		lookup := func(us []string) map[string]string {
+			m, problems := lookupAll(c, us)
+			mu.Lock()
 			failed = append(failed, problems...)
+			mu.Unlock()
 			return m
 		}
+		stop := make(chan struct{})
+		var frontend sync.WaitGroup
+		frontend.Go(func() {
+			for rounds := 0; ; rounds++ {
+				select {
+				case <-stop:
+					t.Logf("the frontend's Lookups meanwhile: %d rounds of 200 users", rounds)
+					return
+				default:
+					lookup(sample[:200])
+				}
+			}
+		})
 		defer func() {
+			close(stop)
+			frontend.Wait()
 			if len(failed) > 0 {
 				t.Errorf("Lookups that failed or fell back while v2 was held unready, released, or the route changed: %s", firstFew(failed))
 			}
@@ -181,14 +200,14 @@ func TestABN(t *testing.T) {
 		harness.HoldUnready(ns, "shop-v2", true)
 		held := time.Now()
 		eventually(t, 30*time.Second, "only v1 while v2 is unready", func() (bool, string) {
-			m := lookup()
+			m := lookup(sample)
 			return share(m, "v1") == 100, fmt.Sprintf("v1 %.2f%%", share(m, "v1"))
 		})
 		t.Logf("v2 unready → only v1: %v", time.Since(held).Round(time.Millisecond))
 		harness.HoldUnready(ns, "shop-v2", false)
 		released := time.Now()
 		eventually(t, 30*time.Second, "the 50/50 assignments back once v2 is ready", func() (bool, string) {
-			m := lookup()
+			m := lookup(sample)
 			diff := 0
 			for _, u := range sample {
 				if m[u] != assigned[u] {
@@ -204,7 +223,7 @@ func TestABN(t *testing.T) {
 		upgraded := time.Now()
 		t.Logf("helm upgrade to 90/10 took %v", upgraded.Sub(start).Round(time.Millisecond))
 		eventually(t, 30*time.Second, "shares near 90/10 after the upgrade", func() (bool, string) {
-			m := lookup()
+			m := lookup(sample)
 			s := share(m, "v1")
 			return s >= 86 && s <= 94, fmt.Sprintf("v1 %.2f%% of %d users", s, len(sample))
 		})
@@ -289,7 +308,10 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 	}
 	us := users(nu)
 	want := map[string]ledger.Moments{}
-	wantThirds := map[string]*big.Float{} // exact sums of the float64 values sent
+	// Exact sums of the float64 values sent: float64 sums of 10,000 values
+	// could be off by up to 1e-12 relatively, so this catches values lost
+	// or truncated on the way, not how a ledger adds.
+	wantThirds := map[string]*big.Float{"v1": new(big.Float).SetPrec(1024), "v2": new(big.Float).SetPrec(1024)}
 	var mu sync.Mutex
 	var problems []string
 	var wg sync.WaitGroup
@@ -322,9 +344,6 @@ func exactWrites(t *testing.T, addrs []string, metric string) {
 					m.Count++
 					m.Sum += v
 					want[a.Version] = m
-					if wantThirds[a.Version] == nil {
-						wantThirds[a.Version] = new(big.Float).SetPrec(1024)
-					}
 					wantThirds[a.Version].Add(wantThirds[a.Version], big.NewFloat(third))
 					mu.Unlock()
 				}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iter8-tools/iter8/test/testbed"
 )
 
 // sharesAndMoves checks through the running service, on a second app
@@ -24,24 +26,22 @@ func sharesAndMoves(t *testing.T, addr string) {
 	defer c.Close(context.Background())
 	all := users(100_000)
 	sample := all[:2000]
-	installed := false
 	defer func() {
-		if installed {
-			helm(t, "uninstall", split, "-n", ns, "--wait", "--timeout", "1m")
+		// Also after a failed upgrade --install, which may have left it.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if o := testbed.Run(t, ctx, env.Helm(ctx, "uninstall", split, "-n", ns, "--ignore-not-found", "--wait", "--timeout", "1m")); o.Code != 0 {
+			t.Errorf("helm uninstall %s: %s", split, o)
 		}
 	}()
 	// route gives the app these weights and, once a sample of users gets
 	// shares near them, returns every user's version.
 	route := func(weights ...int) map[string]string {
 		t.Helper()
-		verb := "upgrade"
-		if !installed {
-			verb = "install"
-		}
-		helm(t, verb, split, releaseChart, "-n", ns, "-f", appValues(t, weights...),
+		start := time.Now()
+		helm(t, "upgrade", "--install", split, releaseChart, "-n", ns, "-f", appValues(t, weights...),
 			"--set", "gates.readiness.enabled=false", "--wait", "--timeout", "2m")
-		installed = true
-		changed := time.Now()
+		returned := time.Now()
 		var versions []string
 		want := map[string]float64{}
 		total := 0
@@ -60,7 +60,7 @@ func sharesAndMoves(t *testing.T, addr string) {
 			}
 			return sharesWithin(m, want, 4), describeShares(m, versions)
 		})
-		seen := time.Since(changed)
+		seen := time.Now()
 		m, problems := lookupAmong(c, all, versions...)
 		if len(problems) > 0 {
 			t.Fatalf("Lookups at %v: %s", weights, firstFew(problems))
@@ -68,7 +68,8 @@ func sharesAndMoves(t *testing.T, addr string) {
 		if !sharesWithin(m, want, 1) {
 			t.Errorf("%d users at %v: %s, want each within 1 point of its weight", len(all), weights, describeShares(m, versions))
 		} else {
-			t.Logf("%v: route seen in %v; %d users: %s", weights, seen.Round(time.Millisecond), len(all), describeShares(m, versions))
+			t.Logf("%v: helm took %v, the shares seen %v after it returned; %d users: %s", weights, returned.Sub(start).Round(time.Millisecond),
+				seen.Sub(returned).Round(time.Millisecond), len(all), describeShares(m, versions))
 		}
 		return m
 	}
