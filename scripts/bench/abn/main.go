@@ -1,8 +1,8 @@
 // Command abn measures the A/B/n service against its targets (README's
 // A/B/n section): Lookup throughput over loopback gRPC with 64 concurrent
 // clients (p50, p99), Lookup latency at an open-loop 20,000/s next to two
-// floors (a 64-byte round trip over loopback TCP: back to back on one
-// connection, the machine's; through the open loop's own pacer and
+// floors (a 64-byte round trip over loopback TCP: on one connection with
+// the client polling, the machine's; through the open loop's own pacer and
 // workers, the harness's), both with every Lookup a new user's (each
 // records an exposure) and, through the SDK, a returning user's (none
 // does), WriteMetric throughput through the SDK's batching on bbolt and on
