@@ -46,9 +46,11 @@ testbed:
 	bash scripts/testbed.sh >/dev/null
 
 ## unit: every package's tests, with the race detector (test packages that need
-## Kubernetes start their own API server from the test bed)
+## Kubernetes start their own API server from the test bed). -timeout: Go's
+## default of 10 minutes a package is close to what test/release takes under
+## -race on 2 cores (7-9 minutes).
 unit: $(PLOTLY) test-deps testbed
-	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 ITER8_REQUIRE_PROMETHEUS=1 ITER8_REQUIRE_REDIS=1 $(GO) test -race -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(bash scripts/testbed.sh)" ITER8_REQUIRE_BROWSER=1 ITER8_REQUIRE_PROMETHEUS=1 ITER8_REQUIRE_REDIS=1 $(GO) test -race -count=1 -timeout 30m ./...
 	cd abn && $(GO) test -race -count=1 ./...
 
 ## sim: the statistics' acceptance simulations at full size (2000 A/A runs per
