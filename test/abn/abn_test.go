@@ -263,6 +263,10 @@ func TestABN(t *testing.T) {
 		exactWrites(t, []string{addr}, "exact")
 	})
 
+	t.Run("bad-input", func(t *testing.T) {
+		badInput(t, []string{addr})
+	})
+
 	t.Run("experiment", func(t *testing.T) {
 		abTest(t, addr)
 	})
@@ -756,6 +760,14 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 		exactWrites(t, addrs, "exact-redis")
 	})
 
+	t.Run("bad-input", func(t *testing.T) {
+		badInput(t, addrs)
+	})
+
+	t.Run("replica-kill", func(t *testing.T) {
+		killReplica(t, rel, addrs)
+	})
+
 	t.Run("redis-crash", func(t *testing.T) {
 		const nc = 8
 		clients := make([]*client.Client, nc)
@@ -835,6 +847,70 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 	t.Run("uninstall", func(t *testing.T) {
 		uninstall(t, rel)
 	})
+}
+
+// killReplica kills one of the Redis service's two replicas with kill -9
+// while 8 clients, half of them on each replica, write: once it is back,
+// both replicas' summaries must count every acknowledged value.
+func killReplica(t *testing.T, rel string, addrs []string) {
+	pods := servicePods(t, ns, rel, 2, 30*time.Second)
+	victim := pods[0]
+	victimAddr := podAddress(t, victim)
+	const nc = 8
+	clients := make([]*client.Client, nc)
+	for i := range clients {
+		clients[i] = newClient(t, addrs[i%2], app)
+	}
+	stop := make(chan struct{})
+	counts := make([]int, nc)
+	errs := make([]error, nc)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() { counts[i], errs[i] = stream(c, "replica-kill", fmt.Sprintf("c%d", i), stop) })
+	}
+	// sent counts the values acknowledged through the victim's clients.
+	sent := func() uint64 {
+		var n uint64
+		for i, c := range clients {
+			if addrs[i%2] == victimAddr {
+				n += c.Stats().Sent
+			}
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "values acknowledged by the replica before its kill", func() (bool, string) {
+		return sent() >= 500, fmt.Sprintf("%d sent", sent())
+	})
+	restarts := restartCount(t, victim.Name)
+	killed := time.Now()
+	if err := harness.KillPod(ns, victim.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the killed replica restarted and ready", func() (bool, string) {
+		return restartCount(t, victim.Name) > restarts, fmt.Sprintf("restartCount %d (was %d)", restartCount(t, victim.Name), restarts)
+	})
+	servicePods(t, ns, rel, 2, 60*time.Second)
+	t.Logf("kill -9 of replica %s → both ready again: %v", victim.Name, time.Since(killed).Round(time.Millisecond))
+	atReady := sent()
+	eventually(t, 60*time.Second, "values acknowledged by the replica after its restart", func() (bool, string) {
+		return sent() >= atReady+500, fmt.Sprintf("%d sent (%d at ready)", sent(), atReady)
+	})
+	close(stop)
+	wg.Wait()
+	written := 0
+	for i, c := range clients {
+		if errs[i] != nil {
+			t.Errorf("client %d: %v", i, errs[i])
+		}
+		written += counts[i]
+		closeClient(t, c, counts[i])
+	}
+	for _, a := range addrs {
+		got := transactions(summary(t, a, app), "replica-kill")
+		if n := totalCount(got); n != int64(written) {
+			t.Errorf("summary from %s of %q after a replica's kill -9: count %d (%v), want %d written and acknowledged", a, "replica-kill", n, got, written)
+		}
+	}
 }
 
 // dumpPods logs the status and output of release's Pods.

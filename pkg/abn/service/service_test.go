@@ -78,15 +78,21 @@ func runUntilCleanup(t testing.TB, svc *Service) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func start(t testing.TB, a apps.App) *fixture {
+// start runs a service of app a, with its Options changed by each of
+// change, on gRPC and HTTP listeners of its own.
+func start(t testing.TB, a apps.App, change ...func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{model: ledgertest.NewModel(ledger.Options{}), apps: &mutableApps{m: apps.Static{}},
 		// The wall clock's time: SDK clients stamp values with it, and the
 		// service refuses values far from its own clock.
 		now: time.Now().Truncate(time.Second)}
 	f.apps.set(a)
-	svc, err := New(Options{Apps: f.apps, Ledger: f.model, Namespace: "ns", Now: func() time.Time { return f.now },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := Options{Apps: f.apps, Ledger: f.model, Namespace: "ns", Now: func() time.Time { return f.now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, c := range change {
+		c(&opts)
+	}
+	svc, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,6 +565,54 @@ func TestSDKAgainstTheService(t *testing.T) {
 	}
 	if count != int64(users*10) {
 		t.Errorf("values stored = %d, want %d", count, users*10)
+	}
+}
+
+// TestABatchLimitBelowTheSDKsBatch: a service whose MaxBatch is below the
+// SDK's batch size refuses a larger batch naming it, stores a batch at the
+// limit, and still gets every value of an SDK client, which splits the
+// batches the service refuses.
+func TestABatchLimitBelowTheSDKsBatch(t *testing.T) {
+	const limit = 8
+	f := start(t, shop(50, 50, 0), func(o *Options) { o.MaxBatch = limit })
+	batch := func(n int) *pb.MetricValues {
+		b := &pb.MetricValues{}
+		for i := range n {
+			b.Values = append(b.Values, &pb.MetricValue{Application: "ns/shop", User: fmt.Sprintf("u%d", i), Name: "direct", Value: "1", Version: "v1"})
+		}
+		return b
+	}
+	if _, err := f.grpc.WriteMetrics(context.Background(), batch(limit+1)); status.Code(err) != codes.InvalidArgument ||
+		!strings.HasPrefix(status.Convert(err).Message(), "values:") || !strings.Contains(status.Convert(err).Message(), "more than 8") {
+		t.Errorf("batch of %d: %v, want InvalidArgument naming values and the limit 8", limit+1, err)
+	}
+	if _, err := f.grpc.WriteMetrics(context.Background(), batch(limit)); err != nil {
+		t.Errorf("batch of %d, the limit: %v", limit, err)
+	}
+	c, err := client.New(client.Options{Target: f.target, Application: "ns/shop", Baseline: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		if err := c.WriteMetric(fmt.Sprintf("u%d", i), "v2", "sdk", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Sent != n || st.Dropped != 0 {
+		t.Errorf("SDK stats %+v, want %d sent and none dropped", st, n)
+	}
+	sum, _ := f.model.Summary(context.Background(), "ns/shop")
+	if got := sum.Versions["v1"].Metrics["direct"].Transactions.Count; got != limit {
+		t.Errorf("direct values stored: %d, want the %d of the batch at the limit", got, limit)
+	}
+	if got := sum.Versions["v2"].Metrics["sdk"].Transactions.Count; got != n {
+		t.Errorf("SDK values stored: %d, want %d", got, n)
 	}
 }
 

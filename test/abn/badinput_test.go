@@ -1,0 +1,219 @@
+package abn_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/iter8-tools/iter8/abn/grpc"
+	"github.com/iter8-tools/iter8/pkg/abn/ledger"
+	"github.com/iter8-tools/iter8/test/testbed"
+)
+
+// badInput sends bad Lookups and writes to every address of the running
+// service, over gRPC (unary, batched and streamed) and over HTTP: each must
+// be refused naming its field (InvalidArgument, 400), and none of it
+// stored. They go to an app of their own (bad), so that its summary holds
+// only what this test stored on purpose: one sentinel user per address
+// looked up before the bad input and one after, and one sentinel value
+// written after it. Exposures are stored in the order Lookups queue them,
+// so once the later sentinels are counted, anything a refused Lookup had
+// queued would be too.
+func badInput(t *testing.T, addrs []string) {
+	const name = "bad"
+	key := ns + "/" + name
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if o := testbed.Run(t, ctx, env.Helm(ctx, "uninstall", name, "-n", ns, "--ignore-not-found", "--wait", "--timeout", "1m")); o.Code != 0 {
+			t.Errorf("helm uninstall %s: %s", name, o)
+		}
+	}()
+	helm(t, "install", name, releaseChart, "-n", ns, "-f", appValues(t, 50, 50),
+		"--set", "gates.readiness.enabled=false", "--wait", "--timeout", "2m")
+
+	clients := make([]pb.ABNClient, len(addrs))
+	for i, addr := range addrs {
+		conn, err := grpc.NewClient(net.JoinHostPort(addr, "50051"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		clients[i] = pb.NewABNClient(conn)
+	}
+	ctx := t.Context()
+	// sentinels looks one user per address up until each is served (the
+	// service sees the new route within seconds) and waits until the
+	// summary counts want users.
+	sentinels := func(prefix string, want int64) {
+		t.Helper()
+		for i, c := range clients {
+			eventually(t, 30*time.Second, fmt.Sprintf("%s served by %s", key, addrs[i]), func() (bool, string) {
+				s, err := c.Lookup(ctx, &pb.Application{Name: key, User: fmt.Sprintf("%s-%d", prefix, i)})
+				if err != nil {
+					return false, err.Error()
+				}
+				return !s.Fallback && s.Version != "", fmt.Sprintf("%+v", s)
+			})
+		}
+		eventually(t, 30*time.Second, fmt.Sprintf("%d users of %s counted", want, key), func() (bool, string) {
+			s := summary(t, addrs[0], key)
+			return totalUsers(s) == want, fmt.Sprintf("%d users", totalUsers(s))
+		})
+	}
+	sentinels("before", int64(len(addrs)))
+
+	now := time.Now()
+	good := func() *pb.MetricValue {
+		return &pb.MetricValue{Application: key, User: "ann", Name: "refused", Value: "1", Version: "v1", Id: "bad-input"}
+	}
+	with := func(change func(v *pb.MetricValue)) *pb.MetricValue { v := good(); change(v); return v }
+	writes := []struct {
+		name  string
+		value *pb.MetricValue
+		field string
+	}{
+		{"empty user", with(func(v *pb.MetricValue) { v.User = "" }), "user"},
+		{"missing application", with(func(v *pb.MetricValue) { v.Application = "" }), "application"},
+		{"unknown application", with(func(v *pb.MetricValue) { v.Application = ns + "/nope" }), "application"},
+		{"NaN", with(func(v *pb.MetricValue) { v.Value = "NaN" }), "value"},
+		{"infinity", with(func(v *pb.MetricValue) { v.Value = "-Inf" }), "value"},
+		{"huge value", with(func(v *pb.MetricValue) { v.Value = "1e300" }), "value"},
+		{"value not a number", with(func(v *pb.MetricValue) { v.Value = "ten" }), "value"},
+		{"missing value", with(func(v *pb.MetricValue) { v.Value = "" }), "value"},
+		{"missing metric name", with(func(v *pb.MetricValue) { v.Name = "" }), "metric"},
+		{"10 KB metric name", with(func(v *pb.MetricValue) { v.Name = strings.Repeat("m", 10<<10) }), "metric"},
+		{"metric name with a space", with(func(v *pb.MetricValue) { v.Name = "total revenue" }), "metric"},
+		{"control character in user", with(func(v *pb.MetricValue) { v.User = "a\x00b" }), "user"},
+		{"unknown version", with(func(v *pb.MetricValue) { v.Version = "v9" }), "version"},
+		{"overlong id", with(func(v *pb.MetricValue) { v.Id = strings.Repeat("i", 129) }), "id"},
+		{"time a day ahead", with(func(v *pb.MetricValue) { v.AtUnixNano = now.Add(24 * time.Hour).UnixNano() }), "at"},
+	}
+	lookups := []struct {
+		name  string
+		in    *pb.Application
+		field string
+	}{
+		{"empty user", &pb.Application{Name: key}, "user"},
+		{"missing application", &pb.Application{User: "ann"}, "application"},
+		{"unknown application", &pb.Application{Name: ns + "/nope", User: "ann"}, "application"},
+		{"overlong user", &pb.Application{Name: key, User: strings.Repeat("u", ledger.MaxUserLength+1)}, "user"},
+		{"control character in user", &pb.Application{Name: key, User: "a\tb"}, "user"},
+	}
+	for i, c := range clients {
+		web := "http://" + net.JoinHostPort(addrs[i], "8080")
+		for _, tt := range writes {
+			_, err := c.WriteMetric(ctx, tt.value)
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
+				t.Errorf("%s: %s: gRPC WriteMetric: %v, want InvalidArgument starting %q", addrs[i], tt.name, err, tt.field+":")
+			}
+			_, err = c.WriteMetrics(ctx, &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.value}})
+			if want := "values[1]." + tt.field + ":"; status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), want) {
+				t.Errorf("%s: %s: gRPC WriteMetrics after a good value: %v, want InvalidArgument starting %q", addrs[i], tt.name, err, want)
+			}
+			code, msg := postProto(t, web+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.value}})
+			if want := "values[1]." + tt.field + ":"; code != http.StatusBadRequest || !strings.HasPrefix(msg, want) {
+				t.Errorf("%s: %s: HTTP POST /v1/metrics after a good value: %d %q, want 400 starting %q", addrs[i], tt.name, code, msg, want)
+			}
+		}
+		for _, tt := range lookups {
+			_, err := c.Lookup(ctx, &pb.Application{Name: tt.in.Name, User: tt.in.User})
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
+				t.Errorf("%s: %s: gRPC Lookup: %v, want InvalidArgument starting %q", addrs[i], tt.name, err, tt.field+":")
+			}
+			code, msg := postProto(t, web+"/v1/lookup", tt.in)
+			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.field+":") {
+				t.Errorf("%s: %s: HTTP POST /v1/lookup: %d %q, want 400 starting %q", addrs[i], tt.name, code, msg, tt.field+":")
+			}
+		}
+		// The stream answers a refused user in its Session, in order.
+		stream, err := c.Lookups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&pb.LookupBatch{Application: key, Users: []string{"", strings.Repeat("u", ledger.MaxUserLength+1)}}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("%s: Lookups: %v", addrs[i], err)
+		}
+		if len(b.Sessions) != 2 || !strings.HasPrefix(b.Sessions[0].Error, "user:") || !strings.HasPrefix(b.Sessions[1].Error, "user:") {
+			t.Errorf("%s: Lookups of an empty and an overlong user: %v, want two sessions with errors starting %q", addrs[i], b.Sessions, "user:")
+		}
+		_ = stream.CloseSend()
+		if code, msg := postBody(t, web+"/v1/metrics", `{"values": [`); code != http.StatusBadRequest || !strings.HasPrefix(msg, "body:") {
+			t.Errorf("%s: malformed JSON: %d %q, want 400 starting %q", addrs[i], code, msg, "body:")
+		}
+	}
+
+	// The sentinels after: users, and a value acknowledged once durable.
+	sentinels("after", int64(2*len(addrs)))
+	if _, err := clients[0].WriteMetric(ctx, &pb.MetricValue{Application: key, User: "before-0", Name: "sentinel", Value: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range addrs {
+		s := summary(t, addr, key)
+		if n := totalUsers(s); n != int64(2*len(addrs)) {
+			t.Errorf("summary from %s: %d users, want the %d sentinels only", addr, n, 2*len(addrs))
+		}
+		var metrics []string
+		for _, v := range s.Versions {
+			for m := range v.Metrics {
+				metrics = append(metrics, m)
+			}
+		}
+		if !slices.Equal(metrics, []string{"sentinel"}) {
+			t.Errorf("summary from %s: metrics %v, want the sentinel's only", addr, metrics)
+		}
+	}
+}
+
+// totalUsers adds the users of every version of a summary.
+func totalUsers(s ledger.Summary) int64 {
+	var n int64
+	for _, v := range s.Versions {
+		n += v.Users
+	}
+	return n
+}
+
+// postProto posts m as protojson and returns the status and the answer's
+// error message, if any.
+func postProto(t testing.TB, url string, m proto.Message) (int, string) {
+	t.Helper()
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postBody(t, url, string(b))
+}
+
+// postBody posts body as it is and returns the status and the answer's
+// {"error": ...} message ("" for none).
+func postBody(t testing.TB, url, body string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error string }
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error
+}
