@@ -77,8 +77,16 @@ func Handler(s *Service) http.Handler {
 			writeError(w, http.StatusBadRequest, &InputError{"buckets", fmt.Sprintf("%q: want true or false", q.Get("buckets"))})
 			return
 		}
+		// Encoded before the status is sent: a summary JSON cannot hold
+		// (a non-finite sum) is a 500 with its reason, not a 200 with a
+		// truncated body.
+		b, err := json.Marshal(sum)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, fmt.Errorf("encode summary: %w", err))
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(sum)
+		_, _ = w.Write(append(b, '\n'))
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -671,6 +672,28 @@ func TestLedgerFailureIsUnavailableWithoutDetails(t *testing.T) {
 	svc.Drain()
 	if err := svc.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "shutting down") {
 		t.Errorf("Ready while draining: %v, want shutting down", err)
+	}
+}
+
+// infiniteSumLedger answers summaries with a sum JSON cannot hold.
+type infiniteSumLedger struct{ *ledgertest.Model }
+
+func (infiniteSumLedger) Summary(_ context.Context, app string) (ledger.Summary, error) {
+	m := &ledger.MetricSummary{}
+	m.Transactions.Sum = math.Inf(1)
+	return ledger.Summary{App: app, Versions: map[string]*ledger.VersionSummary{"v1": {Metrics: map[string]*ledger.MetricSummary{"revenue": m}}}}, nil
+}
+
+// TestSummaryThatCannotBeEncoded: a summary JSON cannot hold is an error
+// with its reason over HTTP (500) and gRPC (Internal), not a success with
+// an empty or truncated body.
+func TestSummaryThatCannotBeEncoded(t *testing.T) {
+	f := start(t, shop(50, 50, 0), func(o *Options) { o.Ledger = infiniteSumLedger{ledgertest.NewModel(ledger.Options{})} })
+	if code, msg := get(t, f.http+"/v1/summary?application=ns/shop"); code != http.StatusInternalServerError || !strings.HasPrefix(msg, "encode summary:") {
+		t.Errorf("HTTP GET /v1/summary: %d %q, want 500 starting %q", code, msg, "encode summary:")
+	}
+	if _, err := f.grpc.GetMetrics(context.Background(), &pb.MetricRequest{Application: "ns/shop"}); status.Code(err) != codes.Internal {
+		t.Errorf("gRPC GetMetrics: %v, want Internal", err)
 	}
 }
 
