@@ -107,17 +107,7 @@ func TestABN(t *testing.T) {
 		if err := harness.KillPod(ns, pod.Name); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 60*time.Second, "the killed service restarted and ready", func() (bool, string) {
-			p, err := env.Clientset.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err.Error()
-			}
-			rc := int32(-1)
-			if len(p.Status.ContainerStatuses) > 0 {
-				rc = p.Status.ContainerStatuses[0].RestartCount
-			}
-			return rc > restarts && podReady(p), fmt.Sprintf("restartCount %d (was %d), ready %v", rc, restarts, podReady(p))
-		})
+		restartedAndReady(t, pod.Name, restarts)
 		t.Logf("kill -9 → Pod ready again: %v", time.Since(killed).Round(time.Millisecond))
 		sentAtReady := w.Stats().Sent
 		eventually(t, 60*time.Second, "streamed values acknowledged after the restart", func() (bool, string) {
@@ -295,6 +285,99 @@ func restartCount(t testing.TB, pod string) int32 {
 		return 0
 	}
 	return p.Status.ContainerStatuses[0].RestartCount
+}
+
+// restartedAndReady waits until a killed Pod's container has restarted
+// (its count above restarts) and the Pod is Ready again.
+func restartedAndReady(t testing.TB, pod string, restarts int32) {
+	t.Helper()
+	eventually(t, 60*time.Second, fmt.Sprintf("the killed Pod %s restarted and ready", pod), func() (bool, string) {
+		p, err := env.Clientset.CoreV1().Pods(ns).Get(context.Background(), pod, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		rc := int32(-1)
+		if len(p.Status.ContainerStatuses) > 0 {
+			rc = p.Status.ContainerStatuses[0].RestartCount
+		}
+		return rc > restarts && podReady(p), fmt.Sprintf("restartCount %d (was %d), ready %v", rc, restarts, podReady(p))
+	})
+}
+
+// writers are 8 SDK clients, spread over the service's addresses, each
+// streaming values of one metric (1 each, on v1) while a test disrupts the
+// service or its ledger.
+type writers struct {
+	addrs   []string
+	clients []*client.Client
+	stop    chan struct{}
+	halt    func()
+	counts  []int
+	errs    []error
+	wg      sync.WaitGroup
+}
+
+// startWriters starts the writers; the test's cleanup stops them if the
+// test ends before finish.
+func startWriters(t *testing.T, addrs []string, metric string) *writers {
+	const nc = 8
+	w := &writers{addrs: addrs, clients: make([]*client.Client, nc), stop: make(chan struct{}), counts: make([]int, nc), errs: make([]error, nc)}
+	w.halt = sync.OnceFunc(func() { close(w.stop); w.wg.Wait() })
+	for i := range w.clients {
+		w.clients[i] = newClient(t, w.addr(i), app)
+	}
+	for i, c := range w.clients {
+		w.wg.Go(func() { w.counts[i], w.errs[i] = stream(c, metric, fmt.Sprintf("c%d", i), w.stop) })
+	}
+	t.Cleanup(w.halt)
+	return w
+}
+
+func (w *writers) addr(i int) string { return w.addrs[i%len(w.addrs)] }
+
+// sent counts the values acknowledged to the clients of addr, or to all of
+// them for "".
+func (w *writers) sent(addr string) uint64 {
+	var n uint64
+	for i, c := range w.clients {
+		if addr == "" || w.addr(i) == addr {
+			n += c.Stats().Sent
+		}
+	}
+	return n
+}
+
+// finish stops the writers, closes each client (checking that it sent all
+// it took) and returns how many values they wrote.
+func (w *writers) finish(t *testing.T) int {
+	w.halt()
+	var seen []string
+	for i, c := range w.clients {
+		if e := c.Stats().LastError; e != nil {
+			seen = append(seen, fmt.Sprintf("client %d: %v", i, e))
+		}
+	}
+	t.Logf("errors the clients retried through: %s", firstFew(seen))
+	written := 0
+	for i, c := range w.clients {
+		if w.errs[i] != nil {
+			t.Errorf("client %d: %v", i, w.errs[i])
+		}
+		written += w.counts[i]
+		closeClient(t, c, w.counts[i])
+	}
+	return written
+}
+
+// countedEverywhere checks that the summary read from every address counts
+// written values of metric.
+func countedEverywhere(t *testing.T, addrs []string, metric string, written int, after string) {
+	for _, a := range addrs {
+		got := transactions(summary(t, a, app), metric)
+		if n := totalCount(got); n != int64(written) {
+			t.Errorf("summary from %s of %q after %s: count %d (%v), want %d written and acknowledged", a, metric, after, n, got, written)
+		}
+	}
 }
 
 // exactWrites has 1000 users write 10 integer values each, from 8 SDK
@@ -769,39 +852,21 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 	})
 
 	t.Run("redis-crash", func(t *testing.T) {
-		const nc = 8
-		clients := make([]*client.Client, nc)
-		for i := range clients {
-			clients[i] = newClient(t, addrs[i%2], app)
-		}
-		stop := make(chan struct{})
-		counts := make([]int, nc)
-		errs := make([]error, nc)
-		var wg sync.WaitGroup
-		for i, c := range clients {
-			wg.Go(func() { counts[i], errs[i] = stream(c, "crash", fmt.Sprintf("c%d", i), stop) })
-		}
-		sent := func() uint64 {
-			var n uint64
-			for _, c := range clients {
-				n += c.Stats().Sent
-			}
-			return n
-		}
+		w := startWriters(t, addrs, "crash")
 		eventually(t, 30*time.Second, "values acknowledged before Redis is killed", func() (bool, string) {
-			return sent() >= 1000, fmt.Sprintf("%d sent", sent())
+			return w.sent("") >= 1000, fmt.Sprintf("%d sent", w.sent(""))
 		})
 		srv.Kill()
 		killed := time.Now()
 		// Redis stays down until the clients see the service refuse
 		// their writes, so that the crash is felt.
 		eventually(t, 30*time.Second, "a client's write refused while Redis is down", func() (bool, string) {
-			for _, c := range clients {
+			for _, c := range w.clients {
 				if c.Stats().LastError != nil {
 					return true, ""
 				}
 			}
-			return false, fmt.Sprintf("%d sent, no error", sent())
+			return false, fmt.Sprintf("%d sent, no error", w.sent(""))
 		})
 		var unready []string
 		for _, p := range mustPods(t, rel) {
@@ -812,36 +877,15 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 		t.Logf("while Redis is down (%v): replicas unready: %v", time.Since(killed).Round(time.Millisecond), unready)
 		srv.Restart()
 		t.Logf("Redis killed and restarted in %v", time.Since(killed).Round(time.Millisecond))
-		atRestart := sent()
+		atRestart := w.sent("")
 		eventually(t, 60*time.Second, "values acknowledged after Redis restarted", func() (bool, string) {
-			return sent() >= atRestart+1000, fmt.Sprintf("%d sent (%d at the restart)", sent(), atRestart)
+			return w.sent("") >= atRestart+1000, fmt.Sprintf("%d sent (%d at the restart)", w.sent(""), atRestart)
 		})
 		t.Logf("Redis restart → writes acknowledged again: %v", time.Since(killed).Round(time.Millisecond))
-		close(stop)
-		wg.Wait()
-		var seen []string
-		for i, c := range clients {
-			if e := c.Stats().LastError; e != nil {
-				seen = append(seen, fmt.Sprintf("client %d: %v", i, e))
-			}
-		}
-		t.Logf("errors the clients retried through: %s", firstFew(seen))
-		written := 0
-		for i, c := range clients {
-			if errs[i] != nil {
-				t.Errorf("client %d: %v", i, errs[i])
-			}
-			written += counts[i]
-			closeClient(t, c, counts[i])
-		}
+		written := w.finish(t)
 		// Both replicas ready again (their readiness may have flapped).
 		servicePods(t, ns, rel, 2, 30*time.Second)
-		for _, a := range addrs {
-			got := transactions(summary(t, a, app), "crash")
-			if n := totalCount(got); n != int64(written) {
-				t.Errorf("summary from %s of %q after the Redis crash: count %d (%v), want %d written and acknowledged", a, "crash", n, got, written)
-			}
-		}
+		countedEverywhere(t, addrs, "crash", written, "the Redis crash")
 	})
 
 	t.Run("uninstall", func(t *testing.T) {
@@ -853,64 +897,28 @@ func testRedis(t *testing.T, assigned90 map[string]string) {
 // while 8 clients, half of them on each replica, write: once it is back,
 // both replicas' summaries must count every acknowledged value.
 func killReplica(t *testing.T, rel string, addrs []string) {
-	pods := servicePods(t, ns, rel, 2, 30*time.Second)
-	victim := pods[0]
+	victim := servicePods(t, ns, rel, 2, 30*time.Second)[0]
 	victimAddr := podAddress(t, victim)
-	const nc = 8
-	clients := make([]*client.Client, nc)
-	for i := range clients {
-		clients[i] = newClient(t, addrs[i%2], app)
+	if !slices.Contains(addrs, victimAddr) {
+		t.Fatalf("replica %s's address %s is not one of %v", victim.Name, victimAddr, addrs)
 	}
-	stop := make(chan struct{})
-	counts := make([]int, nc)
-	errs := make([]error, nc)
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() { counts[i], errs[i] = stream(c, "replica-kill", fmt.Sprintf("c%d", i), stop) })
-	}
-	// sent counts the values acknowledged through the victim's clients.
-	sent := func() uint64 {
-		var n uint64
-		for i, c := range clients {
-			if addrs[i%2] == victimAddr {
-				n += c.Stats().Sent
-			}
-		}
-		return n
-	}
+	w := startWriters(t, addrs, "replica-kill")
 	eventually(t, 30*time.Second, "values acknowledged by the replica before its kill", func() (bool, string) {
-		return sent() >= 500, fmt.Sprintf("%d sent", sent())
+		return w.sent(victimAddr) >= 500, fmt.Sprintf("%d sent", w.sent(victimAddr))
 	})
 	restarts := restartCount(t, victim.Name)
 	killed := time.Now()
 	if err := harness.KillPod(ns, victim.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the killed replica restarted and ready", func() (bool, string) {
-		return restartCount(t, victim.Name) > restarts, fmt.Sprintf("restartCount %d (was %d)", restartCount(t, victim.Name), restarts)
-	})
+	restartedAndReady(t, victim.Name, restarts)
 	servicePods(t, ns, rel, 2, 60*time.Second)
 	t.Logf("kill -9 of replica %s → both ready again: %v", victim.Name, time.Since(killed).Round(time.Millisecond))
-	atReady := sent()
+	atReady := w.sent(victimAddr)
 	eventually(t, 60*time.Second, "values acknowledged by the replica after its restart", func() (bool, string) {
-		return sent() >= atReady+500, fmt.Sprintf("%d sent (%d at ready)", sent(), atReady)
+		return w.sent(victimAddr) >= atReady+500, fmt.Sprintf("%d sent (%d at ready)", w.sent(victimAddr), atReady)
 	})
-	close(stop)
-	wg.Wait()
-	written := 0
-	for i, c := range clients {
-		if errs[i] != nil {
-			t.Errorf("client %d: %v", i, errs[i])
-		}
-		written += counts[i]
-		closeClient(t, c, counts[i])
-	}
-	for _, a := range addrs {
-		got := transactions(summary(t, a, app), "replica-kill")
-		if n := totalCount(got); n != int64(written) {
-			t.Errorf("summary from %s of %q after a replica's kill -9: count %d (%v), want %d written and acknowledged", a, "replica-kill", n, got, written)
-		}
-	}
+	countedEverywhere(t, addrs, "replica-kill", w.finish(t), "a replica's kill -9")
 }
 
 // dumpPods logs the status and output of release's Pods.

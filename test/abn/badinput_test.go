@@ -2,7 +2,6 @@ package abn_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,8 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/iter8-tools/iter8/abn/grpc"
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
@@ -24,26 +21,30 @@ import (
 )
 
 // badInput sends bad Lookups and writes to every address of the running
-// service, over gRPC (unary, batched and streamed) and over HTTP: each must
-// be refused naming its field (InvalidArgument, 400), and none of it
-// stored. They go to an app of their own (bad), so that its summary holds
-// only what this test stored on purpose: one sentinel user per address
-// looked up before the bad input and one after, and one sentinel value
-// written after it. Exposures are stored in the order Lookups queue them,
-// so once the later sentinels are counted, anything a refused Lookup had
-// queued would be too.
+// service: writes over gRPC (alone, and in a batch after a good value) and
+// HTTP, Lookups over gRPC (unary and streamed) and HTTP. Each must be
+// refused naming its field (InvalidArgument, 400), and none of it stored.
+// They go to an app of their own (bad), which holds only what the test
+// stores on purpose: a sentinel user per address before the bad input, and
+// a sentinel value after it. A refused Lookup's exposure would be queued
+// in the exposer (one queue a replica, for all apps) and stored later, so
+// the check waits for a barrier: a user per address looked up after the
+// bad input in a second app (barrier). Once those are counted, anything
+// queued before them has been stored.
 func badInput(t *testing.T, addrs []string) {
-	const name = "bad"
-	key := ns + "/" + name
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if o := testbed.Run(t, ctx, env.Helm(ctx, "uninstall", name, "-n", ns, "--ignore-not-found", "--wait", "--timeout", "1m")); o.Code != 0 {
-			t.Errorf("helm uninstall %s: %s", name, o)
-		}
-	}()
-	helm(t, "install", name, releaseChart, "-n", ns, "-f", appValues(t, 50, 50),
-		"--set", "gates.readiness.enabled=false", "--wait", "--timeout", "2m")
+	const bad, barrier = "bad", "barrier"
+	for _, rel := range []string{bad, barrier} {
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if o := testbed.Run(t, ctx, env.Helm(ctx, "uninstall", rel, "-n", ns, "--ignore-not-found", "--wait", "--timeout", "1m")); o.Code != 0 {
+				t.Errorf("helm uninstall %s: %s", rel, o)
+			}
+		}()
+		helm(t, "install", rel, releaseChart, "-n", ns, "-f", appValues(t, 50, 50),
+			"--set", "gates.readiness.enabled=false", "--wait", "--timeout", "2m")
+	}
+	key := ns + "/" + bad
 
 	clients := make([]pb.ABNClient, len(addrs))
 	for i, addr := range addrs {
@@ -55,26 +56,31 @@ func badInput(t *testing.T, addrs []string) {
 		clients[i] = pb.NewABNClient(conn)
 	}
 	ctx := t.Context()
-	// sentinels looks one user per address up until each is served (the
-	// service sees the new route within seconds) and waits until the
-	// summary counts want users.
-	sentinels := func(prefix string, want int64) {
+	// lookUp looks a user per address up in app until each is served (the
+	// service sees a new route within seconds), and waits until app
+	// counts want users; more fails at once.
+	lookUp := func(app, prefix string, want int64) {
 		t.Helper()
 		for i, c := range clients {
-			eventually(t, 30*time.Second, fmt.Sprintf("%s served by %s", key, addrs[i]), func() (bool, string) {
-				s, err := c.Lookup(ctx, &pb.Application{Name: key, User: fmt.Sprintf("%s-%d", prefix, i)})
+			eventually(t, 30*time.Second, fmt.Sprintf("%s served by %s", app, addrs[i]), func() (bool, string) {
+				s, err := c.Lookup(ctx, &pb.Application{Name: app, User: fmt.Sprintf("%s-%d", prefix, i)})
 				if err != nil {
 					return false, err.Error()
 				}
 				return !s.Fallback && s.Version != "", fmt.Sprintf("%+v", s)
 			})
 		}
-		eventually(t, 30*time.Second, fmt.Sprintf("%d users of %s counted", want, key), func() (bool, string) {
-			s := summary(t, addrs[0], key)
-			return totalUsers(s) == want, fmt.Sprintf("%d users", totalUsers(s))
+		eventually(t, 30*time.Second, fmt.Sprintf("%d users of %s counted", want, app), func() (bool, string) {
+			n := totalUsers(summary(t, addrs[0], app))
+			if n > want {
+				t.Fatalf("%s counts %d users, want %d", app, n, want)
+			}
+			return n == want, fmt.Sprintf("%d users", n)
 		})
 	}
-	sentinels("before", int64(len(addrs)))
+	n := int64(len(addrs))
+	lookUp(key, "sentinel", n)
+	lookUp(ns+"/"+barrier, "ready", n)
 
 	now := time.Now()
 	good := func() *pb.MetricValue {
@@ -142,10 +148,10 @@ func badInput(t *testing.T, addrs []string) {
 		// The stream answers a refused user in its Session, in order.
 		stream, err := c.Lookups(ctx)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: Lookups: %v", addrs[i], err)
 		}
 		if err := stream.Send(&pb.LookupBatch{Application: key, Users: []string{"", strings.Repeat("u", ledger.MaxUserLength+1)}}); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: Lookups: %v", addrs[i], err)
 		}
 		b, err := stream.Recv()
 		if err != nil {
@@ -160,15 +166,14 @@ func badInput(t *testing.T, addrs []string) {
 		}
 	}
 
-	// The sentinels after: users, and a value acknowledged once durable.
-	sentinels("after", int64(2*len(addrs)))
-	if _, err := clients[0].WriteMetric(ctx, &pb.MetricValue{Application: key, User: "before-0", Name: "sentinel", Value: "1"}); err != nil {
+	lookUp(ns+"/"+barrier, "barrier", 2*n)
+	if _, err := clients[0].WriteMetric(ctx, &pb.MetricValue{Application: key, User: "sentinel-0", Name: "sentinel", Value: "1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, addr := range addrs {
 		s := summary(t, addr, key)
-		if n := totalUsers(s); n != int64(2*len(addrs)) {
-			t.Errorf("summary from %s: %d users, want the %d sentinels only", addr, n, 2*len(addrs))
+		if got := totalUsers(s); got != n {
+			t.Errorf("summary from %s: %d users, want the %d sentinels only", addr, got, n)
 		}
 		var metrics []string
 		for _, v := range s.Versions {
@@ -180,40 +185,4 @@ func badInput(t *testing.T, addrs []string) {
 			t.Errorf("summary from %s: metrics %v, want the sentinel's only", addr, metrics)
 		}
 	}
-}
-
-// totalUsers adds the users of every version of a summary.
-func totalUsers(s ledger.Summary) int64 {
-	var n int64
-	for _, v := range s.Versions {
-		n += v.Users
-	}
-	return n
-}
-
-// postProto posts m as protojson and returns the status and the answer's
-// error message, if any.
-func postProto(t testing.TB, url string, m proto.Message) (int, string) {
-	t.Helper()
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return postBody(t, url, string(b))
-}
-
-// postBody posts body as it is and returns the status and the answer's
-// {"error": ...} message ("" for none).
-func postBody(t testing.TB, url, body string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	defer c.CloseIdleConnections()
-	resp, err := c.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	var e struct{ Error string }
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	return resp.StatusCode, e.Error
 }

@@ -49,11 +49,7 @@ func abTest(t *testing.T, addr string) {
 	}
 	closeClient(t, c, written)
 	eventually(t, 30*time.Second, "every lookup counted as an exposure", func() (bool, string) {
-		s := summary(t, addr, ns+"/"+cart)
-		n := int64(0)
-		for _, v := range s.Versions {
-			n += v.Users
-		}
+		n := totalUsers(summary(t, addr, ns+"/"+cart))
 		return n == users, fmt.Sprintf("%d users exposed", n)
 	})
 	t.Logf("users: v1 %.1f%% of %d (%d bought), v2 (%d bought)", share(assigned, "v1"), users, buyers["v1"], buyers["v2"])

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -208,11 +210,17 @@ func firstFew(s []string) string {
 	return strings.Join(s, "; ")
 }
 
+// httpClient is a client of the service's HTTP port: the Pods' addresses
+// are reached directly, never through a proxy of the environment.
+func httpClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
+}
+
 // summary reads GET /v1/summary of app from the service at addr.
 func summary(t testing.TB, addr, app string) ledger.Summary {
 	t.Helper()
 	var s ledger.Summary
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	c := httpClient()
 	defer c.CloseIdleConnections()
 	resp, err := c.Get("http://" + net.JoinHostPort(addr, "8080") + "/v1/summary?application=" + url.QueryEscape(app))
 	if err != nil {
@@ -227,6 +235,15 @@ func summary(t testing.TB, addr, app string) ledger.Summary {
 		t.Fatalf("GET /v1/summary: %v: %s", err, b)
 	}
 	return s
+}
+
+// totalUsers adds the users of every version of a summary.
+func totalUsers(s ledger.Summary) int64 {
+	var n int64
+	for _, v := range s.Versions {
+		n += v.Users
+	}
+	return n
 }
 
 // transactions are a metric's transactions per version in a summary.
@@ -281,4 +298,31 @@ func closeClient(t testing.TB, c *client.Client, written int) {
 	if s := c.Stats(); s.Sent != uint64(written) || s.Dropped != 0 {
 		t.Errorf("after Close: sent %d, dropped %d (last error %v), want %d sent and none dropped", s.Sent, s.Dropped, s.LastError, written)
 	}
+}
+
+// postProto posts m as protojson and returns the status and the answer's
+// error message, if any.
+func postProto(t testing.TB, url string, m proto.Message) (int, string) {
+	t.Helper()
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postBody(t, url, string(b))
+}
+
+// postBody posts body as it is and returns the status and the answer's
+// {"error": ...} message ("" for none).
+func postBody(t testing.TB, url, body string) (int, string) {
+	t.Helper()
+	c := httpClient()
+	defer c.CloseIdleConnections()
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error string }
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error
 }

@@ -77,9 +77,9 @@ func Handler(s *Service) http.Handler {
 			writeError(w, http.StatusBadRequest, &InputError{"buckets", fmt.Sprintf("%q: want true or false", q.Get("buckets"))})
 			return
 		}
-		// Encoded before the status is sent: a summary JSON cannot hold
-		// (a non-finite sum) is a 500 with its reason, not a 200 with a
-		// truncated body.
+		// A summary JSON cannot hold (a non-finite sum) is a 500 naming
+		// it; the encoder's error, once ignored, made it a 200 with an
+		// empty body.
 		b, err := json.Marshal(sum)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, fmt.Errorf("encode summary: %w", err))
