@@ -99,8 +99,7 @@ func (a *ABNServe) Run(ctx context.Context) error {
 		return fmt.Errorf("abn serve: HTTP address %s: %w", a.HTTPAddress, err)
 	}
 	gs := service.NewGRPCServer(svc)
-	hs := &http.Server{Handler: service.Handler(svc), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	hs := service.NewHTTPServer(svc)
 	served := make(chan error, 2)
 	go func() { served <- gs.Serve(gl) }()
 	go func() { served <- hs.Serve(hl) }()

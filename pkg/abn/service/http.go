@@ -19,6 +19,14 @@ import (
 // maxBody bounds a request body: a full batch of values fits many times.
 const maxBody = 4 << 20
 
+// NewHTTPServer is the HTTP server of the service (Handler) with the
+// limits `abn serve` runs it with: a client that sends slowly or sits idle
+// does not hold a connection for long.
+func NewHTTPServer(s *Service) *http.Server {
+	return &http.Server{Handler: Handler(s), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
 // Handler serves the Service over HTTP/JSON, with the gRPC messages in
 // their JSON form (protojson):
 //

@@ -7,7 +7,11 @@
 // records an exposure) and, through the SDK, a returning user's (none
 // does), WriteMetric throughput through the SDK's batching on bbolt and on
 // Redis (and one value per call), and the service's heap after 10^4, 10^5
-// and 10^6 new users (`-memory` measures only that).
+// and 10^6 new users (`-memory` measures only that). Before those, on
+// Linux, it measures the service apart from any client's wake-ups: Lookup
+// over HTTP/JSON, GET /healthz and the service process's echo at an
+// open-loop 20,000/s from one thread that never waits in the kernel
+// (polling_linux.go).
 //
 // It starts the service in this process on 127.0.0.1 (apps from a fixed
 // table, so no cluster is needed) and Redis from Debian's redis-server
@@ -16,8 +20,8 @@
 // to one core and the Lookup runs with the flags it prints pinned to the
 // other:
 //
-//	taskset -c 0 go run ./scripts/bench/abn -serve   # prints -target ADDR -echo ADDR
-//	taskset -c 1 go run ./scripts/bench/abn -target ADDR -echo ADDR
+//	taskset -c 0 go run ./scripts/bench/abn -serve   # prints -target ADDR -echo ADDR -http ADDR
+//	taskset -c 1 go run ./scripts/bench/abn -target ADDR -echo ADDR -http ADDR
 //
 // `-serve -trace FILE` also writes a Go execution trace of the service
 // (`go tool trace FILE`): it showed where Lookups waited for the core.
@@ -31,6 +35,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -58,9 +63,10 @@ import (
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each throughput and latency run")
-	serveOnly := flag.Bool("serve", false, "only serve (print the -target and -echo flags for a client in another process, run until interrupted)")
+	serveOnly := flag.Bool("serve", false, "only serve (print the -target, -echo and -http flags for a client in another process, run until interrupted)")
 	target := flag.String("target", "", "only measure Lookup against a service at this gRPC address (one started with -serve)")
 	echo := flag.String("echo", "", "with -target: measure the two floors against this echo address (the one -serve prints)")
+	httpAddr := flag.String("http", "", "with -target: also measure Lookup over HTTP/JSON at this address from a polling client (the one -serve prints)")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
 	memoryOnly := flag.Bool("memory", false, "only measure the service's heap after 10^4, 10^5 and 10^6 new users")
@@ -86,13 +92,19 @@ func main() {
 			defer traceTo.Close()
 		}
 		err = serveUntilInterrupted(traceTo)
-	case *echo != "" && *target == "":
-		fmt.Fprintln(os.Stderr, "bench abn: -echo goes with -target")
+	case (*echo != "" || *httpAddr != "") && *target == "":
+		fmt.Fprintln(os.Stderr, "bench abn: -echo and -http go with -target")
 		os.Exit(2)
 	case *memoryOnly:
 		err = memory()
 	case *target != "":
-		if err = reachable(*target, *echo); err == nil {
+		err = reachable(*target, *echo, *httpAddr)
+		// The polling loops first, on a service that stores nothing yet:
+		// the gRPC runs' new users leave exposures to merge for a while.
+		if err == nil && *httpAddr != "" {
+			err = pollingLoops(*httpAddr, *echo, 20000, *duration)
+		}
+		if err == nil {
 			err = lookups(*target, *echo, *clients, 20000, *duration)
 		}
 	default:
@@ -140,7 +152,7 @@ func serveUntilInterrupted(traceTo *os.File) error {
 		return err
 	}
 	defer echo.Close()
-	fmt.Printf("-target %s -echo %s\n", s.target, echo.Addr())
+	fmt.Printf("-target %s -echo %s -http %s\n", s.target, echo.Addr(), s.http)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
@@ -152,11 +164,12 @@ var shop = apps.Static{"bench/shop": {Namespace: "bench", Name: "shop", Versions
 	{Name: "v1", Weight: 50, Ready: true}, {Name: "v2", Weight: 30, Ready: true}, {Name: "v3", Weight: 20, Ready: true},
 }}}
 
-// server is the service on loopback over one ledger.
+// server is the service on loopback over one ledger: gRPC at target,
+// HTTP/JSON at http.
 type server struct {
-	svc    *service.Service
-	target string
-	stop   func()
+	svc          *service.Service
+	target, http string
+	stop         func()
 }
 
 func serve(l ledger.Ledger) (*server, error) {
@@ -172,10 +185,19 @@ func serve(l ledger.Ledger) (*server, error) {
 		cancel()
 		return nil, err
 	}
-	// The server as `abn serve` makes it, with its options.
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		_ = lis.Close()
+		return nil, err
+	}
+	// The servers as `abn serve` makes them, with their options.
 	gs := service.NewGRPCServer(svc)
 	go func() { _ = gs.Serve(lis) }()
-	return &server{svc: svc, target: lis.Addr().String(), stop: func() { gs.Stop(); cancel() }}, nil
+	hs := service.NewHTTPServer(svc)
+	go func() { _ = hs.Serve(hl) }()
+	return &server{svc: svc, target: lis.Addr().String(), http: hl.Addr().String(),
+		stop: func() { gs.Stop(); _ = hs.Close(); cancel() }}, nil
 }
 
 func run(d time.Duration) error {
@@ -201,6 +223,9 @@ func run(d time.Duration) error {
 		return err
 	}
 	defer echo.Close()
+	if err := pollingLoops(s.http, echo.Addr().String(), 20000, d); err != nil {
+		return err
+	}
 	if err := lookups(s.target, echo.Addr().String(), 64, 20000, d); err != nil {
 		return err
 	}
@@ -386,7 +411,7 @@ func lookups(target, echo string, clients, rate int, d time.Duration) error {
 
 // reachable checks the addresses before any run, so that a wrong one is
 // named at once instead of counted as failed Lookups.
-func reachable(target, echo string) error {
+func reachable(target, echo, httpAddr string) error {
 	c, closeConn, err := conn(target)
 	if err != nil {
 		return fmt.Errorf("-target %s %w: %w", target, errBadAddress, err)
@@ -396,6 +421,20 @@ func reachable(target, echo string) error {
 	defer cancel()
 	if _, err := c.Lookup(ctx, &pb.Application{Name: "bench/shop", User: "reachable"}); err != nil {
 		return fmt.Errorf("-target %s %w (a service started with -serve is expected there): %w", target, errBadAddress, err)
+	}
+	if httpAddr != "" {
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+		resp, err := hc.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("GET /healthz: %s", resp.Status)
+			}
+		}
+		hc.CloseIdleConnections()
+		if err != nil {
+			return fmt.Errorf("-http %s %w (the HTTP address -serve prints is expected there): %w", httpAddr, errBadAddress, err)
+		}
 	}
 	if echo == "" {
 		return nil
