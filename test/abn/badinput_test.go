@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/iter8-tools/iter8/abn/grpc"
+	"github.com/iter8-tools/iter8/pkg/abn/abntest"
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
 	"github.com/iter8-tools/iter8/test/testbed"
 )
@@ -86,63 +87,32 @@ func badInput(t *testing.T, addrs []string) {
 	good := func() *pb.MetricValue {
 		return &pb.MetricValue{Application: key, User: "ann", Name: "refused", Value: "1", Version: "v1", Id: "bad-input"}
 	}
-	with := func(change func(v *pb.MetricValue)) *pb.MetricValue { v := good(); change(v); return v }
-	writes := []struct {
-		name  string
-		value *pb.MetricValue
-		field string
-	}{
-		{"empty user", with(func(v *pb.MetricValue) { v.User = "" }), "user"},
-		{"missing application", with(func(v *pb.MetricValue) { v.Application = "" }), "application"},
-		{"unknown application", with(func(v *pb.MetricValue) { v.Application = ns + "/nope" }), "application"},
-		{"NaN", with(func(v *pb.MetricValue) { v.Value = "NaN" }), "value"},
-		{"infinity", with(func(v *pb.MetricValue) { v.Value = "-Inf" }), "value"},
-		{"huge value", with(func(v *pb.MetricValue) { v.Value = "1e300" }), "value"},
-		{"value not a number", with(func(v *pb.MetricValue) { v.Value = "ten" }), "value"},
-		{"missing value", with(func(v *pb.MetricValue) { v.Value = "" }), "value"},
-		{"missing metric name", with(func(v *pb.MetricValue) { v.Name = "" }), "metric"},
-		{"10 KB metric name", with(func(v *pb.MetricValue) { v.Name = strings.Repeat("m", 10<<10) }), "metric"},
-		{"metric name with a space", with(func(v *pb.MetricValue) { v.Name = "total revenue" }), "metric"},
-		{"control character in user", with(func(v *pb.MetricValue) { v.User = "a\x00b" }), "user"},
-		{"unknown version", with(func(v *pb.MetricValue) { v.Version = "v9" }), "version"},
-		{"overlong id", with(func(v *pb.MetricValue) { v.Id = strings.Repeat("i", 129) }), "id"},
-		{"time a day ahead", with(func(v *pb.MetricValue) { v.AtUnixNano = now.Add(24 * time.Hour).UnixNano() }), "at"},
-	}
-	lookups := []struct {
-		name  string
-		in    *pb.Application
-		field string
-	}{
-		{"empty user", &pb.Application{Name: key}, "user"},
-		{"missing application", &pb.Application{User: "ann"}, "application"},
-		{"unknown application", &pb.Application{Name: ns + "/nope", User: "ann"}, "application"},
-		{"overlong user", &pb.Application{Name: key, User: strings.Repeat("u", ledger.MaxUserLength+1)}, "user"},
-		{"control character in user", &pb.Application{Name: key, User: "a\tb"}, "user"},
-	}
+	writes := abntest.BadWrites(good, ns, now)
+	lookups := abntest.BadLookups(ns, key)
 	for i, c := range clients {
 		web := "http://" + net.JoinHostPort(addrs[i], "8080")
 		for _, tt := range writes {
-			_, err := c.WriteMetric(ctx, tt.value)
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
-				t.Errorf("%s: %s: gRPC WriteMetric: %v, want InvalidArgument starting %q", addrs[i], tt.name, err, tt.field+":")
+			_, err := c.WriteMetric(ctx, tt.Value)
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.Field+":") {
+				t.Errorf("%s: %s: gRPC WriteMetric: %v, want InvalidArgument starting %q", addrs[i], tt.Name, err, tt.Field+":")
 			}
-			_, err = c.WriteMetrics(ctx, &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.value}})
-			if want := "values[1]." + tt.field + ":"; status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), want) {
-				t.Errorf("%s: %s: gRPC WriteMetrics after a good value: %v, want InvalidArgument starting %q", addrs[i], tt.name, err, want)
+			_, err = c.WriteMetrics(ctx, &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.Value}})
+			if want := "values[1]." + tt.Field + ":"; status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), want) {
+				t.Errorf("%s: %s: gRPC WriteMetrics after a good value: %v, want InvalidArgument starting %q", addrs[i], tt.Name, err, want)
 			}
-			code, msg := postProto(t, web+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.value}})
-			if want := "values[1]." + tt.field + ":"; code != http.StatusBadRequest || !strings.HasPrefix(msg, want) {
-				t.Errorf("%s: %s: HTTP POST /v1/metrics after a good value: %d %q, want 400 starting %q", addrs[i], tt.name, code, msg, want)
+			code, msg := postProto(t, web+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.Value}})
+			if want := "values[1]." + tt.Field + ":"; code != http.StatusBadRequest || !strings.HasPrefix(msg, want) {
+				t.Errorf("%s: %s: HTTP POST /v1/metrics after a good value: %d %q, want 400 starting %q", addrs[i], tt.Name, code, msg, want)
 			}
 		}
 		for _, tt := range lookups {
-			_, err := c.Lookup(ctx, &pb.Application{Name: tt.in.Name, User: tt.in.User})
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
-				t.Errorf("%s: %s: gRPC Lookup: %v, want InvalidArgument starting %q", addrs[i], tt.name, err, tt.field+":")
+			_, err := c.Lookup(ctx, &pb.Application{Name: tt.In.Name, User: tt.In.User})
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.Field+":") {
+				t.Errorf("%s: %s: gRPC Lookup: %v, want InvalidArgument starting %q", addrs[i], tt.Name, err, tt.Field+":")
 			}
-			code, msg := postProto(t, web+"/v1/lookup", tt.in)
-			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.field+":") {
-				t.Errorf("%s: %s: HTTP POST /v1/lookup: %d %q, want 400 starting %q", addrs[i], tt.name, code, msg, tt.field+":")
+			code, msg := postProto(t, web+"/v1/lookup", tt.In)
+			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.Field+":") {
+				t.Errorf("%s: %s: HTTP POST /v1/lookup: %d %q, want 400 starting %q", addrs[i], tt.Name, code, msg, tt.Field+":")
 			}
 		}
 		// The stream answers a refused user in its Session, in order.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/iter8-tools/iter8/abn/client"
 	pb "github.com/iter8-tools/iter8/abn/grpc"
+	"github.com/iter8-tools/iter8/pkg/abn/abntest"
 	"github.com/iter8-tools/iter8/pkg/abn/apps"
 	"github.com/iter8-tools/iter8/pkg/abn/ledger"
 	"github.com/iter8-tools/iter8/pkg/abn/ledger/ledgertest"
@@ -283,66 +284,33 @@ func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
 	good := func() *pb.MetricValue {
 		return &pb.MetricValue{Application: "ns/shop", User: "ann", Name: "revenue", Value: "1", Version: "v1", Id: "x"}
 	}
-	with := func(change func(v *pb.MetricValue)) *pb.MetricValue { v := good(); change(v); return v }
-	for _, tt := range []struct {
-		name  string
-		value *pb.MetricValue
-		field string
-	}{
-		{"empty user", with(func(v *pb.MetricValue) { v.User = "" }), "user"},
-		{"empty application", with(func(v *pb.MetricValue) { v.Application = "" }), "application"},
-		{"unknown application", with(func(v *pb.MetricValue) { v.Application = "ns/nope" }), "application"},
-		{"application with two slashes", with(func(v *pb.MetricValue) { v.Application = "ns/a/b" }), "application"},
-		{"NaN", with(func(v *pb.MetricValue) { v.Value = "NaN" }), "value"},
-		{"infinity", with(func(v *pb.MetricValue) { v.Value = "+Inf" }), "value"},
-		{"huge value", with(func(v *pb.MetricValue) { v.Value = "1e300" }), "value"},
-		{"value not a number", with(func(v *pb.MetricValue) { v.Value = "ten" }), "value"},
-		{"missing value", with(func(v *pb.MetricValue) { v.Value = "" }), "value"},
-		{"missing metric name", with(func(v *pb.MetricValue) { v.Name = "" }), "metric"},
-		{"10 KB metric name", with(func(v *pb.MetricValue) { v.Name = strings.Repeat("m", 10<<10) }), "metric"},
-		{"metric name with a space", with(func(v *pb.MetricValue) { v.Name = "total revenue" }), "metric"},
-		{"control character in user", with(func(v *pb.MetricValue) { v.User = "a\nb" }), "user"},
-		{"overlong version", with(func(v *pb.MetricValue) { v.Version = strings.Repeat("v", 64) }), "version"},
-		{"overlong id", with(func(v *pb.MetricValue) { v.Id = strings.Repeat("i", 129) }), "id"},
-		{"unknown version", with(func(v *pb.MetricValue) { v.Version = "v9" }), "version"},
-		{"time in milliseconds", with(func(v *pb.MetricValue) { v.AtUnixNano = f.now.UnixMilli() }), "at"},
-		{"time a day ahead", with(func(v *pb.MetricValue) { v.AtUnixNano = f.now.Add(24 * time.Hour).UnixNano() }), "at"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := f.grpc.WriteMetric(context.Background(), tt.value)
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
-				t.Errorf("gRPC WriteMetric: %v, want InvalidArgument starting %q", err, tt.field+":")
+	for _, tt := range abntest.BadWrites(good, "ns", f.now) {
+		t.Run(tt.Name, func(t *testing.T) {
+			_, err := f.grpc.WriteMetric(context.Background(), tt.Value)
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.Field+":") {
+				t.Errorf("gRPC WriteMetric: %v, want InvalidArgument starting %q", err, tt.Field+":")
 			}
 			// The same value in a batch after a good one: refused whole,
 			// naming its index.
-			_, err = f.grpc.WriteMetrics(context.Background(), &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.value}})
-			if want := "values[1]." + tt.field + ":"; status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), want) {
+			_, err = f.grpc.WriteMetrics(context.Background(), &pb.MetricValues{Values: []*pb.MetricValue{good(), tt.Value}})
+			if want := "values[1]." + tt.Field + ":"; status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), want) {
 				t.Errorf("gRPC WriteMetrics: %v, want InvalidArgument starting %q", err, want)
 			}
-			code, msg := postJSON(t, f.http+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{tt.value}})
-			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.field+":") {
-				t.Errorf("HTTP POST /v1/metrics: %d %q, want 400 starting %q", code, msg, tt.field+":")
+			code, msg := postJSON(t, f.http+"/v1/metrics", &pb.MetricValues{Values: []*pb.MetricValue{tt.Value}})
+			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.Field+":") {
+				t.Errorf("HTTP POST /v1/metrics: %d %q, want 400 starting %q", code, msg, tt.Field+":")
 			}
 		})
 	}
 	t.Run("lookup", func(t *testing.T) {
-		for _, tt := range []struct {
-			name  string
-			in    *pb.Application
-			field string
-		}{
-			{"empty user", &pb.Application{Name: "ns/shop"}, "user"},
-			{"missing application", &pb.Application{User: "ann"}, "application"},
-			{"unknown application", &pb.Application{Name: "ns/nope", User: "ann"}, "application"},
-			{"too-long user", &pb.Application{Name: "ns/shop", User: strings.Repeat("u", ledger.MaxUserLength+1)}, "user"},
-		} {
-			_, err := f.grpc.Lookup(context.Background(), tt.in)
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
-				t.Errorf("%s: gRPC Lookup: %v, want InvalidArgument starting %q", tt.name, err, tt.field+":")
+		for _, tt := range abntest.BadLookups("ns", "ns/shop") {
+			_, err := f.grpc.Lookup(context.Background(), tt.In)
+			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tt.Field+":") {
+				t.Errorf("%s: gRPC Lookup: %v, want InvalidArgument starting %q", tt.Name, err, tt.Field+":")
 			}
-			code, msg := postJSON(t, f.http+"/v1/lookup", tt.in)
-			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.field+":") {
-				t.Errorf("%s: HTTP POST /v1/lookup: %d %q, want 400 starting %q", tt.name, code, msg, tt.field+":")
+			code, msg := postJSON(t, f.http+"/v1/lookup", tt.In)
+			if code != http.StatusBadRequest || !strings.HasPrefix(msg, tt.Field+":") {
+				t.Errorf("%s: HTTP POST /v1/lookup: %d %q, want 400 starting %q", tt.Name, code, msg, tt.Field+":")
 			}
 		}
 		// Bodies refused before the service sees them name the body, and
@@ -369,7 +337,9 @@ func TestBadInputIsRefusedNamingTheFieldAndNothingIsStored(t *testing.T) {
 		if _, err := f.grpc.WriteMetrics(context.Background(), &pb.MetricValues{}); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("empty batch: %v, want InvalidArgument", err)
 		}
-		mixed := &pb.MetricValues{Values: []*pb.MetricValue{good(), with(func(v *pb.MetricValue) { v.Application = "shop" })}}
+		other := good()
+		other.Application = "shop"
+		mixed := &pb.MetricValues{Values: []*pb.MetricValue{good(), other}}
 		if _, err := f.grpc.WriteMetrics(context.Background(), mixed); status.Code(err) != codes.InvalidArgument ||
 			!strings.HasPrefix(status.Convert(err).Message(), "values[1].application:") {
 			t.Errorf("batch of two applications: %v, want InvalidArgument on values[1].application", err)
