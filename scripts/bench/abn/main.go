@@ -7,11 +7,12 @@
 // records an exposure) and, through the SDK, a returning user's (none
 // does), WriteMetric throughput through the SDK's batching on bbolt and on
 // Redis (and one value per call), and the service's heap after 10^4, 10^5
-// and 10^6 new users (`-memory` measures only that). Before those, on
-// Linux, it measures the service apart from any client's wake-ups: Lookup
-// over HTTP/JSON, GET /healthz and the service process's echo at an
-// open-loop 20,000/s from one thread that never waits in the kernel
-// (polling_linux.go).
+// and 10^6 new users (`-memory` measures only that). On Linux it also
+// measures the service apart from any client's wake-ups, at the same
+// open-loop rate from one thread that never waits in the kernel
+// (polling_linux.go): the service process's echo, GET /healthz and Lookup
+// of returning users over HTTP/JSON before the gRPC runs, Lookup of new
+// users after them.
 //
 // It starts the service in this process on 127.0.0.1 (apps from a fixed
 // table, so no cluster is needed) and Redis from Debian's redis-server
@@ -68,6 +69,7 @@ func main() {
 	echo := flag.String("echo", "", "with -target: measure the two floors against this echo address (the one -serve prints)")
 	httpAddr := flag.String("http", "", "with -target: also measure Lookup over HTTP/JSON at this address from a polling client (the one -serve prints)")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
+	rate := flag.Int("rate", 20000, "requests a second of the open loops")
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
 	memoryOnly := flag.Bool("memory", false, "only measure the service's heap after 10^4, 10^5 and 10^6 new users")
 	flag.Parse()
@@ -75,6 +77,12 @@ func main() {
 	switch {
 	case *duration < time.Second:
 		fmt.Fprintf(os.Stderr, "bench abn: -duration %v: want at least 1s (the open loops run 3 rounds of a third each)\n", *duration)
+		os.Exit(2)
+	case *rate < 100 || *rate > 1_000_000:
+		fmt.Fprintf(os.Stderr, "bench abn: -rate %d: want 100 to 1000000 requests a second\n", *rate)
+		os.Exit(2)
+	case *serveOnly && (*target != "" || *echo != "" || *httpAddr != ""):
+		fmt.Fprintln(os.Stderr, "bench abn: -serve goes without -target, -echo and -http (it prints them for the client)")
 		os.Exit(2)
 	case *memoryOnly && (*serveOnly || *target != "" || *echo != "" || *traceFile != ""):
 		fmt.Fprintln(os.Stderr, "bench abn: -memory goes alone (not with -serve, -target, -echo or -trace)")
@@ -99,16 +107,20 @@ func main() {
 		err = memory()
 	case *target != "":
 		err = reachable(*target, *echo, *httpAddr)
-		// The polling loops first, on a service that stores nothing yet:
-		// the gRPC runs' new users leave exposures to merge for a while.
+		// The polling loops of returning users first, on a service that
+		// stores nothing yet, and of new users last: new users leave
+		// exposures to merge for a while after their runs.
 		if err == nil && *httpAddr != "" {
-			err = pollingLoops(*httpAddr, *echo, 20000, *duration)
+			err = pollingLoops(*httpAddr, *echo, *rate, *duration, false)
 		}
 		if err == nil {
-			err = lookups(*target, *echo, *clients, 20000, *duration)
+			err = lookups(*target, *echo, *clients, *rate, *duration)
+		}
+		if err == nil && *httpAddr != "" {
+			err = pollingLoops(*httpAddr, *echo, *rate, *duration, true)
 		}
 	default:
-		err = run(*duration)
+		err = run(*duration, *rate)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench abn:", err)
@@ -119,8 +131,8 @@ func main() {
 	}
 }
 
-// errBadAddress marks a -target or -echo that does not answer: bad input,
-// exit 2.
+// errBadAddress marks a -target, -echo or -http that does not answer: bad
+// input, exit 2.
 var errBadAddress = errors.New("does not answer")
 
 // serveUntilInterrupted runs the service on bbolt in a temporary folder,
@@ -200,7 +212,7 @@ func serve(l ledger.Ledger) (*server, error) {
 		stop: func() { gs.Stop(); _ = hs.Close(); cancel() }}, nil
 }
 
-func run(d time.Duration) error {
+func run(d time.Duration, rate int) error {
 	dir, err := os.MkdirTemp("", "iter8-bench-abn-")
 	if err != nil {
 		return err
@@ -223,10 +235,15 @@ func run(d time.Duration) error {
 		return err
 	}
 	defer echo.Close()
-	if err := pollingLoops(s.http, echo.Addr().String(), 20000, d); err != nil {
+	// The polling client shares this process and its cores with the
+	// service here; -serve and -target measure them apart.
+	if err := pollingLoops(s.http, echo.Addr().String(), rate, d, false); err != nil {
 		return err
 	}
-	if err := lookups(s.target, echo.Addr().String(), 64, 20000, d); err != nil {
+	if err := lookups(s.target, echo.Addr().String(), 64, rate, d); err != nil {
+		return err
+	}
+	if err := pollingLoops(s.http, echo.Addr().String(), rate, d, true); err != nil {
 		return err
 	}
 	fmt.Printf("exposures not recorded (the queue to the ledger was full): %d\n", s.svc.DroppedExposures())
