@@ -32,7 +32,6 @@ type pollingConn struct {
 // too; this one leaves the kernel's loopback and the service, and counts
 // its own stalls (pollingStats).
 type pollingLoop struct {
-	addr  string
 	conns []*pollingConn
 	byFD  map[int32]*pollingConn
 	epoll int
@@ -61,7 +60,7 @@ func newPollingLoop(addr string, answer func([]byte) (int, error), prime []byte)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	l := &pollingLoop{addr: addr, epoll: ep, byFD: map[int32]*pollingConn{}, answer: answer}
+	l := &pollingLoop{epoll: ep, byFD: map[int32]*pollingConn{}, answer: answer}
 	for range pollingConns {
 		if err := l.connect(sa); err != nil {
 			l.close()
