@@ -10,9 +10,10 @@
 // and 10^6 new users (`-memory` measures only that). On Linux it also
 // measures the service apart from any client's wake-ups, at the same
 // open-loop rate from one thread that never waits in the kernel
-// (polling_linux.go): the service process's echo, GET /healthz and Lookup
-// of returning users over HTTP/JSON before the gRPC runs, Lookup of new
-// users after them.
+// (polling_linux.go): the service process's echo, GET /healthz, and Lookup
+// of returning users over HTTP/JSON and on the Lookups stream, spoken by
+// hand (polling_grpc_linux.go), before the gRPC runs; Lookup of new users
+// by both after them.
 //
 // It starts the service in this process on 127.0.0.1 (apps from a fixed
 // table, so no cluster is needed) and Redis from Debian's redis-server
@@ -67,7 +68,7 @@ func main() {
 	serveOnly := flag.Bool("serve", false, "only serve (print the -target, -echo and -http flags for a client in another process, run until interrupted)")
 	target := flag.String("target", "", "only measure Lookup against a service at this gRPC address (one started with -serve)")
 	echo := flag.String("echo", "", "with -target: measure the two floors against this echo address (the one -serve prints)")
-	httpAddr := flag.String("http", "", "with -target: also measure Lookup over HTTP/JSON at this address from a polling client (the one -serve prints)")
+	httpAddr := flag.String("http", "", "with -target: also measure Lookup from a polling client, over HTTP/JSON at this address (the one -serve prints) and on the Lookups stream at -target")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
 	rate := flag.Int("rate", 20000, "requests a second of the open loops")
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
@@ -111,13 +112,13 @@ func main() {
 		// stores nothing yet, and of new users last: new users leave
 		// exposures to merge for a while after their runs.
 		if err == nil && *httpAddr != "" {
-			err = pollingLoops(*httpAddr, *echo, *rate, *duration, false)
+			err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, false)
 		}
 		if err == nil {
 			err = lookups(*target, *echo, *clients, *rate, *duration)
 		}
 		if err == nil && *httpAddr != "" {
-			err = pollingLoops(*httpAddr, *echo, *rate, *duration, true)
+			err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, true)
 		}
 	default:
 		err = run(*duration, *rate)
@@ -237,13 +238,13 @@ func run(d time.Duration, rate int) error {
 	defer echo.Close()
 	// The polling client shares this process and its cores with the
 	// service here; -serve and -target measure them apart.
-	if err := pollingLoops(s.http, echo.Addr().String(), rate, d, false); err != nil {
+	if err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, false); err != nil {
 		return err
 	}
 	if err := lookups(s.target, echo.Addr().String(), 64, rate, d); err != nil {
 		return err
 	}
-	if err := pollingLoops(s.http, echo.Addr().String(), rate, d, true); err != nil {
+	if err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, true); err != nil {
 		return err
 	}
 	fmt.Printf("exposures not recorded (the queue to the ledger was full): %d\n", s.svc.DroppedExposures())

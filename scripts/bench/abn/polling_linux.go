@@ -19,11 +19,37 @@ import (
 // its requests in flight, in order, and what it has read of their answers.
 type pollingConn struct {
 	fd      int
+	wire    wire
 	pending []time.Duration
 	read    []byte
 }
 
-// pollingLoop sends requests at a fixed rate over 64 connections from one
+// wire is what a polling loop speaks on each of its connections.
+type wire interface {
+	// greeting is written first on a new connection (nil for nothing).
+	greeting() []byte
+	// next reads the first whole answer or frame in b: its length (0 when
+	// b holds none yet), how many requests it answers, and what to write
+	// back at once (HTTP/2's acknowledgements); an error for an answer
+	// that is not a success, or a frame that ends the connection.
+	next(b []byte) (size, answers int, reply []byte, err error)
+	// take reports whether request may be written now (HTTP/2's flow
+	// control), and if so counts it as written.
+	take(request []byte) bool
+}
+
+// oneAnswerAtATime is the wire of HTTP/1.1 and of the echo: each answer
+// stands alone, and answers the oldest request in flight.
+type oneAnswerAtATime func(b []byte) (int, error)
+
+func (oneAnswerAtATime) greeting() []byte { return nil }
+func (oneAnswerAtATime) take([]byte) bool { return true }
+func (f oneAnswerAtATime) next(b []byte) (int, int, []byte, error) {
+	size, err := f(b)
+	return size, min(size, 1), nil, err
+}
+
+// pollingLoop sends requests at a fixed rate over its connections from one
 // thread that never waits in the kernel: it spins until each request is
 // due, writes it on the connection with the fewest in flight, and polls
 // every socket (epoll with a zero timeout) for answers, each timed from
@@ -35,21 +61,18 @@ type pollingLoop struct {
 	conns []*pollingConn
 	byFD  map[int32]*pollingConn
 	epoll int
-	// answer returns the length of the first whole answer in b, or 0 when
-	// b holds none yet; an error for an answer that is not a success.
-	answer func(b []byte) (int, error)
 	// next is where the search for the least busy connection starts, so
 	// that ties go round every connection.
 	next int
 }
 
-// pollingConns is how many connections a polling loop keeps.
-const pollingConns = 64
-
-// newPollingLoop connects to addr and sends prime on every connection,
-// untimed, reading its answer: the service closes a connection that sends
-// no request within its ReadHeaderTimeout (10s).
-func newPollingLoop(addr string, answer func([]byte) (int, error), prime []byte) (*pollingLoop, error) {
+// newPollingLoop opens conns connections to addr, each speaking the wire
+// newWire returns, and sends prime on each, untimed, reading its answer:
+// the service closes an HTTP connection that sends no request within its
+// ReadHeaderTimeout (10s), and on a gRPC stream it leaves out of the timed
+// run what opening the stream costs (the SETTINGS exchange, the service's
+// response HEADERS, the first window update).
+func newPollingLoop(addr string, conns int, newWire func() wire, prime []byte) (*pollingLoop, error) {
 	ta, err := net.ResolveTCPAddr("tcp4", addr)
 	if err != nil {
 		return nil, err
@@ -60,14 +83,14 @@ func newPollingLoop(addr string, answer func([]byte) (int, error), prime []byte)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	l := &pollingLoop{epoll: ep, byFD: map[int32]*pollingConn{}, answer: answer}
-	for range pollingConns {
-		if err := l.connect(sa); err != nil {
+	l := &pollingLoop{epoll: ep, byFD: map[int32]*pollingConn{}}
+	for range conns {
+		if err := l.connect(sa, newWire()); err != nil {
 			l.close()
 			return nil, fmt.Errorf("%s: %w", addr, err)
 		}
 	}
-	primes := make([][]byte, pollingConns)
+	primes := make([][]byte, conns)
 	for i := range primes {
 		primes[i] = prime
 	}
@@ -78,12 +101,12 @@ func newPollingLoop(addr string, answer func([]byte) (int, error), prime []byte)
 	return l, nil
 }
 
-func (l *pollingLoop) connect(sa *unix.SockaddrInet4) error {
+func (l *pollingLoop) connect(sa *unix.SockaddrInet4, w wire) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w", err)
 	}
-	c := &pollingConn{fd: fd}
+	c := &pollingConn{fd: fd, wire: w}
 	l.conns = append(l.conns, c)
 	if err := unix.Connect(fd, sa); err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -98,6 +121,11 @@ func (l *pollingLoop) connect(sa *unix.SockaddrInet4) error {
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	l.byFD[int32(fd)] = c
+	if g := w.greeting(); g != nil {
+		if err := writeAll(fd, g, time.Now().Add(10*time.Second)); err != nil {
+			return fmt.Errorf("write of the greeting: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -109,9 +137,10 @@ func (l *pollingLoop) close() {
 }
 
 // pollingStats are what a polling loop saw of itself: requests written
-// more than 20µs after they were due, passes of its loop that took over
-// 100µs (the thread held up: a preemption, an interrupt, a slow system
-// call) and the longest, and answers too late for the histogram (10s).
+// more than 20µs after they were due (held up by the loop, or by HTTP/2's
+// flow control), passes of its loop that took over 100µs (the thread held
+// up: a preemption, an interrupt, a slow system call) and the longest, and
+// answers too late for the histogram (10s).
 type pollingStats struct {
 	late, stalls, dropped int
 	longest               time.Duration
@@ -139,6 +168,7 @@ func (l *pollingLoop) run(requests [][]byte, rate int, h *hdrhistogram.Histogram
 	deadline := time.Duration(n)*interval + 10*time.Second
 	start := time.Now()
 	last := start
+	held := false // the last request due waits for a window (HTTP/2)
 	for sent, done := 0, 0; done < n; {
 		now := time.Now()
 		if pass := now.Sub(last); pass > 100*time.Microsecond {
@@ -148,24 +178,31 @@ func (l *pollingLoop) run(requests [][]byte, rate int, h *hdrhistogram.Histogram
 		last = now
 		since := now.Sub(start)
 		if since > deadline {
-			return st, fmt.Errorf("%d of %d requests sent, %d answered, 10s after the last was due", sent, n, done)
+			why := ""
+			if held {
+				why = " (the service's HTTP/2 window stayed closed)"
+			}
+			return st, fmt.Errorf("%d of %d requests sent, %d answered, 10s after the last was due%s", sent, n, done, why)
 		}
 		if due := time.Duration(sent) * interval; sent < n && since >= due {
-			if since-due > 20*time.Microsecond {
-				st.late++
-			}
 			c := l.conns[l.next]
 			for k := range l.conns {
 				if x := l.conns[(l.next+k)%len(l.conns)]; len(x.pending) < len(c.pending) {
 					c = x
 				}
 			}
-			l.next = (l.next + 1) % len(l.conns)
-			if err := writeAll(c.fd, requests[sent], start.Add(deadline)); err != nil {
-				return st, fmt.Errorf("write: %w", err)
+			held = !c.wire.take(requests[sent])
+			if !held {
+				if since-due > 20*time.Microsecond {
+					st.late++
+				}
+				l.next = (l.next + 1) % len(l.conns)
+				if err := writeAll(c.fd, requests[sent], start.Add(deadline)); err != nil {
+					return st, fmt.Errorf("write of request %d: %w", sent, err)
+				}
+				c.pending = append(c.pending, due)
+				sent++
 			}
-			c.pending = append(c.pending, due)
-			sent++
 		}
 		k, err := unix.EpollWait(l.epoll, events, 0)
 		if err != nil && err != unix.EINTR {
@@ -184,23 +221,37 @@ func (l *pollingLoop) run(requests [][]byte, rate int, h *hdrhistogram.Histogram
 				return st, fmt.Errorf("the service closed a connection with %d answers pending", len(c.pending))
 			}
 			c.read = append(c.read, buf[:m]...)
+			// What was read, and the due times in flight, are kept in one
+			// buffer each, moved down as they are used: the loop allocates
+			// little once it runs (the collector is off).
+			read := 0
 			for {
-				size, err := l.answer(c.read)
+				size, answers, reply, err := c.wire.next(c.read[read:])
 				if err != nil {
 					return st, err
 				}
 				if size == 0 {
 					break
 				}
-				if len(c.pending) == 0 {
-					return st, fmt.Errorf("an answer to no request: %q", c.read[:size])
+				if answers > len(c.pending) {
+					return st, fmt.Errorf("%d answers to %d requests: %q", answers, len(c.pending), c.read[read:read+size])
 				}
-				if h != nil && h.RecordValue(time.Since(start.Add(c.pending[0])).Microseconds()) != nil {
-					st.dropped++
+				took := time.Since(start)
+				for _, due := range c.pending[:answers] {
+					if h != nil && h.RecordValue((took-due).Microseconds()) != nil {
+						st.dropped++
+					}
 				}
-				c.read, c.pending = c.read[size:], c.pending[1:]
-				done++
+				read += size
+				c.pending = c.pending[:copy(c.pending, c.pending[answers:])]
+				done += answers
+				if reply != nil {
+					if err := writeAll(c.fd, reply, start.Add(deadline)); err != nil {
+						return st, fmt.Errorf("write of an acknowledgement: %w", err)
+					}
+				}
 			}
+			c.read = c.read[:copy(c.read, c.read[read:])]
 		}
 	}
 	return st, nil
@@ -253,13 +304,17 @@ func httpAnswer(b []byte) (int, error) {
 	return end + 4 + n, nil
 }
 
+// pollingConns is how many connections a polling loop over HTTP/1.1 or
+// the echo keeps; over the Lookups stream it keeps one, as the SDK does.
+const pollingConns = 64
+
 // pollingLoops measures through polling loops at rate, each round on
 // connections of its own: in rounds taken in turns, the 64-byte echo of
-// the service's process (when echo is given), GET /healthz and POST
-// /v1/lookup of returning users; or, with newUsers, POST /v1/lookup of new
-// users in rounds of their own, whose exposures the service goes on
-// storing after each round.
-func pollingLoops(httpAddr, echo string, rate int, d time.Duration, newUsers bool) error {
+// the service's process (when echo is given), GET /healthz, and Lookups of
+// returning users by POST /v1/lookup and on the SDK's Lookups stream (at
+// target); or, with newUsers, Lookups of new users by both, in rounds of
+// their own, whose exposures the service goes on storing after each round.
+func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newUsers bool) error {
 	lookup := func(user string) []byte {
 		body := `{"name":"bench/shop","user":"` + user + `"}`
 		return []byte("POST /v1/lookup HTTP/1.1\r\nHost: abn\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -267,33 +322,53 @@ func pollingLoops(httpAddr, echo string, rate int, d time.Duration, newUsers boo
 	}
 	healthz := []byte("GET /healthz HTTP/1.1\r\nHost: abn\r\n\r\n")
 	echoed := bytes.Repeat([]byte{'e'}, 64)
-	echoAnswer := func(b []byte) (int, error) { return min(len(b)/64, 1) * 64, nil }
-	type target struct {
+	overHTTP := func() wire { return oneAnswerAtATime(httpAnswer) }
+	echoes := func() wire {
+		return oneAnswerAtATime(func(b []byte) (int, error) { return min(len(b)/64, 1) * 64, nil })
+	}
+	returningUser := func(i int) string { return userID("polling-returning-"+runID, uint64(i%returningUsers)) }
+	// The two ways to look a user up, each with new or returning users.
+	lookups := []struct {
+		name, via, addr string
+		conns           int
+		wire            func() wire
+		prime           []byte
+		request         func(user string) []byte
+	}{
+		{"Lookup over HTTP/JSON", "http", httpAddr, pollingConns, overHTTP, healthz, lookup},
+		{"Lookup on the Lookups stream (the SDK's), one a message", "stream", target, 1,
+			func() wire { return newLookupsStream(target) }, lookupsRequest("bench/shop", returningUser(0)),
+			func(user string) []byte { return lookupsRequest("bench/shop", user) }},
+	}
+	type contender struct {
 		name, addr string
-		answer     func([]byte) (int, error)
+		conns      int
+		wire       func() wire
 		prime      []byte
 		request    func(round, i int) []byte
 		all        *hdrhistogram.Histogram
 		p99s       []string
 		stats      pollingStats
 	}
-	var targets []*target
-	if newUsers {
-		targets = []*target{{name: "Lookup over HTTP/JSON, new users", addr: httpAddr, answer: httpAnswer, prime: healthz,
-			request: func(round, i int) []byte {
-				return lookup(userID(fmt.Sprintf("polling-new-%s-%d", runID, round), uint64(i)))
-			}}}
-	} else {
-		returning := &target{name: "Lookup over HTTP/JSON, returning users", addr: httpAddr, answer: httpAnswer, prime: healthz,
-			request: func(_, i int) []byte { return lookup(userID("polling-returning-"+runID, uint64(i%returningUsers))) }}
-		targets = []*target{
-			{name: "GET /healthz (an answer that does nothing)", addr: httpAddr, answer: httpAnswer, prime: healthz,
-				request: func(int, int) []byte { return healthz }},
-			returning,
+	var contenders []*contender
+	for _, lu := range lookups {
+		c := &contender{name: lu.name + ", returning users", addr: lu.addr, conns: lu.conns, wire: lu.wire, prime: lu.prime,
+			request: func(_, i int) []byte { return lu.request(returningUser(i)) }}
+		if newUsers {
+			c.name = lu.name + ", new users"
+			c.request = func(round, i int) []byte {
+				return lu.request(userID(fmt.Sprintf("polling-new-%s-%s-%d", lu.via, runID, round), uint64(i)))
+			}
 		}
+		contenders = append(contenders, c)
+	}
+	if !newUsers {
+		returning := contenders[0] // over HTTP; the stream's users are the same
+		contenders = append([]*contender{{name: "GET /healthz (an answer that does nothing)", addr: httpAddr, conns: pollingConns,
+			wire: overHTTP, prime: healthz, request: func(int, int) []byte { return healthz }}}, contenders...)
 		if echo != "" {
-			targets = append([]*target{{name: "The service process's own echo (a 64-byte round trip: the floor)", addr: echo,
-				answer: echoAnswer, prime: echoed, request: func(int, int) []byte { return echoed }}}, targets...)
+			contenders = append([]*contender{{name: "The service process's own echo (a 64-byte round trip: the floor)", addr: echo,
+				conns: pollingConns, wire: echoes, prime: echoed, request: func(int, int) []byte { return echoed }}}, contenders...)
 		}
 		// Twice over, as warmUp does: the service's set of recent users
 		// may be emptied during the first pass.
@@ -301,7 +376,7 @@ func pollingLoops(httpAddr, echo string, rate int, d time.Duration, newUsers boo
 		for i := range warm {
 			warm[i] = returning.request(0, i)
 		}
-		l, err := newPollingLoop(httpAddr, httpAnswer, healthz)
+		l, err := newPollingLoop(httpAddr, pollingConns, overHTTP, healthz)
 		if err != nil {
 			return fmt.Errorf("%s, warm-up: %w", returning.name, err)
 		}
@@ -313,12 +388,12 @@ func pollingLoops(httpAddr, echo string, rate int, d time.Duration, newUsers boo
 	}
 	per := int(int64(rate) * int64(d/openLoopRounds) / int64(time.Second))
 	for r := range openLoopRounds {
-		for _, t := range targets {
+		for _, t := range contenders {
 			requests := make([][]byte, per)
 			for i := range requests {
 				requests[i] = t.request(r, i)
 			}
-			l, err := newPollingLoop(t.addr, t.answer, t.prime)
+			l, err := newPollingLoop(t.addr, t.conns, t.wire, t.prime)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -340,13 +415,17 @@ func pollingLoops(httpAddr, echo string, rate int, d time.Duration, newUsers boo
 	if newUsers {
 		how = "one after another"
 	}
-	for _, t := range targets {
+	for _, t := range contenders {
 		dropped := ""
 		if t.stats.dropped > 0 {
 			dropped = fmt.Sprintf("; %d answers over 10s not counted", t.stats.dropped)
 		}
-		fmt.Printf("%s, open loop at %d/s from one polling thread over %d connections, %d rounds of %v %s: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs; %.1f%% of requests written over 20µs late, %d passes of the client's loop over 100µs (longest %dµs)%s\n",
-			t.name, rate, pollingConns, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), how, t.all.ValueAtQuantile(50), t.all.ValueAtQuantile(99),
+		conns := fmt.Sprintf("%d connections", t.conns)
+		if t.conns == 1 {
+			conns = "one connection"
+		}
+		fmt.Printf("%s, open loop at %d/s from one polling thread over %s, %d rounds of %v %s: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs; %.1f%% of requests written over 20µs late, %d passes of the client's loop over 100µs (longest %dµs)%s\n",
+			t.name, rate, conns, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), how, t.all.ValueAtQuantile(50), t.all.ValueAtQuantile(99),
 			strings.Join(t.p99s, ", "), t.all.ValueAtQuantile(99.9), 100*float64(t.stats.late)/float64(openLoopRounds*per), t.stats.stalls,
 			t.stats.longest.Microseconds(), dropped)
 	}
