@@ -94,7 +94,8 @@ bench-grpc:
 	bash scripts/bench/grpc/run.sh
 
 ## bench-abn: the A/B/n service: Lookup throughput and latency over loopback gRPC
-## (and over HTTP from a client that never waits in the kernel),
+## (and over HTTP and the Lookups stream from a client that never waits in the
+## kernel),
 ## WriteMetric through the SDK on bbolt and Redis, heap from 10^4 to 10^6 users
 bench-abn: test-deps
 	$(GO) run ./scripts/bench/abn

@@ -8,9 +8,8 @@
 // does), WriteMetric throughput through the SDK's batching on bbolt and on
 // Redis (and one value per call), and the service's heap after 10^4, 10^5
 // and 10^6 new users (`-memory` measures only that). On Linux it also
-// measures the service apart from any client's wake-ups, at the same
-// open-loop rate from one thread that never waits in the kernel
-// (polling_linux.go): the service process's echo, GET /healthz, and Lookup
+// measures the service at the same open-loop rate from one thread that
+// never waits in the kernel (polling_linux.go): the service process's echo, GET /healthz, and Lookup
 // of returning users over HTTP/JSON and on the Lookups stream, spoken by
 // hand (polling_grpc_linux.go), before the gRPC runs; Lookup of new users
 // by both after them.
@@ -68,7 +67,7 @@ func main() {
 	serveOnly := flag.Bool("serve", false, "only serve (print the -target, -echo and -http flags for a client in another process, run until interrupted)")
 	target := flag.String("target", "", "only measure Lookup against a service at this gRPC address (one started with -serve)")
 	echo := flag.String("echo", "", "with -target: measure the two floors against this echo address (the one -serve prints)")
-	httpAddr := flag.String("http", "", "with -target: also measure Lookup from a polling client, over HTTP/JSON at this address (the one -serve prints) and on the Lookups stream at -target")
+	httpAddr := flag.String("http", "", "with -target: also measure from a polling client GET /healthz and Lookup over HTTP/JSON at this address (the one -serve prints), Lookup on the Lookups stream at -target, and the echo with -echo")
 	clients := flag.Int("clients", 64, "concurrent clients of the Lookup throughput run")
 	rate := flag.Int("rate", 20000, "requests a second of the open loops")
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")

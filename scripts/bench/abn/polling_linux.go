@@ -312,8 +312,8 @@ const pollingConns = 64
 // connections of its own: in rounds taken in turns, the 64-byte echo of
 // the service's process (when echo is given), GET /healthz, and Lookups of
 // returning users by POST /v1/lookup and on the SDK's Lookups stream (at
-// target); or, with newUsers, Lookups of new users by both, in rounds of
-// their own, whose exposures the service goes on storing after each round.
+// target); or, with newUsers, Lookups of new users by both (in turns too),
+// whose exposures the service goes on storing after each round.
 func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newUsers bool) error {
 	lookup := func(user string) []byte {
 		body := `{"name":"bench/shop","user":"` + user + `"}`
@@ -411,10 +411,6 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 			t.stats.add(st)
 		}
 	}
-	how := "in turns"
-	if newUsers {
-		how = "one after another"
-	}
 	for _, t := range contenders {
 		dropped := ""
 		if t.stats.dropped > 0 {
@@ -424,8 +420,8 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 		if t.conns == 1 {
 			conns = "one connection"
 		}
-		fmt.Printf("%s, open loop at %d/s from one polling thread over %s, %d rounds of %v %s: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs; %.1f%% of requests written over 20µs late, %d passes of the client's loop over 100µs (longest %dµs)%s\n",
-			t.name, rate, conns, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), how, t.all.ValueAtQuantile(50), t.all.ValueAtQuantile(99),
+		fmt.Printf("%s, open loop at %d/s from one polling thread over %s, %d rounds of %v in turns: p50 %dµs, p99 %dµs (rounds: %s), p99.9 %dµs; %.1f%% of requests written over 20µs late, %d passes of the client's loop over 100µs (longest %dµs)%s\n",
+			t.name, rate, conns, openLoopRounds, (d / openLoopRounds).Round(time.Millisecond), t.all.ValueAtQuantile(50), t.all.ValueAtQuantile(99),
 			strings.Join(t.p99s, ", "), t.all.ValueAtQuantile(99.9), 100*float64(t.stats.late)/float64(openLoopRounds*per), t.stats.stalls,
 			t.stats.longest.Microseconds(), dropped)
 	}
