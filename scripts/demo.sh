@@ -34,7 +34,7 @@ start() { # start VERSION LATENCY ERROR_RATE
 	pids+=($!)
 }
 start v1 uniform:2ms-6ms 0
-start v2 uniform:10ms-20ms 0.02
+start v2 uniform:10ms-20ms 0.05
 
 addr() { # wait up to 10 s for an app's address file
 	for _ in $(seq 100); do
@@ -46,7 +46,7 @@ addr() { # wait up to 10 s for an app's address file
 }
 v1=$(addr v1)
 v2=$(addr v2)
-echo "==> v1 on http://$v1/ (2-6 ms), v2 on http://$v2/ (10-20 ms, 2% errors)" >&2
+echo "==> v1 on http://$v1/ (2-6 ms), v2 on http://$v2/ (10-20 ms, 5% errors)" >&2
 
 rm -f "$out/experiment.yaml" "$out/experiment.result.json"
 status=0
@@ -54,7 +54,7 @@ bin/kubectl-iter8 launch --local --spec "$out/experiment.yaml" \
 	--set 'versions={v1,v2}' \
 	--set 'tasks={ready,http,assess}' \
 	--set ready.url="http://$v2/healthz" \
-	--set http.duration=5s --set http.qps=200 --set http.connections=4 \
+	--set http.duration=5s --set http.qps=200 --set http.connections=8 \
 	--set 'http.endpoints[0].version=v1' --set "http.endpoints[0].url=http://$v1/" \
 	--set 'http.endpoints[1].version=v2' --set "http.endpoints[1].url=http://$v2/" \
 	--set 'assess.slos[0].metric=http/latency-p95' --set 'assess.slos[0].upper=15' \
