@@ -24,6 +24,8 @@
 //	taskset -c 0 go run ./scripts/bench/abn -serve   # prints -target ADDR -echo ADDR -http ADDR
 //	taskset -c 1 go run ./scripts/bench/abn -target ADDR -echo ADDR -http ADDR
 //
+// With those flags, `-only TEXT` takes only the polling rounds whose names
+// hold TEXT ("returning users", "new users"), to repeat them alone.
 // `-serve -trace FILE` also writes a Go execution trace of the service
 // (`go tool trace FILE`): it showed where Lookups waited for the core.
 package main
@@ -72,6 +74,7 @@ func main() {
 	rate := flag.Int("rate", 20000, "requests a second of the open loops")
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
 	memoryOnly := flag.Bool("memory", false, "only measure the service's heap after 10^4, 10^5 and 10^6 new users")
+	only := flag.String("only", "", "with -target and -http: take only the polling rounds whose names hold this text (such as \"returning users\", \"new users\" or \"stream\"), and nothing else")
 	flag.Parse()
 	var err error
 	switch {
@@ -89,6 +92,12 @@ func main() {
 		os.Exit(2)
 	case *traceFile != "" && !*serveOnly:
 		fmt.Fprintln(os.Stderr, "bench abn: -trace goes with -serve")
+		os.Exit(2)
+	case *only != "" && (*target == "" || *httpAddr == ""):
+		fmt.Fprintln(os.Stderr, "bench abn: -only goes with -target and -http (it picks among the polling rounds)")
+		os.Exit(2)
+	case *only != "" && runtime.GOOS != "linux":
+		fmt.Fprintln(os.Stderr, "bench abn: -only picks among the polling rounds, which need Linux (epoll)")
 		os.Exit(2)
 	case *serveOnly:
 		var traceTo *os.File
@@ -110,14 +119,19 @@ func main() {
 		// The polling loops of returning users first, on a service that
 		// stores nothing yet, and of new users last: new users leave
 		// exposures to merge for a while after their runs.
+		var returning, fresh int
 		if err == nil && *httpAddr != "" {
-			err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, false)
+			returning, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, false, *only)
 		}
-		if err == nil {
+		if err == nil && *only == "" {
 			err = lookups(*target, *echo, *clients, *rate, *duration)
 		}
 		if err == nil && *httpAddr != "" {
-			err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, true)
+			fresh, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, true, *only)
+		}
+		if err == nil && *only != "" && returning+fresh == 0 {
+			fmt.Fprintf(os.Stderr, "bench abn: -only %q: no polling round has it in its name (their names are printed by a run without -only)\n", *only)
+			os.Exit(2)
 		}
 	default:
 		err = run(*duration, *rate)
@@ -237,13 +251,13 @@ func run(d time.Duration, rate int) error {
 	defer echo.Close()
 	// The polling client shares this process and its cores with the
 	// service here; -serve and -target measure them apart.
-	if err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, false); err != nil {
+	if _, err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, false, ""); err != nil {
 		return err
 	}
 	if err := lookups(s.target, echo.Addr().String(), 64, rate, d); err != nil {
 		return err
 	}
-	if err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, true); err != nil {
+	if _, err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, true, ""); err != nil {
 		return err
 	}
 	fmt.Printf("exposures not recorded (the queue to the ledger was full): %d\n", s.svc.DroppedExposures())

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -313,8 +314,10 @@ const pollingConns = 64
 // the service's process (when echo is given), GET /healthz, and Lookups of
 // returning users by POST /v1/lookup and on the SDK's Lookups stream (at
 // target); or, with newUsers, Lookups of new users by both (in turns too),
-// whose exposures the service goes on storing after each round.
-func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newUsers bool) error {
+// whose exposures the service goes on storing after each round. Only the
+// rounds whose names contain only are taken (all when it is empty); it
+// returns how many kinds of round were taken.
+func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newUsers bool, only string) (int, error) {
 	lookup := func(user string) []byte {
 		body := `{"name":"bench/shop","user":"` + user + `"}`
 		return []byte("POST /v1/lookup HTTP/1.1\r\nHost: abn\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -362,14 +365,20 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 		}
 		contenders = append(contenders, c)
 	}
+	returning := contenders[0] // over HTTP; the stream's users are the same
 	if !newUsers {
-		returning := contenders[0] // over HTTP; the stream's users are the same
 		contenders = append([]*contender{{name: "GET /healthz (an answer that does nothing)", addr: httpAddr, conns: pollingConns,
 			wire: overHTTP, prime: healthz, request: func(int, int) []byte { return healthz }}}, contenders...)
 		if echo != "" {
 			contenders = append([]*contender{{name: "The service process's own echo (a 64-byte round trip: the floor)", addr: echo,
 				conns: pollingConns, wire: echoes, prime: echoed, request: func(int, int) []byte { return echoed }}}, contenders...)
 		}
+	}
+	contenders = slices.DeleteFunc(contenders, func(c *contender) bool { return !strings.Contains(c.name, only) })
+	if len(contenders) == 0 {
+		return 0, nil
+	}
+	if !newUsers {
 		// Twice over, as warmUp does: the service's set of recent users
 		// may be emptied during the first pass.
 		warm := make([][]byte, 2*returningUsers)
@@ -378,12 +387,12 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 		}
 		l, err := newPollingLoop(httpAddr, pollingConns, overHTTP, healthz)
 		if err != nil {
-			return fmt.Errorf("%s, warm-up: %w", returning.name, err)
+			return 0, fmt.Errorf("%s, warm-up: %w", returning.name, err)
 		}
 		_, err = l.run(warm, rate, nil)
 		l.close()
 		if err != nil {
-			return fmt.Errorf("%s, warm-up: %w", returning.name, err)
+			return 0, fmt.Errorf("%s, warm-up: %w", returning.name, err)
 		}
 	}
 	per := int(int64(rate) * int64(d/openLoopRounds) / int64(time.Second))
@@ -395,13 +404,13 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 			}
 			l, err := newPollingLoop(t.addr, t.conns, t.wire, t.prime)
 			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+				return 0, fmt.Errorf("%s: %w", t.name, err)
 			}
 			h := newHist()
 			st, err := l.run(requests, rate, h)
 			l.close()
 			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+				return 0, fmt.Errorf("%s: %w", t.name, err)
 			}
 			if t.all == nil {
 				t.all = newHist()
@@ -425,5 +434,5 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 			strings.Join(t.p99s, ", "), t.all.ValueAtQuantile(99.9), 100*float64(t.stats.late)/float64(openLoopRounds*per), t.stats.stalls,
 			t.stats.longest.Microseconds(), dropped)
 	}
-	return nil
+	return len(contenders), nil
 }
