@@ -130,7 +130,7 @@ func main() {
 			fresh, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, true, *only)
 		}
 		if err == nil && *only != "" && returning+fresh == 0 {
-			fmt.Fprintf(os.Stderr, "bench abn: -only %q: no polling round has it in its name (their names are printed by a run without -only)\n", *only)
+			fmt.Fprintf(os.Stderr, "bench abn: -only %q: no polling round has it in its name; the rounds are the service process's own echo (with -echo), GET /healthz, and Lookup over HTTP/JSON and on the Lookups stream, each with returning users and with new users\n", *only)
 			os.Exit(2)
 		}
 	default:

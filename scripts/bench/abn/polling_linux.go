@@ -378,7 +378,7 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 	if len(contenders) == 0 {
 		return 0, nil
 	}
-	if !newUsers {
+	if slices.ContainsFunc(contenders, func(c *contender) bool { return strings.HasSuffix(c.name, ", returning users") }) {
 		// Twice over, as warmUp does: the service's set of recent users
 		// may be emptied during the first pass.
 		warm := make([][]byte, 2*returningUsers)
