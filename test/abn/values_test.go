@@ -1,6 +1,7 @@
 package abn_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -8,6 +9,9 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // TestBadValuesAreRefusedNamingThem renders charts/abn with values that
@@ -33,27 +37,74 @@ func TestBadValuesAreRefusedNamingThem(t *testing.T) {
 		{"bucket width not a duration", map[string]any{"bucketWidth": "a minute"}, "/bucketWidth"},
 		{"password secret without a key", map[string]any{"ledger": map[string]any{"bolt": map[string]any{"enabled": false},
 			"redis": map[string]any{"address": "redis:6379", "passwordSecret": map[string]any{"name": "redis"}}}}, "ledger.redis.passwordSecret: want both name and key"},
+		{"env without a name", map[string]any{"env": []any{map[string]any{"value": "x"}}}, "/env/0"},
+		{"env name not a variable's", map[string]any{"env": []any{map[string]any{"name": "GOGC=400"}}}, "/env/0/name"},
+		{"env value not a string", map[string]any{"env": []any{map[string]any{"name": "GOGC", "value": 400}}}, "/env/0/value"},
+		{"env with value and valueFrom", map[string]any{"env": []any{map[string]any{"name": "A", "value": "1",
+			"valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}}}}, "env[0] (A): want value or valueFrom, not both"},
+		{"env setting the chart's password", map[string]any{"env": []any{map[string]any{"name": "ITER8_ABN_REDIS_PASSWORD", "value": "x"}}},
+			"env[0]: ITER8_ABN_REDIS_PASSWORD is the chart's"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := render(ch, tt.values)
+			_, err := render(ch, tt.values)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("values %v: %v, want an error with %q", tt.values, err, tt.want)
 			}
 		})
 	}
 	// And what works: two replicas on Redis.
-	if err := render(ch, map[string]any{"replicas": 2, "ledger": redis}); err != nil {
+	if _, err := render(ch, map[string]any{"replicas": 2, "ledger": redis}); err != nil {
 		t.Errorf("two replicas on Redis: %v", err)
+	}
+}
+
+// TestEnvReachesTheContainer renders env beside the password the chart
+// sets, and no env at all without either.
+func TestEnvReachesTheContainer(t *testing.T) {
+	ch, err := loader.Load(abnChart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []any{map[string]any{"name": "GODEBUG", "value": "schedtrace=2147483647"},
+		map[string]any{"name": "POD", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}}}
+	redis := map[string]any{"bolt": map[string]any{"enabled": false},
+		"redis": map[string]any{"address": "redis:6379", "passwordSecret": map[string]any{"name": "redis", "key": "password"}}}
+	for _, tt := range []struct {
+		name   string
+		values map[string]any
+		want   []corev1.EnvVar
+	}{
+		{"none", map[string]any{}, nil},
+		{"env", map[string]any{"env": env}, []corev1.EnvVar{
+			{Name: "GODEBUG", Value: "schedtrace=2147483647"},
+			{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
+		{"env and the password", map[string]any{"env": env[:1], "ledger": redis}, []corev1.EnvVar{
+			{Name: "ITER8_ABN_REDIS_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "redis"}, Key: "password"}}},
+			{Name: "GODEBUG", Value: "schedtrace=2147483647"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := render(ch, tt.values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d appsv1.Deployment
+			if err := yaml.Unmarshal([]byte(out["abn/templates/deployment.yaml"]), &d); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Spec.Template.Spec.Containers[0].Env; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("env %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
 // render checks values against the schema and renders the chart, as helm
 // install does before it sends anything.
-func render(ch *chart.Chart, values map[string]any) error {
+func render(ch *chart.Chart, values map[string]any) (map[string]string, error) {
 	rv, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "abn", Namespace: "shop", IsInstall: true}, chartutil.DefaultCapabilities)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = engine.Render(ch, rv)
-	return err
+	return engine.Render(ch, rv)
 }

@@ -62,4 +62,12 @@ abn.validate fails on values that cannot work, naming them.
 {{- fail "ledger.redis.passwordSecret: want both name and key" -}}
 {{- end -}}
 {{- end -}}
+{{- range $i, $e := .Values.env -}}
+{{- if eq $e.name "ITER8_ABN_REDIS_PASSWORD" -}}
+{{- fail (printf "env[%d]: ITER8_ABN_REDIS_PASSWORD is the chart's (from ledger.redis.passwordSecret): set that instead" $i) -}}
+{{- end -}}
+{{- if and (hasKey $e "value") (hasKey $e "valueFrom") -}}
+{{- fail (printf "env[%d] (%s): want value or valueFrom, not both" $i $e.name) -}}
+{{- end -}}
+{{- end -}}
 {{- end }}
