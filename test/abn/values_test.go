@@ -37,7 +37,10 @@ func TestBadValuesAreRefusedNamingThem(t *testing.T) {
 		{"bucket width not a duration", map[string]any{"bucketWidth": "a minute"}, "/bucketWidth"},
 		{"password secret without a key", map[string]any{"ledger": map[string]any{"bolt": map[string]any{"enabled": false},
 			"redis": map[string]any{"address": "redis:6379", "passwordSecret": map[string]any{"name": "redis"}}}}, "ledger.redis.passwordSecret: want both name and key"},
-		{"env without a name", map[string]any{"env": []any{map[string]any{"value": "x"}}}, "/env/0"},
+		{"env without a name", map[string]any{"env": []any{map[string]any{"value": "x"}}}, "missing property 'name'"},
+		{"env valueFrom from nowhere", map[string]any{"env": []any{map[string]any{"name": "A", "valueFrom": map[string]any{"fieldref": "x"}}}}, "/env/0/valueFrom"},
+		{"env named twice", map[string]any{"env": []any{map[string]any{"name": "A", "value": "1"}, map[string]any{"name": "A", "value": "2"}}},
+			"env[1] (A): named twice"},
 		{"env name not a variable's", map[string]any{"env": []any{map[string]any{"name": "GOGC=400"}}}, "/env/0/name"},
 		{"env value not a string", map[string]any{"env": []any{map[string]any{"name": "GOGC", "value": 400}}}, "/env/0/value"},
 		{"env with value and valueFrom", map[string]any{"env": []any{map[string]any{"name": "A", "value": "1",
@@ -69,19 +72,20 @@ func TestEnvReachesTheContainer(t *testing.T) {
 		map[string]any{"name": "POD", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}}}
 	redis := map[string]any{"bolt": map[string]any{"enabled": false},
 		"redis": map[string]any{"address": "redis:6379", "passwordSecret": map[string]any{"name": "redis", "key": "password"}}}
+	password := corev1.EnvVar{Name: "ITER8_ABN_REDIS_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "redis"}, Key: "password"}}}
 	for _, tt := range []struct {
 		name   string
 		values map[string]any
 		want   []corev1.EnvVar
 	}{
 		{"none", map[string]any{}, nil},
+		{"the password", map[string]any{"ledger": redis}, []corev1.EnvVar{password}},
 		{"env", map[string]any{"env": env}, []corev1.EnvVar{
 			{Name: "GODEBUG", Value: "schedtrace=2147483647"},
 			{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
 		{"env and the password", map[string]any{"env": env[:1], "ledger": redis}, []corev1.EnvVar{
-			{Name: "ITER8_ABN_REDIS_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: "redis"}, Key: "password"}}},
-			{Name: "GODEBUG", Value: "schedtrace=2147483647"}}},
+			password, {Name: "GODEBUG", Value: "schedtrace=2147483647"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := render(ch, tt.values)
@@ -91,6 +95,9 @@ func TestEnvReachesTheContainer(t *testing.T) {
 			var d appsv1.Deployment
 			if err := yaml.Unmarshal([]byte(out["abn/templates/deployment.yaml"]), &d); err != nil {
 				t.Fatal(err)
+			}
+			if len(d.Spec.Template.Spec.Containers) != 1 {
+				t.Fatalf("%d containers rendered, want 1", len(d.Spec.Template.Spec.Containers))
 			}
 			if got := d.Spec.Template.Spec.Containers[0].Env; !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("env %v, want %v", got, tt.want)

@@ -62,7 +62,12 @@ abn.validate fails on values that cannot work, naming them.
 {{- fail "ledger.redis.passwordSecret: want both name and key" -}}
 {{- end -}}
 {{- end -}}
+{{- $seen := dict -}}
 {{- range $i, $e := .Values.env -}}
+{{- if hasKey $seen $e.name -}}
+{{- fail (printf "env[%d] (%s): named twice: want each variable once" $i $e.name) -}}
+{{- end -}}
+{{- $_ := set $seen $e.name true -}}
 {{- if eq $e.name "ITER8_ABN_REDIS_PASSWORD" -}}
 {{- fail (printf "env[%d]: ITER8_ABN_REDIS_PASSWORD is the chart's (from ledger.redis.passwordSecret): set that instead" $i) -}}
 {{- end -}}
