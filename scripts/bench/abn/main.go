@@ -25,7 +25,9 @@
 //	taskset -c 1 go run ./scripts/bench/abn -target ADDR -echo ADDR -http ADDR
 //
 // With those flags, `-only TEXT` takes only the polling rounds whose names
-// hold TEXT ("returning users", "new users"), to repeat them alone.
+// hold TEXT ("returning users", "new users"), to repeat them alone, and
+// `-new-share 0.05` makes one in 20 of the returning users' Lookups a new
+// user's.
 // `-serve -trace FILE` also writes a Go execution trace of the service
 // (`go tool trace FILE`): it showed where Lookups waited for the core.
 package main
@@ -75,6 +77,7 @@ func main() {
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
 	memoryOnly := flag.Bool("memory", false, "only measure the service's heap after 10^4, 10^5 and 10^6 new users")
 	only := flag.String("only", "", "with -target and -http: take only the polling rounds whose names hold this text (such as \"returning users\", \"new users\" or \"stream\"), and nothing else")
+	newShare := flag.Float64("new-share", 0, "with -target and -http: make this share of the polling rounds' returning users' Lookups (0 to 0.5, rounded to one in a whole number) new users', as in a real mix")
 	flag.Parse()
 	var err error
 	switch {
@@ -99,6 +102,12 @@ func main() {
 	case *only != "" && runtime.GOOS != "linux":
 		fmt.Fprintln(os.Stderr, "bench abn: -only picks among the polling rounds, which need Linux (epoll)")
 		os.Exit(2)
+	case !(*newShare >= 0 && *newShare <= 0.5):
+		fmt.Fprintf(os.Stderr, "bench abn: -new-share %v: want 0 to 0.5 (the new users' own rounds have every Lookup a new user's)\n", *newShare)
+		os.Exit(2)
+	case *newShare > 0 && (*target == "" || *httpAddr == "" || runtime.GOOS != "linux"):
+		fmt.Fprintln(os.Stderr, "bench abn: -new-share goes with -target and -http, on Linux (it mixes new users into the polling rounds of returning users)")
+		os.Exit(2)
 	case *serveOnly:
 		var traceTo *os.File
 		if *traceFile != "" {
@@ -121,13 +130,13 @@ func main() {
 		// exposures to merge for a while after their runs.
 		var returning, fresh int
 		if err == nil && *httpAddr != "" {
-			returning, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, false, *only)
+			returning, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, false, *only, *newShare)
 		}
 		if err == nil && *only == "" {
 			err = lookups(*target, *echo, *clients, *rate, *duration)
 		}
 		if err == nil && *httpAddr != "" {
-			fresh, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, true, *only)
+			fresh, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, true, *only, 0)
 		}
 		if err == nil && *only != "" && returning+fresh == 0 {
 			fmt.Fprintf(os.Stderr, "bench abn: -only %q: no polling round has it in its name; the rounds are the service process's own echo (with -echo), GET /healthz, and Lookup over HTTP/JSON and on the Lookups stream, each with returning users and with new users\n", *only)
@@ -251,13 +260,13 @@ func run(d time.Duration, rate int) error {
 	defer echo.Close()
 	// The polling client shares this process and its cores with the
 	// service here; -serve and -target measure them apart.
-	if _, err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, false, ""); err != nil {
+	if _, err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, false, "", 0); err != nil {
 		return err
 	}
 	if err := lookups(s.target, echo.Addr().String(), 64, rate, d); err != nil {
 		return err
 	}
-	if _, err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, true, ""); err != nil {
+	if _, err := pollingLoops(s.target, s.http, echo.Addr().String(), rate, d, true, "", 0); err != nil {
 		return err
 	}
 	fmt.Printf("exposures not recorded (the queue to the ledger was full): %d\n", s.svc.DroppedExposures())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"runtime/debug"
@@ -315,9 +316,10 @@ const pollingConns = 64
 // returning users by POST /v1/lookup and on the SDK's Lookups stream (at
 // target); or, with newUsers, Lookups of new users by both (in turns too),
 // whose exposures the service goes on storing after each round. Only the
-// rounds whose names contain only are taken (all when it is empty); it
-// returns how many kinds of round were taken.
-func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newUsers bool, only string) (int, error) {
+// rounds whose names contain only are taken (all when it is empty). With
+// newShare, one in round(1/newShare) of the returning users' Lookups is a
+// new user's. It returns how many kinds of round were taken.
+func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newUsers bool, only string, newShare float64) (int, error) {
 	lookup := func(user string) []byte {
 		body := `{"name":"bench/shop","user":"` + user + `"}`
 		return []byte("POST /v1/lookup HTTP/1.1\r\nHost: abn\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -354,9 +356,19 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 		stats      pollingStats
 	}
 	var contenders []*contender
+	everyNew, mixed := 0, ""
+	if newShare > 0 {
+		everyNew = int(math.Round(1 / newShare))
+		mixed = fmt.Sprintf(" (one in %d a new user)", everyNew)
+	}
 	for _, lu := range lookups {
-		c := &contender{name: lu.name + ", returning users", addr: lu.addr, conns: lu.conns, wire: lu.wire, prime: lu.prime,
-			request: func(_, i int) []byte { return lu.request(returningUser(i)) }}
+		c := &contender{name: lu.name + ", returning users" + mixed, addr: lu.addr, conns: lu.conns, wire: lu.wire, prime: lu.prime,
+			request: func(round, i int) []byte {
+				if everyNew > 0 && i%everyNew == everyNew-1 {
+					return lu.request(userID(fmt.Sprintf("polling-mixed-%s-%s-%d", lu.via, runID, round), uint64(i)))
+				}
+				return lu.request(returningUser(i))
+			}}
 		if newUsers {
 			c.name = lu.name + ", new users"
 			c.request = func(round, i int) []byte {
@@ -365,7 +377,6 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 		}
 		contenders = append(contenders, c)
 	}
-	returning := contenders[0] // over HTTP; the stream's users are the same
 	if !newUsers {
 		contenders = append([]*contender{{name: "GET /healthz (an answer that does nothing)", addr: httpAddr, conns: pollingConns,
 			wire: overHTTP, prime: healthz, request: func(int, int) []byte { return healthz }}}, contenders...)
@@ -378,21 +389,21 @@ func pollingLoops(target, httpAddr, echo string, rate int, d time.Duration, newU
 	if len(contenders) == 0 {
 		return 0, nil
 	}
-	if slices.ContainsFunc(contenders, func(c *contender) bool { return strings.HasSuffix(c.name, ", returning users") }) {
+	if slices.ContainsFunc(contenders, func(c *contender) bool { return strings.Contains(c.name, ", returning users") }) {
 		// Twice over, as warmUp does: the service's set of recent users
 		// may be emptied during the first pass.
 		warm := make([][]byte, 2*returningUsers)
 		for i := range warm {
-			warm[i] = returning.request(0, i)
+			warm[i] = lookups[0].request(returningUser(i)) // over HTTP; the stream's users are the same
 		}
 		l, err := newPollingLoop(httpAddr, pollingConns, overHTTP, healthz)
 		if err != nil {
-			return 0, fmt.Errorf("%s, warm-up: %w", returning.name, err)
+			return 0, fmt.Errorf("%s, warm-up: %w", lookups[0].name, err)
 		}
 		_, err = l.run(warm, rate, nil)
 		l.close()
 		if err != nil {
-			return 0, fmt.Errorf("%s, warm-up: %w", returning.name, err)
+			return 0, fmt.Errorf("%s, warm-up: %w", lookups[0].name, err)
 		}
 	}
 	per := int(int64(rate) * int64(d/openLoopRounds) / int64(time.Second))
