@@ -27,19 +27,26 @@ import (
 // The queue's buffer, about 1.3 MB, is allocated up front.
 //
 // A batch is what is queued when the ledger is free, sent at most every
-// exposureEvery: it grows with the load and no more. Storing a batch is
-// mostly CPU in bbolt (boltledger's journal and its merges), and a process
-// with one CPU (pinned, or GOMAXPROCS=1) runs no Lookup meanwhile until
-// Go's scheduler preempts the batch, every 10 ms: batches filled to 2048
-// made that the tail of Lookup's latency at 20,000 new users a second
-// (before the journal, when each new user cost 26-60 µs). Smaller batches
-// cost more CPU a user, and a ledger under a trickle of new users commits
-// (and fsyncs) up to 100 times a second instead of once (README's A/B/n
-// figures). A backlog of a batch or more is not held back by the pace.
+// exposureEvery unless exposureSoon are waiting: it grows with the load and
+// no more. A process with one CPU (pinned, or limited to one by its
+// cgroup, so GOMAXPROCS=1) runs no Lookup while a batch is stored:
+//   - Storing is mostly CPU in bbolt (boltledger's journal and its merges),
+//     until Go's scheduler preempts it, every 10 ms: batches filled to 2048
+//     made that the tail of Lookup's latency at 20,000 new users a second
+//     (before the journal, when each new user cost 26-60 µs). Hence
+//     exposureSoon: under a stream of new users, batches of about 256.
+//   - Each batch's transaction fsyncs twice, and a goroutine in a system
+//     call keeps Go's one processor until the runtime's monitor thread
+//     hands it on, which it may do milliseconds later (a trace showed
+//     fdatasync holding it for 0.3-7 ms, 6% of the time). Sent every 10
+//     ms, batches took the Lookups stream's p99 at 20,000 Lookups a second,
+//     one in 20 or 100 a new user's, to 1.3-1.7 ms; every 100 ms, to
+//     0.5-1.3 ms (README's A/B/n figures).
 const (
 	exposureBuffer = 16384
 	exposureBatch  = 2048
-	exposureEvery  = 10 * time.Millisecond
+	exposureEvery  = 100 * time.Millisecond
+	exposureSoon   = 256
 	// reportInterval is how often exposures not recorded (dropped, or
 	// refused by the ledger) are logged, at most.
 	reportInterval = time.Second
@@ -56,6 +63,10 @@ type exposer struct {
 	log    *slog.Logger
 	queue  chan exposure
 	seed   maphash.Seed
+	// every is exposureEvery; tests set a longer one. soon tells run that
+	// exposureSoon exposures are queued.
+	every time.Duration
+	soon  chan struct{}
 
 	mu     sync.Mutex
 	recent map[uint64]struct{}
@@ -71,7 +82,7 @@ type exposure struct {
 
 func newExposer(l ledger.Ledger, log *slog.Logger) *exposer {
 	return &exposer{ledger: l, log: log, queue: make(chan exposure, exposureBuffer),
-		seed: maphash.MakeSeed(), recent: make(map[uint64]struct{}, recentUsers)}
+		seed: maphash.MakeSeed(), every: exposureEvery, soon: make(chan struct{}, 1), recent: make(map[uint64]struct{}, recentUsers)}
 }
 
 // add queues an exposure unless it was queued lately; it never blocks.
@@ -96,6 +107,12 @@ func (e *exposer) add(x ledger.Exposure) {
 	e.mu.Unlock()
 	select {
 	case e.queue <- exposure{x, k}:
+		if len(e.queue) >= exposureSoon {
+			select {
+			case e.soon <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		e.dropped.Add(1)
 		e.forget(k)
@@ -167,11 +184,19 @@ func (e *exposer) run(ctx context.Context) {
 		select {
 		case x := <-e.queue:
 			batch = append(batch, x)
-			if wait := time.Until(next); wait > 0 && len(batch)+len(e.queue) < exposureBatch {
-				pace.Reset(wait)
+			if wait := time.Until(next); wait > 0 {
 				select {
-				case <-pace.C:
-				case <-ctx.Done():
+				case <-e.soon: // left from before this batch
+				default:
+				}
+				if len(batch)+len(e.queue) < exposureSoon {
+					pace.Reset(wait)
+					select {
+					case <-pace.C:
+					case <-e.soon:
+						pace.Stop()
+					case <-ctx.Done():
+					}
 				}
 			}
 		gather:
@@ -183,7 +208,7 @@ func (e *exposer) run(ctx context.Context) {
 					break gather
 				}
 			}
-			next = time.Now().Add(exposureEvery)
+			next = time.Now().Add(e.every)
 			flush()
 		case <-tick.C:
 			report()

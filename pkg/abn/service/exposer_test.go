@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,6 +137,12 @@ func (l *timedLedger) Expose(ctx context.Context, xs []ledger.Exposure) error {
 	return l.Model.Expose(ctx, xs)
 }
 
+func (l *timedLedger) sizes() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.batches)
+}
+
 // exposedUsers is how many users the ledger holds as exposed to v1.
 func exposedUsers(l ledger.Ledger) int64 {
 	sum, _ := l.Summary(context.Background(), "ns/shop")
@@ -199,6 +206,39 @@ func TestExposuresAreSentInPacedBatches(t *testing.T) {
 	if span := starts[n-1].Sub(starts[0]); time.Duration(n-1)*exposureEvery-100*time.Millisecond > span {
 		t.Errorf("%d batches sent within %v, want at most one every %v", n, span, exposureEvery)
 	}
+}
+
+// TestABurstIsNotHeldBackByThePace: once exposureSoon exposures wait, they
+// are sent at once, however long the pace.
+func TestABurstIsNotHeldBackByThePace(t *testing.T) {
+	l := &timedLedger{Model: ledgertest.NewModel(ledger.Options{})}
+	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.exposed.every = time.Hour
+	runUntilCleanup(t, svc)
+	waitForUsers := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for exposedUsers(l) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d users exposed within 10s, want %d (batches: %v)", exposedUsers(l), want, l.sizes())
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval
+		}
+	}
+	// The first batch goes at once and starts the hour's pace; the burst
+	// (one taken into the next batch, exposureSoon queued) goes at once too.
+	for i := range 1 + 1 + exposureSoon {
+		if _, err := svc.Lookup("ns/shop", "user-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			waitForUsers(1)
+		}
+	}
+	waitForUsers(1 + 1 + exposureSoon)
 }
 
 // refusingLedger refuses every Expose and counts them.
