@@ -17,8 +17,8 @@ import (
 // of recent exposures too, and the user's next Lookup tries again.
 //
 // The queue and the batch are sized for new users at full speed: each
-// ledger call costs a transaction and an fsync (bbolt) or a round trip
-// (Redis). With batches of 500 in a queue of 4096, 17-23% of the
+// ledger call costs a transaction, or more with a merge step, each with
+// two fsyncs (bbolt), or a round trip (Redis). With batches of 500 in a queue of 4096, 17-23% of the
 // exposures were dropped on 2 cores when every Lookup was a new user's, at
 // up to 100,000 a second (`make bench-abn`); with these sizes none were
 // with the service pinned to one core: new users beyond what the ledger
@@ -27,21 +27,21 @@ import (
 // The queue's buffer, about 1.3 MB, is allocated up front.
 //
 // A batch is what is queued when the ledger is free, sent at most every
-// exposureEvery unless exposureSoon are waiting: it grows with the load and
-// no more. A process with one CPU (pinned, or limited to one by its
-// cgroup, so GOMAXPROCS=1) runs no Lookup while a batch is stored:
+// exposureEvery unless exposureSoon wait in the queue: it grows with the
+// load and no more. In a process with one CPU (pinned, or limited to one
+// by its cgroup, so GOMAXPROCS=1), Lookups wait while a batch is stored:
 //   - Storing is mostly CPU in bbolt (boltledger's journal and its merges),
 //     until Go's scheduler preempts it, every 10 ms: batches filled to 2048
 //     made that the tail of Lookup's latency at 20,000 new users a second
 //     (before the journal, when each new user cost 26-60 µs). Hence
 //     exposureSoon: under a stream of new users, batches of about 256.
-//   - Each batch's transaction fsyncs twice, and a goroutine in a system
-//     call keeps Go's one processor until the runtime's monitor thread
-//     hands it on, which it may do milliseconds later (a trace showed
-//     fdatasync holding it for 0.3-7 ms, 6% of the time). Sent every 10
-//     ms, batches took the Lookups stream's p99 at 20,000 Lookups a second,
-//     one in 20 or 100 a new user's, to 1.3-1.7 ms; every 100 ms, to
-//     0.5-1.3 ms (README's A/B/n figures).
+//   - A goroutine in a system call keeps Go's one processor until the
+//     runtime's monitor thread hands it on, at times milliseconds later:
+//     in a trace of new users at 20,000 a second, with batches every 10
+//     ms, fdatasync held it for 0.3-7 ms, 6% of the time. Sent every 10
+//     ms, batches lifted the Lookups stream's p99 at 20,000 Lookups a
+//     second, one in 20 or 100 a new user's, to 1.25-2.05 ms; every 100
+//     ms, it was 0.53-0.97 ms (README's A/B/n figures).
 const (
 	exposureBuffer = 16384
 	exposureBatch  = 2048
@@ -189,7 +189,7 @@ func (e *exposer) run(ctx context.Context) {
 				case <-e.soon: // left from before this batch
 				default:
 				}
-				if len(batch)+len(e.queue) < exposureSoon {
+				if len(e.queue) < exposureSoon { // as add counts
 					pace.Reset(wait)
 					select {
 					case <-pace.C:

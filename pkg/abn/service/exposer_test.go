@@ -209,7 +209,8 @@ func TestExposuresAreSentInPacedBatches(t *testing.T) {
 }
 
 // TestABurstIsNotHeldBackByThePace: once exposureSoon exposures wait, they
-// are sent at once, however long the pace.
+// are sent at once, however long the pace. What follows them in the same
+// burst may wait for the pace, by design.
 func TestABurstIsNotHeldBackByThePace(t *testing.T) {
 	l := &timedLedger{Model: ledgertest.NewModel(ledger.Options{})}
 	svc, err := New(Options{Apps: apps.Static{"ns/shop": shop(100, 0, 0)}, Ledger: l, Namespace: "ns"})
@@ -221,16 +222,16 @@ func TestABurstIsNotHeldBackByThePace(t *testing.T) {
 	waitForUsers := func(want int64) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for exposedUsers(l) != want {
+		for exposedUsers(l) < want {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d users exposed within 10s, want %d (batches: %v)", exposedUsers(l), want, l.sizes())
+				t.Fatalf("%d users exposed within 10s, want at least %d (batches: %v)", exposedUsers(l), want, l.sizes())
 			}
 			time.Sleep(5 * time.Millisecond) // polling interval
 		}
 	}
-	// The first batch goes at once and starts the hour's pace; the burst
-	// (one taken into the next batch, exposureSoon queued) goes at once too.
-	for i := range 1 + 1 + exposureSoon {
+	// The first batch goes at once and starts the hour's pace; then a burst
+	// of twice exposureSoon, of which at least exposureSoon go at once.
+	for i := range 1 + 2*exposureSoon {
 		if _, err := svc.Lookup("ns/shop", "user-"+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +239,7 @@ func TestABurstIsNotHeldBackByThePace(t *testing.T) {
 			waitForUsers(1)
 		}
 	}
-	waitForUsers(1 + 1 + exposureSoon)
+	waitForUsers(1 + exposureSoon)
 }
 
 // refusingLedger refuses every Expose and counts them.

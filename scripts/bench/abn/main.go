@@ -77,7 +77,7 @@ func main() {
 	traceFile := flag.String("trace", "", "with -serve: write a Go execution trace of the service to this file (`go tool trace`), to see where Lookups wait")
 	memoryOnly := flag.Bool("memory", false, "only measure the service's heap after 10^4, 10^5 and 10^6 new users")
 	only := flag.String("only", "", "with -target and -http: take only the polling rounds whose names hold this text (such as \"returning users\", \"new users\" or \"stream\"), and nothing else")
-	newShare := flag.Float64("new-share", 0, "with -target and -http: make this share of the polling rounds' returning users' Lookups (0 to 0.5, rounded to one in a whole number) new users', as in a real mix")
+	newShare := flag.Float64("new-share", 0, "with -target and -http, on Linux: make this share of the polling rounds' returning users' Lookups (0, or 0.0001 to 0.5, rounded to one in a whole number) new users', as in a real mix")
 	flag.Parse()
 	var err error
 	switch {
@@ -102,8 +102,8 @@ func main() {
 	case *only != "" && runtime.GOOS != "linux":
 		fmt.Fprintln(os.Stderr, "bench abn: -only picks among the polling rounds, which need Linux (epoll)")
 		os.Exit(2)
-	case !(*newShare >= 0 && *newShare <= 0.5):
-		fmt.Fprintf(os.Stderr, "bench abn: -new-share %v: want 0 to 0.5 (the new users' own rounds have every Lookup a new user's)\n", *newShare)
+	case *newShare != 0 && !(*newShare >= 0.0001 && *newShare <= 0.5):
+		fmt.Fprintf(os.Stderr, "bench abn: -new-share %v: want 0, or 0.0001 (one in 10,000) to 0.5 (the new users' own rounds have every Lookup a new user's)\n", *newShare)
 		os.Exit(2)
 	case *newShare > 0 && (*target == "" || *httpAddr == "" || runtime.GOOS != "linux"):
 		fmt.Fprintln(os.Stderr, "bench abn: -new-share goes with -target and -http, on Linux (it mixes new users into the polling rounds of returning users)")
@@ -126,8 +126,9 @@ func main() {
 	case *target != "":
 		err = reachable(*target, *echo, *httpAddr)
 		// The polling loops of returning users first, on a service that
-		// stores nothing yet, and of new users last: new users leave
-		// exposures to merge for a while after their runs.
+		// stores nothing yet (but the new users of -new-share), and of new
+		// users last: new users leave exposures to merge for a while after
+		// their runs.
 		var returning, fresh int
 		if err == nil && *httpAddr != "" {
 			returning, err = pollingLoops(*target, *httpAddr, *echo, *rate, *duration, false, *only, *newShare)

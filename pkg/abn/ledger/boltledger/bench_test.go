@@ -74,8 +74,8 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 // BenchmarkExposeNewUsers measures what storing a new user's exposure
-// costs, in CPU and wall time per user, in batches of 200 (what the
-// service's exposer sends every 10 ms at 20,000 new users a second) into a
+// costs, in CPU and wall time per user, in batches of 200 (about what the
+// service's exposer sends at 20,000 new users a second, 256) into a
 // ledger that already holds 10^4 or 10^6 users, named at random as real
 // user IDs are.
 func BenchmarkExposeNewUsers(b *testing.B) {

@@ -94,7 +94,7 @@ func (l *Ledger) Expose(ctx context.Context, exposures []ledger.Exposure) error 
 		return fmt.Errorf("expose in ledger %s: %w", l.path, err)
 	}
 	// After a failed merge, Check retries it (readiness probes call
-	// it): a failing step is not repeated every 10 ms.
+	// it): a failing step is not repeated with every batch.
 	if l.mergeError() == nil {
 		l.noteMerge(l.merge(len(exposures)))
 	}
