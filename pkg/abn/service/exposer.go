@@ -18,12 +18,12 @@ import (
 //
 // The queue and the batch are sized for new users at full speed: each
 // ledger call costs a transaction, or more with a merge step, each with
-// two fsyncs (bbolt), or a round trip (Redis). With batches of 500 in a queue of 4096, 17-23% of the
-// exposures were dropped on 2 cores when every Lookup was a new user's, at
-// up to 100,000 a second (`make bench-abn`); with these sizes none were
-// with the service pinned to one core: new users beyond what the ledger
-// stores on the service's cores are dropped whatever the sizes (README's
-// A/B/n figures).
+// two fsyncs (bbolt), or a round trip (Redis). With batches of 500 in a
+// queue of 4096, 17-23% of the exposures were dropped on 2 cores when
+// every Lookup was a new user's, at up to 100,000 a second (`make
+// bench-abn`); with these sizes none were with the service pinned to one
+// core: new users beyond what the ledger stores on the service's cores
+// are dropped whatever the sizes (README's A/B/n figures).
 // The queue's buffer, about 1.3 MB, is allocated up front.
 //
 // A batch is what is queued when the ledger is free, sent at most every
