@@ -126,8 +126,9 @@ type Client struct {
 	stop    context.CancelFunc
 
 	dropped atomic.Uint64
+	inDoubt atomic.Uint64
 	sent    atomic.Uint64
-	// gaveUp is set when the sender dropped values because Close's
+	// gaveUp is set when the sender gave values up because Close's
 	// deadline passed.
 	gaveUp  atomic.Bool
 	lastErr atomic.Pointer[error]
@@ -270,13 +271,20 @@ type Stats struct {
 	// Dropped values were not: the buffer was full, the service refused
 	// the batch as invalid, or Close gave up on them.
 	Dropped uint64
+	// InDoubt values were given up by Close after this client cut off a
+	// call carrying them (Close's deadline, or the call's own timeout of
+	// 10 s): the service may hold them. A call whose connection was lost
+	// after the service stored its values, and not sent again before
+	// Close gave up, counts them as dropped: the client cannot tell it
+	// from a connection that never carried them.
+	InDoubt uint64
 	// LastError is the last error of a call that failed, if any.
 	LastError error
 }
 
 // Stats returns the sender's counters.
 func (c *Client) Stats() Stats {
-	s := Stats{Sent: c.sent.Load(), Dropped: c.dropped.Load()}
+	s := Stats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), InDoubt: c.inDoubt.Load()}
 	if e := c.lastErr.Load(); e != nil {
 		s.LastError = *e
 	}
@@ -285,8 +293,8 @@ func (c *Client) Stats() Stats {
 
 // Close stops taking values, sends what is queued (retrying until ctx is
 // done) and closes the connection. Values still unsent when ctx ends are
-// counted as dropped, and Close returns ctx's error. When everything was
-// sent, Close returns nil even if ctx ended meanwhile.
+// counted as dropped or in doubt (Stats), and Close returns ctx's error.
+// When everything was sent, Close returns nil even if ctx ended meanwhile.
 func (c *Client) Close(ctx context.Context) error {
 	c.closing.Lock()
 	if c.closed.Swap(true) {

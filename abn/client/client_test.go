@@ -61,6 +61,9 @@ type fakeABN struct {
 	// starts waiting.
 	block   chan struct{}
 	entered chan struct{}
+	// storeThenHang makes every WriteMetrics call store its batch and
+	// then wait for the caller to give up, answering nothing.
+	storeThenHang bool
 
 	mu       sync.Mutex
 	calls    int                        // WriteMetrics calls
@@ -174,6 +177,12 @@ func (f *fakeABN) WriteMetrics(ctx context.Context, vs *pb.MetricValues) (*empty
 	}
 	if f.calls <= f.failFirst+f.loseAnswers {
 		return nil, status.Error(codes.Unavailable, "fake: answer lost")
+	}
+	if f.storeThenHang {
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock() // for the deferred Unlock
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -696,8 +705,10 @@ func TestCloseWithDoneContext(t *testing.T) {
 		t.Errorf("Close with nothing queued = %v, want nil", err)
 	}
 
-	// Values queued: each is either sent or dropped, and Close reports
-	// ctx's error exactly when some were dropped.
+	// Values queued: each is sent, dropped, or in doubt (a call carrying
+	// it was cut off), and Close reports ctx's error exactly when some
+	// were not sent. The service holds every value sent, and no dropped
+	// one.
 	const n = 20
 	f := &fakeABN{}
 	c = newClient(t, f.start(t), nil)
@@ -708,14 +719,39 @@ func TestCloseWithDoneContext(t *testing.T) {
 	}
 	err := c.Close(ctx)
 	s := c.Stats()
-	if s.Sent+s.Dropped != n || (err != nil) != (s.Dropped > 0) {
-		t.Errorf("Close = %v with Stats %+v: want sent + dropped = %d, and an error exactly when some were dropped", err, s, n)
+	if s.Sent+s.Dropped+s.InDoubt != n || (err != nil) != (s.Dropped+s.InDoubt > 0) {
+		t.Errorf("Close = %v with Stats %+v: want sent + dropped + in doubt = %d, and an error exactly when some were not sent", err, s, n)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Close = %v, want context.Canceled", err)
 	}
-	if _, _, _, _, stored := f.snapshot(); uint64(len(stored)) != s.Sent {
-		t.Errorf("stored %d values, Sent = %d", len(stored), s.Sent)
+	if _, _, _, _, stored := f.snapshot(); uint64(len(stored)) < s.Sent || uint64(len(stored)) > s.Sent+s.InDoubt {
+		t.Errorf("stored %d values with Stats %+v: want at least those sent and at most those sent or in doubt", len(stored), s)
+	}
+}
+
+// TestCloseCountsACutOffCallInDoubt: values whose call Close cut off after
+// the service stored them are in doubt, not dropped.
+func TestCloseCountsACutOffCallInDoubt(t *testing.T) {
+	const n = 5
+	f := &fakeABN{storeThenHang: true}
+	c := newClient(t, f.start(t), nil)
+	for i := range n {
+		if err := c.WriteMetric("alice", "v1", "clicks", float64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the service to store the values", func() bool {
+		_, _, _, _, stored := f.snapshot()
+		return len(stored) == n
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Close = %v, want context.Canceled", err)
+	}
+	if s := c.Stats(); s.Sent != 0 || s.Dropped != 0 || s.InDoubt != n {
+		t.Errorf("Stats = %+v, want %d in doubt, none sent or dropped", s, n)
 	}
 }
 

@@ -74,11 +74,14 @@ func (c *Client) send() {
 // pass, until it is acknowledged, refused, or Close gives up.
 func (c *Client) deliver(batch []*pb.MetricValue) {
 	wait := min(firstBackoff, c.opts.MaxBackoff)
+	// inDoubt: this client cut off a call carrying the batch (Close gave
+	// up, or callTimeout), so the service may have stored it.
+	inDoubt := false
 	for {
 		if c.stopCtx.Err() != nil {
 			// Close gave up: do not start a call that cannot succeed
-			// (and might store values counted as dropped).
-			c.giveUp(batch)
+			// (and might store values counted as given up).
+			c.giveUp(batch, inDoubt)
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.stopCtx, callTimeout)
@@ -88,10 +91,13 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 			c.sent.Add(uint64(len(batch)))
 			return
 		}
+		if code := status.Code(err); code == codes.Canceled || code == codes.DeadlineExceeded {
+			inDoubt = true
+		}
 		if c.stopCtx.Err() != nil {
 			// Failed because Close gave up (Canceled): not the service's
 			// error, which LastError keeps.
-			c.giveUp(batch)
+			c.giveUp(batch, inDoubt)
 			return
 		}
 		c.lastErr.Store(&err)
@@ -113,15 +119,20 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 		case <-t.C:
 		case <-c.stopCtx.Done():
 			t.Stop()
-			c.giveUp(batch)
+			c.giveUp(batch, inDoubt)
 			return
 		}
 		wait = min(2*wait, c.opts.MaxBackoff)
 	}
 }
 
-// giveUp drops a batch because Close's deadline passed.
-func (c *Client) giveUp(batch []*pb.MetricValue) {
-	c.dropped.Add(uint64(len(batch)))
+// giveUp ends a batch because Close's deadline passed: dropped, or in
+// doubt when a call carrying it was cut off.
+func (c *Client) giveUp(batch []*pb.MetricValue, inDoubt bool) {
+	if inDoubt {
+		c.inDoubt.Add(uint64(len(batch)))
+	} else {
+		c.dropped.Add(uint64(len(batch)))
+	}
 	c.gaveUp.Store(true)
 }
