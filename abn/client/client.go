@@ -269,14 +269,17 @@ type Stats struct {
 	// Sent values were acknowledged by the service (durable).
 	Sent uint64
 	// Dropped values were not: the buffer was full, the service refused
-	// the batch as invalid, or Close gave up on them.
+	// them (as invalid, or with another status a retry cannot change),
+	// or Close gave up on them before any call that may have carried them
+	// was cut off.
 	Dropped uint64
-	// InDoubt values were given up by Close after this client cut off a
-	// call carrying them (Close's deadline, or the call's own timeout of
-	// 10 s): the service may hold them. A call whose connection was lost
-	// after the service stored its values, and not sent again before
-	// Close gave up, counts them as dropped: the client cannot tell it
-	// from a connection that never carried them.
+	// InDoubt values were not acknowledged after this client cut off a
+	// call that may have carried them (Close's deadline, or the call's own
+	// timeout of 10 s), then gave them up (Close) or had them refused: the
+	// service may hold them. A call whose connection was lost after the
+	// service stored its values, not acknowledged again before Close gave
+	// up, counts them as dropped: the client cannot tell it from a
+	// connection that never carried them.
 	InDoubt uint64
 	// LastError is the last error of a call that failed, if any.
 	LastError error

@@ -678,8 +678,9 @@ func TestCloseDeadlineWhileServiceDown(t *testing.T) {
 		t.Errorf("Close took %v, want about %v", took, deadline)
 	}
 	s := c.Stats()
-	if s.Sent != 0 || s.Dropped != n {
-		t.Errorf("Stats = %+v, want none sent, %d dropped", s, n)
+	// In doubt when the deadline cut off a call still connecting.
+	if s.Sent != 0 || s.Dropped+s.InDoubt != n {
+		t.Errorf("Stats = %+v, want none sent, %d dropped or in doubt", s, n)
 	}
 	if status.Code(s.LastError) != codes.Unavailable {
 		t.Errorf("LastError = %v, want Unavailable", s.LastError)
@@ -690,7 +691,7 @@ func TestCloseDeadlineWhileServiceDown(t *testing.T) {
 	if err := c.Close(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
 	}
-	if s2 := c.Stats(); s2.Sent != s.Sent || s2.Dropped != s.Dropped {
+	if s2 := c.Stats(); s2.Sent != s.Sent || s2.Dropped != s.Dropped || s2.InDoubt != s.InDoubt {
 		t.Errorf("Stats changed after Close: %+v, then %+v", s, s2)
 	}
 }
@@ -735,7 +736,7 @@ func TestCloseWithDoneContext(t *testing.T) {
 func TestCloseCountsACutOffCallInDoubt(t *testing.T) {
 	const n = 5
 	f := &fakeABN{storeThenHang: true}
-	c := newClient(t, f.start(t), nil)
+	c := newClient(t, f.start(t), func(o *Options) { o.Batch = n; o.FlushInterval = time.Hour }) // one call
 	for i := range n {
 		if err := c.WriteMetric("alice", "v1", "clicks", float64(i)); err != nil {
 			t.Fatal(err)
@@ -777,8 +778,8 @@ func TestWriteMetricRefusesInvalidValues(t *testing.T) {
 	if calls, _, _, _, stored := f.snapshot(); calls != 0 || len(stored) != 0 {
 		t.Errorf("%d calls stored %d values, want none", calls, len(stored))
 	}
-	if s := c.Stats(); s.Sent != 0 || s.Dropped != 0 {
-		t.Errorf("Stats = %+v, want nothing sent or dropped", s)
+	if s := c.Stats(); s.Sent != 0 || s.Dropped != 0 || s.InDoubt != 0 {
+		t.Errorf("Stats = %+v, want nothing sent, dropped or in doubt", s)
 	}
 }
 

@@ -32,7 +32,7 @@ func (c *Client) send() {
 	for range c.opts.InFlight {
 		wg.Go(func() {
 			for b := range batches {
-				c.deliver(b)
+				c.deliver(b, false)
 			}
 		})
 	}
@@ -71,12 +71,11 @@ func (c *Client) send() {
 }
 
 // deliver sends one batch, retrying with backoff while the failure may
-// pass, until it is acknowledged, refused, or Close gives up.
-func (c *Client) deliver(batch []*pb.MetricValue) {
+// pass, until it is acknowledged, refused, or Close gives up. inDoubt says
+// that this client cut off a call that may have carried the batch (Close
+// gave up, or callTimeout), so that the service may have stored it.
+func (c *Client) deliver(batch []*pb.MetricValue, inDoubt bool) {
 	wait := min(firstBackoff, c.opts.MaxBackoff)
-	// inDoubt: this client cut off a call carrying the batch (Close gave
-	// up, or callTimeout), so the service may have stored it.
-	inDoubt := false
 	for {
 		if c.stopCtx.Err() != nil {
 			// Close gave up: do not start a call that cannot succeed
@@ -105,11 +104,11 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 			if status.Code(err) == codes.InvalidArgument && len(batch) > 1 {
 				// One value the service refuses fails its batch: send the
 				// halves, so that only refused values are dropped.
-				c.deliver(batch[:len(batch)/2])
-				c.deliver(batch[len(batch)/2:])
+				c.deliver(batch[:len(batch)/2], inDoubt)
+				c.deliver(batch[len(batch)/2:], inDoubt)
 				return
 			}
-			c.dropped.Add(uint64(len(batch)))
+			c.lose(batch, inDoubt)
 			return
 		}
 		// Full jitter: replicas of a frontend that lost the service at the
@@ -126,13 +125,18 @@ func (c *Client) deliver(batch []*pb.MetricValue) {
 	}
 }
 
-// giveUp ends a batch because Close's deadline passed: dropped, or in
-// doubt when a call carrying it was cut off.
+// giveUp ends a batch because Close's deadline passed.
 func (c *Client) giveUp(batch []*pb.MetricValue, inDoubt bool) {
+	c.lose(batch, inDoubt)
+	c.gaveUp.Store(true)
+}
+
+// lose counts a batch that will not be sent again: dropped, or in doubt
+// when a call that may have carried it was cut off.
+func (c *Client) lose(batch []*pb.MetricValue, inDoubt bool) {
 	if inDoubt {
 		c.inDoubt.Add(uint64(len(batch)))
 	} else {
 		c.dropped.Add(uint64(len(batch)))
 	}
-	c.gaveUp.Store(true)
 }

@@ -295,8 +295,8 @@ func closeClient(t testing.TB, c *client.Client, written int) {
 	if err := c.Close(ctx); err != nil {
 		t.Errorf("Close: %v (stats %+v)", err, c.Stats())
 	}
-	if s := c.Stats(); s.Sent != uint64(written) || s.Dropped != 0 {
-		t.Errorf("after Close: sent %d, dropped %d (last error %v), want %d sent and none dropped", s.Sent, s.Dropped, s.LastError, written)
+	if s := c.Stats(); s.Sent != uint64(written) || s.Dropped != 0 || s.InDoubt != 0 {
+		t.Errorf("after Close: sent %d, dropped %d, in doubt %d (last error %v), want %d sent and none dropped or in doubt", s.Sent, s.Dropped, s.InDoubt, s.LastError, written)
 	}
 }
 
