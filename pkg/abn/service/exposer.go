@@ -23,7 +23,7 @@ import (
 // every Lookup was a new user's, at up to 100,000 a second (`make
 // bench-abn`); with these sizes none were with the service pinned to one
 // core: new users beyond what the ledger stores on the service's cores
-// are dropped whatever the sizes (README's A/B/n figures).
+// are dropped whatever the sizes (docs/abn-figures.md).
 // The queue's buffer, about 1.3 MB, is allocated up front.
 //
 // A batch is what is queued when the ledger is free, sent at most every
@@ -41,7 +41,7 @@ import (
 //     ms, fdatasync held it for 0.3-7 ms, 6% of the time. Sent every 10
 //     ms, batches lifted the Lookups stream's p99 at 20,000 Lookups a
 //     second, one in 20 or 100 a new user's, to 1.25-2.05 ms; every 100
-//     ms, it was 0.53-0.97 ms (README's A/B/n figures).
+//     ms, it was 0.53-0.97 ms (docs/abn-figures.md).
 const (
 	exposureBuffer = 16384
 	exposureBatch  = 2048

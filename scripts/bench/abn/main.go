@@ -1,18 +1,18 @@
-// Command abn measures the A/B/n service against its targets (README's
-// A/B/n section): Lookup throughput over loopback gRPC with 64 concurrent
-// clients (p50, p99), Lookup latency at an open-loop 20,000/s next to two
-// floors (a 64-byte round trip over loopback TCP: on one connection with
-// the client polling, the machine's; through the open loop's own pacer and
-// workers, the harness's), both with every Lookup a new user's (each
-// records an exposure) and, through the SDK, a returning user's (none
-// does), WriteMetric throughput through the SDK's batching on bbolt and on
-// Redis (and one value per call), and the service's heap after 10^4, 10^5
-// and 10^6 new users (`-memory` measures only that). On Linux it also
-// measures the service at the same open-loop rate from one thread that
-// never waits in the kernel (polling_linux.go): the service process's echo, GET /healthz, and Lookup
-// of returning users over HTTP/JSON and on the Lookups stream, spoken by
-// hand (polling_grpc_linux.go), before the gRPC runs; Lookup of new users
-// by both after them.
+// Command abn measures the A/B/n service against its targets
+// (docs/abn-figures.md): Lookup throughput over loopback gRPC with 64
+// concurrent clients (p50, p99), Lookup latency at an open-loop 20,000/s
+// next to two floors (a 64-byte round trip over loopback TCP: on one
+// connection with the client polling, the machine's; through the open
+// loop's own pacer and workers, the harness's), both with every Lookup a
+// new user's (each records an exposure) and, through the SDK, a returning
+// user's (none does), WriteMetric throughput through the SDK's batching on
+// bbolt and on Redis (and one value per call), and the service's heap after
+// 10^4, 10^5 and 10^6 new users (`-memory` measures only that). On Linux it
+// also measures the service at the same open-loop rate from one thread that
+// never waits in the kernel (polling_linux.go): the service process's echo,
+// GET /healthz, and Lookup of returning users over HTTP/JSON and on the
+// Lookups stream, spoken by hand (polling_grpc_linux.go), before the gRPC
+// runs; Lookup of new users by both after them.
 //
 // It starts the service in this process on 127.0.0.1 (apps from a fixed
 // table, so no cluster is needed) and Redis from Debian's redis-server
